@@ -1,0 +1,77 @@
+"""Stable, readable hardware ids: ``cpu-<cpu-model-slug>-t<threads>``, ``cuda-<gpu-slug>``."""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import re
+
+
+def slug(text: str) -> str:
+    s = re.sub(r"\(r\)|\(tm\)|cpu @.*$|processor", "", text.lower())
+    s = re.sub(r"[^a-z0-9]+", "-", s).strip("-")
+    return re.sub(r"-+", "-", s) or "unknown"
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_slug() -> str:
+    return slug(cpu_model())
+
+
+def cpu_id(threads: int) -> str:
+    return f"cpu-{cpu_slug()}-t{int(threads)}"
+
+
+def cuda_id(index: int = 0) -> str:
+    import torch
+
+    return "cuda-" + slug(torch.cuda.get_device_name(index).replace("NVIDIA", ""))
+
+
+def cuda_available() -> bool:
+    """True when torch sees a CUDA GPU; never imports torch unless it is installed."""
+    if os.environ.get("ANNPRED_NO_CUDA"):
+        return False
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def parse_id(hw: str) -> dict:
+    """Split a hardware id into ``{"device", "model", "threads"}`` (threads may be None)."""
+    m = re.fullmatch(r"cpu-(.+)-t(\d+)", hw)
+    if m:
+        return {"device": "cpu", "model": m.group(1), "threads": int(m.group(2))}
+    if hw.startswith("cuda-"):
+        return {"device": "cuda", "model": hw[5:], "threads": None}
+    return {"device": hw.split("-", 1)[0], "model": hw, "threads": None}
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+def present(hw: str) -> bool:
+    """Whether hardware ``hw`` exists on this machine (same CPU model, enough cores; a GPU)."""
+    info = parse_id(hw)
+    if info["device"] == "cpu":
+        return info["model"] == cpu_slug() and (info["threads"] or 1) <= cpu_count()
+    if info["device"] == "cuda":
+        return cuda_available() and hw == cuda_id()
+    return False

@@ -1,0 +1,57 @@
+"""The measurement protocol: warm up, repeat until at least ``min_runs`` runs and
+``min_time`` seconds, record the median and the dispersion (coefficient of variation)."""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+DEFAULT_MIN_RUNS = 5
+DEFAULT_MIN_TIME = 0.02
+DEFAULT_MAX_RUNS = 200
+DEFAULT_WARMUP = 1
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_s: float
+    cv: float  # standard deviation / mean of the repeats
+    repeats: int
+    min_s: float
+    max_s: float
+    result: Any = None  # the last result, for checking
+
+    def as_row(self) -> dict:
+        return {"runtime_s": self.median_s, "runtime_cv": self.cv, "repeats": self.repeats,
+                "runtime_min_s": self.min_s}
+
+
+def measure(fn: Callable[[], Any], *, sync: Callable[[], None] | None = None,
+            warmup: int = DEFAULT_WARMUP, min_runs: int = DEFAULT_MIN_RUNS,
+            min_time: float = DEFAULT_MIN_TIME, max_runs: int = DEFAULT_MAX_RUNS,
+            max_time: float = 10.0) -> Timing:
+    """Time ``fn()`` with the protocol; ``sync`` is called after each run (CUDA)."""
+    result = None
+    for _ in range(max(warmup, 0)):
+        result = fn()
+        if sync is not None:
+            sync()
+    times: list[float] = []
+    clock = time.perf_counter
+    start = clock()
+    while True:
+        t0 = clock()
+        result = fn()
+        if sync is not None:
+            sync()
+        times.append(clock() - t0)
+        spent = clock() - start
+        if len(times) >= max_runs or spent >= max_time:
+            break
+        if len(times) >= min_runs and spent >= min_time:
+            break
+    med = statistics.median(times)
+    mean = statistics.fmean(times)
+    cv = statistics.pstdev(times) / mean if len(times) > 1 and mean > 0 else 0.0
+    return Timing(med, cv, len(times), min(times), max(times), result)
