@@ -1,0 +1,283 @@
+"""``AugmentedNNRegressor``: scikit-learn style estimator for runtimes.
+
+Inputs are the kernel parameters plus complexity features computed from sympy expressions
+over those parameters; the target is runtime in seconds (fitted as log runtime).
+Parameters live in ``__init__``; learned attributes end in ``_``. Training imports torch;
+``predict`` runs in numpy only.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Mapping
+
+import numpy as np
+
+from . import expr as _expr
+from . import network
+from .errors import DataError
+
+FORMAT = "annpred-model/1"
+
+
+def _as_frame(X, feature_names=None):
+    import pandas as pd
+
+    if isinstance(X, pd.DataFrame):
+        return X
+    arr = np.asarray(X, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    names = feature_names or [f"x{i}" for i in range(arr.shape[1])]
+    if len(names) != arr.shape[1]:
+        raise DataError(f"X has {arr.shape[1]} columns but {len(names)} names were given")
+    return pd.DataFrame(arr, columns=list(names))
+
+
+def normalise_complexity(complexity) -> dict[str, str]:
+    if complexity is None:
+        return {}
+    if isinstance(complexity, str):
+        return {"complexity": complexity}
+    if isinstance(complexity, Mapping):
+        return {str(k): str(v) for k, v in complexity.items()}
+    raise TypeError("complexity must be None, an expression string, or a dict name -> expr")
+
+
+class AugmentedNNRegressor:
+    """Tiny MLP (< 75 trainable parameters) on parameters + complexity features.
+
+    Parameters
+    ----------
+    complexity : str | dict[str, str] | None
+        Expression(s) over the parameter (column) names, e.g. ``"m*n*k"``. ``None`` gives
+        the plain network without complexity (the ``NN`` baseline).
+    parameters : list[str] | None
+        Columns of X used as inputs (default: all columns).
+    hidden : tuple[int, ...] | None
+        Hidden layer sizes; default: the widest single layer under ``max_params``.
+    """
+
+    def __init__(self, complexity=None, parameters=None, hidden=None, seed=0,
+                 activation="tanh", skip=True, max_epochs=3000, patience=300, lr=0.02,
+                 weight_decay=0.0, val_fraction=0.2, n_init=2, input_transform="auto",
+                 max_params=network.MAX_PARAMS):
+        self.complexity = complexity
+        self.parameters = parameters
+        self.hidden = hidden
+        self.seed = seed
+        self.activation = activation
+        self.skip = skip
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.val_fraction = val_fraction
+        self.n_init = n_init
+        self.input_transform = input_transform
+        self.max_params = max_params
+
+    # -- sklearn plumbing -------------------------------------------------------------
+    def get_params(self, deep=True):
+        return {k: getattr(self, k) for k in (
+            "complexity", "parameters", "hidden", "seed", "activation", "skip", "max_epochs",
+            "patience", "lr", "weight_decay", "val_fraction", "n_init", "input_transform",
+            "max_params")}
+
+    def set_params(self, **params):
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"unknown parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self):
+        return f"AugmentedNNRegressor(complexity={self.complexity!r}, hidden={self.hidden!r})"
+
+    # -- features ---------------------------------------------------------------------
+    def _feature_matrix(self, df, params, complexity) -> np.ndarray:
+        missing = [c for c in params if c not in df.columns]
+        if missing:
+            raise DataError(f"missing feature column(s): {', '.join(missing)}")
+        cols = [np.asarray(df[c], dtype=float) for c in params]
+        values = dict(zip(params, cols))
+        for name, text in complexity.items():
+            cols.append(_expr.evaluate(text, values))
+        X = np.column_stack(cols) if cols else np.empty((len(df), 0))
+        return X
+
+    def features_matrix(self, X) -> np.ndarray:
+        """The network's raw input matrix (parameters, then complexity features)."""
+        self._check_fitted()
+        return self._feature_matrix(_as_frame(X, self.parameters_), self.parameters_,
+                                    self.complexity_)
+
+    # -- fit / predict ----------------------------------------------------------------
+    def fit(self, X, y):
+        from . import train as _train  # torch is imported here, never by predict
+
+        t0 = time.perf_counter()
+        df = _as_frame(X, self.parameters)
+        params = list(self.parameters or df.columns)
+        complexity = normalise_complexity(self.complexity)
+        for name, text in complexity.items():
+            _expr.parse(text, params)
+            if name in params:
+                raise DataError(f"complexity name {name!r} collides with a parameter column")
+        y = np.asarray(y, dtype=float).ravel()
+        if len(y) != len(df):
+            raise DataError(f"X has {len(df)} rows but y has {len(y)}")
+        if not np.all(np.isfinite(y)) or np.any(y <= 0):
+            raise DataError("runtimes must be finite and positive")
+        if len(y) < 8:
+            raise DataError(f"{len(y)} rows are too few to train a model (need at least 8)")
+        Xf = self._feature_matrix(df, params, complexity)
+        if not np.all(np.isfinite(Xf)):
+            raise DataError("features hold NaN or infinite values")
+        if self.input_transform == "auto":
+            transforms = ["log" if np.all(Xf[:, j] > 0) else "identity"
+                          for j in range(Xf.shape[1])]
+        else:
+            transforms = ([self.input_transform] * Xf.shape[1]
+                          if isinstance(self.input_transform, str) else list(self.input_transform))
+        for j, t in enumerate(transforms):
+            if t == "log" and np.any(Xf[:, j] <= 0):
+                raise DataError(f"feature {(params + list(complexity))[j]!r} has values <= 0; "
+                                "a log input transform needs positive values")
+        T = network.transform_inputs(Xf, transforms)
+        target = np.log(y)
+
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(len(y))
+        n_val = int(round(len(y) * self.val_fraction)) if len(y) >= 20 else 0
+        val_idx, tr_idx = order[:n_val], order[n_val:]
+        mean = T[tr_idx].mean(axis=0)
+        std = T[tr_idx].std(axis=0)
+        std = np.where(std > 1e-12, std, 1.0)
+        y_mean, y_std = float(target[tr_idx].mean()), float(target[tr_idx].std())
+        y_std = y_std if y_std > 1e-12 else 1.0
+        Z = (T - mean) / std
+        t = (target - y_mean) / y_std
+        hidden = tuple(self.hidden) if self.hidden is not None else network.default_hidden(
+            Z.shape[1], self.max_params)
+        model, val_loss, epochs = _train.fit_network(
+            Z[tr_idx], t[tr_idx], Z[val_idx] if n_val else None, t[val_idx] if n_val else None,
+            hidden=hidden, activation=self.activation, skip=self.skip, seed=self.seed,
+            max_epochs=self.max_epochs, patience=self.patience, lr=self.lr,
+            weight_decay=self.weight_decay, n_init=self.n_init, max_params=self.max_params)
+        layers, skip = model.export()
+
+        self.parameters_ = params
+        self.complexity_ = complexity
+        self.features_ = params + list(complexity)
+        self.input_transform_ = transforms
+        self.scaler_mean_, self.scaler_std_ = mean, std
+        self.y_mean_, self.y_std_ = y_mean, y_std
+        self.layers_, self.skip_ = layers, skip
+        self.hidden_ = hidden
+        self.n_params_ = network.count_params(Z.shape[1], hidden, self.skip)
+        self.n_epochs_ = epochs
+        self.train_range_ = {c: [float(np.min(df[c])), float(np.max(df[c]))] for c in params}
+        self.n_samples_ = len(y)
+        self._compiled = network.compile_model(self._dict_core())
+        pred_val = self.predict(df.iloc[val_idx]) if n_val else self.predict(df)
+        y_val = y[val_idx] if n_val else y
+        self.val_mape_ = float(np.mean(np.abs(pred_val - y_val) / y_val) * 100)
+        self.train_time_s_ = time.perf_counter() - t0
+        self.data_sha256_ = hashlib.sha256(
+            np.ascontiguousarray(np.column_stack([Xf, y])).tobytes()).hexdigest()
+        return self
+
+    def _check_fitted(self):
+        if not hasattr(self, "layers_"):
+            raise RuntimeError("this AugmentedNNRegressor is not fitted yet; call fit first")
+
+    def predict(self, X) -> np.ndarray:
+        self._check_fitted()
+        Xf = self.features_matrix(X)
+        return network.predict_seconds(Xf, self._compiled)
+
+    def in_range(self, X) -> np.ndarray:
+        """Per row: whether every parameter lies inside the training range."""
+        self._check_fitted()
+        df = _as_frame(X, self.parameters_)
+        ok = np.ones(len(df), dtype=bool)
+        for c, (lo, hi) in self.train_range_.items():
+            v = np.asarray(df[c], dtype=float)
+            ok &= (v >= lo) & (v <= hi)
+        return ok
+
+    # -- serialisation ----------------------------------------------------------------
+    def _dict_core(self) -> dict:
+        return {
+            "input_transform": list(self.input_transform_),
+            "target_transform": "log",
+            "scaler": {"mean": [float(v) for v in self.scaler_mean_],
+                       "std": [float(v) for v in self.scaler_std_]},
+            "target_scaler": {"mean": self.y_mean_, "std": self.y_std_},
+            "layers": self.layers_,
+            "skip": self.skip_,
+            "activation": self.activation,
+        }
+
+    def to_dict(self, kernel="custom", variant="custom", hardware="unknown",
+                extra_train: dict | None = None) -> dict:
+        self._check_fitted()
+        import platform
+
+        versions = {"annpred": _version(), "python": platform.python_version(),
+                    "numpy": np.__version__}
+        try:
+            import torch
+            versions["torch"] = torch.__version__
+        except ImportError:  # pragma: no cover
+            pass
+        d = {"format": FORMAT, "kernel": kernel, "variant": variant, "hardware": hardware,
+             "parameters": list(self.parameters_), "features": list(self.features_),
+             "complexity": dict(self.complexity_), **self._dict_core(),
+             "n_params": int(self.n_params_),
+             "train": {"n_samples": int(self.n_samples_), "val_mape": self.val_mape_,
+                       "data_sha256": self.data_sha256_, "seed": self.seed,
+                       "epochs": int(self.n_epochs_), "train_time_s": self.train_time_s_,
+                       "range": self.train_range_, **(extra_train or {})},
+             "versions": versions}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AugmentedNNRegressor":
+        from .store import validate
+
+        d = validate(d)
+        m = cls(complexity=dict(d["complexity"]) or None,
+                parameters=list(d.get("parameters", [f for f in d["features"]
+                                                     if f not in d["complexity"]])),
+                hidden=tuple(len(l["weight"]) for l in d["layers"][:-1]),
+                seed=d["train"].get("seed", 0), activation=d["activation"],
+                skip=d.get("skip") is not None)
+        m.parameters_ = list(m.parameters)
+        m.complexity_ = dict(d["complexity"])
+        m.features_ = list(d["features"])
+        m.input_transform_ = list(d["input_transform"])
+        m.scaler_mean_ = np.asarray(d["scaler"]["mean"], dtype=float)
+        m.scaler_std_ = np.asarray(d["scaler"]["std"], dtype=float)
+        m.y_mean_ = float(d["target_scaler"]["mean"])
+        m.y_std_ = float(d["target_scaler"]["std"])
+        m.layers_, m.skip_ = d["layers"], d.get("skip")
+        m.hidden_ = m.hidden
+        m.n_params_ = int(d["n_params"])
+        m.n_epochs_ = int(d["train"].get("epochs", 0))
+        m.train_range_ = {k: list(v) for k, v in d["train"].get("range", {}).items()}
+        m.n_samples_ = int(d["train"].get("n_samples", 0))
+        m.val_mape_ = d["train"].get("val_mape")
+        m.data_sha256_ = d["train"].get("data_sha256", "")
+        m.train_time_s_ = d["train"].get("train_time_s", 0.0)
+        m._compiled = network.compile_model(d)
+        return m
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("annpred")
+    except Exception:  # pragma: no cover
+        return "0+unknown"

@@ -1,0 +1,152 @@
+"""Training the augmented networks with torch (the only module that imports torch).
+
+Full-batch Adam on the mean squared error of the standardised log runtime (what MAPE
+measures is relative error, and log error is relative error to first order). The linear
+skip path starts at the ridge least-squares fit, so training begins from a power law and the
+hidden units learn what it misses. The epoch is chosen on the validation split, which is
+carved out of the training data; several initialisations keep the best by validation loss.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from .network import ACTIVATIONS, count_params
+
+_TORCH_ACT = {"tanh": torch.tanh, "relu": torch.relu, "identity": lambda a: a}
+
+
+class AugmentedMLP(torch.nn.Module):
+    """MLP with a linear skip path; the same function as :func:`annpred.network.forward`."""
+
+    def __init__(self, n_inputs: int, hidden: tuple[int, ...], activation: str = "tanh",
+                 skip: bool = True):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}")
+        sizes = [n_inputs, *hidden, 1]
+        self.linears = torch.nn.ModuleList(
+            torch.nn.Linear(a, b, dtype=torch.float64) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.skip = (torch.nn.Linear(n_inputs, 1, bias=False, dtype=torch.float64)
+                     if skip and hidden else None)
+        self.activation = activation
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        act = _TORCH_ACT[self.activation]
+        h = z
+        for lin in self.linears[:-1]:
+            h = act(lin(h))
+        out = self.linears[-1](h)
+        if self.skip is not None:
+            out = out + self.skip(z)
+        return out[:, 0]
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def export(self) -> tuple[list[dict], dict | None]:
+        layers = [{"weight": l.weight.detach().tolist(), "bias": l.bias.detach().tolist()}
+                  for l in self.linears]
+        skip = None if self.skip is None else {"weight": self.skip.weight.detach().tolist()}
+        return layers, skip
+
+    @classmethod
+    def from_weights(cls, layers, skip, activation="tanh") -> "AugmentedMLP":
+        n_inputs = len(layers[0]["weight"][0])
+        hidden = tuple(len(l["weight"]) for l in layers[:-1])
+        m = cls(n_inputs, hidden, activation, skip=skip is not None)
+        with torch.no_grad():
+            for lin, l in zip(m.linears, layers):
+                lin.weight.copy_(torch.tensor(l["weight"], dtype=torch.float64))
+                lin.bias.copy_(torch.tensor(l["bias"], dtype=torch.float64))
+            if skip is not None:
+                m.skip.weight.copy_(torch.tensor(skip["weight"], dtype=torch.float64))
+        return m
+
+
+def _ridge_init(model: AugmentedMLP, Z: np.ndarray, t: np.ndarray, alpha: float = 1e-3):
+    A = np.hstack([Z, np.ones((len(Z), 1))])
+    reg = alpha * np.eye(A.shape[1])
+    reg[-1, -1] = 0.0
+    coef = np.linalg.solve(A.T @ A + reg, A.T @ t)
+    with torch.no_grad():
+        last = model.linears[-1]
+        if model.skip is not None:
+            model.skip.weight.copy_(torch.tensor(coef[None, :-1]))
+            last.bias.fill_(float(coef[-1]))
+            last.weight.mul_(0.1)
+        elif len(model.linears) == 1:
+            last.weight.copy_(torch.tensor(coef[None, :-1]))
+            last.bias.fill_(float(coef[-1]))
+
+
+def fit_network(Z_tr: np.ndarray, t_tr: np.ndarray, Z_val: np.ndarray | None,
+                t_val: np.ndarray | None, *, hidden: tuple[int, ...], activation: str,
+                skip: bool, seed: int, max_epochs: int, patience: int, lr: float,
+                weight_decay: float, n_init: int, max_params: int):
+    """Train and return ``(model, best_val_loss, epochs_run)``."""
+    n_inputs = Z_tr.shape[1]
+    n_params = count_params(n_inputs, hidden, skip)
+    if n_params >= max_params:
+        raise ValueError(f"a network with {n_inputs} inputs and hidden layers {hidden} has "
+                         f"{n_params} trainable parameters; the limit is fewer than "
+                         f"{max_params}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny full-batch problems are fastest on one thread
+    try:
+        zt = torch.tensor(Z_tr, dtype=torch.float64)
+        tt = torch.tensor(t_tr, dtype=torch.float64)
+        if Z_val is not None and len(Z_val):
+            zv = torch.tensor(Z_val, dtype=torch.float64)
+            tv = torch.tensor(t_val, dtype=torch.float64)
+        else:
+            zv, tv = zt, tt
+        best = (np.inf, None, 0)
+        for i in range(max(1, n_init)):
+            torch.manual_seed(seed * 1000 + i)
+            model = AugmentedMLP(n_inputs, hidden, activation, skip)
+            if model.n_params() != n_params:  # pragma: no cover - guards count_params
+                raise AssertionError("parameter count mismatch")
+            _ridge_init(model, Z_tr, t_tr)
+            opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, factor=0.5, patience=max(patience // 4, 10))
+            best_i, state_i, since, epochs = np.inf, copy.deepcopy(model.state_dict()), 0, 0
+            for epoch in range(max_epochs):
+                opt.zero_grad(set_to_none=True)
+                loss = torch.mean((model(zt) - tt) ** 2)
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    val = float(torch.mean((model(zv) - tv) ** 2))
+                sched.step(val)
+                epochs = epoch + 1
+                if val < best_i - 1e-9:
+                    best_i, since = val, 0
+                    state_i = copy.deepcopy(model.state_dict())
+                else:
+                    since += 1
+                    if since >= patience:
+                        break
+            model.load_state_dict(state_i)
+            if best_i < best[0]:
+                best = (best_i, model, epochs)
+        return best[1], best[0], best[2]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def torch_predict_seconds(model_dict: dict, X: np.ndarray) -> np.ndarray:
+    """The torch forward pass of a saved model (for tests and the cost benchmark)."""
+    from .network import transform_inputs
+
+    m = AugmentedMLP.from_weights(model_dict["layers"], model_dict.get("skip"),
+                                  model_dict["activation"])
+    Z = (transform_inputs(X, model_dict["input_transform"])
+         - np.asarray(model_dict["scaler"]["mean"])) / np.asarray(model_dict["scaler"]["std"])
+    with torch.no_grad():
+        y = m(torch.tensor(Z, dtype=torch.float64)).numpy()
+    y = y * model_dict["target_scaler"]["std"] + model_dict["target_scaler"]["mean"]
+    return np.exp(y) if model_dict["target_transform"] == "log" else y
