@@ -155,6 +155,9 @@ def parse(text: str, symbols: Iterable[str] | None = None) -> sp.Expr:
         raise ExpressionError(f"complexity expression {text!r}: nested too deeply") from None
     if not isinstance(expr, sp.Expr):
         raise ExpressionError(f"complexity expression {text!r} is not arithmetic")
+    if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan) or expr.has(sp.I):
+        raise ExpressionError(f"complexity expression {text!r} is not finite for some inputs "
+                              "(it simplifies to an infinite or complex value)")
     return expr
 
 
@@ -182,12 +185,14 @@ def compile(text: str, names: Iterable[str]) -> Callable[..., np.ndarray]:
 
 def evaluate(text: str, values: Mapping[str, np.ndarray | float]) -> np.ndarray:
     """Evaluate an expression over named arrays; raises if the result is not finite."""
-    expr = parse(text, values.keys())
-    names = tuple(sorted(str(s) for s in expr.free_symbols))
+    names = tuple(values.keys())
     fn = compile(text, names)
     args = [np.asarray(values[n], dtype=float) for n in names]
     with np.errstate(all="ignore"):
-        out = np.asarray(fn(*args), dtype=float)
+        raw = np.asarray(fn(*args))
+    if np.iscomplexobj(raw):
+        raise ExpressionError(f"complexity expression {text!r} is not finite for some inputs")
+    out = raw.astype(float)
     if args:
         out = np.broadcast_to(out, np.broadcast(*args).shape)
     if not np.all(np.isfinite(out)):

@@ -1,0 +1,104 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from annpred import expr
+from annpred.errors import ExpressionError
+
+
+@pytest.mark.parametrize("text,values,expected", [
+    ("m*n*k", {"m": 2, "n": 3, "k": 4}, 24),
+    ("n**2*k**2", {"n": 3, "k": 2}, 36),
+    ("n*log(n, 2)", {"n": 8}, 24),
+    ("sqrt(n) + log2(n)", {"n": 16}, 8),
+    ("ceiling(n/8)*8", {"n": 9}, 16),
+    ("floor(n/8)", {"n": 17}, 2),
+    ("max(m, n) - min(m, n)", {"m": 3, "n": 10}, 7),
+    ("-n + 2*n", {"n": 5}, 5),
+    ("(m*k + k*n + m*n)/1e3", {"m": 10, "n": 10, "k": 10}, 0.3),
+])
+def test_evaluates_whitelisted_expressions(text, values, expected):
+    got = expr.evaluate(text, {k: np.array([v], float) for k, v in values.items()})
+    assert got[0] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("__import__('os').system('true')", "allowed"),
+    ("m.real", "Attribute"),
+    ("(lambda: 1)()", "allowed"),
+    ("lambda m: m", "Lambda"),
+    ("[m for m in n]", "not allowed"),
+    ("m if n else k", "IfExp"),
+    ("open('f')", "not allowed"),
+    ("m*", "syntax error"),
+    ("m +* n", "syntax error"),
+    ("q * 2", "unknown symbol 'q'"),
+    ("'text'", "numbers"),
+    ("m // n", "not allowed"),
+    ("m % n", "not allowed"),
+    ("m < n", "not allowed"),
+    ("10**10**10", "exponent"),
+    ("log(m, n, k)", "log takes"),
+    ("sqrt(m, n)", "takes 1"),
+    ("log(x=m)", "keyword"),
+    ("", "empty"),
+    ("log", "must be called"),
+])
+def test_rejects_bad_expressions(text, fragment):
+    with pytest.raises(ExpressionError) as e:
+        expr.parse(text, ["m", "n", "k"])
+    assert fragment in str(e.value)
+
+
+def test_never_executes_code(tmp_path):
+    marker = tmp_path / "pwned"
+    with pytest.raises(ExpressionError):
+        expr.parse(f"__import__('pathlib').Path({str(marker)!r}).touch()", ["m"])
+    assert not marker.exists()
+
+
+def test_nonfinite_result_is_an_error():
+    with pytest.raises(ExpressionError, match="not finite"):
+        expr.evaluate("log(n - n)", {"n": np.array([1.0, 2.0])})
+
+
+def test_c_code_of_expression():
+    code = expr.to_c("ceiling(n/8)*8 + max(m, n)")
+    assert "ceil" in code and "fmax" in code
+
+
+names = st.sampled_from(["m", "n", "k"])
+leaf = st.one_of(names, st.integers(1, 9).map(str))
+
+
+def _combine(children):
+    return st.one_of(
+        st.tuples(children, st.sampled_from(["+", "*", "/"]), children).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(st.sampled_from(["sqrt", "log", "ceiling", "floor"]), children).map(
+            lambda t: f"{t[0]}({t[1]} + 1)"),
+        st.tuples(children, st.integers(1, 3)).map(lambda t: f"({t[0]})**{t[1]}"),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.recursive(leaf, _combine, max_leaves=6))
+def test_generated_arithmetic_matches_python_math(text):
+    vals = {"m": 3.0, "n": 5.0, "k": 7.0}
+    got = float(expr.evaluate(text, {k: np.array([v]) for k, v in vals.items()})[0])
+    py = text.replace("sqrt", "math.sqrt").replace("log", "math.log").replace(
+        "ceiling", "math.ceil").replace("floor", "math.floor")
+    want = eval(py, {"math": math}, dict(vals))  # test oracle only, on generated text
+    assert got == pytest.approx(want, rel=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_arbitrary_text_parses_or_raises_expression_error(text):
+    try:
+        e = expr.parse(text, ["m", "n", "k"])
+    except ExpressionError:
+        return
+    assert {str(s) for s in e.free_symbols} <= {"m", "n", "k"}
