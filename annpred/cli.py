@@ -108,14 +108,16 @@ def cmd_predict(args) -> int:
     from .predict import load_models
 
     params = parse_assignments(args.params)
+    models = load_models(args.models)
     try:
         kernel = get_kernel(args.kernel)
-    except AnnpredError:
-        kernel = None
-    if kernel is not None:
         kernel.variant(args.variant)
+    except AnnpredError:
+        kernel = None  # a model trained from someone else's CSV: no catalog entry
+        if not models.hardware_for(args.kernel, args.variant):
+            get_kernel(args.kernel).variant(args.variant)  # raises, listing known names
+    if kernel is not None:
         params = kernel.check_params(params, args.variant)
-    models = load_models(args.models)
     pred = models.predict(args.kernel, args.variant, params, hardware=args.hardware)
     if args.json:
         _print_json(pred.to_dict())
@@ -211,7 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # name=value pairs may come after options (argparse stops positionals at an option)
+    if extra and isinstance(getattr(args, "params", None), list):
+        stray = [e for e in extra if e.startswith("-") or "=" not in e]
+        if not stray:
+            args.params = args.params + extra
+            extra = []
+    if extra:
+        parser.error("unrecognized arguments: " + " ".join(extra))
     try:
         return int(args.func(args) or 0)
     except AnnpredError as exc:

@@ -1,0 +1,145 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_kernels_json_lists_catalog_and_user_kernel(toy_env):
+    r = run_cli(["kernels", "--json"], env=toy_env)
+    assert r.returncode == 0, r.stderr
+    items = {k["name"]: k for k in json.loads(r.stdout)}
+    assert "toy" in items
+    for k in items.values():
+        assert {"name", "parameters", "complexity", "variants"} <= set(k)
+        assert all("name" in v for v in k["variants"])
+
+
+def test_profile_train_predict_round_trip(toy_env, tmp_path):
+    csv_path = tmp_path / "toy.csv"
+    r = run_cli(["profile", "toy", "--variant", "cumsum", "--variant", "accumulate",
+                 "--samples", "30", "--threads", "1", "--out", csv_path, "--quiet", "--check"],
+                env=toy_env)
+    assert r.returncode == 0, r.stderr
+    data = rows(csv_path)
+    assert len(data) == 60
+    assert {d["variant"] for d in data} == {"cumsum", "accumulate"}
+    assert all(float(d["runtime_s"]) > 0 and int(d["repeats"]) >= 5 for d in data)
+    assert data[0]["hardware"].startswith("cpu-") and data[0]["hardware"].endswith("-t1")
+    # order is shuffled, not sorted by size
+    ns = [int(d["n"]) for d in data]
+    assert ns != sorted(ns)
+
+    models = tmp_path / "models"
+    r = run_cli(["train", csv_path, "--out", models], env=toy_env)
+    assert r.returncode == 0, r.stderr
+    assert "val MAPE" in r.stdout and "params" in r.stdout
+    files = sorted(models.rglob("*.json"))
+    assert len(files) == 2
+    r = run_cli(["predict", "toy", "--variant", "cumsum", "--models", models, "--json",
+                 "n=100"], env=toy_env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["seconds"] > 0 and out["in_range"] is True
+    r = run_cli(["predict", "toy", "--variant", "cumsum", "--models", models, "--json",
+                 "n=4096"], env=toy_env)
+    out = json.loads(r.stdout)
+    if not out["in_range"]:
+        assert "outside the training range" in r.stderr
+
+
+def test_profile_interrupt_leaves_valid_csv_and_resumes(toy_env, tmp_path):
+    csv_path = tmp_path / "sleepy.csv"
+    args = [sys.executable, "-m", "annpred.cli", "profile", "toy", "--variant", "sleepy",
+            "--samples", "80", "--out", str(csv_path), "--quiet"]
+    p = subprocess.Popen(args, env=toy_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if csv_path.exists() and len(csv_path.read_text().splitlines()) > 6:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted" in err
+    first = rows(csv_path)
+    assert 5 <= len(first) < 80
+    assert csv_path.read_text().endswith("\n")
+    # simulate a torn line from a hard kill: it is cut off on resume
+    with open(csv_path, "a") as f:
+        f.write("toy,sleepy,cpu-x")
+    r = run_cli(args[3:], env=toy_env)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(first)} already there" in r.stdout
+    final = rows(csv_path)
+    assert len(final) == 80
+    assert len({d["point"] for d in final}) == 80
+
+
+def test_retrain_from_external_csv(toy_env, tmp_path):
+    ext = tmp_path / "their.csv"
+    lines = ["m,n,k,time,comment"]
+    import random
+    rnd = random.Random(0)
+    for _ in range(60):
+        m, n, k = (rnd.randint(8, 512) for _ in range(3))
+        lines.append(f"{m},{n},{k},{2e-10 * m * n * k + 1e-6},x")
+    ext.write_text("\n".join(lines) + "\n")
+    models = tmp_path / "models"
+    r = run_cli(["train", ext, "--target", "time", "--features", "m,n,k", "--complexity",
+                 "m*n*k", "--kernel", "matmul", "--variant", "blas", "--hardware", "theirbox",
+                 "--out", models], env=toy_env)
+    assert r.returncode == 0, r.stderr
+    path = models / "theirbox" / "matmul" / "blas.json"
+    d = json.loads(path.read_text())
+    assert d["complexity"] == {"complexity": "m*n*k"} and d["n_params"] < 75
+    r = run_cli(["predict", "matmul", "--variant", "blas", "--hardware", "theirbox",
+                 "--models", models, "--json", "m=64", "n=64", "k=64", "da=1", "db=1"],
+                env=toy_env)
+    assert r.returncode == 0, r.stderr
+    sec = json.loads(r.stdout)["seconds"]
+    assert sec == pytest.approx(2e-10 * 64 ** 3 + 1e-6, rel=0.2)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["profile", "nokernel", "--out", "{tmp}/x.csv"], "known kernels"),
+    (["profile", "toy", "--variant", "nope", "--out", "{tmp}/x.csv"], "variants: cumsum"),
+    (["profile", "toy", "--samples", "0", "--out", "{tmp}/x.csv"], "--samples"),
+    (["predict", "toy", "--variant", "cumsum", "--models", "{tmp}", "n=1e9"], "domain"),
+    (["predict", "toy", "--variant", "cumsum", "--models", "{tmp}"], "missing parameter 'n'"),
+    (["predict", "toy", "--variant", "cumsum", "--models", "{tmp}", "n=abc"], "not a number"),
+    (["predict", "toy", "--variant", "cumsum", "--models", "{tmp}", "q=3", "n=5"], "unknown"),
+    (["predict", "toy", "--variant", "cumsum", "--models", "{tmp}", "n=64"], "no model"),
+    (["train", "{tmp}/missing.csv", "--out", "{tmp}/m"], "does not exist"),
+    (["train", "{tmp}/ext.csv", "--target", "time", "--features", "m", "--complexity",
+      "__import__('os')", "--kernel", "a", "--variant", "b", "--hardware", "c",
+      "--out", "{tmp}/m"], "not allowed"),
+    (["train", "{tmp}/ext.csv", "--target", "time", "--features", "m", "--complexity",
+      "m*zz", "--kernel", "a", "--variant", "b", "--hardware", "c", "--out", "{tmp}/m"],
+     "unknown symbol 'zz'"),
+    (["train", "{tmp}/ext.csv", "--target", "nope", "--features", "m", "--kernel", "a",
+      "--variant", "b", "--hardware", "c", "--out", "{tmp}/m"], "missing column 'nope'"),
+    (["train", "{tmp}/ext.csv", "--target", "time", "--features", "m", "--kernel", "a",
+      "--variant", "b", "--hardware", "c", "--out", "{tmp}/m"], "at least 8"),
+])
+def test_bad_input_exits_nonzero_and_writes_nothing(toy_env, tmp_path, args, fragment):
+    (tmp_path / "ext.csv").write_text("m,time\n1,1e-3\n2,2e-3\n")
+    before = set(tmp_path.rglob("*"))
+    r = run_cli([a.replace("{tmp}", str(tmp_path)) for a in args], env=toy_env)
+    assert r.returncode != 0
+    assert fragment in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert set(tmp_path.rglob("*")) == before
