@@ -80,10 +80,13 @@ def profile(kernel_name: str, out: str | os.PathLike, variants: Sequence[str] | 
             n_threads: int = 1, samples: int = 300, sampler: str = "random", seed: int = 0,
             pass_id: int = 0, progress: bool = True, min_runs: int = _measure.DEFAULT_MIN_RUNS,
             min_time: float = _measure.DEFAULT_MIN_TIME, points=None,
-            check: bool = False) -> ProfileResult:
+            check: bool = False, first: int | None = None,
+            time_budget: float | None = None) -> ProfileResult:
     """Measure ``samples`` points of ``kernel_name`` for each variant into CSV ``out``.
 
-    ``points`` (a DataFrame of parameter columns) replaces sampling when given.
+    ``points`` (a DataFrame of parameter columns) replaces sampling when given. ``first``
+    measures only the first N sampled points (a re-measurement pass over a subset, with the
+    same point ids and inputs). ``time_budget`` (seconds) stops cleanly when exceeded.
     """
     kernel = get_kernel(kernel_name)
     if n_threads < 1 or n_threads > 1024:
@@ -101,6 +104,10 @@ def profile(kernel_name: str, out: str | os.PathLike, variants: Sequence[str] | 
         pts = sampling.sample(kernel, samples, sampler=sampler, seed=seed)
     else:
         pts = points.reset_index(drop=True)
+    if first is not None:
+        if first < 1:
+            raise ParameterError(f"--first must be >= 1, got {first}")
+        pts = pts.iloc[:first]
     records = pts.to_dict("records")
     cols = columns_for(kernel)
     out = Path(out)
@@ -137,9 +144,13 @@ def profile(kernel_name: str, out: str | os.PathLike, variants: Sequence[str] | 
                 writer.writerow(cols)
                 f.flush()
             current_idx, inputs = None, None
+            t_start = time.perf_counter()
             for idx, v, is_done in tasks:
                 if is_done:
                     continue
+                if (time_budget is not None and idx != current_idx
+                        and time.perf_counter() - t_start > time_budget):
+                    break
                 point = records[idx]
                 if idx != current_idx:
                     inputs = kernel.make_inputs(point, np.random.default_rng([seed, idx]))
