@@ -1,0 +1,160 @@
+"""Multi-channel 2-D valid cross-correlation (a convolution layer without bias)."""
+from __future__ import annotations
+
+import numpy as np
+
+from annpred.kernel import Kernel, Param, Variant
+
+from . import _halide as H
+from . import _torch as T
+
+
+def make_inputs(p, rng):
+    n, k, c, f = p["n"], p["k"], p["c"], p["f"]
+    return {"image": rng.uniform(-1, 1, (c, n, n)).astype(np.float32),
+            "weights": rng.uniform(-1, 1, (f, c, k, k)).astype(np.float32)}
+
+
+def reference(inputs, p):
+    x = inputs["image"].astype(np.float64)
+    w = inputs["weights"].astype(np.float64)
+    k = w.shape[-1]
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))  # c,o,o,k,k
+    return np.einsum("cyxij,fcij->fyx", win, w, optimize=True)
+
+
+def infer_params(image, weights):
+    """(image (c, n, n), weights (f, c, k, k))."""
+    c, n, n2 = image.shape
+    f, c2, k, k2 = weights.shape
+    if n != n2 or k != k2 or c != c2:
+        raise ValueError(f"conv2d: expected image (c,n,n) and weights (f,c,k,k), got "
+                         f"{image.shape} and {weights.shape}")
+    return {"n": int(n), "k": int(k), "c": int(c), "f": int(f)}
+
+
+def _constraint(p):
+    """k <= n"""
+    return p["k"] <= p["n"]
+
+
+# numpy: im2col with sliding_window_view, then one BLAS matmul
+def _np_prepare(inputs, p):
+    f, c, k, _ = inputs["weights"].shape
+    return inputs["image"], inputs["weights"].reshape(f, c * k * k), k
+
+
+def _np_run(s):
+    x, w2, k = s
+    c, n, _ = x.shape
+    o = n - k + 1
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))  # c,o,o,k,k
+    cols = win.transpose(0, 3, 4, 1, 2).reshape(c * k * k, o * o)  # copies (im2col)
+    return (w2 @ cols).reshape(-1, o, o)
+
+
+# scipy: scipy.signal.correlate(mode="valid") of the (c,n,n) image with each (c,k,k) filter
+def _scipy_run(s):
+    from scipy import signal
+
+    x, w = s
+    return np.concatenate([signal.correlate(x, w[j], mode="valid") for j in range(w.shape[0])])
+
+
+def _scipy_prepare(inputs, p):
+    return inputs["image"], inputs["weights"]
+
+
+# torch
+def _torch_prepare(device):
+    def prepare(inputs, p):
+        return T.tensor(inputs["image"][None], device), T.tensor(inputs["weights"], device)
+    return prepare
+
+
+def _torch_run(s):
+    import torch.nn.functional as F
+
+    return F.conv2d(s[0], s[1])[0]
+
+
+# Halide: tiles of one vector of x by 4 filters held in registers, reduction over
+# (kx, ky, c) inside; rows x filter-blocks parallel. Output x padded to whole vectors and
+# filters to a multiple of 4 (zero weights); the input is zero-padded to match.
+_FT = 4
+
+
+def _halide_build(hl):
+    L = H.lanes()
+    inp = hl.ImageParam(hl.Float(32), 3, "image")  # (x, y, c)
+    W = hl.ImageParam(hl.Float(32), 4, "weights")  # (kx, ky, c, f)
+    x, y, z = hl.Var("x"), hl.Var("y"), hl.Var("z")
+    xo, xi, zo, zi, t = hl.Var("xo"), hl.Var("xi"), hl.Var("zo"), hl.Var("zi"), hl.Var("t")
+    r = hl.RDom([hl.Range(0, W.dim(0).extent()), hl.Range(0, W.dim(1).extent()),
+                 hl.Range(0, W.dim(2).extent())])
+    conv = hl.Func("conv")
+    conv[x, y, z] = hl.f32(0)
+    conv[x, y, z] += W[r.x, r.y, r.z, z] * inp[x + r.x, y + r.y, r.z]
+    out = hl.Func("out")
+    out[x, y, z] = conv[x, y, z]
+    out.tile(x, z, xo, zo, xi, zi, L, _FT).vectorize(xi).unroll(zi)
+    out.reorder(xi, zi, xo, y, zo).fuse(y, zo, t).parallel(t)
+    conv.compute_at(out, xo).vectorize(x).unroll(z)
+    conv.update().reorder(x, z, r.x, r.y, r.z).vectorize(x).unroll(z)
+    return out, [inp, W]
+
+
+def _halide_prepare(inputs, p):
+    x, w = inputs["image"], inputs["weights"]
+    c, n, _ = x.shape
+    f, _, k, _ = w.shape
+    o = n - k + 1
+    L = H.lanes()
+    O = H.round_up(o, L)
+    xp = H.padded(x, (c, n, O + k - 1))
+    wp = H.padded(w, (H.round_up(f, _FT), c, k, k))
+    out = np.empty((wp.shape[0], o, O), np.float32)
+    fn = H.compile_cached("conv2d", _halide_build)
+    return fn, H.buffer(xp), H.buffer(wp), H.buffer(out), out[:f, :, :o], (xp, wp)
+
+
+def _halide_run(s):
+    s[0](s[1], s[2], s[3])
+    return s[4]
+
+
+KERNEL = Kernel(
+    name="conv2d",
+    description="Valid 2-D cross-correlation of a (c, n, n) float32 image with f filters "
+                "(f, c, k, k); output (f, n-k+1, n-k+1).",
+    params=[
+        Param("n", "int", 8, 64, "log", description="image side"),
+        Param("k", "int", 1, 7, "uniform", description="filter side (k <= n)"),
+        Param("c", "int", 1, 16, "log", description="input channels"),
+        Param("f", "int", 1, 16, "log", description="filters (output channels)"),
+    ],
+    complexity={"macs": "f*c*k**2*(n-k+1)**2", "memory": "c*n**2 + f*c*k**2 + f*(n-k+1)**2"},
+    constraint=_constraint,
+    make_inputs=make_inputs,
+    reference=reference,
+    infer_params=infer_params,
+    rtol=1e-3,
+    atol=1e-3,
+    variants=[
+        Variant("numpy", run=_np_run, prepare=_np_prepare,
+                description="im2col (sliding_window_view copy) + BLAS matmul",
+                complexity={"macs": "f*c*k**2*(n-k+1)**2", "im2col": "c*k**2*(n-k+1)**2"}),
+        Variant("scipy", run=_scipy_run, prepare=_scipy_prepare,
+                description="scipy.signal.correlate(mode='valid', method='auto') per filter"),
+        Variant("torch", run=_torch_run, prepare=_torch_prepare("cpu"), to_numpy=T.to_numpy,
+                description="torch.nn.functional.conv2d on CPU"),
+        Variant("halide", run=_halide_run, prepare=_halide_prepare,
+                description="Halide: vector x 4-filter register tiles, reduction inside, "
+                            "rows parallel",
+                complexity={"macs": "4*ceiling(f/4)*c*k**2*(n-k+1)**2",
+                            "memory": "c*n**2 + f*c*k**2 + f*(n-k+1)**2"}),
+        Variant("torch_cuda", run=_torch_run, prepare=_torch_prepare("cuda"),
+                to_numpy=T.to_numpy, device="cuda", available=T.cuda_available,
+                sync=T.cuda_sync, description="torch.nn.functional.conv2d on the GPU"),
+    ],
+)

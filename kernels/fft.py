@@ -1,0 +1,74 @@
+"""Batched 1-D complex FFT along the last axis (complex64), any length n."""
+from __future__ import annotations
+
+import numpy as np
+
+from annpred.kernel import Kernel, Param, Variant
+
+from . import _torch as T
+
+
+def make_inputs(p, rng):
+    b, n = p["b"], p["n"]
+    z = rng.standard_normal((b, n, 2)).astype(np.float32) / np.float32(np.sqrt(2.0 * n))
+    return {"x": np.ascontiguousarray(z[..., 0] + 1j * z[..., 1]).astype(np.complex64)}
+
+
+def reference(inputs, p):
+    return np.fft.fft(inputs["x"].astype(np.complex128), axis=-1)
+
+
+def infer_params(x):
+    """(x (b, n) or (n,)); transforms along the last axis."""
+    x = np.asarray(x) if not hasattr(x, "shape") else x
+    n = int(x.shape[-1])
+    b = int(np.prod(x.shape[:-1])) if len(x.shape) > 1 else 1
+    return {"n": n, "b": b}
+
+
+def _np_run(s):
+    return np.fft.fft(s["x"], axis=-1)
+
+
+def _scipy_run(s):
+    import scipy.fft
+
+    return scipy.fft.fft(s["x"], axis=-1)
+
+
+def _torch_prepare(device):
+    def prepare(inputs, p):
+        return T.tensor(inputs["x"], device)
+    return prepare
+
+
+def _torch_run(s):
+    import torch
+
+    return torch.fft.fft(s, dim=-1)
+
+
+KERNEL = Kernel(
+    name="fft",
+    description="Batched complex-to-complex FFT of b complex64 signals of length n (any "
+                "integer; the runtime steps with the factorisation of n).",
+    params=[
+        Param("n", "int", 2, 16384, "log", description="transform length"),
+        Param("b", "int", 1, 64, "log", description="batch (number of signals)"),
+    ],
+    complexity={"flops": "b*n*log(n, 2)", "memory": "b*n"},
+    make_inputs=make_inputs,
+    reference=reference,
+    infer_params=infer_params,
+    rtol=1e-3,
+    atol=1e-4,
+    variants=[
+        Variant("numpy", run=_np_run, description="numpy.fft.fft (pocketfft, complex64)"),
+        Variant("scipy", run=_scipy_run, description="scipy.fft.fft (pocketfft C++, complex64)"),
+        Variant("torch", run=_torch_run, prepare=_torch_prepare("cpu"), to_numpy=T.to_numpy,
+                description="torch.fft.fft on CPU"),
+        Variant("torch_cuda", run=_torch_run, prepare=_torch_prepare("cuda"),
+                to_numpy=T.to_numpy, device="cuda", available=T.cuda_available,
+                sync=T.cuda_sync, description="torch.fft.fft (cuFFT) on the GPU"),
+    ],
+)

@@ -1,0 +1,131 @@
+"""Dense/sparse matrix multiplication C = A @ B (float32)."""
+from __future__ import annotations
+
+import numpy as np
+
+from annpred.kernel import Kernel, Param, Variant
+
+from . import _halide as H
+from . import _torch as T
+from ._common import density, random_sparse_dense
+
+
+def make_inputs(p, rng):
+    return {"A": random_sparse_dense(rng, (p["m"], p["k"]), p["da"]),
+            "B": random_sparse_dense(rng, (p["k"], p["n"]), p["db"])}
+
+
+def reference(inputs, p):
+    return inputs["A"].astype(np.float64) @ inputs["B"].astype(np.float64)
+
+
+def infer_params(A, B):
+    """(A (m x k), B (k x n)); numpy arrays or scipy sparse matrices."""
+    m, k = A.shape
+    k2, n = B.shape
+    if k != k2:
+        raise ValueError(f"matmul: inner dimensions differ ({A.shape} @ {B.shape})")
+    return {"m": int(m), "n": int(n), "k": int(k), "da": density(A), "db": density(B)}
+
+
+# numpy (BLAS sgemm)
+def _np_run(s):
+    return s["A"] @ s["B"]
+
+
+# torch
+def _torch_prepare(device):
+    def prepare(inputs, p):
+        return T.tensor(inputs["A"], device), T.tensor(inputs["B"], device)
+    return prepare
+
+
+def _torch_run(s):
+    return s[0] @ s[1]
+
+
+# scipy.sparse: CSR(A) @ dense B (faster than CSR @ CSR except when both are very sparse)
+def _sparse_prepare(inputs, p):
+    import scipy.sparse as sp
+
+    return sp.csr_array(inputs["A"]), np.ascontiguousarray(inputs["B"])
+
+
+def _sparse_run(s):
+    return s[0] @ s[1]
+
+
+# Halide: register-blocked tiles (2 vectors of C columns x 4 rows), vectorised, rows parallel
+_TI = 4
+
+
+def _halide_build(hl):
+    L = H.lanes()
+    A = hl.ImageParam(hl.Float(32), 2, "A")  # A(kk, i)
+    B = hl.ImageParam(hl.Float(32), 2, "B")  # B(j, kk)
+    j, i = hl.Var("j"), hl.Var("i")
+    ji, ii, jo, io = hl.Var("ji"), hl.Var("ii"), hl.Var("jo"), hl.Var("io")
+    r = hl.RDom([hl.Range(0, A.dim(0).extent())])
+    prod = hl.Func("prod")
+    prod[j, i] = hl.f32(0)
+    prod[j, i] += A[r.x, i] * B[j, r.x]
+    C = hl.Func("C")
+    C[j, i] = prod[j, i]
+    C.tile(j, i, jo, io, ji, ii, 2 * L, _TI).vectorize(ji, L).unroll(ji).unroll(ii).parallel(io)
+    prod.compute_at(C, jo).vectorize(j, L).unroll(j).unroll(i)
+    prod.update().reorder(j, i, r.x).vectorize(j, L).unroll(j).unroll(i)
+    return C, [A, B]
+
+
+def _halide_prepare(inputs, p):
+    A, B = inputs["A"], inputs["B"]
+    m, k = A.shape
+    n = B.shape[1]
+    L = H.lanes()
+    Ap = H.padded(A, (max(m, _TI), k))
+    Bp = H.padded(B, (k, max(n, 2 * L)))
+    C = np.empty((Ap.shape[0], Bp.shape[1]), np.float32)
+    fn = H.compile_cached("matmul", _halide_build)
+    return fn, H.buffer(Ap), H.buffer(Bp), H.buffer(C), C[:m, :n], (Ap, Bp)
+
+
+def _halide_run(s):
+    s[0](s[1], s[2], s[3])
+    return s[4]
+
+
+_DENSE = {"flops": "m*n*k", "memory": "m*k + k*n + m*n"}
+
+KERNEL = Kernel(
+    name="matmul",
+    description="C = A @ B for float32 A (m x k) and B (k x n) with densities da, db "
+                "(fraction of nonzeros); the result is dense.",
+    params=[
+        Param("m", "int", 8, 768, "log", description="rows of A and C"),
+        Param("n", "int", 8, 768, "log", description="columns of B and C"),
+        Param("k", "int", 8, 768, "log", description="inner dimension"),
+        Param("da", "float", 0.001, 1.0, "log", description="density of A (nnz / size)"),
+        Param("db", "float", 0.001, 1.0, "log", description="density of B (nnz / size)"),
+    ],
+    complexity={"flops": "m*n*k", "sparse_flops": "m*n*k*da", "memory": "m*k + k*n + m*n"},
+    make_inputs=make_inputs,
+    reference=reference,
+    infer_params=infer_params,
+    rtol=1e-3,
+    atol=1e-3,
+    variants=[
+        Variant("numpy", run=_np_run, description="numpy @ (BLAS sgemm)", complexity=_DENSE),
+        Variant("torch", run=_torch_run, prepare=_torch_prepare("cpu"), to_numpy=T.to_numpy,
+                description="torch.matmul on CPU", complexity=_DENSE),
+        Variant("halide", run=_halide_run, prepare=_halide_prepare,
+                description="Halide: 2-vector x 4-row register tiles, vectorised, "
+                            "row blocks parallel", complexity=_DENSE),
+        Variant("sparse", run=_sparse_run, prepare=_sparse_prepare,
+                description="scipy.sparse CSR(A) @ dense B (CSR built in prepare)",
+                complexity={"sparse_flops": "m*n*k*da", "nnz_a": "m*k*da",
+                            "output": "m*n"}),
+        Variant("torch_cuda", run=_torch_run, prepare=_torch_prepare("cuda"),
+                to_numpy=T.to_numpy, device="cuda", available=T.cuda_available,
+                sync=T.cuda_sync, description="torch.matmul on the GPU", complexity=_DENSE),
+    ],
+)

@@ -1,0 +1,140 @@
+"""The kernel catalog (kernels/): every available variant matches its kernel's reference on
+sampled points, sampled points respect the constraints, infer_params round-trips, and
+importing the catalog does not import torch or halide."""
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import annpred.catalog as catalog
+from annpred.errors import ParameterError
+
+KERNELS = catalog.kernels()
+EXPECTED = {"matmul", "matvec", "conv2d", "maxpool", "blur", "fft"}
+CASES = [(k, v.name) for k, K in KERNELS.items() for v in K.variants]
+
+
+def sample_points(K, n, seed):
+    """``n`` valid points of kernel ``K`` (rejection sampling on the constraint)."""
+    rng = np.random.default_rng(seed)
+    pts = []
+    while len(pts) < n:
+        cols = {p.name: p.sample(rng, 4 * n) for p in K.params}
+        for i in range(4 * n):
+            pt = {name: cols[name][i].item() for name in cols}
+            if K.valid(pt) and len(pts) < n:
+                pts.append(pt)
+    return pts
+
+
+def _size(K, pt):
+    return float(np.prod([pt[p.name] for p in K.params if p.kind == "int"]))
+
+
+@functools.lru_cache(maxsize=None)
+def check_cases(name):
+    """A few small-to-medium sampled points plus the low corner, with inputs and reference."""
+    K = KERNELS[name]
+    pts = sorted(sample_points(K, 30, seed=7), key=lambda p: _size(K, p))
+    chosen = [pts[0], pts[6], pts[12]]
+    low = {p.name: (p.low if p.kind == "float" else int(p.low)) for p in K.params}
+    if K.valid(low):
+        chosen.append(low)
+    rng = np.random.default_rng(11)
+    out = []
+    for pt in chosen:
+        inputs = K.make_inputs(pt, rng)
+        out.append((pt, inputs, np.asarray(K.reference(inputs, pt))))
+    return out
+
+
+def test_catalog_has_the_kernels():
+    assert EXPECTED <= set(KERNELS)
+    for K in KERNELS.values():
+        assert K.description and K.infer_params is not None
+        assert all(v.description for v in K.variants)
+        cpu = {v.name for v in K.variants if v.device == "cpu"}
+        assert len(cpu) >= 3
+        assert "torch_cuda" in {v.name for v in K.variants if v.device == "cuda"}
+
+
+@pytest.mark.parametrize("kernel,variant", CASES, ids=[f"{k}-{v}" for k, v in CASES])
+def test_variant_matches_reference(kernel, variant):
+    K = KERNELS[kernel]
+    v = K.variant(variant)
+    if not v.available():
+        pytest.skip(f"{kernel}/{variant} needs {v.device}, not present here")
+    for pt, inputs, ref in check_cases(kernel):
+        state = v.prepare(inputs, pt)
+        result = v.run(state)
+        if v.sync is not None:
+            v.sync()
+        got = np.asarray(v.to_numpy(result))
+        assert got.shape == ref.shape, (kernel, variant, pt)
+        np.testing.assert_allclose(got, ref, rtol=K.rtol, atol=K.atol,
+                                   err_msg=f"{kernel}/{variant} at {pt}")
+        # running again on the same prepared state gives the same answer
+        again = np.asarray(v.to_numpy(v.run(state)))
+        np.testing.assert_allclose(again, got, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
+def test_sampled_points_respect_domain(kernel):
+    K = KERNELS[kernel]
+    for pt in sample_points(K, 200, seed=3):
+        checked = K.check_params(pt)
+        for v in K.variants:
+            assert v.supports_point(checked)
+
+
+def test_constraints_reject():
+    with pytest.raises(ParameterError):
+        KERNELS["conv2d"].check_params({"n": 8, "k": 9, "c": 1, "f": 1})
+    assert not KERNELS["maxpool"].valid({"n": 8, "w": 9, "s": 1, "c": 1})
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
+def test_infer_params_round_trip(kernel):
+    K = KERNELS[kernel]
+    rng = np.random.default_rng(5)
+    pts = sorted(sample_points(K, 12, seed=9), key=lambda p: _size(K, p))[:6]
+    for pt in pts:
+        inputs = K.make_inputs(pt, rng)
+        operands = list(inputs.values())
+        got = K.infer_params(*operands)
+        for name in K.param_names:
+            if name not in got:
+                assert name in K.defaults, (kernel, name)
+                continue
+            p = K.param(name)
+            if p.kind == "int":
+                assert got[name] == pt[name], (kernel, name, got, pt)
+            else:  # densities: exact up to the rounding of nnz (and at least one nonzero)
+                size = min(int(np.prod(o.shape)) for o in operands)
+                assert abs(got[name] - pt[name]) <= 1.0 / size + 1e-12, (kernel, name)
+        # the inferred sizes form a valid point (densities taken from the sampled point)
+        K.check_params({**pt, **{k: v for k, v in got.items() if K.param(k).kind == "int"}})
+
+
+def test_infer_params_accepts_scipy_sparse():
+    import scipy.sparse as sp
+
+    K = KERNELS["matmul"]
+    pt = {"m": 30, "n": 20, "k": 40, "da": 0.1, "db": 0.5}
+    inputs = K.make_inputs(pt, np.random.default_rng(0))
+    dense = K.infer_params(inputs["A"], inputs["B"])
+    sparse = K.infer_params(sp.csr_array(inputs["A"]), inputs["B"])
+    assert dense == sparse
+    assert KERNELS["maxpool"].infer_params(np.zeros((3, 10, 10), np.float32), w=3, s=2) == \
+        {"n": 10, "c": 3, "w": 3, "s": 2}
+
+
+def test_import_does_not_import_torch_or_halide():
+    code = ("import annpred.catalog as c; c.kernels(); import sys; "
+            "assert 'torch' not in sys.modules and 'halide' not in sys.modules; "
+            "assert 'scipy' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
