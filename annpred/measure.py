@@ -1,5 +1,7 @@
 """The measurement protocol: warm up, repeat until at least ``min_runs`` runs and
-``min_time`` seconds, record the median and the dispersion (coefficient of variation)."""
+``min_time`` seconds, record the median and the dispersion (a robust coefficient of
+variation, IQR / 1.349 / median, which equals std / mean for normal noise but is not blown
+up by one preempted run on a shared machine)."""
 from __future__ import annotations
 
 import statistics
@@ -16,7 +18,7 @@ DEFAULT_WARMUP = 1
 @dataclass(frozen=True)
 class Timing:
     median_s: float
-    cv: float  # standard deviation / mean of the repeats
+    cv: float  # robust coefficient of variation: IQR / 1.349 / median of the repeats
     repeats: int
     min_s: float
     max_s: float
@@ -52,6 +54,9 @@ def measure(fn: Callable[[], Any], *, sync: Callable[[], None] | None = None,
         if len(times) >= min_runs and spent >= min_time:
             break
     med = statistics.median(times)
-    mean = statistics.fmean(times)
-    cv = statistics.pstdev(times) / mean if len(times) > 1 and mean > 0 else 0.0
+    cv = 0.0
+    if len(times) >= 4 and med > 0:
+        # robust to the rare long outlier of a shared machine (a plain std/mean is not)
+        q = statistics.quantiles(times, n=4)
+        cv = (q[2] - q[0]) / 1.349 / med
     return Timing(med, cv, len(times), min(times), max(times), result)

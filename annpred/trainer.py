@@ -46,8 +46,11 @@ def model_path(out: str | os.PathLike, kernel: str, variant: str, hardware: str)
             / f"{_safe(variant, 'variant')}.json")
 
 
-def split_rows(n: int, n_train: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_rows(n: int, n_train, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and held-out row indices; ``n_train="auto"`` trains on 75%."""
     order = np.random.default_rng([seed, 4242]).permutation(n)
+    if n_train == "auto":
+        n_train = max(8, int(round(0.75 * n)))
     if n_train is None or n_train >= n:
         return np.sort(order), np.array([], dtype=int)
     return np.sort(order[:n_train]), np.sort(order[n_train:])
