@@ -109,6 +109,7 @@ KERNEL = Kernel(
     infer_params=infer_params,
     rtol=1e-3,
     atol=1e-3,
+    defaults={"density": 1.0},  # dense operands unless said otherwise
     variants=[
         Variant("numpy", run=_np_run, description="numpy @ (BLAS sgemv)", complexity=_DENSE),
         Variant("torch", run=_torch_run, prepare=_torch_prepare("cpu"), to_numpy=T.to_numpy,
