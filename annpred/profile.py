@@ -100,6 +100,15 @@ def profile(kernel_name: str, out: str | os.PathLike, variants: Sequence[str] | 
     if unavailable:
         raise ParameterError(f"variant(s) {', '.join(unavailable)} of {kernel.name} cannot run "
                              "on this machine (no CUDA device?)")
+    if sampler == "pr" and points is None:  # measures while sampling (annpred.representatives)
+        if first is not None:
+            raise ParameterError("--first is not supported with --sampler pr (re-measure "
+                                 "its points by passing them as points=)")
+        from .representatives import profile_pr
+
+        return profile_pr(kernel, out, vlist, {v.name: hardware_for(v, n_threads) for v in vlist},
+                          n_threads, samples, seed, pass_id, progress, min_runs, min_time,
+                          check, time_budget)
     if points is None:
         pts = sampling.sample(kernel, samples, sampler=sampler, seed=seed)
     else:
