@@ -31,7 +31,16 @@ def random_points(kernel: Kernel, n: int, seed: int = 0, variant: str | None = N
                          "the constraint rejects almost everything")
 
 
-SAMPLERS = {"random": random_points}
+def pr_points(kernel: Kernel, n: int, seed: int = 0, **kw):
+    """Performance representatives: sweeps, step detection, one point per plateau. It
+    measures while sampling, so it needs ``measure=``; see :mod:`annpred.representatives`
+    (``annpred profile KERNEL --sampler pr`` runs it)."""
+    from .representatives import pr_points as _pr
+
+    return _pr(kernel, n, seed=seed, **kw)
+
+
+SAMPLERS = {"random": random_points, "pr": pr_points}
 
 
 def sample(kernel: Kernel, n: int, sampler: str = "random", seed: int = 0, **kw) -> pd.DataFrame:
