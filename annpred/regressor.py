@@ -61,8 +61,9 @@ class AugmentedNNRegressor:
     def __init__(self, complexity=None, parameters=None, hidden=None, seed=0,
                  activation="tanh", skip=True, max_epochs=3000, patience=300, lr=0.02,
                  weight_decay=0.0, val_fraction=0.2, n_init=2, input_transform="auto",
-                 max_params=network.MAX_PARAMS):
+                 max_params=network.MAX_PARAMS, steps=None):
         self.complexity = complexity
+        self.steps = steps
         self.parameters = parameters
         self.hidden = hidden
         self.seed = seed
@@ -82,7 +83,7 @@ class AugmentedNNRegressor:
         return {k: getattr(self, k) for k in (
             "complexity", "parameters", "hidden", "seed", "activation", "skip", "max_epochs",
             "patience", "lr", "weight_decay", "val_fraction", "n_init", "input_transform",
-            "max_params")}
+            "max_params", "steps")}
 
     def set_params(self, **params):
         for k, v in params.items():
@@ -124,6 +125,14 @@ class AugmentedNNRegressor:
             _expr.parse(text, params)
             if name in params:
                 raise DataError(f"complexity name {name!r} collides with a parameter column")
+        steps = {str(k): int(v) for k, v in (self.steps or {}).items()}
+        if steps:  # step-aware features: x -> ceiling(x/s)*s in every complexity expression
+            from .representatives import step_complexity
+
+            unknown = [k for k in steps if k not in params]
+            if unknown:
+                raise DataError(f"steps name unknown parameter(s) {', '.join(unknown)}")
+            complexity = step_complexity(complexity, steps, params)
         y = np.asarray(y, dtype=float).ravel()
         if len(y) != len(df):
             raise DataError(f"X has {len(df)} rows but y has {len(y)}")
@@ -169,6 +178,7 @@ class AugmentedNNRegressor:
 
         self.parameters_ = params
         self.complexity_ = complexity
+        self.steps_ = steps
         self.features_ = params + list(complexity)
         self.input_transform_ = transforms
         self.scaler_mean_, self.scaler_std_ = mean, std
@@ -234,7 +244,9 @@ class AugmentedNNRegressor:
             pass
         d = {"format": FORMAT, "kernel": kernel, "variant": variant, "hardware": hardware,
              "parameters": list(self.parameters_), "features": list(self.features_),
-             "complexity": dict(self.complexity_), **self._dict_core(),
+             "complexity": dict(self.complexity_),
+             **({"steps": dict(self.steps_)} if getattr(self, "steps_", None) else {}),
+             **self._dict_core(),
              "n_params": int(self.n_params_),
              "train": {"n_samples": int(self.n_samples_), "val_mape": self.val_mape_,
                        "data_sha256": self.data_sha256_, "seed": self.seed,
@@ -255,7 +267,8 @@ class AugmentedNNRegressor:
                 seed=d["train"].get("seed", 0), activation=d["activation"],
                 skip=d.get("skip") is not None)
         m.parameters_ = list(m.parameters)
-        m.complexity_ = dict(d["complexity"])
+        m.complexity_ = dict(d["complexity"])  # already step-rewritten; steps_ is a record
+        m.steps_ = {k: int(v) for k, v in d.get("steps", {}).items()}
         m.features_ = list(d["features"])
         m.input_transform_ = list(d["input_transform"])
         m.scaler_mean_ = np.asarray(d["scaler"]["mean"], dtype=float)
