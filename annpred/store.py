@@ -101,6 +101,15 @@ def validate(d: Any, where: str = "model") -> dict:
             _expr.parse(text, params)
         except Exception as exc:
             raise ModelFormatError(f"{where}: complexity {name!r}: {exc}") from None
+    steps = d.get("steps")
+    if steps is not None:  # optional: detected step periods {param: period}
+        if not isinstance(steps, dict):
+            raise ModelFormatError(f"{where}: steps must be an object parameter -> period")
+        for name, s in steps.items():
+            if name not in params:
+                raise ModelFormatError(f"{where}: steps name {name!r}, which is not a parameter")
+            if isinstance(s, bool) or not isinstance(s, int) or s < 2:
+                raise ModelFormatError(f"{where}: steps[{name!r}] must be an integer >= 2")
     it = d["input_transform"]
     if isinstance(it, str):
         it = d["input_transform"] = [it] * n
