@@ -32,6 +32,7 @@ class TrainReport:
     n_params: int
     train_time_s: float
     path: Path | None
+    steps: dict | None = None  # detected step periods {param: period} (step-aware features)
 
 
 def _safe(name: str, what: str) -> str:
@@ -78,8 +79,14 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
                 complexity: str | dict | None = None, features: Sequence[str] | None = None,
                 seed: int = 0, n_train: int | None = None, hidden=None,
                 on_done: Callable[[TrainReport], None] | None = None,
+                steps: str | dict | None = "auto",
                 **regressor_kw) -> list[TrainReport]:
-    """Train every combination in a loaded frame (see :func:`annpred.data.load_profiles`)."""
+    """Train every combination in a loaded frame (see :func:`annpred.data.load_profiles`).
+
+    ``steps``: ``"auto"`` detects step periods from 1-D sweeps in the data (PR sampling
+    writes them; random samples have none, so nothing changes for them) and trains on
+    step-aware complexity features; a dict ``{param: period}`` forces periods; ``None``
+    disables steps."""
     reports = []
     if "pass" in df.columns:
         first = df["pass"].fillna(0) == 0
@@ -105,8 +112,16 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
         tr, ho = split_rows(len(g), n_train, seed)
         X = g[feats].reset_index(drop=True)
         y = g["runtime_s"].to_numpy(dtype=float)
+        found, fits = {}, []
+        if isinstance(steps, dict):
+            found = {k: int(v) for k, v in steps.items() if k in feats}
+        elif steps == "auto" and comp:
+            from .representatives import detect_steps
+
+            found, fits = detect_steps(g.iloc[tr].reset_index(drop=True), feats, comp)
         model = AugmentedNNRegressor(complexity=comp or None, parameters=feats, hidden=hidden,
-                                     seed=seed, **regressor_kw)
+                                     seed=seed, steps=(found if comp else None) or None,
+                                     **regressor_kw)
         model.fit(X.iloc[tr], y[tr])
         holdout = None
         if len(ho):
@@ -114,6 +129,8 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             holdout = float(np.mean(np.abs(pred - y[ho]) / y[ho]) * 100)
         extra = {"n_holdout": int(len(ho)), "holdout_mape": holdout,
                  "sources": sorted({Path(s).name for s in g["_source"]})}
+        if fits:
+            extra["step_detection"] = [f.to_dict() for f in fits]
         if "runtime_cv" in g.columns and g["runtime_cv"].notna().any():
             extra["median_runtime_cv"] = float(g["runtime_cv"].median())
         path = None
@@ -121,7 +138,8 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             path = model_path(out, kernel, variant, hw_id)
             save_model(model.to_dict(kernel, variant, hw_id, extra_train=extra), path)
         rep = TrainReport(kernel, variant, hw_id, len(tr), len(ho), model.val_mape_, holdout,
-                          model.n_params_, model.train_time_s_, path)
+                          model.n_params_, model.train_time_s_, path,
+                          dict(model.steps_) if model.steps_ else None)
         reports.append(rep)
         if on_done:
             on_done(rep)
