@@ -42,10 +42,14 @@ def cmd_kernels(args) -> int:
     from .catalog import kernels
 
     items = []
+    steps = _model_steps(args.models)
     for k in kernels().values():
         d = k.to_dict()
         for v, vd in zip(k.variants, d["variants"]):
             vd["available_here"] = bool(v.available())
+            found = steps.get((k.name, v.name))
+            if found:
+                vd["steps"] = found  # hardware -> {param: period} of trained models
         items.append(d)
     if args.json:
         _print_json(items)
@@ -62,7 +66,30 @@ def cmd_kernels(args) -> int:
             extra = ("  complexity " + ", ".join(f"{a}={b}" for a, b in v["complexity"].items())
                      if "complexity" in v else "")
             print(f"  variant {v['name']:<14} {v['device']:<5} {here}{extra}")
+            for hw_id, st in v.get("steps", {}).items():
+                print(f"    steps on {hw_id}: " + ", ".join(f"{a} every {b}" for a, b in st.items()))
     return 0
+
+
+def _model_steps(models) -> dict:
+    """(kernel, variant) -> {hardware: steps} from the model files that record steps."""
+    import json as _json
+    from pathlib import Path
+
+    from .predict import shipped_dir, user_dir
+
+    roots = [Path(models)] if models else [shipped_dir(), user_dir()]
+    out: dict = {}
+    for root in roots:
+        for p in sorted(root.glob("*/*/*.json")) if root.is_dir() else []:
+            try:
+                d = _json.loads(p.read_text(encoding="utf-8"))
+                st = d.get("steps")
+                if isinstance(st, dict) and st:
+                    out.setdefault((d["kernel"], d["variant"]), {})[d["hardware"]] = st
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue  # a broken model file is reported by predict, not by the listing
+    return out
 
 
 # -- profile --------------------------------------------------------------------------------
@@ -93,15 +120,36 @@ def cmd_train(args) -> int:
 
     def show(r):
         ho = f"  holdout MAPE {r.holdout_mape:6.2f}% (n={r.n_holdout})" if r.holdout_mape is not None else ""
+        st = ("  steps " + ", ".join(f"{k}:{v}" for k, v in r.steps.items())
+              if getattr(r, "steps", None) else "")
         print(f"{r.kernel}/{r.variant}/{r.hardware}: val MAPE {r.val_mape:6.2f}%  "
-              f"params {r.n_params}  n={r.n_train}  {r.train_time_s:.2f}s{ho}", flush=True)
+              f"params {r.n_params}  n={r.n_train}  {r.train_time_s:.2f}s{ho}{st}", flush=True)
 
     reports = train_csvs(args.csv, args.out, target=args.target, features=feats,
                          complexity=args.complexity, kernel=args.kernel, variant=args.variant,
                          hardware=args.hardware, seed=args.seed, n_train=args.n_train,
-                         on_done=show)
+                         on_done=show, steps=_parse_steps(args.steps))
     print(f"trained {len(reports)} model(s) into {args.out}")
     return 0
+
+
+def _parse_steps(text):
+    """--steps: auto (detect from 1-D sweeps in the data), none, or param=period,..."""
+    if text is None or text == "auto":
+        return "auto"
+    if text == "none":
+        return None
+    out = {}
+    for item in text.split(","):
+        name, _, period = item.partition("=")
+        try:
+            out[name.strip()] = int(period)
+        except ValueError:
+            raise ParameterError(f"--steps: expected auto, none or param=period,..., "
+                                 f"got {text!r}") from None
+        if out[name.strip()] < 2:
+            raise ParameterError(f"--steps: period of {name.strip()!r} must be >= 2")
+    return out
 
 
 # -- predict --------------------------------------------------------------------------------
@@ -156,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("kernels", help="list the kernel catalog")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--models", help="model directory whose detected steps to show "
+                   "(default: calibrated and shipped models)")
     s.set_defaults(func=cmd_kernels)
 
     s = sub.add_parser("profile", help="measure a kernel's variants on this machine")
@@ -191,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--n-train", type=int, default=None,
                    help="train on this many rows per combination; hold the rest out")
+    s.add_argument("--steps", default="auto",
+                   help="step-aware features: auto (detect from 1-D sweeps, as written by "
+                        "--sampler pr), none, or param=period,... (default auto)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("predict", help="predict the runtime of one call")
