@@ -50,19 +50,21 @@ MIN_SWEEP_RANGE = 16  # parameters spanning fewer values are not swept
 
 # -- noise ----------------------------------------------------------------------------------
 def point_noise(runtime, cv=None, runtime_min=None, floor: float = NOISE_FLOOR) -> np.ndarray:
-    """Relative noise of each measured median, from its repeats: the larger of the repeats'
-    dispersion (``runtime_cv``), the gap to the fastest repeat ``(runtime - runtime_min) /
-    runtime`` and ``floor``. Missing values are ignored."""
+    """Relative noise of each measured median, estimated from its repeats: the repeats'
+    dispersion ``runtime_cv`` (a robust CV in the measurement protocol), never below
+    ``floor``. Where the CV is missing, the gap to the fastest repeat ``(runtime -
+    runtime_min) / runtime`` stands in for it."""
     t = np.asarray(runtime, dtype=float)
-    sig = np.full(t.shape, float(floor))
+    sig = np.full(t.shape, np.nan)
     if cv is not None:
-        c = np.asarray(cv, dtype=float)
-        sig = np.fmax(sig, np.where(np.isfinite(c), c, 0.0))
+        sig = np.asarray(cv, dtype=float).copy()
     if runtime_min is not None:
         m = np.asarray(runtime_min, dtype=float)
-        gap = np.where(np.isfinite(m) & (t > 0), (t - m) / np.where(t > 0, t, 1.0), 0.0)
-        sig = np.fmax(sig, gap)
-    return sig
+        with np.errstate(all="ignore"):
+            gap = (t - m) / t
+        sig = np.where(np.isfinite(sig), sig, gap)
+    sig = np.where(np.isfinite(sig), sig, 0.0)
+    return np.fmax(sig, float(floor))
 
 
 # -- step-aware expressions -----------------------------------------------------------------
