@@ -1,0 +1,227 @@
+"""The accuracy-study harness: metrics, splits, noise floor, CLI outputs and errors."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from annpred import evaluate as E
+from annpred.data import load_profiles
+from annpred.cli import main
+from annpred.errors import AnnpredError, ParameterError
+
+from conftest import run_cli
+
+
+# -- metrics against hand-computed values ---------------------------------------------------
+def test_mape_hand_computed():
+    y = [1.0, 2.0, 4.0, 10.0]
+    p = [1.1, 1.0, 4.0, 12.0]  # errors 10%, 50%, 0%, 20%
+    assert E.mape(y, p) == pytest.approx(20.0)
+
+
+def test_filtered_mape_drops_smallest_30_percent_of_measured():
+    y = np.arange(1.0, 11.0)  # 1..10; floor(0.3*10) = 3 smallest (1, 2, 3) dropped
+    p = y.copy()
+    p[:3] *= 2.0  # huge errors on the dropped ones
+    p[3] *= 1.07  # y = 4 -> 7%
+    p[9] *= 0.93  # y = 10 -> 7%
+    assert E.filtered_mape(y, p) == pytest.approx(2.0)  # (7 + 7) / 7 points
+    assert E.mape(y, p) == pytest.approx((300 + 14) / 10)
+    # dropping goes by the *measured* runtime, whatever the order of the rows
+    order = np.random.default_rng(0).permutation(10)
+    assert E.filtered_mape(y[order], p[order]) == pytest.approx(2.0)
+
+
+def test_within10_and_spearman_hand_computed():
+    y = [1.0, 2.0, 3.0, 4.0]
+    p = [1.05, 2.3, 2.8, 4.4]  # 5%, 15%, 6.7%, 10% (boundary counts)
+    assert E.within(y, p, 0.10) == pytest.approx(75.0)
+    # ranks of p: 1, 2, 3, 4 -> rho = 1
+    assert E.spearman(y, p) == pytest.approx(1.0)
+    # one swap out of four: d = (0, 1, -1, 0) -> rho = 1 - 6*2 / (4*15) = 0.8
+    assert E.spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    # ties get average ranks
+    assert E.spearman([1, 2, 3], [5, 5, 6]) == pytest.approx(math.sqrt(3) / 2)
+    assert math.isnan(E.spearman([1, 2, 3], [7, 7, 7]))
+
+
+def test_metric_input_errors():
+    with pytest.raises(ValueError):
+        E.mape([1, 2], [1])
+    with pytest.raises(ValueError):
+        E.mape([1, 0], [1, 1])
+    with pytest.raises(ValueError):
+        E.mape([], [])
+
+
+def test_noise_floor_from_two_passes_and_cv():
+    assert E.noise_floor([1.0, 2.0, 4.0], [1.02, 1.9, 4.0]) == pytest.approx(
+        (2 + 5 + 0) / 3)
+    # cv 0.1 with 1 repeat: sd 0.12533 -> E|diff| = 2/sqrt(pi)*sqrt(2)*0.12533
+    assert E.noise_floor_from_cv([0.1]) == pytest.approx(
+        2 / math.sqrt(math.pi) * math.sqrt(2) * 0.12533 * 100)
+
+
+# -- a small synthetic profiling CSV ---------------------------------------------------------
+def synthetic_csv(path, n0=120, n1=40, seed=0, kernel="synth", noise=0.02, second=True):
+    rng = np.random.default_rng(seed)
+    rows = []
+    m = np.round(np.exp(rng.uniform(np.log(4), np.log(256), n0)))
+    k = np.round(np.exp(rng.uniform(np.log(4), np.log(256), n0)))
+    true = 1e-9 * m * k * np.log2(k) * (1 + 0.3 * (m > 64))
+    for v, scale in (("fast", 1.0), ("slow", 3.0)):
+        for i in range(n0):
+            rows.append({"kernel": kernel, "variant": v, "hardware": "cpu-test-t1", "m": m[i],
+                         "k": k[i], "runtime_s": scale * true[i] * np.exp(rng.normal(0, noise)),
+                         "runtime_cv": 0.01, "repeats": 10, "seed": 0, "point": i, "pass": 0})
+        if second:
+            for i in range(n1):  # re-measure the first n1 points, in another order
+                j = n1 - 1 - i
+                rows.append({"kernel": kernel, "variant": v, "hardware": "cpu-test-t1",
+                             "m": m[j], "k": k[j],
+                             "runtime_s": scale * true[j] * np.exp(rng.normal(0, noise)),
+                             "runtime_cv": 0.01, "repeats": 10, "seed": 0, "point": j,
+                             "pass": 1})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+COMPLEXITY = {"work": "m*k*log(k, 2)"}
+FAST_NN = {"max_epochs": 150, "patience": 30}
+
+
+def test_split_uses_second_pass_as_test_and_never_leaks(tmp_path):
+    df = load_profiles([synthetic_csv(tmp_path / "s.csv")])
+    combos = E.prepare(df, complexity=COMPLEXITY)
+    assert len(combos) == 2
+    for c in combos:
+        assert c.params == ["m", "k"]
+        assert len(c.test) == 40 and len(c.pool) == 80
+        assert c.floor_source.startswith("two passes")
+        # test rows are exactly the re-measured points (ids 0..39)
+        test_pts = set(df[(df.variant == c.variant) & (df["pass"] == 1)]["point"].astype(int))
+        rows0 = df[(df.variant == c.variant) & (df["pass"] == 0)].reset_index(drop=True)
+        assert set(rows0.loc[c.test, "point"].astype(int)) == test_pts
+        assert not set(c.test) & set(c.pool)
+        for seed in range(4):
+            for n in (10, 25, 80, 500):
+                rows = c.train_rows(seed, n)
+                assert len(rows) == min(n, 80)
+                assert not set(rows) & set(c.test)
+                assert len(set(rows)) == len(rows)
+        # nested learning-curve draws
+        assert set(c.train_rows(1, 25)) <= set(c.train_rows(1, 50))
+        # the floor is the MAPE between the passes on exactly the test points
+        p1 = df[(df.variant == c.variant) & (df["pass"] == 1)].set_index("point")
+        p0 = rows0.set_index("point")
+        ids = sorted(test_pts)
+        expect = np.mean(np.abs(p1.loc[ids, "runtime_s"].to_numpy()
+                                - p0.loc[ids, "runtime_s"].to_numpy())
+                         / p0.loc[ids, "runtime_s"].to_numpy()) * 100
+        assert c.floor == pytest.approx(expect)
+
+
+def test_split_without_second_pass_is_random_holdout_with_cv_floor(tmp_path):
+    df = load_profiles([synthetic_csv(tmp_path / "s.csv", second=False)])
+    c = E.prepare(df, complexity=COMPLEXITY, n_test=50)[0]
+    assert len(c.test) == 50 and len(c.pool) == 70
+    assert not set(c.test) & set(c.pool)
+    assert "runtime_cv estimate" in c.floor_source and np.isfinite(c.floor)
+    no_cv = df.drop(columns=["runtime_cv"])
+    c = E.prepare(no_cv, complexity=COMPLEXITY, n_test=50)[0]
+    assert c.floor_source == "not available" and math.isnan(c.floor)
+
+
+def test_models_never_see_test_rows(tmp_path, monkeypatch):
+    df = load_profiles([synthetic_csv(tmp_path / "s.csv")])
+    c = E.prepare(df, complexity=COMPLEXITY)[0]
+    seen = []
+    orig = E.Trees.fit
+
+    def spy(self, combo, rows, seed):
+        seen.append(set(rows))
+        return orig(self, combo, rows, seed)
+
+    monkeypatch.setattr(E.Trees, "fit", spy)
+    E._init_worker([c], {})
+    try:
+        E._run_group([E.Fit(0, "RF+C", 60, 0), E.Fit(0, "GBT+C", 60, 1)])
+    finally:
+        E._WORK.clear()
+    assert seen and all(not s & set(c.test) for s in seen)
+
+
+def test_evaluate_end_to_end_small(tmp_path):
+    df = load_profiles([synthetic_csv(tmp_path / "s.csv")])
+    cfg = E.Config(n_train=60, seeds=2, curve_sizes=(20, 60), curve_seeds=1,
+                   nn_options=FAST_NN)
+    res = E.evaluate(df, cfg, complexity=COMPLEXITY, progress=False, cost=False)
+    s = res.summary
+    assert set(s.model) == set(E.MODELS)
+    assert len(s) == 2 * len(E.MODELS)
+    assert (s[s.model == "NN+C-L"].n_train == 80).all()
+    assert (s[s.model == "NN+C"].n_train == 60).all()
+    assert (s[s.model == "NN+C"].n_params < 75).all()
+    assert np.all(np.isfinite(s[["mape_mean", "filtered_mape_mean", "within10_mean",
+                                 "spearman_mean", "noise_floor"]].to_numpy()))
+    # a power law with a 30% step in m: the network sees the step, Cons cannot
+    mean = s.groupby("model", observed=True).mape_mean.mean()
+    assert mean["Cons"] > 8 and mean["NN+C"] < mean["Cons"]
+    assert set(res.curves.n_train) == {20, 60}
+
+
+def test_cli_writes_expected_files(tmp_path):
+    csv = synthetic_csv(tmp_path / "s.csv")
+    out = tmp_path / "out"
+    r = run_cli(["evaluate", csv, "--out", out, "--n-train", 40, "--seeds", 2,
+                 "--curve-sizes", "20,40", "--curve-seeds", 1, "--max-epochs", 100,
+                 "--features", "m,k", "--complexity", "m*k*log(k, 2)", "--quiet"])
+    assert r.returncode == 0, r.stderr
+    for name in ("accuracy.csv", "accuracy.md", "accuracy_runs.csv", "learning_curves.csv",
+                 "cost.csv", "learning_curves.png", "mape_by_combination.png",
+                 "pred_vs_measured_cpu-test-t1.png"):
+        assert (out / name).is_file(), name
+    acc = pd.read_csv(out / "accuracy.csv")
+    for col in ("kernel", "variant", "hardware", "model", "n_train", "mape_mean", "mape_std",
+                "filtered_mape_mean", "within10_mean", "spearman_mean", "noise_floor"):
+        assert col in acc.columns
+    assert len(acc) == 2 * len(E.MODELS)
+    md = (out / "accuracy.md").read_text()
+    assert "## Headline" in md and "filtered MAPE" in md and "noise floor" in md.lower()
+    assert "median MAPE" in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", "NN+C,XGB"], "unknown model"),
+    (["--n-train", "0"], "--n-train"),
+    (["--curve-sizes", "10,abc"], "--curve-sizes"),
+    (["--complexity", "m*k"], "--complexity needs --features"),
+    (["--features", "m,k", "--complexity", "m*q"], "unknown symbol"),
+])
+def test_cli_bad_options(tmp_path, capsys, args, message):
+    csv = synthetic_csv(tmp_path / "s.csv")
+    assert main(["evaluate", str(csv), "--out", str(tmp_path / "o"), "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "accuracy.csv").exists()
+
+
+def test_cli_bad_csv(tmp_path, capsys):
+    def run(path):
+        assert main(["evaluate", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+        return capsys.readouterr().err
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("kernel,variant,hardware,m,runtime_s\nx,y,z,3,-1\n")
+    assert "not positive" in run(bad)
+    assert "does not exist" in run(tmp_path / "missing.csv")
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("kernel,variant,hardware,m,runtime_s\nx,y,z,3,1\nx,y,z,4,2\n")
+    assert "at least 8" in run(tiny)
+
+
+def test_unknown_model_in_api():
+    with pytest.raises(ParameterError):
+        E.make_model("XGB")
+    assert issubclass(ParameterError, AnnpredError)
