@@ -54,6 +54,7 @@ class HalidePipeline:
     _reference: Callable[[list], np.ndarray] = field(repr=False)
     _estimates: Callable[[Built, Mapping[str, int]], None] = field(repr=False)
     compare_sizes: tuple = ()  # sizes used by experiments/halide.py
+    min_sizes: dict = field(default_factory=dict)  # smallest size every schedule handles
 
     # -- sizes ---------------------------------------------------------------------------
     def parse_size(self, text: str | Sequence[int] | Mapping[str, int]) -> dict[str, int]:
@@ -91,7 +92,8 @@ class HalidePipeline:
         return out
 
     def min_size(self, name: str) -> int:
-        return int(self.size_range[name][0])
+        """Tiles shift inwards at the edges, so an output must be at least one tile big."""
+        return int(self.min_sizes.get(name, 1))
 
     def example_size(self) -> list[int]:
         return [int(v) for v in self.compare_sizes[0]] if self.compare_sizes else \
@@ -255,6 +257,7 @@ BLUR = HalidePipeline(
     _build=_blur_build, _schedule=_blur_schedule, _inputs=_blur_inputs,
     _output=_blur_output, _reference=_blur_reference, _estimates=_blur_estimates,
     compare_sizes=((512, 512), (1024, 1024), (2048, 2048), (4096, 4096), (4096, 512)),
+    min_sizes={"W": 512, "H": 128},
 )
 
 
@@ -364,7 +367,7 @@ MATMUL = HalidePipeline(
         Knob("par", ("y", "tiles", "none"), categorical=True,
              description="parallel loop: rows of tiles, all tiles fused, or serial"),
         Knob("unroll_k", (1, 2, 4), description="unroll factor of the k loop"),
-        Knob("pack_b", (0, 1), description="copy the tile's panel of B into a contiguous "
+        Knob("pack_b", (0, 1), categorical=True, description="copy the tile's panel of B into a contiguous "
              "buffer (avoids cache-set conflicts at power-of-two strides)"),
     ), valid=_mm_valid),
     algorithm_code=_MM_CODE,
@@ -372,6 +375,7 @@ MATMUL = HalidePipeline(
     _output=_mm_output, _reference=_mm_reference, _estimates=_mm_estimates,
     compare_sizes=((256, 256, 256), (512, 512, 512), (768, 768, 768), (1024, 1024, 1024),
                    (1024, 256, 512)),
+    min_sizes={"M": 128, "N": 64, "K": 1},
 )
 
 
@@ -486,6 +490,7 @@ UNSHARP = HalidePipeline(
     _build=_us_build, _schedule=_us_schedule, _inputs=_us_inputs,
     _output=_us_output, _reference=_us_reference, _estimates=_us_estimates,
     compare_sizes=((512, 512), (1024, 1024), (2048, 1536), (3072, 3072), (3072, 512)),
+    min_sizes={"W": 512, "H": 64},
 )
 
 

@@ -138,7 +138,7 @@ class Recorder:
         self.vars: dict[str, str] = {}  # name -> declaration
 
     def func(self, f, name: str | None = None) -> "_FuncRec":
-        return _FuncRec(self, f, name or f.name())
+        return _FuncRec(self, f, name or f.name().split("$")[0])
 
     def var(self, name: str):
         import halide as hl
@@ -190,7 +190,7 @@ def _code(a) -> str:
     if isinstance(a, (list, tuple)):
         return "[" + ", ".join(_code(x) for x in a) + "]"
     if isinstance(a, (hl.Var, hl.RVar)):
-        return a.name()
+        return a.name().replace("$", ".")  # RVar "k$x" is k.x of the RDom k
     if isinstance(a, hl.TailStrategy):
         return f"hl.TailStrategy.{a.name}"
     if isinstance(a, (bool, int, float, str)):
