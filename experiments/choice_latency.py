@@ -1,0 +1,230 @@
+"""Decision latency: annpred.choose among N candidates versus the same decision made with
+the torch forward pass and with the scikit-learn random-forest baseline, in one run.
+
+    python experiments/choice_latency.py [--models trained] [--kernel matmul]
+
+Every method predicts all candidates of one call and takes the argmin. Timing protocol:
+warm up, then many repeats of one decision each timed with perf_counter_ns, report the
+median (and p90). Single thread everywhere (BLAS, torch, sklearn n_jobs=1).
+Methods:
+  choose            annpred.choose(kernel, params): validation, one stacked numpy pass,
+                    training-range check, the Choice object
+  stacked_core      only the stacked numpy pass (features + batched networks)
+  numpy_loop        one LoadedModel.predict per candidate (unbatched numpy)
+  torch_loop        one torch forward (AugmentedMLP, float64, no_grad) per candidate
+  torch_stacked     the stacked networks as one batched torch pass
+  rf_loop           one RandomForestRegressor(200 trees, params+complexity) per candidate
+Writes experiments/results/choice_latency.csv and .md (or --out).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_v] = "1"
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+
+
+def bench(fn, repeats: int, warmup: int = 50) -> dict:
+    for _ in range(warmup):
+        fn()
+    ts = np.empty(repeats)
+    clock = time.perf_counter_ns
+    for i in range(repeats):
+        t0 = clock()
+        fn()
+        ts[i] = clock() - t0
+    return {"median_us": float(np.median(ts) / 1e3), "p90_us": float(np.percentile(ts, 90) / 1e3),
+            "repeats": repeats}
+
+
+def cold_start(models: str, kernel: str, params: dict) -> dict:
+    """Wall time of a fresh process that imports annpred and makes one decision, and of one
+    that only imports torch (median of 3)."""
+    code = ("import time; t=time.perf_counter(); import annpred; "
+            f"c=annpred.choose({kernel!r}, {params!r}, models={models!r}); "
+            "import sys; print(time.perf_counter()-t, 'torch' in sys.modules)")
+    code_t = "import time; t=time.perf_counter(); import torch; print(time.perf_counter()-t)"
+    a, b = [], []
+    torch_loaded = None
+    for _ in range(3):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, cwd=ROOT)
+        s, flag = r.stdout.split()
+        a.append(float(s))
+        torch_loaded = flag == "True"
+        r = subprocess.run([sys.executable, "-c", code_t], capture_output=True, text=True,
+                           check=True)
+        b.append(float(r.stdout))
+    return {"import_and_first_choose_s": float(np.median(a)), "import_torch_s":
+            float(np.median(b)), "torch_imported_by_choose": torch_loaded}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default=str(ROOT / "trained"))
+    ap.add_argument("--kernel", default="matmul")
+    ap.add_argument("--params", default=None, help="JSON point (default: the domain's "
+                    "geometric middle)")
+    ap.add_argument("--repeats", type=int, default=20000)
+    ap.add_argument("--rf-repeats", type=int, default=200)
+    ap.add_argument("--out", default=str(ROOT / "experiments" / "results"))
+    a = ap.parse_args(argv)
+
+    import annpred
+    from annpred import select
+    from annpred.catalog import get_kernel
+    from annpred.predict import load_models
+
+    k = get_kernel(a.kernel)
+    if a.params:
+        params = json.loads(a.params)
+    else:
+        params = {p.name: (int(round(np.sqrt(p.low * p.high))) if p.kind == "int"
+                           else float(np.sqrt(p.low * p.high))) for p in k.params}
+        if not k.valid(params):
+            from annpred.sampling import random_points
+            params = random_points(k, 1, seed=1).iloc[0].to_dict()
+    params = k.check_params(params)
+    pred = load_models(a.models)
+    choice = annpred.choose(a.kernel, params, models=pred)
+    cands = list(choice.predicted)
+    models = [pred.get(a.kernel, c.variant, c.hardware) for c in cands]
+    print(f"{a.kernel} {params}: {len(cands)} candidates -> {choice.best}", flush=True)
+    results = {}
+    assert "torch" not in sys.modules
+
+    results["choose"] = bench(lambda: annpred.choose(a.kernel, params, models=pred), a.repeats)
+    plan = select._plan(pred, a.kernel, k, None)
+    x = [float(params[p]) for p in plan.params]
+    results["stacked_core"] = bench(lambda: plan.predict(x), a.repeats)
+    cols = {p: np.asarray([float(v)]) for p, v in params.items()}
+
+    def numpy_loop():
+        s = [m.predict(cols)[0] for m in models]
+        return cands[int(np.argmin(s))]
+
+    results["numpy_loop"] = bench(numpy_loop, a.repeats // 4)
+
+    # torch: the same networks, float64
+    import torch
+
+    from annpred.network import transform_inputs
+    from annpred.train import AugmentedMLP
+
+    torch.set_num_threads(1)
+    tms = []
+    for m in models:
+        d = m.meta
+        net = AugmentedMLP.from_weights(d["layers"], d.get("skip"), d["activation"]).eval()
+        tms.append((m, net, np.asarray(d["scaler"]["mean"]), np.asarray(d["scaler"]["std"]),
+                    d["target_scaler"]["mean"], d["target_scaler"]["std"]))
+
+    def torch_loop():
+        s = []
+        with torch.no_grad():
+            for m, net, mean, std, ym, ys in tms:
+                X = m.features(cols)
+                Z = (transform_inputs(X, m.compiled["input_transform"]) - mean) / std
+                y = net(torch.from_numpy(Z)).item() * ys + ym
+                s.append(np.exp(y))
+        return cands[int(np.argmin(s))]
+
+    results["torch_loop"] = bench(torch_loop, a.repeats // 4)
+    g = plan.groups[0]
+    tW1, tB1 = torch.from_numpy(g.W1), torch.from_numpy(g.B1)
+    tWout, tbout = torch.from_numpy(g.Wout), torch.from_numpy(g.bout)
+    tys, tym = torch.from_numpy(g.y_std), torch.from_numpy(g.y_mean)
+    tG = torch.from_numpy(g.G)
+
+    def torch_stacked():
+        with torch.no_grad():
+            U = torch.from_numpy(plan.features(x))
+            X = U[tG]
+            h = torch.tanh(torch.bmm(tW1, X.unsqueeze(2)).squeeze(2) + tB1)
+            out = (tWout * torch.cat((h, X), 1)).sum(1) + tbout
+            y = torch.exp(out * tys + tym)
+            return cands[int(torch.argmin(y))]
+
+    if len(plan.groups) == 1 and not g.single and not g.hidden:
+        ref = plan.predict(x)
+        assert cands[int(np.argmin(ref))] == torch_stacked()
+        results["torch_stacked"] = bench(torch_stacked, a.repeats // 4)
+    # check: the torch loop agrees with the numpy decision
+    assert torch_loop() == numpy_loop() == cands[int(np.argmin(plan.predict(x)))]
+
+    # scikit-learn random forest baseline (RF+C), one forest per candidate
+    from sklearn.ensemble import RandomForestRegressor
+
+    forests = []
+    for c, m in zip(cands, models):
+        paths = sorted(Path(a.models).glob(f"{c.hardware}/data/{a.kernel}.csv"))
+        if not paths:
+            break
+        df = pd.read_csv(paths[0])
+        df = df[(df["variant"] == c.variant) & (df["hardware"] == c.hardware)]
+        if "pass" in df:
+            df = df[df["pass"] == 0]
+        df = df.head(250)
+        Xd = {p: df[p].to_numpy(dtype=float) for p in m.params}
+        X = m.features(Xd)
+        rf = RandomForestRegressor(n_estimators=200, n_jobs=1, random_state=0)
+        rf.fit(X, np.log(df["runtime_s"].to_numpy()))
+        forests.append((m, rf))
+    if len(forests) == len(cands):
+        def rf_loop():
+            s = [rf.predict(m.features(cols))[0] for m, rf in forests]
+            return cands[int(np.argmin(s))]
+
+        results["rf_loop"] = bench(rf_loop, a.rf_repeats, warmup=5)
+    # choose again, with torch and sklearn loaded in the process
+    results["choose_after_torch_import"] = bench(
+        lambda: annpred.choose(a.kernel, params, models=pred), a.repeats)
+
+    base = results["choose"]["median_us"]
+    rows = [{"method": name, **r, "ratio_to_choose": r["median_us"] / base}
+            for name, r in results.items()]
+    cs = cold_start(a.models, a.kernel, {k_: v for k_, v in params.items()})
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(out / "choice_latency.csv", index=False)
+    lines = [f"Decision among {len(cands)} candidates ({a.kernel}, {params}); median of "
+             f"{a.repeats} single decisions ({a.rf_repeats} for rf_loop) on {_cpu()}, "
+             "1 thread.", "",
+             "| method | median (us) | p90 (us) | x choose |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['median_us']:.1f} | {r['p90_us']:.1f} | "
+                     f"{r['ratio_to_choose']:.1f} |")
+    lines += ["", f"Cold start (fresh process: import annpred + first choose): "
+              f"{cs['import_and_first_choose_s']:.2f} s; `import torch` alone: "
+              f"{cs['import_torch_s']:.2f} s; torch imported by choose: "
+              f"{cs['torch_imported_by_choose']}."]
+    (out / "choice_latency.md").write_text("\n".join(lines) + "\n")
+    (out / "choice_latency.json").write_text(json.dumps(
+        {"kernel": a.kernel, "params": params, "candidates": [str(c) for c in cands],
+         "results": results, "cold_start": cs, "machine": _cpu(),
+         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def _cpu() -> str:
+    from annpred import hardware as hw
+
+    return hw.cpu_model()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
