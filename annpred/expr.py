@@ -65,6 +65,89 @@ FUNCTIONS: dict[str, Callable] = {
     "ceiling": _fixed("ceiling", 1, sp.ceiling),
     "ceil": _fixed("ceil", 1, sp.ceiling),
     "floor": _fixed("floor", 1, sp.floor),
+    "sopfr": _fixed("sopfr", 1, lambda x: sopfr(x)),
+    "lpf": _fixed("lpf", 1, lambda x: lpf(x)),
+}
+
+
+def _factor(n: int) -> list[int]:
+    out, p = [], 2
+    while p * p <= n:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1 if p == 2 else 2
+    if n > 1:
+        out.append(n)
+    return out
+
+
+def _int_arg(x) -> int:
+    return max(int(round(float(x))), 1)
+
+
+class sopfr(sp.Function):
+    """Sum of the prime factors of round(n), with repetition (sopfr(12) = 2+2+3 = 7).
+
+    The arithmetic cost of a mixed-radix FFT of length n is proportional to n*sopfr(n)."""
+
+    is_real = True
+
+    @classmethod
+    def eval(cls, n):
+        if n.is_Number:
+            return sp.Integer(sum(_factor(_int_arg(n))))
+
+
+class lpf(sp.Function):
+    """Largest prime factor of round(n) (1 for n <= 1)."""
+
+    is_real = True
+
+    @classmethod
+    def eval(cls, n):
+        if n.is_Number:
+            return sp.Integer(max(_factor(_int_arg(n)), default=1))
+
+
+def _vectorised(fn):
+    cache: dict[int, float] = {}
+
+    def call(x):
+        arr = np.asarray(x, dtype=float)
+        flat = np.rint(arr.ravel()).astype(np.int64)
+        out = np.empty(flat.shape, dtype=float)
+        for i, v in enumerate(flat):
+            v = int(max(v, 1))
+            r = cache.get(v)
+            if r is None:
+                r = cache[v] = float(fn(_factor(v)))
+            out[i] = r
+        return out.reshape(arr.shape) if arr.ndim else float(out[0])
+    return call
+
+
+_np_sopfr = _vectorised(lambda f: sum(f))
+_np_lpf = _vectorised(lambda f: max(f, default=1))
+
+# C implementations for exported headers (trial division; exact for n < 2**53)
+C_SUPPORT = {
+    "sopfr": """static double annpred_sopfr(double x) {
+    long long n = (long long)(x + 0.5), s = 0, p;
+    if (n < 2) return 0.0;
+    for (p = 2; p * p <= n; p += (p == 2 ? 1 : 2))
+        while (n % p == 0) { s += p; n /= p; }
+    if (n > 1) s += n;
+    return (double)s;
+}""",
+    "lpf": """static double annpred_lpf(double x) {
+    long long n = (long long)(x + 0.5), m = 1, p;
+    if (n < 2) return 1.0;
+    for (p = 2; p * p <= n; p += (p == 2 ? 1 : 2))
+        while (n % p == 0) { m = p; n /= p; }
+    if (n > 1) m = n;
+    return (double)m;
+}""",
 }
 
 
@@ -175,7 +258,8 @@ def _compiled(text: str, names: tuple[str, ...]):
     expr = parse(text, names)
     syms = [sp.Symbol(n, positive=True) for n in names]
     # lambdify prints the (whitelisted) sympy tree as numpy code; no user text reaches exec.
-    return sp.lambdify(syms, expr, modules=[{"Min": np.minimum, "Max": np.maximum}, "numpy"])
+    return sp.lambdify(syms, expr, modules=[{"Min": np.minimum, "Max": np.maximum,
+                                             "sopfr": _np_sopfr, "lpf": _np_lpf}, "numpy"])
 
 
 def compile(text: str, names: Iterable[str]) -> Callable[..., np.ndarray]:
@@ -204,6 +288,17 @@ def free_symbols(text: str, symbols: Iterable[str] | None = None) -> list[str]:
     return sorted(str(s) for s in parse(text, symbols).free_symbols)
 
 
+def ccode(e: sp.Expr) -> str:
+    """C99 code of a parsed expression; see :func:`c_support` for helper functions."""
+    return sp.ccode(e, user_functions={"sopfr": "annpred_sopfr", "lpf": "annpred_lpf"})
+
+
+def c_support(e: sp.Expr) -> str:
+    """C definitions of the helper functions an expression's C code calls."""
+    return "\n".join(code for name, code in C_SUPPORT.items()
+                     if any(type(f).__name__ == name for f in e.atoms(sp.Function)))
+
+
 def to_c(text: str) -> str:
     """C99 code of the expression (symbols stay as C identifiers of the same name)."""
-    return sp.ccode(parse(text))
+    return ccode(parse(text))

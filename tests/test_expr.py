@@ -18,6 +18,10 @@ from annpred.errors import ExpressionError
     ("max(m, n) - min(m, n)", {"m": 3, "n": 10}, 7),
     ("-n + 2*n", {"n": 5}, 5),
     ("(m*k + k*n + m*n)/1e3", {"m": 10, "n": 10, "k": 10}, 0.3),
+    ("n*sopfr(n)", {"n": 12}, 84),
+    ("sopfr(n)", {"n": 1024}, 20),
+    ("lpf(n)", {"n": 9127}, 9127),
+    ("lpf(n) + sopfr(m)", {"n": 360, "m": 1}, 5),
 ])
 def test_evaluates_whitelisted_expressions(text, values, expected):
     got = expr.evaluate(text, {k: np.array([v], float) for k, v in values.items()})
@@ -62,6 +66,22 @@ def test_never_executes_code(tmp_path):
 def test_nonfinite_result_is_an_error():
     with pytest.raises(ExpressionError, match="not finite"):
         expr.evaluate("log(n - n)", {"n": np.array([1.0, 2.0])})
+
+
+def test_number_theory_functions_match_brute_force():
+    def factors(n):
+        out = []
+        for p in range(2, n + 1):
+            while n % p == 0:
+                out.append(p)
+                n //= p
+        return out
+    ns = np.arange(1, 400, dtype=float)
+    s = expr.evaluate("sopfr(n)", {"n": ns})
+    l = expr.evaluate("lpf(n)", {"n": ns})
+    for n, a, b in zip(ns.astype(int), s, l):
+        f = factors(n)
+        assert a == sum(f) and b == max(f, default=1)
 
 
 def test_c_code_of_expression():
