@@ -85,6 +85,12 @@ def train_all(kernels) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     dest = ROOT / "experiments" / "results" / "shipped_models.csv"
     dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():  # keep the rows of combinations not retrained now
+        old = pd.read_csv(dest)
+        keys = set(zip(out.kernel, out.variant, out.hardware))
+        old = old[[k not in keys for k in zip(old.kernel, old.variant, old.hardware)]]
+        out = pd.concat([old, out], ignore_index=True)
+    out = out.sort_values(["hardware", "kernel", "variant"]).reset_index(drop=True)
     out.to_csv(dest, index=False)
     print(out.describe().to_string())
     return out
