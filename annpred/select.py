@@ -12,7 +12,9 @@ microseconds and never imports torch.
 implementation with the chosen thread count and returns its result as a numpy array.
 
 Guardrails: a candidate is *trusted* when it has a model and the point lies inside that
-model's training range. By default (``policy="strict"``) a decision is taken from the
+model's training range, widened by a margin of 5% of its width in log scale
+(:func:`set_margin`; random sampling never reaches a domain's ends, so without it a dense
+operand, density 1, would count as an extrapolation). By default (``policy="strict"``) a decision is taken from the
 predictions only when every candidate is trusted; otherwise :func:`choose` says why and falls
 back to a configured default (:func:`set_default`, or ``default=``; without configuration the
 kernel's first catalog variant on the most threads). ``policy="trusted"`` picks the best
@@ -78,7 +80,8 @@ class Choice:
 
     ``predicted`` maps every candidate to its predicted seconds (``None`` without a model;
     CUDA candidates include the host-device transfer when :func:`dispatch` knew the bytes),
-    ``in_range`` to whether the point lies inside that model's training range.
+    ``in_range`` to whether the point lies inside that model's training range (widened by
+    the margin of :func:`set_margin`).
     ``fallback`` is true when the choice is the configured default rather than the
     prediction's best; ``reason`` then says why.
     """
@@ -95,6 +98,7 @@ class Choice:
     unsupported: tuple = ()  # candidates whose variant does not support this point
     transfer_s: dict = field(default_factory=dict)  # CUDA candidates: transfer seconds added
     policy: str = "strict"
+    _plan: Any = field(default=None, repr=False, compare=False)
 
     @property
     def best(self) -> Candidate:
@@ -117,15 +121,18 @@ class Choice:
     def all_in_range(self) -> bool:
         return all(self.in_range.values())
 
-    def out_of_range(self, models=None) -> dict:
-        """Per untrusted candidate: ``{param: [value, [lo, hi]]}`` (or ``"no model"``)."""
-        pred = _predictor(models)
+    def out_of_range(self) -> dict:
+        """Per untrusted candidate: ``{param: [value, [lo, hi]]}`` against the (widened)
+        training range, or ``"no model"``."""
+        plan = self._plan
         out = {}
-        for c, ok in self.in_range.items():
+        for i, (c, ok) in enumerate(self.in_range.items()):
             if ok:
                 continue
-            m = pred.models.get((self.kernel, c.variant, c.hardware))
-            out[c] = m.out_of_range(self.params) if m is not None else "no model"
+            if plan is None or i in plan.missing:
+                out[c] = "no model"
+            else:
+                out[c] = plan.out_of_range(plan.model_list.index(i), self.params)
         return out
 
     def ranking(self) -> list[tuple[Candidate, float | None, bool]]:
@@ -142,6 +149,7 @@ class Choice:
             "predicted": {str(c): s for c, s in self.predicted.items()},
             "in_range": {str(c): bool(v) for c, v in self.in_range.items()},
             "fallback": self.fallback, "reason": self.reason, "policy": self.policy,
+            "margin": None if self._plan is None else self._plan.margin,
             "predicted_best": None if self.predicted_best is None else str(self.predicted_best),
             "unsupported": [str(c) for c in self.unsupported],
             "transfer_s": {str(c): s for c, s in self.transfer_s.items()},
@@ -156,7 +164,8 @@ class Choice:
 
 # -- configuration ------------------------------------------------------------------------
 _DEFAULTS: dict[str, tuple[str, str | None]] = {}
-_CONFIG = {"policy": "strict"}
+_CONFIG = {"policy": "strict", "margin": 0.05}
+DEFAULT_MARGIN = 0.05
 
 
 def set_default(kernel: str, variant: str | None, hardware: str | None = None) -> None:
@@ -173,6 +182,20 @@ def set_policy(policy: str) -> None:
     if policy not in POLICIES:
         raise ParameterError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
     _CONFIG["policy"] = policy
+
+
+def set_margin(margin: float) -> None:
+    """Widen every training range by ``margin`` times its width (in log scale for positive
+    ranges) before judging whether a point is inside it; 0 is the strict training box.
+
+    The default 0.05 exists because random sampling never reaches a domain's ends exactly:
+    a density range sampled on [0.001, 1] trains on about [0.00105, 0.998], and a dense
+    operand (density 1) must not count as an extrapolation."""
+    margin = float(margin)
+    if not (0 <= margin < 1):
+        raise ParameterError(f"margin must be in [0, 1), got {margin}")
+    _CONFIG["margin"] = margin
+    _PLANS.clear()
 
 
 # -- CUDA transfer model --------------------------------------------------------------------
@@ -405,6 +428,16 @@ class _Group:
         return np.exp(y) if self.log_target else y
 
 
+def _widen(lo: float, hi: float, margin: float) -> tuple[float, float]:
+    if margin <= 0 or hi < lo:
+        return lo, hi
+    if lo > 0:
+        d = (math.log(hi) - math.log(lo)) * margin
+        return lo * math.exp(-d), hi * math.exp(d)
+    d = (hi - lo) * margin
+    return lo - d, hi + d
+
+
 class _Plan:
     """Everything about one (models, kernel, candidate set) that does not depend on the
     point: the stacked networks, compiled features, ranges and the default fallback."""
@@ -460,13 +493,14 @@ class _Plan:
                               self.n_raw) for idx in groups.values()]
         # training ranges (M, P); -inf/inf where a model has no range for a parameter
         M, P = len(self.models), len(self.params)
+        self.margin = _CONFIG["margin"]
         self.lo = np.full((M, P), -np.inf)
         self.hi = np.full((M, P), np.inf)
         for i, m in enumerate(self.models):
             for p, (lo, hi) in m.range.items():
                 if p in self.col_of:
-                    self.lo[i, self.col_of[p]] = lo
-                    self.hi[i, self.col_of[p]] = hi
+                    self.lo[i, self.col_of[p]], self.hi[i, self.col_of[p]] = _widen(
+                        lo, hi, self.margin)
         rows = {}
         self.range_of = [rows.setdefault((tuple(lo), tuple(hi)), len(rows))
                          for lo, hi in zip(self.lo.tolist(), self.hi.tolist())]
@@ -563,6 +597,16 @@ class _Plan:
         for g in self.groups:
             out[g.idx] = g(U)
         return out
+
+    def out_of_range(self, j: int, point: Mapping[str, Any]) -> dict:
+        """Model ``j``'s parameters outside its (widened) range: ``{p: [v, [lo, hi]]}``."""
+        bad = {}
+        for p, c in self.col_of.items():
+            lo, hi = float(self.lo[j, c]), float(self.hi[j, c])
+            v = float(point[p])
+            if not (lo <= v <= hi):
+                bad[p] = [point[p], [lo, hi]]
+        return bad
 
     def in_range(self, x: list[float]) -> list[bool]:
         """Per model: whether ``x`` lies inside its training range (models of one kernel
@@ -736,14 +780,15 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes) -> Choice
         if not all_trusted:
             reason = "untrusted: " + _untrusted(plan, point, eligible, ok, inr)
         return Choice(plan.kernel, point, best.variant, best.hardware, predicted, in_range,
-                      False, reason, predicted_best, tuple(unsupported), transfer, policy)
+                      False, reason, predicted_best, tuple(unsupported), transfer, policy,
+                      plan)
     if not any(eligible):
         why = "no candidate supports this point"
     else:
         why = _untrusted(plan, point, eligible, ok, inr)
     fb = plan.fallback(default)
     return Choice(plan.kernel, point, fb.variant, fb.hardware, predicted, in_range, True,
-                  why, predicted_best, tuple(unsupported), transfer, policy)
+                  why, predicted_best, tuple(unsupported), transfer, policy, plan)
 
 
 def _untrusted(plan: _Plan, point, eligible, ok, inr) -> str:
@@ -757,8 +802,7 @@ def _untrusted(plan: _Plan, point, eligible, ok, inr) -> str:
         elif not ok[i]:
             parts.append(f"the model of {c} predicts a non-finite runtime here")
         elif not inr[i]:
-            m = plan.models[plan.model_list.index(i)]
-            for p, (v, (lo, hi)) in m.out_of_range(point).items():
+            for p, (v, (lo, hi)) in plan.out_of_range(plan.model_list.index(i), point).items():
                 oor.setdefault(f"{p}={v:g} outside [{lo:g}, {hi:g}]", []).append(str(c))
     for what, cs in oor.items():
         parts.append(f"{what} (training range of {len(cs)} candidate(s))")

@@ -133,11 +133,20 @@ def test_out_of_training_range_is_reported_and_not_trusted(tmp_path):
     assert not inside.fallback and inside.all_in_range
     c = choose("toy", {"n": 3000}, models=tmp_path)  # valid for the kernel, beyond training
     assert c.fallback and not any(c.in_range.values())
-    assert "n=3000 outside [16, 1000]" in c.reason
+    assert "n=3000 outside [" in c.reason
     assert c.best == ("cumsum", T1)
     assert c.predicted_best is not None  # the extrapolation is still shown
-    oor = c.out_of_range(tmp_path)
-    assert oor[Candidate("cumsum", T1)] == {"n": [3000, [16.0, 1000.0]]}
+    oor = c.out_of_range()
+    (v, (lo, hi)), = oor[Candidate("cumsum", T1)].values()
+    assert v == 3000 and lo < 16 and 1000 < hi < 1300  # the range widened by the margin
+    # the margin: just beyond the sampled range is trusted, far beyond is not; 0 is strict
+    assert not choose("toy", {"n": 1100}, models=tmp_path).fallback
+    select.set_margin(0)
+    try:
+        c0 = choose("toy", {"n": 1100}, models=tmp_path)
+        assert c0.fallback and "n=1100 outside [16, 1000]" in c0.reason
+    finally:
+        select.set_margin(select.DEFAULT_MARGIN)
     ex = choose("toy", {"n": 3000}, models=tmp_path, policy="extrapolate")
     assert not ex.fallback and ex.best == ex.predicted_best
 
