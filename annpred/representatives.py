@@ -16,8 +16,9 @@ intervals of a parameter and jump at their edges. The PR sampler
    edges inside the sweep exceed ``K_NOISE`` times the noise. Smooth noisy data, and
    runtimes whose shape the step model cannot explain, therefore yield no step;
 3. picks **representatives**, one per plateau cell: random candidate points are snapped to
-   the middle of their plateau for every stepped parameter, and a space-filling (greedy
-   maximin) subset of distinct cells is measured with the rest of the budget.
+   the middle of their plateau for every stepped parameter, and a space-filling subset of
+   distinct cells (support points: k-means centres of the candidate pool, the measured
+   points held as fixed centres) is measured with the rest of the budget.
 
 Every measured point, sweeps included, counts against the budget and is training data.
 The detected steps feed step-aware features: :func:`step_complexity` rewrites each
@@ -48,6 +49,8 @@ MAX_PERIOD = 512
 MIN_BUDGET_FOR_SWEEPS = 24  # below this the PR sampler only does the space-filling part
 SWEEP_FRACTION = 0.4
 MIN_SWEEP_RANGE = 16  # parameters spanning fewer values are not swept
+MAX_SWEEP = 16  # most points of one sweep (more rarely change the detected period)
+PLANNER_VERSION = 2  # bumped when the planner's requests change for the same measurements
 
 
 # -- noise ----------------------------------------------------------------------------------
@@ -337,6 +340,50 @@ def _from_unit(p, u: float):
     return int(round(v)) if p.kind == "int" else float(v)
 
 
+def _support_points(U: np.ndarray, fixed: np.ndarray, n: int, rng: np.random.Generator,
+                    iters: int = 25) -> list[int]:
+    """Indices of ``n`` distinct rows of the candidate pool ``U`` (unit coordinates, drawn
+    from the kernel's sampling distribution) that represent the pool: k-means with ``n``
+    free centres plus the already measured points as fixed centres, each free centre then
+    replaced by its nearest unused candidate. Unlike maximin designs this follows the
+    sampling distribution (which the test points follow too) instead of crowding the
+    boundary, while spreading points evenly and away from what was measured."""
+    if n <= 0:
+        return []
+    k0 = len(fixed)
+    # k-means++ seeding of the free centres, taking the fixed ones into account
+    d = (np.min(((U[:, None, :] - fixed[None]) ** 2).sum(-1), axis=1) if k0
+         else np.full(len(U), 1.0))
+    centres = []
+    for _ in range(n):
+        prob = d / d.sum() if d.sum() > 0 else np.full(len(U), 1.0 / len(U))
+        i = int(rng.choice(len(U), p=prob))
+        centres.append(U[i].copy())
+        d = np.minimum(d, ((U - U[i]) ** 2).sum(-1))
+    C = np.array(centres)
+    for _ in range(iters):
+        allc = np.vstack([fixed, C]) if k0 else C
+        lab = np.argmin(((U[:, None, :] - allc[None]) ** 2).sum(-1), axis=1) - k0
+        moved = False
+        for j in range(n):
+            members = U[lab == j]
+            if len(members):
+                c = members.mean(axis=0)
+                moved |= not np.allclose(c, C[j])
+                C[j] = c
+        if not moved:
+            break
+    chosen: list[int] = []
+    taken = np.zeros(len(U), dtype=bool)
+    for j in range(n):
+        dist = ((U - C[j]) ** 2).sum(-1)
+        dist[taken] = np.inf
+        i = int(np.argmin(dist))
+        taken[i] = True
+        chosen.append(i)
+    return chosen
+
+
 def _centre(p):
     if p.sampling == "choice":
         ch = sorted(p.choices)
@@ -443,8 +490,8 @@ class PRPlanner:
             per = total // len(names)
         if per < MIN_SWEEP:
             return []
-        n_base = self.n_base or (2 if per >= 4 * MIN_SWEEP else 1)
-        per_base = per // n_base
+        n_base = self.n_base or (2 if per >= 3 * MIN_SWEEP else 1)
+        per_base = min(per // n_base, MAX_SWEEP)
         if per_base < MIN_SWEEP:
             n_base, per_base = 1, per
         plan = []
@@ -494,20 +541,10 @@ class PRPlanner:
         if not cand:
             return []
         U = np.array([[_to_unit(p, c[p.name]) for p in params] for c in cand])
-        if measured:
-            M = np.array([[_to_unit(p, m[p.name]) for p in params] for m in measured])
-            dmin = np.min(((U[:, None, :] - M[None, :, :]) ** 2).sum(-1), axis=1)
-        else:
-            dmin = np.full(len(cand), np.inf)
-            dmin[0] = -1.0  # start from the first (random) candidate
-        chosen = []
-        for _ in range(min(n, len(cand))):
-            i = int(np.argmax(dmin)) if measured or chosen else 0
-            chosen.append(cand[i])
-            d = ((U - U[i]) ** 2).sum(-1)
-            dmin = np.minimum(dmin, d)
-            dmin[i] = -np.inf
-        return chosen
+        M = (np.array([[_to_unit(p, m[p.name]) for p in params] for m in measured])
+             if measured else np.empty((0, len(params))))
+        idx = _support_points(U, M, min(n, len(cand)), self.rng)
+        return [cand[i] for i in idx]
 
     # -- run
     def run(self, measure: Callable[[dict, str], Measurement]) -> PRResult:

@@ -11,8 +11,9 @@ set of random points against the number of *measured* points (sweep points count
 
 Kernels: matmul_small (study sub-kernel: dense m, n, k uniform in [1, 128], see
 experiments/study_kernels.py) with the Halide schedule (vector x row tiles) and numpy
-(small BLAS products); blur/halide_tiled (256 x 32 tiles); and blur/scipy, where there are
-no steps. The noise floor is the MAPE between two measurement passes over 100 test points.
+(small BLAS products); blur_plain/halide_tiled (the 256 x 32-tile Halide blur with only the
+generic complexity w*h, so the steps must be discovered); blur/halide_tiled with the
+catalog's hand-written tile features; and blur/scipy, where there are no steps. The noise floor is the MAPE between two measurement passes over 100 test points.
 
 Measurements are cached as profiling CSVs under experiments/results/data/<hardware>/ and
 reused by reruns (resumable; ``--remeasure`` deletes them first). Results:
@@ -42,7 +43,7 @@ from annpred.catalog import get_kernel, register_kernel  # noqa: E402
 from annpred.data import load_profiles  # noqa: E402
 from annpred.profile import profile  # noqa: E402
 from annpred.regressor import AugmentedNNRegressor  # noqa: E402
-from annpred.representatives import detect_steps  # noqa: E402
+from annpred.representatives import PLANNER_VERSION, detect_steps  # noqa: E402
 
 
 def _study_kernels():
@@ -57,8 +58,9 @@ def _study_kernels():
 STUDY = [  # kernel, variant, steps expected
     ("matmul_small", "halide", True),
     ("matmul_small", "numpy", True),
-    ("blur", "halide_tiled", True),
-    ("blur", "scipy", False),
+    ("blur_plain", "halide_tiled", True),  # tile steps to be discovered (generic complexity)
+    ("blur", "halide_tiled", True),  # catalog complexity already holds the tile features
+    ("blur", "scipy", False),  # no steps
 ]
 N_TEST = 200
 N_FLOOR = 100
@@ -90,7 +92,7 @@ def measure_all(kernel_name: str, variant: str, data: Path, threads: int, log) -
             pass_id=1, **common)
     profile(kernel_name, paths["random"], samples=N_RANDOM, seed=0, **common)
     for n in PR_NS:
-        paths[f"pr{n}"] = base.with_name(base.name + f"__pr{n}.csv")
+        paths[f"pr{n}"] = base.with_name(base.name + f"__pr{n}_v{PLANNER_VERSION}.csv")
         profile(kernel_name, paths[f"pr{n}"], samples=n, sampler="pr", seed=0, **common)
     log(f"  measured {kernel_name}/{variant} in {time.perf_counter() - t0:.0f}s")
     return paths

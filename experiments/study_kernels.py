@@ -40,3 +40,28 @@ MATMUL_SMALL = Kernel(
 )
 
 KERNELS = [MATMUL_SMALL]
+
+
+# ``blur_plain``: the catalog's blur with only the generic complexity (pixels = w*h) for its
+# Halide schedules -- the catalog's halide_tiled variant carries hand-written tile features
+# (ceiling(w/256)*ceiling(h/32)); here PR has to discover the tile steps from measurements.
+import dataclasses as _dc  # noqa: E402
+
+from kernels import blur as _blur  # noqa: E402
+
+BLUR_PLAIN = Kernel(
+    name="blur_plain",
+    description="3x3 box blur (catalog blur) whose Halide variants use only pixels = w*h "
+                "as complexity (study sub-kernel: steps must be discovered).",
+    params=list(_blur.KERNEL.params),
+    complexity={"pixels": "w*h"},
+    make_inputs=_blur.make_inputs,
+    reference=_blur.reference,
+    infer_params=_blur.infer_params,
+    rtol=_blur.KERNEL.rtol,
+    atol=_blur.KERNEL.atol,
+    variants=[_dc.replace(_blur.KERNEL.variant(v), complexity=None)
+              for v in ("halide_tiled", "halide_root")],
+)
+
+KERNELS = [MATMUL_SMALL, BLUR_PLAIN]
