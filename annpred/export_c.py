@@ -62,7 +62,24 @@ def complexity_to_c(text: str, params: list[str], cname: dict[str, str]) -> str:
 
     e = _expr.parse(text, params)
     repl = {sp.Symbol(p, positive=True): sp.Symbol(cname[p], positive=True) for p in params}
-    return sp.ccode(e.xreplace(repl))
+    e = e.xreplace(repl)
+    return _expr.ccode(e) if hasattr(_expr, "ccode") else sp.ccode(e)
+
+
+def _support(texts, params) -> list[str]:
+    """C definitions of annpred.expr's own functions the expressions call (guarded, so that
+    several headers can share a translation unit)."""
+    from . import expr as _expr
+
+    if not hasattr(_expr, "c_support"):
+        return []
+    out = []
+    for name, code in getattr(_expr, "C_SUPPORT", {}).items():
+        if any(_expr.c_support(_expr.parse(t, params)).find(code) >= 0 for t in texts):
+            guard = f"ANNPRED_HAVE_{name.upper()}"
+            code = code.replace("static double", "static inline double", 1)
+            out += [f"#ifndef {guard}", f"#define {guard}", code, "#endif"]
+    return out
 
 
 def header_text(model: dict, name: str | None = None) -> str:
@@ -105,6 +122,8 @@ def header_text(model: dict, name: str | None = None) -> str:
         w(f"#ifndef {const}")
         w(f"#define {const} {val}")
         w("#endif")
+    w("")
+    L.extend(_support(list(comp.values()), params))
     w("")
     N = name.upper()
     w(f"#define {N}_N_PARAMS {len(params)}")

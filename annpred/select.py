@@ -338,12 +338,21 @@ def _kernel_spec(name: str, pred) -> Any:
 
 
 # -- the stacked networks -------------------------------------------------------------------
+def _custom_functions() -> dict:
+    """Numpy implementations of annpred.expr's own functions (e.g. ``sopfr``, ``lpf``):
+    ``annpred.expr._np_<name>``; they accept scalars as well as arrays."""
+    from . import expr as _expr
+
+    return {name[4:]: fn for name, fn in vars(_expr).items()
+            if name.startswith("_np_") and callable(fn)}
+
+
 def _math_lambdify(exprs, names):
     import sympy as sp
 
     syms = [sp.Symbol(n, positive=True) for n in names]
-    mods = [{"Min": min, "Max": max, "ceiling": math.ceil, "floor": math.floor, "Abs": abs},
-            "math"]
+    mods = [{"Min": min, "Max": max, "ceiling": math.ceil, "floor": math.floor, "Abs": abs,
+             **_custom_functions()}, "math"]
     # lambdify prints whitelisted sympy trees (annpred.expr.parse) as code; no user text
     # reaches exec.
     return sp.lambdify(syms, list(exprs), modules=mods)
@@ -353,8 +362,8 @@ def _numpy_lambdify(exprs, names):
     import sympy as sp
 
     syms = [sp.Symbol(n, positive=True) for n in names]
-    return sp.lambdify(syms, list(exprs),
-                       modules=[{"Min": np.minimum, "Max": np.maximum}, "numpy"])
+    return sp.lambdify(syms, list(exprs), modules=[
+        {"Min": np.minimum, "Max": np.maximum, **_custom_functions()}, "numpy"])
 
 
 _ACT = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0.0), "identity": lambda a: a}
@@ -577,7 +586,7 @@ class _Plan:
         if self._f_math is not None:
             try:
                 vals.extend(self._f_math(*x))
-            except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+            except (ValueError, ZeroDivisionError, OverflowError, TypeError, NameError):
                 with np.errstate(all="ignore"):
                     vals.extend(float(v) for v in self._f_np(*[np.float64(v) for v in x]))
         n = self.n_raw

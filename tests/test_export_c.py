@@ -26,6 +26,7 @@ MODELS = {
     "relu_identity": dict(complexity={"root": "sqrt(n)*b + exp(-w) + ceiling(n/3)"},
                           hidden=(4,), activation="relu", input_transform="identity"),
     "plain": dict(complexity=None, hidden=(2,)),
+    "number_theory": dict(complexity={"factor_flops": "b*n*sopfr(n)", "big": "lpf(n + w)"}),
 }
 
 MAIN = r"""
@@ -94,22 +95,25 @@ def test_c_header_compiles_and_equals_numpy(model_files, tmp_path, name):
 @needs_cc
 def test_cli_export_writes_a_header_that_two_models_can_share(model_files, tmp_path):
     h1, h2 = tmp_path / "a.h", tmp_path / "b.h"
-    for path, name in ((h1, "tanh_skip"), (h2, "plain")):
+    for path, name in ((h1, "number_theory"), (h2, "plain")):
         r = run_cli(["export", model_files[name], "--format", "c", "-o", path])
         assert r.returncode == 0, r.stderr
+    r = run_cli(["export", model_files["number_theory"], "-o", tmp_path / "c.h", "--name",
+                 "nt2"])
+    assert r.returncode == 0, r.stderr
     text = h1.read_text()
-    assert "annpred_kern_tanh_skip_predict" in text and "#include <math.h>" in text
+    assert "annpred_kern_number_theory_predict" in text and "#include <math.h>" in text
     (tmp_path / "both.c").write_text(
-        '#include "a.h"\n#include "b.h"\n#include "a.h"\n#include <stdio.h>\n'
+        '#include "a.h"\n#include "b.h"\n#include "a.h"\n#include "c.h"\n#include <stdio.h>\n'
         "int main(void) { double p[3] = {1024, 4, 2};\n"
-        '  printf("%.17g %.17g\\n", annpred_kern_tanh_skip_predict(p), '
-        "annpred_kern_plain_predict(p)); return 0; }\n")
+        '  printf("%.17g %.17g\\n", annpred_kern_number_theory_predict(p), '
+        "annpred_kern_plain_predict(p)); return nt2_predict(p) > 0 ? 0 : 1; }\n")
     r = subprocess.run([CC, "-std=c99", "-Wall", "-Werror", "-o", str(tmp_path / "both"),
                         str(tmp_path / "both.c"), "-lm"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     out = subprocess.run([str(tmp_path / "both")], capture_output=True, text=True).stdout
     a, b = map(float, out.split())
-    for val, name in ((a, "tanh_skip"), (b, "plain")):
+    for val, name in ((a, "number_theory"), (b, "plain")):
         lm = LoadedModel(load_model(model_files[name]))
         ref = lm.predict({"n": np.array([1024.0]), "b": np.array([4.0]), "w": np.array([2.0])})
         assert val == pytest.approx(ref[0], rel=1e-9)

@@ -184,7 +184,7 @@ def test_mixed_architectures_are_stacked_exactly(tmp_path):
     _load_toy()
     X = log_points({"n": (16, 4096, "int")}, 50, 1)
     specs = {
-        "cumsum": dict(complexity={"work": "n"}, hidden=(3,)),
+        "cumsum": dict(complexity={"work": "n", "factors": "n*sopfr(n) + lpf(n)"}, hidden=(3,)),
         "accumulate": dict(complexity={"work": "n*log(n, 2)", "root": "sqrt(n)"},
                            hidden=(2, 2), skip=False),
         "sleepy": dict(complexity={"work": "max(n, 100)"}, hidden=(4,), activation="relu",
