@@ -422,18 +422,19 @@ class _Group:
         else:
             self.Wout = np.concatenate([W[-1][:, 0, :], skip], axis=1)
             self.bout = B[-1][:, 0]
-        self.y_std, self.y_mean = y_std, y_mean
+        # fold the target scaler into the output layer: y = out * y_std + y_mean
+        self.Wout = self.Wout * y_std[:, None]
+        self.bout = self.bout * y_std + y_mean
 
     def __call__(self, U: np.ndarray) -> np.ndarray:
         X = U[self.G]  # (M, F)
         if self.single:
-            out = (self.Wout * X).sum(axis=1) + self.bout
+            y = np.einsum("mf,mf->m", self.Wout, X) + self.bout
         else:
-            h = self.act(np.matmul(self.W1, X[:, :, None])[:, :, 0] + self.B1)
+            h = self.act(np.einsum("mhf,mf->mh", self.W1, X) + self.B1)
             for W, b in self.hidden:
-                h = self.act(np.matmul(W, h[:, :, None])[:, :, 0] + b)
-            out = (self.Wout * np.concatenate((h, X), axis=1)).sum(axis=1) + self.bout
-        y = out * self.y_std + self.y_mean
+                h = self.act(np.einsum("mhf,mf->mh", W, h) + b)
+            y = np.einsum("mf,mf->m", self.Wout, np.concatenate((h, X), axis=1)) + self.bout
         return np.exp(y) if self.log_target else y
 
 

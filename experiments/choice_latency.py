@@ -14,6 +14,8 @@ Methods:
   torch_loop        one torch forward (AugmentedMLP, float64, no_grad) per candidate
   torch_stacked     the stacked networks as one batched torch pass
   rf_loop           one RandomForestRegressor(200 trees, params+complexity) per candidate
+  dispatch          annpred.dispatch on the operands (infer, choose, run), beside
+  direct_run_of_choice  prepare + run of the chosen implementation without annpred
 Writes experiments/results/choice_latency.csv and .md (or --out).
 """
 from __future__ import annotations
@@ -146,7 +148,6 @@ def main(argv=None) -> int:
     g = plan.groups[0]
     tW1, tB1 = torch.from_numpy(g.W1), torch.from_numpy(g.B1)
     tWout, tbout = torch.from_numpy(g.Wout), torch.from_numpy(g.bout)
-    tys, tym = torch.from_numpy(g.y_std), torch.from_numpy(g.y_mean)
     tG = torch.from_numpy(g.G)
 
     def torch_stacked():
@@ -155,7 +156,7 @@ def main(argv=None) -> int:
             X = U[tG]
             h = torch.tanh(torch.bmm(tW1, X.unsqueeze(2)).squeeze(2) + tB1)
             out = (tWout * torch.cat((h, X), 1)).sum(1) + tbout
-            y = torch.exp(out * tys + tym)
+            y = torch.exp(out)  # the target scaler is folded into Wout, bout
             return cands[int(torch.argmin(y))]
 
     if len(plan.groups) == 1 and not g.single and not g.hidden:
@@ -189,6 +190,15 @@ def main(argv=None) -> int:
             return cands[int(np.argmin(s))]
 
         results["rf_loop"] = bench(rf_loop, a.rf_repeats, warmup=5)
+    # dispatch: infer parameters, choose, convert, run -- against running the chosen
+    # implementation directly (prepare + run, the same work without the decision)
+    inputs = k.make_inputs(params, np.random.default_rng(0))
+    operands = list(inputs.values())
+    v = k.variant(choice.variant)
+    results["direct_run_of_choice"] = bench(lambda: v.run(v.prepare(inputs, params)),
+                                            a.repeats // 4)
+    results["dispatch"] = bench(lambda: annpred.dispatch(a.kernel, *operands, models=pred),
+                                a.repeats // 4)
     # choose again, with torch and sklearn loaded in the process
     results["choose_after_torch_import"] = bench(
         lambda: annpred.choose(a.kernel, params, models=pred), a.repeats)
@@ -207,6 +217,9 @@ def main(argv=None) -> int:
     for r in rows:
         lines.append(f"| {r['method']} | {r['median_us']:.1f} | {r['p90_us']:.1f} | "
                      f"{r['ratio_to_choose']:.1f} |")
+    ov = results["dispatch"]["median_us"] - results["direct_run_of_choice"]["median_us"]
+    lines += ["", f"dispatch overhead over running the chosen implementation directly: "
+              f"{ov:.1f} us (includes inferring the density of the operands)."]
     lines += ["", f"Cold start (fresh process: import annpred + first choose): "
               f"{cs['import_and_first_choose_s']:.2f} s; `import torch` alone: "
               f"{cs['import_torch_s']:.2f} s; torch imported by choose: "
