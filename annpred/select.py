@@ -23,6 +23,7 @@ trusted candidate instead, ``policy="extrapolate"`` trusts every model.
 from __future__ import annotations
 
 import csv
+import functools
 import inspect
 import math
 import os
@@ -33,12 +34,12 @@ import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from . import hardware as hw
-from .errors import AnnpredError, ParameterError, UnknownKernelError
+from .errors import ParameterError, UnknownKernelError
 
 POLICIES = ("strict", "trusted", "extrapolate")
 
@@ -225,8 +226,7 @@ def calibrate_transfer(sizes=(1 << 12, 1 << 20, 1 << 24), repeats: int = 5) -> T
 
     xs, ts = [], []
     for n in sizes:
-        a = torch.empty(n, dtype=torch.uint8).pin_memory() if False else torch.empty(
-            n, dtype=torch.uint8)
+        a = torch.empty(n, dtype=torch.uint8)  # pageable memory, like numpy operands
         a.to("cuda")
         torch.cuda.synchronize()
         times = []
@@ -294,8 +294,6 @@ def _proc_gpu_models() -> list[str]:
         pass
     return names
 
-
-import functools  # noqa: E402
 
 
 @functools.lru_cache(maxsize=256)
@@ -640,8 +638,8 @@ def _default_candidates(pred, kname: str, spec) -> tuple[Candidate, ...]:
                 var = spec.variant(v)
             except UnknownKernelError:
                 continue  # a model for a variant the catalog no longer has
-            if var.device == "cpu" and hw.parse_id(h)["device"] != "cpu":
-                continue
+            if var.device != hw.parse_id(h)["device"]:
+                continue  # e.g. a CPU variant's model filed under a GPU id
         out.append(Candidate(v, h))
     return tuple(out)
 
