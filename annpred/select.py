@@ -979,16 +979,31 @@ class Feedback:
 
     def refit(self, out, base_csvs: Sequence = (), **train_kw):
         """Retrain the combinations seen in the feedback from ``base_csvs`` (the original
-        profiling data) plus the recorded calls, into model directory ``out``."""
+        profiling data, optional) plus the recorded calls, into model directory ``out``.
+        Combinations with fewer than 8 rows in all are skipped. Returns the train reports."""
         import tempfile
 
-        from .trainer import train_csvs
+        from . import data as _data
+        from .errors import DataError
+        from .trainer import train_frame
 
+        seen = {(r.kernel, r.variant, r.hardware) for r in self.records}
+        if not seen:
+            raise DataError("no dispatched calls recorded; nothing to refit")
         with tempfile.TemporaryDirectory() as tmp:
             fb = self.to_csv(Path(tmp) / "feedback")
             paths = ([str(p) for p in sorted(Path(fb).glob("*.csv"))] if Path(fb).is_dir()
                      else [str(fb)])
-            reports = train_csvs([*map(str, base_csvs), *paths], out, **train_kw)
+            df = _data.load_profiles([*map(str, base_csvs), *paths])
+            key = list(zip(df["kernel"], df["variant"], df["hardware"]))
+            df = df[[k in seen for k in key]]
+            counts = df.groupby(["kernel", "variant", "hardware"]).size()
+            keep = {k for k, n in counts.items() if n >= _data.MIN_ROWS}
+            df = df[[k in keep for k in zip(df["kernel"], df["variant"], df["hardware"])]]
+            if df.empty:
+                raise DataError(f"every combination has fewer than {_data.MIN_ROWS} rows; "
+                                "record more calls or pass the original data as base_csvs")
+            reports = train_frame(df, out, **train_kw)
         clear_caches()
         return reports
 

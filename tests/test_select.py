@@ -313,6 +313,24 @@ def test_feedback_records_reports_and_writes_a_trainable_csv(matvec_models, tmp_
     assert np.allclose(sorted(df["runtime_s"]), sorted(x.measured_s for x in fb.records))
 
 
+def test_feedback_refit_trains_models_from_the_recorded_calls(matvec_models, tmp_path):
+    k = get_kernel("matvec")
+    fb = Feedback()
+    rng = np.random.default_rng(4)
+    for i in range(12):
+        p = {"m": int(rng.integers(16, 600)), "n": int(rng.integers(16, 600)), "density": 1.0}
+        inp = k.make_inputs(p, rng)
+        dispatch("matvec", inp["A"], inp["x"], models=matvec_models, feedback=fb,
+                 candidates=[("numpy", T1)])
+    reports = fb.refit(tmp_path / "refit", max_epochs=100, n_init=1)
+    assert [(r.kernel, r.variant, r.hardware) for r in reports] == [("matvec", "numpy", T1)]
+    c = choose("matvec", {"m": 100, "n": 100, "density": 1.0}, models=tmp_path / "refit",
+               policy="extrapolate")
+    assert c.best == ("numpy", T1) and c.seconds > 0
+    with pytest.raises(AnnpredError, match="nothing to refit"):
+        Feedback().refit(tmp_path / "none")
+
+
 # -- CLI and import hygiene -------------------------------------------------------------------
 def _env(**extra):
     env = dict(os.environ)
