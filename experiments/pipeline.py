@@ -45,6 +45,8 @@ from annpred.catalog import get_kernel  # noqa: E402
 from annpred.predict import load_models  # noqa: E402
 
 STAGES = ("conv2d", "maxpool", "matmul")
+# at least min_time per measurement, as the protocol says (annpred.measure caps at 200 runs)
+MAX_RUNS = 100_000
 
 
 def random_shapes(rng: np.random.Generator) -> dict:
@@ -153,13 +155,15 @@ def main(argv=None) -> int:
         states = build_states(shapes, variant, np.random.default_rng([args.seed, i]))
         if "torch" in sys.modules:
             threads.ensure_torch_threads()
-        whole = _measure.measure(lambda: run_sequence(states), min_time=min_time)
+        whole = _measure.measure(lambda: run_sequence(states), min_time=min_time,
+                                 max_runs=MAX_RUNS)
         row = {"sequence": i, "variant": variant, "hardware": hw_id, "models": model_dir}
         pred_sum = stage_sum = 0.0
         in_range = True
         for (v, s), k in zip(states, STAGES):
             pr = models.predict(k, variant, shapes[k], hardware=hw_id)
-            t = _measure.measure(lambda v=v, s=s: v.run(s), sync=v.sync, min_time=min_time)
+            t = _measure.measure(lambda v=v, s=s: v.run(s), sync=v.sync, min_time=min_time,
+                                 max_runs=MAX_RUNS)
             for name, val in shapes[k].items():
                 row[f"{k}_{name}"] = val
             row[f"{k}_predicted_s"] = pr.seconds
