@@ -707,7 +707,9 @@ def profile_pr(kernel: Kernel, out, vlist, hws: Mapping[str, str], n_threads: in
                     written += 1
                     bar.update(1)
                     bar.set_postfix_str(f"{v.name} {role}", refresh=False)
-                    return Measurement(timing.median_s, timing.cv, timing.repeats, timing.min_s)
+                    # as written to the CSV, so that a resumed run replays exactly the same values
+                    return Measurement(timing.median_s, float(f"{timing.cv:.5f}"),
+                                       timing.repeats, timing.min_s)
 
                 try:
                     results[v.name] = PRPlanner(kernel, samples, seed=seed,
