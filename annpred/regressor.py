@@ -56,12 +56,22 @@ class AugmentedNNRegressor:
         Columns of X used as inputs (default: all columns).
     hidden : tuple[int, ...] | None
         Hidden layer sizes; default: the widest single layer under ``max_params``.
+    optimizer : "lbfgs" | "adam"
+        Full-batch L-BFGS (default) or Adam.
+    loss : "huber" | "mse" | "l1"
+        Loss on the log runtime; ``huber`` (default) is squared below a relative error of
+        about ``huber_delta`` (in log units; 0.1 ~ 10%) and absolute above it, so a few
+        spoiled measurements do not drag the fit.
+    max_epochs, patience : int | None
+        Iterations (L-BFGS) or epochs (Adam) and early-stopping patience; ``None`` = the
+        optimizer's default (L-BFGS 500/50, Adam 3000/300).
     """
 
     def __init__(self, complexity=None, parameters=None, hidden=None, seed=0,
-                 activation="tanh", skip=True, max_epochs=3000, patience=300, lr=0.02,
+                 activation="tanh", skip=True, max_epochs=None, patience=None, lr=0.02,
                  weight_decay=0.0, val_fraction=0.2, n_init=2, input_transform="auto",
-                 max_params=network.MAX_PARAMS, steps=None):
+                 max_params=network.MAX_PARAMS, steps=None, optimizer="lbfgs", loss="huber",
+                 huber_delta=0.1):
         self.complexity = complexity
         self.steps = steps
         self.parameters = parameters
@@ -77,13 +87,16 @@ class AugmentedNNRegressor:
         self.n_init = n_init
         self.input_transform = input_transform
         self.max_params = max_params
+        self.optimizer = optimizer
+        self.loss = loss
+        self.huber_delta = huber_delta
 
     # -- sklearn plumbing -------------------------------------------------------------
     def get_params(self, deep=True):
         return {k: getattr(self, k) for k in (
             "complexity", "parameters", "hidden", "seed", "activation", "skip", "max_epochs",
             "patience", "lr", "weight_decay", "val_fraction", "n_init", "input_transform",
-            "max_params", "steps")}
+            "max_params", "steps", "optimizer", "loss", "huber_delta")}
 
     def set_params(self, **params):
         for k, v in params.items():
@@ -173,7 +186,9 @@ class AugmentedNNRegressor:
             Z[tr_idx], t[tr_idx], Z[val_idx] if n_val else None, t[val_idx] if n_val else None,
             hidden=hidden, activation=self.activation, skip=self.skip, seed=self.seed,
             max_epochs=self.max_epochs, patience=self.patience, lr=self.lr,
-            weight_decay=self.weight_decay, n_init=self.n_init, max_params=self.max_params)
+            weight_decay=self.weight_decay, n_init=self.n_init, max_params=self.max_params,
+            optimizer=self.optimizer, loss=self.loss,
+            huber_delta=(self.huber_delta / y_std) if self.huber_delta else None)
         layers, skip = model.export()
 
         self.parameters_ = params
