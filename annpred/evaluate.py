@@ -51,16 +51,19 @@ DESCRIPTIONS = {
     "Cons": "linear regression of log runtime on log(main complexity feature)",
     "LR+C": "linear regression of log runtime on log parameters + log complexity features",
     "RF+C": "random forest (200 trees) on parameters + complexity features, log target",
-    "GBT+C": "gradient-boosted trees (depth 3, lr 0.05, trees chosen by early stopping on "
-             "20% validation) on parameters + complexity features, log target",
-    "NN": "AugmentedNNRegressor without complexity features (< 75 parameters)",
-    "NN+C": "AugmentedNNRegressor with the catalog complexity features (< 75 parameters; ours)",
-    "NN+C-L": "larger network (hidden 32x32, thousands of parameters) with complexity "
+    "GBT+C": "gradient-boosted trees (Huber loss, depth 3, lr 0.05, subsample 0.8, number "
+             "of trees chosen by early stopping on 20% validation) on parameters + complexity "
+             "features, log target",
+    "NN": "AugmentedNNRegressor without complexity features (< 75 parameters; defaults: "
+          "L-BFGS, Huber loss on log runtime, 2 initialisations)",
+    "NN+C": "AugmentedNNRegressor with the catalog complexity features (< 75 parameters; "
+            "ours; same defaults)",
+    "NN+C-L": "larger network (hidden 32x32, about 1,300 parameters) with complexity "
               "features, trained on the whole training pool (more data)",
 }
 DEFAULT_CURVE_SIZES = (25, 50, 100, 250, 500, 1000)
 FILTER_DROP = 0.3  # the papers' filter: drop the smallest 30% of runtimes
-NN_DEFAULTS = {"n_init": 1}
+NN_DEFAULTS: dict = {}  # the regressor's own defaults: the model users get
 LARGE_HIDDEN = (32, 32)
 
 
@@ -327,9 +330,13 @@ def _rf(seed):
 def _gbt(seed):
     from sklearn.ensemble import GradientBoostingRegressor
 
-    return GradientBoostingRegressor(n_estimators=2000, learning_rate=0.05, max_depth=3,
-                                     subsample=0.8, validation_fraction=0.2,
-                                     n_iter_no_change=50, random_state=seed)
+    # Huber loss (corner at the 80th percentile of residuals): on dev data (never the
+    # study's test points) it beat squared error, 9.5% vs 10.3% median MAPE; the networks
+    # get a robust loss too, so the baseline gets the same advantage.
+    return GradientBoostingRegressor(loss="huber", alpha=0.8, n_estimators=2000,
+                                     learning_rate=0.05, max_depth=3, subsample=0.8,
+                                     validation_fraction=0.2, n_iter_no_change=50,
+                                     random_state=seed)
 
 
 class Network(_Model):

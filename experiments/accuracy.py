@@ -1,0 +1,47 @@
+"""The accuracy study on the shipped profiling data (issue 3).
+
+    python experiments/accuracy.py            # about 10 minutes on 2 cores
+
+Runs ``annpred evaluate`` on the catalog kernels' CSVs under ``trained/*/data/`` (the
+Halide-schedule CSVs there, ``halide_*.csv``, belong to the schedule-selection study and are
+left out) and writes everything into ``experiments/results/``: accuracy.csv, accuracy.md,
+accuracy_runs.csv, learning_curves.csv/.png, cost.csv, pred_vs_measured_*.png,
+mape_by_combination.png. Extra arguments are passed on to ``annpred evaluate``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "experiments" / "results"
+NOTES = ROOT / "experiments" / "accuracy_notes.md"
+
+
+def csvs() -> list[str]:
+    from annpred.catalog import kernels
+
+    names = set(kernels())
+    found = sorted(p for p in (ROOT / "trained").glob("*/data/*.csv") if p.stem in names)
+    return [str(p.relative_to(ROOT)) for p in found]
+
+
+def main(argv: list[str]) -> int:
+    from annpred.cli import main as cli
+
+    os.chdir(ROOT)
+    files = csvs()
+    if not files:
+        print("no catalog CSVs under trained/*/data/", file=sys.stderr)
+        return 2
+    jobs = str(min(2, os.cpu_count() or 1))
+    args = ["evaluate", *files, "--out", str(OUT.relative_to(ROOT)), "--jobs", jobs,
+            "--command-line", "python experiments/accuracy.py"]
+    if NOTES.exists():
+        args += ["--notes", str(NOTES.relative_to(ROOT))]
+    return cli(args + argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
