@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,9 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+# this script is named halide.py: keep its folder off sys.path so `import halide` finds Halide
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(ROOT))
 
 from annpred import hardware as hw  # noqa: E402
@@ -50,7 +54,7 @@ def parse_args(argv=None):
     ap.add_argument("--profile", action="store_true",
                     help="re-profile the training data (otherwise reuse committed CSVs)")
     ap.add_argument("--retrain", action="store_true", help="retrain models even if present")
-    ap.add_argument("--candidates", type=int, default=64)
+    ap.add_argument("--candidates", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3, help="head-to-head timing rounds")
     ap.add_argument("--sizes", type=int, default=None,
@@ -173,6 +177,7 @@ def run_size(p, sizes, model, cands, compiled_cands, args, bar):
                            else 1 if m == "empirical_best" else -1),
             "in_range": chosen.info["in_range"],
             "n_candidates": len(cands), "threads": args.threads,
+            "loadavg_1min": os.getloadavg()[0],
             "hardware": hw.cpu_id(args.threads),
         })
     cand_rows = [{"pipeline": p.name, "size": label, "schedule": key_of(cands[i]),

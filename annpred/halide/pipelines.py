@@ -190,6 +190,11 @@ pipeline = hl.Pipeline(blur_y)  # inputs: [input]; output blur_y is W x H, input
 def _tile_and_parallel(rec: Recorder, out, x, y, tx: int, ty: int, par: str):
     """Tile ``out`` by (tx, ty); return (loop var to compute producers at, inner xi, yi)."""
     xo, yo, xi, yi = (rec.var(n) for n in ("xo", "yo", "xi", "yi"))
+    if tx == 0:  # full-width strips of ty rows: x is not split
+        out.split(y, yo, yi, ty)
+        if par != "none":
+            out.parallel(yo)
+        return yo, x, yi
     out.tile(x, y, xo, yo, xi, yi, tx, ty)
     at = xo
     if par == "y":
@@ -245,14 +250,15 @@ BLUR = HalidePipeline(
     size_multiple=16,
     complexity={"pixels": "W*H"},
     space=Space((
-        Knob("tx", (16, 32, 64, 128, 256, 512), description="output tile width"),
+        Knob("tx", (16, 32, 64, 128, 256, 512, 0), codes=((0, 13),),
+             description="output tile width (0: whole rows)"),
         Knob("ty", (4, 8, 16, 32, 64, 128), description="output tile height"),
-        Knob("vec", (4, 8, 16), description="vector width (floats)"),
+        Knob("vec", (8, 16), description="vector width (floats)"),
         Knob("blur_x_at", ("tile", "inline", "root", "row"), categorical=True,
              description="where blur_x is computed"),
         Knob("par", ("y", "tiles", "none"), categorical=True,
              description="parallel loop: rows of tiles, all tiles fused, or serial"),
-    ), valid=lambda s: s["vec"] <= s["tx"]),
+    ), valid=lambda s: s["tx"] == 0 or s["vec"] <= s["tx"]),
     algorithm_code=_BLUR_CODE,
     _build=_blur_build, _schedule=_blur_schedule, _inputs=_blur_inputs,
     _output=_blur_output, _reference=_blur_reference, _estimates=_blur_estimates,
@@ -296,16 +302,22 @@ def _mm_schedule(b: Built, s: Mapping, rec: Recorder) -> None:
     prod, out = rec.func(b.funcs["prod"]), rec.func(b.funcs["out"])
     vec, bi = s["vec"], s["bi"]
     bw = s["bj"] * vec
-    at, xi, yi = _tile_and_parallel(rec, out, x, y, bw, s["ty"], s["par"])
+    at, xi, yi = _tile_and_parallel(rec, out, x, y, bw * s["nbx"], s["ty"], s["par"])
     yii = rec.var("yii")
-    out.split(yi, yi, yii, bi).vectorize(xi, vec)
+    out.split(yi, yi, yii, bi)
+    block = yi
+    if s["nbx"] > 1:
+        xio, xii = rec.var("xio"), rec.var("xii")
+        out.split(xi, xio, xii, bw).reorder(xii, yii, xio, yi, at)
+        xi, block = xii, xio
+    out.vectorize(xi, vec)
     where = s["prod_at"]
     upd = prod.update(0)
     if s["pack_b"]:
         bp = rec.func(b.inputs[1].in_(), "B.in_()")
         bp.compute_at(out, at).vectorize(rec.var("_0"), vec)  # the wrapper's vars: _0, _1
     if where == "block":  # register block: bw x bi accumulators, k loop outside them
-        prod.compute_at(out, yi).vectorize(x, vec).unroll(y)
+        prod.compute_at(out, block).vectorize(x, vec).unroll(y)
         upd.reorder(x, y, k).vectorize(x, vec).unroll(x).unroll(y)
         if s["unroll_k"] > 1:
             upd.unroll(k, s["unroll_k"])
@@ -354,12 +366,14 @@ MATMUL = HalidePipeline(
     name="matmul",
     description="matrix multiply C = A @ B, float32 (prod with an update over k -> out)",
     size_names=("M", "N", "K"),
-    size_range={"M": (128, 1024), "N": (128, 1024), "K": (128, 1024)},
+    size_range={"M": (128, 1024), "N": (256, 1024), "K": (128, 1024)},
     size_multiple=32,
     complexity={"flops": "M*N*K"},
     space=Space((
-        Knob("vec", (4, 8, 16), description="vector width (floats)"),
+        Knob("vec", (8, 16), description="vector width (floats)"),
         Knob("bj", (1, 2, 3, 4), description="register block width in vectors"),
+        Knob("nbx", (1, 2, 4), description="register blocks per tile row (tile width = "
+             "nbx * bj * vec; blocks sweep a band of bi rows across the tile)"),
         Knob("bi", (1, 2, 4, 8), description="register block height (rows)"),
         Knob("ty", (8, 16, 32, 64, 128), description="output tile height (rows)"),
         Knob("prod_at", ("block", "tile", "root"), categorical=True,
@@ -375,7 +389,7 @@ MATMUL = HalidePipeline(
     _output=_mm_output, _reference=_mm_reference, _estimates=_mm_estimates,
     compare_sizes=((256, 256, 256), (512, 512, 512), (768, 768, 768), (1024, 1024, 1024),
                    (1024, 256, 512)),
-    min_sizes={"M": 128, "N": 64, "K": 1},
+    min_sizes={"M": 128, "N": 256, "K": 1},
 )
 
 
@@ -424,7 +438,7 @@ def _us_schedule(b: Built, s: Mapping, rec: Recorder) -> None:
     x, y, c = b.vars["x"], b.vars["y"], b.vars["c"]
     out = rec.func(b.funcs["output"])
     at, xi, yi = _tile_and_parallel(rec, out, x, y, s["tx"], s["ty"], s["par"])
-    if s["par"] == "tiles":
+    if s["tx"] == 0 or s["par"] == "tiles":
         out.reorder(xi, yi, c, at)
     else:
         out.reorder(xi, yi, c, at, rec.var("yo"))
@@ -474,9 +488,10 @@ UNSHARP = HalidePipeline(
     size_multiple=16,
     complexity={"pixels": "W*H"},
     space=Space((
-        Knob("tx", (32, 64, 128, 256, 512), description="output tile width"),
+        Knob("tx", (32, 64, 128, 256, 512, 0), codes=((0, 13),),
+             description="output tile width (0: whole rows)"),
         Knob("ty", (4, 8, 16, 32, 64), description="output tile height"),
-        Knob("vec", (4, 8, 16), description="vector width (floats)"),
+        Knob("vec", (8, 16), description="vector width (floats)"),
         Knob("gray_at", ("tile", "inline", "root"), categorical=True,
              description="where gray is computed"),
         Knob("blur_y_at", ("tile", "inline", "root"), categorical=True,

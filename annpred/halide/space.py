@@ -24,6 +24,7 @@ class Knob:
     choices: tuple
     categorical: bool = False
     description: str = ""
+    codes: tuple = ()  # (value, number) pairs overriding log2(value), e.g. (0, 13) for "all"
 
     def features(self, value) -> dict[str, float]:
         if value not in self.choices:
@@ -32,7 +33,9 @@ class Knob:
         if self.categorical:
             # drop the first level (it is the all-zeros row) to keep the network small
             return {f"{self.name}_{c}": float(value == c) for c in self.choices[1:]}
-        return {f"log2_{self.name}": math.log2(float(value))}
+        special = dict(self.codes)
+        code = special[value] if value in special else math.log2(float(value))
+        return {f"log2_{self.name}": float(code)}
 
     def feature_names(self) -> list[str]:
         if self.categorical:
