@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 DEFAULT_MIN_RUNS = 5
 DEFAULT_MIN_TIME = 0.02
-DEFAULT_MAX_RUNS = 200
+DEFAULT_MAX_RUNS = 1_000_000  # min_time, not a run cap, decides for tiny kernels
 DEFAULT_WARMUP = 1
 
 
