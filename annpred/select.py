@@ -176,6 +176,7 @@ def set_default(kernel: str, variant: str | None, hardware: str | None = None) -
         _DEFAULTS.pop(kernel, None)
     else:
         _DEFAULTS[kernel] = (variant, hardware)
+    _MEMO.clear()
 
 
 def set_policy(policy: str) -> None:
@@ -183,6 +184,7 @@ def set_policy(policy: str) -> None:
     if policy not in POLICIES:
         raise ParameterError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
     _CONFIG["policy"] = policy
+    _MEMO.clear()
 
 
 def set_margin(margin: float) -> None:
@@ -197,6 +199,7 @@ def set_margin(margin: float) -> None:
         raise ParameterError(f"margin must be in [0, 1), got {margin}")
     _CONFIG["margin"] = margin
     _PLANS.clear()
+    _MEMO.clear()
 
 
 # -- CUDA transfer model --------------------------------------------------------------------
@@ -276,6 +279,7 @@ def clear_caches() -> None:
     _PRED_BY_ENV.clear()
     _PRED_BY_PATH.clear()
     _PLANS.clear()
+    _MEMO.clear()
     _KERNELS.clear()
     _present.cache_clear()
     _INPUT_SPECS.clear()
@@ -701,7 +705,7 @@ def _point(spec, kname: str, params: Mapping[str, Any], plan: _Plan | None) -> d
 
 def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
            default=None, policy: str | None = None,
-           transfer_bytes: float | None = None) -> Choice:
+           transfer_bytes: float | None = None, memo: bool = True) -> Choice:
     """Choose the fastest candidate for one call of ``kernel`` with ``params``.
 
     ``candidates``: ``(variant, hardware)`` pairs or ``"variant@hardware"`` strings; default:
@@ -713,15 +717,42 @@ def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
     variant). ``policy``: ``strict`` | ``trusted`` | ``extrapolate`` (see the module doc).
     ``transfer_bytes``: bytes a CUDA candidate must move between host and device; adds
     :data:`TRANSFER` seconds to CUDA candidates' predictions.
+    ``memo``: remember the decision per (models, kernel, params, options), so that a call
+    shape seen before is decided by one dictionary lookup (runtimes call the same shapes
+    again and again); the same :class:`Choice` object is returned, treat it as read-only.
     """
     kname = kernel if isinstance(kernel, str) else getattr(kernel, "name", None)
     if not isinstance(kname, str):
         raise UnknownKernelError(f"kernel must be a name or a Kernel, got {kernel!r}")
     pred = _predictor(models)
+    key = None
+    if memo:
+        try:
+            key = (kname, tuple(params.items()),
+                   None if candidates is None else tuple(candidates),
+                   default, policy, transfer_bytes)
+            hit = _MEMO.get(pred, _NO_MEMO).get(key)
+        except (TypeError, AttributeError):  # unhashable: decide without the memo
+            key = hit = None
+        if hit is not None:
+            return hit
     spec = _kernel_spec(kname, pred)
     point = _point(spec, kname, params, None)
     plan = _plan(pred, kname, spec, candidates)
-    return _decide(plan, point, default, policy, transfer_bytes)
+    choice = _decide(plan, point, default, policy, transfer_bytes)
+    if key is not None:
+        memo_d = _MEMO.get(pred)
+        if memo_d is None:
+            memo_d = _MEMO[pred] = {}
+        if len(memo_d) >= MEMO_SIZE:
+            memo_d.clear()
+        memo_d[key] = choice
+    return choice
+
+
+MEMO_SIZE = 65536
+_MEMO: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_NO_MEMO: dict = {}
 
 
 def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes) -> Choice:
@@ -1067,7 +1098,8 @@ def dispatch(kernel, *operands, candidates=None, models=None, default=None,
             calibrate_transfer()
         sizes = [_nbytes(v) for v in inputs.values()]
         nbytes = sum(sizes) + max(sizes)
-    choice = _decide(plan, params, default, policy, nbytes)
+    choice = choose(k.name, params, candidates, pred, default=default, policy=policy,
+                    transfer_bytes=nbytes)
     v = k.variant(choice.variant)
     native = {}
     for name, value in inputs.items():

@@ -192,7 +192,10 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     pred = load_models(models)
     here = {hw.cpu_id(t) for t in a.threads}
-    kernels = a.kernels or sorted({k for k, v, h in pred.combinations() if h in here})
+    from annpred.catalog import kernels as catalog
+
+    kernels = a.kernels or sorted({k for k, v, h in pred.combinations()
+                                   if h in here and k in catalog()})
     per_kernel = math.ceil(a.calls / len(kernels))
     t0 = time.time()
     points_path = work / "choice_points.json"
@@ -213,8 +216,12 @@ def main(argv=None) -> int:
                str(a.min_time_ms), "--budget", str(a.budget)]
         subprocess.run(cmd, check=True)
     t_measure = time.time() - t0
+    if a.reuse and (out / "choice.json").exists():  # keep the time the measuring took
+        t_measure = json.loads((out / "choice.json").read_text()).get("measure_s", t_measure)
 
-    raw_all = pd.concat([pd.read_csv(r) for r in raws], ignore_index=True)
+    frames = [f for f in (pd.read_csv(r) for r in raws) if len(f)]  # no models: no rows
+    raw_all = pd.concat(frames, ignore_index=True)
+    raw_all["runtime_s"] = pd.to_numeric(raw_all["runtime_s"], errors="coerce")
     raw_all = raw_all[np.isfinite(raw_all["runtime_s"])]
     # the runtime of a (call, candidate): the lower of the medians of the separate rounds
     # (other load on a shared machine only ever slows a run down); calls measured in every
@@ -240,7 +247,7 @@ def main(argv=None) -> int:
         ts = []
         for _ in range(5):
             s = time.perf_counter()
-            annpred.choose(rec["kernel"], rec["params"], models=pred)
+            annpred.choose(rec["kernel"], rec["params"], models=pred, memo=False)
             ts.append(time.perf_counter() - s)
         ex = annpred.choose(rec["kernel"], rec["params"], models=pred, policy="extrapolate")
         cands = [str(x) for x in c.predicted]
@@ -257,6 +264,8 @@ def main(argv=None) -> int:
             "fallback": c.fallback, "in_range": c.all_in_range,
             "model_pick": model_pick, "model_regret": m[model_pick] / m[best],
             "decision_us": float(np.median(ts) * 1e6), "n_candidates": len(cands),
+            # a new shape is decided from scratch (memo=False above); a repeated one costs
+            # a dictionary lookup (see choice_latency.py)
             "regret_with_decision": (m[chosen] + float(np.median(ts))) / m[best],
         })
     df = pd.DataFrame(rows)
@@ -291,7 +300,7 @@ def main(argv=None) -> int:
             "round_spread_median": float(meas["round_spread"].median()),
             "round_spread_p95": p95(meas["round_spread"]),
             "threads": a.threads, "min_time_ms": a.min_time_ms, "machine": hw.cpu_model(),
-            "hardware": sorted(here), "measure_s": t_measure,
+            "hardware": sorted(meas["hardware"].unique()), "measure_s": t_measure,
             "total_s": time.time() - t0, "policy": "strict (default)",
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}
     (out / "choice.json").write_text(json.dumps(meta, indent=1) + "\n")

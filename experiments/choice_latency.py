@@ -7,8 +7,9 @@ Every method predicts all candidates of one call and takes the argmin. Timing pr
 warm up, then many repeats of one decision each timed with perf_counter_ns, report the
 median (and p90). Single thread everywhere (BLAS, torch, sklearn n_jobs=1).
 Methods:
-  choose            annpred.choose(kernel, params): validation, one stacked numpy pass,
-                    training-range check, the Choice object
+  choose            annpred.choose(kernel, params, memo=False): a new shape -- validation,
+                    one stacked numpy pass, training-range check, the Choice object
+  choose_memoised   annpred.choose of a shape decided before (the default memo)
   stacked_core      only the stacked numpy pass (features + batched networks)
   numpy_loop        one LoadedModel.predict per candidate (unbatched numpy)
   torch_loop        one torch forward (AugmentedMLP, float64, no_grad) per candidate
@@ -136,7 +137,10 @@ def main(argv=None) -> int:
     results = {}
     assert "torch" not in sys.modules
 
-    results["choose"] = bench(lambda: annpred.choose(a.kernel, params, models=pred), a.repeats)
+    results["choose"] = bench(lambda: annpred.choose(a.kernel, params, models=pred,
+                                                     memo=False), a.repeats)
+    results["choose_memoised"] = bench(lambda: annpred.choose(a.kernel, params, models=pred),
+                                       a.repeats)
     plan = select._plan(pred, a.kernel, k, None)
     x = [float(params[p]) for p in plan.params]
     results["stacked_core"] = bench(lambda: plan.predict(x), a.repeats)
@@ -232,7 +236,7 @@ def main(argv=None) -> int:
                                 a.repeats // 4)
     # choose again, with torch and sklearn loaded in the process
     results["choose_after_torch_import"] = bench(
-        lambda: annpred.choose(a.kernel, params, models=pred), a.repeats)
+        lambda: annpred.choose(a.kernel, params, models=pred, memo=False), a.repeats)
 
     base = results["choose"]["median_us"]
     rows = [{"method": name, **r, "ratio_to_choose": r["median_us"] / base}

@@ -228,6 +228,16 @@ def test_cuda_candidates_pay_the_transfer(toy_models, tmp_path):
     assert c.hardware == T1  # moving a gigabyte costs more than computing on the CPU
 
 
+def test_repeated_shapes_are_memoised_until_the_configuration_changes(toy_models):
+    a = choose("toy", {"n": 321}, models=toy_models)
+    assert choose("toy", {"n": 321}, models=toy_models) is a
+    fresh = choose("toy", {"n": 321}, models=toy_models, memo=False)
+    assert fresh is not a and fresh == a
+    assert choose("toy", {"n": 321}, models=toy_models, policy="trusted") is not a
+    select.set_default("toy", "sleepy")
+    assert choose("toy", {"n": 321}, models=toy_models) is not a
+
+
 def test_to_dict_is_json(toy_models):
     d = choose("toy", {"n": 123}, models=toy_models).to_dict()
     d2 = json.loads(json.dumps(d))
