@@ -62,6 +62,11 @@ class AugmentedNNRegressor:
         Loss on the log runtime; ``huber`` (default) is squared below a relative error of
         about ``huber_delta`` (in log units; 0.1 ~ 10%) and absolute above it, so a few
         spoiled measurements do not drag the fit.
+    select_complexity : bool
+        With several complexity expressions, also fit the network on the first (main) one
+        alone and keep whichever has the lower MAPE on the validation split (fewer inputs
+        leave more hidden units; some catalog expressions do not describe every variant).
+        The model keeps only the features it uses. Default True.
     max_epochs, patience : int | None
         Iterations (L-BFGS) or epochs (Adam) and early-stopping patience; ``None`` = the
         optimizer's default (L-BFGS 500/50, Adam 3000/300).
@@ -71,7 +76,7 @@ class AugmentedNNRegressor:
                  activation="tanh", skip=True, max_epochs=None, patience=None, lr=0.02,
                  weight_decay=0.0, val_fraction=0.2, n_init=2, input_transform="auto",
                  max_params=network.MAX_PARAMS, steps=None, optimizer="lbfgs", loss="huber",
-                 huber_delta=0.1):
+                 huber_delta=0.1, select_complexity=True):
         self.complexity = complexity
         self.steps = steps
         self.parameters = parameters
@@ -90,13 +95,15 @@ class AugmentedNNRegressor:
         self.optimizer = optimizer
         self.loss = loss
         self.huber_delta = huber_delta
+        self.select_complexity = select_complexity
 
     # -- sklearn plumbing -------------------------------------------------------------
     def get_params(self, deep=True):
         return {k: getattr(self, k) for k in (
             "complexity", "parameters", "hidden", "seed", "activation", "skip", "max_epochs",
             "patience", "lr", "weight_decay", "val_fraction", "n_init", "input_transform",
-            "max_params", "steps", "optimizer", "loss", "huber_delta")}
+            "max_params", "steps", "optimizer", "loss", "huber_delta",
+            "select_complexity")}
 
     def set_params(self, **params):
         for k, v in params.items():
@@ -153,6 +160,34 @@ class AugmentedNNRegressor:
             raise DataError("runtimes must be finite and positive")
         if len(y) < 8:
             raise DataError(f"{len(y)} rows are too few to train a model (need at least 8)")
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(len(y))
+        n_val = int(round(len(y) * self.val_fraction)) if len(y) >= 20 else 0
+        val_idx, tr_idx = order[:n_val], order[n_val:]
+        candidates = [complexity]
+        if self.select_complexity and len(complexity) > 1 and n_val:
+            first = next(iter(complexity))
+            candidates.append({first: complexity[first]})
+        best = None
+        for comp in candidates:
+            fitted = self._fit_candidate(_train, df, y, params, comp, tr_idx, val_idx)
+            if best is None or fitted["val_mape_"] < best["val_mape_"]:
+                best = fitted
+        for k, v in best.items():
+            setattr(self, k, v)
+        self.parameters_ = params
+        self.steps_ = steps
+        self.complexity_candidates_ = [list(c) for c in candidates]
+        self.train_range_ = {c: [float(np.min(df[c])), float(np.max(df[c]))] for c in params}
+        self.n_samples_ = len(y)
+        self.train_time_s_ = time.perf_counter() - t0
+        Xf = self._feature_matrix(df, params, self.complexity_)
+        self.data_sha256_ = hashlib.sha256(
+            np.ascontiguousarray(np.column_stack([Xf, y])).tobytes()).hexdigest()
+        return self
+
+    def _fit_candidate(self, _train, df, y, params, complexity, tr_idx, val_idx) -> dict:
+        """Fit one network on ``params`` + ``complexity``; its learned attributes."""
         Xf = self._feature_matrix(df, params, complexity)
         if not np.all(np.isfinite(Xf)):
             raise DataError("features hold NaN or infinite values")
@@ -168,11 +203,7 @@ class AugmentedNNRegressor:
                                 "a log input transform needs positive values")
         T = network.transform_inputs(Xf, transforms)
         target = np.log(y)
-
-        rng = np.random.default_rng(self.seed)
-        order = rng.permutation(len(y))
-        n_val = int(round(len(y) * self.val_fraction)) if len(y) >= 20 else 0
-        val_idx, tr_idx = order[:n_val], order[n_val:]
+        n_val = len(val_idx)
         mean = T[tr_idx].mean(axis=0)
         std = T[tr_idx].std(axis=0)
         std = np.where(std > 1e-12, std, 1.0)
@@ -190,28 +221,21 @@ class AugmentedNNRegressor:
             optimizer=self.optimizer, loss=self.loss,
             huber_delta=(self.huber_delta / y_std) if self.huber_delta else None)
         layers, skip = model.export()
-
-        self.parameters_ = params
-        self.complexity_ = complexity
-        self.steps_ = steps
-        self.features_ = params + list(complexity)
-        self.input_transform_ = transforms
-        self.scaler_mean_, self.scaler_std_ = mean, std
-        self.y_mean_, self.y_std_ = y_mean, y_std
-        self.layers_, self.skip_ = layers, skip
-        self.hidden_ = hidden
-        self.n_params_ = network.count_params(Z.shape[1], hidden, self.skip)
-        self.n_epochs_ = epochs
-        self.train_range_ = {c: [float(np.min(df[c])), float(np.max(df[c]))] for c in params}
-        self.n_samples_ = len(y)
-        self._compiled = network.compile_model(self._dict_core())
-        pred_val = self.predict(df.iloc[val_idx]) if n_val else self.predict(df)
-        y_val = y[val_idx] if n_val else y
-        self.val_mape_ = float(np.mean(np.abs(pred_val - y_val) / y_val) * 100)
-        self.train_time_s_ = time.perf_counter() - t0
-        self.data_sha256_ = hashlib.sha256(
-            np.ascontiguousarray(np.column_stack([Xf, y])).tobytes()).hexdigest()
-        return self
+        out = {"complexity_": complexity, "features_": params + list(complexity),
+               "input_transform_": transforms, "scaler_mean_": mean, "scaler_std_": std,
+               "y_mean_": y_mean, "y_std_": y_std, "layers_": layers, "skip_": skip,
+               "hidden_": hidden, "n_params_": network.count_params(Z.shape[1], hidden, self.skip),
+               "n_epochs_": epochs}
+        core = {"input_transform": transforms,
+                "scaler": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+                "target_scaler": {"mean": y_mean, "std": y_std}, "layers": layers,
+                "skip": skip, "activation": self.activation, "target_transform": "log"}
+        compiled = network.compile_model(core)
+        rows = val_idx if n_val else np.arange(len(y))
+        pred = network.predict_seconds(Xf[rows], compiled)
+        out["_compiled"] = compiled
+        out["val_mape_"] = float(np.mean(np.abs(pred - y[rows]) / y[rows]) * 100)
+        return out
 
     def _check_fitted(self):
         if not hasattr(self, "layers_"):
