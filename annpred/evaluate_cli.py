@@ -94,7 +94,8 @@ def register(sub) -> None:
                    "NN+C-L (default: all)")
     s.add_argument("--curve-sizes", default="25,50,100,250,500,1000",
                    help="training sizes of the learning curves (those the pool can supply)")
-    s.add_argument("--curve-seeds", type=int, default=3, help="seeds per learning-curve size")
+    s.add_argument("--curve-seeds", type=int, default=2, help="seeds per learning-curve size "
+                   "(default 2)")
     s.add_argument("--no-curves", action="store_true", help="skip the learning curves")
     s.add_argument("--no-cost", action="store_true", help="skip the cost benchmark")
     s.add_argument("--no-plots", action="store_true", help="skip the PNGs")
