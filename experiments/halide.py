@@ -25,6 +25,7 @@ in trained/<hw>/halide/<pipeline>.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -56,12 +57,15 @@ def parse_args(argv=None):
     ap.add_argument("--retrain", action="store_true", help="retrain models even if present")
     ap.add_argument("--candidates", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=3, help="head-to-head timing rounds")
+    ap.add_argument("--rounds", type=int, default=5, help="head-to-head timing rounds")
     ap.add_argument("--sizes", type=int, default=None,
                     help="use only the first N comparison sizes per pipeline")
     ap.add_argument("--trained", default=str(ROOT / "trained"))
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results"))
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--gpu", action="store_true",
+                    help="also compare on CUDA (Anderson2021) when a GPU is present; writes "
+                         "halide_gpu.csv (skipped, with a message, without a GPU)")
     return ap.parse_args(argv)
 
 
@@ -80,15 +84,20 @@ def ensure_model(name, args, log):
         info["profile_s"] = time.perf_counter() - t0
         log(f"[{name}] profiled into {data} in {info['profile_s']:.0f} s")
     df = pd.read_csv(data)
+    csv_sha = hashlib.sha256(data.read_bytes()).hexdigest()
+    stale = True
+    if mpath.exists():
+        stale = json.loads(mpath.read_text())["train"].get("csv_sha256") != csv_sha
     info["noise_floor_pct"] = noise_floor(df, p.size_names)
     info["n_rows"] = int((df["pass"] == 1).sum())
     info["n_schedules"] = int(df["variant"].nunique())
-    if args.profile or args.retrain or not mpath.exists():
+    if args.profile or args.retrain or stale:
         t0 = time.perf_counter()
         model = sel.train_model(p, df)
         info["train_s"] = time.perf_counter() - t0
         sel.save_schedule_model(model, p, mpath, args.threads,
-                                extra={"noise_floor_pct": info["noise_floor_pct"]})
+                                extra={"noise_floor_pct": info["noise_floor_pct"],
+                                       "csv": data.name, "csv_sha256": csv_sha})
         log(f"[{name}] trained {mpath} ({model.n_params_} parameters, val MAPE "
             f"{model.val_mape_:.1f}%) in {info['train_s']:.0f} s")
     model = sel.load_schedule_model(p, mpath, args.threads)
@@ -227,8 +236,35 @@ def main(argv=None) -> int:
     total = time.perf_counter() - t_start
     write_report(df, pd.DataFrame(cand_rows), model_info, args, total, out)
     plot(df, out / "halide.png")
+    if args.gpu:
+        run_gpu(names, args, out, log)
     log(f"wrote {out / 'halide.csv'}, halide.md, halide.png in {total:.0f} s")
     return 0
+
+
+def run_gpu(names, args, out, log):
+    from annpred.halide.gpu import NoCudaError, compare_size, profile_gpu, train_gpu
+    from annpred.halide.pipelines import get
+
+    if not hw.cuda_available():
+        log("no CUDA GPU here: skipping the GPU comparison (Anderson2021)")
+        return
+    rows = []
+    for name in names:
+        p = get(name)
+        try:
+            df = profile_gpu(p, progress=not args.quiet)
+            df.to_csv(Path(args.trained) / "data" / f"halide_{name}_{hw.cuda_id()}.csv",
+                      index=False)
+            model = train_gpu(p, df)
+            for sz in p.compare_sizes[:args.sizes]:
+                rows += compare_size(p, p.parse_size(sz), candidates=args.candidates,
+                                     rounds=args.rounds, model=model)
+        except NoCudaError as exc:
+            log(f"GPU comparison skipped: {exc}")
+            return
+    pd.DataFrame(rows).to_csv(out / "halide_gpu.csv", index=False)
+    log(f"wrote {out / 'halide_gpu.csv'}")
 
 
 # -- report -------------------------------------------------------------------------------

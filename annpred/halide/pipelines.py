@@ -434,24 +434,69 @@ pipeline = hl.Pipeline(output)  # inputs: [input]; output W x H x 3
 """ % repr([float(v) for v in _GAUSS])
 
 
+_US_LEVEL = {"root": 0, "tile": 1, "row": 2}
+_US_EDGES = (("gray", "blur_y"), ("gray", "ratio"), ("blur_y", "ratio"), ("ratio", "output"))
+
+
+def _us_valid(s) -> bool:
+    """A producer must be computed no deeper than every consumer (inline: where its consumer
+    is); ``row`` is inside the tile's row loop, ``tile`` at the tile, ``root`` outside;
+    ``in_ratio`` is inside ratio's loop over x-chunks of ``ratio_chunk`` pixels."""
+    if s["ratio_chunk"] and not (s["tx"] == 0 or s["ratio_chunk"] <= s["tx"]):
+        return False  # a chunk must fit in the tile
+    if s["ratio_at"] == "inline" and s["ratio_chunk"]:
+        return False  # nothing to split
+
+    def level(name):
+        if name == "output":
+            return 3.0
+        where = s[f"{name}_at"]
+        if where == "inline":
+            return min(level(c) for p, c in _US_EDGES if p == name)
+        if where == "in_ratio":
+            return level("ratio") + 0.5
+        return float(_US_LEVEL[where])
+    for prod, cons in _US_EDGES:
+        where = s[f"{prod}_at"]
+        if where == "inline":
+            continue
+        if where == "in_ratio":
+            if s["ratio_at"] == "inline" or not s["ratio_chunk"]:
+                return False
+            if cons != "ratio" and s[f"{cons}_at"] not in ("in_ratio", "inline"):
+                return False
+        elif level(prod) > level(cons):
+            return False
+    return True
+
+
 def _us_schedule(b: Built, s: Mapping, rec: Recorder) -> None:
     x, y, c = b.vars["x"], b.vars["y"], b.vars["c"]
     out = rec.func(b.funcs["output"])
     at, xi, yi = _tile_and_parallel(rec, out, x, y, s["tx"], s["ty"], s["par"])
+    # rows of the tile outermost inside it, then the three channels, then x (vectorised)
     if s["tx"] == 0 or s["par"] == "tiles":
-        out.reorder(xi, yi, c, at)
+        out.reorder(xi, c, yi, at)
     else:
-        out.reorder(xi, yi, c, at, rec.var("yo"))
+        out.reorder(xi, c, yi, at, rec.var("yo"))
     out.vectorize(xi, s["vec"])
     for name in ("ratio", "blur_y", "gray"):  # consumers before producers
         where = s[f"{name}_at"]
         f = rec.func(b.funcs[name])
+        vx = x
+        if name == "ratio" and s["ratio_chunk"]:  # split x into chunks before vectorising
+            vx = rec.var("rxi")
+            f.split(x, rec.var("rxo"), vx, s["ratio_chunk"])
         if where == "tile":
-            f.compute_at(out, at).vectorize(x, s["vec"])
+            f.compute_at(out, at).vectorize(vx, s["vec"])
+        elif where == "row":  # sliding window: computed row by row, stored per tile
+            f.store_at(out, at).compute_at(out, yi).vectorize(vx, s["vec"])
         elif where == "root":
-            f.compute_root().vectorize(x, s["vec"])
+            f.compute_root().vectorize(vx, s["vec"])
             if s["par"] != "none":
                 f.parallel(y)
+        elif where == "in_ratio":  # inside ratio's loop over x-chunks
+            f.compute_at(rec.func(b.funcs["ratio"]), rec.var("rxo")).vectorize(x, s["vec"])
 
 
 def _us_inputs(sz, rng):
@@ -492,15 +537,18 @@ UNSHARP = HalidePipeline(
              description="output tile width (0: whole rows)"),
         Knob("ty", (4, 8, 16, 32, 64), description="output tile height"),
         Knob("vec", (8, 16), description="vector width (floats)"),
-        Knob("gray_at", ("tile", "inline", "root"), categorical=True,
-             description="where gray is computed"),
-        Knob("blur_y_at", ("tile", "inline", "root"), categorical=True,
+        Knob("gray_at", ("tile", "inline", "root", "row", "in_ratio"), categorical=True,
+             description="where gray is computed (row: sliding window in the tile; "
+                         "in_ratio: per x-chunk of ratio)"),
+        Knob("blur_y_at", ("tile", "inline", "root", "row", "in_ratio"), categorical=True,
              description="where blur_y is computed"),
-        Knob("ratio_at", ("tile", "inline"), categorical=True,
+        Knob("ratio_at", ("tile", "inline", "row"), categorical=True,
              description="where ratio (blur_x, sharpen) is computed"),
+        Knob("ratio_chunk", (0, 64, 256), codes=((0, 12),),
+             description="split ratio's x into chunks (0: no split)"),
         Knob("par", ("y", "tiles", "none"), categorical=True,
              description="parallel loop: rows of tiles, all tiles fused, or serial"),
-    ), valid=lambda s: not (s["gray_at"] == "tile" and s["blur_y_at"] == "root")),
+    ), valid=_us_valid),
     algorithm_code=_US_CODE,
     _build=_us_build, _schedule=_us_schedule, _inputs=_us_inputs,
     _output=_us_output, _reference=_us_reference, _estimates=_us_estimates,

@@ -9,6 +9,7 @@ order, gives the noise floor (rows with ``pass == 2``; training uses ``pass == 1
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -117,6 +118,7 @@ def _row(p, hardware, threads, sizes, schedule, t, pass_no, compile_s, seed, poi
     row.update(t.as_row())
     row.update({"compile_s": round(compile_s, 4), "threads": threads, "sampler": "random",
                 "seed": seed, "point": point, "pass": pass_no,
+                "loadavg_1min": round(os.getloadavg()[0], 2),
                 "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "annpred_version": _version()})
     return row
