@@ -19,8 +19,9 @@ def register(subparsers) -> None:
     t.add_argument("--size", required=True,
                    help="input size: W,H for blur/unsharp, M,N,K for matmul (one number: "
                         "square/cube)")
-    t.add_argument("--candidates", type=int, default=64,
-                   help="number of candidate schedules to predict (default 64)")
+    t.add_argument("--candidates", type=int, default=128,
+                   help="number of candidate schedules to predict (default 128, as in "
+                        "experiments/halide.py)")
     t.add_argument("--models", default=None,
                    help="model directory (default: the shipped trained/)")
     t.add_argument("--threads", type=int, default=2,

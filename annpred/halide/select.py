@@ -20,7 +20,7 @@ from .runtime import Compiled, compile_schedule
 from .space import key_of
 
 CANDIDATE_SEED = 2024  # the candidate set is sampled with another seed than the profiling
-DEFAULT_CANDIDATES = 64
+DEFAULT_CANDIDATES = 128
 TRAIN_SEED = 0
 
 
@@ -107,7 +107,8 @@ def predict_schedules(model, pipeline: str | HalidePipeline, sizes: Mapping[str,
     return model.predict(X)
 
 
-def select_schedule(pipeline: str | HalidePipeline, sizes, candidates: int | Sequence = 64, *,
+def select_schedule(pipeline: str | HalidePipeline, sizes,
+                    candidates: int | Sequence = DEFAULT_CANDIDATES, *,
                     models: str | Path | None = None, model=None, threads: int = 2,
                     seed: int = CANDIDATE_SEED, compile: bool = True) -> Compiled:
     """Predict every candidate schedule at ``sizes`` and return the predicted best, compiled.
