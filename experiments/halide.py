@@ -1,7 +1,7 @@
 """Compile-time Halide schedule selection vs Halide's autoschedulers, on this machine.
 
-    /tmp/venv/bin/python experiments/halide.py            # reuse committed profiles + models
-    /tmp/venv/bin/python experiments/halide.py --profile  # re-profile, retrain, compare
+    python experiments/halide.py            # reuse committed profiles + models
+    python experiments/halide.py --profile  # re-profile, retrain, compare
 
 For each pipeline (blur, matmul, unsharp) and each of its comparison sizes, in one run:
 - ``annpred``: the predicted best of N candidate schedules (``select_schedule``),
@@ -379,7 +379,7 @@ def write_report(df, cands, model_info, args, total_s, out):
     L.append("Discussion: see the closing notes in `halide_notes.md` (written by hand after the "
              "run this table came from).")
     L.append("")
-    L.append("Rerun: `/tmp/venv/bin/python experiments/halide.py` (add `--profile` to "
+    L.append("Rerun: `python experiments/halide.py` (add `--profile` to "
              "re-profile and retrain).")
     (out / "halide.md").write_text("\n".join(L) + "\n")
 
