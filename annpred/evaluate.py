@@ -101,6 +101,12 @@ def filtered_mape(y_true, y_pred, drop: float = FILTER_DROP) -> float:
     return mape(y[keep], p[keep])
 
 
+def mdape(y_true, y_pred) -> float:
+    """Median absolute percentage error (percent): insensitive to the few measurements a busy
+    machine spoils, which dominate the mean on noisy combinations."""
+    return float(np.median(relative_errors(y_true, y_pred)) * 100.0)
+
+
 def within(y_true, y_pred, tol: float = 0.10) -> float:
     """Share of predictions within +-``tol`` of the measurement, in percent."""
     return float(np.mean(relative_errors(y_true, y_pred) <= tol + 1e-12) * 100.0)
@@ -118,7 +124,8 @@ def spearman(y_true, y_pred) -> float:
 
 def score(y_true, y_pred) -> dict[str, float]:
     return {"mape": mape(y_true, y_pred), "filtered_mape": filtered_mape(y_true, y_pred),
-            "within10": within(y_true, y_pred, 0.10), "spearman": spearman(y_true, y_pred)}
+            "within10": within(y_true, y_pred, 0.10), "spearman": spearman(y_true, y_pred),
+            "mdape": mdape(y_true, y_pred)}
 
 
 def noise_floor(first, second) -> float:
@@ -155,6 +162,7 @@ class Combination:
     floor: float  # noise floor (percent) or NaN
     floor_source: str  # "two passes (n=...)", "runtime_cv estimate ...", "not available"
     y_repeat: np.ndarray | None = None  # pass-1 runtimes of the test rows, if measured
+    floor_median: float = float("nan")  # median |pass 1 - pass 0| / pass 0 (percent)
     source: str = ""
 
     @property
@@ -246,8 +254,10 @@ def prepare_combination(key, g: pd.DataFrame, *, features: Sequence[str] | None 
         i = int(np.flatnonzero(bad)[0])
         raise DataError(f"{src}: combination {kernel}/{variant}/{hw_id}: the complexity "
                         f"features are not finite at {dict(X.iloc[i])}")
+    floor_median = (mdape(y[test], y_repeat) if y_repeat is not None else float("nan"))
     return Combination(kernel, variant, hw_id, params, dict(complexity), X, F, y,
-                       test, pool, floor, floor_source, y_repeat, src)
+                       test, pool, floor, floor_source, y_repeat, floor_median=floor_median,
+                       source=src)
 
 
 def _feature_matrix(X: pd.DataFrame, params, complexity) -> np.ndarray:
@@ -587,11 +597,12 @@ def _summarise(runs: pd.DataFrame, combos, cfg: Config) -> pd.DataFrame:
                 continue
             row = {"kernel": c.kernel, "variant": c.variant, "hardware": c.hardware,
                    "model": m, "n_train": n, "n_test": len(c.test), "seeds": len(r)}
-            for k in ("mape", "filtered_mape", "within10", "spearman"):
+            for k in ("mape", "filtered_mape", "within10", "spearman", "mdape"):
                 row[f"{k}_mean"] = float(r[k].mean())
                 row[f"{k}_std"] = float(r[k].std(ddof=1)) if len(r) > 1 else 0.0
             row["noise_floor"] = c.floor
             row["noise_floor_source"] = c.floor_source
+            row["noise_floor_median"] = c.floor_median
             row["n_params"] = int(r["n_params"].median())
             row["train_time_mean_s"] = float(r["train_time_s"].mean())
             out.append(row)
@@ -725,7 +736,8 @@ def _cost(c, n_train, nn_options, n_batch, seed):
 ACCURACY_COLUMNS = ["kernel", "variant", "hardware", "model", "n_train", "n_test", "seeds",
                     "mape_mean", "mape_std", "filtered_mape_mean", "filtered_mape_std",
                     "within10_mean", "within10_std", "spearman_mean", "spearman_std",
-                    "noise_floor", "noise_floor_source", "n_params", "train_time_mean_s"]
+                    "noise_floor", "noise_floor_source", "mdape_mean", "mdape_std",
+                    "noise_floor_median", "n_params", "train_time_mean_s"]
 
 
 def _combo_name(row) -> str:
@@ -756,6 +768,7 @@ def headline(summary: pd.DataFrame) -> pd.DataFrame:
             "median_filtered_mape": float(sub["filtered_mape_mean"].median()),
             "median_within10": float(sub["within10_mean"].median()),
             "median_spearman": float(sub["spearman_mean"].median()),
+            "median_mdape": float(sub["mdape_mean"].median()),
             "best_on": int((best == m).sum()),
             "median_params": int(sub["n_params"].median()),
             "median_n_train": int(sub["n_train"].median()),
@@ -817,11 +830,22 @@ def headline_markdown(res: Result) -> str:
             lambda v: _fmt(v, pct=True)),
         "within +-10% (median)": h["median_within10"].map(lambda v: _fmt(v, 1, pct=True)),
         "Spearman (median)": h["median_spearman"].map(lambda v: _fmt(v, 3)),
+        "MdAPE (median)": h["median_mdape"].map(lambda v: _fmt(v, pct=True)),
         "best on": h["best_on"].map(str) + f"/{len(res.combos)}",
         "params (median)": h["median_params"],
         "n train": h["median_n_train"],
     })
     return _md_table(t)
+
+
+def hardware_table(summary: pd.DataFrame, value: str = "mape_mean") -> pd.DataFrame:
+    """Median over each hardware's combinations of ``value``, per model; plus the floor."""
+    floor = "noise_floor_median" if value == "mdape_mean" else "noise_floor"
+    t = summary.groupby(["model", "hardware"], observed=True)[value].median().unstack()
+    t = t.reindex([m for m in MODELS if m in t.index])
+    f = summary.groupby("hardware")[floor].median()
+    t.loc["noise floor"] = f.reindex(t.columns)
+    return t
 
 
 def floor_summary(res: Result, ours: str = "NN+C") -> dict:
@@ -907,6 +931,19 @@ def _markdown(res: Result, pngs: list[Path], command: str | None, notes: str | N
               f"{fs['within_1_5x_floor']} of them.",
               "- A model that predicted the noise-free runtime exactly would score about "
               "floor / sqrt(2) against one pass (the floor compares two noisy passes).", ""]
+    if S["hardware"].nunique() > 1 or "mdape_mean" in S.columns:
+        L += ["### By hardware", "",
+              "Median over the hardware's combinations of the mean MAPE over all test points, "
+              "and of the median absolute percentage error (MdAPE, which a few spoiled "
+              "measurements cannot dominate); the last row is the median noise floor "
+              "(MAPE, resp. median |pass 1 - pass 0| / pass 0).", ""]
+        a, b = hardware_table(S), hardware_table(S, "mdape_mean")
+        t = pd.DataFrame({"model": a.index})
+        for hw_id in a.columns:
+            t[f"MAPE {hw_id}"] = [_fmt(v, pct=True) for v in a[hw_id]]
+        for hw_id in b.columns:
+            t[f"MdAPE {hw_id}"] = [_fmt(v, pct=True) for v in b[hw_id]]
+        L += [_md_table(t), ""]
     L += ["## Protocol", "",
           f"- Test set: the points measured in both passes (pass-0 runtime is the truth), "
           f"else a fixed random hold-out of up to {cfg.n_test} points. Never used in "
@@ -933,6 +970,10 @@ def _markdown(res: Result, pngs: list[Path], command: str | None, notes: str | N
             val = w.at[combo, m]
             cell = f"{_fmt(val)} +- {_fmt(sd.at[combo, m])}" if np.isfinite(val) else "n/a"
             r[m] = f"**{cell}**" if np.isfinite(val) and val == lo else cell
+        if "NN+C" in w.columns:
+            md, fm = _wide(S, "mdape_mean"), _wide(S, "noise_floor_median")
+            r["NN+C MdAPE / floor MdAPE"] = (f"{_fmt(md.at[combo, 'NN+C'])} / "
+                                             f"{_fmt(fm.at[combo, 'NN+C'])}")
         if len(v) and combo in set(v.combination):
             vv = v[v.combination == combo].iloc[0]
             r["NN+C vs baselines"] = ("beats all" if vv.beats_all
