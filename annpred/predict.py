@@ -1,6 +1,7 @@
 """Predicting from a model directory, in numpy only (no torch import)."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,20 @@ def user_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
                                                              "share")
     return Path(base) / "annpred" / "models"
+
+
+RANGE_MARGIN = 0.05  # same default as annpred.select: random samples never reach a domain's ends
+
+
+def widen_range(lo: float, hi: float, margin: float) -> tuple[float, float]:
+    """Widen [lo, hi] by ``margin`` times its width (in log scale for positive ranges)."""
+    if margin <= 0 or hi < lo:
+        return lo, hi
+    if lo > 0:
+        d = (math.log(hi) - math.log(lo)) * margin
+        return lo * math.exp(-d), hi * math.exp(d)
+    d = (hi - lo) * margin
+    return lo - d, hi + d
 
 
 @dataclass
@@ -82,10 +97,12 @@ class LoadedModel:
                                  f"{', '.join(missing)}")
         return predict_seconds(self.features(cols), self.compiled)
 
-    def out_of_range(self, point: Mapping[str, float]) -> dict:
+    def out_of_range(self, point: Mapping[str, float], margin: float = RANGE_MARGIN) -> dict:
+        """Parameters outside the training range widened by ``margin`` (value, [lo, hi])."""
         bad = {}
         for p, (lo, hi) in self.range.items():
-            if p in point and not (lo <= float(point[p]) <= hi):
+            wlo, whi = widen_range(lo, hi, margin)
+            if p in point and not (wlo <= float(point[p]) <= whi):
                 bad[p] = [point[p], [lo, hi]]
         return bad
 

@@ -40,6 +40,8 @@ import numpy as np
 
 from . import hardware as hw
 from .errors import ParameterError, UnknownKernelError
+from .predict import RANGE_MARGIN
+from .predict import widen_range as _widen
 
 POLICIES = ("strict", "trusted", "extrapolate")
 
@@ -165,7 +167,7 @@ class Choice:
 
 # -- configuration ------------------------------------------------------------------------
 _DEFAULTS: dict[str, tuple[str, str | None]] = {}
-_CONFIG = {"policy": "strict", "margin": 0.05}
+_CONFIG = {"policy": "strict", "margin": RANGE_MARGIN}
 DEFAULT_MARGIN = 0.05
 
 
@@ -440,14 +442,6 @@ class _Group:
         return np.exp(y) if self.log_target else y
 
 
-def _widen(lo: float, hi: float, margin: float) -> tuple[float, float]:
-    if margin <= 0 or hi < lo:
-        return lo, hi
-    if lo > 0:
-        d = (math.log(hi) - math.log(lo)) * margin
-        return lo * math.exp(-d), hi * math.exp(d)
-    d = (hi - lo) * margin
-    return lo - d, hi + d
 
 
 class _Plan:
