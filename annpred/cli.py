@@ -113,11 +113,6 @@ def cmd_train(args) -> int:
     from .trainer import train_csvs
 
     feats = [f.strip() for f in args.features.split(",") if f.strip()] if args.features else None
-    external = [args.kernel, args.variant, args.hardware]
-    if any(external) and not all(external):
-        # allow filling only the missing key columns
-        pass
-
     def show(r):
         ho = f"  holdout MAPE {r.holdout_mape:6.2f}% (n={r.n_holdout})" if r.holdout_mape is not None else ""
         st = ("  steps " + ", ".join(f"{k}:{v}" for k, v in r.steps.items())

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import csv
-import math
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd

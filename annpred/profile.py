@@ -44,6 +44,27 @@ class ProfileResult:
     total: int
 
 
+def measure_point(kernel: Kernel, v, inputs, point, *, min_runs: int, min_time: float,
+                  check: bool = False) -> _measure.Timing:
+    """Prepare variant ``v`` on ``inputs`` (untimed), time its run with the protocol, and
+    optionally check its result against the kernel's reference."""
+    try:
+        state = v.prepare(inputs, point)
+        if "torch" in sys.modules:  # torch was imported lazily by a variant: fix its threads
+            threads.ensure_torch_threads()
+        timing = _measure.measure(lambda: v.run(state), sync=v.sync, min_runs=min_runs,
+                                  min_time=min_time)
+    except Exception as exc:
+        raise RuntimeError(f"{kernel.name}/{v.name} failed at point {point}: "
+                           f"{type(exc).__name__}: {exc}") from exc
+    if check:
+        ref = kernel.reference(inputs, point)
+        if not np.allclose(v.to_numpy(timing.result), ref, rtol=kernel.rtol, atol=kernel.atol):
+            raise RuntimeError(f"{kernel.name}/{v.name} result differs from the reference at "
+                               f"point {point}")
+    return timing
+
+
 def _repair_tail(path: Path) -> None:
     """Cut a torn last line (no trailing newline) left by a hard kill."""
     with open(path, "rb+") as f:
@@ -145,7 +166,6 @@ def profile(kernel_name: str, out: str | os.PathLike, variants: Sequence[str] | 
     written = 0
     bar = tqdm(total=len(tasks), initial=skipped, disable=not progress, unit="pt",
                desc=f"{kernel.name} t{n_threads}", file=sys.stderr, dynamic_ncols=True)
-    torch_fixed = False
     try:
         with open(out, "a", newline="", encoding="utf-8") as f:
             writer = csv.writer(f, lineterminator="\n")
@@ -164,23 +184,8 @@ def profile(kernel_name: str, out: str | os.PathLike, variants: Sequence[str] | 
                 if idx != current_idx:
                     inputs = kernel.make_inputs(point, np.random.default_rng([seed, idx]))
                     current_idx = idx
-                try:
-                    state = v.prepare(inputs, point)
-                    if not torch_fixed and "torch" in sys.modules:
-                        threads.ensure_torch_threads()
-                        torch_fixed = True
-                    timing = _measure.measure(lambda: v.run(state), sync=v.sync,
-                                              min_runs=min_runs, min_time=min_time)
-                except Exception as exc:
-                    raise RuntimeError(f"{kernel.name}/{v.name} failed at point {point}: "
-                                       f"{type(exc).__name__}: {exc}") from exc
-                if check:
-                    ref = kernel.reference(inputs, point)
-                    got = v.to_numpy(timing.result)
-                    if not np.allclose(got, ref, rtol=kernel.rtol, atol=kernel.atol):
-                        raise RuntimeError(f"{kernel.name}/{v.name} result differs from the "
-                                           f"reference at point {point}")
-                del state
+                timing = measure_point(kernel, v, inputs, point, min_runs=min_runs,
+                                       min_time=min_time, check=check)
                 row = [kernel.name, v.name, hws[v.name],
                        *[point[p] for p in kernel.param_names],
                        repr(timing.median_s), f"{timing.cv:.5f}", timing.repeats,

@@ -27,7 +27,7 @@ complexity expression with ``x -> ceiling(x/s)*s`` (sympy, on the whitelisted pa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -637,9 +637,7 @@ def profile_pr(kernel: Kernel, out, vlist, hws: Mapping[str, str], n_threads: in
     import time
     from pathlib import Path
 
-    from . import measure as _measure
-    from . import threads
-    from .profile import ProfileResult, _repair_tail, _version, columns_for
+    from .profile import ProfileResult, _repair_tail, _version, columns_for, measure_point
 
     names = kernel.param_names
     cols = columns_for(kernel)
@@ -658,7 +656,6 @@ def profile_pr(kernel: Kernel, out, vlist, hws: Mapping[str, str], n_threads: in
     written = skipped = 0
     results = {}
     t_start = time.perf_counter()
-    torch_fixed = False
     try:
         with open(out, "a", newline="", encoding="utf-8") as f:
             writer = csv.writer(f, lineterminator="\n")
@@ -670,7 +667,7 @@ def profile_pr(kernel: Kernel, out, vlist, hws: Mapping[str, str], n_threads: in
                 counter = [0]
 
                 def measure(point, role, v=v, rec=rec, counter=counter):
-                    nonlocal written, skipped, torch_fixed
+                    nonlocal written, skipped
                     idx = counter[0]
                     counter[0] += 1
                     key = tuple(str(point[n]) for n in names)
@@ -681,23 +678,8 @@ def profile_pr(kernel: Kernel, out, vlist, hws: Mapping[str, str], n_threads: in
                     if time_budget is not None and time.perf_counter() - t_start > time_budget:
                         raise _Stop
                     inputs = kernel.make_inputs(point, np.random.default_rng([seed, idx]))
-                    try:
-                        state = v.prepare(inputs, point)
-                        if not torch_fixed and "torch" in sys.modules:
-                            threads.ensure_torch_threads()
-                            torch_fixed = True
-                        timing = _measure.measure(lambda: v.run(state), sync=v.sync,
-                                                  min_runs=min_runs, min_time=min_time)
-                    except Exception as exc:
-                        raise RuntimeError(f"{kernel.name}/{v.name} failed at point {point}: "
-                                           f"{type(exc).__name__}: {exc}") from exc
-                    if check:
-                        ref = kernel.reference(inputs, point)
-                        if not np.allclose(v.to_numpy(timing.result), ref, rtol=kernel.rtol,
-                                           atol=kernel.atol):
-                            raise RuntimeError(f"{kernel.name}/{v.name} result differs from "
-                                               f"the reference at point {point}")
-                    del state
+                    timing = measure_point(kernel, v, inputs, point, min_runs=min_runs,
+                                           min_time=min_time, check=check)
                     writer.writerow([kernel.name, v.name, hws[v.name],
                                      *[point[n] for n in names],
                                      repr(timing.median_s), f"{timing.cv:.5f}", timing.repeats,
