@@ -1091,20 +1091,37 @@ def _plots(res: Result, out: Path) -> list[Path]:
         written.append(p)
     ct = curve_table(res)
     if not ct.empty:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for m in ct.index:
-            s = ct.loc[m].dropna()
-            ax.plot(s.index, s.values, "o-", label=m, lw=2.2 if m == "NN+C" else 1.2)
-        fs = [c.floor for c in res.combos if np.isfinite(c.floor)]
-        if fs:
-            ax.axhline(float(np.median(fs)), color="k", ls=":", label="noise floor (median)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("training points")
-        ax.set_ylabel("test MAPE (%), median over combinations")
-        ax.set_title("Sample efficiency")
-        ax.legend(fontsize=7)
-        ax.grid(True, which="both", alpha=0.3)
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+        hws = sorted(res.curves["hardware"].unique())
+        panels = [("all combinations", None)] + ([(h, h) for h in hws] if len(hws) > 1 else [])
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2),
+                                 squeeze=False, sharey=True)
+        for ax, (title, hw_id) in zip(axes[0], panels):
+            cur = res.curves if hw_id is None else res.curves[res.curves.hardware == hw_id]
+            t = cur.groupby(["model", "n_train"], observed=True)["mape_mean"].median()
+            t = t.unstack("n_train").reindex([m for m in MODELS if m in ct.index])
+            for m in t.index:
+                sr = t.loc[m].dropna()
+                ax.plot(sr.index, sr.values, "o-", label=m, lw=2.4 if m == "NN+C" else 1.2)
+            fs = [c.floor for c in res.combos if np.isfinite(c.floor)
+                  and (hw_id is None or c.hardware == hw_id)]
+            if fs:
+                ax.axhline(float(np.median(fs)), color="k", ls=":",
+                           label="noise floor (median)")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xticks(list(t.columns))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.set_yticks([3, 5, 10, 20, 30, 50])
+            ax.set_xlabel("training points")
+            ax.set_title(f"Sample efficiency: {title}", fontsize=9)
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0][0].set_ylabel("test MAPE (%), median over combinations")
+        axes[0][0].legend(fontsize=7)
         fig.tight_layout()
         p = out / "learning_curves.png"
         fig.savefig(p, dpi=110)
