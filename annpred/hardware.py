@@ -75,3 +75,25 @@ def present(hw: str) -> bool:
     if info["device"] == "cuda":
         return cuda_available() and hw == cuda_id()
     return False
+
+
+def busy_warning(threads: int, load: float | None = None, cores: int | None = None) -> str | None:
+    """A warning when other work already occupies the cores a measurement needs, else None.
+
+    Measurements taken while the machine is busy describe a contended machine: parallel
+    variants slow down far more than serial ones, so models (and the decisions they drive)
+    learn the wrong ranking. The 1-minute load average is compared with the cores left free
+    for others, ``cores - threads``, plus one core of slack.
+    """
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # pragma: no cover - not on this platform
+            return None
+    cores = cpu_count() if cores is None else cores
+    free = max(cores - int(threads), 0)
+    if load <= free + 1.0:
+        return None
+    return (f"warning: this machine is busy (1-minute load average {load:.2f} on {cores} "
+            f"cores; measuring with {threads} thread(s)): the measurements will describe a "
+            "contended machine. Measure when it is idle, or expect noisier models.")

@@ -113,6 +113,9 @@ def profile(kernel_name: str, out: str | os.PathLike, variants: Sequence[str] | 
     if n_threads < 1 or n_threads > 1024:
         raise ParameterError(f"--threads must be between 1 and 1024, got {n_threads}")
     threads.fix_threads(n_threads)
+    busy = hw.busy_warning(n_threads)
+    if busy:
+        print(busy, file=sys.stderr)
     if variants:
         vlist = [kernel.variant(v) for v in variants]
     else:

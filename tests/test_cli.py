@@ -143,3 +143,16 @@ def test_bad_input_exits_nonzero_and_writes_nothing(toy_env, tmp_path, args, fra
     assert fragment in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert set(tmp_path.rglob("*")) == before
+
+
+def test_busy_machine_warning():
+    from annpred.hardware import busy_warning
+
+    # 2 cores, 1 measuring thread: one core is free for others, plus one core of slack
+    assert busy_warning(1, load=1.9, cores=2) is None
+    msg = busy_warning(1, load=2.6, cores=2)
+    assert msg and "busy" in msg and "2.60" in msg and "1 thread" in msg
+    # all cores measuring: any load above one core is contention
+    assert busy_warning(2, load=0.8, cores=2) is None
+    assert "busy" in busy_warning(2, load=1.4, cores=2)
+    assert busy_warning(1, load=3.0, cores=16) is None

@@ -196,3 +196,58 @@ def test_gpu_schedules_lower_for_cuda_without_a_gpu(name, tmp_path):
         path = tmp_path / f"{name}{i}.stmt"
         lower_gpu(name, sched, str(path))
         assert "gpu_block" in path.read_text() or "cuda" in path.read_text()
+
+
+def _complexity_values(name, sizes, schedule):
+    from annpred import expr
+
+    p = get(name)
+    f = p.features(p.parse_size(sizes), schedule)
+    vals = {k: np.array([v]) for k, v in f.items()}
+    return {n: float(expr.evaluate(e, vals)[0]) for n, e in p.complexity.items()}
+
+
+def test_unsharp_complexity_counts_what_the_schedule_recomputes():
+    """work = pixels x flops per output pixel, with recompute of inline / tiled stages."""
+    base = {"tx": 64, "ty": 8, "vec": 8, "gray_at": "root", "blur_y_at": "root",
+            "ratio_at": "tile", "ratio_chunk": 0, "par": "y"}
+    W, H = 1024, 512
+    px = W * H
+    # every stage once per pixel: gray 5 + blur_y 13 + ratio 16 + output 3 flops
+    c = _complexity_values("unsharp", f"{W},{H}", base)
+    assert c["pixels"] == px
+    assert c["work"] == pytest.approx(37 * px)
+    assert c["traffic"] == pytest.approx((24 + 16) * px)  # two stages stored at root
+    # gray inlined: evaluated per y-tap of blur_y (7) and once more for ratio
+    c = _complexity_values("unsharp", f"{W},{H}", {**base, "gray_at": "inline"})
+    assert c["work"] == pytest.approx((5 * 8 + 13 + 16 + 3) * px)
+    assert c["traffic"] == pytest.approx((24 + 8) * px)
+    # per tile: blur_y covers the x-halo of blur_x, gray the halo in both directions
+    tiled = {**base, "gray_at": "tile", "blur_y_at": "tile"}
+    c = _complexity_values("unsharp", f"{W},{H}", tiled)
+    b, g = 70 / 64, 70 * 14 / (64 * 8)
+    assert c["work"] == pytest.approx((5 * g + 13 * b + 16 + 3) * px)
+    assert c["traffic"] == pytest.approx(24 * px)
+    # whole-row strips (tx = 0): the halo is relative to the image width
+    c = _complexity_values("unsharp", f"{W},{H}", {**tiled, "tx": 0})
+    b, g = (W + 6) / W, (W + 6) * 14 / (W * 8)
+    assert c["work"] == pytest.approx((5 * g + 13 * b + 16 + 3) * px)
+    # ratio inlined into the output: its own work is redone per channel (3x); the stages it
+    # reads stay stored per tile
+    c = _complexity_values("unsharp", f"{W},{H}", {**tiled, "ratio_at": "inline"})
+    b, g = 70 / 64, 70 * 14 / (64 * 8)
+    assert c["work"] == pytest.approx((5 * g + 13 * b + 3 * 16 + 3) * px)
+
+
+def test_schedule_model_with_another_complexity_is_refused(tiny_model, tmp_path):
+    """A model trained before the pipeline's complexity changed must be retrained."""
+    from annpred.errors import ModelFormatError
+    from annpred.halide.select import load_schedule_model
+
+    d = json.loads((tiny_model / "blur.json").read_text())
+    load_schedule_model("blur", tiny_model / "blur.json")  # matches: loads
+    d["complexity"] = {"pixels": "W*H*2"}
+    bad = tmp_path / "blur.json"
+    bad.write_text(json.dumps(d))
+    with pytest.raises(ModelFormatError, match="retrain"):
+        load_schedule_model("blur", bad)

@@ -525,13 +525,41 @@ def _us_estimates(b: Built, sz):
     b.output.set_estimates([(0, sz["W"]), (0, sz["H"]), (0, 3)])
 
 
+def _us_complexity() -> dict[str, str]:
+    """Schedule-aware complexity of unsharp, as sympy text over the model's input columns.
+
+    ``work``: arithmetic per output pixel times pixels, counting what a schedule recomputes:
+    a stage computed ``inline`` is re-evaluated at every use (ratio once per channel, blur_y
+    per x-tap of blur_x, gray per y-tap of blur_y and for ratio), one computed per ``tile``
+    or ``row`` covers its consumer's tile plus the stencil halo, ``in_ratio`` covers one
+    x-chunk of ratio (plus halo) per row, ``root`` covers the image once. Per evaluation:
+    gray 5 flops, blur_y 13, blur_x + sharpen + ratio 16, output 3 (one per channel).
+    ``traffic``: bytes per pixel through memory: input and output (24) plus a write and a
+    read of every stage stored at ``root`` (8 each).
+    Tile extents use the knobs' log2 codes (tx = 0, whole rows, is coded as 2**13, capped at
+    W), so the features follow the schedule exactly, with no extra input columns.
+    """
+    tx, ty = "min(2**log2_tx, W)", "min(2**log2_ty, H)"
+    chunk = f"min(2**log2_ratio_chunk, {tx})"  # ratio_chunk = 0 (no split) is coded as 2**12
+    r = "(1 + 2*ratio_at_inline)"  # ratio evaluations per output pixel
+    gray_tile = "(1 - gray_at_inline - gray_at_root - gray_at_row - gray_at_in_ratio)"
+    by_tile = "(1 - blur_y_at_inline - blur_y_at_root - blur_y_at_row - blur_y_at_in_ratio)"
+    b = (f"(blur_y_at_inline*7*{r} + ({by_tile} + blur_y_at_row)*({tx} + 6)/{tx}"
+         f" + blur_y_at_root + blur_y_at_in_ratio*({chunk} + 6)/{chunk})")
+    g = (f"(gray_at_inline*(7*{b} + {r}) + ({gray_tile} + gray_at_row)*({tx} + 6)*({ty} + 6)"
+         f"/({tx}*{ty}) + gray_at_root + gray_at_in_ratio*7*({chunk} + 6)/{chunk})")
+    return {"work": f"W*H*(5*{g} + 13*{b} + 16*{r} + 3)",
+            "traffic": "W*H*(24 + 8*(gray_at_root + blur_y_at_root))",
+            "pixels": "W*H"}
+
+
 UNSHARP = HalidePipeline(
     name="unsharp",
     description="RGB unsharp mask, float32 (gray -> blur_y -> blur_x/ratio -> output)",
     size_names=("W", "H"),
     size_range={"W": (512, 3072), "H": (256, 3072)},
     size_multiple=16,
-    complexity={"pixels": "W*H"},
+    complexity=_us_complexity(),
     space=Space((
         Knob("tx", (32, 64, 128, 256, 512, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),

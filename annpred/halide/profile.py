@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -62,6 +63,9 @@ def profile_pipeline(pipeline: str | HalidePipeline, *, n_schedules: int = PROFI
     from ..threads import fix_threads
 
     fix_threads(threads)
+    busy = hw.busy_warning(threads)
+    if busy:
+        print(busy, file=sys.stderr)
     p = get(pipeline)
     hardware = hw.cpu_id(threads)
     rng = np.random.default_rng(seed + 104729)

@@ -90,6 +90,13 @@ def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | Non
     if missing:
         raise ModelFormatError(f"model {path} does not match pipeline {p.name!r}'s schedule "
                                f"space (missing features {missing}); retrain it")
+    # the model may keep a subset of the pipeline's complexity (select_complexity), never
+    # another expression: a changed pipeline definition needs a retrained model
+    foreign = [n for n, e in model.complexity_.items() if dict(p.complexity).get(n) != e]
+    if foreign:
+        raise ModelFormatError(f"model {path} was trained with complexity {foreign} that "
+                               f"pipeline {p.name!r} no longer defines; retrain it with "
+                               f"`python experiments/halide.py --retrain --pipelines {p.name}`")
     return model
 
 
