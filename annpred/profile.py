@@ -167,8 +167,15 @@ def profile(kernel_name: str, out: str | os.PathLike, variants: Sequence[str] | 
 
     new_file = not out.exists() or out.stat().st_size == 0
     written = 0
-    bar = tqdm(total=len(tasks), initial=skipped, disable=not progress, unit="pt",
-               desc=f"{kernel.name} t{n_threads}", file=sys.stderr, dynamic_ncols=True)
+    timed = time_budget is not None
+    if timed:  # the budget, not the point count, ends the run: show time against budget
+        bar = tqdm(total=max(1, round(time_budget)), disable=not progress, unit="s",
+                   desc=f"{kernel.name} t{n_threads}", file=sys.stderr, dynamic_ncols=True,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total} s of "
+                              "the time budget{postfix}")
+    else:
+        bar = tqdm(total=len(tasks), initial=skipped, disable=not progress, unit="pt",
+                   desc=f"{kernel.name} t{n_threads}", file=sys.stderr, dynamic_ncols=True)
     try:
         with open(out, "a", newline="", encoding="utf-8") as f:
             writer = csv.writer(f, lineterminator="\n")
@@ -197,8 +204,13 @@ def profile(kernel_name: str, out: str | os.PathLike, variants: Sequence[str] | 
                 writer.writerow(row)
                 f.flush()
                 written += 1
-                bar.update(1)
-                bar.set_postfix_str(v.name, refresh=False)
+                if timed:
+                    elapsed = min(time.perf_counter() - t_start, bar.total)
+                    bar.set_postfix_str(f"{written} points measured ({v.name})", refresh=False)
+                    bar.update(max(0.0, elapsed - bar.n))
+                else:
+                    bar.update(1)
+                    bar.set_postfix_str(v.name, refresh=False)
     finally:
         bar.close()
     return ProfileResult(out, written, skipped, len(tasks))
