@@ -1,0 +1,184 @@
+"""Halide pipelines with parameterised schedule spaces.
+
+Each :class:`HalidePipeline` defines the algorithm once (``build``), a schedule space whose
+members are the pipeline's *variants* (``space``), how a schedule is applied (``schedule``,
+written against a :class:`~annpred.halide.space.Recorder` so the same calls can be printed as
+Halide Python code), the inputs for a size, and a numpy reference of the result.
+
+Pipelines
+- ``blur``: 3x3 separable box blur (the original study's pipeline), float32, sizes ``W,H``.
+- ``matmul``: ``C = A @ B`` with an update definition over ``k``, sizes ``M,N,K``.
+- ``unsharp``: unsharp mask on an RGB image (gray -> 7-tap blur_y -> blur_x -> ratio ->
+  output), sizes ``W,H``; where the producers are computed decides the runtime.
+
+Layouts: numpy arrays are C-contiguous and handed to Halide with ``hl.Buffer(array)``, which
+reverses the axes, so a numpy ``(H, W)`` image is a Halide ``(x=W, y=H)`` buffer.
+"""
+from __future__ import annotations
+
+import math
+import textwrap
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ...errors import ParameterError
+from ..space import Knob, Recorder, Space, key_of
+
+
+@dataclass
+class Built:
+    """A freshly defined algorithm (new Funcs each time: schedules mutate Funcs)."""
+
+    inputs: list  # hl.ImageParam, in call order
+    output: Any  # hl.Func
+    funcs: dict  # name -> hl.Func (the schedulable stages)
+    vars: dict  # name -> hl.Var / hl.RVar used by the algorithm
+
+
+@dataclass(frozen=True)
+class HalidePipeline:
+    name: str
+    description: str
+    size_names: tuple[str, ...]
+    size_range: dict  # size name -> (low, high) for training
+    size_multiple: int  # sampled sizes are rounded to a multiple of this
+    complexity: dict  # name -> expression over size (and knob) columns
+    space: Space
+    algorithm_code: str  # Python source that defines the same algorithm (for printing)
+    _build: Callable[[], Built] = field(repr=False)
+    _schedule: Callable[[Built, Mapping, Recorder], None] = field(repr=False)
+    _inputs: Callable[[Mapping[str, int], np.random.Generator], list] = field(repr=False)
+    _output: Callable[[Mapping[str, int]], np.ndarray] = field(repr=False)
+    _reference: Callable[[list], np.ndarray] = field(repr=False)
+    _estimates: Callable[[Built, Mapping[str, int]], None] = field(repr=False)
+    compare_sizes: tuple = ()  # sizes used by experiments/halide.py
+    min_sizes: dict = field(default_factory=dict)  # smallest size every schedule handles
+
+    # -- sizes ---------------------------------------------------------------------------
+    def parse_size(self, text: str | Sequence[int] | Mapping[str, int]) -> dict[str, int]:
+        """``"1024,768"`` / ``"1024x768"`` / ``[1024, 768]`` / ``{"W": 1024, ...}`` -> dict."""
+        if isinstance(text, Mapping):
+            vals = [text.get(n) for n in self.size_names]
+            if any(v is None for v in vals) or set(text) - set(self.size_names):
+                raise ParameterError(f"pipeline {self.name} takes sizes "
+                                     f"{','.join(self.size_names)}, got {dict(text)}")
+        else:
+            if isinstance(text, str):
+                parts = [p for p in text.replace("x", ",").replace("X", ",").split(",")
+                         if p.strip()]
+            else:
+                parts = list(text)
+            if len(parts) == 1 and len(self.size_names) > 1:
+                parts = parts * len(self.size_names)  # "512" -> square / cube
+            if len(parts) != len(self.size_names):
+                raise ParameterError(f"pipeline {self.name} takes sizes "
+                                     f"{','.join(self.size_names)} (e.g. --size "
+                                     f"{','.join(str(v) for v in self.example_size())}), "
+                                     f"got {text!r}")
+            vals = parts
+        out = {}
+        for n, v in zip(self.size_names, vals):
+            try:
+                iv = int(str(v).strip())
+            except ValueError:
+                raise ParameterError(f"size {n}={v!r} of pipeline {self.name} is not an "
+                                     "integer") from None
+            if iv < self.min_size(n):
+                raise ParameterError(f"size {n}={iv} of pipeline {self.name} is below the "
+                                     f"smallest supported size {self.min_size(n)}")
+            out[n] = iv
+        return out
+
+    def min_size(self, name: str) -> int:
+        """Tiles shift inwards at the edges, so an output must be at least one tile big."""
+        return int(self.min_sizes.get(name, 1))
+
+    def example_size(self) -> list[int]:
+        return [int(v) for v in self.compare_sizes[0]] if self.compare_sizes else \
+            [int(self.size_range[n][0]) for n in self.size_names]
+
+    def size_label(self, sizes: Mapping[str, int]) -> str:
+        return "x".join(str(int(sizes[n])) for n in self.size_names)
+
+    def in_range(self, sizes: Mapping[str, int]) -> bool:
+        return all(self.size_range[n][0] <= sizes[n] <= self.size_range[n][1]
+                   for n in self.size_names)
+
+    def sample_sizes(self, n: int, seed: int = 0) -> list[dict[str, int]]:
+        """Log-uniform sizes in the training range, rounded to ``size_multiple``."""
+        rng = np.random.default_rng(seed)
+        out = []
+        m = self.size_multiple
+        for _ in range(n):
+            s = {}
+            for name in self.size_names:
+                lo, hi = self.size_range[name]
+                v = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+                s[name] = int(min(max(round(v / m) * m, lo), hi))
+            out.append(s)
+        return out
+
+    # -- algorithm -----------------------------------------------------------------------
+    def build(self) -> Built:
+        return self._build()
+
+    def apply(self, built: Built, schedule: Mapping | None, rec: Recorder | None = None
+              ) -> Recorder:
+        """Apply a schedule (``None``: Halide's default schedule) to freshly built Funcs."""
+        rec = rec or Recorder()
+        if schedule is not None:
+            self._schedule(built, self.space.check(schedule), rec)
+        return rec
+
+    def set_estimates(self, built: Built, sizes: Mapping[str, int]) -> None:
+        self._estimates(built, sizes)
+
+    def make_inputs(self, sizes: Mapping[str, int], seed: int = 0) -> list[np.ndarray]:
+        return self._inputs(sizes, np.random.default_rng(seed))
+
+    def make_output(self, sizes: Mapping[str, int]) -> np.ndarray:
+        return self._output(sizes)
+
+    def reference(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return self._reference(inputs)
+
+    def schedule_code(self, schedule: Mapping | None) -> str:
+        """A self-contained Halide Python script: the algorithm, then the schedule."""
+        built = self.build()
+        rec = self.apply(built, schedule)
+        head = (f"# annpred.halide pipeline {self.name!r}: {self.description}\n"
+                f"# schedule knobs: {key_of(schedule) if schedule is not None else 'default'}\n"
+                "import halide as hl\n\n" + textwrap.dedent(self.algorithm_code).strip()
+                + "\n\n# --- schedule ---")
+        return rec.code(head)
+
+    def features(self, sizes: Mapping[str, int], schedule: Mapping) -> dict[str, float]:
+        f = {n: float(sizes[n]) for n in self.size_names}
+        f.update(self.space.features(schedule))
+        return f
+
+    def feature_names(self) -> list[str]:
+        return list(self.size_names) + self.space.feature_names()
+
+
+def tile_and_parallel(rec: Recorder, out, x, y, tx: int, ty: int, par: str):
+    """Tile ``out`` by (tx, ty); return (loop var to compute producers at, inner xi, yi)."""
+    xo, yo, xi, yi = (rec.var(n) for n in ("xo", "yo", "xi", "yi"))
+    if tx == 0:  # full-width strips of ty rows: x is not split
+        out.split(y, yo, yi, ty)
+        if par != "none":
+            out.parallel(yo)
+        return yo, x, yi
+    out.tile(x, y, xo, yo, xi, yi, tx, ty)
+    at = xo
+    if par == "y":
+        out.parallel(yo)
+    elif par == "tiles":
+        t = rec.var("tile")
+        out.fuse(xo, yo, t).parallel(t)
+        at = t
+    return at, xi, yi
+
+
