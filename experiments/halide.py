@@ -42,7 +42,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(ROOT))
 
-from annpred import hardware as hw  # noqa: E402
+from annpred.spec import hardware as hw  # noqa: E402
 from annpred.threads import fix_threads  # noqa: E402
 
 METHODS = ["annpred", "mullapudi2016", "adams2019", "li2018", "default", "empirical_best"]
@@ -113,7 +113,7 @@ def run_size(p, sizes, model, cands, compiled_cands, args, bar):
     from annpred.halide.runtime import compile_schedule
     from annpred.halide.select import select_schedule
     from annpred.halide.space import key_of
-    from annpred.measure import measure
+    from annpred.measure.protocol import measure
 
     label = p.size_label(sizes)
     inputs, out = p.make_inputs(sizes, seed=1), p.make_output(sizes)

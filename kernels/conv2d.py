@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from annpred.kernel import Kernel, Param, Variant
+from annpred.spec.kernel import Kernel, Param, Variant
 
-from . import _halide as H
-from . import _torch as T
+from annpred.kernels import _halide as H
+from annpred.kernels import _torch as T
 
 
 def make_inputs(p, rng):

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from annpred.kernel import Kernel, Param, Variant
+from annpred.spec.kernel import Kernel, Param, Variant
 
-from . import _torch as T
+from annpred.kernels import _torch as T
 
 
 def make_inputs(p, rng):

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from annpred.kernel import Kernel, Param, Variant
+from annpred.spec.kernel import Kernel, Param, Variant
 
-from . import _halide as H
-from . import _torch as T
-from ._common import density, random_sparse_dense
+from annpred.kernels import _halide as H
+from annpred.kernels import _torch as T
+from annpred.kernels._common import density, random_sparse_dense
 
 
 def make_inputs(p, rng):

@@ -175,7 +175,7 @@ def test_import_annpred_does_not_import_halide():
 
 @pytest.mark.cuda
 def test_cuda_autoscheduler_anderson2021():
-    from annpred import hardware
+    from annpred.spec import hardware
 
     if not hardware.cuda_available():
         pytest.skip("no CUDA GPU")
@@ -199,7 +199,7 @@ def test_gpu_schedules_lower_for_cuda_without_a_gpu(name, tmp_path):
 
 
 def _complexity_values(name, sizes, schedule):
-    from annpred import expr
+    from annpred.spec import expr
 
     p = get(name)
     f = p.features(p.parse_size(sizes), schedule)

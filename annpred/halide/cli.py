@@ -78,7 +78,7 @@ def cmd_tune(args) -> int:
 
 
 def _compare(p, sizes, chosen, threads) -> list[dict]:
-    from ..measure import measure
+    from ..measure.protocol import measure
     from .autoschedule import CPU_AUTOSCHEDULERS, AutoschedulerError, autoschedule
     from .profile import MEASURE
     from .runtime import compile_schedule

@@ -18,8 +18,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import hardware as hw
-from ..measure import measure
+from ..spec import hardware as hw
+from ..measure.protocol import measure
 from .pipelines import HalidePipeline, get
 from .runtime import compile_schedule
 from .space import from_key, key_of

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import hardware as hw
+from ..spec import hardware as hw
 from ..errors import ModelFormatError, ParameterError
 from .pipelines import HalidePipeline, get
 from .runtime import Compiled, compile_schedule
@@ -50,7 +50,7 @@ def data_path(pipeline: str, root: str | Path | None = None, threads: int = 2) -
 def train_model(pipeline: str | HalidePipeline, df: pd.DataFrame, *, seed: int = TRAIN_SEED,
                 hidden=None, max_params: int | None = None, **kw):
     """Fit an :class:`~annpred.regressor.AugmentedNNRegressor` on a profiling frame."""
-    from ..regressor import AugmentedNNRegressor
+    from ..model.estimator import AugmentedNNRegressor
     from .profile import training_frame
 
     p = get(pipeline)
@@ -64,7 +64,7 @@ def train_model(pipeline: str | HalidePipeline, df: pd.DataFrame, *, seed: int =
 
 def save_schedule_model(model, pipeline: str | HalidePipeline, path: str | Path,
                         threads: int = 2, extra: Mapping | None = None) -> Path:
-    from ..store import save_model
+    from ..model.schema import save_model
 
     p = get(pipeline)
     d = model.to_dict(kernel=f"halide_{p.name}", variant="schedule-space",
@@ -76,8 +76,8 @@ def save_schedule_model(model, pipeline: str | HalidePipeline, path: str | Path,
 
 def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | None = None,
                         threads: int = 2):
-    from ..regressor import AugmentedNNRegressor
-    from ..store import load_model
+    from ..model.estimator import AugmentedNNRegressor
+    from ..model.schema import load_model
 
     p = get(pipeline)
     path = model_path(p.name, models, threads)
