@@ -5,8 +5,8 @@ import numpy as np
 
 from annpred.spec.kernel import Kernel, Param, Variant
 
-from annpred.kernels import _halide as H
-from annpred.kernels import _torch as T
+from . import _halide as H
+from . import _torch as T
 
 
 def make_inputs(p, rng):

@@ -5,7 +5,7 @@ import numpy as np
 
 from annpred.spec.kernel import Kernel, Param, Variant
 
-from annpred.kernels import _torch as T
+from . import _torch as T
 
 
 def make_inputs(p, rng):

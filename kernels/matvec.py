@@ -5,9 +5,9 @@ import numpy as np
 
 from annpred.spec.kernel import Kernel, Param, Variant
 
-from annpred.kernels import _halide as H
-from annpred.kernels import _torch as T
-from annpred.kernels._common import density, nonzero_values, random_sparse_dense
+from . import _halide as H
+from . import _torch as T
+from ._common import density, nonzero_values, random_sparse_dense
 
 
 def make_inputs(p, rng):
