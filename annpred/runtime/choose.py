@@ -18,6 +18,7 @@ from annpred.runtime.stacked import _Plan
 from annpred.runtime.transfer import TRANSFER
 from annpred.spec import hardware as hw
 from annpred.spec.catalog import get_kernel
+from annpred.spec.kernel import finite_number
 
 
 
@@ -92,22 +93,13 @@ def _plan(pred, kname: str, spec, candidates) -> _Plan:
     return plan
 
 
-def _point(spec, kname: str, params: Mapping[str, Any], plan: _Plan | None) -> dict:
+def _point(spec, params: Mapping[str, Any]) -> dict:
     if not isinstance(params, Mapping):
         raise ParameterError(f"params must be a mapping name -> value, got "
                              f"{type(params).__name__}")
     if spec is not None:
         return spec.check_params(params)
-    out = {}
-    for k, v in params.items():
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            raise ParameterError(f"parameter {k}: {v!r} is not a number") from None
-        if not math.isfinite(f):
-            raise ParameterError(f"parameter {k}: {v!r} is not finite")
-        out[k] = f
-    return out
+    return {k: finite_number(k, v) for k, v in params.items()}
 
 
 def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
@@ -144,7 +136,7 @@ def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
         if hit is not None:
             return hit
     spec = _kernel_spec(kname, pred)
-    point = _point(spec, kname, params, None)
+    point = _point(spec, params)
     plan = _plan(pred, kname, spec, candidates)
     choice = _decide(plan, point, default, policy, transfer_bytes)
     if key is not None:

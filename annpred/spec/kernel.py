@@ -18,6 +18,17 @@ from annpred.errors import ParameterError, UnknownKernelError
 SAMPLINGS = ("log", "pow2", "uniform", "choice")
 
 
+def finite_number(name: str, value: Any) -> float:
+    """``value`` as a finite float, or a :class:`ParameterError` naming parameter ``name``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"parameter {name}: {value!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ParameterError(f"parameter {name}: {value!r} is not finite")
+    return v
+
+
 @dataclass(frozen=True)
 class Param:
     """A typed kernel parameter with its range and how to sample it."""
@@ -65,12 +76,7 @@ class Param:
 
     def check(self, value: Any) -> int | float:
         """Coerce and validate one value; raises :class:`ParameterError` naming the parameter."""
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise ParameterError(f"parameter {self.name}: {value!r} is not a number") from None
-        if not math.isfinite(v):
-            raise ParameterError(f"parameter {self.name}: {value!r} is not finite")
+        v = finite_number(self.name, value)
         if self.kind == "int":
             if v != round(v):
                 raise ParameterError(f"parameter {self.name}: {value!r} is not an integer")
