@@ -37,10 +37,12 @@ def cmd_predict(args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("predict", help="predict the runtime of one call")
-    s.add_argument("kernel")
-    s.add_argument("--variant", required=True)
-    s.add_argument("--hardware")
+    s.add_argument("kernel", help="kernel name (catalog, or of a model trained from your CSV)")
+    s.add_argument("--variant", required=True, help="variant whose runtime to predict")
+    s.add_argument("--hardware", help="hardware id (default: the model for this machine with "
+                   "the most threads)")
     s.add_argument("--models", help="model directory (default: calibrated, else shipped)")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("params", nargs="*", metavar="name=value")
+    s.add_argument("--json", action="store_true", help="print a JSON object (seconds, in_range, ...)")
+    s.add_argument("params", nargs="*", metavar="name=value",
+                   help="parameter values of the call, e.g. m=512 n=512 k=512")
     s.set_defaults(func=cmd_predict)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from typing import Mapping
 
 import numpy as np
@@ -186,6 +187,10 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         self.train_range_ = {c: [float(np.min(df[c])), float(np.max(df[c]))] for c in params}
         self.n_samples_ = len(y)
         self.train_time_s_ = time.perf_counter() - t0
+        if self.n_samples_ < 2 * self.n_params_:
+            warnings.warn(f"{self.n_samples_} training rows for {self.n_params_} trainable "
+                          "parameters (fewer than 2 rows per parameter): the network can "
+                          "memorise them; measure more points", UserWarning, stacklevel=2)
         Xf = self._feature_matrix(df, params, self.complexity_)
         self.data_sha256_ = hashlib.sha256(
             np.ascontiguousarray(np.column_stack([Xf, y])).tobytes()).hexdigest()
