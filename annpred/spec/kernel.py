@@ -240,6 +240,45 @@ class Kernel:
                                      f"({v.supports.__doc__ or 'see the kernel spec'})")
         return out
 
+    def check_columns(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Vectorised :meth:`check_params` for a batch: ``{param: 1-D array}`` -> float arrays;
+        the first bad value is named by parameter and row (0-based)."""
+        out = {}
+        n = None
+        for p in self.params:
+            if p.name not in columns:
+                if p.name in self.defaults:
+                    continue
+                raise ParameterError(f"kernel {self.name}: missing parameter column {p.name!r}")
+            try:
+                v = np.asarray(columns[p.name], dtype=float).ravel()
+            except (TypeError, ValueError):
+                raise ParameterError(f"parameter column {p.name}: not numeric") from None
+            n = len(v) if n is None else n
+            if len(v) != n:
+                raise ParameterError(f"parameter columns differ in length ({p.name}: {len(v)})")
+            lo, hi = p.valid_range
+            bad = ~np.isfinite(v) | (v < lo) | (v > hi)
+            if p.kind == "int":
+                bad |= np.isfinite(v) & (v != np.round(v))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                try:
+                    p.check(v[i])
+                except ParameterError as exc:
+                    raise ParameterError(f"row {i}: {exc}") from None
+                raise ParameterError(f"row {i}: parameter {p.name}: invalid value {v[i]!r}")
+            out[p.name] = v
+        for name, value in self.defaults.items():
+            if name not in out and n is not None:
+                out[name] = np.full(n, float(self.param(name).check(value)))
+        if self.constraint is not None and n:
+            for i in range(n):
+                if not self.constraint({k: out[k][i] for k in out}):
+                    raise ParameterError(f"kernel {self.name}: row {i} violates the kernel's "
+                                         f"constraint ({self.constraint.__doc__ or 'see the spec'})")
+        return out
+
     def valid(self, params: Mapping[str, Any]) -> bool:
         return self.constraint is None or bool(self.constraint(params))
 
