@@ -227,12 +227,29 @@ def load_models(path=None, reload: bool = False) -> Predictor:
     return pred
 
 
+_ENV_DATA = getattr(os.environ, "_data", None)  # CPython's raw mapping behind os.environ
+_ENV_NAMES = ("ANNPRED_MODELS", "ANNPRED_TRAINED", "XDG_DATA_HOME")
+_ENV_BYTES = tuple(n.encode() for n in _ENV_NAMES)
+
+
+def _env_key() -> tuple:
+    """The environment that decides the default model roots, read cheaply: this is on the
+    path of every default ``choose`` (a memoised decision costs about a microsecond, three
+    ``os.environ.get`` calls would double it)."""
+    data = _ENV_DATA
+    if data is not None and os.name == "posix":
+        try:
+            return tuple(data.get(b) for b in _ENV_BYTES)
+        except TypeError:  # pragma: no cover - keys are not bytes on this platform
+            pass
+    return tuple(os.environ.get(n) for n in _ENV_NAMES)  # pragma: no cover
+
+
 def resolve_models(models) -> Predictor:
     """A Predictor for ``models``: None (the default roots, looked up by the environment
     without touching the file system), a directory or a list of them, or a Predictor."""
     if models is None:
-        key = (os.environ.get("ANNPRED_MODELS"), os.environ.get("ANNPRED_TRAINED"),
-               os.environ.get("XDG_DATA_HOME"))
+        key = _env_key()
         p = caches.PREDICTORS_BY_ENV.get(key)
         if p is None:
             p = caches.PREDICTORS_BY_ENV[key] = load_models()
