@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -9,7 +10,8 @@ from typing import Mapping
 import numpy as np
 
 from annpred.spec import hardware as hw
-from annpred.errors import ModelFormatError, ParameterError, UnknownKernelError
+from annpred.errors import (AnnpredError, AnnpredWarning, ModelFormatError, ParameterError,
+                            UnknownKernelError)
 from annpred.model.features import feature_matrix
 from annpred.model.layout import model_files, shipped_root, user_root
 from annpred.model.network import compile_model, predict_seconds
@@ -62,7 +64,17 @@ class LoadedModel:
         if missing:
             raise ParameterError(f"model {'/'.join(self.key)} needs parameter(s) "
                                  f"{', '.join(missing)}")
-        return predict_seconds(self.features(cols), self.compiled)
+        for p in self.params:
+            if not np.all(np.isfinite(np.asarray(cols[p], dtype=float))):
+                raise ParameterError(f"parameter {p} must be a finite number")
+        with np.errstate(all="ignore"):
+            out = predict_seconds(self.features(cols), self.compiled)
+        if not np.all(np.isfinite(out)):
+            raise ParameterError(f"model {'/'.join(self.key)} gives no finite prediction for "
+                                 "these parameters (outside what it can represent: "
+                                 + ", ".join(f"{p}={np.ravel(cols[p])[0]:g}"
+                                             for p in self.params) + ")")
+        return out
 
     def out_of_range(self, point: Mapping[str, float], margin: float = RANGE_MARGIN) -> dict:
         """Parameters outside the training range widened by ``margin`` (value, [lo, hi])."""
@@ -80,11 +92,21 @@ class Predictor:
     def __init__(self, roots):
         self.roots = [Path(r) for r in roots]
         self.models: dict[tuple[str, str, str], LoadedModel] = {}
+        self.skipped: dict[tuple[str, str, str], str] = {}  # key from the path -> why
         for root in reversed(self.roots):
             if not root.is_dir():
                 continue
             for p in model_files(root):
-                m = LoadedModel(load_model(p), p)
+                # a broken (or hostile) file costs only its own combination
+                path_key = (p.parent.name, p.stem, p.parent.parent.name)
+                try:
+                    m = LoadedModel(load_model(p), p)
+                except AnnpredError as exc:
+                    self.skipped[path_key] = str(exc)
+                    warnings.warn(f"skipping model file {p}: {exc}", AnnpredWarning,
+                                  stacklevel=2)
+                    continue
+                self.skipped.pop(path_key, None)
                 self.models[m.key] = m
 
     def __len__(self):
@@ -100,6 +122,10 @@ class Predictor:
         try:
             return self.models[(kernel, variant, hardware)]
         except KeyError:
+            why = self.skipped.get((kernel, variant, hardware))
+            if why:
+                raise UnknownKernelError(f"the model for {kernel}/{variant} on {hardware} "
+                                         f"was skipped: {why}") from None
             have = [f"{v}@{h}" for k, v, h in self.combinations(kernel)]
             raise UnknownKernelError(
                 f"no model for {kernel}/{variant} on {hardware}; models for {kernel}: "
