@@ -1,6 +1,7 @@
 """Profiling CSVs: loading with validation that names file, row and column."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -61,15 +62,36 @@ def _check_row_lengths(path: Path, n: int) -> None:
                                 f"names {n} columns")
 
 
+def _float(cell) -> float:
+    try:
+        return float(str(cell).strip())
+    except (ValueError, OverflowError):
+        return math.nan
+
+
+def floats(raw: pd.Series) -> np.ndarray:
+    """A column as floats (NaN where a cell is not a number); pandas' fast path for columns
+    it parsed as numbers, a per-cell conversion for the rest (huge integers included)."""
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        try:
+            return raw.to_numpy(dtype=float)
+        except (OverflowError, TypeError, ValueError):
+            pass
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        return np.full(len(raw), math.nan)
+    try:
+        out = pd.to_numeric(raw.astype(str), errors="coerce")
+        return out.to_numpy(dtype=float)
+    except (OverflowError, TypeError, ValueError):
+        return np.fromiter((_float(c) for c in raw), dtype=float, count=len(raw))
+
+
 def numeric_column(df: pd.DataFrame, col: str, path, *, positive: bool = False) -> np.ndarray:
     """Convert a column to floats; errors name file, row (1-based, header = row 1)."""
     if col not in df.columns:
         raise DataError(f"{path}: missing column {col!r}; columns: {', '.join(df.columns)}")
     raw = df[col]
-    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
-        vals = raw.to_numpy(dtype=float)
-    else:
-        vals = pd.to_numeric(raw.astype(str), errors="coerce").to_numpy(dtype=float)
+    vals = floats(raw)
     bad = np.flatnonzero(~np.isfinite(vals))
     if len(bad):
         i = int(bad[0])
@@ -132,7 +154,7 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         out[TARGET] = y
         for extra in ("runtime_cv", "repeats", "threads", "point", "pass", "seed"):
             if extra in df.columns and extra not in out.columns:
-                out[extra] = pd.to_numeric(df[extra], errors="coerce")
+                out[extra] = floats(df[extra])
         if "sampler" in df.columns:
             out["sampler"] = df["sampler"].astype(str)
         out["_source"] = str(p)

@@ -183,11 +183,13 @@ def validate(d: Any, where: str = "model") -> dict:
     it = d["input_transform"]
     if isinstance(it, str):
         it = d["input_transform"] = [it] * n
-    if (not isinstance(it, list) or len(it) != n or any(t not in TRANSFORMS for t in it)):
+    if (not isinstance(it, list) or len(it) != n
+            or any(not isinstance(t, str) or t not in TRANSFORMS for t in it)):
         raise ModelFormatError(f"{where}: input_transform must be {n} of {TRANSFORMS}")
-    if d["target_transform"] not in ("log", "identity"):
+    if not isinstance(d["target_transform"], str) or d["target_transform"] not in (
+            "log", "identity"):
         raise ModelFormatError(f"{where}: target_transform must be 'log' or 'identity'")
-    if d["activation"] not in ACTIVATIONS:
+    if not isinstance(d["activation"], str) or d["activation"] not in ACTIVATIONS:
         raise ModelFormatError(f"{where}: activation must be one of {sorted(ACTIVATIONS)}")
     sc = d["scaler"]
     if not isinstance(sc, dict):

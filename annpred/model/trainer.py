@@ -131,7 +131,9 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
     none. With more than ``max_fit_rows`` training rows a combination is fitted on a random
     subsample of that many (the held-out error is still computed on every held-out row).
     ``progress(message)`` receives a line per stage."""
-    say = progress or (lambda msg: None)
+    def say(msg: str) -> None:  # progress lines only where the work takes noticeable time
+        if progress is not None and big:
+            progress(msg)
     features = check_options(features=features, n_train=n_train, seed=seed, steps=steps,
                              out=out)
     _v.integer(max_fit_rows, "max_fit_rows", _data.MIN_ROWS)
@@ -164,6 +166,7 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
         else:
             comp = _catalog_complexity(kernel, variant, feats) or {}
         tr, ho = split_rows(len(g), n_train, seed)
+        big = len(g) > 50_000
         fit_rows = tr
         if len(tr) > max_fit_rows:
             pick = np.random.default_rng([seed, 5151]).choice(len(tr), max_fit_rows,
@@ -234,8 +237,9 @@ def train_csvs(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
         if features is None:
             raise DataError("--complexity needs --features (the columns it may use)")
         _expr.parse(complexity, features)
-    if kw.get("progress"):
-        kw["progress"](f"reading {', '.join(str(p) for p in paths)}")
+    size = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
+    if kw.get("progress") and size > 10 << 20:  # only large inputs take noticeable time
+        kw["progress"](f"reading {size / 1e6:,.0f} MB from {', '.join(map(str, paths))}")
     df = _data.load_profiles(paths, target=target, features=features, kernel=kernel,
                              variant=variant, hardware=hardware)
     return train_frame(df, out, complexity=complexity, features=features, seed=seed,
