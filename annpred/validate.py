@@ -29,7 +29,7 @@ def _shown(text) -> str:
 def safe_name(name, what: str, error=DataError) -> str:
     """A name that becomes a path component (kernel, variant, hardware): letters, digits,
     ``. _ + -``, not starting with a punctuation character, at most 100 characters."""
-    if not isinstance(name, str) or not _SAFE.match(name) or len(name) > MAX_NAME \
+    if not isinstance(name, str) or not _SAFE.fullmatch(name) or len(name) > MAX_NAME \
             or name in (".", "..") or name != name.strip():
         raise error(f"{what} name {_shown(name)} cannot be used in a file name (letters, "
                     f"digits, '.', '_', '+', '-'; at most {MAX_NAME} characters)")

@@ -36,6 +36,7 @@ class TrainReport:
 
 
 MAX_FIT_ROWS = 20_000  # a network of < 75 weights learns nothing more from more rows
+PROGRESS_ROWS = 50_000  # combinations at least this large report their stages
 MEASUREMENT_KEY = ("kernel", "variant", "hardware", "sampler", "seed", "point", "pass")
 
 
@@ -166,7 +167,7 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
         else:
             comp = _catalog_complexity(kernel, variant, feats) or {}
         tr, ho = split_rows(len(g), n_train, seed)
-        big = len(g) > 50_000
+        big = len(g) > PROGRESS_ROWS
         fit_rows = tr
         if len(tr) > max_fit_rows:
             pick = np.random.default_rng([seed, 5151]).choice(len(tr), max_fit_rows,
