@@ -187,3 +187,21 @@ def test_cli_predict_nan_parameter_is_one_line(tmp_path, cli):
     assert r.returncode == 2
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("annpred: error:")]
     assert len(errors) == 1 and "Traceback" not in r.stderr
+
+
+def test_kernels_listing_skips_a_fifo_without_hanging(tmp_path, cli, toy_env):
+    _write_dir(tmp_path)
+    r = cli(["kernels", "--models", tmp_path], env=toy_env, timeout=120)
+    assert r.returncode == 0 and "toy" in r.stdout
+
+
+def test_non_finite_numbers_never_reach_a_model_file(tmp_path):
+    from annpred.model.schema import save_model, to_json
+
+    d = _model()
+    d["train"]["val_mape"] = float("inf")
+    with pytest.raises(ModelFormatError, match="non-finite"):
+        to_json(d)
+    with pytest.raises(ModelFormatError):
+        save_model(d, tmp_path / "m.json")
+    assert not (tmp_path / "m.json").exists()

@@ -41,20 +41,22 @@ def cmd_kernels(args) -> int:
 
 def _model_steps(models) -> dict:
     """(kernel, variant) -> {hardware: steps} from the model files that record steps."""
-    import json as _json
-
+    from annpred.errors import AnnpredError
     from annpred.model.layout import model_files, shipped_root, user_root
+    from annpred.model.schema import MAX_FILE_BYTES, parse_json
+    from annpred.validate import read_limited
 
     roots = [Path(models)] if models else [shipped_root(), user_root()]
     out: dict = {}
     for root in roots:
         for p in model_files(root):
-            try:
-                d = _json.loads(p.read_text(encoding="utf-8"))
+            try:  # size-capped, regular files only, strict JSON
+                d = parse_json(read_limited(p, "model file", MAX_FILE_BYTES).decode("utf-8"),
+                               str(p))
                 st = d.get("steps")
                 if isinstance(st, dict) and st:
                     out.setdefault((d["kernel"], d["variant"]), {})[d["hardware"]] = st
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            except (AnnpredError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
                 continue  # a broken model file is reported by predict, not by the listing
     return out
 

@@ -258,6 +258,9 @@ def header_text(model: dict, name: str | None = None) -> str:
 
 def export_c(model: dict, path: str | os.PathLike, name: str | None = None) -> Path:
     """Write the C header of ``model`` (a model dict) to ``path``."""
+    from annpred.validate import output_file
+
+    output_file(path, "export path")
     text = header_text(model, name)
     atomic_write_text(path, text)
     return Path(path)
