@@ -3,6 +3,7 @@ directory laid out as ``<out>/<hardware>/<kernel>/<variant>.json``."""
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -113,6 +114,21 @@ def _catalog_complexity(kernel: str, variant: str, params: list[str]) -> dict[st
     return usable
 
 
+def _measured(g: pd.DataFrame) -> dict:
+    """When and under what load the training rows were measured (provenance), where the
+    CSV says so: first and last timestamp, median 1-minute load average."""
+    out = {}
+    if "timestamp" in g.columns:
+        ts = sorted(t for t in g["timestamp"].astype(str) if t and t != "nan")
+        if ts:
+            out["from"], out["to"] = ts[0], ts[-1]
+    if "load_avg" in g.columns:
+        la = pd.to_numeric(g["load_avg"], errors="coerce").dropna()
+        if len(la):
+            out["load_avg_median"] = round(float(la.median()), 2)
+    return out
+
+
 def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
                 complexity: str | dict | None = None, features: Sequence[str] | None = None,
                 seed: int = 0, n_train: int | None = None, hidden=None,
@@ -189,7 +205,11 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
         model = AugmentedNNRegressor(complexity=comp or None, parameters=feats, hidden=hidden,
                                      seed=seed, steps=(found if comp else None) or None,
                                      **regressor_kw)
-        model.fit(X.iloc[fit_rows], y[fit_rows])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            model.fit(X.iloc[fit_rows], y[fit_rows])
+        for w in caught:  # name the combination in every training warning
+            warnings.warn(f"{kernel}/{variant}/{hw_id}: {w.message}", w.category, stacklevel=2)
         if len(fit_rows) < len(tr):  # the range of every training row, not of the subsample
             Xt = X.iloc[tr]
             model.train_range_ = {c: [float(Xt[c].min()), float(Xt[c].max())] for c in feats}
@@ -209,6 +229,9 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             extra["step_detection"] = [f.to_dict() for f in fits]
         if "runtime_cv" in g.columns and g["runtime_cv"].notna().any():
             extra["median_runtime_cv"] = float(g["runtime_cv"].median())
+        measured = _measured(g.iloc[tr])
+        if measured:
+            extra["measured"] = measured
         path = None
         if out is not None:
             path = model_path(out, kernel, variant, hw_id)
