@@ -27,3 +27,8 @@ class UnknownKernelError(AnnpredError, KeyError):
 
 class ParameterError(AnnpredError, ValueError):
     """A kernel parameter is missing, unknown, or outside its domain."""
+
+
+class AnnpredWarning(UserWarning):
+    """Something was skipped or is doubtful (a broken model file among good ones); the CLI
+    prints it as one ``annpred: warning: ...`` line."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import Sequence
 
-from annpred.errors import AnnpredError
+from annpred.errors import AnnpredError, AnnpredWarning
 
 # Each module adds its subcommand(s) with ``register(subparsers)``; each must be cheap to
 # import (no torch, no halide at module level).
@@ -29,6 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, AnnpredWarning):
+        print(f"annpred: warning: {message}", file=file or sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def _command_parser(parser: argparse.ArgumentParser, command: str | None):
     """The subparser of ``command`` (its usage is what a user needs on an error)."""
     for a in parser._actions:
@@ -38,6 +49,7 @@ def _command_parser(parser: argparse.ArgumentParser, command: str | None):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # name=value pairs may come after options (argparse stops positionals at an option)
@@ -55,7 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except AnnpredError as exc:
-        print(f"annpred: error: {exc}", file=sys.stderr)
+        print(f"annpred: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused (full disk, permissions, /proc, ...)
+        if isinstance(exc, BrokenPipeError):
+            return 0
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"annpred: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("annpred: interrupted; rows written so far are kept (rerun to resume)",
@@ -63,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # pragma: no cover
         return 0
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split("\n"))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,14 +1,22 @@
 """``annpred profile``: measure a kernel's variants on this machine into a CSV."""
 from __future__ import annotations
 
-from annpred.errors import ParameterError
 
 
 def cmd_profile(args) -> int:
     from annpred.measure.profiler import profile
 
-    if args.samples < 1:
-        raise ParameterError(f"--samples must be >= 1, got {args.samples}")
+    from annpred import validate as v
+
+    v.integer(args.samples, "--samples", 1, 10**8)
+    v.seed(args.seed)
+    v.integer(args.pass_id, "--pass", 0, 10**6)
+    if args.first is not None:
+        v.integer(args.first, "--first", 1)
+    if args.time_budget is not None:
+        v.number(args.time_budget, "--time-budget", positive=True)
+    v.number(args.min_time_ms, "--min-time-ms", positive=True, max_abs=1e6)
+    v.output_file(args.out, "--out")
     res = profile(args.kernel, args.out, variants=args.variant, n_threads=args.threads,
                   samples=args.samples, sampler=args.sampler, seed=args.seed,
                   pass_id=args.pass_id, progress=not args.quiet, check=args.check,

@@ -173,6 +173,12 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
     ``sampler="pr"``: a budget of ``samples`` measured points per variant, sweeps included
     (:mod:`annpred.measure.pr`).
     """
+    from annpred import validate as _v
+
+    _v.seed(seed)
+    _v.integer(pass_id, "--pass", 0, 10**6)
+    _v.integer(samples, "--samples", 1, 10**8)
+    _v.output_file(out, "--out")
     kernel = get_kernel(kernel_name)
     if n_threads < 1 or n_threads > 1024:
         raise ParameterError(f"--threads must be between 1 and 1024, got {n_threads}")
@@ -199,7 +205,17 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
         raise ParameterError(f"--first must be >= 1, got {first}")
     hws = {v.name: hardware_for(v, n_threads) for v in vlist}
     writer = RowWriter(out, kernel.param_names)
-    existing = writer.existing()
+    existing = writer.existing()  # takes the CSV's lock: a second profiler fails here
+    try:
+        return _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed,
+                    pass_id, progress, min_runs, min_time, points, check, first, time_budget,
+                    planned, out)
+    finally:
+        writer.release()
+
+
+def _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed, pass_id,
+         progress, min_runs, min_time, points, check, first, time_budget, planned, out):
     tasks = []
     if not planned:
         pts = (sampling.sample(kernel, samples, sampler=sampler, seed=seed) if points is None
