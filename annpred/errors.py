@@ -27,3 +27,8 @@ class UnknownKernelError(AnnpredError, KeyError):
 
 class ParameterError(AnnpredError, ValueError):
     """A kernel parameter is missing, unknown, or outside its domain."""
+
+
+class MachineMismatchWarning(UserWarning):
+    """A model was measured on another machine (or one it does not describe) and has not
+    been adapted to this one; see ``annpred calibrate``."""

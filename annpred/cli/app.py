@@ -12,7 +12,13 @@ from annpred.errors import AnnpredError
 # import (no torch, no halide at module level).
 COMMANDS = ("annpred.cli.kernels", "annpred.cli.profile", "annpred.cli.train",
             "annpred.cli.predict", "annpred.cli.choose", "annpred.cli.export",
-            "annpred.cli.evaluate", "annpred.cli.quickstart", "annpred.halide.cli")
+            "annpred.cli.evaluate", "annpred.cli.quickstart", "annpred.cli.calibrate",
+            "annpred.halide.cli")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Library warnings (e.g. MachineMismatchWarning) as one ``annpred: warning:`` line."""
+    print(f"annpred: warning: {message}", file=sys.stderr if file is None else file)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra = []
     if extra:
         parser.error("unrecognized arguments: " + " ".join(extra))
+    import warnings
+
+    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except AnnpredError as exc:

@@ -26,7 +26,8 @@ def cmd_predict(args) -> int:
     if args.json:
         print_json(pred.to_dict())
     else:
-        print(f"{pred.kernel}/{pred.variant} on {pred.hardware}: {fmt_seconds(pred.seconds)}")
+        print(f"{pred.kernel}/{pred.variant} on {pred.hardware}: {fmt_seconds(pred.seconds)}"
+              + (" (adapted to this machine by a calibration)" if pred.adapted else ""))
     if not pred.in_range:
         parts = ", ".join(f"{p}={v[0]:g} (trained on [{v[1][0]:g}, {v[1][1]:g}])"
                           for p, v in pred.out_of_range.items())

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from annpred.data.rows import KEY_COLUMNS, META_COLUMNS, TARGET, read_header
+from annpred.data.rows import KEY_COLUMNS, META_COLUMNS, TARGET, read_header, read_machines
 from annpred.errors import DataError
 
 MIN_ROWS = 8
@@ -85,6 +85,8 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         for extra in ("runtime_cv", "repeats", "threads", "point", "pass", "seed"):
             if extra in df.columns and extra not in out.columns:
                 out[extra] = pd.to_numeric(df[extra], errors="coerce")
+        out["machine"] = (df["machine"].astype(str).str.strip() if "machine" in df.columns
+                          else "")
         out["_source"] = str(p)
         out["_row"] = np.arange(2, len(df) + 2)
         frames.append(out)
@@ -93,6 +95,24 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
 
 def _missing(df, c, p):
     raise DataError(f"{p}: missing feature column {c!r}; columns: {', '.join(df.columns)}")
+
+
+def machine_of(g: pd.DataFrame) -> dict | None:
+    """The machine object that measured every row of ``g`` (one combination), from the
+    ``machine`` column and the sidecars of the rows' source CSVs; None when the rows carry
+    no fingerprint (older files) or come from several machines. A fingerprint without its
+    sidecar gives ``{"fingerprint": ...}`` alone."""
+    if "machine" not in g.columns:
+        return None
+    fps = set(g["machine"].astype(str))
+    if len(fps) != 1 or "" in fps or "nan" in fps:
+        return None
+    fp = fps.pop()
+    for src in sorted(set(g["_source"])) if "_source" in g.columns else []:
+        m = read_machines(src).get(fp)
+        if m is not None:
+            return dict(m)
+    return {"fingerprint": fp}
 
 
 def combinations(df: pd.DataFrame):

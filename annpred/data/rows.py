@@ -1,7 +1,11 @@
 """The profiling-CSV row format, and the one writer every producer of rows uses.
 
 One row per measured point: ``kernel, variant, hardware``, one column per kernel parameter,
-then :data:`TAIL_COLUMNS`. The profiler (every sampler), dispatch feedback and the
+then :data:`TAIL_COLUMNS`; the last, ``machine``, holds the fingerprint of the machine that
+measured the row, and the full descriptions live in a sidecar ``<csv>.machine.json``
+(``{"format": "annpred-machines/1", "machines": {fingerprint: machine object}}``, see
+:mod:`annpred.spec.machine`). Files written before that column existed keep loading, and a
+resumed run appends to them in their own format. The profiler (every sampler), dispatch feedback and the
 accelerator models write rows through :class:`RowWriter`: the header is checked against an
 existing file, a torn last line (hard kill) is cut, rows are flushed one by one so that an
 interrupted run keeps every finished row, and :meth:`RowWriter.recorded` lets a rerun resume.
@@ -10,18 +14,22 @@ This module needs no pandas (the decision side writes feedback rows with it).
 from __future__ import annotations
 
 import csv
+import json
 import os
 import time
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from annpred.errors import DataError
+from annpred.files import atomic_write_text
 
 KEY_COLUMNS = ("kernel", "variant", "hardware")
 TARGET = "runtime_s"
 TAIL_COLUMNS = ["runtime_s", "runtime_cv", "repeats", "runtime_min_s", "threads", "sampler",
-                "seed", "point", "pass", "timestamp", "annpred_version"]
+                "seed", "point", "pass", "timestamp", "annpred_version", "machine"]
+LEGACY_TAIL_COLUMNS = TAIL_COLUMNS[:-1]  # before machines were recorded
 META_COLUMNS = set(KEY_COLUMNS) | set(TAIL_COLUMNS)
+MACHINES_FORMAT = "annpred-machines/1"
 
 
 def columns_for(param_names: Iterable[str]) -> list[str]:
@@ -39,6 +47,38 @@ def version() -> str:
         import annpred
 
         return annpred.__version__
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The machine descriptions of CSV ``path``: ``<path>.machine.json``."""
+    return Path(str(path) + ".machine.json")
+
+
+def read_machines(path: str | os.PathLike) -> dict[str, dict]:
+    """Fingerprint -> machine object recorded beside CSV ``path`` ({} without a sidecar)."""
+    side = sidecar_path(path)
+    if not side.exists():
+        return {}
+    try:
+        d = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{side}: unreadable machine descriptions ({exc})") from None
+    ms = d.get("machines") if isinstance(d, dict) else None
+    if d.get("format") != MACHINES_FORMAT or not isinstance(ms, dict) or not all(
+            isinstance(v, dict) and v.get("fingerprint") == k for k, v in ms.items()):
+        raise DataError(f"{side}: not an {MACHINES_FORMAT} file (an object 'machines' "
+                        "mapping each fingerprint to a machine object with that fingerprint)")
+    return ms
+
+
+def write_machines(path: str | os.PathLike, machines: Mapping[str, dict]) -> None:
+    """Add ``machines`` (fingerprint -> object) to the sidecar of CSV ``path`` atomically."""
+    have = read_machines(path)
+    if all(k in have for k in machines):
+        return
+    have.update(machines)
+    atomic_write_text(sidecar_path(path), json.dumps(
+        {"format": MACHINES_FORMAT, "machines": have}, indent=1, sort_keys=True) + "\n")
 
 
 def read_header(path: Path) -> list[str]:
@@ -92,6 +132,8 @@ class RowWriter:
         self._version = version()
         self._f = None
         self._w = None
+        self._legacy = False  # an existing file without the machine column
+        self._machines: dict[str, str] = {}  # hardware id -> fingerprint (sidecar written)
 
     def existing(self) -> list[dict]:
         """Rows already in the file (after checking its header and cutting a torn tail)."""
@@ -99,7 +141,10 @@ class RowWriter:
             return []
         repair_tail(self.path)
         header = read_header(self.path)
-        if header != self.columns:
+        if header == [*KEY_COLUMNS, *self.param_names, *LEGACY_TAIL_COLUMNS]:
+            self._legacy = True  # resume in the file's own format
+            self.columns = header
+        elif header != self.columns:
             raise DataError(f"{self.path}: exists with columns {header}, which do not match "
                             f"this run ({self.columns}); choose another output file")
         with open(self.path, newline="", encoding="utf-8") as f:
@@ -108,6 +153,14 @@ class RowWriter:
     def __enter__(self) -> "RowWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0
+        if new:
+            self._legacy = False
+            self.columns = columns_for(self.param_names)
+        else:
+            self._legacy = read_header(self.path) == [*KEY_COLUMNS, *self.param_names,
+                                                      *LEGACY_TAIL_COLUMNS]
+            if self._legacy:
+                self.columns = [*KEY_COLUMNS, *self.param_names, *LEGACY_TAIL_COLUMNS]
         self._f = open(self.path, "a", newline="", encoding="utf-8")
         self._w = csv.writer(self._f, lineterminator="\n")
         if new:
@@ -125,11 +178,22 @@ class RowWriter:
               runtime_min_s: float | None = None, threads: int | str = "",
               sampler: str = "", seed: int | str = "", point_id: int | str = "",
               pass_id: int | str = 0) -> None:
-        """One measured point; flushed at once."""
+        """One measured point; flushed at once (with this machine's fingerprint)."""
+        extra = [] if self._legacy else [self._fingerprint(hardware)]
         self._w.writerow([
             kernel, variant, hardware, *[point[p] for p in self.param_names],
             repr(float(runtime_s)), "" if runtime_cv is None else f"{runtime_cv:.5f}",
             repeats, repr(float(runtime_s if runtime_min_s is None else runtime_min_s)),
             threads, sampler, seed, point_id, pass_id,
-            time.strftime("%Y-%m-%dT%H:%M:%S"), self._version])
+            time.strftime("%Y-%m-%dT%H:%M:%S"), self._version, *extra])
         self._f.flush()
+
+    def _fingerprint(self, hardware: str) -> str:
+        fp = self._machines.get(hardware)
+        if fp is None:
+            from annpred.spec.hardware import machine
+
+            m = machine(hardware)
+            fp = self._machines[hardware] = m["fingerprint"]
+            write_machines(self.path, {fp: m})
+        return fp

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,26 @@ def _vector(x: Any, n: int, what: str, where: str) -> None:
             raise ModelFormatError(f"{where}: {what} holds a non-finite or non-numeric value")
 
 
+_FP = re.compile(r"^[0-9a-f]{12}$")
+
+
+def validate_machine(m: Any, where: str) -> dict:
+    """A machine object (:mod:`annpred.spec.machine`): an object with a 12-hex-digit
+    ``fingerprint``; every other field a string, a finite number, null, or a list of strings."""
+    if not isinstance(m, dict):
+        raise ModelFormatError(f"{where} must be an object (a machine description)")
+    if not isinstance(m.get("fingerprint"), str) or not _FP.match(m["fingerprint"]):
+        raise ModelFormatError(f"{where}.fingerprint must be 12 lower-case hex digits")
+    for k, v in m.items():
+        ok = (v is None or isinstance(v, str)
+              or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+              or (isinstance(v, list) and all(isinstance(x, str) for x in v)))
+        if not ok:
+            raise ModelFormatError(f"{where}.{k} must be a string, a number, null or a list "
+                                   "of strings")
+    return m
+
+
 def validate(d: Any, where: str = "model") -> dict:
     """Check a model dict against the schema; returns it or raises ModelFormatError."""
     if not isinstance(d, dict):
@@ -91,6 +112,8 @@ def validate(d: Any, where: str = "model") -> dict:
                 raise ModelFormatError(f"{where}: steps name {name!r}, which is not a parameter")
             if isinstance(s, bool) or not isinstance(s, int) or s < 2:
                 raise ModelFormatError(f"{where}: steps[{name!r}] must be an integer >= 2")
+    if "machine" in d:  # optional: the machine the training data were measured on
+        validate_machine(d["machine"], f"{where}: machine")
     it = d["input_transform"]
     if isinstance(it, str):
         it = d["input_transform"] = [it] * n

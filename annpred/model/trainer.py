@@ -121,7 +121,11 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
         path = None
         if out is not None:
             path = model_path(out, kernel, variant, hw_id)
-            save_model(model.to_dict(kernel, variant, hw_id, extra_train=extra), path)
+            d = model.to_dict(kernel, variant, hw_id, extra_train=extra)
+            machine = _data.machine_of(g)
+            if machine is not None:
+                d["machine"] = machine
+            save_model(d, path)
         rep = TrainReport(kernel, variant, hw_id, len(tr), len(ho), model.val_mape_, holdout,
                           model.n_params_, model.train_time_s_, path,
                           dict(model.steps_) if model.steps_ else None)

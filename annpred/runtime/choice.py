@@ -79,6 +79,9 @@ class Choice:
     transfer_s: dict = field(default_factory=dict)  # CUDA candidates: transfer seconds added
     policy: str = "strict"
     _plan: Any = field(default=None, repr=False, compare=False)
+    # per candidate: measured on this machine (None: no model); adapted by a calibration
+    machine_match: dict = field(default_factory=dict)
+    adapted: dict = field(default_factory=dict)
 
     @property
     def best(self) -> Candidate:
@@ -133,6 +136,8 @@ class Choice:
             "predicted_best": None if self.predicted_best is None else str(self.predicted_best),
             "unsupported": [str(c) for c in self.unsupported],
             "transfer_s": {str(c): s for c, s in self.transfer_s.items()},
+            "machine_match": {str(c): v for c, v in self.machine_match.items()},
+            "adapted": {str(c): bool(v) for c, v in self.adapted.items()},
         }
 
     def __str__(self) -> str:

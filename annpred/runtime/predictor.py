@@ -14,7 +14,9 @@ from annpred.model.features import feature_matrix
 from annpred.model.layout import model_files, shipped_root, user_root
 from annpred.model.network import compile_model, predict_seconds
 from annpred.model.schema import load_model
+from annpred.model.correction import apply_log
 from annpred.runtime import caches
+from annpred.runtime import correction as _correction
 from annpred.runtime.ranges import RANGE_MARGIN, widen_range
 
 
@@ -26,21 +28,27 @@ class Prediction:
     seconds: float
     in_range: bool
     out_of_range: dict  # parameter -> [value, [lo, hi]]
+    machine_match: bool = True  # the model was measured on this machine
+    adapted: bool = False  # a calibration of this machine corrects the model (applied)
+    machine: str = ""  # the machine the model was measured on, for people
 
     def to_dict(self) -> dict:
         return {"kernel": self.kernel, "variant": self.variant, "hardware": self.hardware,
                 "seconds": self.seconds, "in_range": self.in_range,
-                "out_of_range": self.out_of_range}
+                "out_of_range": self.out_of_range, "machine_match": self.machine_match,
+                "adapted": self.adapted, "machine": self.machine}
 
 
 class LoadedModel:
     """One model file, compiled for fast numpy prediction."""
 
-    __slots__ = ("meta", "compiled", "params", "range", "path")
+    __slots__ = ("meta", "compiled", "params", "range", "path", "machine_match", "correction")
 
     def __init__(self, meta: dict, path: Path | None = None):
         self.meta = meta
         self.path = path
+        self.machine_match = hw.machine_match(meta["hardware"], meta.get("machine"))
+        self.correction = None  # set by annpred.runtime.correction.attach
         self.compiled = compile_model(meta)
         self.params = list(meta.get("parameters", [f for f in meta["features"]
                                                    if f not in meta["complexity"]]))
@@ -62,7 +70,16 @@ class LoadedModel:
         if missing:
             raise ParameterError(f"model {'/'.join(self.key)} needs parameter(s) "
                                  f"{', '.join(missing)}")
-        return predict_seconds(self.features(cols), self.compiled)
+        s = predict_seconds(self.features(cols), self.compiled)
+        if self.correction is not None:
+            logs = np.log(s)
+            s = np.exp(apply_log(logs, self.correction))
+        return s
+
+    @property
+    def trusted_machine(self) -> bool:
+        """Measured on this machine, or adapted to it by a calibration."""
+        return self.machine_match or self.correction is not None
 
     def out_of_range(self, point: Mapping[str, float], margin: float = RANGE_MARGIN) -> dict:
         """Parameters outside the training range widened by ``margin`` (value, [lo, hi])."""
@@ -86,7 +103,11 @@ class Predictor:
             for p in model_files(root):
                 m = LoadedModel(load_model(p), p)
                 self.models[m.key] = m
+        _correction.attach(self.models, self.roots)
 
+    def mismatched(self) -> list[tuple[str, str, str]]:
+        """Combinations whose model was measured on another machine and is not adapted."""
+        return sorted(k for k, m in self.models.items() if not m.trusted_machine)
     def __len__(self):
         return len(self.models)
 
@@ -110,7 +131,8 @@ class Predictor:
         return [h for k, v, h in self.combinations(kernel) if v == variant]
 
     def default_hardware(self, kernel: str, variant: str) -> str:
-        """The present hardware with the most threads, else the only model's hardware."""
+        """The present hardware with the most threads (models measured on or adapted to this
+        machine first), else the only model's hardware."""
         hws = self.hardware_for(kernel, variant)
         if not hws:
             variants = sorted({v for _, v, _ in self.combinations(kernel)})
@@ -118,8 +140,11 @@ class Predictor:
                 f"no model for {kernel}/{variant}; variants with models: "
                 + (", ".join(variants) if variants else "(none)"))
         here = [h for h in hws if hw.present(h)]
-        if here:
-            return max(here, key=lambda h: hw.parse_id(h)["threads"] or 0)
+        if here:  # this machine's or adapted models first, then the most threads
+            def rank(h):
+                m = self.models[(kernel, variant, h)]
+                return (m.trusted_machine, hw.parse_id(h)["threads"] or 0, m.machine_match)
+            return max(here, key=rank)
         if len(hws) == 1:
             return hws[0]
         raise UnknownKernelError(f"{kernel}/{variant} has models for {', '.join(hws)}, none of "
@@ -132,7 +157,10 @@ class Predictor:
         cols = {k: np.asarray([float(v)]) for k, v in params.items()}
         seconds = float(m.predict(cols)[0])
         bad = m.out_of_range(params)
-        return Prediction(kernel, variant, hw_id, seconds, not bad, bad)
+        _correction.warn_mismatch(m)
+        return Prediction(kernel, variant, hw_id, seconds, not bad, bad, m.machine_match,
+                          m.correction is not None,
+                          _correction.source_description(m))
 
 
 def load_models(path=None, reload: bool = False) -> Predictor:

@@ -74,6 +74,14 @@ class _Group:
         # fold the target scaler into the output layer: y = out * y_std + y_mean
         self.Wout = self.Wout * y_std[:, None]
         self.bout = self.bout * y_std + y_mean
+        # machine corrections (annpred.model.correction), zero where a model has none
+        corr = [m.correction for m in ms]
+        self.corrected = any(c is not None for c in corr)
+        if self.corrected:
+            get = lambda k, dflt: np.array([dflt if c is None else c[k] for c in corr])  # noqa
+            self.c_off, self.c_slope, self.c_ref = get("offset", 0.0), get("slope", 0.0), \
+                get("ref", 0.0)
+            self.c_lo, self.c_hi = get("lo", 0.0), get("hi", 0.0)
 
     def __call__(self, U: np.ndarray) -> np.ndarray:
         X = U[self.G]  # (M, F)
@@ -84,6 +92,10 @@ class _Group:
             for W, b in self.hidden:
                 h = self.act(np.einsum("mhf,mf->mh", W, h) + b)
             y = np.einsum("mf,mf->m", self.Wout, np.concatenate((h, X), axis=1)) + self.bout
+        if self.corrected:
+            ly = y if self.log_target else np.log(y)
+            ly = ly + self.c_off + self.c_slope * (np.clip(ly, self.c_lo, self.c_hi) - self.c_ref)
+            return np.exp(ly)
         return np.exp(y) if self.log_target else y
 
 
@@ -109,6 +121,9 @@ class _Plan:
                 self.model_pos.append(i)
         self.missing = tuple(missing)
         self.model_pos = np.asarray(self.model_pos, dtype=np.intp)
+        # per model: measured on this machine; adapted to it (annpred.runtime.correction)
+        self.machine_match = [m.machine_match for m in self.models]
+        self.machine_ok = [m.trusted_machine for m in self.models]
         # union of parameters (spec order first) and of complexity expressions
         names: list[str] = list(spec.param_names) if spec is not None else []
         for m in self.models:
