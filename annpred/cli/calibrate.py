@@ -16,7 +16,8 @@ def _line(t) -> str:
     return (f"  {name}: {c['n_probes']} probes in {t.seconds:.2f} s"
             + (f" (+{t.setup_s:.1f} s first run)" if t.setup_s >= 0.1 else "") + "; this machine runs "
             f"{factor:.2f}x the model's prediction ({c['form']}"
-            + (f", slope {c['slope']:+.2f}" if c["form"] != "factor" else "")
+            + (f", slope {c['slope']:+.2f}" if c["form"] == "factor+slope" else "")
+            + (f", {len(c['weights'])} inputs" if c["form"] == "features" else "")
             + f"); probe MAPE {c['probe_mape_before']:.1f}% -> {c['probe_mape_after']:.1f}%")
 
 

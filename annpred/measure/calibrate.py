@@ -25,7 +25,7 @@ from annpred.errors import ParameterError, UnknownKernelError
 from annpred.measure import protocol
 from annpred.model import correction as _corr
 from annpred.model.layout import user_root
-from annpred.model.network import predict_seconds
+from annpred.model.network import predict_seconds, transform_inputs
 from annpred.runtime import caches
 from annpred.runtime.predictor import load_models
 from annpred.spec import hardware as hw
@@ -33,7 +33,7 @@ from annpred.spec.catalog import get_kernel
 
 PROBE_SEED = 31337
 POOL = 200
-MAX_PROBES = 16
+MAX_PROBES = 48
 MIN_TIME = 0.004  # seconds of repeats per probe (the protocol's default is 0.02)
 COST_SLACK = 3.0  # a probe may run this many times slower than predicted
 
@@ -194,7 +194,9 @@ def _probe(t: Target, model, share: float) -> None:
         t.note = (f"{len(t.probes)} probe(s) fit the budget share of {share:.2f} s; "
                   "not adapted (raise --budget)")
         return
-    fit = _corr.fit_correction([p for _, p, _ in t.probes], [m for _, _, m in t.probes])
+    cols = {n: np.asarray([float(pt[n]) for pt, _, _ in t.probes]) for n in model.params}
+    x = transform_inputs(model.features(cols), model.compiled["input_transform"])
+    fit = _corr.fit_correction([p for _, p, _ in t.probes], [m for _, _, m in t.probes], x)
     t.correction = {"kernel": t.kernel, "variant": t.variant, "hardware": t.hardware,
                     "model_digest": _corr.model_digest(model.meta), **fit,
                     "threads": t.threads, "seconds": round(t.seconds, 3),

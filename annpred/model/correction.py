@@ -6,11 +6,15 @@ smallest matrix products and 0.64x at the largest). A correction, fitted on a fe
 points measured on the new machine, rewrites a prediction ``s`` as
 
     log s' = log s + offset + slope * (clip(log s, lo, hi) - ref)
+                        + sum_j weights[j] * (clip(x_j, x_lo[j], x_hi[j]) - center[j])
 
-``slope = 0`` is one factor for every call; ``lo``/``hi`` are the smallest and largest
-predicted log-seconds among the probes, so that the slope never extrapolates beyond the
-probed runtimes (outside them the correction stays at its edge value). Which of the two forms
-is used is decided on the probe data only, by leave-one-out error.
+where ``x`` are the model's own transformed inputs (log of parameters and complexities).
+Three forms, from the fewest numbers up: ``factor`` (slope and weights 0: one factor for
+every call), ``factor+slope`` (the error drifts with the runtime) and ``features`` (a ridge
+fit of the log error on the inputs: e.g. another cache size shifts large sizes only). The
+clips keep a correction from extrapolating beyond the probes (outside them it stays at its
+edge value). The form, and the ridge strength, are chosen on the probe data only, by
+leave-one-out error; ``features`` needs at least twice as many probes as inputs.
 
 The corrections of one machine live in ``<models>/calibration/<fingerprint>.json``
 (:data:`FORMAT`); each names the model it corrects by kernel, variant, hardware id and the
@@ -45,10 +49,46 @@ def model_digest(model: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def apply_log(logs: np.ndarray | float, corr: dict) -> np.ndarray | float:
-    """Corrected log-seconds."""
+def apply_log(logs, corr: dict, x=None):
+    """Corrected log-seconds; ``x``: the model's transformed inputs, (n, F) (needed by the
+    ``features`` form)."""
     clipped = np.clip(logs, corr["lo"], corr["hi"])
-    return logs + corr["offset"] + corr["slope"] * (clipped - corr["ref"])
+    out = logs + corr["offset"] + corr["slope"] * (clipped - corr["ref"])
+    w = corr.get("weights")
+    if w:
+        if x is None:
+            raise ModelFormatError("a features correction needs the model's inputs")
+        xc = np.clip(np.asarray(x, dtype=float), corr["x_lo"], corr["x_hi"])
+        out = out + (xc - np.asarray(corr["center"])) @ np.asarray(w)
+    return out
+
+
+RIDGE = (0.1, 1.0, 10.0)  # ridge strengths tried (on standardised inputs, times n)
+
+
+def _fit_features(x: np.ndarray, d: np.ndarray):
+    """Ridge of the log error on standardised inputs; the strength with the lowest
+    leave-one-out error (closed form). Returns (loo MAPE, offset, weights, center)."""
+    mu, sd = x.mean(axis=0), x.std(axis=0)
+    use = sd > 1e-9
+    z = (x[:, use] - mu[use]) / sd[use]
+    n, f = z.shape
+    A = np.hstack([np.ones((n, 1)), z])
+    best = None
+    for lam in RIDGE:
+        pen = lam * n * np.eye(f + 1)
+        pen[0, 0] = 0.0  # the intercept is not shrunk
+        M = np.linalg.solve(A.T @ A + pen, A.T)
+        coef = M @ d
+        h = np.einsum("ij,ji->i", A, M)
+        loo = (d - A @ coef) / np.maximum(1 - h, 1e-6)
+        err = _mape(loo)
+        if best is None or err < best[0]:
+            best = (err, coef)
+    err, coef = best
+    w = np.zeros(x.shape[1])
+    w[use] = coef[1:] / sd[use]
+    return err, float(coef[0]), w, mu
 
 
 def _mape(resid: np.ndarray) -> float:
@@ -85,10 +125,11 @@ def _loo(x: np.ndarray, d: np.ndarray, form: str) -> float:
     return _mape(np.asarray(resid))
 
 
-def fit_correction(predicted_s, measured_s) -> dict:
+def fit_correction(predicted_s, measured_s, inputs=None) -> dict:
     """Fit a correction from a model's predictions and this machine's measurements at the
-    same probe points. Returns the correction fields plus the probes' MAPE before and the
-    leave-one-out MAPE of each form considered."""
+    same probe points (``inputs``: the model's transformed inputs there, (n, F), for the
+    ``features`` form). Returns the correction fields plus the probes' MAPE before and
+    after, and the leave-one-out MAPE of each form considered."""
     p = np.asarray(predicted_s, dtype=float)
     m = np.asarray(measured_s, dtype=float)
     if p.shape != m.shape or p.ndim != 1 or len(p) < 1:
@@ -102,15 +143,27 @@ def fit_correction(predicted_s, measured_s) -> dict:
     forms = {"factor": _loo(x, d, "factor") if len(x) >= 2 else None}
     if len(x) >= MIN_FOR_SLOPE and np.ptp(x) > 0.5:  # a slope needs a spread of runtimes
         forms["factor+slope"] = _loo(x, d, "factor+slope")
-    form = "factor"
-    if forms.get("factor+slope") is not None and forms["factor+slope"] < forms["factor"]:
-        form = "factor+slope"
-    a, b = _fit_factor(x, d) if form == "factor" else _fit_slope(x, d, ref)
+    feat = None
+    if inputs is not None:
+        X = np.asarray(inputs, dtype=float)
+        if X.ndim != 2 or len(X) != len(x) or not np.all(np.isfinite(X)):
+            raise ModelFormatError("inputs must be a finite (n_probes, n_features) matrix")
+        if len(x) >= 2 * X.shape[1] + 2:
+            feat = _fit_features(X, d)
+            forms["features"] = feat[0]
+    cands = {k: v for k, v in forms.items() if v is not None}
+    form = min(cands, key=cands.get) if cands else "factor"
+    a, b = _fit_factor(x, d) if form != "factor+slope" else _fit_slope(x, d, ref)
     corr = {"form": form, "offset": a, "slope": b, "ref": ref, "lo": float(x.min()),
-            "hi": float(x.max()), "n_probes": int(len(x)),
-            "probe_mape_before": _mape(d), "probe_mape_after": _mape(d - apply_log(x, {
-                "offset": a, "slope": b, "ref": ref, "lo": x.min(), "hi": x.max()}) + x),
-            "loo_mape": {k: v for k, v in forms.items() if v is not None}}
+            "hi": float(x.max())}
+    if form == "features":
+        corr.update(offset=feat[1], slope=0.0, weights=feat[2].tolist(),
+                    center=feat[3].tolist(), x_lo=X.min(axis=0).tolist(),
+                    x_hi=X.max(axis=0).tolist())
+    after = d - (apply_log(x, corr, X if form == "features" else None) - x)
+    corr.update({"n_probes": int(len(x)), "probe_mape_before": _mape(d),
+                 "probe_mape_after": _mape(after),
+                 "loo_mape": {k: v for k, v in forms.items() if v is not None}})
     return corr
 
 
@@ -138,6 +191,15 @@ def validate(d: Any, where: str) -> dict:
                 raise ModelFormatError(f"{w}.{k} must be a finite number")
         if c["lo"] > c["hi"] or not (SLOPE_BOUNDS[0] <= c["slope"] <= SLOPE_BOUNDS[1]):
             raise ModelFormatError(f"{w}: needs lo <= hi and slope in {list(SLOPE_BOUNDS)}")
+        if c.get("weights") is not None:
+            n = len(c["weights"]) if isinstance(c["weights"], list) else -1
+            for k in ("weights", "center", "x_lo", "x_hi"):
+                v = c.get(k)
+                if (not isinstance(v, list) or len(v) != n or n < 1 or any(
+                        isinstance(e, bool) or not isinstance(e, (int, float))
+                        or not math.isfinite(e) for e in v)):
+                    raise ModelFormatError(f"{w}.{k} must be a list of {max(n, 1)} finite "
+                                           "numbers (one per model input)")
     return d
 
 

@@ -160,6 +160,10 @@ def header_text(model: dict, name: str | None = None, correction: dict | None = 
     if correction is not None:  # log s' = log s + offset + slope * (clip(log s) - ref)
         for k in ("offset", "slope", "ref", "lo", "hi"):
             w(f"static const double {name}_corr_{k} = {_num(correction[k])};")
+        if correction.get("weights"):  # + sum w_j (clip(x_j) - center_j), x transformed
+            for k in ("weights", "center", "x_lo", "x_hi"):
+                w(f"static const double {name}_corr_{k}[{N}_N_FEATURES] = "
+                  f"{_vec(correction[k])};")
     w("")
     # features
     w(f"/* raw network inputs: the parameters, then the complexity features */")
@@ -206,6 +210,14 @@ def header_text(model: dict, name: str | None = None, correction: dict | None = 
     w(f"    {name}_features(params, x);")
     w(f"    for (i = 0; i < {N}_N_FEATURES; i++)")
     w(f"        z[i] = ({name}_log_input[i] ? log(x[i]) : x[i]);")
+    feat_corr = correction is not None and bool(correction.get("weights"))
+    if feat_corr:
+        w("    double cx = 0.0, xi;")
+        w(f"    for (i = 0; i < {N}_N_FEATURES; i++) {{")
+        w(f"        xi = z[i] < {name}_corr_x_lo[i] ? {name}_corr_x_lo[i] : "
+          f"(z[i] > {name}_corr_x_hi[i] ? {name}_corr_x_hi[i] : z[i]);")
+        w(f"        cx += {name}_corr_weights[i] * (xi - {name}_corr_center[i]);")
+        w("    }")
     w(f"    for (i = 0; i < {N}_N_FEATURES; i++)")
     w(f"        z[i] = (z[i] - {name}_mean[i]) / {name}_std[i];")
     n_layers = len(c["layers"])
@@ -232,7 +244,8 @@ def header_text(model: dict, name: str | None = None, correction: dict | None = 
             w("    out = log(out);")
         w(f"    acc = out < {name}_corr_lo ? {name}_corr_lo : "
           f"(out > {name}_corr_hi ? {name}_corr_hi : out);")
-        w(f"    out += {name}_corr_offset + {name}_corr_slope * (acc - {name}_corr_ref);")
+        w(f"    out += {name}_corr_offset + {name}_corr_slope * (acc - {name}_corr_ref)"
+          + (" + cx;" if feat_corr else ";"))
         w("    return exp(out);")
     else:
         w(f"    return {'exp(out)' if c['target_transform'] == 'log' else 'out'};")

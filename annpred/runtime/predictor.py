@@ -12,7 +12,7 @@ from annpred.spec import hardware as hw
 from annpred.errors import ModelFormatError, ParameterError, UnknownKernelError
 from annpred.model.features import feature_matrix
 from annpred.model.layout import model_files, shipped_root, user_root
-from annpred.model.network import compile_model, predict_seconds
+from annpred.model.network import compile_model, predict_seconds, transform_inputs
 from annpred.model.schema import load_model
 from annpred.model.correction import apply_log
 from annpred.runtime import caches
@@ -70,10 +70,11 @@ class LoadedModel:
         if missing:
             raise ParameterError(f"model {'/'.join(self.key)} needs parameter(s) "
                                  f"{', '.join(missing)}")
-        s = predict_seconds(self.features(cols), self.compiled)
+        F = self.features(cols)
+        s = predict_seconds(F, self.compiled)
         if self.correction is not None:
-            logs = np.log(s)
-            s = np.exp(apply_log(logs, self.correction))
+            x = transform_inputs(F, self.compiled["input_transform"])
+            s = np.exp(apply_log(np.log(s), self.correction, x))
         return s
 
     @property

@@ -82,6 +82,17 @@ class _Group:
             self.c_off, self.c_slope, self.c_ref = get("offset", 0.0), get("slope", 0.0), \
                 get("ref", 0.0)
             self.c_lo, self.c_hi = get("lo", 0.0), get("hi", 0.0)
+            # features corrections: weights over each model's inputs, zero-padded to F
+            self.c_w = np.zeros((M, F))
+            self.c_center = np.zeros((M, F))
+            self.c_xlo = np.full((M, F), -np.inf)
+            self.c_xhi = np.full((M, F), np.inf)
+            for i, c in enumerate(corr):
+                if c is not None and c.get("weights"):
+                    f = len(c["weights"])
+                    self.c_w[i, :f], self.c_center[i, :f] = c["weights"], c["center"]
+                    self.c_xlo[i, :f], self.c_xhi[i, :f] = c["x_lo"], c["x_hi"]
+            self.c_feat = bool(self.c_w.any())
 
     def __call__(self, U: np.ndarray) -> np.ndarray:
         X = U[self.G]  # (M, F)
@@ -95,6 +106,9 @@ class _Group:
         if self.corrected:
             ly = y if self.log_target else np.log(y)
             ly = ly + self.c_off + self.c_slope * (np.clip(ly, self.c_lo, self.c_hi) - self.c_ref)
+            if self.c_feat:
+                xc = np.clip(X, self.c_xlo, self.c_xhi) - self.c_center
+                ly = ly + np.einsum("mf,mf->m", self.c_w, np.where(self.c_w != 0, xc, 0.0))
             return np.exp(ly)
         return np.exp(y) if self.log_target else y
 
