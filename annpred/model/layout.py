@@ -16,7 +16,7 @@ from typing import Iterator
 
 from annpred.errors import DataError
 
-RESERVED = ("data", "halide")  # folder names under a root that are not hardware ids
+RESERVED = ("data", "halide", "calibration")  # folders under a root that are not hardware ids
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 

@@ -70,7 +70,12 @@ def source_description(m) -> str:
     return hw.describe(m.meta["hardware"], m.meta.get("machine"))
 
 
-def warn_mismatch(m) -> None:
+ADVICE = ("choose() does not trust them. Run `annpred calibrate --quick` (annpred.measure."
+          "calibrate.calibrate()) to adapt them in seconds, or opt in with trust_machine=True "
+          "/ --trust-machine")
+
+
+def warn_mismatch(m, advice: str = ADVICE) -> None:
     """One warning per process and source machine for a model from another machine."""
     if m.machine_match or m.correction is not None:
         return
@@ -84,9 +89,20 @@ def warn_mismatch(m) -> None:
     warnings.warn(
         f"models of {hw_id} were measured on {source_description(m)}, not on "
         f"{hw.describe_here(hw_id)}; their predictions may be off by a large factor and "
-        "choose() does not trust them. Run `annpred calibrate --quick` (annpred.calibrate()) "
-        "to adapt them in seconds, or opt in with trust_machine=True / --trust-machine",
-        MachineMismatchWarning, stacklevel=3)
+        + advice, MachineMismatchWarning, stacklevel=3)
+
+
+def check_model(meta: dict, advice: str = ADVICE) -> bool:
+    """Whether a model dict (e.g. a Halide schedule model) was measured on this machine;
+    warns once per source machine when not."""
+    class _M:  # the attributes warn_mismatch reads
+        pass
+
+    m = _M()
+    m.meta, m.correction = meta, None
+    m.machine_match = hw.machine_match(meta["hardware"], meta.get("machine"))
+    warn_mismatch(m, advice)
+    return m.machine_match
 
 
 def reset_warnings() -> None:

@@ -120,6 +120,8 @@ def machine_match(hw: str, machine_obj: dict | None) -> bool:
         return machine_obj["fingerprint"] == _machine.this_cpu()["fingerprint"]
     if info["device"] == "cpu":
         return info["threads"] is not None and hw == cpu_id(info["threads"])
+    if info["device"] == "cuda":  # GPU names identify the model: the GPU is installed here
+        return present(hw)
     return False
 
 
