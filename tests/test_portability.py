@@ -16,7 +16,7 @@ import pytest
 
 from annpred import select
 from annpred.data.profiles import load_profiles, machine_of
-from annpred.data.rows import LEGACY_TAIL_COLUMNS, KEY_COLUMNS, RowWriter, read_machines
+from annpred.data.rows import KEY_COLUMNS, TAIL_COLUMNS, RowWriter, read_machines
 from annpred.errors import MachineMismatchWarning, ModelFormatError
 from annpred.model import correction as corr
 from annpred.model.schema import load_model, save_model, validate
@@ -335,7 +335,7 @@ def test_rows_record_the_machine_and_models_carry_it(tmp_path):
 
 def test_legacy_csv_without_machine_column_loads_and_resumes(tmp_path):
     path = tmp_path / "old.csv"
-    cols = [*KEY_COLUMNS, "n", *LEGACY_TAIL_COLUMNS]
+    cols = [*KEY_COLUMNS, "n", *TAIL_COLUMNS]  # no load_avg, no machine
     path.write_text(",".join(cols) + "\n" + ",".join(
         ["toy", "cumsum", "cpu-amd-epyc-t1", "64", "1e-6", "0.01", "5", "1e-6", "1",
          "random", "0", "0", "0", "2026-01-01T00:00:00", "0.1.0"]) + "\n")

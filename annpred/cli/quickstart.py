@@ -39,6 +39,12 @@ def _table(rows, headers):
 
 
 def run(budget: float = 120.0, out: str | None = None, seed: int = 0) -> int:
+    import math
+
+    from annpred.errors import ParameterError
+
+    if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
+        raise ParameterError(f"--budget must be a positive number of seconds, got {budget}")
     from annpred.spec.catalog import get_kernel
     from annpred.data.profiles import load_profiles
     from annpred.measure.protocol import measure
@@ -148,5 +154,5 @@ def register(sub) -> None:
     s = sub.add_parser("quickstart", help="calibrate this machine briefly, train, report")
     s.add_argument("--budget", type=float, default=120.0, help="seconds of measuring")
     s.add_argument("--out", default=None, help="model directory (default: user models)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of sampling and training (default 0)")
     s.set_defaults(func=cmd_quickstart)

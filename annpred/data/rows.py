@@ -26,15 +26,26 @@ from annpred.files import atomic_write_text
 KEY_COLUMNS = ("kernel", "variant", "hardware")
 TARGET = "runtime_s"
 TAIL_COLUMNS = ["runtime_s", "runtime_cv", "repeats", "runtime_min_s", "threads", "sampler",
-                "seed", "point", "pass", "timestamp", "annpred_version", "machine"]
-LEGACY_TAIL_COLUMNS = TAIL_COLUMNS[:-1]  # before machines were recorded
-META_COLUMNS = set(KEY_COLUMNS) | set(TAIL_COLUMNS)
+                "seed", "point", "pass", "timestamp", "annpred_version"]
+# Columns added after the first files were written: a file without them (or without the
+# later ones) is still resumed in its own format (its rows simply lack them).
+# load_avg: the 1-minute load average when the row was measured; machine: the fingerprint of
+# the machine that measured it (descriptions in the sidecar, see the module doc).
+OPTIONAL_COLUMNS = ["load_avg", "machine"]
+META_COLUMNS = set(KEY_COLUMNS) | set(TAIL_COLUMNS) | set(OPTIONAL_COLUMNS)
 MACHINES_FORMAT = "annpred-machines/1"
 
 
-def columns_for(param_names: Iterable[str]) -> list[str]:
+def columns_for(param_names: Iterable[str], optional: bool = True) -> list[str]:
     """The header of a profiling CSV for a kernel with these parameters."""
-    return [*KEY_COLUMNS, *param_names, *TAIL_COLUMNS]
+    return [*KEY_COLUMNS, *param_names, *TAIL_COLUMNS, *(OPTIONAL_COLUMNS if optional else [])]
+
+
+def load_average() -> float | str:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # pragma: no cover - not on this platform
+        return ""
 
 
 def version() -> str:
@@ -132,8 +143,12 @@ class RowWriter:
         self._version = version()
         self._f = None
         self._w = None
-        self._legacy = False  # an existing file without the machine column
         self._machines: dict[str, str] = {}  # hardware id -> fingerprint (sidecar written)
+
+    def _older(self, header: list[str]) -> bool:
+        """A header written before some optional columns existed (resumed as it is)."""
+        base = columns_for(self.param_names, optional=False)
+        return any(header == base + OPTIONAL_COLUMNS[:k] for k in range(len(OPTIONAL_COLUMNS)))
 
     def existing(self) -> list[dict]:
         """Rows already in the file (after checking its header and cutting a torn tail)."""
@@ -141,10 +156,9 @@ class RowWriter:
             return []
         repair_tail(self.path)
         header = read_header(self.path)
-        if header == [*KEY_COLUMNS, *self.param_names, *LEGACY_TAIL_COLUMNS]:
-            self._legacy = True  # resume in the file's own format
-            self.columns = header
-        elif header != self.columns:
+        if self._older(header):
+            self.columns = header  # an older file: keep its header
+        if header != self.columns:
             raise DataError(f"{self.path}: exists with columns {header}, which do not match "
                             f"this run ({self.columns}); choose another output file")
         with open(self.path, newline="", encoding="utf-8") as f:
@@ -154,13 +168,11 @@ class RowWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0
         if new:
-            self._legacy = False
             self.columns = columns_for(self.param_names)
         else:
-            self._legacy = read_header(self.path) == [*KEY_COLUMNS, *self.param_names,
-                                                      *LEGACY_TAIL_COLUMNS]
-            if self._legacy:
-                self.columns = [*KEY_COLUMNS, *self.param_names, *LEGACY_TAIL_COLUMNS]
+            header = read_header(self.path)
+            if self._older(header):
+                self.columns = header
         self._f = open(self.path, "a", newline="", encoding="utf-8")
         self._w = csv.writer(self._f, lineterminator="\n")
         if new:
@@ -178,14 +190,21 @@ class RowWriter:
               runtime_min_s: float | None = None, threads: int | str = "",
               sampler: str = "", seed: int | str = "", point_id: int | str = "",
               pass_id: int | str = 0) -> None:
-        """One measured point; flushed at once (with this machine's fingerprint)."""
-        extra = [] if self._legacy else [self._fingerprint(hardware)]
-        self._w.writerow([
-            kernel, variant, hardware, *[point[p] for p in self.param_names],
-            repr(float(runtime_s)), "" if runtime_cv is None else f"{runtime_cv:.5f}",
-            repeats, repr(float(runtime_s if runtime_min_s is None else runtime_min_s)),
-            threads, sampler, seed, point_id, pass_id,
-            time.strftime("%Y-%m-%dT%H:%M:%S"), self._version, *extra])
+        """One measured point; flushed at once (with this machine's fingerprint when the
+        file has the column)."""
+        row = {"kernel": kernel, "variant": variant, "hardware": hardware,
+               **{p: point[p] for p in self.param_names},
+               "runtime_s": repr(float(runtime_s)),
+               "runtime_cv": "" if runtime_cv is None else f"{runtime_cv:.5f}",
+               "repeats": repeats,
+               "runtime_min_s": repr(float(runtime_s if runtime_min_s is None
+                                           else runtime_min_s)),
+               "threads": threads, "sampler": sampler, "seed": seed, "point": point_id,
+               "pass": pass_id, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+               "annpred_version": self._version, "load_avg": load_average()}
+        if "machine" in self.columns:
+            row["machine"] = self._fingerprint(hardware)
+        self._w.writerow([row.get(c, "") for c in self.columns])
         self._f.flush()
 
     def _fingerprint(self, hardware: str) -> str:

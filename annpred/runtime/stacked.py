@@ -201,6 +201,11 @@ class _Plan:
                 self.supports.append((i, v))
             if hw.parse_id(c.hardware)["device"] == "cuda":
                 self.cuda_idx.append(i)
+        # prediction intervals (log offsets; NaN for a model without one), per candidate
+        self.iv = [None] * len(cands)
+        for j, m in zip(self.model_pos.tolist(), self.models):
+            if m.interval is not None:
+                self.iv[j] = (m.interval[0], m.interval[1])
         self.default = self._default()
         self._resolved: dict = {}
 
