@@ -371,3 +371,25 @@ def test_shipped_legacy_models_are_candidates_but_untrusted_here():
         c = choose("matmul", {"m": 64, "n": 64, "k": 64, "da": 1, "db": 1})
     assert c.predicted and c.fallback and not any(c.machine_match.values())
     assert os.environ["ANNPRED_MODELS"]  # isolated from the developer's calibrations
+
+
+def test_halide_schedule_model_from_another_machine_is_flagged(tmp_path):
+    pytest.importorskip("halide")
+    from annpred.halide.pipelines import get
+    from annpred.halide.select import save_schedule_model, select_schedule, train_model
+    from annpred.halide.space import key_of
+
+    p = get("blur")
+    rows = [{"variant": key_of(s), **sz, "runtime_s": 1e-9 * sz["W"] * sz["H"], "pass": 1}
+            for s in p.space.sample(12, seed=1) for sz in p.sample_sizes(2, seed=3)]
+    model = train_model(p, pd.DataFrame(rows), max_epochs=50, patience=20, n_init=1)
+    path = save_schedule_model(model, p, tmp_path / "blur.json")
+    assert load_model(path)["machine"]["fingerprint"] == hw.machine()["fingerprint"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # profiled here: no warning
+        here = select_schedule("blur", "640,512", candidates=4, models=path, compile=False)
+    assert here.info["machine_match"] is True
+    _set_machine(path, OTHER)
+    with pytest.warns(MachineMismatchWarning, match="re-profile"):
+        c = select_schedule("blur", "640,512", candidates=4, models=path, compile=False)
+    assert c.info["machine_match"] is False

@@ -44,9 +44,10 @@ def register(subparsers) -> None:
 REPROFILE = {"n_schedules": 40, "sizes_per_schedule": 3, "n_sizes": 10}
 
 
-def _reprofile_estimate(p, model_path) -> float | None:
-    """Seconds a bounded re-profile should take, from the compile and run times recorded
-    in the profile the shipped model was trained on (None without one)."""
+def _reprofile_estimate(p, model_path, compile_here: float | None = None) -> float | None:
+    """Seconds a bounded re-profile should take (before training): compiling each schedule
+    (as long as the chosen one took here, else as recorded in the profile the model was
+    trained on) and timing each point (as recorded there; None without that profile)."""
     import csv
     from pathlib import Path
     from statistics import median
@@ -55,7 +56,7 @@ def _reprofile_estimate(p, model_path) -> float | None:
     try:
         with open(data, newline="") as f:
             rows = list(csv.DictReader(f))
-        comp = median(float(r["compile_s"]) for r in rows)
+        comp = compile_here or median(float(r["compile_s"]) for r in rows)
         run = median(max(float(r["runtime_s"]) * float(r["repeats"]), 0.02) for r in rows)
     except (OSError, KeyError, ValueError):
         return None
@@ -100,8 +101,9 @@ def cmd_tune(args) -> int:
     if not chosen.info.get("machine_match", True):
         from .select import model_path
 
-        est = _reprofile_estimate(p, model_path(p.name, args.models, args.threads))
-        took = "" if est is None else f", about {est:.0f} s"
+        est = _reprofile_estimate(p, model_path(p.name, args.models, args.threads),
+                                  chosen.compile_s or None)
+        took = "" if est is None else f", about {est:.0f} s plus training"
         if args.reprofile:
             import time
             from pathlib import Path
