@@ -299,16 +299,22 @@ def test_calibrate_measures_probes_and_adapts(foreign_models, tmp_path):
     res = calibrate(["toy"], models=[foreign_models], out=tmp_path / "user", budget=1.0,
                     progress=False)
     assert {t.variant for t in res.targets} == {"cumsum", "accumulate"}
-    for t in res.targets:
-        assert len(t.probes) >= 2 and t.correction is not None
-        assert t.correction["model_digest"] == corr.model_digest(
-            load_models(foreign_models).models[(t.kernel, t.variant, t.hardware)].meta)
-    assert res.path.exists() and corr.load(res.path)["machine"]["fingerprint"] == \
-        hw.machine()["fingerprint"]
+    for t in res.targets:  # the synthetic models are far from real runtimes: adapted,
+        # unless the probes show no correction helps (then the note says so)
+        assert len(t.probes) >= 2 and t.seconds > 0
+        assert t.correction is not None or "not adapted" in t.note
+        if t.correction is not None:
+            assert t.correction["model_digest"] == corr.model_digest(
+                load_models(foreign_models).models[(t.kernel, t.variant, t.hardware)].meta)
+    adapted = [t for t in res.targets if t.correction is not None]
+    if adapted:
+        assert res.path.exists() and corr.load(res.path)["machine"]["fingerprint"] == \
+            hw.machine()["fingerprint"]
     caches.clear()
     pred = load_models([foreign_models])
-    assert all(pred.models[(t.kernel, t.variant, t.hardware)].correction is not None
-               for t in res.targets)
+    for t in res.targets:
+        assert (pred.models[(t.kernel, t.variant, t.hardware)].correction is not None) == \
+            (t.correction is not None)
 
 
 # -- profiling rows and model files ----------------------------------------------------------

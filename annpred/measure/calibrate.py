@@ -34,6 +34,7 @@ from annpred.spec.catalog import get_kernel
 PROBE_SEED = 31337
 POOL = 200
 MAX_PROBES = 48
+MIN_PROBES = 4  # fewer cannot show (leave-one-out) that a correction helps
 MIN_TIME = 0.004  # seconds of repeats per probe (the protocol's default is 0.02)
 COST_SLACK = 3.0  # a probe may run this many times slower than predicted
 
@@ -190,13 +191,19 @@ def _probe(t: Target, model, share: float) -> None:
                                   max_time=max(share / 3, MIN_TIME))
         t.probes.append((point, p_s, timing.median_s))
     t.seconds = time.perf_counter() - t0
-    if len(t.probes) < 2:
+    if len(t.probes) < MIN_PROBES:
         t.note = (f"{len(t.probes)} probe(s) fit the budget share of {share:.2f} s; "
                   "not adapted (raise --budget)")
         return
     cols = {n: np.asarray([float(pt[n]) for pt, _, _ in t.probes]) for n in model.params}
     x = transform_inputs(model.features(cols), model.compiled["input_transform"])
     fit = _corr.fit_correction([p for _, p, _ in t.probes], [m for _, _, m in t.probes], x)
+    best_loo = fit["loo_mape"].get(fit["form"])
+    if best_loo is None or best_loo >= fit["probe_mape_before"]:
+        t.note = (f"{len(t.probes)} probes: no correction beats the model as it is "
+                  f"(leave-one-out {best_loo:.1f}% vs {fit['probe_mape_before']:.1f}%); "
+                  "not adapted")
+        return
     t.correction = {"kernel": t.kernel, "variant": t.variant, "hardware": t.hardware,
                     "model_digest": _corr.model_digest(model.meta), **fit,
                     "threads": t.threads, "seconds": round(t.seconds, 3),
