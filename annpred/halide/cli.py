@@ -32,7 +32,54 @@ def register(subparsers) -> None:
     t.add_argument("--print-schedule", action="store_true",
                    help="print the chosen schedule as a runnable Halide Python script")
     t.add_argument("--json", action="store_true", help="print a JSON object")
+    t.add_argument("--reprofile", action="store_true",
+                   help="when the schedule model was measured on another machine: profile "
+                        f"{REPROFILE['n_schedules']} schedules here first (bounded; the time "
+                        "is estimated before), train, and select with that model")
     t.set_defaults(func=cmd_tune)
+
+
+# bounded re-profile on a mismatched machine: random schedules x sizes (the Halide profiler's
+# sampler), then a model trained on them; saved as the user's model of this machine
+REPROFILE = {"n_schedules": 40, "sizes_per_schedule": 3, "n_sizes": 10}
+
+
+def _reprofile_estimate(p, model_path, compile_here: float | None = None) -> float | None:
+    """Seconds a bounded re-profile should take (before training): compiling each schedule
+    (as long as the chosen one took here, else as recorded in the profile the model was
+    trained on) and timing each point (as recorded there; None without that profile)."""
+    import csv
+    from pathlib import Path
+    from statistics import median
+
+    data = Path(model_path).parent.parent / "data" / f"halide_{p.name}.csv"
+    try:
+        with open(data, newline="") as f:
+            rows = list(csv.DictReader(f))
+        comp = compile_here or median(float(r["compile_s"]) for r in rows)
+        run = median(max(float(r["runtime_s"]) * float(r["repeats"]), 0.02) for r in rows)
+    except (OSError, KeyError, ValueError):
+        return None
+    n_points = REPROFILE["n_schedules"] * REPROFILE["sizes_per_schedule"] * 1.1
+    return REPROFILE["n_schedules"] * comp + n_points * run
+
+
+def _reprofile(p, threads, out_root):
+    from ..model.layout import user_root
+    from .profile import profile_pipeline
+    from .select import save_schedule_model, train_model
+    from ..spec import hardware as hw
+
+    root = out_root or user_root()
+    hw_dir = root / hw.cpu_id(threads)
+    df = profile_pipeline(p, threads=threads, out=hw_dir / "data" / f"halide_{p.name}.csv",
+                          **REPROFILE)
+    model = train_model(p, df)
+    path = save_schedule_model(model, p, hw_dir / "halide" / f"{p.name}.json", threads,
+                               extra={"reprofile": dict(REPROFILE)})
+    print(f"re-profiled {len(df)} points of {REPROFILE['n_schedules']} schedules; model "
+          f"saved to {path}", file=sys.stderr)
+    return root
 
 
 def cmd_tune(args) -> int:
@@ -51,10 +98,34 @@ def cmd_tune(args) -> int:
 
     chosen = select_schedule(p, sizes, candidates=args.candidates, models=args.models,
                              threads=args.threads)
+    if not chosen.info.get("machine_match", True):
+        from .select import model_path
+
+        est = _reprofile_estimate(p, model_path(p.name, args.models, args.threads),
+                                  chosen.compile_s or None)
+        took = "" if est is None else f", about {est:.0f} s plus training"
+        if args.reprofile:
+            import time
+            from pathlib import Path
+
+            t0 = time.perf_counter()
+            print(f"re-profiling {p.name} on this machine ({REPROFILE['n_schedules']} "
+                  f"schedules x {REPROFILE['sizes_per_schedule']} sizes{took})",
+                  file=sys.stderr)
+            root = _reprofile(p, args.threads, Path(args.models) if args.models else None)
+            chosen = select_schedule(p, sizes, candidates=args.candidates, models=root,
+                                     threads=args.threads)
+            print(f"re-profile took {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        else:
+            print(f"note: the {p.name} schedule model was measured on another machine; a "
+                  "scale factor cannot fix a ranking: re-profile here with --reprofile "
+                  f"({REPROFILE['n_schedules']} schedules x "
+                  f"{REPROFILE['sizes_per_schedule']} sizes{took})", file=sys.stderr)
     out = {"pipeline": p.name, "size": p.size_label(sizes), "schedule": chosen.schedule,
            "predicted_s": chosen.info["predicted_s"], "in_range": chosen.info["in_range"],
            "candidates": chosen.info["n_candidates"], "tuning_s": chosen.tuning_s,
-           "compile_s": chosen.compile_s}
+           "compile_s": chosen.compile_s,
+           "machine_match": chosen.info.get("machine_match", True)}
     if args.compare:
         out["compare"] = _compare(p, sizes, chosen, args.threads)
     if args.print_schedule or args.json:

@@ -39,6 +39,13 @@ def model_path(pipeline: str, models: str | Path | None = None, threads: int = 2
                  base / f"{pipeline}.json"):
         if cand.exists():
             return cand
+    # another machine's (or a legacy id's) model for the same thread count; select_schedule
+    # flags it (machine_match) and warns
+    if base.is_dir():
+        for d in sorted(base.iterdir()):
+            cand = d / "halide" / f"{pipeline}.json"
+            if hw.parse_id(d.name)["threads"] == threads and cand.exists():
+                return cand
     return base / hw_id / "halide" / f"{pipeline}.json"
 
 
@@ -71,6 +78,7 @@ def save_schedule_model(model, pipeline: str | HalidePipeline, path: str | Path,
                       hardware=hw.cpu_id(threads),
                       extra_train={"space": {k.name: list(k.choices) for k in p.space.knobs},
                                    **(extra or {})})
+    d["machine"] = hw.machine()  # profiled here (see annpred.spec.machine)
     return save_model(d, path)
 
 
@@ -85,7 +93,14 @@ def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | Non
         raise ModelFormatError(
             f"no schedule model for Halide pipeline {p.name!r} at {path}; train one with "
             f"`python experiments/halide.py --pipelines {p.name}` (profiles with --profile)")
-    model = AugmentedNNRegressor.from_dict(load_model(path))
+    from ..runtime.correction import check_model
+
+    meta = load_model(path)
+    model = AugmentedNNRegressor.from_dict(meta)
+    model.machine_match_ = check_model(  # warns once when measured elsewhere
+        meta, "may rank schedules wrongly here: re-profile (annpred halide tune ... "
+        "--reprofile)")
+    model.hardware_ = meta["hardware"]
     missing = [f for f in p.feature_names() if f not in model.parameters_]
     if missing:
         raise ModelFormatError(f"model {path} does not match pipeline {p.name!r}'s schedule "
@@ -139,7 +154,8 @@ def select_schedule(pipeline: str | HalidePipeline, sizes,
     tuning = time.perf_counter() - t0
     info = {"sizes": dict(sizes), "predicted_s": float(pred[best]),
             "candidates": [{"schedule": c, "predicted_s": float(v)} for c, v in zip(cands, pred)],
-            "in_range": p.in_range(sizes), "n_candidates": len(cands)}
+            "in_range": p.in_range(sizes), "n_candidates": len(cands),
+            "machine_match": getattr(model, "machine_match_", True)}
     if not compile:
         return Compiled(p, "annpred", cands[best], None, 0.0, tuning, "", info)
     c = compile_schedule(p, cands[best])

@@ -236,6 +236,9 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
         if out is not None:
             path = model_path(out, kernel, variant, hw_id)
             d = model.to_dict(kernel, variant, hw_id, extra_train=extra)
+            machine = _data.machine_of(g)
+            if machine is not None:
+                d["machine"] = machine
             validate(d, str(path))
             files[path] = to_json(d)
         rep = TrainReport(kernel, variant, hw_id, len(tr), len(ho), model.val_mape_,
