@@ -67,9 +67,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = [p for p in getattr(args, "params", None) or [] if "=" not in p]
     if bad and isinstance(args.params, list):
         sub.error(f"expected name=value, got {bad[0]!r}")
-    import warnings
-
-    warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
     except AnnpredError as exc:

@@ -73,5 +73,5 @@ def register(sub) -> None:
     s.add_argument("--force", action="store_true",
                    help="also probe models measured on this machine")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the calibration report as JSON")
     s.set_defaults(func=cmd_calibrate)

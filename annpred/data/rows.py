@@ -167,6 +167,7 @@ class RowWriter:
         self._f = None
         self._w = None
         self._lock_fd = None
+        self._machines: dict[str, str] = {}  # hardware id -> fingerprint (sidecar written)
 
     def acquire(self) -> None:
         """Take the exclusive lock on the CSV (idempotent); raise if another holds it."""
@@ -188,7 +189,6 @@ class RowWriter:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = None
-        self._machines: dict[str, str] = {}  # hardware id -> fingerprint (sidecar written)
 
     def _older(self, header: list[str]) -> bool:
         """A header written before some optional columns existed (resumed as it is)."""
