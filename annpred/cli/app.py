@@ -12,7 +12,8 @@ from annpred.errors import AnnpredError
 # import (no torch, no halide at module level).
 COMMANDS = ("annpred.cli.kernels", "annpred.cli.profile", "annpred.cli.train",
             "annpred.cli.predict", "annpred.cli.choose", "annpred.cli.export",
-            "annpred.cli.evaluate", "annpred.cli.quickstart", "annpred.halide.cli")
+            "annpred.cli.evaluate", "annpred.cli.quickstart",
+            "annpred.cli.convert", "annpred.halide.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
