@@ -23,9 +23,10 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 def cmd_evaluate(args) -> int:
     from annpred.data import profiles as _data
     from annpred import study as E
+    from annpred.study.zoo import DEFAULT_MODELS
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models \
-        else E.MODELS
+        else DEFAULT_MODELS
     unknown = [m for m in models if m not in E.MODELS]
     if unknown:
         raise ParameterError(f"unknown model(s) {', '.join(unknown)}; models: "
@@ -91,7 +92,7 @@ def register(sub) -> None:
                    help="held-out points when the CSV has no second pass (default 250)")
     s.add_argument("--seeds", type=int, default=5, help="training draws (default 5)")
     s.add_argument("--models", help="comma-separated subset of Cons,LR+C,RF+C,GBT+C,NN,NN+C,"
-                   "NN+C-L (default: all)")
+                   "NN+C-L,NN+C-auto (default: all but NN+C-auto)")
     s.add_argument("--curve-sizes", default="25,50,100,250,500,1000",
                    help="training sizes of the learning curves (those the pool can supply)")
     s.add_argument("--curve-seeds", type=int, default=2, help="seeds per learning-curve size "
