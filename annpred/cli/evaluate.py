@@ -41,7 +41,10 @@ def cmd_evaluate(args) -> int:
     feats = ([f.strip() for f in args.features.split(",") if f.strip()]
              if args.features else None)
     complexity = None
-    if args.complexity:
+    if args.complexity == "auto":  # the automatic search is a model of its own
+        if "NN+C-auto" not in models:
+            models = (*models, "NN+C-auto")
+    elif args.complexity:
         if not feats:
             raise ParameterError("--complexity needs --features (the columns it may use)")
         complexity = {"complexity": args.complexity}
@@ -105,7 +108,8 @@ def register(sub) -> None:
                    help="override the networks' maximum epochs (faster, less accurate)")
     s.add_argument("--target", default="runtime_s", help="runtime column (seconds)")
     s.add_argument("--features", help="comma-separated feature columns (external CSVs)")
-    s.add_argument("--complexity", help="complexity expression over --features")
+    s.add_argument("--complexity", help="complexity expression over --features, or 'auto' "
+                   "(adds the NN+C-auto model)")
     s.add_argument("--kernel", help="fill the kernel column (external CSVs)")
     s.add_argument("--variant", help="fill the variant column (external CSVs)")
     s.add_argument("--hardware", help="fill the hardware column (external CSVs)")

@@ -14,6 +14,10 @@ def cmd_train(args) -> int:
               if getattr(r, "steps", None) else "")
         print(f"{r.kernel}/{r.variant}/{r.hardware}: val MAPE {r.val_mape:6.2f}%  "
               f"params {r.n_params}  n={r.n_train}  {r.train_time_s:.2f}s{ho}{st}", flush=True)
+        if getattr(r, "auto", False):
+            chosen = "; ".join(f"{k} = {v}" for k, v in (r.complexity or {}).items())
+            print(f"  complexity (auto): {chosen or 'none (no candidate validated better)'}",
+                  flush=True)
 
     reports = train_csvs(args.csv, args.out, target=args.target, features=feats,
                          complexity=args.complexity, kernel=args.kernel, variant=args.variant,
@@ -48,7 +52,10 @@ def register(sub) -> None:
     s.add_argument("--out", default="models", help="model directory (default: models)")
     s.add_argument("--target", default="runtime_s", help="runtime column (seconds)")
     s.add_argument("--features", help="comma-separated feature columns")
-    s.add_argument("--complexity", help="complexity expression over the feature columns")
+    s.add_argument("--complexity", help="complexity expression over the feature columns, or "
+                   "'auto': derive candidates from the columns (and the catalog entry, GPU "
+                   "launch structure) and keep those that validate better on a split of the "
+                   "training rows")
     s.add_argument("--kernel")
     s.add_argument("--variant")
     s.add_argument("--hardware")

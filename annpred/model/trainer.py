@@ -30,6 +30,8 @@ class TrainReport:
     train_time_s: float
     path: Path | None
     steps: dict | None = None  # detected step periods {param: period} (step-aware features)
+    complexity: dict | None = None  # the expressions the model uses
+    auto: bool = False  # chosen by complexity="auto"
 
 
 def split_rows(n: int, n_train, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,6 +62,25 @@ def _catalog_complexity(kernel: str, variant: str, params: list[str]) -> dict[st
     return usable
 
 
+def _problem_size(g: pd.DataFrame) -> list | None:
+    """The problem size of a GPU tuning space (Kernel Tuner cache rows), else None."""
+    if "_problem_size" not in g.columns:
+        return None
+    from annpred.data.kerneltuner import parse_problem_size
+
+    return parse_problem_size(g["_problem_size"].iloc[0]) or None
+
+
+def _structure(g: pd.DataFrame, feats: list[str]) -> dict:
+    """Without a catalog entry, a GPU tuning space's launch structure is its complexity."""
+    psize = _problem_size(g)
+    if psize is None:
+        return {}
+    from annpred.model.autocomplexity import default_structure
+
+    return default_structure(feats, psize)
+
+
 def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
                 complexity: str | dict | None = None, features: Sequence[str] | None = None,
                 seed: int = 0, n_train: int | None = None, hidden=None,
@@ -88,12 +109,15 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
     for (kernel, variant, hw_id), g in combos:
         feats = list(features) if features else _data.feature_columns(g)
         feats = [c for c in feats if c not in ("pass",)]
-        if complexity is not None:
+        auto = isinstance(complexity, str) and complexity == "auto"
+        if auto:  # start from the catalog's expressions when the kernel is in the catalog
+            comp = _catalog_complexity(kernel, variant, feats) or {}
+        elif complexity is not None:
             comp = complexity if isinstance(complexity, dict) else {"complexity": complexity}
             for text in comp.values():
                 _expr.parse(text, feats)
         else:
-            comp = _catalog_complexity(kernel, variant, feats) or {}
+            comp = _catalog_complexity(kernel, variant, feats) or _structure(g, feats)
         tr, ho = split_rows(len(g), n_train, seed)
         X = g[feats].reset_index(drop=True)
         y = g["runtime_s"].to_numpy(dtype=float)
@@ -104,7 +128,11 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             from annpred.model.steps import detect_steps
 
             found, fits = detect_steps(g.iloc[tr].reset_index(drop=True), feats, comp)
-        model = AugmentedNNRegressor(complexity=comp or None, parameters=feats, hidden=hidden,
+        if auto:
+            regressor_kw = {**regressor_kw, "base_complexity": comp or None,
+                            "problem_size": _problem_size(g)}
+        model = AugmentedNNRegressor(complexity="auto" if auto else (comp or None),
+                                     parameters=feats, hidden=hidden,
                                      seed=seed, steps=(found if comp else None) or None,
                                      **regressor_kw)
         model.fit(X.iloc[tr], y[tr])
@@ -124,7 +152,8 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             save_model(model.to_dict(kernel, variant, hw_id, extra_train=extra), path)
         rep = TrainReport(kernel, variant, hw_id, len(tr), len(ho), model.val_mape_, holdout,
                           model.n_params_, model.train_time_s_, path,
-                          dict(model.steps_) if model.steps_ else None)
+                          dict(model.steps_) if model.steps_ else None,
+                          dict(model.complexity_), auto)
         reports.append(rep)
         if on_done:
             on_done(rep)
@@ -136,7 +165,7 @@ def train_csvs(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
                complexity: str | None = None, kernel: str | None = None,
                variant: str | None = None, hardware: str | None = None, seed: int = 0,
                n_train: int | None = None, on_done=None, **kw) -> list[TrainReport]:
-    if complexity is not None:
+    if complexity is not None and complexity != "auto":
         if features is None:
             raise DataError("--complexity needs --features (the columns it may use)")
         _expr.parse(complexity, features)
