@@ -9,8 +9,8 @@ Candidates (sympy text over the parameter names, see :func:`candidates`):
   (``ceiling(N/(block*tile))`` per dimension), the fraction of launched work that is padding,
   warp/wavefront occupancy of a block (``ceiling(threads/32)``, ``/64``) and the distance of
   block and tile extents from a power of two (``2**ceiling(log2(e))/e``);
-* products and ratios of pairs of size-like columns, and ``ceiling(a/b)`` for pairs where
-  ``b`` looks like a tile or block.
+* products, ratios and ``ceiling(a/b)`` of pairs of size-like (positive, varying) columns,
+  and the padding ``ceiling(a/b)*b/a`` where ``b`` is named like a tile or block.
 
 Selection (:func:`select`) screens every candidate with a cheap model (least squares of the
 log runtime on the log inputs plus the candidate, scored on the validation rows) and then
@@ -89,7 +89,7 @@ def default_structure(params: Sequence[str], problem_size: Sequence[float] = ())
 
 def _sizelike(name: str, values: np.ndarray) -> bool:
     v = values[np.isfinite(values)]
-    return len(np.unique(v)) > 2 and np.all(v > 0)
+    return len(np.unique(v)) >= 2 and bool(np.all(v > 0))
 
 
 def pair_candidates(columns: Mapping[str, np.ndarray], params: Sequence[str],
@@ -101,8 +101,8 @@ def pair_candidates(columns: Mapping[str, np.ndarray], params: Sequence[str],
         out[f"{a}*{b}"] = f"{a}*{b}"
         out[f"{a}/{b}"] = f"{a}/{b}"
         for num, den in ((a, b), (b, a)):
+            out[f"ceil({num}/{den})"] = f"ceiling({num}/{den})"
             if _BLOCKISH.search(den) and not _BLOCKISH.search(num):
-                out[f"ceil({num}/{den})"] = f"ceiling({num}/{den})"
                 out[f"pad({num},{den})"] = f"ceiling({num}/{den})*{den}/{num}"
     if len(size) >= 3:
         out["prod(" + ",".join(size) + ")"] = _prod(size)
