@@ -7,8 +7,9 @@ Candidates (sympy text over the parameter names, see :func:`candidates`):
 * GPU launch structure from Kernel Tuner naming (``block_size_x/y/z``, ``tile_size_x/y/z``)
   and the problem size: threads per block, work per thread, blocks in the grid
   (``ceiling(N/(block*tile))`` per dimension), the fraction of launched work that is padding,
-  warp/wavefront occupancy of a block (``ceiling(threads/32)``, ``/64``) and the distance of
-  block and tile extents from a power of two (``2**ceiling(log2(e))/e``);
+  warp/wavefront occupancy of a block (``ceiling(threads/32)``, ``/64``), whether a
+  dimension ends in a partial block, and the distance of block and tile extents from a
+  power of two (``2**ceiling(log2(e))/e`` and a 0/1 indicator);
 * products, ratios and ``ceiling(a/b)`` of pairs of size-like (positive, varying) columns,
   and the padding ``ceiling(a/b)*b/a`` where ``b`` is named like a tile or block.
 
@@ -58,7 +59,9 @@ def structure_candidates(params: Sequence[str], problem_size: Sequence[float] = 
     for d in _DIMS:
         ext = [t for t in (blocks.get(d), tiles.get(d)) if t]
         for t in ext + ([_prod(ext)] if len(ext) > 1 else []):
-            out[f"pow2pad_{t}"] = f"2**ceiling(log2({t}))/({t})"
+            # (the 1e-9 keeps exact powers of two exact under log(x)/log(2) rounding)
+            out[f"pow2pad_{t}"] = f"2**ceiling(log2({t})-1e-9)/({t})"
+            out[f"notpow2_{t}"] = f"ceiling(log2({t})-1e-9)-floor(log2({t})+1e-9)"
     grid, pad = [], []
     for i, d in enumerate(_DIMS):
         ext = [t for t in (blocks.get(d), tiles.get(d)) if t]
@@ -68,6 +71,7 @@ def structure_candidates(params: Sequence[str], problem_size: Sequence[float] = 
         e = _prod(ext)
         grid.append(f"ceiling({n}/({e}))")
         pad.append(f"ceiling({n}/({e}))*({e})/{n}")
+        out[f"ragged_{d}"] = f"ceiling({n}/({e}))-floor({n}/({e}))"  # 1: a partial block
     if grid:
         out["grid_blocks"] = _prod(grid)
         out["padding"] = _prod(pad)
