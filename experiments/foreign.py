@@ -7,7 +7,7 @@ For every cache file in ``../shared/data/kernel_tuner/`` (override with ``--data
 3 seeds: draw 250 configurations (``--n-train``) as the measured ones, fit each model on them,
 predict every configuration, and score MAPE over ALL the others and the regret of the best of
 (250 measured + 10 predicted) against the true optimum (``annpred.study.tunespace``). Random
-sampling with the same 260 measurements is the row ``model=random``. Models: NN+C (the GPU
+sampling with the same 260 measurements (the seed's 250 + 10 random) is ``model=random``. Models: NN+C (the GPU
 launch structure, blocks in the grid and threads per block, as complexity), NN+C-auto
 (complexity="auto"), RF+C and GBT+C (trees on the same parameters + structure features, log
 target) and NN (no complexity).
@@ -106,7 +106,8 @@ def report(summ, runs, noise, args, headroom) -> str:
          "configuration of the space held out; mean over "
          f"{args.seeds} seeds (± standard deviation of MAPE). Regret: best of "
          f"({args.n_train} measured + {TOP} best predicted) / true optimum; `random` is "
-         f"the expected best of {args.n_train + TOP} random configurations. Noise: median "
+         f"the expected best of the same {args.n_train} measured + {TOP} random "
+         "configurations (paired with each seed's draw). Noise: median "
          "robust CV of each configuration's repeats. Command: `python experiments/foreign.py`.",
          "", "| dataset | noise | model | MAPE % | regret (mean) | regret (worst seed) | "
          "fit s |", "|---|---:|---|---:|---:|---:|---:|"]

@@ -34,8 +34,8 @@ def cmd_tune_space(args) -> int:
     print(f"best measured of the {args.budget}: {fmt_seconds(float(meas.min()))}")
     print(f"the file holds every measurement, so the pick can be judged: MAPE {r.mape:.2f}% "
           f"over the {len(c.y) - args.budget} unmeasured configurations; regret (best of "
-          f"{args.budget} measured + top {args.top}) / optimum = {r.regret:.3f}; random "
-          f"sampling with {args.budget + args.top} measurements: {r.random_regret:.3f}")
+          f"{args.budget} measured + top {args.top}) / optimum = {r.regret:.3f}; the same "
+          f"{args.budget} + {args.top} random instead: {r.random_regret:.3f}")
     return 0
 
 

@@ -4,8 +4,10 @@ configuration, and judge the pick.
 The space is every configuration a Kernel Tuner cache holds (failures excluded), all of them
 measured, so the choice can be scored: *regret* is the best runtime among the ``budget``
 measured configurations plus the ``top`` best predicted unmeasured ones, divided by the true
-optimum (1.0 = found it). Random sampling with the same number of measurements
-(``budget + top``) is the baseline; its regret is averaged over many draws."""
+optimum (1.0 = found it). Random sampling with the same number of measurements is the
+baseline: the same ``budget`` measured configurations plus ``top`` random ones instead of the
+predicted ones (paired, so that it judges the picks); its regret is averaged over many
+draws."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ class SpaceResult:
     top: int
     mape: float  # over every configuration not measured (percent)
     regret: float  # best of (measured + top predicted) / true optimum
-    random_regret: float  # expected best of (budget + top) random configurations / optimum
+    random_regret: float  # expected best of (the same budget + top random ones) / optimum
     best_row: int  # row of the predicted best unmeasured configuration
     top_rows: list = field(default_factory=list)  # the top predicted unmeasured rows
     predicted: np.ndarray | None = None  # predicted runtime of every configuration (s)
@@ -31,11 +33,19 @@ class SpaceResult:
     complexity: dict | None = None  # the expressions the fitted network uses (if a network)
 
 
-def random_regret(y: np.ndarray, n: int, draws: int = 2000, seed: int = 0) -> float:
-    """Expected (best of ``n`` configurations drawn without replacement) / optimum."""
+def random_regret(y: np.ndarray, measured: np.ndarray, extra: int, draws: int = 2000,
+                  seed: int = 0) -> float:
+    """Expected (best of the ``measured`` rows plus ``extra`` more drawn at random from the
+    rest) / optimum: random sampling with the same measurements, paired with the model's
+    draw of measured configurations (so the comparison is about the ``extra`` picks)."""
     rng = np.random.default_rng([seed, 99])
-    n = min(n, len(y))
-    best = [y[rng.choice(len(y), n, replace=False)].min() for _ in range(draws)]
+    rest = np.setdiff1d(np.arange(len(y)), measured)
+    base = y[measured].min()
+    extra = min(extra, len(rest))
+    if extra == 0:
+        return float(base / y.min())
+    best = [min(base, y[rest[rng.choice(len(rest), extra, replace=False)]].min())
+            for _ in range(draws)]
     return float(np.mean(best) / y.min())
 
 
@@ -58,7 +68,7 @@ def select_on_space(c: Combination, model, *, budget: int, top: int, seed: int,
     found = min(c.y[train].min(), c.y[top_rows].min() if top else np.inf)
     return SpaceResult(name or getattr(model, "name", ""), seed, budget, top,
                        mape(c.y[rest], pred[rest]), float(found / c.y.min()),
-                       random_regret(c.y, budget + top, seed=seed), int(ranked[0]),
+                       random_regret(c.y, train, top, seed=seed), int(ranked[0]),
                        [int(r) for r in top_rows], pred, train,
                        getattr(getattr(model, "model_", None), "complexity_", None))
 
