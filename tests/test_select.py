@@ -156,8 +156,12 @@ def test_out_of_training_range_is_reported_and_not_trusted(tmp_path):
 def test_unknown_kernel_and_bad_parameters_give_clear_errors(toy_models):
     with pytest.raises(UnknownKernelError, match="unknown kernel 'nope'.*known kernels"):
         choose("nope", {"n": 1}, models=toy_models)
-    with pytest.raises(ParameterError, match="outside its domain"):
-        choose("toy", {"n": 10 ** 6}, models=toy_models)
+    with pytest.raises(ParameterError, match="invalid"):
+        choose("toy", {"n": 0}, models=toy_models)
+    # beyond the catalog domain is valid: flagged as outside the training range, policy decides
+    far = choose("toy", {"n": 10 ** 6}, models=toy_models)
+    assert far.fallback and "outside" in far.reason and not any(far.in_range.values())
+    assert not choose("toy", {"n": 10 ** 6}, models=toy_models, policy="extrapolate").fallback
     with pytest.raises(ParameterError, match="unknown parameter"):
         choose("toy", {"n": 100, "q": 1}, models=toy_models)
     with pytest.raises(ParameterError, match="missing parameter 'n'"):
@@ -360,7 +364,9 @@ def test_cli_choose_json_and_text(toy_models):
     r = run_cli(["choose", "toy", "n=100", "--models", toy_models], env=_env())
     assert r.returncode == 0 and "choice: cumsum" in r.stdout
     r = run_cli(["choose", "toy", "--models", toy_models, "n=10000000"], env=_env())
-    assert r.returncode == 2 and "outside its domain" in r.stderr
+    assert r.returncode == 0 and "fallback" in r.stdout and "outside" in r.stderr
+    r = run_cli(["choose", "toy", "--models", toy_models, "n=-3"], env=_env())
+    assert r.returncode == 2 and "invalid" in r.stderr
     r = run_cli(["choose", "nokernel", "--models", toy_models, "n=1"], env=_env())
     assert r.returncode == 2 and "unknown kernel" in r.stderr
     r = run_cli(["choose", "toy", "--models", toy_models, "--candidate", f"cumsum@{T1}",
@@ -380,3 +386,21 @@ def test_choose_never_imports_torch_or_halide(toy_models, matvec_models):
     r = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_dispatch_beyond_the_catalog_domain_runs_and_flags_the_extrapolation():
+    """A 1024x1024 product once raised 'outside its domain [8, 768]' even with extrapolate."""
+    from annpred.model.layout import shipped_root
+
+    rng = np.random.default_rng(0)
+    A = rng.random((1024, 1024), dtype=np.float32)
+    B = rng.random((1024, 1024), dtype=np.float32)
+    cands = ["numpy@cpu-amd-epyc-t1", "torch@cpu-amd-epyc-t1"]
+    C, c = dispatch("matmul", A, B, models=str(shipped_root()), candidates=cands,
+                    return_choice=True)
+    np.testing.assert_allclose(C, A @ B, rtol=1e-3, atol=1e-2)
+    if c.params["m"] > max(1024 / 1.5, 1):  # the shipped models were trained up to 768
+        assert c.fallback and "outside" in c.reason
+    _, ex = dispatch("matmul", A, B, models=str(shipped_root()), candidates=cands,
+                     policy="extrapolate", return_choice=True)
+    assert not ex.fallback and ex.seconds > 0

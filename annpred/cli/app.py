@@ -19,11 +19,23 @@ COMMANDS = ("annpred.cli.kernels", "annpred.cli.profile", "annpred.cli.train",
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="annpred", description="Predict kernel runtimes with tiny "
                                 "complexity-augmented neural networks.")
+    from annpred.data.rows import version
+
+    p.add_argument("--version", action="version", version=f"annpred {version()}",
+                   help="print the installed version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
     return p
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str | None):
+    """The subparser of ``command`` (its usage is what a user needs on an error)."""
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction) and command in a.choices:
+            return a.choices[command]
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,8 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not stray:
             args.params = args.params + extra
             extra = []
+    sub = _command_parser(parser, getattr(args, "command", None))
     if extra:
-        parser.error("unrecognized arguments: " + " ".join(extra))
+        sub.error("unrecognized arguments: " + " ".join(extra))
+    bad = [p for p in getattr(args, "params", None) or [] if "=" not in p]
+    if bad and isinstance(args.params, list):
+        sub.error(f"expected name=value, got {bad[0]!r}")
     try:
         return int(args.func(args) or 0)
     except AnnpredError as exc:

@@ -35,7 +35,7 @@ def cmd_choose(args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("choose", help="choose the fastest variant and hardware for one call")
-    s.add_argument("kernel")
+    s.add_argument("kernel", help="kernel name (see `annpred kernels`)")
     s.add_argument("--models", help="model directory (default: calibrated, else shipped)")
     s.add_argument("--candidate", action="append", metavar="VARIANT@HARDWARE",
                    help="restrict the candidates (repeatable; default: every variant with a "
@@ -45,6 +45,8 @@ def register(sub) -> None:
     s.add_argument("--policy", choices=("strict", "trusted", "extrapolate"), default=None,
                    help="strict (default): fall back unless every candidate is trusted; "
                         "trusted: best trusted candidate; extrapolate: trust every model")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("params", nargs="*", metavar="name=value")
+    s.add_argument("--json", action="store_true", help="print a JSON object (variant, hardware, "
+                   "predicted, in_range, ...)")
+    s.add_argument("params", nargs="*", metavar="name=value",
+                   help="parameter values of the call, e.g. m=512 n=64 k=512 da=0.01 db=1")
     s.set_defaults(func=cmd_choose)

@@ -56,8 +56,11 @@ def cmd_evaluate(args) -> int:
     cfg = E.Config(n_train=args.n_train, n_test=args.n_test, seeds=args.seeds, models=models,
                    curve_sizes=sizes, curve_seeds=0 if args.no_curves else args.curve_seeds,
                    jobs=args.jobs, nn_options=nn)
+    from pathlib import Path
+
+    ckpt = Path(args.out) / ".evaluate_checkpoint.jsonl"  # an interrupted run resumes
     res = E.evaluate(df, cfg, features=feats, complexity=complexity,
-                     progress=not args.quiet, cost=not args.no_cost)
+                     progress=not args.quiet, cost=not args.no_cost, checkpoint=ckpt)
     command = args.command_line or ("annpred " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     notes = None
     if args.notes:
@@ -76,6 +79,7 @@ def cmd_evaluate(args) -> int:
             print(f"\nNN+C at or below every baseline on {int(v.beats_all.sum())} of "
                   f"{len(v)} combinations; NN+C / noise floor: median "
                   f"{fs['median_ratio']:.2f}x (median floor {fs['median_floor']:.2f}%)")
+    ckpt.unlink(missing_ok=True)
     print(f"\nwrote {len(paths)} files into {args.out} in {res.timings['total_s']:.0f} s")
     return 0
 

@@ -18,8 +18,8 @@ def cmd_export(args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("export", help="export a model for use outside Python (C header)")
-    s.add_argument("model", metavar="MODEL.json")
+    s.add_argument("model", metavar="MODEL.json", help="model file to export")
     s.add_argument("--format", default="c", help="output format (c)")
-    s.add_argument("-o", "--output", required=True, metavar="FILE.h")
+    s.add_argument("-o", "--output", required=True, metavar="FILE.h", help="header file to write")
     s.add_argument("--name", help="C identifier prefix (default: from kernel and variant)")
     s.set_defaults(func=cmd_export)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from annpred.cli.common import print_json
+from annpred.errors import ModelFormatError
 
 
 def cmd_kernels(args) -> int:
@@ -45,6 +46,8 @@ def _model_steps(models) -> dict:
 
     from annpred.model.layout import model_files, shipped_root, user_root
 
+    if models and not Path(models).is_dir():
+        raise ModelFormatError(f"model directory {models} does not exist")
     roots = [Path(models)] if models else [shipped_root(), user_root()]
     out: dict = {}
     for root in roots:
@@ -61,7 +64,7 @@ def _model_steps(models) -> dict:
 
 def register(sub) -> None:
     s = sub.add_parser("kernels", help="list the kernel catalog")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print a JSON list, one object per kernel")
     s.add_argument("--models", help="model directory whose detected steps to show "
                    "(default: calibrated and shipped models)")
     s.set_defaults(func=cmd_kernels)

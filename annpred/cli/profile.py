@@ -21,13 +21,18 @@ def cmd_profile(args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("profile", help="measure a kernel's variants on this machine")
-    s.add_argument("kernel")
+    s.add_argument("kernel", help="catalog kernel to measure (see `annpred kernels`)")
     s.add_argument("--variant", action="append", help="variant to measure (repeatable; "
                    "default: all that run here)")
-    s.add_argument("--threads", type=int, default=1)
-    s.add_argument("--samples", type=int, default=300)
+    s.add_argument("--threads", type=int, default=1,
+                   help="threads for every library that spawns them; part of the hardware id "
+                        "(default 1)")
+    s.add_argument("--samples", type=int, default=300,
+                   help="points to measure per variant (with --sampler pr: the budget, sweeps "
+                        "included; default 300)")
     s.add_argument("--sampler", default="random", help="random or pr")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed of the sampler and of the inputs (default 0)")
     s.add_argument("--pass", dest="pass_id", type=int, default=0,
                    help="measurement pass (re-measure the same points with --pass 1)")
     s.add_argument("--first", type=int, default=None,

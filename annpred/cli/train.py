@@ -1,6 +1,9 @@
 """``annpred train``: one model per (kernel, variant, hardware) in profiling CSVs."""
 from __future__ import annotations
 
+import sys
+import warnings
+
 from annpred.errors import ParameterError
 
 
@@ -19,10 +22,15 @@ def cmd_train(args) -> int:
             print(f"  complexity (auto): {chosen or 'none (no candidate validated better)'}",
                   flush=True)
 
-    reports = train_csvs(args.csv, args.out, target=args.target, features=feats,
-                         complexity=args.complexity, kernel=args.kernel, variant=args.variant,
-                         hardware=args.hardware, seed=args.seed, n_train=args.n_train,
-                         on_done=show, steps=_parse_steps(args.steps))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        reports = train_csvs(args.csv, args.out, target=args.target, features=feats,
+                             complexity=args.complexity, kernel=args.kernel,
+                             variant=args.variant, hardware=args.hardware, seed=args.seed,
+                             n_train=args.n_train, on_done=show, steps=_parse_steps(args.steps))
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
     print(f"trained {len(reports)} model(s) into {args.out}")
     return 0
 
@@ -48,7 +56,7 @@ def _parse_steps(text):
 
 def register(sub) -> None:
     s = sub.add_parser("train", help="train one model per combination in profiling CSVs")
-    s.add_argument("csv", nargs="+")
+    s.add_argument("csv", nargs="+", help="profiling CSV(s) (or external CSVs with --target/--features)")
     s.add_argument("--out", default="models", help="model directory (default: models)")
     s.add_argument("--target", default="runtime_s", help="runtime column (seconds)")
     s.add_argument("--features", help="comma-separated feature columns")
@@ -56,10 +64,11 @@ def register(sub) -> None:
                    "'auto': derive candidates from the columns (and the catalog entry, GPU "
                    "launch structure) and keep those that validate better on a split of the "
                    "training rows")
-    s.add_argument("--kernel")
-    s.add_argument("--variant")
-    s.add_argument("--hardware")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--kernel", help="kernel name for rows without a kernel column (external CSVs)")
+    s.add_argument("--variant", help="variant name for rows without a variant column")
+    s.add_argument("--hardware", help="hardware id for rows without a hardware column")
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed of the network initialisation and the validation split (default 0)")
     s.add_argument("--n-train", type=int, default=None,
                    help="train on this many rows per combination; hold the rest out")
     s.add_argument("--steps", default="auto",

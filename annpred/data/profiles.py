@@ -86,9 +86,11 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         for c in feats:
             out[c] = numeric_column(df, c, p) if c in df.columns else _missing(df, c, p)
         out[TARGET] = y
-        for extra in ("runtime_cv", "repeats", "threads", "point", "pass", "seed"):
+        for extra in ("runtime_cv", "repeats", "threads", "point", "pass", "seed", "load_avg"):
             if extra in df.columns and extra not in out.columns:
                 out[extra] = pd.to_numeric(df[extra], errors="coerce")
+        if "timestamp" in df.columns:  # provenance: when the rows were measured
+            out["timestamp"] = df["timestamp"].astype(str)
         out["_source"] = str(p)
         out["_row"] = np.arange(2, len(df) + 2)
         frames.append(out)

@@ -21,12 +21,22 @@ KEY_COLUMNS = ("kernel", "variant", "hardware")
 TARGET = "runtime_s"
 TAIL_COLUMNS = ["runtime_s", "runtime_cv", "repeats", "runtime_min_s", "threads", "sampler",
                 "seed", "point", "pass", "timestamp", "annpred_version"]
-META_COLUMNS = set(KEY_COLUMNS) | set(TAIL_COLUMNS)
+# Columns added after the first files were written: a file without them is still resumed
+# (its rows simply lack them). load_avg: the 1-minute load average when the row was measured.
+OPTIONAL_COLUMNS = ["load_avg"]
+META_COLUMNS = set(KEY_COLUMNS) | set(TAIL_COLUMNS) | set(OPTIONAL_COLUMNS)
 
 
-def columns_for(param_names: Iterable[str]) -> list[str]:
+def columns_for(param_names: Iterable[str], optional: bool = True) -> list[str]:
     """The header of a profiling CSV for a kernel with these parameters."""
-    return [*KEY_COLUMNS, *param_names, *TAIL_COLUMNS]
+    return [*KEY_COLUMNS, *param_names, *TAIL_COLUMNS, *(OPTIONAL_COLUMNS if optional else [])]
+
+
+def load_average() -> float | str:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # pragma: no cover - not on this platform
+        return ""
 
 
 def version() -> str:
@@ -99,6 +109,8 @@ class RowWriter:
             return []
         repair_tail(self.path)
         header = read_header(self.path)
+        if header == columns_for(self.param_names, optional=False):
+            self.columns = header  # an older file: keep its header
         if header != self.columns:
             raise DataError(f"{self.path}: exists with columns {header}, which do not match "
                             f"this run ({self.columns}); choose another output file")
@@ -126,10 +138,15 @@ class RowWriter:
               sampler: str = "", seed: int | str = "", point_id: int | str = "",
               pass_id: int | str = 0) -> None:
         """One measured point; flushed at once."""
-        self._w.writerow([
-            kernel, variant, hardware, *[point[p] for p in self.param_names],
-            repr(float(runtime_s)), "" if runtime_cv is None else f"{runtime_cv:.5f}",
-            repeats, repr(float(runtime_s if runtime_min_s is None else runtime_min_s)),
-            threads, sampler, seed, point_id, pass_id,
-            time.strftime("%Y-%m-%dT%H:%M:%S"), self._version])
+        row = {"kernel": kernel, "variant": variant, "hardware": hardware,
+               **{p: point[p] for p in self.param_names},
+               "runtime_s": repr(float(runtime_s)),
+               "runtime_cv": "" if runtime_cv is None else f"{runtime_cv:.5f}",
+               "repeats": repeats,
+               "runtime_min_s": repr(float(runtime_s if runtime_min_s is None
+                                           else runtime_min_s)),
+               "threads": threads, "sampler": sampler, "seed": seed, "point": point_id,
+               "pass": pass_id, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+               "annpred_version": self._version, "load_avg": load_average()}
+        self._w.writerow([row.get(c, "") for c in self.columns])
         self._f.flush()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from typing import Mapping
 
 import numpy as np
@@ -25,6 +26,23 @@ from annpred.spec import expr as _expr
 
 
 AUTO = "auto"
+
+
+def conformal_interval(residuals: np.ndarray, coverage: float) -> dict | None:
+    """Split-conformal bounds on log(measured / predicted): the ``floor((n+1) a/2)``-th and
+    ``ceil((n+1)(1 - a/2))``-th smallest of ``n`` held-out residuals (a = 1 - coverage),
+    which cover a new point with probability >= coverage when it is exchangeable with the
+    held-out ones. None when ``n`` is too small for that coverage."""
+    r = np.sort(np.asarray(residuals, dtype=float))
+    n = len(r)
+    if not 0 < coverage < 1:
+        raise DataError(f"coverage must be in (0, 1), got {coverage}")
+    a = 1.0 - coverage
+    k_lo, k_hi = int(np.floor((n + 1) * a / 2)), int(np.ceil((n + 1) * (1 - a / 2)))
+    if n == 0 or k_lo < 1 or k_hi > n:
+        return None
+    return {"nominal": float(coverage), "lo": float(r[k_lo - 1]), "hi": float(r[k_hi - 1]),
+            "n": int(n), "method": "split conformal, log runtime, validation split"}
 
 
 def normalise_complexity(complexity) -> dict[str, str]:
@@ -57,6 +75,11 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         grid and padding candidates.
     parameters : list[str] | None
         Columns of X used as inputs (default: all columns).
+    coverage : float
+        Nominal coverage of the prediction interval (default 0.9): split-conformal
+        quantiles of the log-runtime residuals on the validation split carved from the
+        training data, stored in the model file (``interval``) and used by
+        :meth:`predict_interval`, ``choose`` and the C export.
     feature_names : list[str] | None
         Names of the columns of a numpy ``X`` (a DataFrame brings its own), so that
         ``complexity="m*n*k"`` works with arrays; default ``parameters``, else ``x0, x1, ...``.
@@ -82,9 +105,10 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
                  activation="tanh", skip=True, max_epochs=None, patience=None, lr=0.02,
                  weight_decay=0.0, val_fraction=0.2, n_init=2, input_transform="auto",
                  max_params=network.MAX_PARAMS, steps=None, optimizer="lbfgs", loss="huber",
-                 huber_delta=0.1, select_complexity=True, feature_names=None,
+                 huber_delta=0.1, select_complexity=True, feature_names=None, coverage=0.9,
                  base_complexity=None, problem_size=None):
         self.complexity = complexity
+        self.coverage = coverage
         self.base_complexity = base_complexity
         self.problem_size = problem_size
         self.feature_names = feature_names
@@ -207,6 +231,10 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         self.train_range_ = {c: [float(np.min(df[c])), float(np.max(df[c]))] for c in params}
         self.n_samples_ = len(y)
         self.train_time_s_ = time.perf_counter() - t0
+        if self.n_samples_ < 2 * self.n_params_:
+            warnings.warn(f"{self.n_samples_} training rows for {self.n_params_} trainable "
+                          "parameters (fewer than 2 rows per parameter): the network can "
+                          "memorise them; measure more points", UserWarning, stacklevel=2)
         Xf = self._feature_matrix(df, params, self.complexity_)
         self.data_sha256_ = hashlib.sha256(
             np.ascontiguousarray(np.column_stack([Xf, y])).tobytes()).hexdigest()
@@ -283,6 +311,8 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         pred = network.predict_seconds(Xf[rows], compiled)
         out["_compiled"] = compiled
         out["val_mape_"] = float(np.mean(np.abs(pred - y[rows]) / y[rows]) * 100)
+        out["interval_"] = (conformal_interval(np.log(y[val_idx]) - np.log(pred), self.coverage)
+                            if n_val else None)
         return out
 
     def _check_fitted(self):
@@ -293,6 +323,15 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         self._check_fitted()
         Xf = self.features_matrix(X)
         return network.predict_seconds(Xf, self._compiled)
+
+    def predict_interval(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(seconds, low, high)``: the prediction and its ``coverage`` interval (NaN bounds
+        when the model was trained without a validation split)."""
+        s = self.predict(X)
+        iv = getattr(self, "interval_", None)
+        if not iv:
+            return s, np.full_like(s, np.nan), np.full_like(s, np.nan)
+        return s, s * np.exp(iv["lo"]), s * np.exp(iv["hi"])
 
     def in_range(self, X) -> np.ndarray:
         """Per row: whether every parameter lies inside the training range."""
@@ -334,6 +373,8 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
              "complexity": dict(self.complexity_),
              **({"steps": dict(self.steps_)} if getattr(self, "steps_", None) else {}),
              **self._dict_core(),
+             **({"interval": dict(self.interval_)} if getattr(self, "interval_", None)
+                else {}),
              "n_params": int(self.n_params_),
              "train": {"n_samples": int(self.n_samples_), "val_mape": self.val_mape_,
                        "data_sha256": self.data_sha256_, "seed": self.seed,
@@ -374,6 +415,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         m.train_range_ = {k: list(v) for k, v in d["train"].get("range", {}).items()}
         m.n_samples_ = int(d["train"].get("n_samples", 0))
         m.val_mape_ = d["train"].get("val_mape")
+        m.interval_ = dict(d["interval"]) if d.get("interval") else None
         m.data_sha256_ = d["train"].get("data_sha256", "")
         m.train_time_s_ = d["train"].get("train_time_s", 0.0)
         m._compiled = network.compile_model(d)

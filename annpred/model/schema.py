@@ -91,6 +91,15 @@ def validate(d: Any, where: str = "model") -> dict:
                 raise ModelFormatError(f"{where}: steps name {name!r}, which is not a parameter")
             if isinstance(s, bool) or not isinstance(s, int) or s < 2:
                 raise ModelFormatError(f"{where}: steps[{name!r}] must be an integer >= 2")
+    iv = d.get("interval")
+    if iv is not None:  # optional: conformal interval on log runtime
+        ok = (isinstance(iv, dict) and all(
+            isinstance(iv.get(k), (int, float)) and not isinstance(iv.get(k), bool)
+            and math.isfinite(iv[k]) for k in ("nominal", "lo", "hi"))
+            and 0 < iv["nominal"] < 1 and iv["lo"] <= iv["hi"] and iv["hi"] - iv["lo"] < 50)
+        if not ok:
+            raise ModelFormatError(f"{where}: interval must be an object with finite nominal "
+                                   "(0..1), lo <= hi (log-runtime offsets)")
     it = d["input_transform"]
     if isinstance(it, str):
         it = d["input_transform"] = [it] * n

@@ -3,6 +3,7 @@ directory laid out as ``<out>/<hardware>/<kernel>/<variant>.json``."""
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -81,6 +82,21 @@ def _structure(g: pd.DataFrame, feats: list[str]) -> dict:
     return default_structure(feats, psize)
 
 
+def _measured(g: pd.DataFrame) -> dict:
+    """When and under what load the training rows were measured (provenance), where the
+    CSV says so: first and last timestamp, median 1-minute load average."""
+    out = {}
+    if "timestamp" in g.columns:
+        ts = sorted(t for t in g["timestamp"].astype(str) if t and t != "nan")
+        if ts:
+            out["from"], out["to"] = ts[0], ts[-1]
+    if "load_avg" in g.columns:
+        la = pd.to_numeric(g["load_avg"], errors="coerce").dropna()
+        if len(la):
+            out["load_avg_median"] = round(float(la.median()), 2)
+    return out
+
+
 def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
                 complexity: str | dict | None = None, features: Sequence[str] | None = None,
                 seed: int = 0, n_train: int | None = None, hidden=None,
@@ -135,7 +151,11 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
                                      parameters=feats, hidden=hidden,
                                      seed=seed, steps=(found if comp else None) or None,
                                      **regressor_kw)
-        model.fit(X.iloc[tr], y[tr])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            model.fit(X.iloc[tr], y[tr])
+        for w in caught:  # name the combination in every training warning
+            warnings.warn(f"{kernel}/{variant}/{hw_id}: {w.message}", w.category, stacklevel=2)
         holdout = None
         if len(ho):
             pred = model.predict(X.iloc[ho])
@@ -146,6 +166,9 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             extra["step_detection"] = [f.to_dict() for f in fits]
         if "runtime_cv" in g.columns and g["runtime_cv"].notna().any():
             extra["median_runtime_cv"] = float(g["runtime_cv"].median())
+        measured = _measured(g.iloc[tr])
+        if measured:
+            extra["measured"] = measured
         path = None
         if out is not None:
             path = model_path(out, kernel, variant, hw_id)

@@ -210,21 +210,50 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes) -> Choice
     predicted = {c: (s if o else None) for c, s, o in zip(cands, secs, ok)}
     in_range = dict(zip(cands, inr))
     predicted_best = cands[best_any] if best_any >= 0 else None
+    unsure, why_unsure = False, ""
     if pick >= 0:
+        unsure, why_unsure = _unsure(plan, secs, pick, [eligible[i] and ok[i] and
+                                                        (inr[i] or policy == "extrapolate")
+                                                        for i in range(n)])
+    if pick >= 0 and not (unsure and _CONFIG["on_unsure"] == "fallback"):
         best = cands[pick]
-        reason = ""
+        reason = why_unsure if unsure else ""
         if not all_trusted:
-            reason = "untrusted: " + _untrusted(plan, point, eligible, ok, inr)
+            reason = "; ".join(filter(None, [
+                "untrusted: " + _untrusted(plan, point, eligible, ok, inr), reason]))
         return Choice(plan.kernel, point, best.variant, best.hardware, predicted, in_range,
                       False, reason, predicted_best, tuple(unsupported), transfer, policy,
-                      plan)
-    if not any(eligible):
+                      unsure, plan)
+    if unsure:
+        why = why_unsure
+    elif not any(eligible):
         why = "no candidate supports this point"
     else:
         why = _untrusted(plan, point, eligible, ok, inr)
     fb = plan.fallback(default)
     return Choice(plan.kernel, point, fb.variant, fb.hardware, predicted, in_range, True,
-                  why, predicted_best, tuple(unsupported), transfer, policy, plan)
+                  why, predicted_best, tuple(unsupported), transfer, policy, unsure, plan)
+
+
+def _unsure(plan: _Plan, secs: list, pick: int, usable: list) -> tuple[bool, str]:
+    """Whether the chosen candidate's and the runner-up's prediction intervals overlap by
+    more than the configured share of the narrower one (log scale)."""
+    second = -1
+    for i, u in enumerate(usable):
+        if u and i != pick and (second < 0 or secs[i] < secs[second]):
+            second = i
+    if second < 0 or plan.iv[pick] is None or plan.iv[second] is None:
+        return False, ""
+    a, b = plan.iv[pick], plan.iv[second]
+    la, lb = math.log(secs[pick]), math.log(secs[second])
+    lo1, hi1, lo2, hi2 = la + a[0], la + a[1], lb + b[0], lb + b[1]
+    width = min(hi1 - lo1, hi2 - lo2)
+    share = (min(hi1, hi2) - max(lo1, lo2)) / width if width > 0 else 0.0
+    if share <= _CONFIG["unsure_overlap"]:
+        return False, ""
+    return True, (f"unsure: the intervals of {plan.cands[pick]} and {plan.cands[second]} "
+                  f"overlap by {share:.0%} (predicted {secs[pick]:.3g} s vs "
+                  f"{secs[second]:.3g} s)")
 
 
 def _untrusted(plan: _Plan, point, eligible, ok, inr) -> str:

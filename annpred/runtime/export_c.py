@@ -18,6 +18,7 @@ from annpred.errors import ModelFormatError
 from annpred.model.network import compile_model
 from annpred.files import atomic_write_text
 from annpred.model.schema import validate
+from annpred.runtime.ranges import RANGE_MARGIN, widen_range
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -131,9 +132,13 @@ def header_text(model: dict, name: str | None = None) -> str:
     w(f"#define {N}_N_FEATURES {F}")
     w(f"static const char *const {name}_param_names[{N}_N_PARAMS] = "
       "{" + ", ".join(_c_string(p) for p in params) + "};")
-    lo = [rng.get(p, [-np.inf, np.inf])[0] for p in params]
-    hi = [rng.get(p, [-np.inf, np.inf])[1] for p in params]
-    w(f"/* training range of each parameter (-HUGE_VAL/HUGE_VAL: unknown) */")
+    # the same widened range as annpred.runtime.ranges (Python's in_range), so C and Python
+    # agree on every point
+    wide = {p: widen_range(float(v[0]), float(v[1]), RANGE_MARGIN) for p, v in rng.items()}
+    lo = [wide.get(p, (-np.inf, np.inf))[0] for p in params]
+    hi = [wide.get(p, (-np.inf, np.inf))[1] for p in params]
+    w(f"/* training range of each parameter, widened by {RANGE_MARGIN:g} of its width (log "
+      "scale for positive ranges) as annpred's in_range does (-HUGE_VAL/HUGE_VAL: unknown) */")
     w(f"static const double {name}_range_lo[{N}_N_PARAMS] = "
       + "{" + ", ".join(_num(v) if np.isfinite(v) else "-HUGE_VAL" for v in lo) + "};")
     w(f"static const double {name}_range_hi[{N}_N_PARAMS] = "

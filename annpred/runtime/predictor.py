@@ -26,21 +26,28 @@ class Prediction:
     seconds: float
     in_range: bool
     out_of_range: dict  # parameter -> [value, [lo, hi]]
+    interval: tuple | None = None  # (low, high) seconds at the model's nominal coverage
+    provenance: dict | None = None  # model file, source (user/shipped/custom), measured
 
     def to_dict(self) -> dict:
         return {"kernel": self.kernel, "variant": self.variant, "hardware": self.hardware,
                 "seconds": self.seconds, "in_range": self.in_range,
-                "out_of_range": self.out_of_range}
+                "out_of_range": self.out_of_range,
+                "interval": None if self.interval is None else list(self.interval),
+                "provenance": self.provenance}
 
 
 class LoadedModel:
     """One model file, compiled for fast numpy prediction."""
 
-    __slots__ = ("meta", "compiled", "params", "range", "path")
+    __slots__ = ("meta", "compiled", "params", "range", "path", "source", "interval")
 
-    def __init__(self, meta: dict, path: Path | None = None):
+    def __init__(self, meta: dict, path: Path | None = None, source: str = "custom"):
         self.meta = meta
         self.path = path
+        self.source = source  # "user" (calibrated here), "shipped" or "custom" (a directory)
+        iv = meta.get("interval")
+        self.interval = (float(iv["lo"]), float(iv["hi"]), float(iv["nominal"])) if iv else None
         self.compiled = compile_model(meta)
         self.params = list(meta.get("parameters", [f for f in meta["features"]
                                                    if f not in meta["complexity"]]))
@@ -64,6 +71,21 @@ class LoadedModel:
                                  f"{', '.join(missing)}")
         return predict_seconds(self.features(cols), self.compiled)
 
+    def provenance(self) -> dict:
+        """Where this model comes from: file, source, hardware, when and under what load its
+        data was measured (as recorded at training), how many rows it was trained on."""
+        t = self.meta.get("train", {})
+        return {"model_file": None if self.path is None else str(self.path),
+                "source": self.source, "hardware": self.meta["hardware"],
+                "measured": t.get("measured"), "n_samples": t.get("n_samples"),
+                "interval_coverage": None if self.interval is None else self.interval[2]}
+
+    def interval_of(self, seconds):
+        """(low, high) seconds around predicted ``seconds``, or None without an interval."""
+        if self.interval is None:
+            return None
+        return seconds * np.exp(self.interval[0]), seconds * np.exp(self.interval[1])
+
     def out_of_range(self, point: Mapping[str, float], margin: float = RANGE_MARGIN) -> dict:
         """Parameters outside the training range widened by ``margin`` (value, [lo, hi])."""
         bad = {}
@@ -74,18 +96,38 @@ class LoadedModel:
         return bad
 
 
+def source_of(root: Path) -> str:
+    """``user`` for the calibrated-models root, ``shipped`` for the shipped one, else
+    ``custom``."""
+    r = Path(root).resolve()
+    if r == user_root().resolve():
+        return "user"
+    if r == shipped_root().resolve():
+        return "shipped"
+    return "custom"
+
+
 class Predictor:
-    """All models of one or more directories; earlier directories take precedence."""
+    """All models of one or more directories; earlier directories take precedence.
+
+    Sources are never mixed within one (kernel, hardware): the models of a kernel on one
+    hardware id all come from the first directory that has any model for that pair (a user's
+    calibration of matmul on ``cpu-x-t1`` hides every shipped matmul model on ``cpu-x-t1``,
+    not only the variants it re-measured)."""
 
     def __init__(self, roots):
         self.roots = [Path(r) for r in roots]
         self.models: dict[tuple[str, str, str], LoadedModel] = {}
-        for root in reversed(self.roots):
+        owner: dict[tuple[str, str], int] = {}  # (kernel, hardware) -> index of its root
+        for i, root in enumerate(self.roots):
             if not root.is_dir():
                 continue
+            source = source_of(root)
             for p in model_files(root):
-                m = LoadedModel(load_model(p), p)
-                self.models[m.key] = m
+                m = LoadedModel(load_model(p), p, source)
+                kh = (m.key[0], m.key[2])
+                if owner.setdefault(kh, i) == i and m.key not in self.models:
+                    self.models[m.key] = m
 
     def __len__(self):
         return len(self.models)
@@ -118,8 +160,9 @@ class Predictor:
                 f"no model for {kernel}/{variant}; variants with models: "
                 + (", ".join(variants) if variants else "(none)"))
         here = [h for h in hws if hw.present(h)]
-        if here:
-            return max(here, key=lambda h: hw.parse_id(h)["threads"] or 0)
+        if here:  # calibrated here first, then the most threads
+            return max(here, key=lambda h: (self.models[(kernel, variant, h)].source == "user",
+                                            hw.parse_id(h)["threads"] or 0))
         if len(hws) == 1:
             return hws[0]
         raise UnknownKernelError(f"{kernel}/{variant} has models for {', '.join(hws)}, none of "
@@ -132,7 +175,37 @@ class Predictor:
         cols = {k: np.asarray([float(v)]) for k, v in params.items()}
         seconds = float(m.predict(cols)[0])
         bad = m.out_of_range(params)
-        return Prediction(kernel, variant, hw_id, seconds, not bad, bad)
+        return Prediction(kernel, variant, hw_id, seconds, not bad, bad, m.interval_of(seconds),
+                          m.provenance())
+
+    def predict_many(self, kernel: str, variant: str, columns: Mapping[str, object],
+                     hardware: str | None = None) -> dict[str, np.ndarray]:
+        """Batch prediction: ``columns`` maps each parameter to a 1-D array (a pandas
+        DataFrame works); returns ``{"seconds", "low", "high", "in_range"}`` arrays (wrap them
+        in a DataFrame for a table). Catalog kernels' values are validated per row."""
+        from annpred.errors import UnknownKernelError as _Unknown
+        from annpred.spec.catalog import get_kernel
+
+        hw_id = hardware or self.default_hardware(kernel, variant)
+        m = self.get(kernel, variant, hw_id)
+        cols = {p: np.asarray(columns[p], dtype=float) for p in m.params if p in columns}
+        try:
+            spec = get_kernel(kernel)
+        except _Unknown:
+            spec = None
+        if spec is not None:
+            cols = spec.check_columns({**{k: columns[k] for k in spec.param_names
+                                          if k in columns}, **cols})
+        n = len(next(iter(cols.values()))) if cols else 0
+        seconds = m.predict(cols)
+        iv = m.interval_of(seconds)
+        low, high = iv if iv is not None else (np.full(n, np.nan), np.full(n, np.nan))
+        ok = np.ones(n, dtype=bool)
+        for p, (lo, hi) in m.range.items():
+            if p in cols:
+                wlo, whi = widen_range(lo, hi, RANGE_MARGIN)
+                ok &= (cols[p] >= wlo) & (cols[p] <= whi)
+        return {"seconds": seconds, "low": low, "high": high, "in_range": ok}
 
 
 def load_models(path=None, reload: bool = False) -> Predictor:
@@ -154,12 +227,29 @@ def load_models(path=None, reload: bool = False) -> Predictor:
     return pred
 
 
+_ENV_DATA = getattr(os.environ, "_data", None)  # CPython's raw mapping behind os.environ
+_ENV_NAMES = ("ANNPRED_MODELS", "ANNPRED_TRAINED", "XDG_DATA_HOME")
+_ENV_BYTES = tuple(n.encode() for n in _ENV_NAMES)
+
+
+def _env_key() -> tuple:
+    """The environment that decides the default model roots, read cheaply: this is on the
+    path of every default ``choose`` (a memoised decision costs about a microsecond, three
+    ``os.environ.get`` calls would double it)."""
+    data = _ENV_DATA
+    if data is not None and os.name == "posix":
+        try:
+            return tuple(data.get(b) for b in _ENV_BYTES)
+        except TypeError:  # pragma: no cover - keys are not bytes on this platform
+            pass
+    return tuple(os.environ.get(n) for n in _ENV_NAMES)  # pragma: no cover
+
+
 def resolve_models(models) -> Predictor:
     """A Predictor for ``models``: None (the default roots, looked up by the environment
     without touching the file system), a directory or a list of them, or a Predictor."""
     if models is None:
-        key = (os.environ.get("ANNPRED_MODELS"), os.environ.get("ANNPRED_TRAINED"),
-               os.environ.get("XDG_DATA_HOME"))
+        key = _env_key()
         p = caches.PREDICTORS_BY_ENV.get(key)
         if p is None:
             p = caches.PREDICTORS_BY_ENV[key] = load_models()

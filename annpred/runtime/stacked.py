@@ -74,8 +74,31 @@ class _Group:
         # fold the target scaler into the output layer: y = out * y_std + y_mean
         self.Wout = self.Wout * y_std[:, None]
         self.bout = self.bout * y_std + y_mean
+        self.dense = None
+        if depth == 2:  # one hidden layer (the default): fold the gather into dense weights
+            self._build_dense(M, widths[0], F, 2 * n_raw + 1)
+
+    def _build_dense(self, M: int, H: int, F: int, n_u: int) -> None:
+        """Block weights that read U directly: h = act(A @ U + a), y = C @ h + D @ U + d.
+        Three small matrix-vector products instead of gathers and batched einsums; used
+        when every entry of U is finite (a non-finite log would poison the zero padding)."""
+        A = np.zeros((M * H, n_u))
+        C = np.zeros((M, M * H))
+        D = np.zeros((M, n_u))
+        for i in range(M):
+            for j in range(F):
+                col = self.G[i, j]
+                A[i * H:(i + 1) * H, col] += self.W1[i, :, j]
+                D[i, col] += self.Wout[i, H + j]
+            C[i, i * H:(i + 1) * H] = self.Wout[i, :H]
+        # the padding column (index n_u - 1, always 0.0) carries no weight: drop nothing
+        self.dense = (A, self.B1.reshape(-1).copy(), C, D, self.bout.copy())
 
     def __call__(self, U: np.ndarray) -> np.ndarray:
+        if self.dense is not None and np.isfinite(U).all():
+            A, a, C, D, d = self.dense
+            y = C @ self.act(A @ U + a) + D @ U + d
+            return np.exp(y) if self.log_target else y
         X = U[self.G]  # (M, F)
         if self.single:
             y = np.einsum("mf,mf->m", self.Wout, X) + self.bout
@@ -172,6 +195,11 @@ class _Plan:
                 self.supports.append((i, v))
             if hw.parse_id(c.hardware)["device"] == "cuda":
                 self.cuda_idx.append(i)
+        # prediction intervals (log offsets; NaN for a model without one), per candidate
+        self.iv = [None] * len(cands)
+        for j, m in zip(self.model_pos.tolist(), self.models):
+            if m.interval is not None:
+                self.iv[j] = (m.interval[0], m.interval[1])
         self.default = self._default()
         self._resolved: dict = {}
 

@@ -41,9 +41,15 @@ def cuda_id(index: int = 0) -> str:
     return "cuda-" + slug(torch.cuda.get_device_name(index).replace("NVIDIA", ""))
 
 
+def _no_gpu_device() -> bool:
+    """True when this machine has certainly no NVIDIA GPU (no device node): then nothing
+    needs to import torch to find out."""
+    return "torch" not in sys.modules and not any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def cuda_available() -> bool:
-    """True when torch sees a CUDA GPU; never imports torch unless it is installed."""
-    if os.environ.get("ANNPRED_NO_CUDA"):
+    """True when torch sees a CUDA GPU; imports torch only when a GPU device node exists."""
+    if os.environ.get("ANNPRED_NO_CUDA") or _no_gpu_device():
         return False
     try:
         import torch
@@ -94,9 +100,9 @@ def present(hw: str) -> bool:
         return info["model"] == cpu_slug() and (info["threads"] or 1) <= cpu_count()
     if info["device"] != "cuda" or os.environ.get("ANNPRED_NO_CUDA"):
         return False
+    if _no_gpu_device():
+        return False
     if "torch" not in sys.modules:
-        if not any(Path("/dev").glob("nvidia[0-9]*")):
-            return False
         names = _proc_gpu_models()
         if names and not any("cuda-" + slug(n.replace("NVIDIA", "")) == hw for n in names):
             return False
