@@ -161,3 +161,11 @@ def test_select_on_space_regret_is_judged_on_the_space(cache_file):
     assert r.regret >= 1.0 and r.random_regret >= 1.0
     assert len(r.top_rows) == 5 and not set(r.top_rows) & set(r.measured.tolist())
     assert r.mape < 15  # the runtime follows the structure features exactly
+
+
+def test_evaluate_cli_on_a_cache_file_uses_the_launch_structure(cache_file, tmp_path):
+    r = run_cli(["evaluate", cache_file, "--out", tmp_path / "ev", "--n-train", "60",
+                 "--n-test", "60", "--seeds", "1", "--no-curves", "--no-cost", "--no-plots",
+                 "--models", "NN+C,GBT+C", "--quiet", "--max-epochs", "60"])
+    assert r.returncode == 0, r.stderr
+    assert "| NN+C |" in r.stdout and "| GBT+C |" in r.stdout and "skipped" not in r.stdout

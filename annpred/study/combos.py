@@ -67,9 +67,10 @@ def prepare_combination(key, g: pd.DataFrame, *, features: Sequence[str] | None 
         raise DataError(f"{src}: combination {kernel}/{variant}/{hw_id} has no parameter "
                         "(feature) columns")
     if complexity is None:
-        from annpred.model.trainer import _catalog_complexity
+        from annpred.model.trainer import _catalog_complexity, _structure
 
-        complexity = _catalog_complexity(kernel, variant, params) or {}
+        # without a catalog entry a GPU tuning space's launch structure is its complexity
+        complexity = _catalog_complexity(kernel, variant, params) or _structure(g, params)
     for text in complexity.values():
         _expr.parse(text, params)
     passes = (g["pass"].fillna(0).astype(int) if "pass" in g.columns
