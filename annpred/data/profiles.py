@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from annpred.data import kerneltuner as _kt
 from annpred.data.rows import KEY_COLUMNS, META_COLUMNS, TARGET, read_header, read_machines
 from annpred.errors import DataError
 from annpred.validate import safe_name
@@ -123,6 +124,9 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         raise DataError("no CSV files given")
     frames = []
     for p in paths:
+        if _kt.is_cache_file(p):  # a Kernel Tuner cache file: one row per configuration
+            frames.append(_cache_frame(p, features, kernel, variant, hardware))
+            continue
         df = read_csv(p)
         for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
             if value is not None:
@@ -165,6 +169,21 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         out["_row"] = np.arange(2, len(df) + 2)
         frames.append(out)
     return pd.concat(frames, ignore_index=True)
+
+
+def _cache_frame(p, features, kernel, variant, hardware) -> pd.DataFrame:
+    df = _kt.load_frame(p)
+    for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
+        if value is not None:
+            df[key] = value
+    if features is not None:
+        for c in features:
+            if c not in df.columns:
+                _missing(df, c, p)
+        keep = [*KEY_COLUMNS, *features, TARGET, "runtime_cv", "repeats", "_source", "_row",
+                "_problem_size"]
+        df = df[[c for c in dict.fromkeys(keep) if c in df.columns]]
+    return df
 
 
 def _missing(df, c, p):
