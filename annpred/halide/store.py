@@ -1,0 +1,172 @@
+"""Where Halide schedule models and their profiles live, and saving/loading them.
+
+Halide schedule models are not kernel models: they sit under their own root, apart from the
+kernel-model scanner's ``trained/<hardware>/<kernel>/`` folders::
+
+    <root>/halide/<hardware>/<pipeline>.json         the schedule model
+    <root>/halide/<hardware>/data/<pipeline>.csv     the profile it was trained on
+
+``<root>`` is the shipped model root (``trained/``) or a user's model directory. Every path
+lookup of :mod:`annpred.halide` goes through :func:`halide_root`, :func:`model_path` and
+:func:`data_path`.
+
+A model file also records the machine it was profiled on (:func:`machine`): the hardware id
+names the CPU model, which hypervisors blur (two different "AMD EPYC" processors share one
+id), so loading a model profiled on another machine warns once per process.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Mapping
+
+from .. import hardware as hw
+from ..errors import ModelFormatError
+from .pipelines import HalidePipeline, get
+
+
+def shipped_root() -> Path:
+    """The shipped model root (``trained/``); one function, replaced by the package layout's."""
+    try:
+        from ..model.layout import shipped_root as _layout_root  # the restructured package
+    except ImportError:
+        return Path(__file__).resolve().parents[2] / "trained"
+    return Path(_layout_root())
+
+
+def user_root() -> Path:
+    """The user's model root (``$ANNPRED_MODELS`` or ``~/.local/share/annpred/models``)."""
+    env = os.environ.get("ANNPRED_MODELS")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                             "share")
+    return Path(base) / "annpred" / "models"
+
+
+def halide_root(root: str | Path | None = None) -> Path:
+    """``<root>/halide`` (default: the shipped root)."""
+    return (Path(root) if root is not None else shipped_root()) / "halide"
+
+
+def model_path(pipeline: str, models: str | Path | None = None, threads: int = 2) -> Path:
+    """The schedule model of ``pipeline`` for this machine at ``threads`` threads.
+
+    ``models`` is a model root (``<models>/halide/<hardware>/<pipeline>.json``), a hardware
+    folder (``<models>/<pipeline>.json``) or a ``.json`` file. Without it, the user's root
+    is searched first, then the shipped one.
+    """
+    hw_id = hw.cpu_id(threads)
+    if models is not None:
+        base = Path(models)
+        if base.suffix == ".json":
+            return base
+        for cand in (halide_root(base) / hw_id / f"{pipeline}.json",
+                     base / hw_id / f"{pipeline}.json", base / f"{pipeline}.json"):
+            if cand.exists():
+                return cand
+        return halide_root(base) / hw_id / f"{pipeline}.json"
+    user = halide_root(user_root()) / hw_id / f"{pipeline}.json"
+    return user if user.exists() else halide_root() / hw_id / f"{pipeline}.json"
+
+
+def data_path(pipeline: str, root: str | Path | None = None, threads: int = 2) -> Path:
+    """``<root>/halide/<hardware>/data/<pipeline>.csv`` (default root: the shipped one)."""
+    return halide_root(root) / hw.cpu_id(threads) / "data" / f"{pipeline}.csv"
+
+
+@functools.lru_cache(maxsize=1)
+def machine() -> dict:
+    """What decides a schedule's speed beyond the CPU's name: family/model/stepping, the
+    vector ISA, caches and cores (from ``/proc/cpuinfo``), plus a short fingerprint."""
+    info: dict = {"cpu_model": hw.cpu_model(), "cpus": os.cpu_count() or 1}
+    fields = {"cpu family": "family", "model": "model", "stepping": "stepping",
+              "cache size": "cache", "flags": "flags"}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break  # first processor only
+                k, _, v = line.partition(":")
+                k = k.strip().lower()
+                if k in fields:
+                    info[fields[k]] = v.strip()
+    except OSError:
+        pass
+    flags = set(info.pop("flags", "").split())
+    info["isa"] = sorted(f for f in flags if f.startswith(("avx", "sse4", "fma", "amx", "asimd",
+                                                            "sve", "neon")))
+    text = repr(sorted(info.items()))
+    info["fingerprint"] = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return info
+
+
+_WARNED: set[str] = set()
+
+
+def check_machine(model_dict: Mapping, path: Path) -> bool:
+    """True when the model was profiled on this machine; else warn once per model file.
+    Models without a recorded machine count as matching (nothing to compare)."""
+    rec = (model_dict.get("train") or {}).get("machine")
+    if not rec or rec.get("fingerprint") == machine()["fingerprint"]:
+        return True
+    key = str(path)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        here = machine()
+        print(f"annpred: warning: schedule model {path} was profiled on another machine "
+              f"({rec.get('cpu_model')}, family {rec.get('family')} model {rec.get('model')}, "
+              f"{len(rec.get('isa', []))} vector ISA flags) than this one "
+              f"({here.get('cpu_model')}, family {here.get('family')} model "
+              f"{here.get('model')}, {len(here.get('isa', []))}): its runtimes and ranking "
+              f"may not hold here; re-profile with `annpred halide profile` and "
+              f"`annpred halide train`", file=sys.stderr)
+    return False
+
+
+def save_schedule_model(model, pipeline: str | HalidePipeline, path: str | Path,
+                        threads: int = 2, extra: Mapping | None = None) -> Path:
+    from ..store import save_model
+
+    p = get(pipeline)
+    d = model.to_dict(kernel=f"halide_{p.name}", variant="schedule-space",
+                      hardware=hw.cpu_id(threads),
+                      extra_train={"space": {k.name: list(k.choices) for k in p.space.knobs},
+                                   "machine": machine(), **(extra or {})})
+    return save_model(d, path)
+
+
+def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | None = None,
+                        threads: int = 2):
+    """The fitted regressor of ``pipeline``; ``.machine_match_`` says whether it was profiled
+    on this machine (a warning is printed when not)."""
+    from ..regressor import AugmentedNNRegressor
+    from ..store import load_model
+
+    p = get(pipeline)
+    path = model_path(p.name, models, threads)
+    if not path.exists():
+        raise ModelFormatError(
+            f"no schedule model for Halide pipeline {p.name!r} on {hw.cpu_id(threads)} at "
+            f"{path}; profile this machine with `annpred halide profile {p.name}` and train "
+            f"with `annpred halide train {p.name}`")
+    d = load_model(path)
+    model = AugmentedNNRegressor.from_dict(d)
+    missing = [f for f in p.feature_names() if f not in model.parameters_]
+    if missing:
+        raise ModelFormatError(f"model {path} does not match pipeline {p.name!r}'s schedule "
+                               f"space (missing features {missing}); retrain it with "
+                               f"`annpred halide train {p.name}`")
+    # the model may keep a subset of the pipeline's complexity (select_complexity), never
+    # another expression: a changed pipeline definition needs a retrained model
+    foreign = [n for n, e in model.complexity_.items() if dict(p.complexity).get(n) != e]
+    if foreign:
+        raise ModelFormatError(f"model {path} was trained with complexity {foreign} that "
+                               f"pipeline {p.name!r} no longer defines; retrain it with "
+                               f"`annpred halide train {p.name}`")
+    model.machine_match_ = check_machine(d, path)
+    model.path_ = str(path)
+    return model
