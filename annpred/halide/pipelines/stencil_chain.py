@@ -102,14 +102,29 @@ def _complexity() -> dict[str, str]:
         return (f"((1 - stage_at_root - stage_at_row)*({tx} + {2 * halo})*({ty} + {2 * halo})"
                 f"/({tx}*{ty}) + stage_at_row*({tx} + {2 * halo})/{tx} + stage_at_root)")
 
-    def total(group):
-        keep, ev, terms = set(stored(group)), "1", ["1"]
+    def counts(group):
+        """Evaluations per output pixel as ``const + sum_h coef[h] * stored_evals(h)``."""
+        keep, const, coef = set(stored(group)), 1, {}
+        factor, halo = 1, None  # evaluations of the current consumer: factor * E(halo)
         for k in range(STAGES - 1, 0, -1):
-            ev = stored_evals(STAGES - k) if k in keep else f"9*{ev}"
-            terms.append(ev)
-        return "(" + " + ".join(terms) + ")"
-    g1, g2, g3 = total(1), total(2), total(3)
-    work = f"17*W*H*((1 - group_2 - group_3)*{g1} + group_2*{g2} + group_3*{g3})"
+            if k in keep:
+                factor, halo = 1, STAGES - k
+            else:
+                factor *= 9
+            if halo is None:
+                const += factor
+            else:
+                coef[halo] = coef.get(halo, 0) + factor
+        return const, coef
+    weights = {1: "(1 - group_2 - group_3)", 2: "group_2", 3: "group_3"}
+    const = " + ".join(f"{counts(g)[0]}*{w}" for g, w in weights.items())
+    terms = []
+    for h in range(1, STAGES):
+        c = " + ".join(f"{counts(g)[1][h]}*{w}" for g, w in weights.items()
+                       if h in counts(g)[1])
+        if c:
+            terms.append(f"({c})*{stored_evals(h)}")
+    work = f"17*W*H*({const} + " + " + ".join(terms) + ")"
     stored_root = f"stage_at_root*((1 - group_2 - group_3)*{STAGES - 1} + group_2*2 + group_3)"
     return {"work": work, "traffic": f"W*H*(8 + 8*{stored_root})", "pixels": "W*H"}
 
