@@ -91,9 +91,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     import annpred
-    from annpred import select
-    from annpred.catalog import get_kernel
-    from annpred.predict import load_models
+    from annpred.runtime import choose as select
+    from annpred.spec.catalog import get_kernel
+    from annpred.runtime.predictor import load_models
 
     k = get_kernel(a.kernel)
     if a.params:
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         params = {p.name: (int(round(np.sqrt(p.low * p.high))) if p.kind == "int"
                            else float(np.sqrt(p.low * p.high))) for p in k.params}
         if not k.valid(params):
-            from annpred.sampling import random_points
+            from annpred.measure.sampling import random_points
             params = random_points(k, 1, seed=1).iloc[0].to_dict()
     params = k.check_params(params)
     pred = load_models(a.models)
@@ -112,8 +112,8 @@ def main(argv=None) -> int:
     if len(cands) < a.min_candidates:
         import tempfile
 
-        from annpred import hardware as hw
-        from annpred.store import load_model, save_model
+        from annpred.spec import hardware as hw
+        from annpred.model.schema import load_model, save_model
 
         tmp = Path(tempfile.mkdtemp(prefix="choice_latency_"))
         spare = [hw.cpu_id(t) for t in (1, 2) if hw.present(hw.cpu_id(t))]
@@ -155,8 +155,8 @@ def main(argv=None) -> int:
     # torch: the same networks, float64
     import torch
 
-    from annpred.network import transform_inputs
-    from annpred.train import AugmentedMLP
+    from annpred.model.network import transform_inputs
+    from annpred.model.fit import AugmentedMLP
 
     torch.set_num_threads(1)
     tms = []
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
 
 
 def _cpu() -> str:
-    from annpred import hardware as hw
+    from annpred.spec import hardware as hw
 
     return hw.cpu_model()
 

@@ -38,12 +38,13 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
-from annpred import hardware as hw  # noqa: E402
-from annpred.catalog import get_kernel, register_kernel  # noqa: E402
-from annpred.data import load_profiles  # noqa: E402
-from annpred.profile import profile  # noqa: E402
-from annpred.regressor import AugmentedNNRegressor  # noqa: E402
-from annpred.representatives import PLANNER_VERSION, detect_steps  # noqa: E402
+from annpred.spec import hardware as hw  # noqa: E402
+from annpred.spec.catalog import get_kernel, register_kernel  # noqa: E402
+from annpred.data.profiles import load_profiles  # noqa: E402
+from annpred.measure.profiler import profile  # noqa: E402
+from annpred.model.estimator import AugmentedNNRegressor  # noqa: E402
+from annpred.measure.pr import PLANNER_VERSION  # noqa: E402
+from annpred.model.steps import detect_steps  # noqa: E402
 
 
 def _study_kernels():
@@ -191,7 +192,7 @@ def _protocol_min_time(max_runs: int = 100_000) -> None:
     preemption on a busy 2-core machine spoils; the study lifts that cap."""
     import functools
 
-    from annpred import measure as _m
+    from annpred.measure import protocol as _m
 
     if not getattr(_m.measure, "_study", False):
         wrapped = functools.partial(_m.measure, max_runs=max_runs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from annpred.kernel import Kernel, Param, Variant
+from annpred.spec.kernel import Kernel, Param, Variant
 
 from . import _halide as H
 from . import _torch as T

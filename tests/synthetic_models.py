@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annpred.regressor import AugmentedNNRegressor
-from annpred.store import save_model
-from annpred.trainer import model_path
+from annpred.model.estimator import AugmentedNNRegressor
+from annpred.model.schema import save_model
+from annpred.model.layout import model_path
 
 FAST = dict(max_epochs=150, patience=50, n_init=1)
 
@@ -71,7 +71,7 @@ def matvec_runtime(variant: str, X: pd.DataFrame) -> np.ndarray:
 
 
 def make_matvec_models(root, hardware_ids, seed=0, variants=("numpy", "sparse")) -> dict:
-    from annpred.catalog import get_kernel
+    from annpred.spec.catalog import get_kernel
 
     k = get_kernel("matvec")
     X = log_points(MATVEC_RANGES, 80, seed)

@@ -146,7 +146,7 @@ def test_bad_input_exits_nonzero_and_writes_nothing(toy_env, tmp_path, args, fra
 
 
 def test_busy_machine_warning():
-    from annpred.hardware import busy_warning
+    from annpred.spec.hardware import busy_warning
 
     # 2 cores, 1 measuring thread: one core is free for others, plus one core of slack
     assert busy_warning(1, load=1.9, cores=2) is None

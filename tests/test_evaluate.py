@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annpred import evaluate as E
-from annpred.data import load_profiles
-from annpred.cli import main
+from annpred import study as E
+from annpred.study import runner, zoo
+from annpred.data.profiles import load_profiles
+from annpred.cli.app import main
 from annpred.errors import AnnpredError, ParameterError
 
 from conftest import run_cli
@@ -137,18 +138,18 @@ def test_models_never_see_test_rows(tmp_path, monkeypatch):
     df = load_profiles([synthetic_csv(tmp_path / "s.csv")])
     c = E.prepare(df, complexity=COMPLEXITY)[0]
     seen = []
-    orig = E.Trees.fit
+    orig = zoo.Trees.fit
 
     def spy(self, combo, rows, seed):
         seen.append(set(rows))
         return orig(self, combo, rows, seed)
 
-    monkeypatch.setattr(E.Trees, "fit", spy)
-    E._init_worker([c], {})
+    monkeypatch.setattr(zoo.Trees, "fit", spy)
+    runner._init_worker([c], {})
     try:
-        E._run_group([E.Fit(0, "RF+C", 60, 0), E.Fit(0, "GBT+C", 60, 1)])
+        runner._run_group([runner.Fit(0, "RF+C", 60, 0), runner.Fit(0, "GBT+C", 60, 1)])
     finally:
-        E._WORK.clear()
+        runner._WORK.clear()
     assert seen and all(not s & set(c.test) for s in seen)
 
 

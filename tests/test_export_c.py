@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annpred.export_c import header_text
-from annpred.predict import LoadedModel
-from annpred.store import load_model
+from annpred.runtime.export_c import header_text
+from annpred.runtime.predictor import LoadedModel
+from annpred.model.schema import load_model
 
 from conftest import run_cli
 from synthetic_models import log_points, train_save

@@ -13,7 +13,7 @@ from annpred.halide.pipelines import get  # noqa: E402
 
 
 def _complexity(name, sizes, schedule):
-    from annpred import expr
+    from annpred.spec import expr
 
     p = get(name)
     f = p.features(p.parse_size(sizes), schedule)

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-import annpred.catalog as catalog
+import annpred.spec.catalog as catalog
 from annpred.errors import ParameterError
 
 KERNELS = catalog.kernels()
@@ -134,7 +134,7 @@ def test_infer_params_accepts_scipy_sparse():
 
 
 def test_import_does_not_import_torch_or_halide():
-    code = ("import annpred.catalog as c; c.kernels(); import sys; "
+    code = ("import annpred.spec.catalog as c; c.kernels(); import sys; "
             "assert 'torch' not in sys.modules and 'halide' not in sys.modules; "
             "assert 'scipy' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

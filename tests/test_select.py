@@ -14,11 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annpred import hardware as hw
+from annpred.spec import hardware as hw
 from annpred import select
-from annpred.catalog import get_kernel, register_kernel
+from annpred.runtime import choice as _choice
+from annpred.runtime import choose as _choose
+from annpred.spec.catalog import get_kernel, register_kernel
 from annpred.errors import AnnpredError, ParameterError, UnknownKernelError
-from annpred.predict import Predictor, load_models
+from annpred.runtime.predictor import Predictor, load_models, resolve_models
 from annpred.select import Candidate, Choice, Feedback, choose, dispatch
 
 from conftest import HERE, run_cli
@@ -61,7 +63,7 @@ def matvec_models(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _clean_config():
     yield
-    select._DEFAULTS.clear()
+    _choice._DEFAULTS.clear()
     select.set_policy("strict")
 
 
@@ -146,7 +148,7 @@ def test_out_of_training_range_is_reported_and_not_trusted(tmp_path):
         c0 = choose("toy", {"n": 1100}, models=tmp_path)
         assert c0.fallback and "n=1100 outside [16, 1000]" in c0.reason
     finally:
-        select.set_margin(select.DEFAULT_MARGIN)
+        select.set_margin(_choice.DEFAULT_MARGIN)
     ex = choose("toy", {"n": 3000}, models=tmp_path, policy="extrapolate")
     assert not ex.fallback and ex.best == ex.predicted_best
 
@@ -202,13 +204,13 @@ def test_mixed_architectures_are_stacked_exactly(tmp_path):
 
 
 def test_plans_are_cached_per_models_kernel_and_candidates(toy_models):
-    pred = select._predictor(toy_models)
+    pred = resolve_models(toy_models)
     spec = get_kernel("toy")
-    p1 = select._plan(pred, "toy", spec, None)
-    assert select._plan(pred, "toy", spec, None) is p1
-    p2 = select._plan(pred, "toy", spec, [("cumsum", T1)])
-    assert p2 is not p1 and select._plan(pred, "toy", spec, [("cumsum", T1)]) is p2
-    assert select._predictor(toy_models) is pred
+    p1 = _choose._plan(pred, "toy", spec, None)
+    assert _choose._plan(pred, "toy", spec, None) is p1
+    p2 = _choose._plan(pred, "toy", spec, [("cumsum", T1)])
+    assert p2 is not p1 and _choose._plan(pred, "toy", spec, [("cumsum", T1)]) is p2
+    assert resolve_models(toy_models) is pred
 
 
 def test_cuda_candidates_pay_the_transfer(toy_models, tmp_path):
@@ -300,7 +302,7 @@ def test_dispatch_errors(matvec_models):
 
 
 def test_feedback_records_reports_and_writes_a_trainable_csv(matvec_models, tmp_path):
-    from annpred.data import load_profiles
+    from annpred.data.profiles import load_profiles
 
     k = get_kernel("matvec")
     fb = Feedback(threshold=0.25)

@@ -220,7 +220,7 @@ def compare(p, sizes, chosen, threads: int, rounds: int = 3) -> list[dict]:
     shuffled rounds (median of the per-round medians)."""
     import numpy as np
 
-    from ..measure import measure
+    from ..measure.protocol import measure
     from .autoschedule import CPU_AUTOSCHEDULERS, AutoschedulerError, autoschedule
     from .profile import MEASURE
     from .runtime import compile_schedule

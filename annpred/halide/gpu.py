@@ -15,7 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import hardware as hw
+from ..spec import hardware as hw
 from ..errors import AnnpredError, ParameterError
 from .pipelines import Built, HalidePipeline, get
 from .runtime import Compiled
@@ -202,7 +202,7 @@ def _timer(c: Compiled, inputs, out):
 
 
 def time_gpu(c: Compiled, inputs, out, **measure_kw) -> float:
-    from ..measure import measure
+    from ..measure.protocol import measure
 
     run, sync, ob = _timer(c, inputs, out)
     t = measure(run, sync=sync, **measure_kw)
@@ -243,7 +243,7 @@ def profile_gpu(pipeline, n_schedules=120, sizes_per_schedule=4, seed=0, progres
 def train_gpu(pipeline, df):
     import pandas as pd
 
-    from ..regressor import AugmentedNNRegressor
+    from ..model.estimator import AugmentedNNRegressor
     from .space import from_key
 
     p = get(pipeline)

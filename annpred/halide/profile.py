@@ -18,8 +18,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import hardware as hw
-from ..measure import measure
+from ..spec import hardware as hw
+from ..measure.protocol import measure
 from .pipelines import HalidePipeline, get
 from .runtime import compile_schedule
 from .space import from_key, key_of
@@ -96,7 +96,7 @@ def profile_pipeline(pipeline: str | HalidePipeline, *, n_schedules: int = PROFI
     same arguments resumes: points already in it are skipped. ``max_seconds`` stops after the
     size that crosses it (run again to continue). Returns all rows measured so far.
     """
-    from ..store import atomic_write_text
+    from ..files import atomic_write_text
     from ..threads import fix_threads
 
     fix_threads(threads)

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import hardware as hw
+from ..spec import hardware as hw
 from ..errors import DataError, ParameterError
 from .pipelines import HalidePipeline, get
 from .runtime import Compiled, compile_schedule
@@ -26,29 +26,33 @@ TRAIN_SEED = 0
 
 
 def train_model(pipeline: str | HalidePipeline, df: pd.DataFrame, *, seed: int = TRAIN_SEED,
-                hidden=None, max_params: int | None = None, **kw):
-    """Fit an :class:`~annpred.regressor.AugmentedNNRegressor` on a profiling frame."""
-    from ..regressor import AugmentedNNRegressor
+                hidden=None, max_params: int | None = None, steps: bool = False, **kw):
+    """Fit an :class:`~annpred.model.estimator.AugmentedNNRegressor` on a profiling frame
+    (``steps``: on the pipeline's step-aware complexity, see :mod:`annpred.halide.sampling`)."""
+    from ..model.estimator import AugmentedNNRegressor
     from .profile import training_frame
 
     p = get(pipeline)
     X, y = training_frame(p, df)
     extra = {} if max_params is None else {"max_params": max_params}
-    model = AugmentedNNRegressor(complexity=dict(p.complexity), hidden=hidden, seed=seed,
+    model = AugmentedNNRegressor(complexity=p.complexity_for(steps), hidden=hidden, seed=seed,
                                  **extra, **kw)
     model.fit(X, y)
+    model.tile_steps_ = bool(steps)
     return model
 
 
 def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = None,
                    out: str | Path | None = None, *, threads: int = 2, seed: int = TRAIN_SEED,
-                   **kw):
+                   steps: bool | str = "auto", **kw):
     """Train the schedule model of ``pipeline`` from a profile and save it.
 
     ``data`` is a profiling CSV (default: this machine's profile in the shipped root,
     ``halide/<hardware>/data/<pipeline>.csv``); ``out`` is a model root (default: the user's,
     ``$ANNPRED_MODELS``), and the model goes to ``<out>/halide/<hardware>/<pipeline>.json``
-    (``out`` ending in ``.json``: that file). Returns ``(model, path)``.
+    (``out`` ending in ``.json``: that file). ``steps="auto"`` uses the step-aware
+    complexity when the profile's width sweeps (PR profiles have them) show tile steps.
+    Returns ``(model, path)``.
     """
     import hashlib
 
@@ -61,7 +65,11 @@ def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = Non
                         f"with `annpred halide profile {p.name}` (Python: "
                         "annpred.halide.profile.profile_pipeline)")
     df = load_profile(data, p)
-    model = train_model(p, df, seed=seed, **kw)
+    if steps == "auto":
+        from .sampling import detect_tile_steps
+
+        steps = detect_tile_steps(p, df)["steps"]
+    model = train_model(p, df, seed=seed, steps=bool(steps), **kw)
     if out is not None and Path(out).suffix == ".json":
         path = Path(out)
     else:

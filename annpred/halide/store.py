@@ -23,32 +23,14 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-from .. import hardware as hw
+from ..spec import hardware as hw
 from ..errors import ModelFormatError
+from ..model.layout import shipped_root, user_root
 from .pipelines import HalidePipeline, get
 
 
-def shipped_root() -> Path:
-    """The shipped model root (``trained/``); one function, replaced by the package layout's."""
-    try:
-        from ..model.layout import shipped_root as _layout_root  # the restructured package
-    except ImportError:
-        return Path(__file__).resolve().parents[2] / "trained"
-    return Path(_layout_root())
-
-
-def user_root() -> Path:
-    """The user's model root (``$ANNPRED_MODELS`` or ``~/.local/share/annpred/models``)."""
-    env = os.environ.get("ANNPRED_MODELS")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                             "share")
-    return Path(base) / "annpred" / "models"
-
-
 def halide_root(root: str | Path | None = None) -> Path:
-    """``<root>/halide`` (default: the shipped root)."""
+    """``<root>/halide`` (default: the shipped root, :func:`annpred.model.layout.shipped_root`)."""
     return (Path(root) if root is not None else shipped_root()) / "halide"
 
 
@@ -129,13 +111,15 @@ def check_machine(model_dict: Mapping, path: Path) -> bool:
 
 def save_schedule_model(model, pipeline: str | HalidePipeline, path: str | Path,
                         threads: int = 2, extra: Mapping | None = None) -> Path:
-    from ..store import save_model
+    from ..model.schema import save_model
 
     p = get(pipeline)
     d = model.to_dict(kernel=f"halide_{p.name}", variant="schedule-space",
                       hardware=hw.cpu_id(threads),
                       extra_train={"space": {k.name: list(k.choices) for k in p.space.knobs},
-                                   "machine": machine(), **(extra or {})})
+                                   "machine": machine(),
+                                   "tile_steps": bool(getattr(model, "tile_steps_", False)),
+                                   **(extra or {})})
     return save_model(d, path)
 
 
@@ -143,8 +127,8 @@ def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | Non
                         threads: int = 2):
     """The fitted regressor of ``pipeline``; ``.machine_match_`` says whether it was profiled
     on this machine (a warning is printed when not)."""
-    from ..regressor import AugmentedNNRegressor
-    from ..store import load_model
+    from ..model.estimator import AugmentedNNRegressor
+    from ..model.schema import load_model
 
     p = get(pipeline)
     path = model_path(p.name, models, threads)
@@ -162,11 +146,14 @@ def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | Non
                                f"`annpred halide train {p.name}`")
     # the model may keep a subset of the pipeline's complexity (select_complexity), never
     # another expression: a changed pipeline definition needs a retrained model
-    foreign = [n for n, e in model.complexity_.items() if dict(p.complexity).get(n) != e]
+    steps = bool((d.get("train") or {}).get("tile_steps", False))
+    defined = p.complexity_for(steps)
+    foreign = [n for n, e in model.complexity_.items() if defined.get(n) != e]
     if foreign:
         raise ModelFormatError(f"model {path} was trained with complexity {foreign} that "
                                f"pipeline {p.name!r} no longer defines; retrain it with "
                                f"`annpred halide train {p.name}`")
     model.machine_match_ = check_machine(d, path)
+    model.tile_steps_ = steps
     model.path_ = str(path)
     return model

@@ -59,6 +59,33 @@ class HalidePipeline:
     # False where Halide's default schedule (everything inlined) is impractical, e.g. a chain
     # of stencils whose inlined taps multiply (9**6 loads per pixel, minutes to compile)
     default_schedule_ok: bool = True
+    # size name -> the knob whose value is the tile extent along it (tile steps; 0 = whole)
+    tile_knobs: dict = field(default_factory=dict)
+
+    @property
+    def tile_steps(self) -> bool:
+        return bool(self.tile_knobs)
+
+    def complexity_for(self, steps: bool = False) -> dict[str, str]:
+        """The complexity expressions; with ``steps``, step-aware: the image area ``W*H``
+        that each expression scales with becomes ``ceiling(W/TX)*TX*ceiling(H/TY)*TY`` for
+        the schedule's tile extents (whole tiles are computed; the last one shifts inwards
+        over pixels already done)."""
+        if not steps or not self.tile_knobs:
+            return dict(self.complexity)
+        area = []
+        for n in self.size_names:
+            k = self.tile_knobs.get(n)
+            area.append(n if k is None else
+                        f"ceiling({n}/min(2**log2_{k}, {n}))*min(2**log2_{k}, {n})")
+        prod = "*".join(self.size_names)
+        out = {}
+        for name, e in self.complexity.items():
+            if prod not in e:
+                raise ParameterError(f"pipeline {self.name}: complexity {name!r} does not "
+                                     f"scale with {prod}; no tile steps for it")
+            out[name] = e.replace(prod, "(" + "*".join(area) + ")", 1)
+        return out
 
     # -- sizes ---------------------------------------------------------------------------
     def parse_size(self, text: str | Sequence[int] | Mapping[str, int]) -> dict[str, int]:

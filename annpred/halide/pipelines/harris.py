@@ -150,5 +150,6 @@ PIPELINE = HalidePipeline(
     _reference=reference, _estimates=_estimates,
     compare_sizes=((512, 512), (1024, 1024), (1920, 1080), (2560, 2560)),
     min_sizes={"W": 256, "H": 64},
+    tile_knobs={"W": "tx", "H": "ty"},
     _sizes_of=padded_image_sizes(4),
 )

@@ -75,6 +75,8 @@ def _schedule_pass(b: Built, s: Mapping, rec: Recorder, n: int, root_output: boo
     x, y, c = b.vars["x"], b.vars["y"], b.vars["c"]
     down, up = b.vars[f"down{n}"], b.vars[f"up{n}"]
     blur, tr = rec.func(b.funcs[f"blur{n}"]), rec.func(b.funcs[f"transpose{n}"])
+    import halide as hl
+
     vec, strip = s["vec"], s["strip"]
     xo, yo = rec.var("xo"), rec.var("yo")
     xi, yi = rec.var("xi"), rec.var("yi")
@@ -96,7 +98,9 @@ def _schedule_pass(b: Built, s: Mapping, rec: Recorder, n: int, root_output: boo
         u = blur.update(i)
         if loops:  # root: split the columns into strips that run in parallel
             bo, bi = rec.var("bo"), rec.var("bi")
-            u.split(x, bo, bi, strip)
+            # an update's split rounds up by default: guard the last strip instead of
+            # reading past the image
+            u.split(x, bo, bi, strip, hl.TailStrategy.GuardWithIf)
             if r is not None:
                 u.reorder(bi, r, bo)
             u.vectorize(bi, vec)

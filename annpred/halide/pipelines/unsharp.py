@@ -199,6 +199,7 @@ UNSHARP = HalidePipeline(
     _output=_us_output, _reference=_us_reference, _estimates=_us_estimates,
     compare_sizes=((512, 512), (1024, 1024), (2048, 1536), (3072, 3072), (3072, 512)),
     min_sizes={"W": 512, "H": 64},
+    tile_knobs={"W": "tx", "H": "ty"},
     _sizes_of=padded_image_sizes(6),
 )
 
