@@ -111,6 +111,16 @@ def test_model_from_another_machine_is_flagged_once(tmp_path, monkeypatch, capsy
     assert "profiled on another machine" in capsys.readouterr().err
     store.load_schedule_model("blur", path)
     assert capsys.readouterr().err == ""  # one warning per model file and process
+    # older files without a machine description: compared by hardware id
+    del d["train"]["machine"]
+    d["hardware"] = "cpu-other-t2"
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(d))
+    assert store.load_schedule_model("blur", old).machine_match_ is False
+    assert "cpu-other-t2" in capsys.readouterr().err
+    d["hardware"] = hw.cpu_id(2)
+    old.write_text(json.dumps(d))
+    assert store.load_schedule_model("blur", old).machine_match_ is True
 
 
 def test_missing_model_message_points_to_the_cli(tmp_path):

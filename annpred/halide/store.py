@@ -89,23 +89,30 @@ def machine() -> dict:
 _WARNED: set[str] = set()
 
 
-def check_machine(model_dict: Mapping, path: Path) -> bool:
+def check_machine(model_dict: Mapping, path: Path, threads: int = 2) -> bool:
     """True when the model was profiled on this machine; else warn once per model file.
-    Models without a recorded machine count as matching (nothing to compare)."""
+    Models without a recorded machine (older files) are compared by hardware id."""
     rec = (model_dict.get("train") or {}).get("machine")
-    if not rec or rec.get("fingerprint") == machine()["fingerprint"]:
-        return True
+    here = machine()
+    if rec:
+        if rec.get("fingerprint") == here["fingerprint"]:
+            return True
+        there = (f"{rec.get('cpu_model')}, family {rec.get('family')} model "
+                 f"{rec.get('model')}, {len(rec.get('isa', []))} vector ISA flags")
+    else:
+        hw_id = str(model_dict.get("hardware", ""))
+        if not hw_id or hw_id == hw.cpu_id(threads):
+            return True
+        there = f"hardware id {hw_id}, no machine description recorded"
     key = str(path)
     if key not in _WARNED:
         _WARNED.add(key)
-        here = machine()
         print(f"annpred: warning: schedule model {path} was profiled on another machine "
-              f"({rec.get('cpu_model')}, family {rec.get('family')} model {rec.get('model')}, "
-              f"{len(rec.get('isa', []))} vector ISA flags) than this one "
-              f"({here.get('cpu_model')}, family {here.get('family')} model "
-              f"{here.get('model')}, {len(here.get('isa', []))}): its runtimes and ranking "
-              f"may not hold here; re-profile with `annpred halide profile` and "
-              f"`annpred halide train`", file=sys.stderr)
+              f"({there}) than this one ({here.get('cpu_model')}, family {here.get('family')} "
+              f"model {here.get('model')}, {len(here.get('isa', []))} vector ISA flags; "
+              f"{hw.cpu_id(threads)}): its runtimes and ranking may not hold here; "
+              f"re-profile with `annpred halide profile` and `annpred halide train`",
+              file=sys.stderr)
     return False
 
 
@@ -153,7 +160,7 @@ def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | Non
         raise ModelFormatError(f"model {path} was trained with complexity {foreign} that "
                                f"pipeline {p.name!r} no longer defines; retrain it with "
                                f"`annpred halide train {p.name}`")
-    model.machine_match_ = check_machine(d, path)
+    model.machine_match_ = check_machine(d, path, threads)
     model.tile_steps_ = steps
     model.path_ = str(path)
     return model
