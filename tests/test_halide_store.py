@@ -77,6 +77,11 @@ def test_cli_train_writes_model_and_tune_uses_it(tmp_path, monkeypatch, capsys):
                      "--json"]) == 0
     tuned = json.loads(capsys.readouterr().out)
     assert tuned["machine_match"] is True and tuned["schedule"]["par"] != "none"
+    assert _run_cli(["halide", "tune", "blur", "--size", "512,128", "--candidates", "8",
+                     "--emit", str(tmp_path / "lib")]) == 0
+    text = capsys.readouterr().out
+    assert "predicted" in text and "blur_annpred.a" in text
+    assert (tmp_path / "lib" / "blur_annpred.h").exists()
 
 
 def test_train_api_errors_name_the_problem(tmp_path):
