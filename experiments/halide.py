@@ -156,12 +156,17 @@ def run_size(p, sizes, model, cands, compiled_cands, args, bar):
     emp_tuning = compile_all_s + bench_s
     pick_i = next(i for i, c in enumerate(cands) if key_of(c) == key_of(chosen.schedule))
 
-    if ref is not None:  # every method computes the same result
-        for m, c in methods.items():
-            if c is not None:
-                c.bind(inputs, out)()
-                if not np.allclose(out, ref, rtol=1e-3, atol=1e-3):
-                    raise AssertionError(f"{p.name} {label}: {m} computes a wrong result")
+    for m, c in methods.items():  # every method runs, and computes the same result
+        if c is None:
+            continue
+        try:
+            c.bind(inputs, out)()
+        except Exception as exc:  # noqa: BLE001 - an autoscheduler's schedule may fail here
+            print(f"warning: {p.name} {label}: {m} failed to run: {exc}", file=sys.stderr)
+            methods[m] = None
+            continue
+        if ref is not None and not np.allclose(out, ref, rtol=1e-3, atol=1e-3):
+            raise AssertionError(f"{p.name} {label}: {m} computes a wrong result")
 
     # head-to-head: all methods together, shuffled, several rounds
     rng = np.random.default_rng(7)

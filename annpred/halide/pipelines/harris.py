@@ -24,7 +24,10 @@ def _build() -> Built:
     inp = hl.ImageParam(hl.Float(32), 3, "input")
     x, y = hl.Var("x"), hl.Var("y")
     gray, ix, iy, out = (hl.Func(n) for n in ("gray", "Ix", "Iy", "harris"))
-    gray[x, y] = _CR * inp[x, y, 0] + _CG * inp[x, y, 1] + _CB * inp[x, y, 2]
+    # as in Halide's app: clamp reads to the image, so that no schedule (an autoscheduler's
+    # tiles shifted at the edges included) reads outside it
+    clamped = hl.BoundaryConditions.repeat_edge(inp)
+    gray[x, y] = _CR * clamped[x, y, 0] + _CG * clamped[x, y, 1] + _CB * clamped[x, y, 2]
     # Sobel, centred on gray(x + 1, y + 1), divided by 12 as in the app
     ix[x, y] = ((gray[x + 2, y] - gray[x, y]) + 2.0 * (gray[x + 2, y + 1] - gray[x, y + 1])
                 + (gray[x + 2, y + 2] - gray[x, y + 2])) / 12.0
@@ -44,7 +47,8 @@ _CODE = f"""
 input = hl.ImageParam(hl.Float(32), 3, "input")  # (W+4) x (H+4) x 3, planar
 x, y = hl.Var("x"), hl.Var("y")
 gray, Ix, Iy, harris = (hl.Func(n) for n in ("gray", "Ix", "Iy", "harris"))
-gray[x, y] = {_CR!r} * input[x, y, 0] + {_CG!r} * input[x, y, 1] + {_CB!r} * input[x, y, 2]
+clamped = hl.BoundaryConditions.repeat_edge(input)  # reads stay inside the image
+gray[x, y] = {_CR!r} * clamped[x, y, 0] + {_CG!r} * clamped[x, y, 1] + {_CB!r} * clamped[x, y, 2]
 Ix[x, y] = ((gray[x + 2, y] - gray[x, y]) + 2.0 * (gray[x + 2, y + 1] - gray[x, y + 1])
             + (gray[x + 2, y + 2] - gray[x, y + 2])) / 12.0
 Iy[x, y] = ((gray[x, y + 2] - gray[x, y]) + 2.0 * (gray[x + 1, y + 2] - gray[x + 1, y])

@@ -26,7 +26,9 @@ def _build() -> Built:
     inp = hl.ImageParam(hl.Float(32), 2, "input")
     x, y = hl.Var("x"), hl.Var("y")
     funcs = {}
-    prev = inp
+    # as in Halide's app: clamp reads to the image, so that no schedule (an autoscheduler's
+    # tiles shifted at the edges included) reads outside it
+    prev = hl.BoundaryConditions.repeat_edge(inp)
     for k in range(1, STAGES + 1):
         f = hl.Func(f"s{k}")
         f[x, y] = hl.f32(_SCALE[k - 1]) * sum(
@@ -41,7 +43,7 @@ input = hl.ImageParam(hl.Float(32), 2, "input")  # (W+12) x (H+12)
 x, y = hl.Var("x"), hl.Var("y")
 W3 = {_W!r}
 scale = {_SCALE!r}
-prev = input
+prev = hl.BoundaryConditions.repeat_edge(input)  # reads stay inside the image
 for k in range(1, {STAGES + 1}):
     f = hl.Func(f"s{{k}}")
     f[x, y] = hl.f32(scale[k - 1]) * sum(W3[j][i] * prev[x + i, y + j]
