@@ -16,10 +16,6 @@ id), so loading a model profiled on another machine warns once per process.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
-import sys
 from pathlib import Path
 from typing import Mapping
 
