@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .mapping import Plan, Rows, Skew, rows_span
+from .mapping import Plan, Rows, Skew
 
 
 @dataclass
@@ -115,11 +115,21 @@ def _write(st: State, p: Plan, w: int, c: int) -> int:
 
 
 # -- reads ----------------------------------------------------------------------------------
-def _span(d, base: int, l0: int, l1: int, s=None, fr: int = 0, fc: int = 0):
-    """Stream positions (first, last) served by steps [l0, l1) of a fold, or None."""
+def _span(d, s, base: int, fr: int, fc: int, l0: int, l1: int):
+    """Stream positions (first, last) of the words served by steps [l0, l1), or None."""
     if isinstance(d, Skew):
         a, b = d.upto(l0), d.upto(l1)
-        return (base + a, base + b - 1) if b > a else None
+        if b <= a:
+            return None
+        if s.layout != "diag":
+            return base + a, base + b - 1
+        first_l, last_l = d.first_last()
+        la, lb = max(l0, first_l), min(l1 - 1, last_l)
+        row0 = s.row0(fr, fc)
+        da, db = la - d.g, lb - d.g                 # anti-diagonals of the block
+        ra = max(0, da - (d.r1 - 1))                # first column served on diagonal da
+        rb = min(db - d.r0, d.cols - 1)             # last column served on diagonal db
+        return s.pos(row0 + da - ra, ra), s.pos(row0 + db - rb, rb)
     lo_k, hi_k = max(l0 - d.g, 0), min(l1 - d.g, d.n)
     if hi_k <= lo_k:
         return None
@@ -130,8 +140,9 @@ def _span(d, base: int, l0: int, l1: int, s=None, fr: int = 0, fc: int = 0):
     r_hi = min(r_hi, d.valid - 1)
     if r_hi < r_lo:
         return None
-    if s is not None:
-        return rows_span(s, d, fc * s.outer_block, fr, r_lo, r_hi)
+    if s.layout == "diag":
+        row0 = s.row0(fr, fc)
+        return s.pos(row0 + r_lo, 0), s.pos(row0 + r_hi, d.width - 1)
     return base + r_lo * d.width, base + r_hi * d.width + d.width - 1
 
 
@@ -139,13 +150,44 @@ def _in_window(rs: ReadState, s, set_: int) -> bool:
     return (set_ - rs.ws) % s.n_sets < s.active
 
 
-def _read(st: State, p: Plan, which: str, span, c: int) -> tuple[int, bool]:
+def _dup_sets(p: Plan, s, kind, fr: int, fc: int, l: int):
+    """For each ifmap word of step l, in serving order: the sets holding a copy of it."""
+    g = p.geometry
+    out = []
+    for pw in g.line(kind.ifmap, fr, fc, l):
+        own = g.position(s, *pw) // s.per_set
+        out.append((own, pw))
+    return out
+
+
+def _read(st: State, p: Plan, which: str, span, c: int, kind=None, fr=0, fc=0,
+          l=0) -> tuple[int, bool]:
     """SCALE-Sim's read_buffer.service_reads for one step: (stall, lead-dependent?)."""
     s = p.streams[which]
     rs = st.reads[which]
     off = 1
     first = True
     dep = False
+    if which == "ifmap" and p.geometry is not None:
+        a = (span[0] // s.per_set - rs.ws) % s.n_sets
+        b = (span[1] // s.per_set - rs.ws) % s.n_sets
+        if not (a < s.active and b < s.active and a <= b):
+            g = p.geometry
+            for own, pw in _dup_sets(p, s, kind, fr, fc, l):
+                if _in_window(rs, s, own):
+                    continue
+                copies = [g.position(s, *q) // s.per_set for q in g.occurrences(*pw)]
+                while not any(_in_window(rs, s, x) for x in copies):
+                    rs.ws = (rs.ws + s.advance) % s.n_sets
+                    rs.lead += s.fetch_cycles
+                    pot = rs.lead - off
+                    if first and pot > 0:
+                        dep = True
+                    first = False
+                    off += pot
+                    if pot > 0:
+                        off += pot
+            return off - 1, dep
     for pos in span:
         set_ = pos // s.per_set
         while not _in_window(rs, s, set_):
@@ -169,12 +211,12 @@ def step(st: State, p: Plan, kind, fr: int, fc: int, l: int) -> None:
     if p.mode == "user":
         for which in ("ifmap", "filter"):
             d = getattr(kind, which)
-            span = _span(d, p.base(which, fr, fc, d), l, l + 1, p.streams[which], fr, fc)
+            span = _span(d, p.streams[which], p.base(which, fr, fc, d), fr, fc, l, l + 1)
             if span is None:
                 stalls.append(0)
                 deps.append(False)
                 continue
-            s_, dep = _read(st, p, which, span, c)
+            s_, dep = _read(st, p, which, span, c, kind, fr, fc, l)
             stalls.append(s_)
             deps.append(dep)
     o = kind.ofmap
@@ -199,7 +241,7 @@ def _quiet(st: State, p: Plan, kind, fr, fc, l: int, k: int) -> bool:
     if p.mode == "user":
         for which in ("ifmap", "filter"):
             d = getattr(kind, which)
-            span = _span(d, p.base(which, fr, fc, d), l, l + k, p.streams[which], fr, fc)
+            span = _span(d, p.streams[which], p.base(which, fr, fc, d), fr, fc, l, l + k)
             if span is None:
                 continue
             s = p.streams[which]

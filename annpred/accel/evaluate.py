@@ -31,9 +31,10 @@ def _key(st: State, p: Plan, fr: int, fc: int):
         s = p.streams[which]
         d = getattr(kind, which)
         base = p.base(which, fr, fc, d)
-        span = _span(d, base, 0, kind.steps, s, fr, fc) or (base, base)
+        span = _span(d, s, base, fr, fc, 0, kind.steps) or (base, base)
+        regular = s.layout != "diag" or s.row0(fr, fc) >= s.width
         parts.append((base % s.per_set, (rs.ws - base // s.per_set) % s.n_sets,
-                      span[0] - base, span[1] - base))
+                      span[0] - base, span[1] - base, True if regular else (fr, fc)))
     return (tuple(parts), st.free, max(st.drain_end - st.c, 0), st.line_idx,
             tuple(tuple(r) for r in st.queue))
 
@@ -53,8 +54,9 @@ def _last_safe(p: Plan, which_loop: str, start: int, stop: int, fr: int, fc: int
         if shift <= 0:
             continue
         span = p.base(which, 0, 0, d) + shift   # words up to the end of fold 0
-        limit = (s.n_sets - 1) * s.per_set \
-            - (d.width * d.width if s.diag_rows and isinstance(d, Rows) else 0)
+        limit = (s.n_sets - 1) * s.per_set
+        if s.layout == "diag":   # diagonals near the partial last block are irregular
+            limit = min(limit, s.count_lt(s.full_rows)) - 2 * s.width * (s.width + 1)
         # fold i covers [i*shift + offset, (i+1)*shift + offset)
         off = p.base(which, fr if which_loop == "c" else 0, fc if which_loop == "r" else 0, d)
         i_max = (limit - off - shift) // shift if limit - off - shift >= 0 else -1

@@ -1,7 +1,9 @@
 """DNN layers (conv2d, depthwise conv, GEMM) and network layer tables.
 
-Convolutions follow SCALE-Sim's convention: H and W are the input sizes *after* padding
-(``pad`` adds ``2*pad`` to each), the output is ``floor((H - R) / stride) + 1``.
+Convolutions follow SCALE-Sim's convention: H and W are the input sizes *after* padding, the
+output is ``ceil((H - R) / stride) + 1``. Network tables give the unpadded size and ``pad``.
+Inputs are trimmed to the rows and columns the strided windows read, so SCALE-Sim's output
+size equals the frameworks' ``floor((H + 2*pad - R) / stride) + 1``.
 A GEMM ``M x K`` times ``K x N`` is SCALE-Sim's conv with H=M, W=K, R=1, S=K, C=1, M=N.
 """
 from __future__ import annotations
@@ -31,12 +33,12 @@ class Layer:
     name: str = ""
 
     @property
-    def E(self) -> int:
-        return (self.H - self.R) // self.stride + 1
+    def E(self) -> int:   # SCALE-Sim: ceil((H - R + stride) / stride)
+        return -(-(self.H - self.R) // self.stride) + 1
 
     @property
     def F(self) -> int:
-        return (self.W - self.S) // self.stride + 1
+        return -(-(self.W - self.S) // self.stride) + 1
 
     def gemm_dims(self) -> tuple[int, int, int]:
         """(pixels, window, filters) of one group: the operand matrices' sizes."""
@@ -84,6 +86,11 @@ def make(kind: str, values: dict, name: str = "", pad: int = 0) -> Layer:
     if v["R"] > H or v["S"] > W:
         raise ParameterError(f"layer {name or kind}: filter {v['R']}x{v['S']} larger than the "
                              f"(padded) input {H}x{W}")
+    # the rows and columns the strided windows read: SCALE-Sim's ceil((H - R) / stride) + 1
+    # output size then equals the frameworks' floor((H + 2 pad - R) / stride) + 1
+    s = v["stride"]
+    H = ((H - v["R"]) // s) * s + v["R"]
+    W = ((W - v["S"]) // s) * s + v["S"]
     M = v["C"] if kind == "dwconv" else v["M"]
     return Layer(kind, H=H, W=W, R=v["R"], S=v["S"], C=v["C"], M=M, stride=v["stride"],
                  name=name)

@@ -113,8 +113,94 @@ class Stream:
     fetch_cycles: int
     block: int          # stream words per fold step of the inner loop (base shift)
     outer_block: int    # stream words per outer-loop step
-    rowmajor: bool = False   # Rows demand: position = base + row * width
-    diag_rows: int = 0       # Rows demand from a diagonal-order stream of diag_rows rows
+    layout: str = "diag"     # "diag": blocks of rows stacked, read along anti-diagonals;
+                             # "rowmajor": tiles of rows stacked, read row by row
+    width: int = 1           # diag: matrix columns (array rows or columns)
+    full_rows: int = 0       # diag: rows with `width` valid columns
+    total_rows: int = 0      # diag: all rows (the last block has `v_last` valid columns)
+    v_last: int = 0
+    inner_rows: int = 0      # diag: block rows per inner-loop step (fr)
+    outer_rows: int = 0      # diag: block rows per outer-loop step (fc)
+
+    def count_lt(self, D: int) -> int:
+        """Valid words on anti-diagonals < D."""
+        return rect_lt(0, self.full_rows, 0, self.width, D) + \
+            rect_lt(self.full_rows, self.total_rows, 0, self.v_last, D)
+
+    def pos(self, row: int, col: int) -> int:
+        """Stream position of the word at (row, col) of a diag stream."""
+        D = row + col
+        w1, w2 = min(self.width, col), min(self.v_last, col)
+        return self.count_lt(D) + \
+            rect_lt(0, self.full_rows, 0, w1, D + 1) - rect_lt(0, self.full_rows, 0, w1, D) + \
+            rect_lt(self.full_rows, self.total_rows, 0, w2, D + 1) - \
+            rect_lt(self.full_rows, self.total_rows, 0, w2, D)
+
+    def row0(self, fr: int, fc: int) -> int:
+        return fr * self.inner_rows + fc * self.outer_rows
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where an ifmap word sits: convolution windows overlap, so one input word appears at
+    several places of the ifmap stream; a buffer hit needs only one of them in the window."""
+    dataflow: str
+    W: int
+    C: int
+    R: int
+    S: int
+    stride: int
+    E: int
+    F: int
+    T: int          # stream block rows
+    Sr: int         # window size (is)
+    arr_rows: int
+    arr_cols: int
+
+    def line(self, d, fr: int, fc: int, l: int):
+        """(pixel, window index) of the ifmap words served at step l, in serving order."""
+        R, C = self.arr_rows, self.arr_cols
+        if self.dataflow == "os":
+            k = l - d.g
+            return [(fr * R + r, k - r) for r in range(max(0, k - d.r1 + 1), min(k, d.cols - 1) + 1)]
+        if self.dataflow == "ws":
+            k = l - d.g
+            return [(k - j, fr * R + j) for j in range(max(0, k - d.r1 + 1), min(k, d.cols - 1) + 1)]
+        rr = d.row(l)
+        if rr < 0:
+            return []
+        return [(fc * C + c, fr * R + rr) for c in range(d.width)]
+
+    def position(self, s: "Stream", p: int, w: int) -> int:
+        """Position of (pixel, window index) in the ifmap stream."""
+        R, C = self.arr_rows, self.arr_cols
+        if self.dataflow == "os":
+            return s.pos((p // R) * self.T + w, p % R)
+        if self.dataflow == "ws":
+            return s.pos((w // R) * self.T + p, w % R)
+        blk = p // C        # is: row-major tiles of Sr rows, C (last: fewer) columns
+        pixels = self.E * self.F
+        width = min(C, pixels - blk * C)
+        return blk * self.Sr * C + w * width + p % C
+
+    def occurrences(self, p: int, w: int):
+        """Every (pixel, window index) that reads the same input word."""
+        oy, ox = divmod(p, self.F)
+        kr, rem = divmod(w, self.S * self.C)
+        ks, ch = divmod(rem, self.C)
+        y, x = oy * self.stride + kr, ox * self.stride + ks
+        s = self.stride
+        out = []
+        for kr2 in range(y % s, min(self.R, y + 1), s):
+            oy2 = (y - kr2) // s
+            if oy2 >= self.E:
+                continue
+            for ks2 in range(x % s, min(self.S, x + 1), s):
+                ox2 = (x - ks2) // s
+                if ox2 >= self.F:
+                    continue
+                out.append((oy2 * self.F + ox2, (kr2 * self.S + ks2) * self.C + ch))
+        return out
 
 
 @dataclass
@@ -130,6 +216,7 @@ class Plan:
     out_total: int = 1        # ofmap buffer words
     out_active: int = 1
     out_drain: int = 1
+    geometry: Geometry | None = None   # ifmap words read by several windows
 
     @property
     def folds(self) -> int:
@@ -139,8 +226,11 @@ class Plan:
         return self.kinds[(fr == self.row_folds - 1, fc == self.col_folds - 1)]
 
     def base(self, which: str, fr: int, fc: int, demand) -> int:
-        """Stream position of the fold's first word of ``which``."""
+        """Where the fold's words of ``which`` start in the stream (a shift: folds of one
+        kind differ by multiples of it)."""
         s = self.streams[which]
+        if s.layout == "diag":
+            return s.row0(fr, fc) * s.width
         if isinstance(demand, Rows) and s.block:   # tiles of rows of width `width`
             return fc * s.outer_block + fr * demand.n * demand.width
         return fr * s.block + fc * s.outer_block
@@ -155,14 +245,14 @@ class Plan:
         return n
 
 
-def rows_span(s: "Stream", d: Rows, base_outer: int, fr: int, r_lo: int, r_hi: int):
-    """Stream positions of block rows [r_lo, r_hi] of fold row fr."""
-    if s.diag_rows:   # rows of a (diag_rows x width) matrix stored along anti-diagonals
-        g_lo, g_hi = fr * d.n + r_lo, fr * d.n + r_hi
-        return (base_outer + rect_lt(0, s.diag_rows, 0, d.width, g_lo),
-                base_outer + rect_lt(0, s.diag_rows, 0, d.width, g_hi + d.width) - 1)
-    b = base_outer + fr * d.n * d.width if s.block else base_outer
-    return b + r_lo * d.width, b + r_hi * d.width + d.width - 1
+def _diag(acc, which, block_rows, n_blocks, width, v_last, inner_rows, outer_rows) -> Stream:
+    total = block_rows * n_blocks
+    full = block_rows * (n_blocks - 1) if v_last < width else total
+    length = full * width + (total - full) * v_last
+    s = _stream(acc, which, length, inner_rows * width, outer_rows * width)
+    s.width, s.full_rows, s.total_rows, s.v_last = width, full, total, v_last
+    s.inner_rows, s.outer_rows = inner_rows, outer_rows
+    return s
 
 
 def _stream(acc: Accelerator, which: str, length: int, block: int, outer: int,
@@ -177,7 +267,8 @@ def _stream(acc: Accelerator, which: str, length: int, block: int, outer: int,
     active = min(max_active, n_sets)
     advance = min(max_prefetch, n_sets - active)
     fetch = math.ceil(prefetch_words / acc.dram_bandwidth) + acc.dram_latency
-    return Stream(length, per_set, n_sets, active, advance, fetch, block, outer, rowmajor)
+    return Stream(length, per_set, n_sets, active, advance, fetch, block, outer,
+                  "rowmajor" if rowmajor else "diag")
 
 
 def plan(acc: Accelerator, layer: Layer, mode: str = "user") -> Plan:
@@ -225,18 +316,22 @@ def plan(acc: Accelerator, layer: Layer, mode: str = "user") -> Plan:
             kinds[(last_r, last_c)] = k
     p = Plan(acc, layer, mode, rf, cf, kinds)
     if df == "os":
-        p.streams["ifmap"] = _stream(acc, "ifmap", T * Sr, T * R, 0)
-        p.streams["filter"] = _stream(acc, "filter", T * Sc, 0, T * C)
+        p.streams["ifmap"] = _diag(acc, "ifmap", T, rf, R, vr_last, T, 0)
+        p.streams["filter"] = _diag(acc, "filter", T, cf, C, vc_last, 0, T)
     elif df == "ws":
-        p.streams["ifmap"] = _stream(acc, "ifmap", T * Sr, T * R, 0)
+        p.streams["ifmap"] = _diag(acc, "ifmap", T, rf, R, vr_last, T, 0)
         p.streams["filter"] = _stream(acc, "filter", Sr * Sc, R * C, Sr * C, rowmajor=True)
     elif df == "is":
-        p.streams["ifmap"] = _stream(acc, "ifmap", Sr * Sc, R * C, Sr * C)
-        p.streams["ifmap"].diag_rows = Sr
-        p.streams["filter"] = _stream(acc, "filter", T * Sr, T * R, 0)
+        p.streams["ifmap"] = _stream(acc, "ifmap", Sr * Sc, R * C, Sr * C, rowmajor=True)
+        p.streams["filter"] = _diag(acc, "filter", T, rf, R, vr_last, T, 0)
     else:
-        p.streams["ifmap"] = _stream(acc, "ifmap", T * Sr, T, 0)
+        p.streams["ifmap"] = _stream(acc, "ifmap", T * Sr, T, 0, rowmajor=True)
         p.streams["filter"] = _stream(acc, "filter", T * Sc, 0, T * C, rowmajor=True)
+    lay = layer
+    if df in ("os", "ws", "is") and lay.kind != "gemm" and (lay.R > lay.stride
+                                                            or lay.S > lay.stride):
+        p.geometry = Geometry(df, lay.W, 1 if lay.kind == "dwconv" else lay.C, lay.R, lay.S,
+                              lay.stride, lay.E, lay.F, T, Sr, R, C)
     out_words = acc.buffer_words("ofmap")
     p.out_width = C if mode == "calc" else acc.dram_bandwidth
     p.out_total = out_words
