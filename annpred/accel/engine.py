@@ -176,6 +176,9 @@ def _read(st: State, p: Plan, which: str, span, c: int, kind=None, fr=0, fc=0,
             for own, pw in _dup_sets(p, s, kind, fr, fc, l):
                 if _in_window(rs, s, own):
                     continue
+                if any(_in_window(rs, s, g.position(s, *q) // s.per_set)
+                       for q in g.occurrences(*pw)):
+                    continue
                 copies = [g.position(s, *q) // s.per_set for q in g.occurrences(*pw)]
                 while not any(_in_window(rs, s, x) for x in copies):
                     rs.ws = (rs.ws + s.advance) % s.n_sets

@@ -34,9 +34,40 @@ def _key(st: State, p: Plan, fr: int, fc: int):
         span = _span(d, s, base, fr, fc, 0, kind.steps) or (base, base)
         regular = s.layout != "diag" or s.row0(fr, fc) >= s.width
         parts.append((base % s.per_set, (rs.ws - base // s.per_set) % s.n_sets,
-                      span[0] - base, span[1] - base, True if regular else (fr, fc)))
-    return (tuple(parts), st.free, max(st.drain_end - st.c, 0), st.line_idx,
-            tuple(tuple(r) for r in st.queue))
+                      span[0] - base, span[1] - base, True if regular else s.row0(fr, fc)))
+    return (tuple(parts), _geometry_key(p, fr, fc), st.free, max(st.drain_end - st.c, 0),
+            st.line_idx, tuple(tuple(r) for r in st.queue))
+
+
+def _margin(g) -> int:
+    return -(-g.R // g.stride) + 1
+
+
+def _geometry_key(p: Plan, fr: int, fc: int):
+    """Copies of ifmap words follow the image's geometry: folds are alike only if their
+    pixels sit alike in the image (same column alignment, away from the top and bottom)."""
+    g = p.geometry
+    if g is None:
+        return None
+    if g.dataflow == "os":
+        R = p.acc.rows
+        oy0, oy1 = (fr * R) // g.F, (fr * R + R - 1) // g.F
+        regular = oy0 >= _margin(g) and oy1 <= g.E - 1 - _margin(g)
+        return ((fr * R) % g.F, True) if regular else (fr, fc)
+    if g.dataflow == "ws":
+        return fr            # folds of window elements: no two alike
+    return (fr, fc)
+
+
+def _geometry_safe(p: Plan, loop: str, stop: int) -> int:
+    g = p.geometry
+    if g is None or (g.dataflow in ("os", "ws") and loop == "c"):
+        return stop
+    if g.dataflow == "os":
+        R = p.acc.rows
+        last_ok = ((g.E - _margin(g)) * g.F - R) // R   # last fold above the bottom margin
+        return max(0, min(stop, last_ok))
+    return 0
 
 
 def _snapshot(st: State):
@@ -100,7 +131,7 @@ def fast(p: Plan) -> Result:
     fc = 0
     while fc < cf:
         if fc < cf - 1:
-            safe = _last_safe(p, "c", fc, cf - 1, 0, fc)
+            safe = min(_last_safe(p, "c", fc, cf - 1, 0, fc), _geometry_safe(p, "c", cf - 1))
             fc2, jumped = _extrapolate(st, p, outer_seen, _key(st, p, 0, fc), fc, cf - 1, safe,
                                        rf)
             if jumped:
@@ -110,7 +141,7 @@ def fast(p: Plan) -> Result:
         fr = 0
         while fr < rf:
             if fr < rf - 1:
-                safe = _last_safe(p, "r", fr, rf - 1, fr, fc)
+                safe = min(_last_safe(p, "r", fr, rf - 1, fr, fc), _geometry_safe(p, "r", rf - 1))
                 fr2, jumped = _extrapolate(st, p, inner_seen, _key(st, p, fr, fc), fr, rf - 1,
                                            safe, 1)
                 if jumped:

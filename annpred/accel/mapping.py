@@ -130,6 +130,9 @@ class Stream:
     def pos(self, row: int, col: int) -> int:
         """Stream position of the word at (row, col) of a diag stream."""
         D = row + col
+        W = self.width
+        if W - 1 <= D < self.full_rows:    # a full diagonal inside the full blocks
+            return W * D - W * (W - 1) // 2 + col
         w1, w2 = min(self.width, col), min(self.v_last, col)
         return self.count_lt(D) + \
             rect_lt(0, self.full_rows, 0, w1, D + 1) - rect_lt(0, self.full_rows, 0, w1, D) + \
@@ -191,11 +194,11 @@ class Geometry:
         y, x = oy * self.stride + kr, ox * self.stride + ks
         s = self.stride
         out = []
-        for kr2 in range(y % s, min(self.R, y + 1), s):
+        for kr2 in reversed(range(y % s, min(self.R, y + 1), s)):   # earliest copies first
             oy2 = (y - kr2) // s
             if oy2 >= self.E:
                 continue
-            for ks2 in range(x % s, min(self.S, x + 1), s):
+            for ks2 in reversed(range(x % s, min(self.S, x + 1), s)):
                 ox2 = (x - ks2) // s
                 if ox2 >= self.F:
                     continue
