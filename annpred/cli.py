@@ -12,7 +12,7 @@ from .errors import AnnpredError, ParameterError
 # Modules that add their own subcommands with ``register(subparsers)``; each must be cheap
 # to import (no torch, no halide at module level).
 EXTENSIONS = ("annpred.choice_cli", "annpred.evaluate_cli", "annpred.sampling_cli",
-              "annpred.halide.cli")
+              "annpred.halide.cli", "annpred.accel.cli")
 
 
 def parse_assignments(items: Sequence[str]) -> dict[str, float]:
