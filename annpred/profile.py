@@ -33,6 +33,8 @@ def columns_for(kernel: Kernel) -> list[str]:
 
 
 def hardware_for(variant, n_threads: int) -> str:
+    if getattr(variant, "hardware", ""):   # a modelled accelerator (annpred.accel)
+        return variant.hardware
     return hw.cuda_id() if variant.device == "cuda" else hw.cpu_id(n_threads)
 
 
@@ -48,6 +50,9 @@ def measure_point(kernel: Kernel, v, inputs, point, *, min_runs: int, min_time: 
                   check: bool = False) -> _measure.Timing:
     """Prepare variant ``v`` on ``inputs`` (untimed), time its run with the protocol, and
     optionally check its result against the kernel's reference."""
+    simulate = getattr(v, "simulate", None)
+    if simulate is not None:   # a modelled accelerator: the fast model, not a timer
+        return simulate(point)
     try:
         state = v.prepare(inputs, point)
         if "torch" in sys.modules:  # torch was imported lazily by a variant: fix its threads
@@ -63,6 +68,12 @@ def measure_point(kernel: Kernel, v, inputs, point, *, min_runs: int, min_time: 
             raise RuntimeError(f"{kernel.name}/{v.name} result differs from the reference at "
                                f"point {point}")
     return timing
+
+
+def _with_variants(kernel: Kernel, vlist) -> Kernel:
+    import dataclasses
+
+    return dataclasses.replace(kernel, variants=list(vlist))
 
 
 def _repair_tail(path: Path) -> None:
@@ -102,18 +113,29 @@ def profile(kernel_name: str, out: str | os.PathLike, variants: Sequence[str] | 
             pass_id: int = 0, progress: bool = True, min_runs: int = _measure.DEFAULT_MIN_RUNS,
             min_time: float = _measure.DEFAULT_MIN_TIME, points=None,
             check: bool = False, first: int | None = None,
-            time_budget: float | None = None) -> ProfileResult:
+            time_budget: float | None = None, hardware: str | None = None,
+            accel_mode: str = "user") -> ProfileResult:
     """Measure ``samples`` points of ``kernel_name`` for each variant into CSV ``out``.
 
     ``points`` (a DataFrame of parameter columns) replaces sampling when given. ``first``
     measures only the first N sampled points (a re-measurement pass over a subset, with the
     same point ids and inputs). ``time_budget`` (seconds) stops cleanly when exceeded.
+    ``hardware="sim-<name>"`` writes rows of a modelled accelerator (annpred.accel) instead
+    of measuring this machine.
     """
     kernel = get_kernel(kernel_name)
+    if hardware is not None:
+        from .accel.profile import sim_variant
+
+        v = sim_variant(kernel.name, hardware, accel_mode)
+        if variants and variants != [v.name]:
+            raise ParameterError(f"{hardware} has one variant, {v.name!r}")
+        kernel = _with_variants(kernel, [v])
+        variants, check, min_runs = [v.name], False, 1
     if n_threads < 1 or n_threads > 1024:
         raise ParameterError(f"--threads must be between 1 and 1024, got {n_threads}")
     threads.fix_threads(n_threads)
-    busy = hw.busy_warning(n_threads)
+    busy = None if hardware is not None else hw.busy_warning(n_threads)
     if busy:
         print(busy, file=sys.stderr)
     if variants:
