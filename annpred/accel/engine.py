@@ -239,10 +239,10 @@ def step(st: State, p: Plan, kind, fr: int, fc: int, l: int) -> None:
     st.evaluated += 1
 
 
-def _quiet(st: State, p: Plan, kind, fr, fc, l: int, k: int) -> bool:
+def _quiet(st: State, p: Plan, kind, fr, fc, l: int, k: int, skip_ifmap=False) -> bool:
     """True if steps [l, l+k) of the fold provably have no event."""
     if p.mode == "user":
-        for which in ("ifmap", "filter"):
+        for which in (("filter",) if skip_ifmap else ("ifmap", "filter")):
             d = getattr(kind, which)
             span = _span(d, p.streams[which], p.base(which, fr, fc, d), fr, fc, l, l + k)
             if span is None:
@@ -290,15 +290,24 @@ def fold(st: State, p: Plan, fr: int, fc: int, fast: bool) -> None:
             step(st, p, kind, fr, fc, l)
             l += 1
         return
+    copies = p.mode == "user" and p.geometry is not None
     while l < n:
-        if _quiet(st, p, kind, fr, fc, l, 1):
-            lo, hi = 1, n - l       # largest k with a quiet run of k steps
-            if _quiet(st, p, kind, fr, fc, l, hi):
+        skip, limit = False, n - l
+        if not _quiet(st, p, kind, fr, fc, l, 1) and copies and \
+                _quiet(st, p, kind, fr, fc, l, 1, skip_ifmap=True):
+            # ifmap words beyond the window may still hit through a copy: test runs at once
+            from .copies import quiet_steps
+
+            limit = quiet_steps(p, st, kind, fr, fc, l, n - l)
+            skip = True
+        if limit and _quiet(st, p, kind, fr, fc, l, 1, skip_ifmap=skip):
+            lo, hi = 1, limit       # largest k with a quiet run of k steps
+            if _quiet(st, p, kind, fr, fc, l, hi, skip_ifmap=skip):
                 lo = hi
             else:
                 while hi - lo > 1:
                     mid = (lo + hi) // 2
-                    if _quiet(st, p, kind, fr, fc, l, mid):
+                    if _quiet(st, p, kind, fr, fc, l, mid, skip_ifmap=skip):
                         lo = mid
                     else:
                         hi = mid
