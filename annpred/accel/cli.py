@@ -63,15 +63,22 @@ def cmd_list(args) -> int:
 def cmd_show(args) -> int:
     from .description import get
 
+    from .mapping import cycles_expression
+
     acc = get(args.name)
     d = acc.to_dict()
+    d["complexity"] = {
+        "conv2d": cycles_expression(acc, "(n-k+1)**2", "k**2*c", "f"),
+        "matmul": cycles_expression(acc, "m", "k", "n")}
     if args.json:
         print(json.dumps(d, indent=1))
         return 0
     print(f"{acc.hardware_id()}: {acc.description}")
     for k, v in d.items():
-        if k not in ("name", "description", "format"):
+        if k not in ("name", "description", "format", "complexity"):
             print(f"  {k}: {v}")
+    for k, v in d["complexity"].items():
+        print(f"  ideal-bandwidth cycles of {k} (for --complexity): {v}")
     return 0
 
 

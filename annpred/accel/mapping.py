@@ -341,3 +341,18 @@ def plan(acc: Accelerator, layer: Layer, mode: str = "user") -> Plan:
     p.out_active = math.ceil(out_words * 0.5)
     p.out_drain = out_words - p.out_active
     return p
+
+
+def cycles_expression(acc: Accelerator, pixels: str, window: str, filters: str) -> str:
+    """The ideal-bandwidth cycle count of a layer on ``acc`` as a complexity expression
+    (sympy text over the given sub-expressions): folds times steps per fold. Its steps are
+    the folds' ``ceiling(.../rows)``; with finite bandwidth, stalls come on top."""
+    R, C = acc.rows, acc.cols
+    P, T, M = f"({pixels})", f"({window})", f"({filters})"
+    if acc.dataflow == "os":
+        return f"ceiling({P}/{R})*ceiling({M}/{C})*({T} + {R + C - 2})"
+    if acc.dataflow == "ws":
+        return f"ceiling({T}/{R})*ceiling({M}/{C})*({P} + {2 * R + C - 2})"
+    if acc.dataflow == "is":
+        return f"ceiling({T}/{R})*ceiling({P}/{C})*({M} + {2 * R + C - 2})"
+    return f"{P}*ceiling({M}/{C})*({T} + {acc.mac_latency})"
