@@ -82,6 +82,12 @@ def _elements(g, d, fr, fc, l0, l1):
     return L, fc * C + np.tile(c, len(ls)), fr * R + np.repeat(rr, d.width)
 
 
+def line_elements(g, d, fr: int, fc: int, l: int):
+    """(pixel, window index) arrays of the ifmap words of step l, in serving order."""
+    _, P, Wd = _elements(g, d, fr, fc, l, l + 1)
+    return P, Wd
+
+
 def hits(g, s, ws: int, P, Wd):
     """Whether each word has a copy in the active window starting at set ``ws``."""
     oy, ox = P // g.F, P % g.F
@@ -90,20 +96,21 @@ def hits(g, s, ws: int, P, Wd):
     y, x = oy * g.stride + kr, ox * g.stride + ks
     own = positions(g, s, P, Wd) // s.per_set
     hit = ((own - ws) % s.n_sets) < s.active
-    for kr2 in range(g.R):
-        dy = y - kr2
-        oky = (dy >= 0) & (dy % g.stride == 0) & (dy // g.stride < g.E)
-        for ks2 in range(g.S):
-            dx = x - ks2
-            ok = oky & (dx >= 0) & (dx % g.stride == 0) & (dx // g.stride < g.F) & ~hit
-            if not ok.any():
-                continue
-            p2 = (dy[ok] // g.stride) * g.F + dx[ok] // g.stride
-            w2 = (kr2 * g.S + ks2) * g.C + ch[ok]
-            sets = positions(g, s, p2, w2) // s.per_set
-            inw = ((sets - ws) % s.n_sets) < s.active
-            idx = np.flatnonzero(ok)
-            hit[idx[inw]] = True
+    if hit.all():
+        return hit
+    rest = np.flatnonzero(~hit)
+    kr2 = np.repeat(np.arange(g.R), g.S)[None, :]
+    ks2 = np.tile(np.arange(g.S), g.R)[None, :]
+    dy = y[rest, None] - kr2
+    dx = x[rest, None] - ks2
+    ok = (dy >= 0) & (dy % g.stride == 0) & (dy // g.stride < g.E) & \
+        (dx >= 0) & (dx % g.stride == 0) & (dx // g.stride < g.F)
+    p2 = (dy // g.stride) * g.F + dx // g.stride
+    w2 = (kr2 * g.S + ks2) * g.C + ch[rest, None]
+    sets = positions(g, s, p2[ok], w2[ok]) // s.per_set
+    inw = np.zeros(ok.shape, dtype=bool)
+    inw[ok] = ((sets - ws) % s.n_sets) < s.active
+    hit[rest] = inw.any(axis=1)
     return hit
 
 

@@ -150,16 +150,6 @@ def _in_window(rs: ReadState, s, set_: int) -> bool:
     return (set_ - rs.ws) % s.n_sets < s.active
 
 
-def _dup_sets(p: Plan, s, kind, fr: int, fc: int, l: int):
-    """For each ifmap word of step l, in serving order: the sets holding a copy of it."""
-    g = p.geometry
-    out = []
-    for pw in g.line(kind.ifmap, fr, fc, l):
-        own = g.position(s, *pw) // s.per_set
-        out.append((own, pw))
-    return out
-
-
 def _read(st: State, p: Plan, which: str, span, c: int, kind=None, fr=0, fc=0,
           l=0) -> tuple[int, bool]:
     """SCALE-Sim's read_buffer.service_reads for one step: (stall, lead-dependent?)."""
@@ -172,15 +162,17 @@ def _read(st: State, p: Plan, which: str, span, c: int, kind=None, fr=0, fc=0,
         a = (span[0] // s.per_set - rs.ws) % s.n_sets
         b = (span[1] // s.per_set - rs.ws) % s.n_sets
         if not (a < s.active and b < s.active and a <= b):
+            from .copies import hits, line_elements
+
             g = p.geometry
-            for own, pw in _dup_sets(p, s, kind, fr, fc, l):
-                if _in_window(rs, s, own):
-                    continue
-                if any(_in_window(rs, s, g.position(s, *q) // s.per_set)
-                       for q in g.occurrences(*pw)):
-                    continue
-                copies = [g.position(s, *q) // s.per_set for q in g.occurrences(*pw)]
-                while not any(_in_window(rs, s, x) for x in copies):
+            P, Wd = line_elements(g, kind.ifmap, fr, fc, l)
+            i = 0
+            while i < len(P):
+                h = hits(g, s, rs.ws, P[i:], Wd[i:])
+                if h.all():
+                    break
+                j = i + int(h.argmin())
+                while not hits(g, s, rs.ws, P[j:j + 1], Wd[j:j + 1])[0]:
                     rs.ws = (rs.ws + s.advance) % s.n_sets
                     rs.lead += s.fetch_cycles
                     pot = rs.lead - off
@@ -190,6 +182,7 @@ def _read(st: State, p: Plan, which: str, span, c: int, kind=None, fr=0, fc=0,
                     off += pot
                     if pot > 0:
                         off += pot
+                i = j + 1
             return off - 1, dep
     for pos in span:
         set_ = pos // s.per_set
