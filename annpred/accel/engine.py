@@ -42,6 +42,7 @@ class State:
     line_idx: int = 0                        # words in the current (partial) drain line
     queue: list = field(default_factory=list)  # undrained lines: [fill, count] runs
     last_so: int = 0                         # ofmap stall of the last step
+    last_c: int = -1                         # cycle of the last step
     influence: int = 0                       # steps whose stall depended on a DMA lead
     evaluated: int = 0                       # evaluation steps (single steps and jumps)
 
@@ -225,6 +226,7 @@ def step(st: State, p: Plan, kind, fr: int, fc: int, l: int) -> None:
             st.influence += 1
             break
     st.last_so = so
+    st.last_c = c
     m = int(m)
     for rs in st.reads.values():
         rs.lead -= 1 + m
@@ -265,11 +267,10 @@ def _jump(st: State, p: Plan, kind, l: int, k: int) -> None:
     w = o.upto(l + k) - o.upto(l)
     if w:
         _store(st, w, p.out_width)
-        st.last_so = 0
-    elif k:
-        st.last_so = 0
+    st.last_so = 0
     for rs in st.reads.values():
         rs.lead -= k
+    st.last_c = st.c + k - 1
     st.c += k
     st.evaluated += 1
 

@@ -12,7 +12,8 @@ from .mapping import Plan, plan
 
 def _finish(st: State, p: Plan, folds_evaluated: int) -> Result:
     steps = p.total_steps()
-    return Result(cycles=st.c - 1 + st.last_so, steps=steps, evaluated=st.evaluated,
+    # SCALE-Sim's total: the cycle of the last step plus its ofmap write stall
+    return Result(cycles=st.last_c + st.last_so, steps=steps, evaluated=st.evaluated,
                   folds=folds_evaluated, stall_cycles=st.c - steps)
 
 
@@ -115,6 +116,7 @@ def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe:
         seen[key] = (idx, snap)
         return idx, False
     st.c += q * (c1 - c0)
+    st.last_c += q * (c1 - c0)
     for w, rs in st.reads.items():
         n = p.streams[w].n_sets
         rs.ws = (rs.ws + q * (reads1[w][0] - reads0[w][0])) % n
