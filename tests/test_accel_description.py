@@ -99,3 +99,15 @@ def test_network_tables(tmp_path):
     bad.write_text("name,kind,H,W,R,S,C,M,stride\nc1,conv2d,8,8,3,3,4,x,1\n")
     with pytest.raises(DataError, match="row 2, column M"):
         read_network(bad)
+
+
+def test_accel_imports_no_torch_halide_or_measurement_code():
+    import subprocess
+    import sys
+
+    code = ("import sys, annpred.accel, annpred.accel.cli, annpred.accel.profile; "
+            "print([m for m in ('torch', 'halide', 'annpred.measure', 'annpred.profile') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
