@@ -33,3 +33,29 @@ def test_profile_bad_hardware_exit_code_2(tmp_path, capsys):
     assert main(["profile", "conv2d", "--hardware", "cpu-x", "--samples", "3",
                  "--out", str(out)]) == 2
     assert not out.exists()
+
+
+def test_choose_weighs_a_modelled_accelerator_against_cpu(tmp_path, capsys):
+    import json
+    import shutil
+    from pathlib import Path
+
+    csv_path, models = tmp_path / "tpu.csv", tmp_path / "models"
+    assert main(["profile", "matmul", "--hardware", "sim-tpu-v1", "--samples", "40",
+                 "--quiet", "--out", str(csv_path)]) == 0
+    assert main(["train", str(csv_path), "--out", str(models)]) == 0
+    cpu = sorted(Path("trained").glob("cpu-*-t1/matmul/numpy.json"))
+    if not cpu:
+        import pytest
+        pytest.skip("no shipped CPU matmul model")
+    dest = models / cpu[0].parent.parent.name / "matmul"
+    dest.mkdir(parents=True)
+    shutil.copy(cpu[0], dest / "numpy.json")
+    capsys.readouterr()
+    assert main(["choose", "matmul", "--models", str(models), "--candidate",
+                 f"numpy@{cpu[0].parent.parent.name}", "--candidate", "sim@sim-tpu-v1",
+                 "m=512", "n=512", "k=512", "da=0.5", "db=0.5", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert set(d["predicted"]) == {f"numpy@{cpu[0].parent.parent.name}", "sim@sim-tpu-v1"}
+    # a 256x256 array at 700 MHz beats one CPU core on a 512^3 product by orders of magnitude
+    assert d["hardware"] == "sim-tpu-v1"
