@@ -9,7 +9,6 @@ model's cycles (= SCALE-Sim's run of the network on tpu-v1, see accel.csv).
 """
 from __future__ import annotations
 
-import math
 import sys
 
 import numpy as np

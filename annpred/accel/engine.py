@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .mapping import Plan, Rows, Skew
+from .mapping import Plan, Skew
 
 
 @dataclass

@@ -5,7 +5,6 @@ import time
 
 from .description import Accelerator
 from .engine import Result, State, _span, fold, initial_state
-from .mapping import Rows
 from .layers import Layer
 from .mapping import Plan, plan
 
@@ -85,7 +84,6 @@ def _last_safe(p: Plan, which_loop: str, start: int, stop: int, fr: int, fc: int
             else (p.base(which, 0, 1, d) - p.base(which, 0, 0, d))
         if shift <= 0:
             continue
-        span = p.base(which, 0, 0, d) + shift   # words up to the end of fold 0
         limit = (s.n_sets - 1) * s.per_set
         if s.layout == "diag":   # diagonals near the partial last block are irregular
             limit = min(limit, s.count_lt(s.full_rows)) - 2 * s.width * (s.width + 1)
