@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from annpred.accel import description as D  # noqa: E402
-from annpred.accel.layers import make, parse, read_network  # noqa: E402
+from annpred.accel.layers import parse, read_network  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
 

@@ -38,8 +38,8 @@ MEM = """  {name}:
 
 
 def _ports(ops, bw):
-    rd = [f"          - {o}, tl" for o in ops] + [f"          - O, th" for o in ops if o == "O"]
-    wr = [f"          - {o}, fh" for o in ops] + [f"          - O, fl" for o in ops if o == "O"]
+    rd = [f"          - {o}, tl" for o in ops] + ["          - O, th" for o in ops if o == "O"]
+    wr = [f"          - {o}, fh" for o in ops] + ["          - O, fl" for o in ops if o == "O"]
     return (f"      - name: r_port_1\n        type: read\n        bandwidth_min: {bw}\n"
             f"        bandwidth_max: {bw}\n        allocation:\n" + "\n".join(rd) + "\n"
             f"      - name: w_port_1\n        type: write\n        bandwidth_min: {bw}\n"
