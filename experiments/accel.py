@@ -86,8 +86,8 @@ def layer_rows(with_full: bool = True) -> list[dict]:
             "scalesim_s": f"{float(ref['scalesim_s']) * g:.6g}" if ref else ""})
         print(f"\r{i + 1}/{len(cases) + len(extra)} layers", end="", file=sys.stderr)
     print(file=sys.stderr)
-    for net in AC.NETWORKS:
-        sub = [r for r in rows if r["network"] == net]
+    for net, name in AC.NETWORKS:
+        sub = [r for r in rows if r["network"] == net and r["accel"] == name]
         tot = {"accel": sub[0]["accel"], "dataflow": sub[0]["dataflow"], "mode": sub[0]["mode"],
                "layer": "ALL", "network": net}
         for col in COLUMNS[5:]:

@@ -22,7 +22,8 @@ LAYERS = ["conv2d:16,16,3,3,16,32,1", "conv2d:30,30,3,3,32,32,1", "conv2d:17,17,
           "conv2d:28,28,1,1,64,128,1", "gemm:64,256,128", "gemm:128,64,128",
           "dwconv:30,30,3,3,32,1", "conv2d:23,23,5,5,16,24,2"]
 LARGE = ["conv2d:58,58,3,3,64,64,1"]          # ResNet-18 layer1 conv (padded 56x56)
-NETWORKS = {"resnet18": "tpu-v1", "mobilenet_v1": "tpu-v1", "bert_base_block": "tpu-v1"}
+NETWORKS = [("resnet18", "tpu-v1"), ("mobilenet_v1", "tpu-v1"), ("bert_base_block", "tpu-v1"),
+            ("resnet18", "systolic32")]
 
 
 def configs() -> dict:
@@ -56,7 +57,7 @@ def cases() -> list[dict]:
         for mode in ("calc", "user"):
             for spec in LAYERS + (LARGE if name == "systolic32" else []):
                 out.append(dict(accel=name, mode=mode, layer=parse(spec), network=""))
-    for net, name in NETWORKS.items():
+    for net, name in NETWORKS:
         for layer in read_network(net):
             out.append(dict(accel=name, mode="user", layer=layer, network=net))
     for c in out:
