@@ -81,14 +81,21 @@ def mapping_yaml(c: dict) -> str:
 
 
 def workload_yaml(c: dict) -> str:
+    """Convolutions as ZigZag convolutions (its own data-reuse model); GEMMs (SCALE-Sim's
+    R=1, S=W, C=1 form) as M x K x N loops: OX = rows of A, C = inner dimension, K = N."""
     H, W, R, S, C, M, st = (int(c[k]) for k in ("H", "W", "R", "S", "C", "M", "stride"))
     E, F = -(-(H - R) // st) + 1, -(-(W - S) // st) + 1
-    # pixels flattened into OX (SCALE-Sim's operand matrices do the same)
+    if R == 1 and S == W and C == 1:
+        sizes = f"[1, {M}, {S}, 1, {H}, 1, 1]"
+        rel = "[ix=1*ox+1*fx, iy=1*oy+1*fy]"
+    else:
+        sizes = f"[1, {M}, {C}, {E}, {F}, {R}, {S}]"
+        rel = f"[ix={st}*ox+1*fx, iy={st}*oy+1*fy]"
     return (f"- id: 0\n  name: layer\n  operator_type: Conv\n"
             f"  equation: O[b][k][oy][ox]+=W[k][c][fy][fx]*I[b][c][iy][ix]\n"
-            f"  dimension_relations: [ix={st}*ox+1*fx, iy={st}*oy+1*fy]\n"
+            f"  dimension_relations: {rel}\n"
             f"  loop_dims: [B, K, C, OY, OX, FY, FX]\n"
-            f"  loop_sizes: [1, {M}, {C}, {E}, {F}, {R}, {S}]\n"
+            f"  loop_sizes: {sizes}\n"
             f"  operand_precision:\n    W: 8\n    I: 8\n    O: 16\n    O_final: 8\n"
             f"  operand_source:\n    I: 0\n    W: 0\n")
 
