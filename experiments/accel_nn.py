@@ -18,7 +18,7 @@ from annpred import AugmentedNNRegressor
 from annpred.accel import description as D
 from annpred.accel.evaluate import estimate
 from annpred.accel.layers import make, read_network
-from annpred.accel.mapping import cycles_expression
+from annpred.accel.mapping import cycles_expression, dma_expression
 from annpred.kernel import Kernel, Param, Variant
 from annpred.representatives import Measurement, PRPlanner, detect_steps
 from annpred import sampling
@@ -78,9 +78,11 @@ def _pr(acc, budget: int, seed: int, mode: str) -> pd.DataFrame:
 
 
 def complexity(acc) -> dict:
-    """The generic complexities plus the accelerator's fold-cycle expression (from its
-    description: folds of ceiling(window/rows) etc. times steps per fold)."""
-    return {**COMPLEXITY, "folds": cycles_expression(acc, f"{OUT_SIDE}**2", "k**2*c", "f")}
+    """The generic complexities plus two from the accelerator's description: the fold-cycle
+    expression (folds of ceiling(window/rows) etc. times steps per fold) and the DRAM time
+    of the operand streams."""
+    args = (acc, f"{OUT_SIDE}**2", "k**2*c", "f")
+    return {**COMPLEXITY, "folds": cycles_expression(*args), "dma": dma_expression(*args)}
 
 
 def _fit(df: pd.DataFrame, steps, comp):

@@ -356,3 +356,17 @@ def cycles_expression(acc: Accelerator, pixels: str, window: str, filters: str) 
     if acc.dataflow == "is":
         return f"ceiling({T}/{R})*ceiling({P}/{C})*({M} + {2 * R + C - 2})"
     return f"{P}*ceiling({M}/{C})*({T} + {acc.mac_latency})"
+
+
+def dma_expression(acc: Accelerator, pixels: str, window: str, filters: str) -> str:
+    """Cycles the DRAM needs for the operand streams SCALE-Sim's buffers fetch (the im2col
+    ifmap stream once per column fold, the filter stream once), at the description's
+    bandwidth: with finite bandwidth, a layer takes at least about this long."""
+    R, C = acc.rows, acc.cols
+    P, T, M = f"({pixels})", f"({window})", f"({filters})"
+    bw = acc.dram_bandwidth
+    if acc.dataflow in ("os", "ws"):
+        return f"(ceiling({M}/{C})*{T}*{P} + {T}*{M})/{bw}"
+    if acc.dataflow == "is":
+        return f"({T}*{P} + ceiling({P}/{C})*{T}*{M})/{bw}"
+    return f"(ceiling({M}/{C})*{T}*{P} + {T}*{M})/{bw}"
