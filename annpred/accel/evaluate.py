@@ -47,7 +47,7 @@ def _geometry_key(p: Plan, fr: int, fc: int):
     """Copies of ifmap words follow the image's geometry: folds are alike only if their
     pixels sit alike in the image (same column alignment, away from the top and bottom)."""
     g = p.geometry
-    if g is None:
+    if g is None or p.mode == "calc":     # ideal bandwidth: reads are never modelled
         return None
     if g.dataflow == "os":
         R = p.acc.rows
@@ -61,7 +61,7 @@ def _geometry_key(p: Plan, fr: int, fc: int):
 
 def _geometry_safe(p: Plan, loop: str, stop: int) -> int:
     g = p.geometry
-    if g is None or (g.dataflow in ("os", "ws") and loop == "c"):
+    if g is None or p.mode == "calc" or (g.dataflow in ("os", "ws") and loop == "c"):
         return stop
     if g.dataflow == "os":
         R = p.acc.rows
