@@ -1,6 +1,7 @@
 """Fix the thread count of every library that spawns threads (BLAS, OpenMP, torch, Halide).
 
-Call :func:`fix_threads` before the first kernel runs. Halide reads ``HL_NUM_THREADS`` when
+Call :func:`fix_threads` before the first kernel runs (profiling: the whole process);
+:func:`limit_threads` limits one call and restores the previous counts (dispatch). Halide reads ``HL_NUM_THREADS`` when
 its runtime thread pool starts, so the environment variable must be set before the first
 parallel Halide pipeline runs in this process.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 
 _ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
              "BLIS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "HL_NUM_THREADS",
@@ -43,11 +45,50 @@ def _set_torch(n: int) -> None:
         pass  # can only be set once, before any parallel work
 
 
-def current_threads() -> int | None:
-    return _current
-
-
 def ensure_torch_threads() -> None:
     """Apply the fixed thread count to torch once torch has been imported lazily."""
     if _current is not None:
         _set_torch(_current)
+
+
+_CONTROLLER = {"ctl": None, "nmods": -1}
+
+
+@contextmanager
+def limit_threads(n: int | None):
+    """Limit BLAS/OpenMP (threadpoolctl) and torch to ``n`` threads for one call, then
+    restore them; ``None`` leaves them as they are. Cheap when nothing needs changing."""
+    if n is None:
+        yield
+        return
+    ctl = _CONTROLLER["ctl"]
+    if ctl is None or _CONTROLLER["nmods"] != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+
+        ctl = _CONTROLLER["ctl"] = ThreadpoolController()
+        _CONTROLLER["nmods"] = len(sys.modules)
+    torch = sys.modules.get("torch")
+    old_torch = torch.get_num_threads() if torch is not None else None
+    if torch is not None and old_torch != n:
+        torch.set_num_threads(n)
+    try:
+        if all(info.get("num_threads") == n for info in ctl.info()):
+            yield
+        else:
+            with ctl.limit(limits=n):
+                yield
+    finally:
+        if torch is not None and old_torch != n:
+            torch.set_num_threads(old_torch)
+
+
+def pool_limits(n: int):
+    """Limit BLAS/OpenMP pools only (threadpoolctl; no environment, no torch) to ``n``
+    threads until the returned limiter's ``restore_original_limits()``; None if
+    threadpoolctl is missing. For worker processes that each own one core."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(n)
+    except Exception:  # pragma: no cover
+        return None

@@ -19,9 +19,10 @@ from annpred.accel import description as D
 from annpred.accel.evaluate import estimate
 from annpred.accel.layers import make, read_network
 from annpred.accel.mapping import cycles_expression, dma_expression
-from annpred.kernel import Kernel, Param, Variant
-from annpred.representatives import Measurement, PRPlanner, detect_steps
-from annpred import sampling
+from annpred.spec.kernel import Kernel, Param, Variant
+from annpred.measure import sampling
+from annpred.measure.pr import Measurement, PRPlanner
+from annpred.model.steps import detect_steps
 
 OUT_SIDE = "(floor((n-k)/s)+1)"
 COMPLEXITY = {"macs": f"f*c*k**2*{OUT_SIDE}**2",

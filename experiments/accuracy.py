@@ -20,7 +20,7 @@ NOTES = ROOT / "experiments" / "accuracy_notes.md"
 
 
 def csvs() -> list[str]:
-    from annpred.catalog import kernels
+    from annpred.spec.catalog import kernels
 
     names = set(kernels())
     found = sorted(p for p in (ROOT / "trained").glob("*/data/*.csv") if p.stem in names)
@@ -28,7 +28,7 @@ def csvs() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    from annpred.cli import main as cli
+    from annpred.cli.app import main as cli
 
     os.chdir(ROOT)
     files = csvs()

@@ -48,10 +48,10 @@ def worker(threads: int, points_path: Path, raw_path: Path, models: Path, min_ti
     from annpred import threads as th
 
     th.fix_threads(threads)  # before torch or halide is loaded
-    from annpred import hardware as hw
-    from annpred import measure
-    from annpred.catalog import get_kernel
-    from annpred.predict import load_models
+    from annpred.spec import hardware as hw
+    from annpred.measure import protocol as measure
+    from annpred.spec.catalog import get_kernel
+    from annpred.runtime.predictor import load_models
 
     pred = load_models(models)
     hw_id = hw.cpu_id(threads)
@@ -102,8 +102,8 @@ def worker(threads: int, points_path: Path, raw_path: Path, models: Path, min_ti
 
 # -- driver ---------------------------------------------------------------------------------
 def sample_calls(kernels, per_kernel: int, seed: int, models: Path) -> list[dict]:
-    from annpred.catalog import get_kernel
-    from annpred.sampling import random_points
+    from annpred.spec.catalog import get_kernel
+    from annpred.measure.sampling import random_points
 
     calls = []
     for name in kernels:
@@ -183,8 +183,8 @@ def main(argv=None) -> int:
         worker(a.worker, Path(a.points), Path(a.raw), models, a.min_time_ms / 1e3, a.budget)
         return 0
 
-    from annpred import hardware as hw
-    from annpred.predict import load_models
+    from annpred.spec import hardware as hw
+    from annpred.runtime.predictor import load_models
 
     out = Path(a.out)
     work = Path(a.work) if a.work else out
@@ -192,7 +192,7 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     pred = load_models(models)
     here = {hw.cpu_id(t) for t in a.threads}
-    from annpred.catalog import kernels as catalog
+    from annpred.spec.catalog import kernels as catalog
 
     kernels = a.kernels or sorted({k for k, v, h in pred.combinations()
                                    if h in here and k in catalog()})

@@ -28,7 +28,7 @@ N_POINTS, N_TEST, N_TRAIN = 800, 300, 250
 
 
 def data_path(kernel: str, threads: int) -> Path:
-    from annpred import hardware as hw
+    from annpred.spec import hardware as hw
 
     return ROOT / "trained" / hw.cpu_id(threads) / "data" / f"{kernel}.csv"
 
@@ -51,12 +51,13 @@ def measure_all(kernels, min_time_ms: float, threads=THREADS) -> None:
 
 
 def train_all(kernels) -> pd.DataFrame:
-    from annpred.data import load_profiles
-    from annpred.predict import load_models
-    from annpred.trainer import train_frame
+    from annpred.data.profiles import load_profiles
+    from annpred.runtime.predictor import load_models
+    from annpred.model.trainer import train_frame
 
     rows = []
-    csvs = sorted(p for k in kernels for t in THREADS if (p := data_path(k, t)).exists())
+    # every machine's shipped data (the ids of machines other than this one included)
+    csvs = sorted(p for k in kernels for p in (ROOT / "trained").glob(f"cpu-*/data/{k}.csv"))
     df = load_profiles(csvs)
     p0 = df[df["pass"] == 0]
     p1 = df[df["pass"] == 1]

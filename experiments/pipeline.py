@@ -38,11 +38,11 @@ REPO = HERE.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(REPO))
 
-from annpred import hardware as hw  # noqa: E402
-from annpred import measure as _measure  # noqa: E402
+from annpred.spec import hardware as hw  # noqa: E402
+from annpred.measure import protocol as _measure  # noqa: E402
 from annpred import threads  # noqa: E402
-from annpred.catalog import get_kernel  # noqa: E402
-from annpred.predict import load_models  # noqa: E402
+from annpred.spec.catalog import get_kernel  # noqa: E402
+from annpred.runtime.predictor import load_models  # noqa: E402
 
 STAGES = ("conv2d", "maxpool", "matmul")
 # at least min_time per measurement, as the protocol says (annpred.measure caps at 200 runs)
@@ -104,8 +104,9 @@ def ensure_models(variants, hw_id: str, retrain: bool, log) -> tuple[object, str
     if all((shipped / hw_id / k / f"{v}.json").exists() for k, v in need) and not retrain:
         return load_models(shipped), str(shipped.relative_to(REPO))
     out = HERE / "results" / "pipeline_models"
-    from annpred.data import load_profiles
-    from annpred.trainer import model_path, train_frame
+    from annpred.data.profiles import load_profiles
+    from annpred.model.layout import model_path
+        from annpred.model.trainer import train_frame
 
     for k, v in need:
         path = model_path(out, k, v, hw_id)
@@ -115,7 +116,7 @@ def ensure_models(variants, hw_id: str, retrain: bool, log) -> tuple[object, str
         if not csv.exists():
             csv = HERE / "results" / "data" / hw_id / f"pipeline_{k}.csv"
             if not csv.exists():
-                from annpred.profile import profile
+                from annpred.measure.profiler import profile
 
                 log(f"  measuring 250 random points of {k}/{v} for its model")
                 profile(k, csv, variants=[v], samples=250, seed=0, progress=False)

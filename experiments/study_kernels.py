@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from annpred.kernel import Kernel, Param
+from annpred.spec.kernel import Kernel, Param
 
-from kernels import matmul as _mm
-from kernels._common import nonzero_values
+from annpred.kernels import matmul as _mm
+from annpred.kernels._common import nonzero_values
 
 
 def _make(p, rng):
@@ -47,7 +47,7 @@ KERNELS = [MATMUL_SMALL]
 # (ceiling(w/256)*ceiling(h/32)); here PR has to discover the tile steps from measurements.
 import dataclasses as _dc  # noqa: E402
 
-from kernels import blur as _blur  # noqa: E402
+from annpred.kernels import blur as _blur  # noqa: E402
 
 BLUR_PLAIN = Kernel(
     name="blur_plain",

@@ -1,4 +1,4 @@
-"""Shared input builders for the kernel catalog."""
+"""Shared input builders and product variants for the kernel catalog."""
 from __future__ import annotations
 
 import numpy as np
@@ -37,3 +37,29 @@ def density(a) -> float:
         return 1.0
     nnz = int(a.nnz) if hasattr(a, "nnz") else int(np.count_nonzero(a))
     return max(nnz, 1) / size
+
+
+# -- products ``left @ right`` (matmul: A @ B, matvec: A @ x) -----------------------------------
+def product_run(s):
+    """Run a prepared product: a dict of numpy operands ``{left, right}`` or a pair."""
+    if isinstance(s, dict):
+        a, b = s.values()
+        return a @ b
+    return s[0] @ s[1]
+
+
+def torch_product_prepare(left: str, right: str, device: str):
+    from . import _torch as T
+
+    def prepare(inputs, p):
+        return T.tensor(inputs[left], device), T.tensor(inputs[right], device)
+    return prepare
+
+
+def sparse_product_prepare(left: str, right: str):
+    """scipy.sparse: CSR(left) @ dense right."""
+    def prepare(inputs, p):
+        import scipy.sparse as sp
+
+        return sp.csr_array(inputs[left]), np.ascontiguousarray(inputs[right])
+    return prepare

@@ -24,7 +24,7 @@ def to_numpy(x) -> np.ndarray:
 
 
 def cuda_available() -> bool:
-    from annpred.hardware import cuda_available as _avail
+    from annpred.spec.hardware import cuda_available as _avail
 
     return _avail()
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from annpred.kernel import Kernel, Param, Variant
+from annpred.spec.kernel import Kernel, Param, Variant
 
 from . import _halide as H
 from . import _torch as T
-from ._common import density, random_sparse_dense
+from ._common import (density, random_sparse_dense, product_run, sparse_product_prepare,
+                      torch_product_prepare)
 
 
 def make_inputs(p, rng):
@@ -26,33 +27,6 @@ def infer_params(A, B):
     if k != k2:
         raise ValueError(f"matmul: inner dimensions differ ({A.shape} @ {B.shape})")
     return {"m": int(m), "n": int(n), "k": int(k), "da": density(A), "db": density(B)}
-
-
-# numpy (BLAS sgemm)
-def _np_run(s):
-    return s["A"] @ s["B"]
-
-
-# torch
-def _torch_prepare(device):
-    def prepare(inputs, p):
-        return T.tensor(inputs["A"], device), T.tensor(inputs["B"], device)
-    return prepare
-
-
-def _torch_run(s):
-    return s[0] @ s[1]
-
-
-# scipy.sparse: CSR(A) @ dense B (faster than CSR @ CSR except when both are very sparse)
-def _sparse_prepare(inputs, p):
-    import scipy.sparse as sp
-
-    return sp.csr_array(inputs["A"]), np.ascontiguousarray(inputs["B"])
-
-
-def _sparse_run(s):
-    return s[0] @ s[1]
 
 
 # Halide: register-blocked tiles (2 vectors of C columns x 4 rows), vectorised, rows parallel
@@ -96,14 +70,19 @@ def _halide_run(s):
 
 _DENSE = {"flops": "m*n*k", "memory": "m*k + k*n + m*n"}
 
+def _budget(p):
+    """profiled products stay under about a second at 1 thread: m*n*k <= 2^32"""
+    return p["m"] * p["n"] * p["k"] <= 1 << 32
+
+
 KERNEL = Kernel(
     name="matmul",
     description="C = A @ B for float32 A (m x k) and B (k x n) with densities da, db "
                 "(fraction of nonzeros); the result is dense.",
     params=[
-        Param("m", "int", 8, 768, "log", description="rows of A and C"),
-        Param("n", "int", 8, 768, "log", description="columns of B and C"),
-        Param("k", "int", 8, 768, "log", description="inner dimension"),
+        Param("m", "int", 8, 2048, "log", description="rows of A and C"),
+        Param("n", "int", 8, 2048, "log", description="columns of B and C"),
+        Param("k", "int", 8, 2048, "log", description="inner dimension"),
         Param("da", "float", 0.001, 1.0, "log", description="density of A (nnz / size)"),
         Param("db", "float", 0.001, 1.0, "log", description="density of B (nnz / size)"),
     ],
@@ -115,18 +94,19 @@ KERNEL = Kernel(
     atol=1e-3,
     defaults={"da": 1.0, "db": 1.0},  # dense operands unless said otherwise
     variants=[
-        Variant("numpy", run=_np_run, description="numpy @ (BLAS sgemm)", complexity=_DENSE),
-        Variant("torch", run=_torch_run, prepare=_torch_prepare("cpu"), to_numpy=T.to_numpy,
+        Variant("numpy", run=product_run, description="numpy @ (BLAS sgemm)", complexity=_DENSE),
+        Variant("torch", run=product_run, prepare=torch_product_prepare("A", "B", "cpu"), to_numpy=T.to_numpy,
                 description="torch.matmul on CPU", complexity=_DENSE),
         Variant("halide", run=_halide_run, prepare=_halide_prepare,
                 description="Halide: 2-vector x 4-row register tiles, vectorised, "
                             "row blocks parallel", complexity=_DENSE),
-        Variant("sparse", run=_sparse_run, prepare=_sparse_prepare,
+        Variant("sparse", run=product_run, prepare=sparse_product_prepare("A", "B"),
                 description="scipy.sparse CSR(A) @ dense B (CSR built in prepare)",
                 complexity={"sparse_flops": "m*n*k*da", "nnz_a": "m*k*da",
                             "output": "m*n"}),
-        Variant("torch_cuda", run=_torch_run, prepare=_torch_prepare("cuda"),
+        Variant("torch_cuda", run=product_run, prepare=torch_product_prepare("A", "B", "cuda"),
                 to_numpy=T.to_numpy, device="cuda", available=T.cuda_available,
                 sync=T.cuda_sync, description="torch.matmul on the GPU", complexity=_DENSE),
     ],
+    profile_constraint=_budget,
 )

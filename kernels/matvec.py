@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from annpred.kernel import Kernel, Param, Variant
+from annpred.spec.kernel import Kernel, Param, Variant
 
 from . import _halide as H
 from . import _torch as T
-from ._common import density, nonzero_values, random_sparse_dense
+from ._common import (density, nonzero_values, product_run, random_sparse_dense,
+                      sparse_product_prepare,
+                      torch_product_prepare)
 
 
 def make_inputs(p, rng):
@@ -25,30 +27,6 @@ def infer_params(A, x):
     if np.shape(x)[0] != n:
         raise ValueError(f"matvec: A is {A.shape} but x has {np.shape(x)[0]} entries")
     return {"m": int(m), "n": int(n), "density": density(A)}
-
-
-def _np_run(s):
-    return s["A"] @ s["x"]
-
-
-def _torch_prepare(device):
-    def prepare(inputs, p):
-        return T.tensor(inputs["A"], device), T.tensor(inputs["x"], device)
-    return prepare
-
-
-def _torch_run(s):
-    return s[0] @ s[1]
-
-
-def _sparse_prepare(inputs, p):
-    import scipy.sparse as sp
-
-    return sp.csr_array(inputs["A"]), np.ascontiguousarray(inputs["x"])
-
-
-def _sparse_run(s):
-    return s[0] @ s[1]
 
 
 # Halide: 4 rows at a time, each row reduced with 2 vector accumulators over the columns
@@ -95,12 +73,17 @@ def _halide_run(s):
 
 _DENSE = {"flops": "m*n", "memory": "m*n + m + n"}
 
+def _budget(p):
+    """profiled matrices stay under 128 MB (float32): m*n <= 2^25"""
+    return p["m"] * p["n"] <= 1 << 25
+
+
 KERNEL = Kernel(
     name="matvec",
     description="y = A @ x for float32 A (m x n) with the given density and a dense x (n).",
     params=[
-        Param("m", "int", 16, 4096, "log", description="rows of A"),
-        Param("n", "int", 16, 4096, "log", description="columns of A, length of x"),
+        Param("m", "int", 16, 8192, "log", description="rows of A"),
+        Param("n", "int", 16, 8192, "log", description="columns of A, length of x"),
         Param("density", "float", 0.001, 1.0, "log", description="density of A (nnz / size)"),
     ],
     complexity={"flops": "m*n", "sparse_flops": "m*n*density", "memory": "m*n + m + n"},
@@ -111,17 +94,18 @@ KERNEL = Kernel(
     atol=1e-3,
     defaults={"density": 1.0},  # dense operands unless said otherwise
     variants=[
-        Variant("numpy", run=_np_run, description="numpy @ (BLAS sgemv)", complexity=_DENSE),
-        Variant("torch", run=_torch_run, prepare=_torch_prepare("cpu"), to_numpy=T.to_numpy,
+        Variant("numpy", run=product_run, description="numpy @ (BLAS sgemv)", complexity=_DENSE),
+        Variant("torch", run=product_run, prepare=torch_product_prepare("A", "x", "cpu"), to_numpy=T.to_numpy,
                 description="torch.mv on CPU", complexity=_DENSE),
-        Variant("sparse", run=_sparse_run, prepare=_sparse_prepare,
+        Variant("sparse", run=product_run, prepare=sparse_product_prepare("A", "x"),
                 description="scipy.sparse CSR(A) @ x (CSR built in prepare)",
                 complexity={"sparse_flops": "m*n*density", "rows": "m"}),
         Variant("halide", run=_halide_run, prepare=_halide_prepare,
                 description="Halide: 4 rows at a time, 2 vector accumulators per row, "
                             "row blocks parallel", complexity=_DENSE),
-        Variant("torch_cuda", run=_torch_run, prepare=_torch_prepare("cuda"),
+        Variant("torch_cuda", run=product_run, prepare=torch_product_prepare("A", "x", "cuda"),
                 to_numpy=T.to_numpy, device="cuda", available=T.cuda_available,
                 sync=T.cuda_sync, description="torch.mv on the GPU", complexity=_DENSE),
     ],
+    profile_constraint=_budget,
 )

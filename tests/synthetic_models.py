@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annpred.regressor import AugmentedNNRegressor
-from annpred.store import save_model
-from annpred.trainer import model_path
+from annpred.model.estimator import AugmentedNNRegressor
+from annpred.model.schema import save_model
+from annpred.model.layout import model_path
 
 FAST = dict(max_epochs=150, patience=50, n_init=1)
 
@@ -46,10 +46,10 @@ def toy_runtime(variant: str, n, threads: int = 1) -> np.ndarray:
 
 
 def make_toy_models(root, hardware_ids, seed=0, variants=("cumsum", "accumulate", "sleepy"),
-                    **kw) -> dict:
+                    n: int = 60, **kw) -> dict:
     """One model per (variant, hardware) for the toy kernel; ``hardware_ids`` maps an id to
     its thread count."""
-    X = log_points(TOY_RANGES, 60, seed)
+    X = log_points(TOY_RANGES, n, seed)
     out = {}
     for hw_id, threads in hardware_ids.items():
         for v in variants:
@@ -71,7 +71,7 @@ def matvec_runtime(variant: str, X: pd.DataFrame) -> np.ndarray:
 
 
 def make_matvec_models(root, hardware_ids, seed=0, variants=("numpy", "sparse")) -> dict:
-    from annpred.catalog import get_kernel
+    from annpred.spec.catalog import get_kernel
 
     k = get_kernel("matvec")
     X = log_points(MATVEC_RANGES, 80, seed)

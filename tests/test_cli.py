@@ -118,7 +118,7 @@ def test_retrain_from_external_csv(toy_env, tmp_path):
     (["profile", "nokernel", "--out", "{tmp}/x.csv"], "known kernels"),
     (["profile", "toy", "--variant", "nope", "--out", "{tmp}/x.csv"], "variants: cumsum"),
     (["profile", "toy", "--samples", "0", "--out", "{tmp}/x.csv"], "--samples"),
-    (["predict", "toy", "--variant", "cumsum", "--models", "{tmp}", "n=1e9"], "domain"),
+    (["predict", "toy", "--variant", "cumsum", "--models", "{tmp}", "n=0"], "invalid"),
     (["predict", "toy", "--variant", "cumsum", "--models", "{tmp}"], "missing parameter 'n'"),
     (["predict", "toy", "--variant", "cumsum", "--models", "{tmp}", "n=abc"], "not a number"),
     (["predict", "toy", "--variant", "cumsum", "--models", "{tmp}", "q=3", "n=5"], "unknown"),
@@ -146,7 +146,7 @@ def test_bad_input_exits_nonzero_and_writes_nothing(toy_env, tmp_path, args, fra
 
 
 def test_busy_machine_warning():
-    from annpred.hardware import busy_warning
+    from annpred.spec.hardware import busy_warning
 
     # 2 cores, 1 measuring thread: one core is free for others, plus one core of slack
     assert busy_warning(1, load=1.9, cores=2) is None

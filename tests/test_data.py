@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from annpred.data import load_profiles
+from annpred.data.profiles import load_profiles
 from annpred.errors import DataError
 
 

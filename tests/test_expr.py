@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from annpred import expr
+from annpred.spec import expr
 from annpred.errors import ExpressionError
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annpred import network
+from annpred.model import network
 from annpred.errors import DataError, ModelFormatError
-from annpred.regressor import AugmentedNNRegressor
-from annpred.store import load_model, save_model, validate
+from annpred.model.estimator import AugmentedNNRegressor
+from annpred.model.schema import load_model, save_model, validate
 
 
 def synthetic(n=300, seed=0, noise=0.01):
@@ -59,7 +59,7 @@ def test_default_hidden_stays_under_limit():
 
 
 def test_numpy_matches_torch_forward(fitted):
-    from annpred.train import torch_predict_seconds
+    from annpred.model.fit import torch_predict_seconds
 
     df, _ = synthetic()
     d = fitted.to_dict("k", "v", "hw")
@@ -101,8 +101,8 @@ def test_bad_targets(y, fragment):
 
 def test_predict_does_not_import_torch(tmp_path, fitted):
     p = save_model(fitted.to_dict("k", "v", "hw"), tmp_path / "hw" / "k" / "v.json")
-    code = (f"import sys, pandas as pd; from annpred.store import load_model;"
-            f"from annpred.regressor import AugmentedNNRegressor as R;"
+    code = (f"import sys, pandas as pd; from annpred.model.schema import load_model;"
+            f"from annpred.model.estimator import AugmentedNNRegressor as R;"
             f"m = R.from_dict(load_model({str(p)!r}));"
             f"print(m.predict(pd.DataFrame({{'m':[64],'n':[64],'k':[64]}}))[0]);"
             f"assert 'torch' not in sys.modules, 'torch was imported'")

@@ -7,13 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annpred import expr
+from annpred.spec import expr
 from annpred.errors import ModelFormatError, ParameterError
-from annpred.kernel import Kernel, Param, Variant
-from annpred.representatives import (Measurement, PRPlanner, Sweep, detect_period,
-                                     detect_steps, point_noise, step_complexity, step_expr)
-from annpred.sampling import sample
-from annpred.store import load_model, save_model, validate
+from annpred.spec.kernel import Kernel, Param, Variant
+from annpred.measure.pr import Measurement, PRPlanner
+from annpred.model.steps import (Sweep, detect_period, detect_steps, point_noise,
+                                 step_complexity, step_expr)
+from annpred.measure.sampling import sample
+from annpred.model.schema import load_model, save_model, validate
 
 PARAMS = ["m", "n", "k"]
 COMP = {"flops": "m*n*k", "memory": "m*k + k*n + m*n"}
@@ -175,7 +176,7 @@ def test_model_file_stores_steps_and_round_trips(tmp_path):
     m2 = AugmentedNNRegressor.from_dict(loaded)
     assert m2.steps_ == {"n": 32, "m": 4}
     np.testing.assert_allclose(m2.predict(X), m.predict(X), rtol=1e-12)
-    from annpred.predict import LoadedModel
+    from annpred.runtime.predictor import LoadedModel
 
     lm = LoadedModel(loaded)
     np.testing.assert_allclose(lm.predict({p: X[p].to_numpy(float) for p in PARAMS}),

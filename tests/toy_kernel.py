@@ -3,7 +3,7 @@ import time
 
 import numpy as np
 
-from annpred.kernel import Kernel, Param, Variant
+from annpred.spec.kernel import Kernel, Param, Variant
 
 
 def _make(params, rng):

@@ -362,7 +362,7 @@ def dma_expression(acc: Accelerator, pixels: str, window: str, filters: str) -> 
     """Cycles the DRAM needs for the operand streams SCALE-Sim's buffers fetch (the im2col
     ifmap stream once per column fold, the filter stream once), at the description's
     bandwidth: with finite bandwidth, a layer takes at least about this long."""
-    R, C = acc.rows, acc.cols
+    C = acc.cols
     P, T, M = f"({pixels})", f"({window})", f"({filters})"
     bw = acc.dram_bandwidth
     if acc.dataflow in ("os", "ws"):

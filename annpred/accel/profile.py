@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ParameterError
-from ..kernel import Variant
+from ..spec.kernel import Variant
 from .description import Accelerator, get
 from .evaluate import estimate
 from .layers import make
@@ -39,7 +39,7 @@ class SimVariant(Variant):
     hardware: str = field(default="")
 
     def simulate(self, point):
-        from ..measure import Timing
+        from ..measure.protocol import Timing
 
         r = estimate(self.acc, layer_for(self.kernel, point), self.mode)
         return Timing(median_s=r["seconds"], cv=0.0, repeats=1, min_s=r["seconds"],

@@ -1,0 +1,5 @@
+import sys
+
+from annpred.cli.app import main
+
+sys.exit(main())

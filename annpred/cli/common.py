@@ -1,0 +1,40 @@
+"""Helpers shared by the command modules: ``name=value`` parsing, JSON and time output."""
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+from annpred.errors import ParameterError
+
+
+def parse_assignments(items: Sequence[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ParameterError(f"expected name=value, got {item!r}")
+        name, value = item.split("=", 1)
+        name = name.strip()
+        if not name:
+            raise ParameterError(f"expected name=value, got {item!r}")
+        if name in out:
+            raise ParameterError(f"parameter {name!r} given twice")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise ParameterError(f"parameter {name}: {value!r} is not a number") from None
+    return out
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=1, default=float))
+
+
+def fmt_seconds(s: float | None) -> str:
+    """A runtime for people: us below a millisecond, ms below a second."""
+    if s is None:
+        return "no model"
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} us"
+    if s < 1:
+        return f"{s * 1e3:.3f} ms"
+    return f"{s:.3f} s"

@@ -1,0 +1,129 @@
+"""``annpred evaluate``: the accuracy study on profiling CSVs (see :mod:`annpred.evaluate`).
+
+Cheap to import: pandas, sklearn and torch are imported when the command runs.
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+
+from annpred.errors import ParameterError
+
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ParameterError(f"{what}: expected comma-separated integers, got {text!r}") from None
+    if any(v < 1 for v in vals):
+        raise ParameterError(f"{what}: sizes must be >= 1, got {text!r}")
+    return vals
+
+
+def cmd_evaluate(args) -> int:
+    from annpred.data import profiles as _data
+    from annpred import study as E
+    from annpred.study.zoo import DEFAULT_MODELS
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models \
+        else DEFAULT_MODELS
+    unknown = [m for m in models if m not in E.MODELS]
+    if unknown:
+        raise ParameterError(f"unknown model(s) {', '.join(unknown)}; models: "
+                             f"{', '.join(E.MODELS)}")
+    for name in ("n_train", "n_test", "seeds", "jobs"):
+        if getattr(args, name) < 1:
+            raise ParameterError(f"--{name.replace('_', '-')} must be >= 1, got "
+                                 f"{getattr(args, name)}")
+    if args.curve_seeds < 0:
+        raise ParameterError(f"--curve-seeds must be >= 0, got {args.curve_seeds}")
+    sizes = () if args.no_curves else _ints(args.curve_sizes, "--curve-sizes")
+    feats = ([f.strip() for f in args.features.split(",") if f.strip()]
+             if args.features else None)
+    complexity = None
+    if args.complexity == "auto":  # the automatic search is a model of its own
+        if "NN+C-auto" not in models:
+            models = (*models, "NN+C-auto")
+    elif args.complexity:
+        if not feats:
+            raise ParameterError("--complexity needs --features (the columns it may use)")
+        complexity = {"complexity": args.complexity}
+    nn = {}
+    if args.max_epochs is not None:
+        nn["max_epochs"] = args.max_epochs
+    df = _data.load_profiles(args.csv, target=args.target, features=feats, kernel=args.kernel,
+                             variant=args.variant, hardware=args.hardware)
+    cfg = E.Config(n_train=args.n_train, n_test=args.n_test, seeds=args.seeds, models=models,
+                   curve_sizes=sizes, curve_seeds=0 if args.no_curves else args.curve_seeds,
+                   jobs=args.jobs, nn_options=nn)
+    from pathlib import Path
+
+    ckpt = Path(args.out) / ".evaluate_checkpoint.jsonl"  # an interrupted run resumes
+    res = E.evaluate(df, cfg, features=feats, complexity=complexity,
+                     progress=not args.quiet, cost=not args.no_cost, checkpoint=ckpt)
+    command = args.command_line or ("annpred " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    notes = None
+    if args.notes:
+        try:
+            with open(args.notes, encoding="utf-8") as f:
+                notes = f.read()
+        except OSError as exc:
+            raise ParameterError(f"--notes: cannot read {args.notes}: {exc}") from None
+    paths = E.write_outputs(res, args.out, plots=not args.no_plots, command=command,
+                            notes=notes)
+    print(E.headline_markdown(res))
+    if "NN+C" in models:
+        v = E.verdicts(res.summary)
+        fs = E.floor_summary(res)
+        if len(v):
+            print(f"\nNN+C at or below every baseline on {int(v.beats_all.sum())} of "
+                  f"{len(v)} combinations; NN+C / noise floor: median "
+                  f"{fs['median_ratio']:.2f}x (median floor {fs['median_floor']:.2f}%)")
+    ckpt.unlink(missing_ok=True)
+    print(f"\nwrote {len(paths)} files into {args.out} in {res.timings['total_s']:.0f} s")
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser(
+        "evaluate", help="accuracy study: every model on the same splits, per combination",
+        description="For every kernel/variant/hardware combination in the CSVs: train Cons, "
+        "LR+C, RF+C, GBT+C, NN, NN+C and NN+C-L on the same training draws and score them "
+        "on held-out points (the points re-measured in a second pass when present, which "
+        "also gives the noise floor). Writes accuracy.csv, accuracy.md, learning curves, "
+        "a cost table and plots into --out.")
+    s.add_argument("csv", nargs="+", help="profiling CSV(s)")
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--n-train", type=int, default=250, help="training points (default 250)")
+    s.add_argument("--n-test", type=int, default=250,
+                   help="held-out points when the CSV has no second pass (default 250)")
+    s.add_argument("--seeds", type=int, default=5, help="training draws (default 5)")
+    s.add_argument("--models", help="comma-separated subset of Cons,LR+C,RF+C,GBT+C,NN,NN+C,"
+                   "NN+C-L,NN+C-auto (default: all but NN+C-auto)")
+    s.add_argument("--curve-sizes", default="25,50,100,250,500,1000",
+                   help="training sizes of the learning curves (those the pool can supply)")
+    s.add_argument("--curve-seeds", type=int, default=2, help="seeds per learning-curve size "
+                   "(default 2)")
+    s.add_argument("--no-curves", action="store_true", help="skip the learning curves")
+    s.add_argument("--no-cost", action="store_true", help="skip the cost benchmark")
+    s.add_argument("--no-plots", action="store_true", help="skip the PNGs")
+    s.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    s.add_argument("--max-epochs", type=int, default=None,
+                   help="override the networks' maximum epochs (faster, less accurate)")
+    s.add_argument("--target", default="runtime_s", help="runtime column (seconds)")
+    s.add_argument("--features", help="comma-separated feature columns (external CSVs)")
+    s.add_argument("--complexity", help="complexity expression over --features, or 'auto' "
+                   "(adds the NN+C-auto model)")
+    s.add_argument("--kernel", help="fill the kernel column (external CSVs)")
+    s.add_argument("--variant", help="fill the variant column (external CSVs)")
+    s.add_argument("--hardware", help="fill the hardware column (external CSVs)")
+    s.add_argument("--notes", help="Markdown file appended to accuracy.md")
+    s.add_argument("--command-line", help=argparse_suppress(), default=None)
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_evaluate)
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS

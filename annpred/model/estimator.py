@@ -1,0 +1,422 @@
+"""``AugmentedNNRegressor``: scikit-learn style estimator for runtimes.
+
+Inputs are the kernel parameters plus complexity features computed from sympy expressions
+over those parameters; the target is runtime in seconds (fitted as log runtime).
+Parameters live in ``__init__``; learned attributes end in ``_``. Training imports torch;
+``predict`` runs in numpy only.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from typing import Mapping
+
+import numpy as np
+
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import NotFittedError
+
+from annpred.data.rows import version as _version
+from annpred.errors import DataError
+from annpred.model import network
+from annpred.model.features import feature_matrix
+from annpred.model.schema import FORMAT
+from annpred.spec import expr as _expr
+
+
+AUTO = "auto"
+
+
+def conformal_interval(residuals: np.ndarray, coverage: float) -> dict | None:
+    """Split-conformal bounds on log(measured / predicted): the ``floor((n+1) a/2)``-th and
+    ``ceil((n+1)(1 - a/2))``-th smallest of ``n`` held-out residuals (a = 1 - coverage),
+    which cover a new point with probability >= coverage when it is exchangeable with the
+    held-out ones. None when ``n`` is too small for that coverage."""
+    r = np.sort(np.asarray(residuals, dtype=float))
+    n = len(r)
+    if not 0 < coverage < 1:
+        raise DataError(f"coverage must be in (0, 1), got {coverage}")
+    a = 1.0 - coverage
+    k_lo, k_hi = int(np.floor((n + 1) * a / 2)), int(np.ceil((n + 1) * (1 - a / 2)))
+    if n == 0 or k_lo < 1 or k_hi > n:
+        return None
+    return {"nominal": float(coverage), "lo": float(r[k_lo - 1]), "hi": float(r[k_hi - 1]),
+            "n": int(n), "method": "split conformal, log runtime, validation split"}
+
+
+def normalise_complexity(complexity) -> dict[str, str]:
+    if complexity is None:
+        return {}
+    if isinstance(complexity, str) and complexity == AUTO:
+        raise TypeError("complexity='auto' is resolved inside fit")
+    if isinstance(complexity, str):
+        return {"complexity": complexity}
+    if isinstance(complexity, Mapping):
+        return {str(k): str(v) for k, v in complexity.items()}
+    raise TypeError("complexity must be None, an expression string, or a dict name -> expr")
+
+
+class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
+    """Tiny MLP (< 75 trainable parameters) on parameters + complexity features.
+
+    Parameters
+    ----------
+    complexity : str | dict[str, str] | None
+        Expression(s) over the parameter (column) names, e.g. ``"m*n*k"``. ``None`` gives
+        the plain network without complexity (the ``NN`` baseline). ``"auto"`` derives
+        candidate expressions from the columns and known structure and keeps those that
+        lower the validation error (:mod:`annpred.model.autocomplexity`); the chosen ones
+        are in ``complexity_``, the search in ``auto_log_``.
+    base_complexity : dict[str, str] | None
+        With ``complexity="auto"``: expressions to start from (the catalog's, when known).
+    problem_size : sequence of float | None
+        With ``complexity="auto"``: the problem size of a GPU tuning space (x, y, z), for
+        grid and padding candidates.
+    parameters : list[str] | None
+        Columns of X used as inputs (default: all columns).
+    coverage : float
+        Nominal coverage of the prediction interval (default 0.9): split-conformal
+        quantiles of the log-runtime residuals on the validation split carved from the
+        training data, stored in the model file (``interval``) and used by
+        :meth:`predict_interval`, ``choose`` and the C export.
+    feature_names : list[str] | None
+        Names of the columns of a numpy ``X`` (a DataFrame brings its own), so that
+        ``complexity="m*n*k"`` works with arrays; default ``parameters``, else ``x0, x1, ...``.
+    hidden : tuple[int, ...] | None
+        Hidden layer sizes; default: the widest single layer under ``max_params``.
+    optimizer : "lbfgs" | "adam"
+        Full-batch L-BFGS (default) or Adam.
+    loss : "huber" | "mse" | "l1"
+        Loss on the log runtime; ``huber`` (default) is squared below a relative error of
+        about ``huber_delta`` (in log units; 0.1 ~ 10%) and absolute above it, so a few
+        spoiled measurements do not drag the fit.
+    select_complexity : bool
+        With several complexity expressions, also fit the network on the first (main) one
+        alone and keep whichever has the lower MAPE on the validation split (fewer inputs
+        leave more hidden units; some catalog expressions do not describe every variant).
+        The model keeps only the features it uses. Default True.
+    max_epochs, patience : int | None
+        Iterations (L-BFGS) or epochs (Adam) and early-stopping patience; ``None`` = the
+        optimizer's default (L-BFGS 500/50, Adam 3000/300).
+    """
+
+    def __init__(self, complexity=None, parameters=None, hidden=None, seed=0,
+                 activation="tanh", skip=True, max_epochs=None, patience=None, lr=0.02,
+                 weight_decay=0.0, val_fraction=0.2, n_init=2, input_transform="auto",
+                 max_params=network.MAX_PARAMS, steps=None, optimizer="lbfgs", loss="huber",
+                 huber_delta=0.1, select_complexity=True, feature_names=None, coverage=0.9,
+                 base_complexity=None, problem_size=None):
+        self.complexity = complexity
+        self.coverage = coverage
+        self.base_complexity = base_complexity
+        self.problem_size = problem_size
+        self.feature_names = feature_names
+        self.steps = steps
+        self.parameters = parameters
+        self.hidden = hidden
+        self.seed = seed
+        self.activation = activation
+        self.skip = skip
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.val_fraction = val_fraction
+        self.n_init = n_init
+        self.input_transform = input_transform
+        self.max_params = max_params
+        self.optimizer = optimizer
+        self.loss = loss
+        self.huber_delta = huber_delta
+        self.select_complexity = select_complexity
+
+    # -- scikit-learn conventions -------------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True  # runtimes: fitted as log runtime
+        return tags
+
+    def _columns(self, X, reset: bool) -> dict[str, np.ndarray]:
+        """Validate ``X`` (DataFrame or array; finite numbers) and return its columns by name.
+
+        A DataFrame is cut to ``parameters`` first (it may carry other columns, e.g. the
+        kernel name); array columns are named by ``feature_names``, else ``parameters``,
+        else ``x0, x1, ...``."""
+        from sklearn.utils.validation import validate_data
+
+        if hasattr(X, "columns"):
+            if self.parameters is not None:
+                missing = [c for c in self.parameters if c not in X.columns]
+                if missing:
+                    raise DataError(f"missing feature column(s): {', '.join(missing)}")
+                X = X[list(self.parameters)]
+            names = [str(c) for c in X.columns]
+        else:
+            names = None
+        arr = validate_data(self, X, reset=reset, dtype=np.float64)
+        if names is None:
+            given = self.feature_names if self.feature_names is not None else self.parameters
+            names = list(given) if given is not None else \
+                [f"x{i}" for i in range(arr.shape[1])]
+            if len(names) != arr.shape[1]:
+                raise DataError(f"X has {arr.shape[1]} columns but {len(names)} names were "
+                                "given (feature_names / parameters)")
+        return {n: arr[:, j] for j, n in enumerate(names)}
+
+    # -- features ---------------------------------------------------------------------
+    @staticmethod
+    def _feature_matrix(df, params, complexity) -> np.ndarray:
+        return feature_matrix(df, params, complexity)
+
+    def features_matrix(self, X) -> np.ndarray:
+        """The network's raw input matrix (parameters, then complexity features)."""
+        self._check_fitted()
+        return self._feature_matrix(self._columns(X, reset=False), self.parameters_,
+                                    self.complexity_)
+
+    # -- fit / predict ----------------------------------------------------------------
+    def fit(self, X, y):
+        from annpred.model import fit as _train  # torch is imported here, never by predict
+
+        t0 = time.perf_counter()
+        from sklearn.utils.validation import column_or_1d
+
+        df = self._columns(X, reset=True)
+        params = list(self.parameters or df)
+        auto = isinstance(self.complexity, str) and self.complexity == AUTO
+        complexity = normalise_complexity(self.base_complexity if auto else self.complexity)
+        for name, text in complexity.items():
+            _expr.parse(text, params)
+            if name in params:
+                raise DataError(f"complexity name {name!r} collides with a parameter column")
+        steps = {str(k): int(v) for k, v in (self.steps or {}).items()}
+        if steps:  # step-aware features: x -> ceiling(x/s)*s in every complexity expression
+            from annpred.model.steps import step_complexity
+
+            unknown = [k for k in steps if k not in params]
+            if unknown:
+                raise DataError(f"steps name unknown parameter(s) {', '.join(unknown)}")
+            complexity = step_complexity(complexity, steps, params)
+        y = column_or_1d(y, warn=True).astype(float)
+        n_rows = len(next(iter(df.values()))) if df else 0
+        if len(y) != n_rows:
+            raise DataError(f"X has {n_rows} rows but y has {len(y)}")
+        if not np.all(np.isfinite(y)) or np.any(y <= 0):
+            raise DataError("runtimes must be finite and positive")
+        if len(y) < 8:
+            raise DataError(f"{len(y)} sample(s) are too few to train a model (need at least 8)")
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(len(y))
+        n_val = int(round(len(y) * self.val_fraction)) if len(y) >= 20 else 0
+        val_idx, tr_idx = order[:n_val], order[n_val:]
+        self.auto_log_ = None
+        if auto:
+            complexity = self._auto_complexity(_train, df, y, params, complexity, tr_idx,
+                                               val_idx)
+        candidates = [complexity]
+        if self.select_complexity and len(complexity) > 1 and n_val:
+            first = next(iter(complexity))
+            candidates.append({first: complexity[first]})
+        best = None
+        for comp in candidates:
+            fitted = self._fit_candidate(_train, df, y, params, comp, tr_idx, val_idx)
+            if best is None or fitted["val_mape_"] < best["val_mape_"]:
+                best = fitted
+        for k, v in best.items():
+            setattr(self, k, v)
+        self.parameters_ = params
+        self.steps_ = steps
+        self.complexity_candidates_ = [list(c) for c in candidates]
+        self.train_range_ = {c: [float(np.min(df[c])), float(np.max(df[c]))] for c in params}
+        self.n_samples_ = len(y)
+        self.train_time_s_ = time.perf_counter() - t0
+        if self.n_samples_ < 2 * self.n_params_:
+            warnings.warn(f"{self.n_samples_} training rows for {self.n_params_} trainable "
+                          "parameters (fewer than 2 rows per parameter): the network can "
+                          "memorise them; measure more points", UserWarning, stacklevel=2)
+        Xf = self._feature_matrix(df, params, self.complexity_)
+        self.data_sha256_ = hashlib.sha256(
+            np.ascontiguousarray(np.column_stack([Xf, y])).tobytes()).hexdigest()
+        return self
+
+    def _auto_complexity(self, _train, df, y, params, base, tr_idx, val_idx) -> dict:
+        """``complexity="auto"``: candidates from the columns and structure, kept greedily
+        when a short network fit on the training rows validates better (validation rows
+        carved from the training data)."""
+        from annpred.model import autocomplexity as _auto
+
+        if not len(val_idx):  # too few rows to validate a choice: keep the base
+            self.auto_log_ = [{"tried": "(too few rows to select)", "kept": True}]
+            return dict(base)
+        cands = _auto.candidates(df, params, self.problem_size or (), base)
+
+        def score(comp):
+            return self._fit_candidate(_train, df, y, params, comp, tr_idx, val_idx,
+                                       n_init=1)["val_mape_"]
+
+        chosen, log = _auto.select(df, params, y, tr_idx, val_idx, cands, score, base=base)
+        self.auto_log_ = log
+        self.auto_n_candidates_ = len(cands)
+        return chosen
+
+    def _fit_candidate(self, _train, df, y, params, complexity, tr_idx, val_idx,
+                       n_init=None) -> dict:
+        """Fit one network on ``params`` + ``complexity``; its learned attributes."""
+        Xf = self._feature_matrix(df, params, complexity)
+        if not np.all(np.isfinite(Xf)):
+            raise DataError("features hold NaN or infinite values")
+        if self.input_transform == "auto":
+            transforms = ["log" if np.all(Xf[:, j] > 0) else "identity"
+                          for j in range(Xf.shape[1])]
+        else:
+            transforms = ([self.input_transform] * Xf.shape[1]
+                          if isinstance(self.input_transform, str) else list(self.input_transform))
+        for j, t in enumerate(transforms):
+            if t == "log" and np.any(Xf[:, j] <= 0):
+                raise DataError(f"feature {(params + list(complexity))[j]!r} has values <= 0; "
+                                "a log input transform needs positive values")
+        T = network.transform_inputs(Xf, transforms)
+        target = np.log(y)
+        n_val = len(val_idx)
+        mean = T[tr_idx].mean(axis=0)
+        std = T[tr_idx].std(axis=0)
+        std = np.where(std > 1e-12, std, 1.0)
+        y_mean, y_std = float(target[tr_idx].mean()), float(target[tr_idx].std())
+        y_std = y_std if y_std > 1e-12 else 1.0
+        Z = (T - mean) / std
+        t = (target - y_mean) / y_std
+        hidden = tuple(self.hidden) if self.hidden is not None else network.default_hidden(
+            Z.shape[1], self.max_params)
+        model, val_loss, epochs = _train.fit_network(
+            Z[tr_idx], t[tr_idx], Z[val_idx] if n_val else None, t[val_idx] if n_val else None,
+            hidden=hidden, activation=self.activation, skip=self.skip, seed=self.seed,
+            max_epochs=self.max_epochs, patience=self.patience, lr=self.lr,
+            weight_decay=self.weight_decay, n_init=n_init or self.n_init,
+            max_params=self.max_params,
+            optimizer=self.optimizer, loss=self.loss,
+            huber_delta=(self.huber_delta / y_std) if self.huber_delta else None)
+        layers, skip = model.export()
+        out = {"complexity_": complexity, "features_": params + list(complexity),
+               "input_transform_": transforms, "scaler_mean_": mean, "scaler_std_": std,
+               "y_mean_": y_mean, "y_std_": y_std, "layers_": layers, "skip_": skip,
+               "hidden_": hidden, "n_params_": network.count_params(Z.shape[1], hidden, self.skip),
+               "n_epochs_": epochs}
+        core = {"input_transform": transforms,
+                "scaler": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+                "target_scaler": {"mean": y_mean, "std": y_std}, "layers": layers,
+                "skip": skip, "activation": self.activation, "target_transform": "log"}
+        compiled = network.compile_model(core)
+        rows = val_idx if n_val else np.arange(len(y))
+        pred = network.predict_seconds(Xf[rows], compiled)
+        out["_compiled"] = compiled
+        out["val_mape_"] = float(np.mean(np.abs(pred - y[rows]) / y[rows]) * 100)
+        out["interval_"] = (conformal_interval(np.log(y[val_idx]) - np.log(pred), self.coverage)
+                            if n_val else None)
+        return out
+
+    def _check_fitted(self):
+        if not hasattr(self, "layers_"):
+            raise NotFittedError("this AugmentedNNRegressor is not fitted yet; call fit first")
+
+    def predict(self, X) -> np.ndarray:
+        self._check_fitted()
+        Xf = self.features_matrix(X)
+        return network.predict_seconds(Xf, self._compiled)
+
+    def predict_interval(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(seconds, low, high)``: the prediction and its ``coverage`` interval (NaN bounds
+        when the model was trained without a validation split)."""
+        s = self.predict(X)
+        iv = getattr(self, "interval_", None)
+        if not iv:
+            return s, np.full_like(s, np.nan), np.full_like(s, np.nan)
+        return s, s * np.exp(iv["lo"]), s * np.exp(iv["hi"])
+
+    def in_range(self, X) -> np.ndarray:
+        """Per row: whether every parameter lies inside the training range."""
+        self._check_fitted()
+        df = self._columns(X, reset=False)
+        ok = np.ones(len(next(iter(df.values()))), dtype=bool)
+        for c, (lo, hi) in self.train_range_.items():
+            v = np.asarray(df[c], dtype=float)
+            ok &= (v >= lo) & (v <= hi)
+        return ok
+
+    # -- serialisation ----------------------------------------------------------------
+    def _dict_core(self) -> dict:
+        return {
+            "input_transform": list(self.input_transform_),
+            "target_transform": "log",
+            "scaler": {"mean": [float(v) for v in self.scaler_mean_],
+                       "std": [float(v) for v in self.scaler_std_]},
+            "target_scaler": {"mean": self.y_mean_, "std": self.y_std_},
+            "layers": self.layers_,
+            "skip": self.skip_,
+            "activation": self.activation,
+        }
+
+    def to_dict(self, kernel="custom", variant="custom", hardware="unknown",
+                extra_train: dict | None = None) -> dict:
+        self._check_fitted()
+        import platform
+
+        versions = {"annpred": _version(), "python": platform.python_version(),
+                    "numpy": np.__version__}
+        try:
+            import torch
+            versions["torch"] = torch.__version__
+        except ImportError:  # pragma: no cover
+            pass
+        d = {"format": FORMAT, "kernel": kernel, "variant": variant, "hardware": hardware,
+             "parameters": list(self.parameters_), "features": list(self.features_),
+             "complexity": dict(self.complexity_),
+             **({"steps": dict(self.steps_)} if getattr(self, "steps_", None) else {}),
+             **self._dict_core(),
+             **({"interval": dict(self.interval_)} if getattr(self, "interval_", None)
+                else {}),
+             "n_params": int(self.n_params_),
+             "train": {"n_samples": int(self.n_samples_), "val_mape": self.val_mape_,
+                       "data_sha256": self.data_sha256_, "seed": self.seed,
+                       "epochs": int(self.n_epochs_), "train_time_s": self.train_time_s_,
+                       "range": self.train_range_,
+                       **({"auto_complexity": self.auto_log_}
+                          if getattr(self, "auto_log_", None) else {}),
+                       **(extra_train or {})},
+             "versions": versions}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AugmentedNNRegressor":
+        from annpred.model.schema import validate
+
+        d = validate(d)
+        m = cls(complexity=dict(d["complexity"]) or None,
+                parameters=list(d.get("parameters", [f for f in d["features"]
+                                                     if f not in d["complexity"]])),
+                hidden=tuple(len(l["weight"]) for l in d["layers"][:-1]),
+                seed=d["train"].get("seed", 0), activation=d["activation"],
+                skip=d.get("skip") is not None)
+        m.parameters_ = list(m.parameters)
+        m.n_features_in_ = len(m.parameters_)
+        m.feature_names_in_ = np.asarray(m.parameters_, dtype=object)
+        m.complexity_ = dict(d["complexity"])  # already step-rewritten; steps_ is a record
+        m.steps_ = {k: int(v) for k, v in d.get("steps", {}).items()}
+        m.features_ = list(d["features"])
+        m.input_transform_ = list(d["input_transform"])
+        m.scaler_mean_ = np.asarray(d["scaler"]["mean"], dtype=float)
+        m.scaler_std_ = np.asarray(d["scaler"]["std"], dtype=float)
+        m.y_mean_ = float(d["target_scaler"]["mean"])
+        m.y_std_ = float(d["target_scaler"]["std"])
+        m.layers_, m.skip_ = d["layers"], d.get("skip")
+        m.hidden_ = m.hidden
+        m.n_params_ = int(d["n_params"])
+        m.n_epochs_ = int(d["train"].get("epochs", 0))
+        m.train_range_ = {k: list(v) for k, v in d["train"].get("range", {}).items()}
+        m.n_samples_ = int(d["train"].get("n_samples", 0))
+        m.val_mape_ = d["train"].get("val_mape")
+        m.interval_ = dict(d["interval"]) if d.get("interval") else None
+        m.data_sha256_ = d["train"].get("data_sha256", "")
+        m.train_time_s_ = d["train"].get("train_time_s", 0.0)
+        m._compiled = network.compile_model(d)
+        return m

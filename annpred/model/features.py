@@ -1,0 +1,29 @@
+"""The network's raw input matrix: the parameters, then one column per complexity expression
+evaluated over them. One function for training, prediction and the study (numpy only)."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from annpred.errors import DataError
+from annpred.spec import expr as _expr
+
+
+def feature_matrix(columns: Mapping[str, np.ndarray], params: Sequence[str],
+                   complexity: Mapping[str, str] | Sequence[str]) -> np.ndarray:
+    """``(n, len(params) + len(complexity))`` float matrix from parameter columns.
+
+    ``columns`` maps names to 1-D arrays (a DataFrame works); ``complexity`` is a mapping
+    name -> expression or a sequence of expressions over ``params``."""
+    missing = [p for p in params if p not in columns]
+    if missing:
+        raise DataError(f"missing feature column(s): {', '.join(missing)}")
+    cols = [np.asarray(columns[p], dtype=float) for p in params]
+    n = len(cols[0]) if cols else len(next(iter(columns.values()), []))
+    texts = complexity.values() if isinstance(complexity, Mapping) else complexity
+    if texts:
+        fns = [_expr.compile(t, params) for t in texts]
+        for f in fns:
+            cols.append(np.broadcast_to(np.asarray(f(*cols[:len(params)]), dtype=float), (n,)))
+    return np.column_stack(cols).astype(float, copy=False) if cols else np.empty((n, 0))

@@ -1,0 +1,44 @@
+"""Every cache of the decision side, in one place, and how to clear them.
+
+Loaded model directories (keyed by path, and by the environment for the default lookup), the
+stacked candidate plans per predictor, memoised decisions per predictor, catalog kernels and
+the input specs ``dispatch`` infers. :func:`clear` forgets all of them (after retraining);
+configuration changes clear what depends on them.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+
+PREDICTORS_BY_ENV: dict = {}  # (ANNPRED_MODELS, ANNPRED_TRAINED, XDG_DATA_HOME) -> Predictor
+PREDICTORS_BY_ROOTS: dict = {}  # tuple of resolved root paths -> Predictor
+PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Predictor -> {key: plan}
+MEMO: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Predictor -> {key: Choice}
+MEMO_SIZE = 65536
+KERNELS: dict = {}  # kernel name -> catalog Kernel
+INPUT_SPECS: dict = {}  # kernel name -> {input: (dtype, ndim)}
+LOCK = threading.Lock()
+
+
+def clear_decisions() -> None:
+    """Forget memoised decisions (the policy or a default changed)."""
+    MEMO.clear()
+
+
+def clear_plans() -> None:
+    """Forget stacked plans and decisions (the range margin changed)."""
+    PLANS.clear()
+    MEMO.clear()
+
+
+def clear() -> None:
+    """Forget loaded model directories, plans, decisions and kernel specs (after retraining)."""
+    from annpred.spec import hardware
+
+    PREDICTORS_BY_ENV.clear()
+    PREDICTORS_BY_ROOTS.clear()
+    PLANS.clear()
+    MEMO.clear()
+    KERNELS.clear()
+    INPUT_SPECS.clear()
+    hardware.present.cache_clear()

@@ -1,0 +1,396 @@
+"""Complexity expressions: parsed with a whitelist, never evaluated as Python.
+
+The text is parsed by :func:`ast.parse` (which only builds a syntax tree) and every node is
+checked against a whitelist of arithmetic, powers and a few functions before a sympy
+expression is built from it node by node. ``sympy.sympify`` is never called on user text
+(it uses ``eval``).
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import math
+import time
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+import sympy as sp
+
+from annpred.errors import ExpressionError
+
+MAX_LENGTH = 2000
+MAX_CONST_EXPONENT = 16
+# Cost bounds: parsing (and so loading a model file) stays fast for any text.
+MAX_NODES = 1500  # syntax-tree nodes
+MAX_DEPTH = 100  # nesting of operators and calls
+MAX_ARGS = 16  # arguments of min/max
+MAX_CONST = 1e18  # magnitude of a numeric constant
+MAX_CONST_DIGITS = 40  # characters of a numeric constant
+MAX_FACTOR_INT = 2**31  # sopfr/lpf factor integers up to this (trial division)
+MAX_SECONDS = 5.0  # a last resort: building one expression may take at most this long
+
+_BINOPS = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: None,  # checked separately
+}
+
+
+def _log(*args):
+    if len(args) == 1:
+        return sp.log(args[0])
+    if len(args) == 2:
+        return sp.log(args[0], args[1])
+    raise ExpressionError("log takes 1 or 2 arguments (log(x) or log(x, base))")
+
+
+def _fixed(name, n, fn):
+    def call(*args):
+        if len(args) != n:
+            raise ExpressionError(f"{name} takes {n} argument(s), got {len(args)}")
+        return fn(*args)
+    return call
+
+
+def _variadic(name, fn):
+    def call(*args):
+        if len(args) < 1:
+            raise ExpressionError(f"{name} needs at least one argument")
+        if len(args) > MAX_ARGS:
+            raise ExpressionError(f"{name} takes at most {MAX_ARGS} arguments, got {len(args)}")
+        if all(a.is_Number for a in args):
+            return fn(*args)
+        # symbolic min/max: sympy's simplification is quadratic (or worse) in the arguments
+        return fn(*args, evaluate=False)
+    return call
+
+
+FUNCTIONS: dict[str, Callable] = {
+    "log": _log,
+    "log2": _fixed("log2", 1, lambda x: sp.log(x, 2)),
+    "log10": _fixed("log10", 1, lambda x: sp.log(x, 10)),
+    "sqrt": _fixed("sqrt", 1, sp.sqrt),
+    "exp": _fixed("exp", 1, sp.exp),
+    "abs": _fixed("abs", 1, sp.Abs),
+    "min": _variadic("min", sp.Min),
+    "max": _variadic("max", sp.Max),
+    "ceiling": _fixed("ceiling", 1, sp.ceiling),
+    "ceil": _fixed("ceil", 1, sp.ceiling),
+    "floor": _fixed("floor", 1, sp.floor),
+    "sopfr": _fixed("sopfr", 1, lambda x: sopfr(x)),
+    "lpf": _fixed("lpf", 1, lambda x: lpf(x)),
+}
+
+
+def _factor(n: int) -> list[int]:
+    out, p = [], 2
+    while p * p <= n:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1 if p == 2 else 2
+    if n > 1:
+        out.append(n)
+    return out
+
+
+def _int_arg(x) -> int:
+    v = float(x)
+    if not math.isfinite(v) or abs(v) > MAX_FACTOR_INT:
+        raise ExpressionError(f"sopfr and lpf take integers up to {MAX_FACTOR_INT}, got {v:g}")
+    return max(int(round(v)), 1)
+
+
+class sopfr(sp.Function):
+    """Sum of the prime factors of round(n), with repetition (sopfr(12) = 2+2+3 = 7).
+
+    The arithmetic cost of a mixed-radix FFT of length n is proportional to n*sopfr(n)."""
+
+    is_real = True
+
+    @classmethod
+    def eval(cls, n):
+        if n.is_Number:
+            return sp.Integer(sum(_factor(_int_arg(n))))
+
+
+class lpf(sp.Function):
+    """Largest prime factor of round(n) (1 for n <= 1)."""
+
+    is_real = True
+
+    @classmethod
+    def eval(cls, n):
+        if n.is_Number:
+            return sp.Integer(max(_factor(_int_arg(n)), default=1))
+
+
+def _vectorised(fn):
+    cache: dict[int, float] = {}
+
+    def call(x):
+        arr = np.asarray(x, dtype=float)
+        if arr.size and not np.all(np.abs(arr) <= MAX_FACTOR_INT):
+            raise ExpressionError(f"sopfr and lpf take finite integers up to {MAX_FACTOR_INT}")
+        flat = np.rint(arr.ravel()).astype(np.int64)
+        out = np.empty(flat.shape, dtype=float)
+        for i, v in enumerate(flat):
+            v = int(max(v, 1))
+            r = cache.get(v)
+            if r is None:
+                r = cache[v] = float(fn(_factor(v)))
+            out[i] = r
+        return out.reshape(arr.shape) if arr.ndim else float(out[0])
+    return call
+
+
+_np_sopfr = _vectorised(lambda f: sum(f))
+_np_lpf = _vectorised(lambda f: max(f, default=1))
+
+# C implementations for exported headers (trial division; exact for n < 2**53)
+C_SUPPORT = {
+    "sopfr": """static double annpred_sopfr(double x) {
+    long long n = (long long)(x + 0.5), s = 0, p;
+    if (n < 2) return 0.0;
+    for (p = 2; p * p <= n; p += (p == 2 ? 1 : 2))
+        while (n % p == 0) { s += p; n /= p; }
+    if (n > 1) s += n;
+    return (double)s;
+}""",
+    "lpf": """static double annpred_lpf(double x) {
+    long long n = (long long)(x + 0.5), m = 1, p;
+    if (n < 2) return 1.0;
+    for (p = 2; p * p <= n; p += (p == 2 ? 1 : 2))
+        while (n % p == 0) { m = p; n /= p; }
+    if (n > 1) m = n;
+    return (double)m;
+}""",
+}
+
+
+def _describe(node: ast.AST) -> str:
+    return type(node).__name__
+
+
+def _shape(tree: ast.AST) -> tuple[int, int]:
+    """(node count, depth) of a syntax tree, without recursion."""
+    count, deepest, stack = 0, 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        deepest = max(deepest, depth)
+        if count > MAX_NODES or deepest > MAX_DEPTH:
+            break
+        stack.extend((c, depth + 1) for c in ast.iter_child_nodes(node))
+    return count, deepest
+
+
+class _Builder:
+    def __init__(self, text: str, symbols: Iterable[str] | None):
+        self.text = text
+        self.allowed = None if symbols is None else set(symbols)
+        self.deadline = time.monotonic() + MAX_SECONDS
+
+    def fail(self, node, what):
+        col = getattr(node, "col_offset", None)
+        where = f" at column {col + 1}" if col is not None else ""
+        raise ExpressionError(f"complexity expression {self.text!r}: {what}{where}")
+
+    def build(self, node):
+        if time.monotonic() > self.deadline:
+            self.fail(node, "too costly to analyse (simplify it)")
+        if isinstance(node, ast.Expression):
+            return self.build(node.body)
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+                self.fail(node, f"only numbers are allowed as constants, not {node.value!r}")
+            seg = ast.get_source_segment(self.text.strip(), node) or ""
+            if len(seg) > MAX_CONST_DIGITS:
+                self.fail(node, f"numeric constants are limited to {MAX_CONST_DIGITS} "
+                                "characters")
+            if isinstance(node.value, int) and abs(node.value) > MAX_CONST:
+                self.fail(node, f"numeric constants are limited to {MAX_CONST:g} in magnitude")
+            if not math.isfinite(node.value) or abs(node.value) > MAX_CONST:
+                self.fail(node, f"constants must be finite and at most {MAX_CONST:g} in "
+                                "magnitude")
+            return sp.Integer(node.value) if isinstance(node.value, int) else sp.Float(node.value)
+        if isinstance(node, ast.Name):
+            if node.id in FUNCTIONS:
+                self.fail(node, f"{node.id!r} is a function and must be called")
+            if self.allowed is not None and node.id not in self.allowed:
+                known = ", ".join(sorted(self.allowed)) or "(none)"
+                self.fail(node, f"unknown symbol {node.id!r}; known symbols: {known}")
+            return sp.Symbol(node.id, positive=True)
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.USub):
+                return -self.build(node.operand)
+            if isinstance(node.op, ast.UAdd):
+                return self.build(node.operand)
+            self.fail(node, f"operator {_describe(node.op)} is not allowed")
+        if isinstance(node, ast.BinOp):
+            if type(node.op) not in _BINOPS:
+                self.fail(node, f"operator {_describe(node.op)} is not allowed "
+                                "(use + - * / ** and the functions " + ", ".join(FUNCTIONS) + ")")
+            a, b = self.build(node.left), self.build(node.right)
+            for x in (a, b):
+                if x.is_number and not (x.is_finite and x.is_extended_real):
+                    self.fail(node, "a constant part is infinite, undefined or complex")
+            if isinstance(node.op, ast.Pow):
+                if b.is_number and abs(float(b)) > MAX_CONST_EXPONENT:
+                    self.fail(node, f"constant exponents are limited to +-{MAX_CONST_EXPONENT}")
+                if a.is_number and b.is_number and a != 0:
+                    if abs(float(b)) * math.log10(max(abs(float(a)), 1e-300)) > 300:
+                        self.fail(node, "constant power is too large")
+                return a ** b
+            return _BINOPS[type(node.op)](a, b)
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name):
+                self.fail(node, "only plain calls of " + ", ".join(FUNCTIONS) + " are allowed")
+            if node.func.id not in FUNCTIONS:
+                self.fail(node, f"function {node.func.id!r} is not allowed; allowed: "
+                                + ", ".join(FUNCTIONS))
+            if node.keywords:
+                self.fail(node, "keyword arguments are not allowed")
+            args = [self.build(a) for a in node.args]
+            return FUNCTIONS[node.func.id](*args)
+        self.fail(node, f"syntax {_describe(node)} is not allowed")
+
+
+def parse(text: str, symbols: Iterable[str] | None = None) -> sp.Expr:
+    """Parse complexity text into a sympy expression.
+
+    ``symbols`` restricts the names that may appear (parameters or CSV columns); ``None``
+    allows any identifier. Raises :class:`ExpressionError` on anything else. The cost is
+    bounded (length, terms, nesting, constants, min/max arguments) and results are cached,
+    so validating the same text again (every model load) is a dictionary look-up.
+    """
+    if isinstance(text, str) and (symbols is None or not isinstance(symbols, str)):
+        key = None if symbols is None else tuple(sorted(set(map(str, symbols))))
+        return _parse_cached(text, key)
+    return _parse(text, symbols)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str, symbols: tuple[str, ...] | None) -> sp.Expr:
+    return _parse(text, symbols)
+
+
+def _parse(text: str, symbols: Iterable[str] | None = None) -> sp.Expr:
+    if not isinstance(text, str):
+        raise ExpressionError(f"complexity expression must be text, got {type(text).__name__}")
+    if not text.strip():
+        raise ExpressionError("complexity expression is empty")
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"complexity expression is longer than {MAX_LENGTH} characters")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        col = f" at column {exc.offset}" if exc.offset else ""
+        raise ExpressionError(f"complexity expression {text!r}: syntax error{col}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ExpressionError(f"complexity expression {text!r}: cannot parse ({exc})") from None
+    count, depth = _shape(tree)
+    if count > MAX_NODES:
+        raise ExpressionError(f"complexity expression {text!r}: more than {MAX_NODES} terms")
+    if depth > MAX_DEPTH:
+        raise ExpressionError(f"complexity expression {text!r}: nested more than {MAX_DEPTH} "
+                              "levels deep")
+    try:
+        expr = _Builder(text, symbols).build(tree)
+    except ExpressionError:
+        raise
+    except RecursionError:
+        raise ExpressionError(f"complexity expression {text!r}: nested too deeply") from None
+    except (ArithmeticError, TypeError, ValueError, MemoryError, AttributeError) as exc:
+        raise ExpressionError(f"complexity expression {text!r}: cannot be evaluated "
+                              f"({type(exc).__name__}: {str(exc)[:100]})") from None
+    if not isinstance(expr, sp.Expr):
+        raise ExpressionError(f"complexity expression {text!r} is not arithmetic")
+    if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan) or expr.has(sp.I):
+        raise ExpressionError(f"complexity expression {text!r} is not finite for some inputs "
+                              "(it simplifies to an infinite or complex value)")
+    return expr
+
+
+def to_text(expr: sp.Expr) -> str:
+    """Canonical text of an expression, parseable again by :func:`parse`."""
+    return sp.sstr(expr).replace("Min(", "min(").replace("Max(", "max(")
+
+
+_NUMPY_FUNCS = {"ceiling": np.ceil, "floor": np.floor, "Min": np.minimum, "Max": np.maximum,
+                "log": np.log, "sqrt": np.sqrt, "exp": np.exp, "Abs": np.abs}
+
+
+def lambdify(exprs, names: Iterable[str], scalar: bool = False) -> Callable:
+    """``f(*values)`` for parsed (whitelisted) sympy expression(s) over ``names``: numpy
+    arrays by default, plain floats (``math``, faster for one point) with ``scalar``.
+
+    lambdify prints the whitelisted sympy tree as code; no user text reaches exec."""
+    syms = [sp.Symbol(n, positive=True) for n in names]
+    custom = {"sopfr": _np_sopfr, "lpf": _np_lpf}
+    if scalar:
+        mods = [{"Min": min, "Max": max, "ceiling": math.ceil, "floor": math.floor,
+                 "Abs": abs, **custom}, "math"]
+    else:
+        mods = [{"Min": np.minimum, "Max": np.maximum, **custom}, "numpy"]
+    return sp.lambdify(syms, exprs, modules=mods)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(text: str, names: tuple[str, ...]):
+    e = parse(text, names)
+    try:
+        return lambdify(e, names)
+    except (RecursionError, MemoryError, SyntaxError, TypeError, ValueError) as exc:
+        raise ExpressionError(f"complexity expression {text!r}: cannot be compiled "
+                              f"({type(exc).__name__})") from None
+
+
+def compile(text: str, names: Iterable[str]) -> Callable[..., np.ndarray]:
+    """Return ``f(*columns)`` computing the expression over numpy arrays (cached)."""
+    return _compiled(text, tuple(names))
+
+
+def evaluate(text: str, values: Mapping[str, np.ndarray | float]) -> np.ndarray:
+    """Evaluate an expression over named arrays; raises if the result is not finite."""
+    names = tuple(values.keys())
+    fn = compile(text, names)
+    args = [np.asarray(values[n], dtype=float) for n in names]
+    with np.errstate(all="ignore"):
+        try:
+            raw = np.asarray(fn(*args))
+        except ExpressionError:
+            raise
+        except (ArithmeticError, TypeError, ValueError, RecursionError, MemoryError) as exc:
+            raise ExpressionError(f"complexity expression {text!r} cannot be evaluated on "
+                                  f"these inputs ({type(exc).__name__})") from None
+    if np.iscomplexobj(raw):
+        raise ExpressionError(f"complexity expression {text!r} is not finite for some inputs")
+    out = raw.astype(float)
+    if args:
+        out = np.broadcast_to(out, np.broadcast(*args).shape)
+    if not np.all(np.isfinite(out)):
+        raise ExpressionError(f"complexity expression {text!r} is not finite for some inputs")
+    return out
+
+
+def free_symbols(text: str, symbols: Iterable[str] | None = None) -> list[str]:
+    return sorted(str(s) for s in parse(text, symbols).free_symbols)
+
+
+def ccode(e: sp.Expr) -> str:
+    """C99 code of a parsed expression; see :func:`c_support` for helper functions."""
+    return sp.ccode(e, user_functions={"sopfr": "annpred_sopfr", "lpf": "annpred_lpf"})
+
+
+def c_support(e: sp.Expr) -> str:
+    """C definitions of the helper functions an expression's C code calls."""
+    return "\n".join(code for name, code in C_SUPPORT.items()
+                     if any(type(f).__name__ == name for f in e.atoms(sp.Function)))
+
+
+def to_c(text: str) -> str:
+    """C99 code of the expression (symbols stay as C identifiers of the same name)."""
+    return ccode(parse(text))
