@@ -14,7 +14,8 @@ from annpred.errors import AnnpredError, AnnpredWarning
 COMMANDS = ("annpred.cli.kernels", "annpred.cli.profile", "annpred.cli.train",
             "annpred.cli.predict", "annpred.cli.choose", "annpred.cli.export",
             "annpred.cli.evaluate", "annpred.cli.quickstart", "annpred.cli.calibrate",
-            "annpred.cli.convert", "annpred.cli.tune_space", "annpred.halide.cli")
+            "annpred.cli.convert", "annpred.cli.tune_space", "annpred.halide.cli",
+            "annpred.accel.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,8 @@ def cmd_profile(args) -> int:
                   samples=args.samples, sampler=args.sampler, seed=args.seed,
                   pass_id=args.pass_id, progress=not args.quiet, check=args.check,
                   first=args.first, time_budget=args.time_budget,
-                  min_time=args.min_time_ms / 1e3)
+                  min_time=args.min_time_ms / 1e3, hardware=args.hardware,
+                  accel_mode=args.accel_mode)
     print(f"{res.path}: {res.written} rows measured, {res.skipped} already there "
           f"({res.total} in all)")
     return 0
@@ -52,4 +53,10 @@ def register(sub) -> None:
     s.add_argument("--check", action="store_true", help="check results against the reference")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--out", required=True, help="CSV to write (appended to / resumed)")
+    s.add_argument("--hardware", default=None,
+                   help="sim-<name>: rows from a modelled accelerator's fast model (annpred "
+                        "accel list) instead of measuring this machine (conv2d, matmul)")
+    s.add_argument("--accel-mode", choices=("user", "calc"), default="user",
+                   help="with --hardware sim-*: finite (user, default) or ideal (calc) DRAM "
+                        "bandwidth")
     s.set_defaults(func=cmd_profile)
