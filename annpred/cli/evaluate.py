@@ -37,8 +37,11 @@ def cmd_evaluate(args) -> int:
     if args.curve_seeds < 0:
         raise ParameterError(f"--curve-seeds must be >= 0, got {args.curve_seeds}")
     sizes = () if args.no_curves else _ints(args.curve_sizes, "--curve-sizes")
-    feats = ([f.strip() for f in args.features.split(",") if f.strip()]
-             if args.features else None)
+    from annpred import validate
+
+    validate.output_dir(args.out)
+    feats = validate.feature_list([f.strip() for f in args.features.split(",")]
+                                  if args.features else None, args.target)
     complexity = None
     if args.complexity:
         if not feats:

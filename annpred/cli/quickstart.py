@@ -124,6 +124,11 @@ def run(budget: float = 120.0, out: str | None = None, seed: int = 0) -> int:
 
 
 def cmd_quickstart(args) -> int:
+    from annpred import validate
+
+    if args.out is not None:
+        validate.output_dir(args.out)
+    validate.seed(args.seed)
     return run(budget=args.budget, out=args.out, seed=args.seed)
 
 
