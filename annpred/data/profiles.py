@@ -158,7 +158,7 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         if "sampler" in df.columns:
             out["sampler"] = df["sampler"].astype(str)
         if "timestamp" in df.columns:  # provenance: when the rows were measured
-            out["timestamp"] = df["timestamp"].astype(str)
+            out["timestamp"] = df["timestamp"]  # text (a category: millions of rows are cheap)
         out["_source"] = str(p)
         out["_row"] = np.arange(2, len(df) + 2)
         frames.append(out)

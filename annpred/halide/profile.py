@@ -109,9 +109,9 @@ def profile_pipeline(pipeline: str | HalidePipeline, *, n_schedules: int = PROFI
     bar.close()
     df = pd.DataFrame(rows)
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(out, index=False)
+        from annpred.files import atomic_write_text
+
+        atomic_write_text(out, df.to_csv(index=False))
     return df
 
 

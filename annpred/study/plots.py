@@ -51,7 +51,7 @@ def plots(res: Result, out: Path) -> list[Path]:
                      f"{hw_id}; band = +-10%", fontsize=9)
         fig.tight_layout()
         p = out / f"pred_vs_measured_{_slug(hw_id)}.png"
-        fig.savefig(p, dpi=110)
+        _save(fig, p)
         plt.close(fig)
         written.append(p)
     ct = curve_table(res)
@@ -89,7 +89,7 @@ def plots(res: Result, out: Path) -> list[Path]:
         axes[0][0].legend(fontsize=7)
         fig.tight_layout()
         p = out / "learning_curves.png"
-        fig.savefig(p, dpi=110)
+        _save(fig, p)
         plt.close(fig)
         written.append(p)
     w = _wide(res.summary)
@@ -109,7 +109,7 @@ def plots(res: Result, out: Path) -> list[Path]:
         ax.grid(True, axis="y", which="both", alpha=0.3)
         fig.tight_layout()
         p = out / "mape_by_combination.png"
-        fig.savefig(p, dpi=110)
+        _save(fig, p)
         plt.close(fig)
         written.append(p)
     return written
@@ -117,3 +117,14 @@ def plots(res: Result, out: Path) -> list[Path]:
 
 def _slug(s: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s)
+
+
+def _save(fig, path) -> None:
+    """A figure as PNG, written atomically (annpred.files)."""
+    import io
+
+    from annpred.files import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())
