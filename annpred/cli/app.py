@@ -13,7 +13,8 @@ from annpred.errors import AnnpredError, AnnpredWarning
 # import (no torch, no halide at module level).
 COMMANDS = ("annpred.cli.kernels", "annpred.cli.profile", "annpred.cli.train",
             "annpred.cli.predict", "annpred.cli.choose", "annpred.cli.export",
-            "annpred.cli.evaluate", "annpred.cli.quickstart", "annpred.halide.cli")
+            "annpred.cli.evaluate", "annpred.cli.quickstart", "annpred.cli.calibrate",
+            "annpred.cli.convert", "annpred.cli.tune_space", "annpred.halide.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """annpred's own warnings (a skipped model file, a machine mismatch) as one
+    ``annpred: warning:`` line; others as Python prints them."""
     if issubclass(category, AnnpredWarning):
         print(f"annpred: warning: {message}", file=file or sys.stderr)
     else:

@@ -25,6 +25,10 @@ def cmd_train(args) -> int:
         print(f"{r.kernel}/{r.variant}/{r.hardware}: val MAPE {r.val_mape:6.2f}%  "
               f"params {r.n_params}  n={r.n_train}{fit}  {r.train_time_s:.2f}s{ho}{st}",
               flush=True)
+        if getattr(r, "auto", False):
+            chosen = "; ".join(f"{k} = {v}" for k, v in (r.complexity or {}).items())
+            print(f"  complexity (auto): {chosen or 'none (no candidate validated better)'}",
+                  flush=True)
 
     def progress(msg):
         if not args.quiet:
@@ -75,7 +79,10 @@ def register(sub) -> None:
     s.add_argument("--out", default="models", help="model directory (default: models)")
     s.add_argument("--target", default="runtime_s", help="runtime column (seconds)")
     s.add_argument("--features", help="comma-separated feature columns")
-    s.add_argument("--complexity", help="complexity expression over the feature columns")
+    s.add_argument("--complexity", help="complexity expression over the feature columns, or "
+                   "'auto': derive candidates from the columns (and the catalog entry, GPU "
+                   "launch structure) and keep those that validate better on a split of the "
+                   "training rows")
     s.add_argument("--kernel", help="kernel name for rows without a kernel column (external CSVs)")
     s.add_argument("--variant", help="variant name for rows without a variant column")
     s.add_argument("--hardware", help="hardware id for rows without a hardware column")

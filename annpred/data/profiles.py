@@ -9,7 +9,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from annpred.data.rows import KEY_COLUMNS, META_COLUMNS, TARGET, read_header
+from annpred.data import kerneltuner as _kt
+from annpred.data.rows import KEY_COLUMNS, META_COLUMNS, TARGET, read_header, read_machines
 from annpred.errors import DataError
 from annpred.validate import safe_name
 
@@ -123,6 +124,9 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         raise DataError("no CSV files given")
     frames = []
     for p in paths:
+        if _kt.is_cache_file(p):  # a Kernel Tuner cache file: one row per configuration
+            frames.append(_cache_frame(p, features, kernel, variant, hardware))
+            continue
         df = read_csv(p)
         for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
             if value is not None:
@@ -157,6 +161,8 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
                 out[extra] = floats(df[extra])
         if "sampler" in df.columns:
             out["sampler"] = df["sampler"].astype(str)
+        out["machine"] = (df["machine"].astype(str).str.strip() if "machine" in df.columns
+                          else "")
         if "timestamp" in df.columns:  # provenance: when the rows were measured
             out["timestamp"] = df["timestamp"]  # text (a category: millions of rows are cheap)
         out["_source"] = str(p)
@@ -165,8 +171,41 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
     return pd.concat(frames, ignore_index=True)
 
 
+def _cache_frame(p, features, kernel, variant, hardware) -> pd.DataFrame:
+    df = _kt.load_frame(p)
+    for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
+        if value is not None:
+            df[key] = value
+    if features is not None:
+        for c in features:
+            if c not in df.columns:
+                _missing(df, c, p)
+        keep = [*KEY_COLUMNS, *features, TARGET, "runtime_cv", "repeats", "_source", "_row",
+                "_problem_size"]
+        df = df[[c for c in dict.fromkeys(keep) if c in df.columns]]
+    return df
+
+
 def _missing(df, c, p):
     raise DataError(f"{p}: missing feature column {c!r}; columns: {', '.join(df.columns)}")
+
+
+def machine_of(g: pd.DataFrame) -> dict | None:
+    """The machine object that measured every row of ``g`` (one combination), from the
+    ``machine`` column and the sidecars of the rows' source CSVs; None when the rows carry
+    no fingerprint (older files) or come from several machines. A fingerprint without its
+    sidecar gives ``{"fingerprint": ...}`` alone."""
+    if "machine" not in g.columns:
+        return None
+    fps = set(g["machine"].astype(str))
+    if len(fps) != 1 or "" in fps or "nan" in fps:
+        return None
+    fp = fps.pop()
+    for src in sorted(set(g["_source"])) if "_source" in g.columns else []:
+        m = read_machines(src).get(fp)
+        if m is not None:
+            return dict(m)
+    return {"fingerprint": fp}
 
 
 def combinations(df: pd.DataFrame):

@@ -79,6 +79,8 @@ class _Session:
         self.min_runs, self.min_time, self.check = min_runs, min_time, check
         self.time_budget, self.bar = time_budget, bar
         self.t_start = time.perf_counter()
+        self.setup_s = 0.0  # first point of each variant: JIT compilation, lazy imports
+        self._seen: set = set()
         self.written = self.skipped = 0
         self.recorded: dict = {}  # (variant, point id) -> Measurement
         self._inputs_key, self._inputs = None, None
@@ -94,9 +96,13 @@ class _Session:
                     float(r["runtime_s"]), float(r["runtime_cv"] or "nan"),
                     int(float(r["repeats"] or 0)), float(r["runtime_min_s"] or "nan"))
 
+    def elapsed(self) -> float:
+        """Seconds of measuring so far: one-time setup (a variant's first point, where Halide
+        compiles and libraries load lazily) does not count against the budget."""
+        return time.perf_counter() - self.t_start - self.setup_s
+
     def out_of_time(self) -> bool:
-        return (self.time_budget is not None
-                and time.perf_counter() - self.t_start > self.time_budget)
+        return self.time_budget is not None and self.elapsed() > self.time_budget
 
     def measure(self, v, point: dict, idx: int, label: str = ""):
         """Measure (or replay) variant ``v`` at point number ``idx``; returns a Measurement
@@ -114,8 +120,12 @@ class _Session:
                 raise _Stop
             self._inputs = self.kernel.make_inputs(point, np.random.default_rng([self.seed, idx]))
             self._inputs_key = key
+        t0 = time.perf_counter()
         t = measure_point(self.kernel, v, self._inputs, point, min_runs=self.min_runs,
                           min_time=self.min_time, check=self.check)
+        if v.name not in self._seen:
+            self._seen.add(v.name)
+            self.setup_s += time.perf_counter() - t0
         self.writer.write(self.kernel.name, v.name, self.hws[v.name], point,
                           runtime_s=t.median_s, runtime_cv=t.cv, repeats=t.repeats,
                           runtime_min_s=t.min_s, threads=self.n_threads, sampler=self.sampler,
@@ -127,7 +137,7 @@ class _Session:
     def _progress(self, label: str) -> None:
         bar = self.bar
         if self.time_budget is not None:  # the budget, not the point count, ends the run
-            elapsed = min(time.perf_counter() - self.t_start, bar.total)
+            elapsed = min(max(self.elapsed(), 0.0), bar.total)
             bar.set_postfix_str(f"{self.written} points measured ({label})", refresh=False)
             bar.update(max(0.0, elapsed - bar.n))
         else:

@@ -15,7 +15,7 @@ from typing import Iterator
 
 from annpred.validate import safe_name  # noqa: F401  (one place for path-safe names)
 
-RESERVED = ("data", "halide")  # folder names under a root that are not hardware ids
+RESERVED = ("data", "halide", "calibration")  # folders under a root that are not hardware ids
 
 
 def shipped_root() -> Path:

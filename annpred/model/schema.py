@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,26 @@ def _vector(x: Any, n: int, what: str, where: str, max_abs: float = MAX_WEIGHT) 
                                    f"of magnitude at most {max_abs:g}")
 
 
+_FP = re.compile(r"^[0-9a-f]{12}$")
+
+
+def validate_machine(m: Any, where: str) -> dict:
+    """A machine object (:mod:`annpred.spec.machine`): an object with a 12-hex-digit
+    ``fingerprint``; every other field a string, a finite number, null, or a list of strings."""
+    if not isinstance(m, dict):
+        raise ModelFormatError(f"{where} must be an object (a machine description)")
+    if not isinstance(m.get("fingerprint"), str) or not _FP.match(m["fingerprint"]):
+        raise ModelFormatError(f"{where}.fingerprint must be 12 lower-case hex digits")
+    for k, v in m.items():
+        ok = (v is None or isinstance(v, str)
+              or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+              or (isinstance(v, list) and all(isinstance(x, str) for x in v)))
+        if not ok:
+            raise ModelFormatError(f"{where}.{k} must be a string, a number, null or a list "
+                                   "of strings")
+    return m
+
+
 def validate(d: Any, where: str = "model") -> dict:
     """Check a model dict against the schema; returns it or raises ModelFormatError."""
     if not isinstance(d, dict):
@@ -180,6 +201,8 @@ def validate(d: Any, where: str = "model") -> dict:
                 raise ModelFormatError(f"{where}: steps name {name!r}, which is not a parameter")
             if isinstance(s, bool) or not isinstance(s, int) or s < 2:
                 raise ModelFormatError(f"{where}: steps[{name!r}] must be an integer >= 2")
+    if "machine" in d:  # optional: the machine the training data were measured on
+        validate_machine(d["machine"], f"{where}: machine")
     iv = d.get("interval")
     if iv is not None:  # optional: conformal interval on log runtime
         ok = (isinstance(iv, dict) and all(

@@ -34,6 +34,8 @@ class TrainReport:
     path: Path | None
     steps: dict | None = None  # detected step periods {param: period} (step-aware features)
     n_fit: int | None = None  # rows the network was fitted on (a subsample of n_train)
+    complexity: dict | None = None  # the expressions the model uses
+    auto: bool = False  # chosen by complexity="auto"
 
 
 MAX_FIT_ROWS = 20_000  # a network of < 75 weights learns nothing more from more rows
@@ -114,12 +116,31 @@ def _catalog_complexity(kernel: str, variant: str, params: list[str]) -> dict[st
     return usable
 
 
+def _problem_size(g: pd.DataFrame) -> list | None:
+    """The problem size of a GPU tuning space (Kernel Tuner cache rows), else None."""
+    if "_problem_size" not in g.columns:
+        return None
+    from annpred.data.kerneltuner import parse_problem_size
+
+    return parse_problem_size(g["_problem_size"].iloc[0]) or None
+
+
+def _structure(g: pd.DataFrame, feats: list[str]) -> dict:
+    """Without a catalog entry, a GPU tuning space's launch structure is its complexity."""
+    psize = _problem_size(g)
+    if psize is None:
+        return {}
+    from annpred.model.autocomplexity import default_structure
+
+    return default_structure(feats, psize)
+
+
 def _measured(g: pd.DataFrame) -> dict:
     """When and under what load the training rows were measured (provenance), where the
     CSV says so: first and last timestamp, median 1-minute load average."""
     out = {}
     if "timestamp" in g.columns:
-        ts = sorted(t for t in map(str, g["timestamp"].dropna().unique()) if t and t != "nan")
+        ts = sorted(t for t in map(str, g["timestamp"].dropna().unique()) if t[:4].isdigit())
         if ts:
             out["from"], out["to"] = ts[0], ts[-1]
     if "load_avg" in g.columns:
@@ -176,12 +197,15 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             if unknown:
                 raise ParameterError(f"--steps names {unknown[0]!r}, which is not a feature "
                                      f"of {kernel}/{variant}/{hw_id} ({', '.join(feats)})")
-        if complexity is not None:
+        auto = isinstance(complexity, str) and complexity == "auto"
+        if auto:  # start from the catalog's expressions when the kernel is in the catalog
+            comp = _catalog_complexity(kernel, variant, feats) or {}
+        elif complexity is not None:
             comp = complexity if isinstance(complexity, dict) else {"complexity": complexity}
             for text in comp.values():
                 _expr.parse(text, feats)
         else:
-            comp = _catalog_complexity(kernel, variant, feats) or {}
+            comp = _catalog_complexity(kernel, variant, feats) or _structure(g, feats)
         tr, ho = split_rows(len(g), n_train, seed)
         big = len(g) > PROGRESS_ROWS
         fit_rows = tr
@@ -202,7 +226,11 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             from annpred.model.steps import detect_steps
 
             found, fits = detect_steps(g.iloc[fit_rows].reset_index(drop=True), feats, comp)
-        model = AugmentedNNRegressor(complexity=comp or None, parameters=feats, hidden=hidden,
+        if auto:
+            regressor_kw = {**regressor_kw, "base_complexity": comp or None,
+                            "problem_size": _problem_size(g)}
+        model = AugmentedNNRegressor(complexity="auto" if auto else (comp or None),
+                                     parameters=feats, hidden=hidden,
                                      seed=seed, steps=(found if comp else None) or None,
                                      **regressor_kw)
         with warnings.catch_warnings(record=True) as caught:
@@ -236,11 +264,15 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
         if out is not None:
             path = model_path(out, kernel, variant, hw_id)
             d = model.to_dict(kernel, variant, hw_id, extra_train=extra)
+            machine = _data.machine_of(g)
+            if machine is not None:
+                d["machine"] = machine
             validate(d, str(path))
             files[path] = to_json(d)
         rep = TrainReport(kernel, variant, hw_id, len(tr), len(ho), model.val_mape_,
                           holdout, model.n_params_, model.train_time_s_, path,
-                          dict(model.steps_) if model.steps_ else None, len(fit_rows))
+                          dict(model.steps_) if model.steps_ else None, n_fit=len(fit_rows),
+                          complexity=dict(model.complexity_), auto=auto)
         reports.append(rep)
         if on_done:
             on_done(rep)
@@ -257,7 +289,7 @@ def train_csvs(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
     features = check_options(features=features, target=target, n_train=n_train, seed=seed,
                              steps=kw.get("steps", "auto"), kernel=kernel, variant=variant,
                              hardware=hardware, out=out)
-    if complexity is not None:
+    if complexity is not None and complexity != "auto":
         if features is None:
             raise DataError("--complexity needs --features (the columns it may use)")
         _expr.parse(complexity, features)

@@ -110,8 +110,9 @@ def _support(texts, params) -> list[str]:
     return out
 
 
-def header_text(model: dict, name: str | None = None) -> str:
-    """The C header of a (validated) model dict."""
+def header_text(model: dict, name: str | None = None, correction: dict | None = None) -> str:
+    """The C header of a (validated) model dict; ``correction`` (a machine correction of
+    :mod:`annpred.model.correction`) is compiled into ``<name>_predict``."""
     d = validate(model)
     c = compile_model(d)
     feats = list(d["features"])
@@ -141,6 +142,10 @@ def header_text(model: dict, name: str | None = None) -> str:
     w(f" * parameters in this order: {_comment(', '.join(params))}.")
     for fname, text in comp.items():
         w(f" * complexity {_comment(fname)} = {_comment(text)}")
+    if correction is not None:
+        w(f" * Corrected for machine {_comment(str(correction.get('machine', '?')))} by annpred "
+          f"calibrate ({_comment(str(correction.get('form', '')))}, "
+          f"{correction.get('n_probes', '?')} probes).")
     w(" * Self-contained C99: include it, link with -lm. */")
     w(f"#ifndef {guard}")
     w(f"#define {guard}")
@@ -187,6 +192,13 @@ def header_text(model: dict, name: str | None = None) -> str:
         w(f"static const double {name}_skip[{N}_N_FEATURES] = {_vec(c['skip'][0])};")
     w(f"static const double {name}_y_mean = {_num(c['y_mean'])};")
     w(f"static const double {name}_y_std = {_num(c['y_std'])};")
+    if correction is not None:  # log s' = log s + offset + slope * (clip(log s) - ref)
+        for k in ("offset", "slope", "ref", "lo", "hi"):
+            w(f"static const double {name}_corr_{k} = {_num(correction[k])};")
+        if correction.get("weights"):  # + sum w_j (clip(x_j) - center_j), x transformed
+            for k in ("weights", "center", "x_lo", "x_hi"):
+                w(f"static const double {name}_corr_{k}[{N}_N_FEATURES] = "
+                  f"{_vec(correction[k])};")
     w("")
     # features
     w(f"/* raw network inputs: the parameters, then the complexity features */")
@@ -233,6 +245,14 @@ def header_text(model: dict, name: str | None = None) -> str:
     w(f"    {name}_features(params, x);")
     w(f"    for (i = 0; i < {N}_N_FEATURES; i++)")
     w(f"        z[i] = ({name}_log_input[i] ? log(x[i]) : x[i]);")
+    feat_corr = correction is not None and bool(correction.get("weights"))
+    if feat_corr:
+        w("    double cx = 0.0, xi;")
+        w(f"    for (i = 0; i < {N}_N_FEATURES; i++) {{")
+        w(f"        xi = z[i] < {name}_corr_x_lo[i] ? {name}_corr_x_lo[i] : "
+          f"(z[i] > {name}_corr_x_hi[i] ? {name}_corr_x_hi[i] : z[i]);")
+        w(f"        cx += {name}_corr_weights[i] * (xi - {name}_corr_center[i]);")
+        w("    }")
     w(f"    for (i = 0; i < {N}_N_FEATURES; i++)")
     w(f"        z[i] = (z[i] - {name}_mean[i]) / {name}_std[i];")
     n_layers = len(c["layers"])
@@ -254,18 +274,28 @@ def header_text(model: dict, name: str | None = None) -> str:
         w(f"    for (j = 0; j < {N}_N_FEATURES; j++)")
         w(f"        out += {name}_skip[j] * z[j];")
     w(f"    out = out * {name}_y_std + {name}_y_mean;")
-    w(f"    return {'exp(out)' if c['target_transform'] == 'log' else 'out'};")
+    if correction is not None:
+        if c["target_transform"] != "log":
+            w("    out = log(out);")
+        w(f"    acc = out < {name}_corr_lo ? {name}_corr_lo : "
+          f"(out > {name}_corr_hi ? {name}_corr_hi : out);")
+        w(f"    out += {name}_corr_offset + {name}_corr_slope * (acc - {name}_corr_ref)"
+          + (" + cx;" if feat_corr else ";"))
+        w("    return exp(out);")
+    else:
+        w(f"    return {'exp(out)' if c['target_transform'] == 'log' else 'out'};")
     w("}")
     w("")
     w(f"#endif /* {guard} */")
     return "\n".join(L) + "\n"
 
 
-def export_c(model: dict, path: str | os.PathLike, name: str | None = None) -> Path:
+def export_c(model: dict, path: str | os.PathLike, name: str | None = None,
+             correction: dict | None = None) -> Path:
     """Write the C header of ``model`` (a model dict) to ``path``."""
     from annpred.validate import output_file
 
     output_file(path, "export path")
-    text = header_text(model, name)
+    text = header_text(model, name, correction)
     atomic_write_text(path, text)
     return Path(path)
