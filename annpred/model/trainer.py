@@ -140,7 +140,7 @@ def _measured(g: pd.DataFrame) -> dict:
     CSV says so: first and last timestamp, median 1-minute load average."""
     out = {}
     if "timestamp" in g.columns:
-        ts = sorted(t for t in g["timestamp"] if isinstance(t, str) and t[:4].isdigit())
+        ts = sorted(t for t in map(str, g["timestamp"].dropna().unique()) if t[:4].isdigit())
         if ts:
             out["from"], out["to"] = ts[0], ts[-1]
     if "load_avg" in g.columns:
