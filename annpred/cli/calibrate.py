@@ -74,5 +74,7 @@ def register(sub) -> None:
     s.add_argument("--force", action="store_true",
                    help="also probe models measured on this machine")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true",
+                   help="print a JSON object (machine, calibration file, per model: probes, "
+                        "seconds, correction)")
     s.set_defaults(func=cmd_calibrate)
