@@ -1,7 +1,6 @@
 """``annpred calibrate --quick``: adapt models from another machine to this one in seconds."""
 from __future__ import annotations
 
-import json
 
 from annpred.cli.common import print_json
 from annpred.errors import ParameterError
@@ -74,7 +73,5 @@ def register(sub) -> None:
     s.add_argument("--force", action="store_true",
                    help="also probe models measured on this machine")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.add_argument("--json", action="store_true",
-                   help="print a JSON object (machine, calibration file, per model: probes, "
-                        "seconds, correction)")
+    s.add_argument("--json", action="store_true", help="print the calibration report as JSON")
     s.set_defaults(func=cmd_calibrate)

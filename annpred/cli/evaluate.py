@@ -23,9 +23,10 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 def cmd_evaluate(args) -> int:
     from annpred.data import profiles as _data
     from annpred import study as E
+    from annpred.study.zoo import DEFAULT_MODELS
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models \
-        else E.MODELS
+        else DEFAULT_MODELS
     unknown = [m for m in models if m not in E.MODELS]
     if unknown:
         raise ParameterError(f"unknown model(s) {', '.join(unknown)}; models: "
@@ -40,7 +41,10 @@ def cmd_evaluate(args) -> int:
     feats = ([f.strip() for f in args.features.split(",") if f.strip()]
              if args.features else None)
     complexity = None
-    if args.complexity:
+    if args.complexity == "auto":  # the automatic search is a model of its own
+        if "NN+C-auto" not in models:
+            models = (*models, "NN+C-auto")
+    elif args.complexity:
         if not feats:
             raise ParameterError("--complexity needs --features (the columns it may use)")
         complexity = {"complexity": args.complexity}
@@ -95,7 +99,7 @@ def register(sub) -> None:
                    help="held-out points when the CSV has no second pass (default 250)")
     s.add_argument("--seeds", type=int, default=5, help="training draws (default 5)")
     s.add_argument("--models", help="comma-separated subset of Cons,LR+C,RF+C,GBT+C,NN,NN+C,"
-                   "NN+C-L (default: all)")
+                   "NN+C-L,NN+C-auto (default: all but NN+C-auto)")
     s.add_argument("--curve-sizes", default="25,50,100,250,500,1000",
                    help="training sizes of the learning curves (those the pool can supply)")
     s.add_argument("--curve-seeds", type=int, default=2, help="seeds per learning-curve size "
@@ -108,7 +112,8 @@ def register(sub) -> None:
                    help="override the networks' maximum epochs (faster, less accurate)")
     s.add_argument("--target", default="runtime_s", help="runtime column (seconds)")
     s.add_argument("--features", help="comma-separated feature columns (external CSVs)")
-    s.add_argument("--complexity", help="complexity expression over --features")
+    s.add_argument("--complexity", help="complexity expression over --features, or 'auto' "
+                   "(adds the NN+C-auto model)")
     s.add_argument("--kernel", help="fill the kernel column (external CSVs)")
     s.add_argument("--variant", help="fill the variant column (external CSVs)")
     s.add_argument("--hardware", help="fill the hardware column (external CSVs)")

@@ -10,6 +10,9 @@ def cmd_export(args) -> int:
 
     if args.format != "c":
         raise ParameterError(f"unsupported export format {args.format!r} (supported: c)")
+    from annpred.validate import output_file
+
+    output_file(args.output, "-o/--output")
     from pathlib import Path
 
     from annpred.runtime.correction import correction_of

@@ -2,13 +2,16 @@
 
 0. adapts the models that were not measured on this machine (the shipped ones) with a quick
    calibration (``annpred calibrate --quick``: a few probes per kernel variant, 10 s);
-1. measures the catalog's ``matmul`` and ``blur`` variants on this machine (1 thread) for a
-   small time budget, with the measurement protocol;
+1. measures the catalog's ``matmul`` and ``blur`` variants on this machine at 1 thread and
+   at all cores (the hardware ids ``predict`` and ``choose`` use by default) for a small
+   time budget, with the measurement protocol, each thread count in its own process
+   (Halide fixes its thread pool once per process);
 2. trains one model per combination on 75% of the points, in seconds;
 3. prints the held-out accuracy of each model next to the measurement noise;
 4. for a few call shapes, shows the variant the models choose next to the variant that is
    really fastest when all of them are measured.
-The models are saved as the user's calibrated models (``annpred predict`` uses them).
+The models are saved as the user's calibrated models (``annpred predict`` and ``choose`` use
+them by default), or under ``--out`` (then pass ``--models DIR`` or set ``ANNPRED_MODELS``).
 """
 from __future__ import annotations
 
@@ -27,6 +30,23 @@ SHAPES = {
                dict(m=16, n=640, k=16, da=0.2, db=1.0)],
     "blur": [dict(w=64, h=64), dict(w=1024, h=768), dict(w=1536, h=32)],
 }
+
+
+def _profile_process(kernel: str, path: Path, threads: int, budget: float, seed: int) -> None:
+    """``annpred profile`` in a fresh process (thread counts are fixed per process)."""
+    import subprocess
+    import sys
+
+    from annpred.errors import AnnpredError
+
+    cmd = [sys.executable, "-m", "annpred.cli", "profile", kernel, "--threads", str(threads),
+           "--samples", "4000", "--seed", str(seed), "--time-budget", f"{budget:.3f}",
+           "--min-time-ms", "5", "--out", str(path)]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise AnnpredError(f"profiling {kernel} at {threads} thread(s) failed (exit "
+                           f"{r.returncode}); rows measured so far are kept in {path}")
+    print(f"  {kernel} t{threads}: {r.stdout.strip()}")
 
 
 def _table(rows, headers):
@@ -51,36 +71,53 @@ def run(budget: float = 120.0, out: str | None = None, seed: int = 0) -> int:
     from annpred.model.layout import user_root
     from annpred.runtime.choose import choose
     from annpred.runtime.predictor import load_models
-    from annpred.measure.profiler import profile
     from annpred.model.trainer import train_frame
 
     t_all = time.perf_counter()
     out_dir = Path(out) if out else user_root()
-    hw_id = hw.cpu_id(1)
-    data_dir = out_dir / hw_id / "data"
-    print(f"annpred quickstart on {hw.cpu_model()} ({hw.cpu_count()} cores) as {hw_id}")
+    threads = [1] + ([hw.cpu_count()] if hw.cpu_count() > 1 else [])
+    hw_ids = [hw.cpu_id(t) for t in threads]
+    hw_id = hw_ids[0]
+    print(f"annpred quickstart on {hw.cpu_model()} ({hw.cpu_count()} cores) as "
+          f"{' and '.join(hw_ids)}")
+    share = budget / (len(KERNELS) * len(threads))
     _adapt(out_dir, seed)
     print(f"step 1/4: measuring {', '.join(KERNELS)} for about {budget:.0f} s "
-          f"(1 thread; warm-up, >=5 repeats, median; shuffled order)")
+          f"({' and '.join(map(str, threads))} thread(s), {share:.0f} s each; warm-up, "
+          ">=5 repeats, median; shuffled order)")
     csvs = []
-    for name in KERNELS:
-        path = data_dir / f"quickstart_{name}.csv"
-        res = profile(name, path, n_threads=1, samples=4000, seed=seed,
-                      time_budget=budget / len(KERNELS), min_time=0.005)
-        print(f"  {name}: {res.written} new rows in {path}")
-        csvs.append(path)
+    for t, h in zip(threads, hw_ids):
+        for name in KERNELS:
+            path = out_dir / h / "data" / f"quickstart_{name}.csv"
+            _profile_process(name, path, t, share, seed)
+            csvs.append(path)
 
     print("step 2/4: training one network per combination (75% of the points)")
-    df = load_profiles(csvs)
-    df = df[df["hardware"] == hw_id]
+    df = load_profiles([p for p in csvs if p.exists()])
+    df = df[df["hardware"].isin(hw_ids)]
+    from annpred.data.profiles import MIN_ROWS
+    from annpred.errors import DataError
+
+    counts = df.groupby(["kernel", "variant", "hardware"]).size()
+    few = counts[counts < MIN_ROWS]
+    for (k, v, h), n in few.items():
+        print(f"  skipped {k}/{v} on {h}: {n} rows measured (at least {MIN_ROWS} needed; "
+              "a larger --budget measures more)")
+    keep = set(counts[counts >= MIN_ROWS].index)
+    df = df[[key in keep for key in zip(df.kernel, df.variant, df.hardware)]]
+    if df.empty:
+        raise DataError(f"no combination has {MIN_ROWS} measured rows after {budget:g} s; "
+                        "rerun with a larger --budget (rows measured so far are kept)")
     reports = train_frame(df, out_dir, seed=seed, n_train=None if len(df) < 40 else "auto")
     print()
     print("step 3/4: held-out accuracy (points never used in training)")
     rows = []
     for r in reports:
-        g = df[(df.kernel == r.kernel) & (df.variant == r.variant)]
+        g = df[(df.kernel == r.kernel) & (df.variant == r.variant)
+               & (df.hardware == r.hardware)]
         noise = g["runtime_cv"].median() * 100 if "runtime_cv" in g else float("nan")
-        rows.append([f"{r.kernel}/{r.variant}", r.n_train, r.n_holdout,
+        rows.append([f"{r.kernel}/{r.variant}@t{hw.parse_id(r.hardware)['threads']}",
+                     r.n_train, r.n_holdout,
                      f"{r.holdout_mape:.1f}%" if r.holdout_mape is not None else "-",
                      f"{noise:.1f}%", r.n_params, f"{r.train_time_s:.1f}s"])
     _table(rows, ["combination", "train", "test", "test MAPE", "repeat CV", "params", "fit"])
@@ -90,7 +127,7 @@ def run(budget: float = 120.0, out: str | None = None, seed: int = 0) -> int:
               "(a short calibration; `annpred profile` with more samples does better)")
 
     print()
-    print("step 4/4: decisions: predicted fastest variant vs measured fastest")
+    print("step 4/4: decisions at 1 thread: predicted fastest variant vs measured fastest")
     models = load_models([out_dir], reload=True)
     rows = []
     hits = 0
@@ -121,7 +158,12 @@ def run(budget: float = 120.0, out: str | None = None, seed: int = 0) -> int:
     _table(rows, ["kernel", "shape", "chosen", "predicted", "fastest", "measured", "regret"])
     print(f"chose the measured-fastest variant in {hits}/{total} cases; regret = runtime of "
           "the chosen variant / runtime of the fastest")
-    print(f"models saved under {out_dir} (used by `annpred predict` and `annpred choose`)")
+    if out is None or out_dir.resolve() == user_root().resolve():
+        print(f"models for {', '.join(hw_ids)} saved under {out_dir}: `annpred predict` and "
+              "`annpred choose` use them by default (over the shipped models)")
+    else:
+        print(f"models for {', '.join(hw_ids)} saved under {out_dir}: pass `--models {out_dir}`"
+              f" to `annpred predict`/`choose`, or set ANNPRED_MODELS={out_dir}")
     print(f"quickstart took {time.perf_counter() - t_all:.0f} s")
     return 0
 

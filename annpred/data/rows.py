@@ -21,6 +21,12 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from annpred.errors import DataError
+from annpred.validate import column_name, regular_file
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, one writer assumed
+    fcntl = None
 from annpred.files import atomic_write_text
 
 KEY_COLUMNS = ("kernel", "variant", "hardware")
@@ -60,6 +66,7 @@ def version() -> str:
         return annpred.__version__
 
 
+MAX_CSV_BYTES = 1 << 34  # 16 GiB
 def sidecar_path(path: str | os.PathLike) -> Path:
     """The machine descriptions of CSV ``path``: ``<path>.machine.json``."""
     return Path(str(path) + ".machine.json")
@@ -93,10 +100,13 @@ def write_machines(path: str | os.PathLike, machines: Mapping[str, dict]) -> Non
 
 
 def read_header(path: Path) -> list[str]:
-    """The header of CSV ``path``, checked: present, named columns, no duplicates."""
+    """The header of CSV ``path``, checked: a regular file, present, named columns (printable,
+    at most 100 characters), no duplicates. A UTF-8 byte-order mark is ignored; spaces after
+    a comma are skipped as pandas does (``skipinitialspace``), so both split it alike."""
+    regular_file(path, "CSV", MAX_CSV_BYTES, DataError)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            header = next(csv.reader(f), None)
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f, skipinitialspace=True), None)
     except FileNotFoundError:
         raise DataError(f"{path}: file does not exist") from None
     except IsADirectoryError:
@@ -112,6 +122,7 @@ def read_header(path: Path) -> list[str]:
     for i, h in enumerate(header):
         if not h:
             raise DataError(f"{path}: column {i + 1} of the header has no name")
+        column_name(h, f"{path}: column {i + 1}", DataError)
         if h in seen:
             raise DataError(f"{path}: duplicate column {h!r} in the header")
         seen.add(h)
@@ -133,8 +144,20 @@ def repair_tail(path: Path) -> None:
         f.truncate(data.rfind(b"\n") + 1)
 
 
+def lock_path(path: str | os.PathLike) -> Path:
+    """The sidecar lock file of a CSV (``<name>.lock`` beside it)."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
 class RowWriter:
-    """Appends profiling rows to ``path`` (created with its header if new or empty)."""
+    """Appends profiling rows to ``path`` (created with its header if new or empty).
+
+    One writer per CSV at a time: :meth:`existing` and entering the writer take an
+    exclusive ``flock`` on the sidecar :func:`lock_path` file, held until the writer exits
+    (or the process ends, however it ends). A second writer -- another ``annpred profile``
+    on the same ``--out`` -- fails at once with a :class:`DataError` naming the file instead
+    of waiting or duplicating rows."""
 
     def __init__(self, path: str | os.PathLike, param_names: Sequence[str]):
         self.path = Path(path)
@@ -143,7 +166,29 @@ class RowWriter:
         self._version = version()
         self._f = None
         self._w = None
+        self._lock_fd = None
         self._machines: dict[str, str] = {}  # hardware id -> fingerprint (sidecar written)
+
+    def acquire(self) -> None:
+        """Take the exclusive lock on the CSV (idempotent); raise if another holds it."""
+        if self._lock_fd is not None or fcntl is None:
+            return
+        lp = lock_path(self.path)
+        lp.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise DataError(f"{self.path} is being written by another annpred process (it "
+                            f"holds {lp.name}); wait for it to finish or choose another "
+                            "--out") from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     def _older(self, header: list[str]) -> bool:
         """A header written before some optional columns existed (resumed as it is)."""
@@ -152,6 +197,7 @@ class RowWriter:
 
     def existing(self) -> list[dict]:
         """Rows already in the file (after checking its header and cutting a torn tail)."""
+        self.acquire()
         if not self.path.exists() or self.path.stat().st_size == 0:
             return []
         repair_tail(self.path)
@@ -165,6 +211,7 @@ class RowWriter:
             return list(csv.DictReader(f))
 
     def __enter__(self) -> "RowWriter":
+        self.acquire()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0
         if new:
@@ -181,9 +228,12 @@ class RowWriter:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = self._w = None
+        try:
+            if self._f is not None:
+                self._f.close()
+                self._f = self._w = None
+        finally:
+            self.release()
 
     def write(self, kernel: str, variant: str, hardware: str, point: Mapping, *,
               runtime_s: float, runtime_cv: float | None = None, repeats: int = 1,

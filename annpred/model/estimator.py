@@ -25,6 +25,9 @@ from annpred.model.schema import FORMAT
 from annpred.spec import expr as _expr
 
 
+AUTO = "auto"
+
+
 def conformal_interval(residuals: np.ndarray, coverage: float) -> dict | None:
     """Split-conformal bounds on log(measured / predicted): the ``floor((n+1) a/2)``-th and
     ``ceil((n+1)(1 - a/2))``-th smallest of ``n`` held-out residuals (a = 1 - coverage),
@@ -45,6 +48,8 @@ def conformal_interval(residuals: np.ndarray, coverage: float) -> dict | None:
 def normalise_complexity(complexity) -> dict[str, str]:
     if complexity is None:
         return {}
+    if isinstance(complexity, str) and complexity == AUTO:
+        raise TypeError("complexity='auto' is resolved inside fit")
     if isinstance(complexity, str):
         return {"complexity": complexity}
     if isinstance(complexity, Mapping):
@@ -59,7 +64,15 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
     ----------
     complexity : str | dict[str, str] | None
         Expression(s) over the parameter (column) names, e.g. ``"m*n*k"``. ``None`` gives
-        the plain network without complexity (the ``NN`` baseline).
+        the plain network without complexity (the ``NN`` baseline). ``"auto"`` derives
+        candidate expressions from the columns and known structure and keeps those that
+        lower the validation error (:mod:`annpred.model.autocomplexity`); the chosen ones
+        are in ``complexity_``, the search in ``auto_log_``.
+    base_complexity : dict[str, str] | None
+        With ``complexity="auto"``: expressions to start from (the catalog's, when known).
+    problem_size : sequence of float | None
+        With ``complexity="auto"``: the problem size of a GPU tuning space (x, y, z), for
+        grid and padding candidates.
     parameters : list[str] | None
         Columns of X used as inputs (default: all columns).
     coverage : float
@@ -92,9 +105,12 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
                  activation="tanh", skip=True, max_epochs=None, patience=None, lr=0.02,
                  weight_decay=0.0, val_fraction=0.2, n_init=2, input_transform="auto",
                  max_params=network.MAX_PARAMS, steps=None, optimizer="lbfgs", loss="huber",
-                 huber_delta=0.1, select_complexity=True, feature_names=None, coverage=0.9):
+                 huber_delta=0.1, select_complexity=True, feature_names=None, coverage=0.9,
+                 base_complexity=None, problem_size=None):
         self.complexity = complexity
         self.coverage = coverage
+        self.base_complexity = base_complexity
+        self.problem_size = problem_size
         self.feature_names = feature_names
         self.steps = steps
         self.parameters = parameters
@@ -168,7 +184,8 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
 
         df = self._columns(X, reset=True)
         params = list(self.parameters or df)
-        complexity = normalise_complexity(self.complexity)
+        auto = isinstance(self.complexity, str) and self.complexity == AUTO
+        complexity = normalise_complexity(self.base_complexity if auto else self.complexity)
         for name, text in complexity.items():
             _expr.parse(text, params)
             if name in params:
@@ -193,6 +210,10 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         order = rng.permutation(len(y))
         n_val = int(round(len(y) * self.val_fraction)) if len(y) >= 20 else 0
         val_idx, tr_idx = order[:n_val], order[n_val:]
+        self.auto_log_ = None
+        if auto:
+            complexity = self._auto_complexity(_train, df, y, params, complexity, tr_idx,
+                                               val_idx)
         candidates = [complexity]
         if self.select_complexity and len(complexity) > 1 and n_val:
             first = next(iter(complexity))
@@ -219,7 +240,28 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             np.ascontiguousarray(np.column_stack([Xf, y])).tobytes()).hexdigest()
         return self
 
-    def _fit_candidate(self, _train, df, y, params, complexity, tr_idx, val_idx) -> dict:
+    def _auto_complexity(self, _train, df, y, params, base, tr_idx, val_idx) -> dict:
+        """``complexity="auto"``: candidates from the columns and structure, kept greedily
+        when a short network fit on the training rows validates better (validation rows
+        carved from the training data)."""
+        from annpred.model import autocomplexity as _auto
+
+        if not len(val_idx):  # too few rows to validate a choice: keep the base
+            self.auto_log_ = [{"tried": "(too few rows to select)", "kept": True}]
+            return dict(base)
+        cands = _auto.candidates(df, params, self.problem_size or (), base)
+
+        def score(comp):
+            return self._fit_candidate(_train, df, y, params, comp, tr_idx, val_idx,
+                                       n_init=1)["val_mape_"]
+
+        chosen, log = _auto.select(df, params, y, tr_idx, val_idx, cands, score, base=base)
+        self.auto_log_ = log
+        self.auto_n_candidates_ = len(cands)
+        return chosen
+
+    def _fit_candidate(self, _train, df, y, params, complexity, tr_idx, val_idx,
+                       n_init=None) -> dict:
         """Fit one network on ``params`` + ``complexity``; its learned attributes."""
         Xf = self._feature_matrix(df, params, complexity)
         if not np.all(np.isfinite(Xf)):
@@ -250,7 +292,8 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             Z[tr_idx], t[tr_idx], Z[val_idx] if n_val else None, t[val_idx] if n_val else None,
             hidden=hidden, activation=self.activation, skip=self.skip, seed=self.seed,
             max_epochs=self.max_epochs, patience=self.patience, lr=self.lr,
-            weight_decay=self.weight_decay, n_init=self.n_init, max_params=self.max_params,
+            weight_decay=self.weight_decay, n_init=n_init or self.n_init,
+            max_params=self.max_params,
             optimizer=self.optimizer, loss=self.loss,
             huber_delta=(self.huber_delta / y_std) if self.huber_delta else None)
         layers, skip = model.export()
@@ -336,7 +379,10 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
              "train": {"n_samples": int(self.n_samples_), "val_mape": self.val_mape_,
                        "data_sha256": self.data_sha256_, "seed": self.seed,
                        "epochs": int(self.n_epochs_), "train_time_s": self.train_time_s_,
-                       "range": self.train_range_, **(extra_train or {})},
+                       "range": self.train_range_,
+                       **({"auto_complexity": self.auto_log_}
+                          if getattr(self, "auto_log_", None) else {}),
+                       **(extra_train or {})},
              "versions": versions}
         return d
 

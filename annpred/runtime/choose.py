@@ -102,7 +102,8 @@ def _plan(pred, kname: str, spec, candidates) -> _Plan:
     if plan is None:
         if spec is not None:
             for c in cands:
-                spec.variant(c.variant)  # unknown variant: clear error listing the variants
+                if not c.hardware.startswith("sim-"):   # modelled accelerators: variant sim
+                    spec.variant(c.variant)  # unknown variant: clear error listing the variants
         if len(set(cands)) != len(cands):
             raise ParameterError("candidates hold duplicates")
         plan = per[key] = _Plan(pred, kname, spec, cands)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -9,7 +10,8 @@ from typing import Mapping
 import numpy as np
 
 from annpred.spec import hardware as hw
-from annpred.errors import ModelFormatError, ParameterError, UnknownKernelError
+from annpred.errors import (AnnpredError, AnnpredWarning, ModelFormatError, ParameterError,
+                            UnknownKernelError)
 from annpred.model.features import feature_matrix
 from annpred.model.layout import model_files, shipped_root, user_root
 from annpred.model.network import compile_model, predict_seconds, transform_inputs
@@ -78,12 +80,21 @@ class LoadedModel:
         if missing:
             raise ParameterError(f"model {'/'.join(self.key)} needs parameter(s) "
                                  f"{', '.join(missing)}")
-        F = self.features(cols)
-        s = predict_seconds(F, self.compiled)
-        if self.correction is not None:
-            x = transform_inputs(F, self.compiled["input_transform"])
-            s = np.exp(apply_log(np.log(s), self.correction, x))
-        return s
+        for p in self.params:
+            if not np.all(np.isfinite(np.asarray(cols[p], dtype=float))):
+                raise ParameterError(f"parameter {p} must be a finite number")
+        with np.errstate(all="ignore"):
+            F = self.features(cols)
+            out = predict_seconds(F, self.compiled)
+            if self.correction is not None:
+                x = transform_inputs(F, self.compiled["input_transform"])
+                out = np.exp(apply_log(np.log(out), self.correction, x))
+        if not np.all(np.isfinite(out)):
+            raise ParameterError(f"model {'/'.join(self.key)} gives no finite prediction for "
+                                 "these parameters (outside what it can represent: "
+                                 + ", ".join(f"{p}={np.ravel(cols[p])[0]:g}"
+                                             for p in self.params) + ")")
+        return out
 
     @property
     def trusted_machine(self) -> bool:
@@ -137,13 +148,24 @@ class Predictor:
     def __init__(self, roots):
         self.roots = [Path(r) for r in roots]
         self.models: dict[tuple[str, str, str], LoadedModel] = {}
+        self.skipped: dict[tuple[str, str, str], str] = {}  # key from the path -> why
         owner: dict[tuple[str, str], int] = {}  # (kernel, hardware) -> index of its root
         for i, root in enumerate(self.roots):
             if not root.is_dir():
                 continue
             source = source_of(root)
             for p in model_files(root):
-                m = LoadedModel(load_model(p), p, source)
+                # a broken (or hostile) file costs only its own combination (it still
+                # claims its (kernel, hardware) for its root, as a good file would)
+                path_key = (p.parent.name, p.stem, p.parent.parent.name)
+                try:
+                    m = LoadedModel(load_model(p), p, source)
+                except AnnpredError as exc:
+                    if owner.setdefault((path_key[0], path_key[2]), i) == i:
+                        self.skipped.setdefault(path_key, str(exc))
+                    warnings.warn(f"skipping model file {p}: {exc}", AnnpredWarning,
+                                  stacklevel=2)
+                    continue
                 kh = (m.key[0], m.key[2])
                 if owner.setdefault(kh, i) == i and m.key not in self.models:
                     self.models[m.key] = m
@@ -166,6 +188,10 @@ class Predictor:
         try:
             return self.models[(kernel, variant, hardware)]
         except KeyError:
+            why = self.skipped.get((kernel, variant, hardware))
+            if why:
+                raise UnknownKernelError(f"the model for {kernel}/{variant} on {hardware} "
+                                         f"was skipped: {why}") from None
             have = [f"{v}@{h}" for k, v, h in self.combinations(kernel)]
             raise UnknownKernelError(
                 f"no model for {kernel}/{variant} on {hardware}; models for {kernel}: "
@@ -257,12 +283,29 @@ def load_models(path=None, reload: bool = False) -> Predictor:
     return pred
 
 
+_ENV_DATA = getattr(os.environ, "_data", None)  # CPython's raw mapping behind os.environ
+_ENV_NAMES = ("ANNPRED_MODELS", "ANNPRED_TRAINED", "XDG_DATA_HOME")
+_ENV_BYTES = tuple(n.encode() for n in _ENV_NAMES)
+
+
+def _env_key() -> tuple:
+    """The environment that decides the default model roots, read cheaply: this is on the
+    path of every default ``choose`` (a memoised decision costs about a microsecond, three
+    ``os.environ.get`` calls would double it)."""
+    data = _ENV_DATA
+    if data is not None and os.name == "posix":
+        try:
+            return tuple(data.get(b) for b in _ENV_BYTES)
+        except TypeError:  # pragma: no cover - keys are not bytes on this platform
+            pass
+    return tuple(os.environ.get(n) for n in _ENV_NAMES)  # pragma: no cover
+
+
 def resolve_models(models) -> Predictor:
     """A Predictor for ``models``: None (the default roots, looked up by the environment
     without touching the file system), a directory or a list of them, or a Predictor."""
     if models is None:
-        key = (os.environ.get("ANNPRED_MODELS"), os.environ.get("ANNPRED_TRAINED"),
-               os.environ.get("XDG_DATA_HOME"))
+        key = _env_key()
         p = caches.PREDICTORS_BY_ENV.get(key)
         if p is None:
             p = caches.PREDICTORS_BY_ENV[key] = load_models()

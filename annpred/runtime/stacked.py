@@ -93,8 +93,31 @@ class _Group:
                     self.c_w[i, :f], self.c_center[i, :f] = c["weights"], c["center"]
                     self.c_xlo[i, :f], self.c_xhi[i, :f] = c["x_lo"], c["x_hi"]
             self.c_feat = bool(self.c_w.any())
+        self.dense = None
+        if depth == 2:  # one hidden layer (the default): fold the gather into dense weights
+            self._build_dense(M, widths[0], F, 2 * n_raw + 1)
+
+    def _build_dense(self, M: int, H: int, F: int, n_u: int) -> None:
+        """Block weights that read U directly: h = act(A @ U + a), y = C @ h + D @ U + d.
+        Three small matrix-vector products instead of gathers and batched einsums; used
+        when every entry of U is finite (a non-finite log would poison the zero padding)."""
+        A = np.zeros((M * H, n_u))
+        C = np.zeros((M, M * H))
+        D = np.zeros((M, n_u))
+        for i in range(M):
+            for j in range(F):
+                col = self.G[i, j]
+                A[i * H:(i + 1) * H, col] += self.W1[i, :, j]
+                D[i, col] += self.Wout[i, H + j]
+            C[i, i * H:(i + 1) * H] = self.Wout[i, :H]
+        # the padding column (index n_u - 1, always 0.0) carries no weight: drop nothing
+        self.dense = (A, self.B1.reshape(-1).copy(), C, D, self.bout.copy())
 
     def __call__(self, U: np.ndarray) -> np.ndarray:
+        if self.dense is not None and not self.corrected and np.isfinite(U).all():
+            A, a, C, D, d = self.dense
+            y = C @ self.act(A @ U + a) + D @ U + d
+            return np.exp(y) if self.log_target else y
         X = U[self.G]  # (M, F)
         if self.single:
             y = np.einsum("mf,mf->m", self.Wout, X) + self.bout

@@ -61,6 +61,7 @@ class Param:
             raise ValueError(f"parameter {self.name}: low > high")
         if self.sampling in ("log", "pow2") and self.low <= 0:
             raise ValueError(f"parameter {self.name}: {self.sampling} sampling needs low > 0")
+        object.__setattr__(self, "_valid", self._valid_range())  # checked on every call
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if self.sampling == "choice":
@@ -82,6 +83,9 @@ class Param:
 
     @property
     def valid_range(self) -> tuple[float, float]:
+        return self._valid
+
+    def _valid_range(self) -> tuple[float, float]:
         """Values a call may use: ``valid`` if given; else integers from 1 (or ``low`` when
         it is below 1) upwards, positive floats (up to 1 for a fraction such as a density,
         whose profiling domain ends at 1), or ``[low, high]`` for a domain reaching 0."""
@@ -98,6 +102,9 @@ class Param:
 
         ``strict``: within the profiling domain (``low``..``high``, ``choices``) rather than
         the valid range."""
+        if type(value) is int and not strict and self._valid[0] <= value <= self._valid[1] \
+                and self.kind == "int":
+            return value  # the common case of a runtime call, without float round trips
         v = finite_number(self.name, value)
         if self.kind == "int":
             if v != round(v):
@@ -111,7 +118,7 @@ class Param:
                 raise ParameterError(f"parameter {self.name}={value} is not one of "
                                      f"{list(self.choices)}")
             return v
-        lo, hi = self.valid_range
+        lo, hi = self._valid
         if not (lo <= v <= hi):
             what = "a positive integer" if self.kind == "int" and lo == 1 and hi == math.inf \
                 else f"in [{lo:g}, {hi:g}]" if lo > math.ulp(0.0) else f"in (0, {hi:g}]"

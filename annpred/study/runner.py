@@ -44,7 +44,7 @@ from annpred.threads import pool_limits
 from annpred.study.cost import cost_benchmark, cost_combination
 from annpred.study.metrics import score
 from annpred.study.combos import Combination, prepare
-from annpred.study.zoo import MODELS, REQUIRES_COMPLEXITY, make_model
+from annpred.study.zoo import DEFAULT_MODELS, MODELS, REQUIRES_COMPLEXITY, make_model
 
 DEFAULT_CURVE_SIZES = (25, 50, 100, 250, 500, 1000)
 
@@ -62,7 +62,7 @@ class Config:
     n_train: int = 250
     n_test: int = 250
     seeds: int = 5
-    models: tuple[str, ...] = MODELS
+    models: tuple[str, ...] = DEFAULT_MODELS
     curve_sizes: tuple[int, ...] = DEFAULT_CURVE_SIZES
     curve_seeds: int = 2
     jobs: int = 1
