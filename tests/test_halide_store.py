@@ -147,3 +147,20 @@ def test_compare_table_shows_predicted_measured_and_ratio():
     assert "2.000" in line and "0.75" in line
     assert "1.50x" in next(ln for ln in text.splitlines() if "adams2019" in ln)
     assert "failed" in next(ln for ln in text.splitlines() if "li2018" in ln)
+
+
+def test_predictions_estimate_the_protocols_median(tmp_path):
+    """Fitted on the fastest repeat, predictions are scaled by the profile's median/min."""
+    from annpred.halide.select import predict_schedules, train_model
+
+    p = get("blur")
+    df = pd.read_csv(_profile(tmp_path / "blur.csv"))
+    df["runtime_min_s"] = df["runtime_s"] / 1.25
+    model = train_model(p, df, max_epochs=50, n_init=1)
+    assert model.protocol_factor_ == pytest.approx(1.25)
+    s = p.space.sample(1, seed=0)
+    raw = model.predict(pd.DataFrame([p.features({"W": 1024, "H": 512}, s[0])],
+                                     columns=p.feature_names()))
+    assert predict_schedules(model, p, {"W": 1024, "H": 512}, s)[0] == pytest.approx(1.25 * raw[0])
+    store.save_schedule_model(model, p, tmp_path / "m.json")
+    assert store.load_schedule_model(p, tmp_path / "m.json").protocol_factor_ == pytest.approx(1.25)

@@ -89,6 +89,8 @@ def save_schedule_model(model, pipeline: str | HalidePipeline, path: str | Path,
                       hardware=hw.cpu_id(threads),
                       extra_train={"space": {k.name: list(k.choices) for k in p.space.knobs},
                                    "tile_steps": bool(getattr(model, "tile_steps_", False)),
+                                   "median_over_min": float(getattr(model, "protocol_factor_",
+                                                                    1.0)),
                                    **(extra or {})})
     d["machine"] = hw.machine()  # profiled here
     return save_model(d, path)
@@ -126,5 +128,6 @@ def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | Non
                                f"`annpred halide train {p.name}`")
     model.machine_match_ = check_machine(d, path, threads)
     model.tile_steps_ = steps
+    model.protocol_factor_ = float((d.get("train") or {}).get("median_over_min", 1.0))
     model.path_ = str(path)
     return model
