@@ -7,6 +7,7 @@ import pytest
 
 from annpred import study as E
 from annpred.study import runner, zoo
+from annpred.study.zoo import DEFAULT_MODELS
 from annpred.data.profiles import load_profiles
 from annpred.cli.app import main
 from annpred.errors import AnnpredError, ParameterError
@@ -159,8 +160,8 @@ def test_evaluate_end_to_end_small(tmp_path):
                    nn_options=FAST_NN)
     res = E.evaluate(df, cfg, complexity=COMPLEXITY, progress=False, cost=False)
     s = res.summary
-    assert set(s.model) == set(E.DEFAULT_MODELS)
-    assert len(s) == 2 * len(E.DEFAULT_MODELS)
+    assert set(s.model) == set(DEFAULT_MODELS)
+    assert len(s) == 2 * len(DEFAULT_MODELS)
     assert (s[s.model == "NN+C-L"].n_train == 80).all()
     assert (s[s.model == "NN+C"].n_train == 60).all()
     assert (s[s.model == "NN+C"].n_params < 75).all()
@@ -187,7 +188,7 @@ def test_cli_writes_expected_files(tmp_path):
     for col in ("kernel", "variant", "hardware", "model", "n_train", "mape_mean", "mape_std",
                 "filtered_mape_mean", "within10_mean", "spearman_mean", "noise_floor"):
         assert col in acc.columns
-    assert len(acc) == 2 * len(E.DEFAULT_MODELS)
+    assert len(acc) == 2 * len(DEFAULT_MODELS)
     md = (out / "accuracy.md").read_text()
     assert "## Headline" in md and "filtered MAPE" in md and "noise floor" in md.lower()
     assert "median MAPE" in r.stdout

@@ -4,11 +4,9 @@ Deterministic and fast: the models are tiny networks trained on synthetic runtim
 temporary directories; nothing here times anything (latency lives in experiments/)."""
 import importlib.util
 import json
-import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,9 +100,12 @@ def test_explicit_candidates_and_string_forms(toy_models):
                models=toy_models)
     assert list(c.predicted) == [Candidate("cumsum", T1), Candidate("sleepy", T1)]
     assert c.best == ("cumsum", T1)
-    # a foreign machine's models can be asked explicitly (e.g. to plan for another node)
-    c = choose("toy", {"n": 3000}, candidates=[("cumsum", FOREIGN), ("accumulate", FOREIGN)],
-               models=toy_models)
+    # a foreign machine's models can be asked explicitly (e.g. to plan for another node);
+    # measured elsewhere, they are trusted only on request (issue 13)
+    foreign = [("cumsum", FOREIGN), ("accumulate", FOREIGN)]
+    c = choose("toy", {"n": 3000}, candidates=foreign, models=toy_models)
+    assert c.fallback and "another machine" in c.reason
+    c = choose("toy", {"n": 3000}, candidates=foreign, models=toy_models, trust_machine=True)
     assert c.variant == "accumulate" and c.hardware == FOREIGN
 
 
@@ -179,9 +180,15 @@ def test_unknown_kernel_and_bad_parameters_give_clear_errors(toy_models):
 def test_no_models_here_says_where_it_looked(tmp_path):
     _load_toy()
     X = log_points({"n": (16, 4096, "int")}, 20, 0)
-    train_save(tmp_path, "toy", "cumsum", FOREIGN, X, toy_runtime("cumsum", X["n"]))
-    with pytest.raises(select.NoCandidatesError, match=f"models exist for: {FOREIGN}"):
+    too_many = f"cpu-some-other-cpu-t{hw.cpu_count() + 1}"  # more threads than cores here
+    train_save(tmp_path, "toy", "cumsum", too_many, X, toy_runtime("cumsum", X["n"]))
+    with pytest.raises(select.NoCandidatesError, match=f"models exist for: {too_many}"):
         choose("toy", {"n": 100}, models=tmp_path)
+    # another processor's model can run here: a candidate, flagged and untrusted (issue 13)
+    train_save(tmp_path, "toy", "cumsum", FOREIGN, X, toy_runtime("cumsum", X["n"]))
+    c = choose("toy", {"n": 100}, models=Predictor([tmp_path]))
+    assert list(c.predicted) == [Candidate("cumsum", FOREIGN)] and c.fallback
+    assert c.machine_match[Candidate("cumsum", FOREIGN)] is False
 
 
 def test_mixed_architectures_are_stacked_exactly(tmp_path):
@@ -223,10 +230,13 @@ def test_cuda_candidates_pay_the_transfer(toy_models, tmp_path):
         train_save(tmp_path, "toy", v, T1, X, toy_runtime(v, X["n"]))
     train_save(tmp_path, "toy", "accumulate", GPU, X, 1e-7 + 0 * toy_runtime(v, X["n"]))
     cands = [("cumsum", T1), ("accumulate", GPU)]
-    no_copy = choose("toy", {"n": 64}, candidates=cands, models=tmp_path)
+    # the fake GPU is not installed here: its model is trusted only on request (issue 13)
+    assert choose("toy", {"n": 64}, candidates=cands, models=tmp_path).fallback
+    no_copy = choose("toy", {"n": 64}, candidates=cands, models=tmp_path, trust_machine=True)
     assert no_copy.hardware == GPU
     nbytes = 1e9
-    c = choose("toy", {"n": 64}, candidates=cands, models=tmp_path, transfer_bytes=nbytes)
+    c = choose("toy", {"n": 64}, candidates=cands, models=tmp_path, transfer_bytes=nbytes,
+               trust_machine=True)
     t = select.TRANSFER.seconds(nbytes)
     assert c.transfer_s == {Candidate("accumulate", GPU): t}
     assert c.predicted[Candidate("accumulate", GPU)] == pytest.approx(

@@ -16,7 +16,7 @@ def cmd_convert(args) -> int:
         raise ParameterError(f"{args.cache}: expected a Kernel Tuner cache file "
                              "(.json or .json.gz)")
     c = kt.read_cache(args.cache)  # raises DataError before anything is written
-    cols = columns_for(c.params)
+    cols = columns_for(c.params, optional=False)  # no load average or machine of ours
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)

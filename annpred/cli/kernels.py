@@ -42,9 +42,10 @@ def cmd_kernels(args) -> int:
 
 def _model_steps(models) -> dict:
     """(kernel, variant) -> {hardware: steps} from the model files that record steps."""
-    import json as _json
-
+    from annpred.errors import AnnpredError
     from annpred.model.layout import model_files, shipped_root, user_root
+    from annpred.model.schema import MAX_FILE_BYTES, parse_json
+    from annpred.validate import read_limited
 
     if models and not Path(models).is_dir():
         raise ModelFormatError(f"model directory {models} does not exist")
@@ -52,12 +53,13 @@ def _model_steps(models) -> dict:
     out: dict = {}
     for root in roots:
         for p in model_files(root):
-            try:
-                d = _json.loads(p.read_text(encoding="utf-8"))
+            try:  # size-capped, regular files only, strict JSON
+                d = parse_json(read_limited(p, "model file", MAX_FILE_BYTES).decode("utf-8"),
+                               str(p))
                 st = d.get("steps")
                 if isinstance(st, dict) and st:
                     out.setdefault((d["kernel"], d["variant"]), {})[d["hardware"]] = st
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            except (AnnpredError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
                 continue  # a broken model file is reported by predict, not by the listing
     return out
 

@@ -35,7 +35,8 @@ def cmd_predict(args) -> int:
                   f"{fmt_seconds(pred.interval[1])})")
         src = pred.provenance["source"] if pred.provenance else "?"
         print(f"{pred.kernel}/{pred.variant} on {pred.hardware}: {fmt_seconds(pred.seconds)}"
-              f"{iv}  [{src} model {pred.provenance.get('model_file')}]")
+              f"{iv}  [{src} model {pred.provenance.get('model_file')}]"
+              + (" (adapted to this machine by a calibration)" if pred.adapted else ""))
     if not pred.in_range:
         parts = ", ".join(f"{p}={v[0]:g} (trained on [{v[1][0]:g}, {v[1][1]:g}])"
                           for p, v in pred.out_of_range.items())
@@ -55,6 +56,9 @@ def _batch(args, models) -> int:
         raise ParameterError("batch prediction needs both --input and --output")
     if args.params:
         raise ParameterError("give name=value parameters or --input, not both")
+    from annpred.validate import output_file
+
+    output_file(args.output, "--output")
     df = read_csv(args.input)
     cols = {}
     for c in df.columns:

@@ -1,5 +1,7 @@
 """``annpred quickstart``: calibrate this machine briefly, train, report, decide.
 
+0. adapts the models that were not measured on this machine (the shipped ones) with a quick
+   calibration (``annpred calibrate --quick``: a few probes per kernel variant, 10 s);
 1. measures the catalog's ``matmul`` and ``blur`` variants on this machine at 1 thread and
    at all cores (the hardware ids ``predict`` and ``choose`` use by default) for a small
    time budget, with the measurement protocol, each thread count in its own process
@@ -79,6 +81,7 @@ def run(budget: float = 120.0, out: str | None = None, seed: int = 0) -> int:
     print(f"annpred quickstart on {hw.cpu_model()} ({hw.cpu_count()} cores) as "
           f"{' and '.join(hw_ids)}")
     share = budget / (len(KERNELS) * len(threads))
+    _adapt(out_dir, seed)
     print(f"step 1/4: measuring {', '.join(KERNELS)} for about {budget:.0f} s "
           f"({' and '.join(map(str, threads))} thread(s), {share:.0f} s each; warm-up, "
           ">=5 repeats, median; shuffled order)")
@@ -165,7 +168,32 @@ def run(budget: float = 120.0, out: str | None = None, seed: int = 0) -> int:
     return 0
 
 
+def _adapt(out_dir: Path, seed: int, budget: float = 10.0) -> None:
+    """Step 0: adapt the models of other machines (the shipped ones) to this one."""
+    from annpred.cli.calibrate import _line
+    from annpred.measure.calibrate import calibrate
+
+    print(f"step 0: adapting models measured on other machines to this one "
+          f"({hw.machine()['slug']}; annpred calibrate --quick, {budget:.0f} s of probes)")
+    res = calibrate(None, out=out_dir, budget=budget, progress=True)
+    done = [t for t in res.targets if t.correction is not None]
+    for t in done:
+        print(_line(t))
+    if not res.targets:
+        print("  nothing to adapt: the models here were measured on this machine")
+    else:
+        before = np.median([t.correction["probe_mape_before"] for t in done]) if done else 0
+        after = np.median([t.correction["probe_mape_after"] for t in done]) if done else 0
+        print(f"  adapted {len(done)}/{len(res.targets)} models in {res.seconds:.0f} s; median "
+              f"probe MAPE {before:.0f}% -> {after:.0f}%")
+
+
 def cmd_quickstart(args) -> int:
+    from annpred import validate
+
+    if args.out is not None:
+        validate.output_dir(args.out)
+    validate.seed(args.seed)
     return run(budget=args.budget, out=args.out, seed=args.seed)
 
 

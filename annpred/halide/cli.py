@@ -1,6 +1,6 @@
-"""``annpred halide tune PIPELINE --size ...``: pick a Halide schedule by prediction.
+"""``annpred halide {tune,profile,train}``: Halide schedule selection from the command line.
 
-Cheap to import: halide, torch and pandas are imported only when the command runs.
+Cheap to import: halide, torch and pandas are imported only when a command runs.
 """
 from __future__ import annotations
 
@@ -8,31 +8,192 @@ import json
 import sys
 
 
+def _names() -> str:
+    from .pipelines import PIPELINES
+
+    return ", ".join(sorted(PIPELINES))
+
+
 def register(subparsers) -> None:
-    """Add ``halide`` (with ``tune``) to the ``annpred`` subcommands."""
+    """Add ``halide`` (with ``tune``, ``profile``, ``train``) to the ``annpred`` subcommands."""
     h = subparsers.add_parser("halide", help="Halide pipelines: pick schedules by prediction")
     hs = h.add_subparsers(dest="halide_command", metavar="SUBCOMMAND")
     hs.required = True
     t = hs.add_parser("tune", help="predict every candidate schedule at a size and compile "
-                      "the predicted best (blur, matmul, unsharp)")
-    t.add_argument("pipeline", help="pipeline name: blur, matmul or unsharp")
+                      "the predicted best")
+    t.add_argument("pipeline", help="pipeline name (`annpred halide list` shows them)")
     t.add_argument("--size", required=True,
-                   help="input size: W,H for blur/unsharp, M,N,K for matmul (one number: "
-                        "square/cube)")
+                   help="input size, comma-separated in the pipeline's size order (one "
+                        "number: square/cube)")
     t.add_argument("--candidates", type=int, default=128,
-                   help="number of candidate schedules to predict (default 128, as in "
-                        "experiments/halide.py)")
+                   help="number of candidate schedules to predict (default 128)")
     t.add_argument("--models", default=None,
-                   help="model directory (default: the shipped trained/)")
+                   help="model root, hardware folder or .json file (default: your models "
+                        "in $ANNPRED_MODELS, then the shipped ones)")
     t.add_argument("--threads", type=int, default=2,
                    help="threads the pipeline runs with (picks the model; default 2)")
     t.add_argument("--compare", action="store_true",
                    help="also autoschedule (Mullapudi2016, Adams2019, Li2018) and compile "
-                        "Halide's default schedule, then time them all here")
+                        "Halide's default schedule, then time them all together here, "
+                        "with annpred's predicted time beside its measured time")
+    t.add_argument("--rounds", type=int, default=3,
+                   help="shuffled timing rounds of --compare (default 3)")
+    t.add_argument("--emit", metavar="DIR", default=None,
+                   help="write the chosen pipeline as a static library + C header "
+                        "(ahead-of-time compiled) and the schedule as readable code into DIR")
     t.add_argument("--print-schedule", action="store_true",
                    help="print the chosen schedule as a runnable Halide Python script")
     t.add_argument("--json", action="store_true", help="print a JSON object")
+    t.add_argument("--reprofile", action="store_true",
+                   help="when the schedule model was measured on another machine: profile "
+                        f"{REPROFILE['n_schedules']} schedules here first (bounded; the time "
+                        "is estimated before), train, and select with that model")
     t.set_defaults(func=cmd_tune)
+
+    pr = hs.add_parser("profile", help="measure sampled schedules of a pipeline on this "
+                       "machine (resumable: run the same command again to continue)")
+    pr.add_argument("pipeline", help="pipeline to profile (see `annpred halide list`)")
+    pr.add_argument("--sampler", choices=("random", "pr"), default="random",
+                    help="random schedules x sizes, or PR (performance representatives: "
+                         "a few schedules swept over sizes where tiles create steps)")
+    pr.add_argument("--schedules", type=int, default=200, help="schedules to sample")
+    pr.add_argument("--sizes-per-schedule", type=int, default=5,
+                    help="image/problem sizes measured per schedule (default 5)")
+    pr.add_argument("--budget", type=int, default=None,
+                    help="points to measure (PR; default: schedules x sizes-per-schedule)")
+    pr.add_argument("--threads", type=int, default=2,
+                    help="Halide threads (HL_NUM_THREADS); part of the hardware id (default 2)")
+    pr.add_argument("--seed", type=int, default=0, help="seed of schedules and sizes (default 0)")
+    pr.add_argument("--max-seconds", type=float, default=None,
+                    help="stop after about this long (the CSV stays valid; rerun resumes)")
+    pr.add_argument("--out", default=None,
+                    help="profile CSV (default: <your models>/halide/<hardware>/data/"
+                         "<pipeline>.csv)")
+    pr.set_defaults(func=cmd_profile)
+
+    tr = hs.add_parser("train", help="train a pipeline's schedule model from a profile")
+    tr.add_argument("pipeline", help="pipeline whose schedule model to train")
+    tr.add_argument("--data", default=None,
+                    help="profile CSV (default: this machine's profile in your models, then "
+                         "the shipped one)")
+    tr.add_argument("--out", default=None,
+                    help="model root (the model goes to OUT/halide/<hardware>/<pipeline>.json;"
+                         " default: your models, $ANNPRED_MODELS) or a .json file")
+    tr.add_argument("--threads", type=int, default=2,
+                    help="thread count of the profile to train on (default 2)")
+    tr.add_argument("--json", action="store_true", help="print the training report as JSON")
+    tr.set_defaults(func=cmd_train)
+
+    ls = hs.add_parser("list", help="list the pipelines, their sizes and schedule knobs")
+    ls.set_defaults(func=cmd_list)
+
+
+def _check_threads(threads: int) -> None:
+    from ..errors import ParameterError
+
+    if threads < 1:
+        raise ParameterError(f"--threads must be >= 1, got {threads}")
+
+
+def cmd_list(args) -> int:
+    from .pipelines import PIPELINES
+
+    for name, p in sorted(PIPELINES.items()):
+        print(f"{name:<16} sizes {','.join(p.size_names):<8} {p.description}")
+        print(f"{'':<16} knobs: {', '.join(p.space.names)}")
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from ..errors import ParameterError
+    from .pipelines import get
+    from .store import data_path, user_root
+
+    p = get(args.pipeline)
+    _check_threads(args.threads)
+    if args.schedules < 1 or args.sizes_per_schedule < 1:
+        raise ParameterError("--schedules and --sizes-per-schedule must be >= 1")
+    out = args.out or data_path(p.name, user_root(), args.threads)
+    from .profile import profile_pipeline
+
+    plan = None
+    if args.sampler == "pr":
+        from .sampling import pr_plan
+
+        budget = args.budget or args.schedules * args.sizes_per_schedule
+        plan = pr_plan(p, budget, seed=args.seed)
+    df = profile_pipeline(p, n_schedules=args.schedules,
+                          sizes_per_schedule=args.sizes_per_schedule, seed=args.seed,
+                          threads=args.threads, out=out, plan=plan, sampler=args.sampler,
+                          max_seconds=args.max_seconds)
+    print(f"{len(df)} points of {p.name} in {out}; train with "
+          f"`annpred halide train {p.name} --data {out}`")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .pipelines import get
+    from .select import train_pipeline
+    from .store import data_path, user_root
+
+    p = get(args.pipeline)
+    _check_threads(args.threads)
+    data = args.data
+    if data is None:
+        mine = data_path(p.name, user_root(), args.threads)
+        data = mine if mine.exists() else data_path(p.name, threads=args.threads)
+    model, path = train_pipeline(p, data, args.out, threads=args.threads)
+    out = {"pipeline": p.name, "model": str(path), "data": str(data),
+           "n_params": int(model.n_params_), "val_mape_pct": float(model.val_mape_)}
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        print(f"trained {path} from {data}: {out['n_params']} parameters, validation MAPE "
+              f"{out['val_mape_pct']:.1f}%")
+    return 0
+
+
+# bounded re-profile on a mismatched machine: random schedules x sizes (the Halide profiler's
+# sampler), then a model trained on them; saved as the user's model of this machine
+REPROFILE = {"n_schedules": 40, "sizes_per_schedule": 3, "n_sizes": 10}
+
+
+def _reprofile_estimate(p, model_path, compile_here: float | None = None) -> float | None:
+    """Seconds a bounded re-profile should take (before training): compiling each schedule
+    (as long as the chosen one took here, else as recorded in the profile the model was
+    trained on) and timing each point (as recorded there; None without that profile)."""
+    import csv
+    from pathlib import Path
+    from statistics import median
+
+    data = Path(model_path).parent.parent / "data" / f"halide_{p.name}.csv"
+    try:
+        with open(data, newline="") as f:
+            rows = list(csv.DictReader(f))
+        comp = compile_here or median(float(r["compile_s"]) for r in rows)
+        run = median(max(float(r["runtime_s"]) * float(r["repeats"]), 0.02) for r in rows)
+    except (OSError, KeyError, ValueError):
+        return None
+    n_points = REPROFILE["n_schedules"] * REPROFILE["sizes_per_schedule"] * 1.1
+    return REPROFILE["n_schedules"] * comp + n_points * run
+
+
+def _reprofile(p, threads, out_root):
+    from ..model.layout import user_root
+    from .profile import profile_pipeline
+    from .select import save_schedule_model, train_model
+    from ..spec import hardware as hw
+
+    root = out_root or user_root()
+    hw_dir = root / hw.cpu_id(threads)
+    df = profile_pipeline(p, threads=threads, out=hw_dir / "data" / f"halide_{p.name}.csv",
+                          **REPROFILE)
+    model = train_model(p, df)
+    path = save_schedule_model(model, p, hw_dir / "halide" / f"{p.name}.json", threads,
+                               extra={"reprofile": dict(REPROFILE)})
+    print(f"re-profiled {len(df)} points of {REPROFILE['n_schedules']} schedules; model "
+          f"saved to {path}", file=sys.stderr)
+    return root
 
 
 def cmd_tune(args) -> int:
@@ -44,60 +205,119 @@ def cmd_tune(args) -> int:
     sizes = p.parse_size(args.size)
     if args.candidates < 1:
         raise ParameterError(f"--candidates must be >= 1, got {args.candidates}")
-    if args.threads < 1:
-        raise ParameterError(f"--threads must be >= 1, got {args.threads}")
+    if args.rounds < 1:
+        raise ParameterError(f"--rounds must be >= 1, got {args.rounds}")
+    _check_threads(args.threads)
     fix_threads(args.threads)
     from .select import select_schedule
 
     chosen = select_schedule(p, sizes, candidates=args.candidates, models=args.models,
                              threads=args.threads)
+    if not chosen.info.get("machine_match", True):
+        from .select import model_path
+
+        est = _reprofile_estimate(p, model_path(p.name, args.models, args.threads),
+                                  chosen.compile_s or None)
+        took = "" if est is None else f", about {est:.0f} s plus training"
+        if args.reprofile:
+            import time
+            from pathlib import Path
+
+            t0 = time.perf_counter()
+            print(f"re-profiling {p.name} on this machine ({REPROFILE['n_schedules']} "
+                  f"schedules x {REPROFILE['sizes_per_schedule']} sizes{took})",
+                  file=sys.stderr)
+            root = _reprofile(p, args.threads, Path(args.models) if args.models else None)
+            chosen = select_schedule(p, sizes, candidates=args.candidates, models=root,
+                                     threads=args.threads)
+            print(f"re-profile took {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        else:
+            print(f"note: the {p.name} schedule model was measured on another machine; a "
+                  "scale factor cannot fix a ranking: re-profile here with --reprofile "
+                  f"({REPROFILE['n_schedules']} schedules x "
+                  f"{REPROFILE['sizes_per_schedule']} sizes{took})", file=sys.stderr)
     out = {"pipeline": p.name, "size": p.size_label(sizes), "schedule": chosen.schedule,
            "predicted_s": chosen.info["predicted_s"], "in_range": chosen.info["in_range"],
+           "machine_match": chosen.info["machine_match"],
            "candidates": chosen.info["n_candidates"], "tuning_s": chosen.tuning_s,
            "compile_s": chosen.compile_s}
+    if args.emit:
+        from .aot import emit
+
+        out["emitted"] = {k: str(v) for k, v in emit(p, chosen.schedule, args.emit,
+                                                      sizes=sizes).items()}
     if args.compare:
-        out["compare"] = _compare(p, sizes, chosen, args.threads)
+        out["compare"] = compare(p, sizes, chosen, args.threads, args.rounds)
     if args.print_schedule or args.json:
         out["code"] = p.schedule_code(chosen.schedule)
     if args.json:
         print(json.dumps(out, indent=1, default=float))
         return 0
+    notes = ("" if out["in_range"] else "  [size outside the training range]") + \
+        ("" if out["machine_match"] else "  [model profiled on another machine]")
     print(f"pipeline {p.name} at {out['size']}: chose {json.dumps(chosen.schedule)}")
     print(f"  predicted {out['predicted_s'] * 1e3:.3f} ms among {out['candidates']} candidates "
           f"(selection {out['tuning_s'] * 1e3:.2f} ms, compile {out['compile_s']:.2f} s)"
-          + ("" if out["in_range"] else "  [size outside the training range]"))
+          + notes)
     if args.compare:
-        print(f"  {'method':<16}{'runtime ms':>12}{'tuning s':>11}")
-        for r in out["compare"]:
-            rt = "failed" if r["runtime_s"] is None else f"{r['runtime_s'] * 1e3:.3f}"
-            print(f"  {r['method']:<16}{rt:>12}{r['tuning_s']:>11.4f}")
+        print(format_compare(out["compare"]))
+    if args.emit:
+        for what, path in out["emitted"].items():
+            print(f"  wrote {what}: {path}")
     if args.print_schedule:
         print()
         sys.stdout.write(out["code"])
     return 0
 
 
-def _compare(p, sizes, chosen, threads) -> list[dict]:
+def format_compare(rows: list[dict]) -> str:
+    """The --compare table: predicted and measured time side by side, and their ratio."""
+    lines = [f"  {'method':<16}{'predicted ms':>13}{'measured ms':>13}{'pred/meas':>11}"
+             f"{'vs annpred':>12}{'tuning s':>11}"]
+    ours = next((r["runtime_s"] for r in rows if r["method"] == "annpred"), None)
+    for r in rows:
+        m, pr = r["runtime_s"], r.get("predicted_s")
+        meas = "failed" if m is None else f"{m * 1e3:.3f}"
+        pred = "-" if pr is None else f"{pr * 1e3:.3f}"
+        ratio = "-" if pr is None or m is None else f"{pr / m:.2f}"
+        rel = "-" if m is None or ours is None else f"{m / ours:.2f}x"
+        lines.append(f"  {r['method']:<16}{pred:>13}{meas:>13}{ratio:>11}{rel:>12}"
+                     f"{r['tuning_s']:>11.4f}")
+    lines.append("  (vs annpred: the method's measured time over annpred's; above 1x annpred "
+                 "is faster)")
+    return "\n".join(lines)
+
+
+def compare(p, sizes, chosen, threads: int, rounds: int = 3) -> list[dict]:
+    """Autoschedule, compile the default, and time every method together in ``rounds``
+    shuffled rounds (median of the per-round medians)."""
+    import numpy as np
+
     from ..measure.protocol import measure
     from .autoschedule import CPU_AUTOSCHEDULERS, AutoschedulerError, autoschedule
     from .profile import MEASURE
     from .runtime import compile_schedule
 
-    compiled = [("annpred", chosen)]
+    compiled = {"annpred": chosen}
     for m in CPU_AUTOSCHEDULERS:
         try:
-            compiled.append((m, autoschedule(p, sizes, m, parallelism=threads)))
+            compiled[m] = autoschedule(p, sizes, m, parallelism=threads)
         except AutoschedulerError as exc:
             print(f"annpred: warning: {exc}", file=sys.stderr)
-            compiled.append((m, None))
-    compiled.append(("default", compile_schedule(p, None)))
+            compiled[m] = None
+    compiled["default"] = compile_schedule(p, None) if p.default_schedule_ok else None
     inputs, outbuf = p.make_inputs(sizes), p.make_output(sizes)
+    runs = {m: c.bind(inputs, outbuf) for m, c in compiled.items() if c is not None}
+    times: dict[str, list] = {m: [] for m in runs}
+    rng = np.random.default_rng(0)
+    for _ in range(rounds):
+        for m in rng.permutation(list(runs)):
+            times[m].append(measure(runs[m], **MEASURE).median_s)
     rows = []
-    for name, c in compiled:
-        if c is None:
-            rows.append({"method": name, "runtime_s": None, "tuning_s": float("nan")})
-            continue
-        t = measure(c.bind(inputs, outbuf), **MEASURE)
-        rows.append({"method": name, "runtime_s": t.median_s, "tuning_s": c.tuning_s,
-                     "compile_s": c.compile_s})
+    for m, c in compiled.items():
+        rows.append({"method": m,
+                     "runtime_s": float(np.median(times[m])) if m in times else None,
+                     "predicted_s": chosen.info["predicted_s"] if m == "annpred" else None,
+                     "tuning_s": c.tuning_s if c is not None else float("nan"),
+                     "compile_s": c.compile_s if c is not None else float("nan")})
     return rows

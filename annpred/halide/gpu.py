@@ -16,7 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from ..spec import hardware as hw
-from ..errors import AnnpredError
+from ..errors import AnnpredError, ParameterError
 from .pipelines import Built, HalidePipeline, get
 from .runtime import Compiled
 from .space import Knob, Recorder, Space, key_of
@@ -117,12 +117,17 @@ GPU_SPACES: dict[str, tuple[Space, object]] = {
 
 
 def gpu_space(pipeline: str | HalidePipeline) -> Space:
-    return GPU_SPACES[get(pipeline).name][0]
+    name = get(pipeline).name
+    if name not in GPU_SPACES:
+        raise ParameterError(f"pipeline {name!r} has no GPU schedule space; GPU spaces: "
+                             f"{', '.join(sorted(GPU_SPACES))}")
+    return GPU_SPACES[name][0]
 
 
 def apply_gpu(pipeline, built: Built, schedule: Mapping, rec: Recorder | None = None
               ) -> Recorder:
     p = get(pipeline)
+    gpu_space(p)
     space, fn = GPU_SPACES[p.name]
     rec = rec or Recorder()
     fn(built, space.check(schedule), rec)

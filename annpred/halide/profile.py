@@ -8,7 +8,6 @@ order, gives the noise floor (rows with ``pass == 2``; training uses ``pass == 1
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ from ..measure.protocol import measure
 from .pipelines import HalidePipeline, get
 from .runtime import compile_schedule
 from .space import from_key, key_of
+from .store import machine
 
 # measurement settings for profiling and for the comparison (slow schedules: warm-up + 1 run)
 MEASURE = {"min_runs": 5, "min_time": 0.02, "max_time": 0.3}
@@ -55,11 +55,47 @@ def size_pool(p: HalidePipeline, n: int, seed: int) -> list[dict]:
     return sizes
 
 
+def random_plan(p: HalidePipeline, n_schedules: int = PROFILE_SCHEDULES,
+                sizes_per_schedule: int = SIZES_PER_SCHEDULE, n_sizes: int = SIZE_POOL,
+                seed: int = PROFILE_SEED, noise_fraction: float = 0.1
+                ) -> list[tuple[dict, dict, int]]:
+    """The points of a random profile: ``(sizes, schedule, pass)``, deterministic in ``seed``.
+    Each sampled schedule gets ``sizes_per_schedule`` distinct sizes from a pool; a random
+    ``noise_fraction`` of the points is measured a second time (pass 2, the noise floor)."""
+    rng = np.random.default_rng(seed + 104729)
+    schedules = p.space.sample(n_schedules, seed=seed)
+    pool = size_pool(p, n_sizes, seed)
+    points = []
+    for si in range(len(schedules)):
+        for zi in rng.choice(len(pool), size=min(sizes_per_schedule, len(pool)),
+                             replace=False):
+            points.append((pool[int(zi)], schedules[si], 1))
+    extra = rng.choice(len(points), size=int(round(noise_fraction * len(points))),
+                       replace=False)
+    return points + [(points[int(i)][0], points[int(i)][1], 2) for i in extra]
+
+
+def _point_key(p: HalidePipeline, sizes: Mapping, variant: str, pass_no: int) -> tuple:
+    return (variant, *(int(sizes[n]) for n in p.size_names), int(pass_no))
+
+
 def profile_pipeline(pipeline: str | HalidePipeline, *, n_schedules: int = PROFILE_SCHEDULES,
                      sizes_per_schedule: int = SIZES_PER_SCHEDULE, n_sizes: int = SIZE_POOL,
                      seed: int = PROFILE_SEED, threads: int = 2, noise_fraction: float = 0.1,
-                     out: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
-    """Measure ``n_schedules`` sampled schedules at ``sizes_per_schedule`` sizes each."""
+                     out: str | Path | None = None, progress: bool = True,
+                     plan: Sequence[tuple[dict, dict, int]] | None = None,
+                     sampler: str = "random", max_seconds: float | None = None
+                     ) -> pd.DataFrame:
+    """Measure a plan of points (default: :func:`random_plan`, ``n_schedules`` sampled
+    schedules at ``sizes_per_schedule`` sizes each).
+
+    Points are grouped by size (inputs are allocated once per size); sizes, and schedules
+    within a size, run in shuffled order; each schedule is JIT-compiled once, when first
+    needed. With ``out``, the CSV is rewritten atomically after every size, and a run with the
+    same arguments resumes: points already in it are skipped. ``max_seconds`` stops after the
+    size that crosses it (run again to continue). Returns all rows measured so far.
+    """
+    from ..files import atomic_write_text
     from ..threads import fix_threads
 
     fix_threads(threads)
@@ -68,63 +104,59 @@ def profile_pipeline(pipeline: str | HalidePipeline, *, n_schedules: int = PROFI
         print(busy, file=sys.stderr)
     p = get(pipeline)
     hardware = hw.cpu_id(threads)
-    rng = np.random.default_rng(seed + 104729)
-    schedules = p.space.sample(n_schedules, seed=seed)
-    pool = size_pool(p, n_sizes, seed)
-    # assign sizes to schedules: each schedule gets distinct sizes, sizes used evenly
-    plan: dict[int, list[int]] = {i: [] for i in range(len(pool))}
-    for si in range(len(schedules)):
-        for zi in rng.choice(len(pool), size=min(sizes_per_schedule, len(pool)),
-                             replace=False):
-            plan[int(zi)].append(si)
-    points = [(zi, si) for zi, sis in plan.items() for si in sis]
-    extra = rng.choice(len(points), size=int(round(noise_fraction * len(points))),
-                       replace=False)
-
-    bar = _bar(len(schedules), f"compile {p.name}", progress)
-    compiled = []
-    for s in schedules:
-        compiled.append(compile_schedule(p, s))
-        bar.update(1)
+    if plan is None:
+        plan = random_plan(p, n_schedules, sizes_per_schedule, n_sizes, seed, noise_fraction)
+    out = Path(out) if out is not None else None
+    old = load_profile(out, p) if out is not None and out.exists() else None
+    rows = [] if old is None else old.to_dict("records")
+    done = set() if old is None else {
+        _point_key(p, r, r["variant"], r.get("pass", 1)) for r in rows}
+    todo: dict[tuple, list] = {}
+    for sizes, sched, pass_no in plan:
+        if _point_key(p, sizes, key_of(sched), pass_no) in done:
+            continue
+        todo.setdefault(tuple(int(sizes[n]) for n in p.size_names), []).append(
+            (sched, pass_no))
+    rng = np.random.default_rng(seed + 15485863)
+    compiled: dict[str, object] = {}
+    t_start = time.perf_counter()
+    bar = _bar(sum(len(v) for v in todo.values()), f"profile {p.name}", progress)
+    for zi in rng.permutation(len(todo)):
+        size_key = list(todo)[int(zi)]
+        sizes = dict(zip(p.size_names, size_key))
+        inputs = p.make_inputs(sizes, seed=int(zi))
+        outbuf = p.make_output(sizes)
+        pts = todo[size_key]
+        for i in rng.permutation(len(pts)):
+            sched, pass_no = pts[int(i)]
+            k = key_of(sched)
+            if k not in compiled:
+                compiled[k] = compile_schedule(p, sched)
+            c = compiled[k]
+            t = measure(c.bind(inputs, outbuf), **MEASURE)
+            rows.append(_row(p, hardware, threads, sizes, c.schedule, t, pass_no,
+                             c.compile_s, seed, int(zi), sampler))
+            bar.update(1)
+        del inputs, outbuf
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out, pd.DataFrame(rows).to_csv(index=False))
+        if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
+            break
     bar.close()
-
-    rows = []
-    bar = _bar(len(points) + len(extra), f"profile {p.name}", progress)
-    for pass_no, point_list in ((1, points), (2, [points[i] for i in extra])):
-        by_size: dict[int, list[int]] = {}
-        for zi, si in point_list:
-            by_size.setdefault(zi, []).append(si)
-        for zi in rng.permutation(list(by_size)):
-            zi = int(zi)
-            sizes = pool[zi]
-            inputs = p.make_inputs(sizes, seed=zi)
-            outbuf = p.make_output(sizes)
-            for si in rng.permutation(by_size[zi]):
-                c = compiled[int(si)]
-                t = measure(c.bind(inputs, outbuf), **MEASURE)
-                rows.append(_row(p, hardware, threads, sizes, c.schedule, t, pass_no,
-                                 c.compile_s, seed, zi))
-                bar.update(1)
-            del inputs, outbuf
-    bar.close()
-    df = pd.DataFrame(rows)
-    if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(out, index=False)
-    return df
+    return pd.DataFrame(rows)
 
 
-def _row(p, hardware, threads, sizes, schedule, t, pass_no, compile_s, seed, point):
+def _row(p, hardware, threads, sizes, schedule, t, pass_no, compile_s, seed, point, sampler):
     row = {"kernel": f"halide_{p.name}", "variant": key_of(schedule), "hardware": hardware}
     row.update({n: int(sizes[n]) for n in p.size_names})
     row.update({f"knob_{k}": v for k, v in schedule.items()})
     row.update(t.as_row())
-    row.update({"compile_s": round(compile_s, 4), "threads": threads, "sampler": "random",
+    row.update({"compile_s": round(compile_s, 4), "threads": threads, "sampler": sampler,
                 "seed": seed, "point": point, "pass": pass_no,
                 "loadavg_1min": round(os.getloadavg()[0], 2),
                 "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "annpred_version": _version()})
+                "annpred_version": _version(), "machine": machine()["fingerprint"]})
     return row
 
 
@@ -134,8 +166,40 @@ def _bar(total, desc, enabled):
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, mininterval=1.0)
 
 
-def load_profile(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(path)
+def load_profile(path: str | Path, pipeline: str | HalidePipeline | None = None
+                 ) -> pd.DataFrame:
+    """Read a profile CSV; with ``pipeline``, check it has the columns training needs."""
+    from ..errors import DataError
+
+    path = Path(path)
+    try:
+        df = pd.read_csv(path)
+    except FileNotFoundError:
+        raise DataError(f"profile {path} does not exist") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"profile {path}: cannot read it as CSV ({exc})") from None
+    if pipeline is not None:
+        p = get(pipeline)
+        need = ["variant", *p.size_names, "runtime_s"]
+        missing = [c for c in need if c not in df.columns]
+        if missing:
+            raise DataError(f"profile {path} lacks column(s) {missing} (a profile of "
+                            f"pipeline {p.name} has {', '.join(need)})")
+        if df.empty:
+            raise DataError(f"profile {path} has no rows")
+        for col in [*p.size_names, "runtime_s"]:
+            v = pd.to_numeric(df[col], errors="coerce")
+            bad = np.flatnonzero(~(v > 0))
+            if bad.size:
+                raise DataError(f"profile {path}, row {int(bad[0]) + 2}, column {col}: "
+                                f"{df[col].iloc[int(bad[0])]!r} is not a positive number")
+        for i, key in enumerate(df["variant"]):
+            try:
+                p.space.check(from_key(str(key)))
+            except Exception as exc:  # noqa: BLE001 - any malformed schedule key
+                raise DataError(f"profile {path}, row {i + 2}, column variant: not a "
+                                f"schedule of pipeline {p.name} ({exc})") from None
+    return df
 
 
 # Training target. The protocol's median is recorded in ``runtime_s``; the schedule models are

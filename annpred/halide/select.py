@@ -14,90 +14,89 @@ import numpy as np
 import pandas as pd
 
 from ..spec import hardware as hw
-from ..errors import ModelFormatError, ParameterError
+from ..errors import DataError, ParameterError
 from .pipelines import HalidePipeline, get
 from .runtime import Compiled, compile_schedule
-from .space import key_of
+from .store import (data_path, halide_root, load_schedule_model, model_path,  # noqa: F401
+                    save_schedule_model, user_root)
 
 CANDIDATE_SEED = 2024  # the candidate set is sampled with another seed than the profiling
 DEFAULT_CANDIDATES = 128
 TRAIN_SEED = 0
 
 
-def repo_trained_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "trained"
-
-
-def model_path(pipeline: str, models: str | Path | None = None, threads: int = 2) -> Path:
-    """``<models>/<hardware>/halide/<pipeline>.json``; ``models`` may also be the hardware
-    folder itself or a ``.json`` file."""
-    base = Path(models) if models is not None else repo_trained_dir()
-    if base.suffix == ".json":
-        return base
-    hw_id = hw.cpu_id(threads)
-    for cand in (base / hw_id / "halide" / f"{pipeline}.json", base / "halide" / f"{pipeline}.json",
-                 base / f"{pipeline}.json"):
-        if cand.exists():
-            return cand
-    return base / hw_id / "halide" / f"{pipeline}.json"
-
-
-def data_path(pipeline: str, root: str | Path | None = None, threads: int = 2) -> Path:
-    base = Path(root) if root is not None else repo_trained_dir()
-    return base / hw.cpu_id(threads) / "data" / f"halide_{pipeline}.csv"
-
-
 def train_model(pipeline: str | HalidePipeline, df: pd.DataFrame, *, seed: int = TRAIN_SEED,
-                hidden=None, max_params: int | None = None, **kw):
-    """Fit an :class:`~annpred.regressor.AugmentedNNRegressor` on a profiling frame."""
+                hidden=None, max_params: int | None = None, steps: bool = False, **kw):
+    """Fit an :class:`~annpred.model.estimator.AugmentedNNRegressor` on a profiling frame
+    (``steps``: on the pipeline's step-aware complexity, see :mod:`annpred.halide.sampling`)."""
     from ..model.estimator import AugmentedNNRegressor
     from .profile import training_frame
 
     p = get(pipeline)
     X, y = training_frame(p, df)
     extra = {} if max_params is None else {"max_params": max_params}
-    model = AugmentedNNRegressor(complexity=dict(p.complexity), hidden=hidden, seed=seed,
+    model = AugmentedNNRegressor(complexity=p.complexity_for(steps), hidden=hidden, seed=seed,
                                  **extra, **kw)
     model.fit(X, y)
+    model.tile_steps_ = bool(steps)
+    model.protocol_factor_ = protocol_factor(df)
     return model
 
 
-def save_schedule_model(model, pipeline: str | HalidePipeline, path: str | Path,
-                        threads: int = 2, extra: Mapping | None = None) -> Path:
-    from ..model.schema import save_model
+def protocol_factor(df: pd.DataFrame) -> float:
+    """How much slower the protocol's median is than the fastest repeat the model is fitted
+    on (see :data:`annpred.halide.profile.TARGET`), as the median ratio over the training
+    rows. Predictions are multiplied by it, so that they estimate what a measurement reports;
+    a scalar, so the ranking of schedules does not change."""
+    df = df[df["pass"] == 1] if "pass" in df.columns else df
+    if "runtime_min_s" not in df.columns:
+        return 1.0
+    r = (pd.to_numeric(df["runtime_s"], errors="coerce")
+         / pd.to_numeric(df["runtime_min_s"], errors="coerce")).to_numpy(float)
+    r = r[np.isfinite(r) & (r > 0)]
+    return float(np.median(r)) if r.size else 1.0
+
+
+def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = None,
+                   out: str | Path | None = None, *, threads: int = 2, seed: int = TRAIN_SEED,
+                   steps: bool | str = "auto", **kw):
+    """Train the schedule model of ``pipeline`` from a profile and save it.
+
+    ``data`` is a profiling CSV (default: this machine's profile in the shipped root,
+    ``halide/<hardware>/data/<pipeline>.csv``); ``out`` is a model root (default: the user's,
+    ``$ANNPRED_MODELS``), and the model goes to ``<out>/halide/<hardware>/<pipeline>.json``
+    (``out`` ending in ``.json``: that file). ``steps="auto"`` uses the step-aware
+    complexity when the profile's width sweeps (PR profiles have them) show tile steps.
+    Returns ``(model, path)``.
+    """
+    import hashlib
+
+    from .profile import load_profile
 
     p = get(pipeline)
-    d = model.to_dict(kernel=f"halide_{p.name}", variant="schedule-space",
-                      hardware=hw.cpu_id(threads),
-                      extra_train={"space": {k.name: list(k.choices) for k in p.space.knobs},
-                                   **(extra or {})})
-    return save_model(d, path)
+    data = Path(data) if data is not None else data_path(p.name, threads=threads)
+    if not data.exists():
+        raise DataError(f"no profile for Halide pipeline {p.name!r} at {data}; measure one "
+                        f"with `annpred halide profile {p.name}` (Python: "
+                        "annpred.halide.profile.profile_pipeline)")
+    df = load_profile(data, p)
+    if steps == "auto":
+        from .sampling import detect_tile_steps
 
+        steps = detect_tile_steps(p, df)["steps"]
+    model = train_model(p, df, seed=seed, steps=bool(steps), **kw)
+    if out is not None and Path(out).suffix == ".json":
+        path = Path(out)
+    else:
+        path = halide_root(out if out is not None else user_root()) / hw.cpu_id(threads) / \
+            f"{p.name}.json"
+    from .profile import noise_floor
 
-def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | None = None,
-                        threads: int = 2):
-    from ..model.estimator import AugmentedNNRegressor
-    from ..model.schema import load_model
-
-    p = get(pipeline)
-    path = model_path(p.name, models, threads)
-    if not path.exists():
-        raise ModelFormatError(
-            f"no schedule model for Halide pipeline {p.name!r} at {path}; train one with "
-            f"`python experiments/halide.py --pipelines {p.name}` (profiles with --profile)")
-    model = AugmentedNNRegressor.from_dict(load_model(path))
-    missing = [f for f in p.feature_names() if f not in model.parameters_]
-    if missing:
-        raise ModelFormatError(f"model {path} does not match pipeline {p.name!r}'s schedule "
-                               f"space (missing features {missing}); retrain it")
-    # the model may keep a subset of the pipeline's complexity (select_complexity), never
-    # another expression: a changed pipeline definition needs a retrained model
-    foreign = [n for n, e in model.complexity_.items() if dict(p.complexity).get(n) != e]
-    if foreign:
-        raise ModelFormatError(f"model {path} was trained with complexity {foreign} that "
-                               f"pipeline {p.name!r} no longer defines; retrain it with "
-                               f"`python experiments/halide.py --retrain --pipelines {p.name}`")
-    return model
+    save_schedule_model(model, p, path, threads,
+                        extra={"noise_floor_pct": noise_floor(df, p.size_names),
+                               "csv": data.name,
+                               "csv_sha256": hashlib.sha256(data.read_bytes()).hexdigest()})
+    return model, path
 
 
 def candidates_for(pipeline: str | HalidePipeline, n: int = DEFAULT_CANDIDATES,
@@ -111,7 +110,7 @@ def predict_schedules(model, pipeline: str | HalidePipeline, sizes: Mapping[str,
                       schedules: Sequence[Mapping]) -> np.ndarray:
     p = get(pipeline)
     X = pd.DataFrame([p.features(sizes, s) for s in schedules], columns=p.feature_names())
-    return model.predict(X)
+    return model.predict(X) * float(getattr(model, "protocol_factor_", 1.0))
 
 
 def select_schedule(pipeline: str | HalidePipeline, sizes,
@@ -139,7 +138,8 @@ def select_schedule(pipeline: str | HalidePipeline, sizes,
     tuning = time.perf_counter() - t0
     info = {"sizes": dict(sizes), "predicted_s": float(pred[best]),
             "candidates": [{"schedule": c, "predicted_s": float(v)} for c, v in zip(cands, pred)],
-            "in_range": p.in_range(sizes), "n_candidates": len(cands)}
+            "in_range": p.in_range(sizes), "n_candidates": len(cands),
+            "machine_match": bool(getattr(model, "machine_match_", True))}
     if not compile:
         return Compiled(p, "annpred", cands[best], None, 0.0, tuning, "", info)
     c = compile_schedule(p, cands[best])

@@ -81,6 +81,9 @@ class Choice:
     policy: str = "strict"
     unsure: bool = False  # the best two candidates' prediction intervals overlap too much
     _plan: Any = field(default=None, repr=False, compare=False)
+    # per candidate: measured on this machine (None: no model); adapted by a calibration
+    machine_match: dict = field(default_factory=dict)
+    adapted: dict = field(default_factory=dict)
 
     @property
     def intervals(self) -> dict:
@@ -167,6 +170,8 @@ class Choice:
                           for c, iv in self.intervals.items()},
             "sources": self.sources,
             "provenance": {str(c): p for c, p in self.provenance.items()},
+            "machine_match": {str(c): v for c, v in self.machine_match.items()},
+            "adapted": {str(c): bool(v) for c, v in self.adapted.items()},
         }
 
     def __str__(self) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -9,12 +10,15 @@ from typing import Mapping
 import numpy as np
 
 from annpred.spec import hardware as hw
-from annpred.errors import ModelFormatError, ParameterError, UnknownKernelError
+from annpred.errors import (AnnpredError, AnnpredWarning, ModelFormatError, ParameterError,
+                            UnknownKernelError)
 from annpred.model.features import feature_matrix
 from annpred.model.layout import model_files, shipped_root, user_root
-from annpred.model.network import compile_model, predict_seconds
+from annpred.model.network import compile_model, predict_seconds, transform_inputs
 from annpred.model.schema import load_model
+from annpred.model.correction import apply_log
 from annpred.runtime import caches
+from annpred.runtime import correction as _correction
 from annpred.runtime.ranges import RANGE_MARGIN, widen_range
 
 
@@ -28,19 +32,24 @@ class Prediction:
     out_of_range: dict  # parameter -> [value, [lo, hi]]
     interval: tuple | None = None  # (low, high) seconds at the model's nominal coverage
     provenance: dict | None = None  # model file, source (user/shipped/custom), measured
+    machine_match: bool = True  # the model was measured on this machine
+    adapted: bool = False  # a calibration of this machine corrects the model (applied)
+    machine: str = ""  # the machine the model was measured on, for people
 
     def to_dict(self) -> dict:
         return {"kernel": self.kernel, "variant": self.variant, "hardware": self.hardware,
                 "seconds": self.seconds, "in_range": self.in_range,
                 "out_of_range": self.out_of_range,
                 "interval": None if self.interval is None else list(self.interval),
-                "provenance": self.provenance}
+                "provenance": self.provenance, "machine_match": self.machine_match,
+                "adapted": self.adapted, "machine": self.machine}
 
 
 class LoadedModel:
     """One model file, compiled for fast numpy prediction."""
 
-    __slots__ = ("meta", "compiled", "params", "range", "path", "source", "interval")
+    __slots__ = ("meta", "compiled", "params", "range", "path", "source", "interval",
+                 "machine_match", "correction")
 
     def __init__(self, meta: dict, path: Path | None = None, source: str = "custom"):
         self.meta = meta
@@ -48,6 +57,8 @@ class LoadedModel:
         self.source = source  # "user" (calibrated here), "shipped" or "custom" (a directory)
         iv = meta.get("interval")
         self.interval = (float(iv["lo"]), float(iv["hi"]), float(iv["nominal"])) if iv else None
+        self.machine_match = hw.machine_match(meta["hardware"], meta.get("machine"))
+        self.correction = None  # set by annpred.runtime.correction.attach
         self.compiled = compile_model(meta)
         self.params = list(meta.get("parameters", [f for f in meta["features"]
                                                    if f not in meta["complexity"]]))
@@ -69,7 +80,26 @@ class LoadedModel:
         if missing:
             raise ParameterError(f"model {'/'.join(self.key)} needs parameter(s) "
                                  f"{', '.join(missing)}")
-        return predict_seconds(self.features(cols), self.compiled)
+        for p in self.params:
+            if not np.all(np.isfinite(np.asarray(cols[p], dtype=float))):
+                raise ParameterError(f"parameter {p} must be a finite number")
+        with np.errstate(all="ignore"):
+            F = self.features(cols)
+            out = predict_seconds(F, self.compiled)
+            if self.correction is not None:
+                x = transform_inputs(F, self.compiled["input_transform"])
+                out = np.exp(apply_log(np.log(out), self.correction, x))
+        if not np.all(np.isfinite(out)):
+            raise ParameterError(f"model {'/'.join(self.key)} gives no finite prediction for "
+                                 "these parameters (outside what it can represent: "
+                                 + ", ".join(f"{p}={np.ravel(cols[p])[0]:g}"
+                                             for p in self.params) + ")")
+        return out
+
+    @property
+    def trusted_machine(self) -> bool:
+        """Measured on this machine, or adapted to it by a calibration."""
+        return self.machine_match or self.correction is not None
 
     def provenance(self) -> dict:
         """Where this model comes from: file, source, hardware, when and under what load its
@@ -118,16 +148,32 @@ class Predictor:
     def __init__(self, roots):
         self.roots = [Path(r) for r in roots]
         self.models: dict[tuple[str, str, str], LoadedModel] = {}
+        self.skipped: dict[tuple[str, str, str], str] = {}  # key from the path -> why
         owner: dict[tuple[str, str], int] = {}  # (kernel, hardware) -> index of its root
         for i, root in enumerate(self.roots):
             if not root.is_dir():
                 continue
             source = source_of(root)
             for p in model_files(root):
-                m = LoadedModel(load_model(p), p, source)
+                # a broken (or hostile) file costs only its own combination (it still
+                # claims its (kernel, hardware) for its root, as a good file would)
+                path_key = (p.parent.name, p.stem, p.parent.parent.name)
+                try:
+                    m = LoadedModel(load_model(p), p, source)
+                except AnnpredError as exc:
+                    if owner.setdefault((path_key[0], path_key[2]), i) == i:
+                        self.skipped.setdefault(path_key, str(exc))
+                    warnings.warn(f"skipping model file {p}: {exc}", AnnpredWarning,
+                                  stacklevel=2)
+                    continue
                 kh = (m.key[0], m.key[2])
                 if owner.setdefault(kh, i) == i and m.key not in self.models:
                     self.models[m.key] = m
+        _correction.attach(self.models, self.roots)
+
+    def mismatched(self) -> list[tuple[str, str, str]]:
+        """Combinations whose model was measured on another machine and is not adapted."""
+        return sorted(k for k, m in self.models.items() if not m.trusted_machine)
 
     def __len__(self):
         return len(self.models)
@@ -142,6 +188,10 @@ class Predictor:
         try:
             return self.models[(kernel, variant, hardware)]
         except KeyError:
+            why = self.skipped.get((kernel, variant, hardware))
+            if why:
+                raise UnknownKernelError(f"the model for {kernel}/{variant} on {hardware} "
+                                         f"was skipped: {why}") from None
             have = [f"{v}@{h}" for k, v, h in self.combinations(kernel)]
             raise UnknownKernelError(
                 f"no model for {kernel}/{variant} on {hardware}; models for {kernel}: "
@@ -152,7 +202,8 @@ class Predictor:
         return [h for k, v, h in self.combinations(kernel) if v == variant]
 
     def default_hardware(self, kernel: str, variant: str) -> str:
-        """The present hardware with the most threads, else the only model's hardware."""
+        """The present hardware with the most threads (models measured on or adapted to this
+        machine first), else the only model's hardware."""
         hws = self.hardware_for(kernel, variant)
         if not hws:
             variants = sorted({v for _, v, _ in self.combinations(kernel)})
@@ -160,9 +211,12 @@ class Predictor:
                 f"no model for {kernel}/{variant}; variants with models: "
                 + (", ".join(variants) if variants else "(none)"))
         here = [h for h in hws if hw.present(h)]
-        if here:  # calibrated here first, then the most threads
-            return max(here, key=lambda h: (self.models[(kernel, variant, h)].source == "user",
-                                            hw.parse_id(h)["threads"] or 0))
+        if here:  # calibrated here, this machine's or adapted models first, most threads
+            def rank(h):
+                m = self.models[(kernel, variant, h)]
+                return (m.source == "user", m.trusted_machine, hw.parse_id(h)["threads"] or 0,
+                        m.machine_match)
+            return max(here, key=rank)
         if len(hws) == 1:
             return hws[0]
         raise UnknownKernelError(f"{kernel}/{variant} has models for {', '.join(hws)}, none of "
@@ -175,8 +229,10 @@ class Predictor:
         cols = {k: np.asarray([float(v)]) for k, v in params.items()}
         seconds = float(m.predict(cols)[0])
         bad = m.out_of_range(params)
+        _correction.warn_mismatch(m)
         return Prediction(kernel, variant, hw_id, seconds, not bad, bad, m.interval_of(seconds),
-                          m.provenance())
+                          m.provenance(), m.machine_match, m.correction is not None,
+                          _correction.source_description(m))
 
     def predict_many(self, kernel: str, variant: str, columns: Mapping[str, object],
                      hardware: str | None = None) -> dict[str, np.ndarray]:

@@ -55,6 +55,37 @@ class HalidePipeline:
     _estimates: Callable[[Built, Mapping[str, int]], None] = field(repr=False)
     compare_sizes: tuple = ()  # sizes used by experiments/halide.py
     min_sizes: dict = field(default_factory=dict)  # smallest size every schedule handles
+    _sizes_of: Callable[[list], dict] | None = field(default=None, repr=False)
+    # False where Halide's default schedule (everything inlined) is impractical, e.g. a chain
+    # of stencils whose inlined taps multiply (9**6 loads per pixel, minutes to compile)
+    default_schedule_ok: bool = True
+    # size name -> the knob whose value is the tile extent along it (tile steps; 0 = whole)
+    tile_knobs: dict = field(default_factory=dict)
+
+    @property
+    def tile_steps(self) -> bool:
+        return bool(self.tile_knobs)
+
+    def complexity_for(self, steps: bool = False) -> dict[str, str]:
+        """The complexity expressions; with ``steps``, step-aware: the image area ``W*H``
+        that each expression scales with becomes ``ceiling(W/TX)*TX*ceiling(H/TY)*TY`` for
+        the schedule's tile extents (whole tiles are computed; the last one shifts inwards
+        over pixels already done)."""
+        if not steps or not self.tile_knobs:
+            return dict(self.complexity)
+        area = []
+        for n in self.size_names:
+            k = self.tile_knobs.get(n)
+            area.append(n if k is None else
+                        f"ceiling({n}/min(2**log2_{k}, {n}))*min(2**log2_{k}, {n})")
+        prod = "*".join(self.size_names)
+        out = {}
+        for name, e in self.complexity.items():
+            if prod not in e:
+                raise ParameterError(f"pipeline {self.name}: complexity {name!r} does not "
+                                     f"scale with {prod}; no tile steps for it")
+            out[name] = e.replace(prod, "(" + "*".join(area) + ")", 1)
+        return out
 
     # -- sizes ---------------------------------------------------------------------------
     def parse_size(self, text: str | Sequence[int] | Mapping[str, int]) -> dict[str, int]:
@@ -144,6 +175,13 @@ class HalidePipeline:
     def reference(self, inputs: list[np.ndarray]) -> np.ndarray:
         return self._reference(inputs)
 
+    def sizes_of(self, inputs: list[np.ndarray]) -> dict[str, int]:
+        """The sizes of numpy inputs shaped as :meth:`make_inputs` makes them."""
+        if self._sizes_of is None:
+            raise ParameterError(f"pipeline {self.name} cannot infer its sizes from inputs; "
+                                 "pass out=")
+        return {k: int(v) for k, v in self._sizes_of(inputs).items()}
+
     def schedule_code(self, schedule: Mapping | None) -> str:
         """A self-contained Halide Python script: the algorithm, then the schedule."""
         built = self.build()
@@ -161,6 +199,44 @@ class HalidePipeline:
 
     def feature_names(self) -> list[str]:
         return list(self.size_names) + self.space.feature_names()
+
+
+def padded_image_sizes(pad: int):
+    """``sizes_of`` for an image pipeline whose first input is ``(..., H + pad, W + pad)``."""
+    def sizes_of(inputs):
+        h, w = inputs[0].shape[-2:]
+        return {"W": w - pad, "H": h - pad}
+    return sizes_of
+
+
+LEVEL = {"root": 0, "tile": 1, "row": 2}  # loop depth of a placement inside the output's nest
+
+
+def levels_valid(s: Mapping, edges: Sequence[tuple[str, str]], output: str) -> bool:
+    """Every producer is computed no deeper than each of its consumers. ``s[f"{f}_at"]`` is
+    one of root/tile/row/inline; an inline stage sits where its shallowest consumer is;
+    ``output`` is the innermost level."""
+    def level(name):
+        if name == output:
+            return 3
+        where = s[f"{name}_at"]
+        if where == "inline":
+            return min(level(c) for p, c in edges if p == name)
+        return LEVEL[where]
+    return all(s[f"{p}_at"] == "inline" or level(p) <= level(c) for p, c in edges)
+
+
+def place(rec: Recorder, f, out, at, yi, where: str, vec: int, par: str, x, y) -> None:
+    """Compute producer ``f`` (wrapped) per output tile (``at``), per output row inside the
+    tile (``row``: stored per tile, a sliding window), once at root, or inline."""
+    if where == "tile":
+        f.compute_at(out, at).vectorize(x, vec)
+    elif where == "row":
+        f.store_at(out, at).compute_at(out, yi).vectorize(x, vec)
+    elif where == "root":
+        f.compute_root().vectorize(x, vec)
+        if par != "none":
+            f.parallel(y)
 
 
 def tile_and_parallel(rec: Recorder, out, x, y, tx: int, ty: int, par: str):

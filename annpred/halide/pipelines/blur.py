@@ -1,13 +1,12 @@
 """blur: 3x3 separable box blur (the original study's pipeline), sizes ``W,H``."""
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np
 
 from ..space import Knob, Recorder, Space
-from .base import Built, HalidePipeline, tile_and_parallel
+from .base import Built, HalidePipeline, padded_image_sizes, tile_and_parallel
 
 
 # ============================================================================================
@@ -90,6 +89,8 @@ BLUR = HalidePipeline(
     _output=_blur_output, _reference=_blur_reference, _estimates=_blur_estimates,
     compare_sizes=((512, 512), (1024, 1024), (2048, 2048), (4096, 4096), (4096, 512)),
     min_sizes={"W": 512, "H": 128},
+    tile_knobs={"W": "tx", "H": "ty"},
+    _sizes_of=padded_image_sizes(2),
 )
 
 

@@ -1,7 +1,6 @@
 """matmul: ``C = A @ B`` with an update definition over ``k``, sizes ``M,N,K``."""
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np
@@ -133,6 +132,7 @@ MATMUL = HalidePipeline(
     compare_sizes=((256, 256, 256), (512, 512, 512), (768, 768, 768), (1024, 1024, 1024),
                    (1024, 256, 512)),
     min_sizes={"M": 128, "N": 256, "K": 1},
+    _sizes_of=lambda ins: {"M": ins[0].shape[0], "N": ins[1].shape[1], "K": ins[0].shape[1]},
 )
 
 PIPELINE = MATMUL

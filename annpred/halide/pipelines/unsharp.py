@@ -1,13 +1,12 @@
 """unsharp: RGB unsharp mask (gray -> 7-tap blur_y -> blur_x -> ratio -> output), sizes ``W,H``."""
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np
 
 from ..space import Knob, Recorder, Space
-from .base import Built, HalidePipeline, tile_and_parallel
+from .base import Built, HalidePipeline, padded_image_sizes, tile_and_parallel
 
 
 # ============================================================================================
@@ -199,6 +198,8 @@ UNSHARP = HalidePipeline(
     _output=_us_output, _reference=_us_reference, _estimates=_us_estimates,
     compare_sizes=((512, 512), (1024, 1024), (2048, 1536), (3072, 3072), (3072, 512)),
     min_sizes={"W": 512, "H": 64},
+    tile_knobs={"W": "tx", "H": "ty"},
+    _sizes_of=padded_image_sizes(6),
 )
 
 PIPELINE = UNSHARP
