@@ -9,10 +9,11 @@ from annpred.study.metrics import (FILTER_DROP, filtered_mape, mape, mdape, nois
 from annpred.study.report import (floor_summary, headline, headline_markdown, verdicts,
                                   write_outputs)
 from annpred.study.runner import DEFAULT_CURVE_SIZES, Config, Result, evaluate
-from annpred.study.zoo import BASELINES, DESCRIPTIONS, MODELS, make_model
+from annpred.study.zoo import BASELINES, DEFAULT_MODELS, DESCRIPTIONS, MODELS, make_model
 
-__all__ = ["BASELINES", "Combination", "Config", "DEFAULT_CURVE_SIZES", "DESCRIPTIONS",
-           "FILTER_DROP", "MODELS", "Result", "evaluate", "filtered_mape", "floor_summary", "headline",
+__all__ = ["BASELINES", "Combination", "Config", "DEFAULT_CURVE_SIZES", "DEFAULT_MODELS",
+           "DESCRIPTIONS", "FILTER_DROP", "MODELS", "Result", "evaluate", "filtered_mape",
+           "floor_summary", "headline",
            "headline_markdown", "make_model",
            "mape", "mdape", "noise_floor", "noise_floor_from_cv", "prepare", "prepare_combination",
            "relative_errors", "score", "spearman", "verdicts", "within", "write_outputs"]
