@@ -31,6 +31,8 @@ _LAZY = {
     "Param": ("annpred.spec.kernel", "Param"),
     "Variant": ("annpred.spec.kernel", "Variant"),
     "AnnpredError": ("annpred.errors", "AnnpredError"),
+    "calibrate": ("annpred.measure.calibrate", "calibrate"),
+    "MachineMismatchWarning": ("annpred.errors", "MachineMismatchWarning"),
 }
 _SUBMODULES = ("spec", "measure", "data", "model", "runtime", "study", "halide", "cli",
                "select", "errors", "files", "threads", "kernels")

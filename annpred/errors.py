@@ -27,3 +27,11 @@ class UnknownKernelError(AnnpredError, KeyError):
 
 class ParameterError(AnnpredError, ValueError):
     """A kernel parameter is missing, unknown, or outside its domain."""
+
+
+class AnnpredWarning(UserWarning):
+    """Something was skipped or is doubtful (a broken model file among good ones); the CLI
+    prints it as one ``annpred: warning: ...`` line."""
+class MachineMismatchWarning(AnnpredWarning):
+    """A model was measured on another machine (or one it does not describe) and has not
+    been adapted to this one; see ``annpred calibrate``."""

@@ -1,32 +1,166 @@
-"""Atomic writes: every file annpred writes (models, reports, exports) goes through here."""
+"""Atomic writes: every file annpred writes (models, reports, exports) goes through here.
+
+A file is written to a temporary ``.<name>.<pid>.<random>.tmp`` beside it and renamed over
+it, so a reader sees the old file or the new one, never half of one. The temporary file is
+removed on any error; one left by a killed process (SIGKILL cannot be caught) is removed by
+the next write to the same file once its process is gone. New files get the permissions of
+the umask (like ``open``), a replaced file keeps its mode. :func:`atomic_write_many` writes
+several files all or none. Errors of the file system become :class:`annpred.errors.
+AnnpredError` messages naming the file.
+"""
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import threading
 from pathlib import Path
+from typing import Mapping
+
+from annpred.errors import AnnpredError
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and rename: a
-    reader sees the old file or the new one, never half of one; the temporary file is
-    removed on any error."""
+class WriteError(AnnpredError, OSError):
+    """A file could not be written (the message names it); nothing was left behind."""
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike) -> int:
+    """Remove temporary files of ``path`` left by killed writers; returns how many."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    pat = re.compile(r"^\." + re.escape(path.name) + r"\.(\d+)\.[^.]+\.tmp$")
+    removed = 0
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return 0
+    for name in names:
+        m = pat.match(name)
+        if m and not _alive(int(m.group(1))):
+            try:
+                os.unlink(path.parent / name)
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _fail(path: Path, exc: OSError) -> WriteError:
+    return WriteError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _write_temp(path: Path, data: bytes) -> str:
+    """Write ``data`` into a new temporary file beside ``path``; returns its name."""
+    if path.is_dir():
+        raise WriteError(f"cannot write {path}: it is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _fail(path, exc) from None
+    remove_stale_temps(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                                   suffix=".tmp")
+    except OSError as exc:
+        raise _fail(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _mode_for(path))
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException as exc:
+        _unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _fail(path, exc) from None
+        raise
+    return tmp
+
+
+def _unlink(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see the module docstring)."""
+    path = Path(path)
+    tmp = _write_temp(path, data)
+    try:
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except BaseException as exc:
+        _unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _fail(path, exc) from None
         raise
     return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_many(files: Mapping[str | os.PathLike, str | bytes]) -> list[Path]:
+    """Write several files all or none: every temporary file is written first; only when
+    all succeeded are they renamed into place (renames within a folder do not fail short of
+    the path turning into a directory meanwhile)."""
+    temps: list[tuple[str, Path]] = []
+    new_dirs = []  # folders this call creates, removed again (when empty) on failure
+    for path in files:
+        d = Path(path).absolute().parent
+        while not d.exists() and d != d.parent:
+            new_dirs.append(d)
+            d = d.parent
+    done = False
+    try:
+        for path, data in files.items():
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            temps.append((_write_temp(Path(path), data), Path(path)))
+        for tmp, path in temps:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise _fail(path, exc) from None
+        done = True
+    finally:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                _unlink(tmp)
+        if not done:
+            for d in sorted(set(new_dirs), key=lambda p: -len(p.parts)):
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+    return [p for _, p in temps]

@@ -2,6 +2,14 @@
 the torch forward pass and with the scikit-learn random-forest baseline, in one run.
 
     python experiments/choice_latency.py [--models trained] [--kernel matmul]
+    python experiments/choice_latency.py --user-models DIR   # the default configuration
+
+With ``--user-models DIR`` the decisions run in annpred's default configuration: DIR is the
+user's calibrated models (``ANNPRED_MODELS``) over the shipped ones and ``choose`` gets no
+``models=`` argument (the path a runtime uses); ``choose_default`` and
+``choose_default_memoised`` are those rows. ``c_header_loop`` is the same decision in C: the
+exported headers (``annpred export``) of every candidate, called one after another and the
+argmin taken, compiled with ``cc -O2`` -- how far the Python path is from a C implementation.
 
 Every method predicts all candidates of one call and takes the argmin. Timing protocol:
 warm up, then many repeats of one decision each timed with perf_counter_ns, report the
@@ -88,7 +96,12 @@ def main(argv=None) -> int:
                          "under the other thread count's hardware id (stand-ins: latency "
                          "depends on the number and size of the models, not their weights)")
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results"))
+    ap.add_argument("--user-models", default=None,
+                    help="calibrated models of this machine (e.g. from `annpred quickstart "
+                         "--out DIR`): benchmark the default configuration with them")
     a = ap.parse_args(argv)
+    if a.user_models:
+        os.environ["ANNPRED_MODELS"] = str(Path(a.user_models).resolve())
 
     import annpred
     from annpred.runtime import choose as select
@@ -105,7 +118,7 @@ def main(argv=None) -> int:
             from annpred.measure.sampling import random_points
             params = random_points(k, 1, seed=1).iloc[0].to_dict()
     params = k.check_params(params)
-    pred = load_models(a.models)
+    pred = load_models() if a.user_models else load_models(a.models)
     choice = annpred.choose(a.kernel, params, models=pred)
     cands = list(choice.predicted)
     stand_ins = []
@@ -113,7 +126,7 @@ def main(argv=None) -> int:
         import tempfile
 
         from annpred.spec import hardware as hw
-        from annpred.model.schema import load_model, save_model
+        from annpred.model.schema import save_model
 
         tmp = Path(tempfile.mkdtemp(prefix="choice_latency_"))
         spare = [hw.cpu_id(t) for t in (1, 2) if hw.present(hw.cpu_id(t))]
@@ -136,6 +149,11 @@ def main(argv=None) -> int:
     print(f"{a.kernel} {params}: {len(cands)} candidates -> {choice.best}", flush=True)
     results = {}
     assert "torch" not in sys.modules
+    if a.user_models:  # no models= argument: the path a runtime takes
+        results["choose_default"] = bench(lambda: annpred.choose(a.kernel, params, memo=False),
+                                          a.repeats)
+        results["choose_default_memoised"] = bench(lambda: annpred.choose(a.kernel, params),
+                                                   a.repeats)
 
     results["choose"] = bench(lambda: annpred.choose(a.kernel, params, models=pred,
                                                      memo=False), a.repeats)
@@ -238,10 +256,13 @@ def main(argv=None) -> int:
     results["choose_after_torch_import"] = bench(
         lambda: annpred.choose(a.kernel, params, models=pred, memo=False), a.repeats)
 
+    c_us = c_header_loop(models, params)
+    if c_us is not None:
+        results["c_header_loop"] = c_us
     base = results["choose"]["median_us"]
     rows = [{"method": name, **r, "ratio_to_choose": r["median_us"] / base}
             for name, r in results.items()]
-    cs = cold_start(a.models, a.kernel, {k_: v for k_, v in params.items()})
+    cs = cold_start(None if a.user_models else a.models, a.kernel, dict(params))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out / "choice_latency.csv", index=False)
@@ -269,6 +290,58 @@ def main(argv=None) -> int:
          "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=1) + "\n")
     print("\n".join(lines))
     return 0
+
+
+def c_header_loop(models, params: dict) -> dict | None:
+    """Median microseconds of one decision in C: every candidate's exported header called in
+    turn, argmin taken (None without a C compiler)."""
+    import shutil
+    import tempfile
+
+    from annpred.runtime.export_c import header_text
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    tmp = Path(tempfile.mkdtemp(prefix="choice_latency_c_"))
+    names = []
+    for i, m in enumerate(models):
+        name = f"cand{i}"
+        (tmp / f"{name}.h").write_text(header_text(m.meta, name=name))
+        names.append((name, m.params))
+    order = list(models[0].params)
+    inc = "".join(f'#include "{n}.h"\n' for n, _ in names)
+    calls = []
+    for i, (n, ps) in enumerate(names):
+        args = ", ".join(f"p[{order.index(q)}]" for q in ps)
+        calls.append(f"    {{ double q[] = {{{args}}}; double s = {n}_predict(q); "
+                     f"if (s < best) {{ best = s; arg = {i}; }} }}")
+    vals = ", ".join(repr(float(params[q])) for q in order)
+    src = (f"#define _POSIX_C_SOURCE 199309L\n#include <stdio.h>\n#include <time.h>\n{inc}"
+           f"static volatile double in[] = {{{vals}}};\n"
+           "static int decide(void) {\n"
+           f"    double p[{len(order)}]; for (int j = 0; j < {len(order)}; j++) p[j] = in[j];\n"
+           "    double best = 1e300; int arg = -1;\n" + "\n".join(calls) + "\n    return arg;\n}\n"
+           "int main(void) {\n    struct timespec a, b; long n = 200000; int s = 0;\n"
+           "    for (int i = 0; i < 1000; i++) s += decide();\n"
+           "    double t[7];\n    for (int r = 0; r < 7; r++) {\n"
+           "        clock_gettime(CLOCK_MONOTONIC, &a);\n"
+           "        for (long i = 0; i < n; i++) s += decide();\n"
+           "        clock_gettime(CLOCK_MONOTONIC, &b);\n"
+           "        t[r] = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / n;\n    }\n"
+           "    for (int i = 1; i < 7; i++) for (int j = i; j > 0 && t[j] < t[j-1]; j--)"
+           " { double x = t[j]; t[j] = t[j-1]; t[j-1] = x; }\n"
+           "    printf(\"%f %f %d\\n\", t[3], t[5], s);\n    return 0;\n}\n")
+    (tmp / "main.c").write_text(src)
+    exe = tmp / "main"
+    r = subprocess.run([cc, "-O2", "-std=c99", "-o", str(exe), str(tmp / "main.c"), "-lm"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print("C benchmark did not compile:", r.stderr[-500:], file=sys.stderr)
+        return None
+    med, p90, _ = subprocess.run([str(exe)], capture_output=True, text=True,
+                                 check=True).stdout.split()
+    return {"median_us": float(med) / 1e3, "p90_us": float(p90) / 1e3, "repeats": 7}
 
 
 def _cpu() -> str:

@@ -56,7 +56,8 @@ def train_all(kernels) -> pd.DataFrame:
     from annpred.model.trainer import train_frame
 
     rows = []
-    csvs = sorted(p for k in kernels for t in THREADS if (p := data_path(k, t)).exists())
+    # every machine's shipped data (the ids of machines other than this one included)
+    csvs = sorted(p for k in kernels for p in (ROOT / "trained").glob(f"cpu-*/data/{k}.csv"))
     df = load_profiles(csvs)
     p0 = df[df["pass"] == 0]
     p1 = df[df["pass"] == 1]

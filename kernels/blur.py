@@ -114,8 +114,8 @@ KERNEL = Kernel(
     description="3x3 separable box blur (Halide paper) of a float32 (h, w) image, same-size "
                 "output, clamp-to-edge boundary.",
     params=[
-        Param("w", "int", 16, 1536, "log", description="image width (columns)"),
-        Param("h", "int", 16, 1536, "log", description="image height (rows)"),
+        Param("w", "int", 16, 4096, "log", description="image width (columns)"),
+        Param("h", "int", 16, 4096, "log", description="image height (rows)"),
     ],
     complexity={"pixels": "w*h"},
     make_inputs=make_inputs,

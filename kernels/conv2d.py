@@ -128,7 +128,7 @@ KERNEL = Kernel(
     description="Valid 2-D cross-correlation of a (c, n, n) float32 image with f filters "
                 "(f, c, k, k); output (f, n-k+1, n-k+1).",
     params=[
-        Param("n", "int", 8, 64, "log", description="image side"),
+        Param("n", "int", 8, 128, "log", description="image side"),
         Param("k", "int", 1, 7, "uniform", description="filter side (k <= n)"),
         Param("c", "int", 1, 16, "log", description="input channels"),
         Param("f", "int", 1, 16, "log", description="filters (output channels)"),

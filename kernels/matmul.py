@@ -70,14 +70,19 @@ def _halide_run(s):
 
 _DENSE = {"flops": "m*n*k", "memory": "m*k + k*n + m*n"}
 
+def _budget(p):
+    """profiled products stay under about a second at 1 thread: m*n*k <= 2^32"""
+    return p["m"] * p["n"] * p["k"] <= 1 << 32
+
+
 KERNEL = Kernel(
     name="matmul",
     description="C = A @ B for float32 A (m x k) and B (k x n) with densities da, db "
                 "(fraction of nonzeros); the result is dense.",
     params=[
-        Param("m", "int", 8, 768, "log", description="rows of A and C"),
-        Param("n", "int", 8, 768, "log", description="columns of B and C"),
-        Param("k", "int", 8, 768, "log", description="inner dimension"),
+        Param("m", "int", 8, 2048, "log", description="rows of A and C"),
+        Param("n", "int", 8, 2048, "log", description="columns of B and C"),
+        Param("k", "int", 8, 2048, "log", description="inner dimension"),
         Param("da", "float", 0.001, 1.0, "log", description="density of A (nnz / size)"),
         Param("db", "float", 0.001, 1.0, "log", description="density of B (nnz / size)"),
     ],
@@ -103,4 +108,5 @@ KERNEL = Kernel(
                 to_numpy=T.to_numpy, device="cuda", available=T.cuda_available,
                 sync=T.cuda_sync, description="torch.matmul on the GPU", complexity=_DENSE),
     ],
+    profile_constraint=_budget,
 )

@@ -73,12 +73,17 @@ def _halide_run(s):
 
 _DENSE = {"flops": "m*n", "memory": "m*n + m + n"}
 
+def _budget(p):
+    """profiled matrices stay under 128 MB (float32): m*n <= 2^25"""
+    return p["m"] * p["n"] <= 1 << 25
+
+
 KERNEL = Kernel(
     name="matvec",
     description="y = A @ x for float32 A (m x n) with the given density and a dense x (n).",
     params=[
-        Param("m", "int", 16, 4096, "log", description="rows of A"),
-        Param("n", "int", 16, 4096, "log", description="columns of A, length of x"),
+        Param("m", "int", 16, 8192, "log", description="rows of A"),
+        Param("n", "int", 16, 8192, "log", description="columns of A, length of x"),
         Param("density", "float", 0.001, 1.0, "log", description="density of A (nnz / size)"),
     ],
     complexity={"flops": "m*n", "sparse_flops": "m*n*density", "memory": "m*n + m + n"},
@@ -102,4 +107,5 @@ KERNEL = Kernel(
                 to_numpy=T.to_numpy, device="cuda", available=T.cuda_available,
                 sync=T.cuda_sync, description="torch.mv on the GPU", complexity=_DENSE),
     ],
+    profile_constraint=_budget,
 )

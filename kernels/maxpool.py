@@ -130,7 +130,7 @@ KERNEL = Kernel(
     description="Max pooling of a float32 (c, n, n) image, window w x w, stride s, no "
                 "padding; output (c, (n-w)//s+1, (n-w)//s+1).",
     params=[
-        Param("n", "int", 8, 256, "log", description="image side"),
+        Param("n", "int", 8, 512, "log", description="image side"),
         Param("w", "int", 1, 5, "uniform", description="window side (w <= n)"),
         Param("s", "int", 1, 4, "uniform", description="stride"),
         Param("c", "int", 1, 16, "log", description="channels"),

@@ -2,7 +2,6 @@
 annpred.select and annpred.export_c (no dependence on shipped models or on measuring)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,10 +45,10 @@ def toy_runtime(variant: str, n, threads: int = 1) -> np.ndarray:
 
 
 def make_toy_models(root, hardware_ids, seed=0, variants=("cumsum", "accumulate", "sleepy"),
-                    **kw) -> dict:
+                    n: int = 60, **kw) -> dict:
     """One model per (variant, hardware) for the toy kernel; ``hardware_ids`` maps an id to
     its thread count."""
-    X = log_points(TOY_RANGES, 60, seed)
+    X = log_points(TOY_RANGES, n, seed)
     out = {}
     for hw_id, threads in hardware_ids.items():
         for v in variants:

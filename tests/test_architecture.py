@@ -129,3 +129,33 @@ def test_runtime_side_loads_no_heavy_library(code):
     check = ("; import sys; bad = [m for m in ('torch', 'halide', 'pandas', 'sklearn') "
              "if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code + check], check=True, cwd=REPO, timeout=120)
+
+
+def test_shipped_root_lists_kernels_only():
+    """Halide schedule models and data folders under a model root are not kernel models."""
+    import annpred
+    from annpred.model.layout import shipped_root
+
+    kernels = annpred.load_models(str(shipped_root())).kernels()
+    assert kernels and not [k for k in kernels if k.startswith("halide")]
+
+
+@pytest.mark.slow
+def test_wheel_is_self_contained(tmp_path):
+    """`pip wheel .` packs the catalog as annpred.kernels and the shipped models as package
+    data, and claims no top-level name but annpred."""
+    import zipfile
+
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                        "-w", str(tmp_path), str(REPO)], capture_output=True, text=True,
+                       timeout=300)
+    if r.returncode != 0:
+        pytest.skip(f"cannot build a wheel here: {r.stderr.strip()[-300:]}")
+    wheel = next(tmp_path.glob("annpred-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"annpred"}, tops
+    assert "annpred/kernels/matmul.py" in names
+    assert any(n.startswith("annpred/trained/") and n.endswith("/matmul/numpy.json")
+               for n in names)
+    assert "annpred/halide/pipelines/blur.py" in names

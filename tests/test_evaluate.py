@@ -7,6 +7,7 @@ import pytest
 
 from annpred import study as E
 from annpred.study import runner, zoo
+from annpred.study.zoo import DEFAULT_MODELS
 from annpred.data.profiles import load_profiles
 from annpred.cli.app import main
 from annpred.errors import AnnpredError, ParameterError
@@ -159,8 +160,8 @@ def test_evaluate_end_to_end_small(tmp_path):
                    nn_options=FAST_NN)
     res = E.evaluate(df, cfg, complexity=COMPLEXITY, progress=False, cost=False)
     s = res.summary
-    assert set(s.model) == set(E.MODELS)
-    assert len(s) == 2 * len(E.MODELS)
+    assert set(s.model) == set(DEFAULT_MODELS)
+    assert len(s) == 2 * len(DEFAULT_MODELS)
     assert (s[s.model == "NN+C-L"].n_train == 80).all()
     assert (s[s.model == "NN+C"].n_train == 60).all()
     assert (s[s.model == "NN+C"].n_params < 75).all()
@@ -187,7 +188,7 @@ def test_cli_writes_expected_files(tmp_path):
     for col in ("kernel", "variant", "hardware", "model", "n_train", "mape_mean", "mape_std",
                 "filtered_mape_mean", "within10_mean", "spearman_mean", "noise_floor"):
         assert col in acc.columns
-    assert len(acc) == 2 * len(E.MODELS)
+    assert len(acc) == 2 * len(DEFAULT_MODELS)
     md = (out / "accuracy.md").read_text()
     assert "## Headline" in md and "filtered MAPE" in md and "noise floor" in md.lower()
     assert "median MAPE" in r.stdout
@@ -226,3 +227,63 @@ def test_unknown_model_in_api():
     with pytest.raises(ParameterError):
         E.make_model("XGB")
     assert issubclass(ParameterError, AnnpredError)
+
+
+def test_cost_benchmark_when_the_network_keeps_fewer_complexity_features(tmp_path):
+    """fft/matvec/maxpool crashed here: NN+C kept only the main complexity feature, the
+    benchmark fed it every feature (broadcast error after the whole study)."""
+    df = load_profiles([synthetic_csv(tmp_path / "s.csv")])
+    comp = {"work": "m*k*log(k, 2)", "other": "m + k", "third": "m*m"}
+    c = E.prepare(df, complexity=comp)[0]
+    from annpred.study.cost import cost_benchmark
+
+    class Keep1(zoo.Network):  # force the case: a network that keeps only the main feature
+        def fit(self, combo, rows, seed):
+            from annpred import AugmentedNNRegressor
+
+            self.model_ = AugmentedNNRegressor(complexity={"work": comp["work"]},
+                                               parameters=combo.params, seed=seed,
+                                               max_epochs=30).fit(combo.X.iloc[rows],
+                                                                  combo.y[rows])
+            self.n_params = int(self.model_.n_params_)
+            return self
+    orig = zoo.make_model
+
+    def make(name, nn_options=None):
+        return Keep1("NN+C", True) if name == "NN+C" else orig(name, nn_options)
+    import annpred.study.cost as cost_mod
+    old = cost_mod.make_model
+    cost_mod.make_model = make
+    try:
+        table = cost_benchmark(c, n_train=40, n_batch=200)
+    finally:
+        cost_mod.make_model = old
+    assert {"NN+C (numpy path)", "RF+C", "GBT+C"} <= set(table.model)
+
+
+def test_interrupted_evaluation_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    df = load_profiles([synthetic_csv(tmp_path / "s.csv")])
+    cfg = E.Config(n_train=40, seeds=1, curve_sizes=(), curve_seeds=0, models=("LR+C", "RF+C"))
+    ckpt = tmp_path / "ck.jsonl"
+    calls = []
+    orig = runner._run_group
+
+    def boom(group):
+        calls.append(group)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return orig(group)
+    monkeypatch.setattr(runner, "_run_group", boom)
+    with pytest.raises(KeyboardInterrupt):
+        E.evaluate(df, cfg, complexity=COMPLEXITY, progress=False, cost=False,
+                   checkpoint=ckpt)
+    saved = len(ckpt.read_text().splitlines())
+    assert saved >= 1
+    monkeypatch.setattr(runner, "_run_group", orig)
+    ran = []
+    monkeypatch.setattr(runner, "_run_group", lambda g: ran.append(g) or orig(g))
+    res = E.evaluate(df, cfg, complexity=COMPLEXITY, progress=False, cost=False,
+                     checkpoint=ckpt)
+    assert sum(len(g) for g in ran) == len(res.runs) - saved
+    full = E.evaluate(df, cfg, complexity=COMPLEXITY, progress=False, cost=False)
+    assert np.allclose(res.summary.mape_mean.to_numpy(), full.summary.mape_mean.to_numpy())

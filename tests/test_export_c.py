@@ -79,17 +79,20 @@ def test_c_header_compiles_and_equals_numpy(model_files, tmp_path, name):
                         str(tmp_path / "main.c"), "-lm"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     X = _points()
+    lm = LoadedModel(model)
+    # just outside the raw training range, inside the widened one that Python uses: C and
+    # Python must agree here too (C used the raw range)
+    X.loc[len(X)] = [lm.range[c][1] * 1.01 if c in lm.range else X[c].iloc[0] for c in X.columns]
     args = [repr(float(v)) for row in X.itertuples(index=False) for v in row]
     r = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     got = np.array([[float(t) for t in line.split()] for line in r.stdout.splitlines()])
-    lm = LoadedModel(model)
     ref = lm.predict({c: X[c].to_numpy(dtype=float) for c in X.columns})
     np.testing.assert_allclose(got[:, 0], ref, rtol=1e-9, atol=0)
     in_range = [not lm.out_of_range(dict(zip(X.columns, row)))
                 for row in X.itertuples(index=False)]
     assert got[:, 1].astype(bool).tolist() == in_range
-    assert not in_range[-1]
+    assert not in_range[-2] and in_range[-1]
 
 
 @needs_cc

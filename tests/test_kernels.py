@@ -19,16 +19,8 @@ CASES = [(k, v.name) for k, K in KERNELS.items() for v in K.variants]
 
 
 def sample_points(K, n, seed):
-    """``n`` valid points of kernel ``K`` (rejection sampling on the constraint)."""
-    rng = np.random.default_rng(seed)
-    pts = []
-    while len(pts) < n:
-        cols = {p.name: p.sample(rng, 4 * n) for p in K.params}
-        for i in range(4 * n):
-            pt = {name: cols[name][i].item() for name in cols}
-            if K.valid(pt) and len(pts) < n:
-                pts.append(pt)
-    return pts
+    """``n`` profilable points of kernel ``K`` (the sampler the profiler uses)."""
+    return K.sample_points(n, seed)
 
 
 def _size(K, pt):
@@ -86,7 +78,8 @@ def test_variant_matches_reference(kernel, variant):
 def test_sampled_points_respect_domain(kernel):
     K = KERNELS[kernel]
     for pt in sample_points(K, 200, seed=3):
-        checked = K.check_params(pt)
+        checked = K.check_params(pt, strict=True)  # inside the profiling domain
+        assert K.profilable(checked)
         for v in K.variants:
             assert v.supports_point(checked)
 

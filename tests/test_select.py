@@ -4,11 +4,9 @@ Deterministic and fast: the models are tiny networks trained on synthetic runtim
 temporary directories; nothing here times anything (latency lives in experiments/)."""
 import importlib.util
 import json
-import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,9 +100,12 @@ def test_explicit_candidates_and_string_forms(toy_models):
                models=toy_models)
     assert list(c.predicted) == [Candidate("cumsum", T1), Candidate("sleepy", T1)]
     assert c.best == ("cumsum", T1)
-    # a foreign machine's models can be asked explicitly (e.g. to plan for another node)
-    c = choose("toy", {"n": 3000}, candidates=[("cumsum", FOREIGN), ("accumulate", FOREIGN)],
-               models=toy_models)
+    # a foreign machine's models can be asked explicitly (e.g. to plan for another node);
+    # measured elsewhere, they are trusted only on request (issue 13)
+    foreign = [("cumsum", FOREIGN), ("accumulate", FOREIGN)]
+    c = choose("toy", {"n": 3000}, candidates=foreign, models=toy_models)
+    assert c.fallback and "another machine" in c.reason
+    c = choose("toy", {"n": 3000}, candidates=foreign, models=toy_models, trust_machine=True)
     assert c.variant == "accumulate" and c.hardware == FOREIGN
 
 
@@ -156,8 +157,12 @@ def test_out_of_training_range_is_reported_and_not_trusted(tmp_path):
 def test_unknown_kernel_and_bad_parameters_give_clear_errors(toy_models):
     with pytest.raises(UnknownKernelError, match="unknown kernel 'nope'.*known kernels"):
         choose("nope", {"n": 1}, models=toy_models)
-    with pytest.raises(ParameterError, match="outside its domain"):
-        choose("toy", {"n": 10 ** 6}, models=toy_models)
+    with pytest.raises(ParameterError, match="invalid"):
+        choose("toy", {"n": 0}, models=toy_models)
+    # beyond the catalog domain is valid: flagged as outside the training range, policy decides
+    far = choose("toy", {"n": 10 ** 6}, models=toy_models)
+    assert far.fallback and "outside" in far.reason and not any(far.in_range.values())
+    assert not choose("toy", {"n": 10 ** 6}, models=toy_models, policy="extrapolate").fallback
     with pytest.raises(ParameterError, match="unknown parameter"):
         choose("toy", {"n": 100, "q": 1}, models=toy_models)
     with pytest.raises(ParameterError, match="missing parameter 'n'"):
@@ -175,9 +180,15 @@ def test_unknown_kernel_and_bad_parameters_give_clear_errors(toy_models):
 def test_no_models_here_says_where_it_looked(tmp_path):
     _load_toy()
     X = log_points({"n": (16, 4096, "int")}, 20, 0)
-    train_save(tmp_path, "toy", "cumsum", FOREIGN, X, toy_runtime("cumsum", X["n"]))
-    with pytest.raises(select.NoCandidatesError, match=f"models exist for: {FOREIGN}"):
+    too_many = f"cpu-some-other-cpu-t{hw.cpu_count() + 1}"  # more threads than cores here
+    train_save(tmp_path, "toy", "cumsum", too_many, X, toy_runtime("cumsum", X["n"]))
+    with pytest.raises(select.NoCandidatesError, match=f"models exist for: {too_many}"):
         choose("toy", {"n": 100}, models=tmp_path)
+    # another processor's model can run here: a candidate, flagged and untrusted (issue 13)
+    train_save(tmp_path, "toy", "cumsum", FOREIGN, X, toy_runtime("cumsum", X["n"]))
+    c = choose("toy", {"n": 100}, models=Predictor([tmp_path]))
+    assert list(c.predicted) == [Candidate("cumsum", FOREIGN)] and c.fallback
+    assert c.machine_match[Candidate("cumsum", FOREIGN)] is False
 
 
 def test_mixed_architectures_are_stacked_exactly(tmp_path):
@@ -219,10 +230,13 @@ def test_cuda_candidates_pay_the_transfer(toy_models, tmp_path):
         train_save(tmp_path, "toy", v, T1, X, toy_runtime(v, X["n"]))
     train_save(tmp_path, "toy", "accumulate", GPU, X, 1e-7 + 0 * toy_runtime(v, X["n"]))
     cands = [("cumsum", T1), ("accumulate", GPU)]
-    no_copy = choose("toy", {"n": 64}, candidates=cands, models=tmp_path)
+    # the fake GPU is not installed here: its model is trusted only on request (issue 13)
+    assert choose("toy", {"n": 64}, candidates=cands, models=tmp_path).fallback
+    no_copy = choose("toy", {"n": 64}, candidates=cands, models=tmp_path, trust_machine=True)
     assert no_copy.hardware == GPU
     nbytes = 1e9
-    c = choose("toy", {"n": 64}, candidates=cands, models=tmp_path, transfer_bytes=nbytes)
+    c = choose("toy", {"n": 64}, candidates=cands, models=tmp_path, transfer_bytes=nbytes,
+               trust_machine=True)
     t = select.TRANSFER.seconds(nbytes)
     assert c.transfer_s == {Candidate("accumulate", GPU): t}
     assert c.predicted[Candidate("accumulate", GPU)] == pytest.approx(
@@ -360,7 +374,9 @@ def test_cli_choose_json_and_text(toy_models):
     r = run_cli(["choose", "toy", "n=100", "--models", toy_models], env=_env())
     assert r.returncode == 0 and "choice: cumsum" in r.stdout
     r = run_cli(["choose", "toy", "--models", toy_models, "n=10000000"], env=_env())
-    assert r.returncode == 2 and "outside its domain" in r.stderr
+    assert r.returncode == 0 and "fallback" in r.stdout and "outside" in r.stderr
+    r = run_cli(["choose", "toy", "--models", toy_models, "n=-3"], env=_env())
+    assert r.returncode == 2 and "invalid" in r.stderr
     r = run_cli(["choose", "nokernel", "--models", toy_models, "n=1"], env=_env())
     assert r.returncode == 2 and "unknown kernel" in r.stderr
     r = run_cli(["choose", "toy", "--models", toy_models, "--candidate", f"cumsum@{T1}",
@@ -380,3 +396,21 @@ def test_choose_never_imports_torch_or_halide(toy_models, matvec_models):
     r = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_dispatch_beyond_the_catalog_domain_runs_and_flags_the_extrapolation():
+    """A 1024x1024 product once raised 'outside its domain [8, 768]' even with extrapolate."""
+    from annpred.model.layout import shipped_root
+
+    rng = np.random.default_rng(0)
+    A = rng.random((1024, 1024), dtype=np.float32)
+    B = rng.random((1024, 1024), dtype=np.float32)
+    cands = ["numpy@cpu-amd-epyc-t1", "torch@cpu-amd-epyc-t1"]
+    C, c = dispatch("matmul", A, B, models=str(shipped_root()), candidates=cands,
+                    return_choice=True)
+    np.testing.assert_allclose(C, A @ B, rtol=1e-3, atol=1e-2)
+    if c.params["m"] > max(1024 / 1.5, 1):  # the shipped models were trained up to 768
+        assert c.fallback and "outside" in c.reason
+    _, ex = dispatch("matmul", A, B, models=str(shipped_root()), candidates=cands,
+                     policy="extrapolate", return_choice=True)
+    assert not ex.fallback and ex.seconds > 0

@@ -4,20 +4,27 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import Sequence
 
-from annpred.errors import AnnpredError
+from annpred.errors import AnnpredError, AnnpredWarning
 
 # Each module adds its subcommand(s) with ``register(subparsers)``; each must be cheap to
 # import (no torch, no halide at module level).
 COMMANDS = ("annpred.cli.kernels", "annpred.cli.profile", "annpred.cli.train",
             "annpred.cli.predict", "annpred.cli.choose", "annpred.cli.export",
-            "annpred.cli.evaluate", "annpred.cli.quickstart", "annpred.halide.cli")
+            "annpred.cli.evaluate", "annpred.cli.quickstart", "annpred.cli.calibrate",
+            "annpred.cli.convert", "annpred.cli.tune_space", "annpred.halide.cli",
+            "annpred.accel.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="annpred", description="Predict kernel runtimes with tiny "
                                 "complexity-augmented neural networks.")
+    from annpred.data.rows import version
+
+    p.add_argument("--version", action="version", version=f"annpred {version()}",
+                   help="print the installed version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
@@ -25,7 +32,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """annpred's own warnings (a skipped model file, a machine mismatch) as one
+    ``annpred: warning:`` line; others as Python prints them."""
+    if issubclass(category, AnnpredWarning):
+        print(f"annpred: warning: {message}", file=file or sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str | None):
+    """The subparser of ``command`` (its usage is what a user needs on an error)."""
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction) and command in a.choices:
+            return a.choices[command]
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # name=value pairs may come after options (argparse stops positionals at an option)
@@ -34,12 +62,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not stray:
             args.params = args.params + extra
             extra = []
+    sub = _command_parser(parser, getattr(args, "command", None))
     if extra:
-        parser.error("unrecognized arguments: " + " ".join(extra))
+        sub.error("unrecognized arguments: " + " ".join(extra))
+    bad = [p for p in getattr(args, "params", None) or [] if "=" not in p]
+    if bad and isinstance(args.params, list):
+        sub.error(f"expected name=value, got {bad[0]!r}")
     try:
         return int(args.func(args) or 0)
     except AnnpredError as exc:
-        print(f"annpred: error: {exc}", file=sys.stderr)
+        print(f"annpred: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused (full disk, permissions, /proc, ...)
+        if isinstance(exc, BrokenPipeError):
+            return 0
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"annpred: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("annpred: interrupted; rows written so far are kept (rerun to resume)",
@@ -47,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # pragma: no cover
         return 0
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split("\n"))
 
 
 if __name__ == "__main__":  # pragma: no cover

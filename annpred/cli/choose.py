@@ -12,7 +12,8 @@ def cmd_choose(args) -> int:
 
     params = parse_assignments(args.params)
     choice = choose(args.kernel, params, candidates=args.candidate or None,
-                    models=args.models, default=args.default, policy=args.policy)
+                    models=args.models, default=args.default, policy=args.policy,
+                    trust_machine=args.trust_machine)
     if args.json:
         print(json.dumps(choice.to_dict(), indent=1))
     else:
@@ -22,6 +23,9 @@ def cmd_choose(args) -> int:
             note = "" if ok or s is None else "  (outside the training range)"
             if c in choice.unsupported:
                 note = "  (does not support this point)"
+            elif choice.machine_match.get(c) is False:
+                note += ("  (another machine; adapted)" if choice.adapted.get(c)
+                         else "  (another machine)")
             print(f" {mark} {str(c):<40} {fmt_seconds(s):>12}{note}")
         print(f"choice: {choice.variant} on {choice.hardware}"
               + (" (fallback default)" if choice.fallback else ""))
@@ -35,7 +39,7 @@ def cmd_choose(args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("choose", help="choose the fastest variant and hardware for one call")
-    s.add_argument("kernel")
+    s.add_argument("kernel", help="kernel name (see `annpred kernels`)")
     s.add_argument("--models", help="model directory (default: calibrated, else shipped)")
     s.add_argument("--candidate", action="append", metavar="VARIANT@HARDWARE",
                    help="restrict the candidates (repeatable; default: every variant with a "
@@ -45,6 +49,11 @@ def register(sub) -> None:
     s.add_argument("--policy", choices=("strict", "trusted", "extrapolate"), default=None,
                    help="strict (default): fall back unless every candidate is trusted; "
                         "trusted: best trusted candidate; extrapolate: trust every model")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("params", nargs="*", metavar="name=value")
+    s.add_argument("--trust-machine", action="store_true",
+                   help="trust models measured on another machine that no calibration has "
+                        "adapted to this one (default: they are untrusted)")
+    s.add_argument("--json", action="store_true", help="print a JSON object (variant, hardware, "
+                   "predicted, in_range, ...)")
+    s.add_argument("params", nargs="*", metavar="name=value",
+                   help="parameter values of the call, e.g. m=512 n=64 k=512 da=0.01 db=1")
     s.set_defaults(func=cmd_choose)

@@ -23,9 +23,10 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
 def cmd_evaluate(args) -> int:
     from annpred.data import profiles as _data
     from annpred import study as E
+    from annpred.study.zoo import DEFAULT_MODELS
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models \
-        else E.MODELS
+        else DEFAULT_MODELS
     unknown = [m for m in models if m not in E.MODELS]
     if unknown:
         raise ParameterError(f"unknown model(s) {', '.join(unknown)}; models: "
@@ -37,10 +38,16 @@ def cmd_evaluate(args) -> int:
     if args.curve_seeds < 0:
         raise ParameterError(f"--curve-seeds must be >= 0, got {args.curve_seeds}")
     sizes = () if args.no_curves else _ints(args.curve_sizes, "--curve-sizes")
-    feats = ([f.strip() for f in args.features.split(",") if f.strip()]
-             if args.features else None)
+    from annpred import validate
+
+    validate.output_dir(args.out)
+    feats = validate.feature_list([f.strip() for f in args.features.split(",")]
+                                  if args.features else None, args.target)
     complexity = None
-    if args.complexity:
+    if args.complexity == "auto":  # the automatic search is a model of its own
+        if "NN+C-auto" not in models:
+            models = (*models, "NN+C-auto")
+    elif args.complexity:
         if not feats:
             raise ParameterError("--complexity needs --features (the columns it may use)")
         complexity = {"complexity": args.complexity}
@@ -52,8 +59,11 @@ def cmd_evaluate(args) -> int:
     cfg = E.Config(n_train=args.n_train, n_test=args.n_test, seeds=args.seeds, models=models,
                    curve_sizes=sizes, curve_seeds=0 if args.no_curves else args.curve_seeds,
                    jobs=args.jobs, nn_options=nn)
+    from pathlib import Path
+
+    ckpt = Path(args.out) / ".evaluate_checkpoint.jsonl"  # an interrupted run resumes
     res = E.evaluate(df, cfg, features=feats, complexity=complexity,
-                     progress=not args.quiet, cost=not args.no_cost)
+                     progress=not args.quiet, cost=not args.no_cost, checkpoint=ckpt)
     command = args.command_line or ("annpred " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     notes = None
     if args.notes:
@@ -72,6 +82,7 @@ def cmd_evaluate(args) -> int:
             print(f"\nNN+C at or below every baseline on {int(v.beats_all.sum())} of "
                   f"{len(v)} combinations; NN+C / noise floor: median "
                   f"{fs['median_ratio']:.2f}x (median floor {fs['median_floor']:.2f}%)")
+    ckpt.unlink(missing_ok=True)
     print(f"\nwrote {len(paths)} files into {args.out} in {res.timings['total_s']:.0f} s")
     return 0
 
@@ -91,7 +102,7 @@ def register(sub) -> None:
                    help="held-out points when the CSV has no second pass (default 250)")
     s.add_argument("--seeds", type=int, default=5, help="training draws (default 5)")
     s.add_argument("--models", help="comma-separated subset of Cons,LR+C,RF+C,GBT+C,NN,NN+C,"
-                   "NN+C-L (default: all)")
+                   "NN+C-L,NN+C-auto (default: all but NN+C-auto)")
     s.add_argument("--curve-sizes", default="25,50,100,250,500,1000",
                    help="training sizes of the learning curves (those the pool can supply)")
     s.add_argument("--curve-seeds", type=int, default=2, help="seeds per learning-curve size "
@@ -104,7 +115,8 @@ def register(sub) -> None:
                    help="override the networks' maximum epochs (faster, less accurate)")
     s.add_argument("--target", default="runtime_s", help="runtime column (seconds)")
     s.add_argument("--features", help="comma-separated feature columns (external CSVs)")
-    s.add_argument("--complexity", help="complexity expression over --features")
+    s.add_argument("--complexity", help="complexity expression over --features, or 'auto' "
+                   "(adds the NN+C-auto model)")
     s.add_argument("--kernel", help="fill the kernel column (external CSVs)")
     s.add_argument("--variant", help="fill the variant column (external CSVs)")
     s.add_argument("--hardware", help="fill the hardware column (external CSVs)")

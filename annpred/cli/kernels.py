@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from annpred.cli.common import print_json
+from annpred.errors import ModelFormatError
 
 
 def cmd_kernels(args) -> int:
@@ -41,27 +42,31 @@ def cmd_kernels(args) -> int:
 
 def _model_steps(models) -> dict:
     """(kernel, variant) -> {hardware: steps} from the model files that record steps."""
-    import json as _json
-
+    from annpred.errors import AnnpredError
     from annpred.model.layout import model_files, shipped_root, user_root
+    from annpred.model.schema import MAX_FILE_BYTES, parse_json
+    from annpred.validate import read_limited
 
+    if models and not Path(models).is_dir():
+        raise ModelFormatError(f"model directory {models} does not exist")
     roots = [Path(models)] if models else [shipped_root(), user_root()]
     out: dict = {}
     for root in roots:
         for p in model_files(root):
-            try:
-                d = _json.loads(p.read_text(encoding="utf-8"))
+            try:  # size-capped, regular files only, strict JSON
+                d = parse_json(read_limited(p, "model file", MAX_FILE_BYTES).decode("utf-8"),
+                               str(p))
                 st = d.get("steps")
                 if isinstance(st, dict) and st:
                     out.setdefault((d["kernel"], d["variant"]), {})[d["hardware"]] = st
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            except (AnnpredError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
                 continue  # a broken model file is reported by predict, not by the listing
     return out
 
 
 def register(sub) -> None:
     s = sub.add_parser("kernels", help="list the kernel catalog")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print a JSON list, one object per kernel")
     s.add_argument("--models", help="model directory whose detected steps to show "
                    "(default: calibrated and shipped models)")
     s.set_defaults(func=cmd_kernels)

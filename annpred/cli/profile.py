@@ -1,19 +1,28 @@
 """``annpred profile``: measure a kernel's variants on this machine into a CSV."""
 from __future__ import annotations
 
-from annpred.errors import ParameterError
 
 
 def cmd_profile(args) -> int:
     from annpred.measure.profiler import profile
 
-    if args.samples < 1:
-        raise ParameterError(f"--samples must be >= 1, got {args.samples}")
+    from annpred import validate as v
+
+    v.integer(args.samples, "--samples", 1, 10**8)
+    v.seed(args.seed)
+    v.integer(args.pass_id, "--pass", 0, 10**6)
+    if args.first is not None:
+        v.integer(args.first, "--first", 1)
+    if args.time_budget is not None:
+        v.number(args.time_budget, "--time-budget", positive=True)
+    v.number(args.min_time_ms, "--min-time-ms", positive=True, max_abs=1e6)
+    v.output_file(args.out, "--out")
     res = profile(args.kernel, args.out, variants=args.variant, n_threads=args.threads,
                   samples=args.samples, sampler=args.sampler, seed=args.seed,
                   pass_id=args.pass_id, progress=not args.quiet, check=args.check,
                   first=args.first, time_budget=args.time_budget,
-                  min_time=args.min_time_ms / 1e3)
+                  min_time=args.min_time_ms / 1e3, hardware=args.hardware,
+                  accel_mode=args.accel_mode)
     print(f"{res.path}: {res.written} rows measured, {res.skipped} already there "
           f"({res.total} in all)")
     return 0
@@ -21,13 +30,18 @@ def cmd_profile(args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("profile", help="measure a kernel's variants on this machine")
-    s.add_argument("kernel")
+    s.add_argument("kernel", help="catalog kernel to measure (see `annpred kernels`)")
     s.add_argument("--variant", action="append", help="variant to measure (repeatable; "
                    "default: all that run here)")
-    s.add_argument("--threads", type=int, default=1)
-    s.add_argument("--samples", type=int, default=300)
+    s.add_argument("--threads", type=int, default=1,
+                   help="threads for every library that spawns them; part of the hardware id "
+                        "(default 1)")
+    s.add_argument("--samples", type=int, default=300,
+                   help="points to measure per variant (with --sampler pr: the budget, sweeps "
+                        "included; default 300)")
     s.add_argument("--sampler", default="random", help="random or pr")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed of the sampler and of the inputs (default 0)")
     s.add_argument("--pass", dest="pass_id", type=int, default=0,
                    help="measurement pass (re-measure the same points with --pass 1)")
     s.add_argument("--first", type=int, default=None,
@@ -39,4 +53,10 @@ def register(sub) -> None:
     s.add_argument("--check", action="store_true", help="check results against the reference")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--out", required=True, help="CSV to write (appended to / resumed)")
+    s.add_argument("--hardware", default=None,
+                   help="sim-<name>: rows from a modelled accelerator's fast model (annpred "
+                        "accel list) instead of measuring this machine (conv2d, matmul)")
+    s.add_argument("--accel-mode", choices=("user", "calc"), default="user",
+                   help="with --hardware sim-*: finite (user, default) or ideal (calc) DRAM "
+                        "bandwidth")
     s.set_defaults(func=cmd_profile)

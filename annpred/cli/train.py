@@ -1,24 +1,49 @@
 """``annpred train``: one model per (kernel, variant, hardware) in profiling CSVs."""
 from __future__ import annotations
 
+import sys
+import warnings
+
 from annpred.errors import ParameterError
 
 
 def cmd_train(args) -> int:
-    from annpred.model.trainer import train_csvs
+    from annpred.model.trainer import check_options, train_csvs
 
-    feats = [f.strip() for f in args.features.split(",") if f.strip()] if args.features else None
+    feats = [f.strip() for f in args.features.split(",")] if args.features is not None else None
+    steps = _parse_steps(args.steps)
+    # every option is checked before any CSV is read or anything is written
+    check_options(features=feats, target=args.target, n_train=args.n_train, seed=args.seed,
+                  steps=steps, kernel=args.kernel, variant=args.variant,
+                  hardware=args.hardware, out=args.out)
+
     def show(r):
         ho = f"  holdout MAPE {r.holdout_mape:6.2f}% (n={r.n_holdout})" if r.holdout_mape is not None else ""
         st = ("  steps " + ", ".join(f"{k}:{v}" for k, v in r.steps.items())
               if getattr(r, "steps", None) else "")
+        fit = f" (fit on {r.n_fit})" if r.n_fit is not None and r.n_fit < r.n_train else ""
         print(f"{r.kernel}/{r.variant}/{r.hardware}: val MAPE {r.val_mape:6.2f}%  "
-              f"params {r.n_params}  n={r.n_train}  {r.train_time_s:.2f}s{ho}{st}", flush=True)
+              f"params {r.n_params}  n={r.n_train}{fit}  {r.train_time_s:.2f}s{ho}{st}",
+              flush=True)
+        if getattr(r, "auto", False):
+            chosen = "; ".join(f"{k} = {v}" for k, v in (r.complexity or {}).items())
+            print(f"  complexity (auto): {chosen or 'none (no candidate validated better)'}",
+                  flush=True)
 
-    reports = train_csvs(args.csv, args.out, target=args.target, features=feats,
-                         complexity=args.complexity, kernel=args.kernel, variant=args.variant,
-                         hardware=args.hardware, seed=args.seed, n_train=args.n_train,
-                         on_done=show, steps=_parse_steps(args.steps))
+    def progress(msg):
+        if not args.quiet:
+            print(f"annpred: {msg}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        reports = train_csvs(args.csv, args.out, target=args.target, features=feats,
+                             complexity=args.complexity, kernel=args.kernel,
+                             variant=args.variant, hardware=args.hardware, seed=args.seed,
+                             n_train=args.n_train, on_done=show, steps=steps,
+                             progress=progress)
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
     print(f"trained {len(reports)} model(s) into {args.out}")
     return 0
 
@@ -31,31 +56,42 @@ def _parse_steps(text):
         return None
     out = {}
     for item in text.split(","):
-        name, _, period = item.partition("=")
+        name, eq, period = item.partition("=")
+        name = name.strip()
+        if not name or not eq:
+            raise ParameterError(f"--steps: expected auto, none or param=period,..., "
+                                 f"got {text!r}")
+        if name in out:
+            raise ParameterError(f"--steps: {name!r} is given twice")
         try:
-            out[name.strip()] = int(period)
+            out[name] = int(period)
         except ValueError:
             raise ParameterError(f"--steps: expected auto, none or param=period,..., "
                                  f"got {text!r}") from None
-        if out[name.strip()] < 2:
-            raise ParameterError(f"--steps: period of {name.strip()!r} must be >= 2")
+        if out[name] < 2:
+            raise ParameterError(f"--steps: period of {name!r} must be >= 2")
     return out
 
 
 def register(sub) -> None:
     s = sub.add_parser("train", help="train one model per combination in profiling CSVs")
-    s.add_argument("csv", nargs="+")
+    s.add_argument("csv", nargs="+", help="profiling CSV(s) (or external CSVs with --target/--features)")
     s.add_argument("--out", default="models", help="model directory (default: models)")
     s.add_argument("--target", default="runtime_s", help="runtime column (seconds)")
     s.add_argument("--features", help="comma-separated feature columns")
-    s.add_argument("--complexity", help="complexity expression over the feature columns")
-    s.add_argument("--kernel")
-    s.add_argument("--variant")
-    s.add_argument("--hardware")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--complexity", help="complexity expression over the feature columns, or "
+                   "'auto': derive candidates from the columns (and the catalog entry, GPU "
+                   "launch structure) and keep those that validate better on a split of the "
+                   "training rows")
+    s.add_argument("--kernel", help="kernel name for rows without a kernel column (external CSVs)")
+    s.add_argument("--variant", help="variant name for rows without a variant column")
+    s.add_argument("--hardware", help="hardware id for rows without a hardware column")
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed of the network initialisation and the validation split (default 0)")
     s.add_argument("--n-train", type=int, default=None,
                    help="train on this many rows per combination; hold the rest out")
     s.add_argument("--steps", default="auto",
                    help="step-aware features: auto (detect from 1-D sweeps, as written by "
                         "--sampler pr), none, or param=period,... (default auto)")
+    s.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     s.set_defaults(func=cmd_train)

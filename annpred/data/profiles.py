@@ -1,6 +1,7 @@
 """Profiling CSVs: loading with validation that names file, row and column."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -8,45 +9,106 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from annpred.data.rows import KEY_COLUMNS, META_COLUMNS, TARGET, read_header
+from annpred.data import kerneltuner as _kt
+from annpred.data.rows import KEY_COLUMNS, META_COLUMNS, TARGET, read_header, read_machines
 from annpred.errors import DataError
+from annpred.validate import safe_name
 
 MIN_ROWS = 8
 
 
+TEXT_COLUMNS = (*KEY_COLUMNS, "sampler", "timestamp", "annpred_version")
+MIN_RUNTIME, MAX_RUNTIME = 1e-15, 1e9  # seconds a measured runtime can take (1 fs .. 30 yr)
+
+
 def read_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV with string-safe parsing and header checks."""
+    """Read a CSV: the header checked by :func:`annpred.data.rows.read_header` (one split
+    shared with pandas), every row with as many fields as the header, text columns as
+    categories and the others parsed by pandas (numbers as floats, fast); a column holding
+    anything else stays text and :func:`numeric_column` names its first bad cell."""
     path = Path(path)
     header = read_header(path)
+    text = {i: "category" for i, h in enumerate(header) if h in TEXT_COLUMNS}
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        df = pd.read_csv(path, header=None, skiprows=1, dtype=text, skipinitialspace=True,
+                         encoding="utf-8", keep_default_na=False, na_values=[""],
+                         skip_blank_lines=True, low_memory=False)
+    except pd.errors.EmptyDataError:
+        df = pd.DataFrame()
     except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: malformed CSV ({exc})") from None
-    df.columns = header
+        raise DataError(f"{path}: malformed CSV ({str(exc).replace('C error: ', '')}; "
+                        f"the header has {len(header)} columns)") from None
+    except (UnicodeDecodeError, ValueError, OverflowError) as exc:
+        raise DataError(f"{path}: unreadable CSV ({str(exc)[:120]})") from None
     if len(df) == 0:
         raise DataError(f"{path}: has a header but no data rows")
+    if df.shape[1] != len(header):
+        _check_row_lengths(path, len(header))
+        raise DataError(f"{path}: rows have {df.shape[1]} fields but the header names "
+                        f"{len(header)} columns")
+    df.columns = header
+    if df[header[-1]].isna().any():  # an empty last cell, or a short row
+        _check_row_lengths(path, len(header))
     return df
 
 
+def _check_row_lengths(path: Path, n: int) -> None:
+    """Raise naming the first row whose field count differs from the header's."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        for i, row in enumerate(csv.reader(f, skipinitialspace=True)):
+            if row and len(row) != n:
+                raise DataError(f"{path}: row {i + 1} has {len(row)} fields; the header "
+                                f"names {n} columns")
+
+
+def _float(cell) -> float:
+    try:
+        return float(str(cell).strip())
+    except (ValueError, OverflowError):
+        return math.nan
+
+
+def floats(raw: pd.Series) -> np.ndarray:
+    """A column as floats (NaN where a cell is not a number); pandas' fast path for columns
+    it parsed as numbers, a per-cell conversion for the rest (huge integers included)."""
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        try:
+            return raw.to_numpy(dtype=float)
+        except (OverflowError, TypeError, ValueError):
+            pass
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        return np.full(len(raw), math.nan)
+    try:
+        out = pd.to_numeric(raw.astype(str), errors="coerce")
+        return out.to_numpy(dtype=float)
+    except (OverflowError, TypeError, ValueError):
+        return np.fromiter((_float(c) for c in raw), dtype=float, count=len(raw))
+
+
 def numeric_column(df: pd.DataFrame, col: str, path, *, positive: bool = False) -> np.ndarray:
-    """Convert a string column to floats; errors name file, row (1-based, header = row 1)."""
+    """Convert a column to floats; errors name file, row (1-based, header = row 1)."""
     if col not in df.columns:
         raise DataError(f"{path}: missing column {col!r}; columns: {', '.join(df.columns)}")
     raw = df[col]
-    vals = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    vals = floats(raw)
     bad = np.flatnonzero(~np.isfinite(vals))
     if len(bad):
         i = int(bad[0])
-        what = "empty" if str(raw.iloc[i]).strip() == "" else f"{raw.iloc[i]!r}"
+        cell = raw.iloc[i]
+        what = ("empty" if cell is None or (isinstance(cell, float) and np.isnan(cell))
+                or str(cell).strip() == "" else repr(str(cell)[:40]))
         kind = "not a finite number"
         raise DataError(f"{path}: row {i + 2}, column {col!r}: {what} is {kind}"
                         + (f" ({len(bad)} bad cells in this column)" if len(bad) > 1 else ""))
     if positive:
-        bad = np.flatnonzero(vals <= 0)
+        bad = np.flatnonzero((vals < MIN_RUNTIME) | (vals > MAX_RUNTIME))
         if len(bad):
             i = int(bad[0])
             raise DataError(f"{path}: row {i + 2}, column {col!r}: runtime {raw.iloc[i]} is "
-                            "not positive")
+                            + ("not positive" if vals[i] <= 0 else
+                               f"outside [{MIN_RUNTIME:g}, {MAX_RUNTIME:g}] seconds"))
     return vals
 
 
@@ -62,6 +124,9 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         raise DataError("no CSV files given")
     frames = []
     for p in paths:
+        if _kt.is_cache_file(p):  # a Kernel Tuner cache file: one row per configuration
+            frames.append(_cache_frame(p, features, kernel, variant, hardware))
+            continue
         df = read_csv(p)
         for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
             if value is not None:
@@ -69,30 +134,78 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
             elif key not in df.columns:
                 raise DataError(f"{p}: missing column {key!r}; external CSVs need --kernel, "
                                 "--variant and --hardware (and --target/--features)")
-            elif (df[key].str.strip() == "").any():
-                i = int(np.flatnonzero((df[key].str.strip() == "").to_numpy())[0])
-                raise DataError(f"{p}: row {i + 2}, column {key!r} is empty")
+            else:
+                empty = df[key].isna().to_numpy()
+                if empty.any():
+                    i = int(np.flatnonzero(empty)[0])
+                    raise DataError(f"{p}: row {i + 2}, column {key!r} is empty")
+                for name in df[key].astype(str).unique():  # few distinct values
+                    safe_name(name, f"{p}: column {key!r}:", DataError)
         y = numeric_column(df, target, p, positive=True)
         if features is None:
             feats = [c for c in df.columns if c not in META_COLUMNS and c != target
                      and not c.startswith("_")]
         else:
             feats = list(features)
+        for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
+            if value is not None:
+                safe_name(value, key, DataError)
+        if target in feats:
+            raise DataError(f"the target column {target!r} cannot also be a feature")
         out = pd.DataFrame({k: df[k].astype(str) for k in KEY_COLUMNS})
         for c in feats:
             out[c] = numeric_column(df, c, p) if c in df.columns else _missing(df, c, p)
         out[TARGET] = y
-        for extra in ("runtime_cv", "repeats", "threads", "point", "pass", "seed"):
+        for extra in ("runtime_cv", "repeats", "threads", "point", "pass", "seed", "load_avg"):
             if extra in df.columns and extra not in out.columns:
-                out[extra] = pd.to_numeric(df[extra], errors="coerce")
+                out[extra] = floats(df[extra])
+        if "sampler" in df.columns:
+            out["sampler"] = df["sampler"].astype(str)
+        out["machine"] = (df["machine"].astype(str).str.strip() if "machine" in df.columns
+                          else "")
+        if "timestamp" in df.columns:  # provenance: when the rows were measured
+            out["timestamp"] = df["timestamp"]  # text (a category: millions of rows are cheap)
         out["_source"] = str(p)
         out["_row"] = np.arange(2, len(df) + 2)
         frames.append(out)
     return pd.concat(frames, ignore_index=True)
 
 
+def _cache_frame(p, features, kernel, variant, hardware) -> pd.DataFrame:
+    df = _kt.load_frame(p)
+    for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
+        if value is not None:
+            df[key] = value
+    if features is not None:
+        for c in features:
+            if c not in df.columns:
+                _missing(df, c, p)
+        keep = [*KEY_COLUMNS, *features, TARGET, "runtime_cv", "repeats", "_source", "_row",
+                "_problem_size"]
+        df = df[[c for c in dict.fromkeys(keep) if c in df.columns]]
+    return df
+
+
 def _missing(df, c, p):
     raise DataError(f"{p}: missing feature column {c!r}; columns: {', '.join(df.columns)}")
+
+
+def machine_of(g: pd.DataFrame) -> dict | None:
+    """The machine object that measured every row of ``g`` (one combination), from the
+    ``machine`` column and the sidecars of the rows' source CSVs; None when the rows carry
+    no fingerprint (older files) or come from several machines. A fingerprint without its
+    sidecar gives ``{"fingerprint": ...}`` alone."""
+    if "machine" not in g.columns:
+        return None
+    fps = set(g["machine"].astype(str))
+    if len(fps) != 1 or "" in fps or "nan" in fps:
+        return None
+    fp = fps.pop()
+    for src in sorted(set(g["_source"])) if "_source" in g.columns else []:
+        m = read_machines(src).get(fp)
+        if m is not None:
+            return dict(m)
+    return {"fingerprint": fp}
 
 
 def combinations(df: pd.DataFrame):

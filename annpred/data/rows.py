@@ -1,7 +1,11 @@
 """The profiling-CSV row format, and the one writer every producer of rows uses.
 
 One row per measured point: ``kernel, variant, hardware``, one column per kernel parameter,
-then :data:`TAIL_COLUMNS`. The profiler (every sampler), dispatch feedback and the
+then :data:`TAIL_COLUMNS`; the last, ``machine``, holds the fingerprint of the machine that
+measured the row, and the full descriptions live in a sidecar ``<csv>.machine.json``
+(``{"format": "annpred-machines/1", "machines": {fingerprint: machine object}}``, see
+:mod:`annpred.spec.machine`). Files written before that column existed keep loading, and a
+resumed run appends to them in their own format. The profiler (every sampler), dispatch feedback and the
 accelerator models write rows through :class:`RowWriter`: the header is checked against an
 existing file, a torn last line (hard kill) is cut, rows are flushed one by one so that an
 interrupted run keeps every finished row, and :meth:`RowWriter.recorded` lets a rerun resume.
@@ -10,23 +14,44 @@ This module needs no pandas (the decision side writes feedback rows with it).
 from __future__ import annotations
 
 import csv
+import json
 import os
 import time
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from annpred.errors import DataError
+from annpred.validate import column_name, regular_file
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, one writer assumed
+    fcntl = None
+from annpred.files import atomic_write_text
 
 KEY_COLUMNS = ("kernel", "variant", "hardware")
 TARGET = "runtime_s"
 TAIL_COLUMNS = ["runtime_s", "runtime_cv", "repeats", "runtime_min_s", "threads", "sampler",
                 "seed", "point", "pass", "timestamp", "annpred_version"]
-META_COLUMNS = set(KEY_COLUMNS) | set(TAIL_COLUMNS)
+# Columns added after the first files were written: a file without them (or without the
+# later ones) is still resumed in its own format (its rows simply lack them).
+# load_avg: the 1-minute load average when the row was measured; machine: the fingerprint of
+# the machine that measured it (descriptions in the sidecar, see the module doc).
+OPTIONAL_COLUMNS = ["load_avg", "machine"]
+META_COLUMNS = set(KEY_COLUMNS) | set(TAIL_COLUMNS) | set(OPTIONAL_COLUMNS)
+MACHINES_FORMAT = "annpred-machines/1"
 
 
-def columns_for(param_names: Iterable[str]) -> list[str]:
+def columns_for(param_names: Iterable[str], optional: bool = True) -> list[str]:
     """The header of a profiling CSV for a kernel with these parameters."""
-    return [*KEY_COLUMNS, *param_names, *TAIL_COLUMNS]
+    return [*KEY_COLUMNS, *param_names, *TAIL_COLUMNS, *(OPTIONAL_COLUMNS if optional else [])]
+
+
+def load_average() -> float | str:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # pragma: no cover - not on this platform
+        return ""
 
 
 def version() -> str:
@@ -41,11 +66,47 @@ def version() -> str:
         return annpred.__version__
 
 
-def read_header(path: Path) -> list[str]:
-    """The header of CSV ``path``, checked: present, named columns, no duplicates."""
+MAX_CSV_BYTES = 1 << 34  # 16 GiB
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The machine descriptions of CSV ``path``: ``<path>.machine.json``."""
+    return Path(str(path) + ".machine.json")
+
+
+def read_machines(path: str | os.PathLike) -> dict[str, dict]:
+    """Fingerprint -> machine object recorded beside CSV ``path`` ({} without a sidecar)."""
+    side = sidecar_path(path)
+    if not side.exists():
+        return {}
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            header = next(csv.reader(f), None)
+        d = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{side}: unreadable machine descriptions ({exc})") from None
+    ms = d.get("machines") if isinstance(d, dict) else None
+    if d.get("format") != MACHINES_FORMAT or not isinstance(ms, dict) or not all(
+            isinstance(v, dict) and v.get("fingerprint") == k for k, v in ms.items()):
+        raise DataError(f"{side}: not an {MACHINES_FORMAT} file (an object 'machines' "
+                        "mapping each fingerprint to a machine object with that fingerprint)")
+    return ms
+
+
+def write_machines(path: str | os.PathLike, machines: Mapping[str, dict]) -> None:
+    """Add ``machines`` (fingerprint -> object) to the sidecar of CSV ``path`` atomically."""
+    have = read_machines(path)
+    if all(k in have for k in machines):
+        return
+    have.update(machines)
+    atomic_write_text(sidecar_path(path), json.dumps(
+        {"format": MACHINES_FORMAT, "machines": have}, indent=1, sort_keys=True) + "\n")
+
+
+def read_header(path: Path) -> list[str]:
+    """The header of CSV ``path``, checked: a regular file, present, named columns (printable,
+    at most 100 characters), no duplicates. A UTF-8 byte-order mark is ignored; spaces after
+    a comma are skipped as pandas does (``skipinitialspace``), so both split it alike."""
+    regular_file(path, "CSV", MAX_CSV_BYTES, DataError)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f, skipinitialspace=True), None)
     except FileNotFoundError:
         raise DataError(f"{path}: file does not exist") from None
     except IsADirectoryError:
@@ -61,6 +122,7 @@ def read_header(path: Path) -> list[str]:
     for i, h in enumerate(header):
         if not h:
             raise DataError(f"{path}: column {i + 1} of the header has no name")
+        column_name(h, f"{path}: column {i + 1}", DataError)
         if h in seen:
             raise DataError(f"{path}: duplicate column {h!r} in the header")
         seen.add(h)
@@ -82,8 +144,20 @@ def repair_tail(path: Path) -> None:
         f.truncate(data.rfind(b"\n") + 1)
 
 
+def lock_path(path: str | os.PathLike) -> Path:
+    """The sidecar lock file of a CSV (``<name>.lock`` beside it)."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
 class RowWriter:
-    """Appends profiling rows to ``path`` (created with its header if new or empty)."""
+    """Appends profiling rows to ``path`` (created with its header if new or empty).
+
+    One writer per CSV at a time: :meth:`existing` and entering the writer take an
+    exclusive ``flock`` on the sidecar :func:`lock_path` file, held until the writer exits
+    (or the process ends, however it ends). A second writer -- another ``annpred profile``
+    on the same ``--out`` -- fails at once with a :class:`DataError` naming the file instead
+    of waiting or duplicating rows."""
 
     def __init__(self, path: str | os.PathLike, param_names: Sequence[str]):
         self.path = Path(path)
@@ -92,13 +166,44 @@ class RowWriter:
         self._version = version()
         self._f = None
         self._w = None
+        self._lock_fd = None
+        self._machines: dict[str, str] = {}  # hardware id -> fingerprint (sidecar written)
+
+    def acquire(self) -> None:
+        """Take the exclusive lock on the CSV (idempotent); raise if another holds it."""
+        if self._lock_fd is not None or fcntl is None:
+            return
+        lp = lock_path(self.path)
+        lp.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise DataError(f"{self.path} is being written by another annpred process (it "
+                            f"holds {lp.name}); wait for it to finish or choose another "
+                            "--out") from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def _older(self, header: list[str]) -> bool:
+        """A header written before some optional columns existed (resumed as it is)."""
+        base = columns_for(self.param_names, optional=False)
+        return any(header == base + OPTIONAL_COLUMNS[:k] for k in range(len(OPTIONAL_COLUMNS)))
 
     def existing(self) -> list[dict]:
         """Rows already in the file (after checking its header and cutting a torn tail)."""
+        self.acquire()
         if not self.path.exists() or self.path.stat().st_size == 0:
             return []
         repair_tail(self.path)
         header = read_header(self.path)
+        if self._older(header):
+            self.columns = header  # an older file: keep its header
         if header != self.columns:
             raise DataError(f"{self.path}: exists with columns {header}, which do not match "
                             f"this run ({self.columns}); choose another output file")
@@ -106,8 +211,15 @@ class RowWriter:
             return list(csv.DictReader(f))
 
     def __enter__(self) -> "RowWriter":
+        self.acquire()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0
+        if new:
+            self.columns = columns_for(self.param_names)
+        else:
+            header = read_header(self.path)
+            if self._older(header):
+                self.columns = header
         self._f = open(self.path, "a", newline="", encoding="utf-8")
         self._w = csv.writer(self._f, lineterminator="\n")
         if new:
@@ -116,20 +228,41 @@ class RowWriter:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = self._w = None
+        try:
+            if self._f is not None:
+                self._f.close()
+                self._f = self._w = None
+        finally:
+            self.release()
 
     def write(self, kernel: str, variant: str, hardware: str, point: Mapping, *,
               runtime_s: float, runtime_cv: float | None = None, repeats: int = 1,
               runtime_min_s: float | None = None, threads: int | str = "",
               sampler: str = "", seed: int | str = "", point_id: int | str = "",
               pass_id: int | str = 0) -> None:
-        """One measured point; flushed at once."""
-        self._w.writerow([
-            kernel, variant, hardware, *[point[p] for p in self.param_names],
-            repr(float(runtime_s)), "" if runtime_cv is None else f"{runtime_cv:.5f}",
-            repeats, repr(float(runtime_s if runtime_min_s is None else runtime_min_s)),
-            threads, sampler, seed, point_id, pass_id,
-            time.strftime("%Y-%m-%dT%H:%M:%S"), self._version])
+        """One measured point; flushed at once (with this machine's fingerprint when the
+        file has the column)."""
+        row = {"kernel": kernel, "variant": variant, "hardware": hardware,
+               **{p: point[p] for p in self.param_names},
+               "runtime_s": repr(float(runtime_s)),
+               "runtime_cv": "" if runtime_cv is None else f"{runtime_cv:.5f}",
+               "repeats": repeats,
+               "runtime_min_s": repr(float(runtime_s if runtime_min_s is None
+                                           else runtime_min_s)),
+               "threads": threads, "sampler": sampler, "seed": seed, "point": point_id,
+               "pass": pass_id, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+               "annpred_version": self._version, "load_avg": load_average()}
+        if "machine" in self.columns:
+            row["machine"] = self._fingerprint(hardware)
+        self._w.writerow([row.get(c, "") for c in self.columns])
         self._f.flush()
+
+    def _fingerprint(self, hardware: str) -> str:
+        fp = self._machines.get(hardware)
+        if fp is None:
+            from annpred.spec.hardware import machine
+
+            m = machine(hardware)
+            fp = self._machines[hardware] = m["fingerprint"]
+            write_machines(self.path, {fp: m})
+        return fp

@@ -44,20 +44,26 @@ def register(subparsers) -> None:
     t.add_argument("--print-schedule", action="store_true",
                    help="print the chosen schedule as a runnable Halide Python script")
     t.add_argument("--json", action="store_true", help="print a JSON object")
+    t.add_argument("--reprofile", action="store_true",
+                   help="when the schedule model was measured on another machine: profile "
+                        f"{REPROFILE['n_schedules']} schedules here first (bounded; the time "
+                        "is estimated before), train, and select with that model")
     t.set_defaults(func=cmd_tune)
 
     pr = hs.add_parser("profile", help="measure sampled schedules of a pipeline on this "
                        "machine (resumable: run the same command again to continue)")
-    pr.add_argument("pipeline")
+    pr.add_argument("pipeline", help="pipeline to profile (see `annpred halide list`)")
     pr.add_argument("--sampler", choices=("random", "pr"), default="random",
                     help="random schedules x sizes, or PR (performance representatives: "
                          "a few schedules swept over sizes where tiles create steps)")
     pr.add_argument("--schedules", type=int, default=200, help="schedules to sample")
-    pr.add_argument("--sizes-per-schedule", type=int, default=5)
+    pr.add_argument("--sizes-per-schedule", type=int, default=5,
+                    help="image/problem sizes measured per schedule (default 5)")
     pr.add_argument("--budget", type=int, default=None,
                     help="points to measure (PR; default: schedules x sizes-per-schedule)")
-    pr.add_argument("--threads", type=int, default=2)
-    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--threads", type=int, default=2,
+                    help="Halide threads (HL_NUM_THREADS); part of the hardware id (default 2)")
+    pr.add_argument("--seed", type=int, default=0, help="seed of schedules and sizes (default 0)")
     pr.add_argument("--max-seconds", type=float, default=None,
                     help="stop after about this long (the CSV stays valid; rerun resumes)")
     pr.add_argument("--out", default=None,
@@ -66,15 +72,16 @@ def register(subparsers) -> None:
     pr.set_defaults(func=cmd_profile)
 
     tr = hs.add_parser("train", help="train a pipeline's schedule model from a profile")
-    tr.add_argument("pipeline")
+    tr.add_argument("pipeline", help="pipeline whose schedule model to train")
     tr.add_argument("--data", default=None,
                     help="profile CSV (default: this machine's profile in your models, then "
                          "the shipped one)")
     tr.add_argument("--out", default=None,
                     help="model root (the model goes to OUT/halide/<hardware>/<pipeline>.json;"
                          " default: your models, $ANNPRED_MODELS) or a .json file")
-    tr.add_argument("--threads", type=int, default=2)
-    tr.add_argument("--json", action="store_true")
+    tr.add_argument("--threads", type=int, default=2,
+                    help="thread count of the profile to train on (default 2)")
+    tr.add_argument("--json", action="store_true", help="print the training report as JSON")
     tr.set_defaults(func=cmd_train)
 
     ls = hs.add_parser("list", help="list the pipelines, their sizes and schedule knobs")
@@ -146,6 +153,49 @@ def cmd_train(args) -> int:
     return 0
 
 
+# bounded re-profile on a mismatched machine: random schedules x sizes (the Halide profiler's
+# sampler), then a model trained on them; saved as the user's model of this machine
+REPROFILE = {"n_schedules": 40, "sizes_per_schedule": 3, "n_sizes": 10}
+
+
+def _reprofile_estimate(p, model_path, compile_here: float | None = None) -> float | None:
+    """Seconds a bounded re-profile should take (before training): compiling each schedule
+    (as long as the chosen one took here, else as recorded in the profile the model was
+    trained on) and timing each point (as recorded there; None without that profile)."""
+    import csv
+    from pathlib import Path
+    from statistics import median
+
+    data = Path(model_path).parent.parent / "data" / f"halide_{p.name}.csv"
+    try:
+        with open(data, newline="") as f:
+            rows = list(csv.DictReader(f))
+        comp = compile_here or median(float(r["compile_s"]) for r in rows)
+        run = median(max(float(r["runtime_s"]) * float(r["repeats"]), 0.02) for r in rows)
+    except (OSError, KeyError, ValueError):
+        return None
+    n_points = REPROFILE["n_schedules"] * REPROFILE["sizes_per_schedule"] * 1.1
+    return REPROFILE["n_schedules"] * comp + n_points * run
+
+
+def _reprofile(p, threads, out_root):
+    from ..model.layout import user_root
+    from .profile import profile_pipeline
+    from .select import save_schedule_model, train_model
+    from ..spec import hardware as hw
+
+    root = out_root or user_root()
+    hw_dir = root / hw.cpu_id(threads)
+    df = profile_pipeline(p, threads=threads, out=hw_dir / "data" / f"halide_{p.name}.csv",
+                          **REPROFILE)
+    model = train_model(p, df)
+    path = save_schedule_model(model, p, hw_dir / "halide" / f"{p.name}.json", threads,
+                               extra={"reprofile": dict(REPROFILE)})
+    print(f"re-profiled {len(df)} points of {REPROFILE['n_schedules']} schedules; model "
+          f"saved to {path}", file=sys.stderr)
+    return root
+
+
 def cmd_tune(args) -> int:
     from ..errors import ParameterError
     from ..threads import fix_threads
@@ -163,6 +213,29 @@ def cmd_tune(args) -> int:
 
     chosen = select_schedule(p, sizes, candidates=args.candidates, models=args.models,
                              threads=args.threads)
+    if not chosen.info.get("machine_match", True):
+        from .select import model_path
+
+        est = _reprofile_estimate(p, model_path(p.name, args.models, args.threads),
+                                  chosen.compile_s or None)
+        took = "" if est is None else f", about {est:.0f} s plus training"
+        if args.reprofile:
+            import time
+            from pathlib import Path
+
+            t0 = time.perf_counter()
+            print(f"re-profiling {p.name} on this machine ({REPROFILE['n_schedules']} "
+                  f"schedules x {REPROFILE['sizes_per_schedule']} sizes{took})",
+                  file=sys.stderr)
+            root = _reprofile(p, args.threads, Path(args.models) if args.models else None)
+            chosen = select_schedule(p, sizes, candidates=args.candidates, models=root,
+                                     threads=args.threads)
+            print(f"re-profile took {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        else:
+            print(f"note: the {p.name} schedule model was measured on another machine; a "
+                  "scale factor cannot fix a ranking: re-profile here with --reprofile "
+                  f"({REPROFILE['n_schedules']} schedules x "
+                  f"{REPROFILE['sizes_per_schedule']} sizes{took})", file=sys.stderr)
     out = {"pipeline": p.name, "size": p.size_label(sizes), "schedule": chosen.schedule,
            "predicted_s": chosen.info["predicted_s"], "in_range": chosen.info["in_range"],
            "machine_match": chosen.info["machine_match"],

@@ -16,10 +16,6 @@ id), so loading a model profiled on another machine warns once per process.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
-import sys
 from pathlib import Path
 from typing import Mapping
 
@@ -60,60 +56,28 @@ def data_path(pipeline: str, root: str | Path | None = None, threads: int = 2) -
     return halide_root(root) / hw.cpu_id(threads) / "data" / f"{pipeline}.csv"
 
 
-@functools.lru_cache(maxsize=1)
 def machine() -> dict:
-    """What decides a schedule's speed beyond the CPU's name: family/model/stepping, the
-    vector ISA, caches and cores (from ``/proc/cpuinfo``), plus a short fingerprint."""
-    info: dict = {"cpu_model": hw.cpu_model(), "cpus": os.cpu_count() or 1}
-    fields = {"cpu family": "family", "model": "model", "stepping": "stepping",
-              "cache size": "cache", "flags": "flags"}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    break  # first processor only
-                k, _, v = line.partition(":")
-                k = k.strip().lower()
-                if k in fields:
-                    info[fields[k]] = v.strip()
-    except OSError:
-        pass
-    flags = set(info.pop("flags", "").split())
-    info["isa"] = sorted(f for f in flags if f.startswith(("avx", "sse4", "fma", "amx", "asimd",
-                                                            "sve", "neon")))
-    text = repr(sorted(info.items()))
-    info["fingerprint"] = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return info
-
-
-_WARNED: set[str] = set()
+    """This machine's description (:func:`annpred.spec.hardware.machine`, one definition)."""
+    return hw.machine()
 
 
 def check_machine(model_dict: Mapping, path: Path, threads: int = 2) -> bool:
-    """True when the model was profiled on this machine; else warn once per model file.
-    Models without a recorded machine (older files) are compared by hardware id."""
-    rec = (model_dict.get("train") or {}).get("machine")
-    here = machine()
-    if rec:
-        if rec.get("fingerprint") == here["fingerprint"]:
+    """True when the model was profiled on this machine; else one warning per source machine
+    (:func:`annpred.runtime.correction.check_model`). Files written before schedule models
+    carried a machine object keep theirs under ``train.machine`` (CPU name, family, model):
+    those are compared by these fields."""
+    from ..runtime.correction import check_model
+
+    d = dict(model_dict)
+    rec = (d.get("train") or {}).get("machine")
+    if not d.get("machine") and isinstance(rec, Mapping):
+        here = hw.machine()
+        if (rec.get("cpu_model") == hw.cpu_model()
+                and str(rec.get("family")) == str(here.get("family"))
+                and str(rec.get("model")) == str(here.get("model"))):
             return True
-        there = (f"{rec.get('cpu_model')}, family {rec.get('family')} model "
-                 f"{rec.get('model')}, {len(rec.get('isa', []))} vector ISA flags")
-    else:
-        hw_id = str(model_dict.get("hardware", ""))
-        if not hw_id or hw_id == hw.cpu_id(threads):
-            return True
-        there = f"hardware id {hw_id}, no machine description recorded"
-    key = str(path)
-    if key not in _WARNED:
-        _WARNED.add(key)
-        print(f"annpred: warning: schedule model {path} was profiled on another machine "
-              f"({there}) than this one ({here.get('cpu_model')}, family {here.get('family')} "
-              f"model {here.get('model')}, {len(here.get('isa', []))} vector ISA flags; "
-              f"{hw.cpu_id(threads)}): its runtimes and ranking may not hold here; "
-              f"re-profile with `annpred halide profile` and `annpred halide train`",
-              file=sys.stderr)
-    return False
+    return check_model(d, f"may rank schedules wrongly here ({path}): re-profile with "
+                          "`annpred halide tune ... --reprofile` or `annpred halide profile`")
 
 
 def save_schedule_model(model, pipeline: str | HalidePipeline, path: str | Path,
@@ -124,11 +88,11 @@ def save_schedule_model(model, pipeline: str | HalidePipeline, path: str | Path,
     d = model.to_dict(kernel=f"halide_{p.name}", variant="schedule-space",
                       hardware=hw.cpu_id(threads),
                       extra_train={"space": {k.name: list(k.choices) for k in p.space.knobs},
-                                   "machine": machine(),
                                    "tile_steps": bool(getattr(model, "tile_steps_", False)),
                                    "median_over_min": float(getattr(model, "protocol_factor_",
                                                                     1.0)),
                                    **(extra or {})})
+    d["machine"] = hw.machine()  # profiled here
     return save_model(d, path)
 
 

@@ -181,7 +181,7 @@ class PRPlanner:
 
     # -- helpers
     def valid(self, point) -> bool:
-        return self.kernel.valid(point) and (self.v is None or self.v.supports_point(point))
+        return self.kernel.profilable(point) and (self.v is None or self.v.supports_point(point))
 
     def sweep_params(self) -> list[str]:
         return [p.name for p in self.kernel.params

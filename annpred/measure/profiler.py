@@ -31,6 +31,8 @@ from annpred.spec.kernel import Kernel
 
 
 def hardware_for(variant, n_threads: int) -> str:
+    if getattr(variant, "hardware", ""):   # a modelled accelerator (annpred.accel)
+        return variant.hardware
     return hw.cuda_id() if variant.device == "cuda" else hw.cpu_id(n_threads)
 
 
@@ -47,6 +49,9 @@ def measure_point(kernel: Kernel, v, inputs, point, *, min_runs: int, min_time: 
                   check: bool = False) -> _measure.Timing:
     """Prepare variant ``v`` on ``inputs`` (untimed), time its run with the protocol, and
     optionally check its result against the kernel's reference."""
+    simulate = getattr(v, "simulate", None)
+    if simulate is not None:   # a modelled accelerator: the fast model, not a timer
+        return simulate(point)
     try:
         state = v.prepare(inputs, point)
         if "torch" in sys.modules:  # torch was imported lazily by a variant: fix its threads
@@ -79,6 +84,8 @@ class _Session:
         self.min_runs, self.min_time, self.check = min_runs, min_time, check
         self.time_budget, self.bar = time_budget, bar
         self.t_start = time.perf_counter()
+        self.setup_s = 0.0  # first point of each variant: JIT compilation, lazy imports
+        self._seen: set = set()
         self.written = self.skipped = 0
         self.recorded: dict = {}  # (variant, point id) -> Measurement
         self._inputs_key, self._inputs = None, None
@@ -94,9 +101,13 @@ class _Session:
                     float(r["runtime_s"]), float(r["runtime_cv"] or "nan"),
                     int(float(r["repeats"] or 0)), float(r["runtime_min_s"] or "nan"))
 
+    def elapsed(self) -> float:
+        """Seconds of measuring so far: one-time setup (a variant's first point, where Halide
+        compiles and libraries load lazily) does not count against the budget."""
+        return time.perf_counter() - self.t_start - self.setup_s
+
     def out_of_time(self) -> bool:
-        return (self.time_budget is not None
-                and time.perf_counter() - self.t_start > self.time_budget)
+        return self.time_budget is not None and self.elapsed() > self.time_budget
 
     def measure(self, v, point: dict, idx: int, label: str = ""):
         """Measure (or replay) variant ``v`` at point number ``idx``; returns a Measurement
@@ -114,8 +125,12 @@ class _Session:
                 raise _Stop
             self._inputs = self.kernel.make_inputs(point, np.random.default_rng([self.seed, idx]))
             self._inputs_key = key
+        t0 = time.perf_counter()
         t = measure_point(self.kernel, v, self._inputs, point, min_runs=self.min_runs,
                           min_time=self.min_time, check=self.check)
+        if v.name not in self._seen:
+            self._seen.add(v.name)
+            self.setup_s += time.perf_counter() - t0
         self.writer.write(self.kernel.name, v.name, self.hws[v.name], point,
                           runtime_s=t.median_s, runtime_cv=t.cv, repeats=t.repeats,
                           runtime_min_s=t.min_s, threads=self.n_threads, sampler=self.sampler,
@@ -127,7 +142,7 @@ class _Session:
     def _progress(self, label: str) -> None:
         bar = self.bar
         if self.time_budget is not None:  # the budget, not the point count, ends the run
-            elapsed = min(time.perf_counter() - self.t_start, bar.total)
+            elapsed = min(max(self.elapsed(), 0.0), bar.total)
             bar.set_postfix_str(f"{self.written} points measured ({label})", refresh=False)
             bar.update(max(0.0, elapsed - bar.n))
         else:
@@ -154,23 +169,41 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
             pass_id: int = 0, progress: bool = True, min_runs: int = _measure.DEFAULT_MIN_RUNS,
             min_time: float = _measure.DEFAULT_MIN_TIME, points=None,
             check: bool = False, first: int | None = None,
-            time_budget: float | None = None) -> ProfileResult:
+            time_budget: float | None = None, hardware: str | None = None,
+            accel_mode: str = "user") -> ProfileResult:
     """Measure ``samples`` points of ``kernel_name`` for each variant into CSV ``out``.
 
     ``points`` (a DataFrame of parameter columns) replaces sampling when given. ``first``
     measures only the first N sampled points (a re-measurement pass over a subset, with the
     same point ids and inputs). ``time_budget`` (seconds) stops cleanly when exceeded.
     ``sampler="pr"``: a budget of ``samples`` measured points per variant, sweeps included
-    (:mod:`annpred.measure.pr`).
+    (:mod:`annpred.measure.pr`). ``hardware="sim-<name>"`` writes rows of a modelled
+    accelerator (:mod:`annpred.accel`) instead of measuring this machine.
     """
+    from annpred import validate as _v
+
+    _v.seed(seed)
+    _v.integer(pass_id, "--pass", 0, 10**6)
+    _v.integer(samples, "--samples", 1, 10**8)
+    _v.output_file(out, "--out")
     kernel = get_kernel(kernel_name)
+    if hardware is not None:
+        import dataclasses
+
+        from annpred.accel.profile import sim_variant
+
+        sv = sim_variant(kernel.name, hardware, accel_mode)
+        if variants and list(variants) != [sv.name]:
+            raise ParameterError(f"{hardware} has one variant, {sv.name!r}")
+        kernel = dataclasses.replace(kernel, variants=[sv])
+        variants, check, min_runs = [sv.name], False, 1
     if n_threads < 1 or n_threads > 1024:
         raise ParameterError(f"--threads must be between 1 and 1024, got {n_threads}")
     if sampler not in sampling.SAMPLERS:
         raise ParameterError(f"unknown sampler {sampler!r}; samplers: "
                              f"{', '.join(sampling.SAMPLERS)}")
     threads.fix_threads(n_threads)
-    busy = hw.busy_warning(n_threads)
+    busy = None if hardware is not None else hw.busy_warning(n_threads)
     if busy:
         print(busy, file=sys.stderr)
     if variants:
@@ -189,7 +222,17 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
         raise ParameterError(f"--first must be >= 1, got {first}")
     hws = {v.name: hardware_for(v, n_threads) for v in vlist}
     writer = RowWriter(out, kernel.param_names)
-    existing = writer.existing()
+    existing = writer.existing()  # takes the CSV's lock: a second profiler fails here
+    try:
+        return _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed,
+                    pass_id, progress, min_runs, min_time, points, check, first, time_budget,
+                    planned, out)
+    finally:
+        writer.release()
+
+
+def _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed, pass_id,
+         progress, min_runs, min_time, points, check, first, time_budget, planned, out):
     tasks = []
     if not planned:
         pts = (sampling.sample(kernel, samples, sampler=sampler, seed=seed) if points is None

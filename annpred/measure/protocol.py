@@ -60,3 +60,28 @@ def measure(fn: Callable[[], Any], *, sync: Callable[[], None] | None = None,
         q = statistics.quantiles(times, n=4)
         cv = (q[2] - q[0]) / 1.349 / med
     return Timing(med, cv, len(times), min(times), max(times), result)
+
+
+# -- drift: a fixed reference kernel timed beside each point -----------------------------------
+REFERENCE_SIZE = 96  # a float32 96x96x96 product: ~0.1 ms, in cache, one BLAS call
+
+
+def reference_kernel(size: int = REFERENCE_SIZE) -> Callable[[], Any]:
+    """A fixed, cheap kernel whose runtime tracks the machine's speed of the moment (the
+    host's neighbours, frequency): timed next to each point, its ratio to its own median over
+    a run corrects the point's runtime for drift (``runtime_s * ref_median / ref_s``)."""
+    import numpy as np
+
+    rng = np.random.default_rng(12345)
+    a = rng.standard_normal((size, size)).astype(np.float32)
+    b = rng.standard_normal((size, size)).astype(np.float32)
+    return lambda: a @ b
+
+
+def measure_with_reference(fn: Callable[[], Any], ref: Callable[[], Any], **kw
+                           ) -> tuple[Timing, Timing]:
+    """Time ``fn`` with the protocol and the reference kernel right after it (same settings):
+    the pair is recorded together so that runtimes can be drift-corrected later."""
+    t = measure(fn, **kw)
+    r = measure(ref, **{k: v for k, v in kw.items() if k != "sync"})
+    return t, r

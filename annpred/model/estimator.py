@@ -9,36 +9,47 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from typing import Mapping
 
 import numpy as np
 
-from annpred.spec import expr as _expr
-from annpred.model import network
-from annpred.model.features import feature_matrix
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import NotFittedError
+
 from annpred.data.rows import version as _version
 from annpred.errors import DataError
+from annpred.model import network
+from annpred.model.features import feature_matrix
 from annpred.model.schema import FORMAT
+from annpred.spec import expr as _expr
 
 
+AUTO = "auto"
 
-def _as_frame(X, feature_names=None):
-    import pandas as pd
 
-    if isinstance(X, pd.DataFrame):
-        return X
-    arr = np.asarray(X, dtype=float)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    names = feature_names or [f"x{i}" for i in range(arr.shape[1])]
-    if len(names) != arr.shape[1]:
-        raise DataError(f"X has {arr.shape[1]} columns but {len(names)} names were given")
-    return pd.DataFrame(arr, columns=list(names))
+def conformal_interval(residuals: np.ndarray, coverage: float) -> dict | None:
+    """Split-conformal bounds on log(measured / predicted): the ``floor((n+1) a/2)``-th and
+    ``ceil((n+1)(1 - a/2))``-th smallest of ``n`` held-out residuals (a = 1 - coverage),
+    which cover a new point with probability >= coverage when it is exchangeable with the
+    held-out ones. None when ``n`` is too small for that coverage."""
+    r = np.sort(np.asarray(residuals, dtype=float))
+    n = len(r)
+    if not 0 < coverage < 1:
+        raise DataError(f"coverage must be in (0, 1), got {coverage}")
+    a = 1.0 - coverage
+    k_lo, k_hi = int(np.floor((n + 1) * a / 2)), int(np.ceil((n + 1) * (1 - a / 2)))
+    if n == 0 or k_lo < 1 or k_hi > n:
+        return None
+    return {"nominal": float(coverage), "lo": float(r[k_lo - 1]), "hi": float(r[k_hi - 1]),
+            "n": int(n), "method": "split conformal, log runtime, validation split"}
 
 
 def normalise_complexity(complexity) -> dict[str, str]:
     if complexity is None:
         return {}
+    if isinstance(complexity, str) and complexity == AUTO:
+        raise TypeError("complexity='auto' is resolved inside fit")
     if isinstance(complexity, str):
         return {"complexity": complexity}
     if isinstance(complexity, Mapping):
@@ -46,16 +57,32 @@ def normalise_complexity(complexity) -> dict[str, str]:
     raise TypeError("complexity must be None, an expression string, or a dict name -> expr")
 
 
-class AugmentedNNRegressor:
+class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
     """Tiny MLP (< 75 trainable parameters) on parameters + complexity features.
 
     Parameters
     ----------
     complexity : str | dict[str, str] | None
         Expression(s) over the parameter (column) names, e.g. ``"m*n*k"``. ``None`` gives
-        the plain network without complexity (the ``NN`` baseline).
+        the plain network without complexity (the ``NN`` baseline). ``"auto"`` derives
+        candidate expressions from the columns and known structure and keeps those that
+        lower the validation error (:mod:`annpred.model.autocomplexity`); the chosen ones
+        are in ``complexity_``, the search in ``auto_log_``.
+    base_complexity : dict[str, str] | None
+        With ``complexity="auto"``: expressions to start from (the catalog's, when known).
+    problem_size : sequence of float | None
+        With ``complexity="auto"``: the problem size of a GPU tuning space (x, y, z), for
+        grid and padding candidates.
     parameters : list[str] | None
         Columns of X used as inputs (default: all columns).
+    coverage : float
+        Nominal coverage of the prediction interval (default 0.9): split-conformal
+        quantiles of the log-runtime residuals on the validation split carved from the
+        training data, stored in the model file (``interval``) and used by
+        :meth:`predict_interval`, ``choose`` and the C export.
+    feature_names : list[str] | None
+        Names of the columns of a numpy ``X`` (a DataFrame brings its own), so that
+        ``complexity="m*n*k"`` works with arrays; default ``parameters``, else ``x0, x1, ...``.
     hidden : tuple[int, ...] | None
         Hidden layer sizes; default: the widest single layer under ``max_params``.
     optimizer : "lbfgs" | "adam"
@@ -78,8 +105,13 @@ class AugmentedNNRegressor:
                  activation="tanh", skip=True, max_epochs=None, patience=None, lr=0.02,
                  weight_decay=0.0, val_fraction=0.2, n_init=2, input_transform="auto",
                  max_params=network.MAX_PARAMS, steps=None, optimizer="lbfgs", loss="huber",
-                 huber_delta=0.1, select_complexity=True):
+                 huber_delta=0.1, select_complexity=True, feature_names=None, coverage=0.9,
+                 base_complexity=None, problem_size=None):
         self.complexity = complexity
+        self.coverage = coverage
+        self.base_complexity = base_complexity
+        self.problem_size = problem_size
+        self.feature_names = feature_names
         self.steps = steps
         self.parameters = parameters
         self.hidden = hidden
@@ -99,23 +131,38 @@ class AugmentedNNRegressor:
         self.huber_delta = huber_delta
         self.select_complexity = select_complexity
 
-    # -- sklearn plumbing -------------------------------------------------------------
-    def get_params(self, deep=True):
-        return {k: getattr(self, k) for k in (
-            "complexity", "parameters", "hidden", "seed", "activation", "skip", "max_epochs",
-            "patience", "lr", "weight_decay", "val_fraction", "n_init", "input_transform",
-            "max_params", "steps", "optimizer", "loss", "huber_delta",
-            "select_complexity")}
+    # -- scikit-learn conventions -------------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True  # runtimes: fitted as log runtime
+        return tags
 
-    def set_params(self, **params):
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise ValueError(f"unknown parameter {k!r}")
-            setattr(self, k, v)
-        return self
+    def _columns(self, X, reset: bool) -> dict[str, np.ndarray]:
+        """Validate ``X`` (DataFrame or array; finite numbers) and return its columns by name.
 
-    def __repr__(self):
-        return f"AugmentedNNRegressor(complexity={self.complexity!r}, hidden={self.hidden!r})"
+        A DataFrame is cut to ``parameters`` first (it may carry other columns, e.g. the
+        kernel name); array columns are named by ``feature_names``, else ``parameters``,
+        else ``x0, x1, ...``."""
+        from sklearn.utils.validation import validate_data
+
+        if hasattr(X, "columns"):
+            if self.parameters is not None:
+                missing = [c for c in self.parameters if c not in X.columns]
+                if missing:
+                    raise DataError(f"missing feature column(s): {', '.join(missing)}")
+                X = X[list(self.parameters)]
+            names = [str(c) for c in X.columns]
+        else:
+            names = None
+        arr = validate_data(self, X, reset=reset, dtype=np.float64)
+        if names is None:
+            given = self.feature_names if self.feature_names is not None else self.parameters
+            names = list(given) if given is not None else \
+                [f"x{i}" for i in range(arr.shape[1])]
+            if len(names) != arr.shape[1]:
+                raise DataError(f"X has {arr.shape[1]} columns but {len(names)} names were "
+                                "given (feature_names / parameters)")
+        return {n: arr[:, j] for j, n in enumerate(names)}
 
     # -- features ---------------------------------------------------------------------
     @staticmethod
@@ -125,7 +172,7 @@ class AugmentedNNRegressor:
     def features_matrix(self, X) -> np.ndarray:
         """The network's raw input matrix (parameters, then complexity features)."""
         self._check_fitted()
-        return self._feature_matrix(_as_frame(X, self.parameters_), self.parameters_,
+        return self._feature_matrix(self._columns(X, reset=False), self.parameters_,
                                     self.complexity_)
 
     # -- fit / predict ----------------------------------------------------------------
@@ -133,9 +180,12 @@ class AugmentedNNRegressor:
         from annpred.model import fit as _train  # torch is imported here, never by predict
 
         t0 = time.perf_counter()
-        df = _as_frame(X, self.parameters)
-        params = list(self.parameters or df.columns)
-        complexity = normalise_complexity(self.complexity)
+        from sklearn.utils.validation import column_or_1d
+
+        df = self._columns(X, reset=True)
+        params = list(self.parameters or df)
+        auto = isinstance(self.complexity, str) and self.complexity == AUTO
+        complexity = normalise_complexity(self.base_complexity if auto else self.complexity)
         for name, text in complexity.items():
             _expr.parse(text, params)
             if name in params:
@@ -148,17 +198,22 @@ class AugmentedNNRegressor:
             if unknown:
                 raise DataError(f"steps name unknown parameter(s) {', '.join(unknown)}")
             complexity = step_complexity(complexity, steps, params)
-        y = np.asarray(y, dtype=float).ravel()
-        if len(y) != len(df):
-            raise DataError(f"X has {len(df)} rows but y has {len(y)}")
+        y = column_or_1d(y, warn=True).astype(float)
+        n_rows = len(next(iter(df.values()))) if df else 0
+        if len(y) != n_rows:
+            raise DataError(f"X has {n_rows} rows but y has {len(y)}")
         if not np.all(np.isfinite(y)) or np.any(y <= 0):
             raise DataError("runtimes must be finite and positive")
         if len(y) < 8:
-            raise DataError(f"{len(y)} rows are too few to train a model (need at least 8)")
+            raise DataError(f"{len(y)} sample(s) are too few to train a model (need at least 8)")
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(len(y))
         n_val = int(round(len(y) * self.val_fraction)) if len(y) >= 20 else 0
         val_idx, tr_idx = order[:n_val], order[n_val:]
+        self.auto_log_ = None
+        if auto:
+            complexity = self._auto_complexity(_train, df, y, params, complexity, tr_idx,
+                                               val_idx)
         candidates = [complexity]
         if self.select_complexity and len(complexity) > 1 and n_val:
             first = next(iter(complexity))
@@ -176,12 +231,37 @@ class AugmentedNNRegressor:
         self.train_range_ = {c: [float(np.min(df[c])), float(np.max(df[c]))] for c in params}
         self.n_samples_ = len(y)
         self.train_time_s_ = time.perf_counter() - t0
+        if self.n_samples_ < 2 * self.n_params_:
+            warnings.warn(f"{self.n_samples_} training rows for {self.n_params_} trainable "
+                          "parameters (fewer than 2 rows per parameter): the network can "
+                          "memorise them; measure more points", UserWarning, stacklevel=2)
         Xf = self._feature_matrix(df, params, self.complexity_)
         self.data_sha256_ = hashlib.sha256(
             np.ascontiguousarray(np.column_stack([Xf, y])).tobytes()).hexdigest()
         return self
 
-    def _fit_candidate(self, _train, df, y, params, complexity, tr_idx, val_idx) -> dict:
+    def _auto_complexity(self, _train, df, y, params, base, tr_idx, val_idx) -> dict:
+        """``complexity="auto"``: candidates from the columns and structure, kept greedily
+        when a short network fit on the training rows validates better (validation rows
+        carved from the training data)."""
+        from annpred.model import autocomplexity as _auto
+
+        if not len(val_idx):  # too few rows to validate a choice: keep the base
+            self.auto_log_ = [{"tried": "(too few rows to select)", "kept": True}]
+            return dict(base)
+        cands = _auto.candidates(df, params, self.problem_size or (), base)
+
+        def score(comp):
+            return self._fit_candidate(_train, df, y, params, comp, tr_idx, val_idx,
+                                       n_init=1)["val_mape_"]
+
+        chosen, log = _auto.select(df, params, y, tr_idx, val_idx, cands, score, base=base)
+        self.auto_log_ = log
+        self.auto_n_candidates_ = len(cands)
+        return chosen
+
+    def _fit_candidate(self, _train, df, y, params, complexity, tr_idx, val_idx,
+                       n_init=None) -> dict:
         """Fit one network on ``params`` + ``complexity``; its learned attributes."""
         Xf = self._feature_matrix(df, params, complexity)
         if not np.all(np.isfinite(Xf)):
@@ -212,7 +292,8 @@ class AugmentedNNRegressor:
             Z[tr_idx], t[tr_idx], Z[val_idx] if n_val else None, t[val_idx] if n_val else None,
             hidden=hidden, activation=self.activation, skip=self.skip, seed=self.seed,
             max_epochs=self.max_epochs, patience=self.patience, lr=self.lr,
-            weight_decay=self.weight_decay, n_init=self.n_init, max_params=self.max_params,
+            weight_decay=self.weight_decay, n_init=n_init or self.n_init,
+            max_params=self.max_params,
             optimizer=self.optimizer, loss=self.loss,
             huber_delta=(self.huber_delta / y_std) if self.huber_delta else None)
         layers, skip = model.export()
@@ -230,22 +311,33 @@ class AugmentedNNRegressor:
         pred = network.predict_seconds(Xf[rows], compiled)
         out["_compiled"] = compiled
         out["val_mape_"] = float(np.mean(np.abs(pred - y[rows]) / y[rows]) * 100)
+        out["interval_"] = (conformal_interval(np.log(y[val_idx]) - np.log(pred), self.coverage)
+                            if n_val else None)
         return out
 
     def _check_fitted(self):
         if not hasattr(self, "layers_"):
-            raise RuntimeError("this AugmentedNNRegressor is not fitted yet; call fit first")
+            raise NotFittedError("this AugmentedNNRegressor is not fitted yet; call fit first")
 
     def predict(self, X) -> np.ndarray:
         self._check_fitted()
         Xf = self.features_matrix(X)
         return network.predict_seconds(Xf, self._compiled)
 
+    def predict_interval(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(seconds, low, high)``: the prediction and its ``coverage`` interval (NaN bounds
+        when the model was trained without a validation split)."""
+        s = self.predict(X)
+        iv = getattr(self, "interval_", None)
+        if not iv:
+            return s, np.full_like(s, np.nan), np.full_like(s, np.nan)
+        return s, s * np.exp(iv["lo"]), s * np.exp(iv["hi"])
+
     def in_range(self, X) -> np.ndarray:
         """Per row: whether every parameter lies inside the training range."""
         self._check_fitted()
-        df = _as_frame(X, self.parameters_)
-        ok = np.ones(len(df), dtype=bool)
+        df = self._columns(X, reset=False)
+        ok = np.ones(len(next(iter(df.values()))), dtype=bool)
         for c, (lo, hi) in self.train_range_.items():
             v = np.asarray(df[c], dtype=float)
             ok &= (v >= lo) & (v <= hi)
@@ -281,11 +373,16 @@ class AugmentedNNRegressor:
              "complexity": dict(self.complexity_),
              **({"steps": dict(self.steps_)} if getattr(self, "steps_", None) else {}),
              **self._dict_core(),
+             **({"interval": dict(self.interval_)} if getattr(self, "interval_", None)
+                else {}),
              "n_params": int(self.n_params_),
              "train": {"n_samples": int(self.n_samples_), "val_mape": self.val_mape_,
                        "data_sha256": self.data_sha256_, "seed": self.seed,
                        "epochs": int(self.n_epochs_), "train_time_s": self.train_time_s_,
-                       "range": self.train_range_, **(extra_train or {})},
+                       "range": self.train_range_,
+                       **({"auto_complexity": self.auto_log_}
+                          if getattr(self, "auto_log_", None) else {}),
+                       **(extra_train or {})},
              "versions": versions}
         return d
 
@@ -301,6 +398,8 @@ class AugmentedNNRegressor:
                 seed=d["train"].get("seed", 0), activation=d["activation"],
                 skip=d.get("skip") is not None)
         m.parameters_ = list(m.parameters)
+        m.n_features_in_ = len(m.parameters_)
+        m.feature_names_in_ = np.asarray(m.parameters_, dtype=object)
         m.complexity_ = dict(d["complexity"])  # already step-rewritten; steps_ is a record
         m.steps_ = {k: int(v) for k, v in d.get("steps", {}).items()}
         m.features_ = list(d["features"])
@@ -316,6 +415,7 @@ class AugmentedNNRegressor:
         m.train_range_ = {k: list(v) for k, v in d["train"].get("range", {}).items()}
         m.n_samples_ = int(d["train"].get("n_samples", 0))
         m.val_mape_ = d["train"].get("val_mape")
+        m.interval_ = dict(d["interval"]) if d.get("interval") else None
         m.data_sha256_ = d["train"].get("data_sha256", "")
         m.train_time_s_ = d["train"].get("train_time_s", 0.0)
         m._compiled = network.compile_model(d)

@@ -10,14 +10,12 @@ repository's top-level ``trained/`` in a source checkout).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Iterator
 
-from annpred.errors import DataError
+from annpred.validate import safe_name  # noqa: F401  (one place for path-safe names)
 
-RESERVED = ("data", "halide")  # folder names under a root that are not hardware ids
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+RESERVED = ("data", "halide", "calibration")  # folders under a root that are not hardware ids
 
 
 def shipped_root() -> Path:
@@ -40,15 +38,6 @@ def user_root() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
                                                              "share")
     return Path(base) / "annpred" / "models"
-
-
-def safe_name(name: str, what: str) -> str:
-    """A name that becomes a path component (kernel, variant, hardware)."""
-    if not isinstance(name, str) or not _SAFE.match(name) or len(name) > 100 \
-            or name in (".", ".."):
-        raise DataError(f"{what} name {name!r} cannot be used in a file name (letters, digits, "
-                        "'.', '_', '+', '-'; at most 100 characters)")
-    return name
 
 
 def model_path(root: str | os.PathLike, kernel: str, variant: str, hardware: str) -> Path:

@@ -1,55 +1,156 @@
 """Model files: JSON (never pickle), written atomically, validated on load."""
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-from annpred.errors import ModelFormatError
+from annpred.errors import AnnpredError, ModelFormatError
 from annpred.files import atomic_write_text
 from annpred.model.network import ACTIVATIONS, MAX_PARAMS, TRANSFORMS, count_params
+from annpred.validate import column_name, read_limited, safe_name
 
 FORMAT = "annpred-model/1"
+MAX_FILE_BYTES = 1 << 20  # a model has < 75 weights; real files are a few kB
+MAX_DEPTH = 32  # JSON nesting
+MAX_INT_DIGITS = 20
+MAX_WEIGHT = 1e6  # |weight|, |bias| (trained ones stay below ~100)
+MAX_SCALE = 1e30  # |scaler mean|, scaler std
+MIN_STD = 1e-12  # the estimator replaces smaller standard deviations by 1
+MAX_TARGET = 1e6  # |target_scaler mean|, target_scaler std
+_VALID: dict[str, dict] = {}  # sha256 of a file's text -> its validated model (bounded)
+_VALID_MAX = 1024
+
+
+def to_json(model: dict) -> str:
+    """The text of a model file (strict JSON: non-finite numbers are refused)."""
+    try:
+        return json.dumps(model, indent=1, sort_keys=False, allow_nan=False) + "\n"
+    except ValueError:
+        raise ModelFormatError("model holds a non-finite number (NaN or infinity); "
+                               "refusing to write it") from None
+    except TypeError as exc:
+        raise ModelFormatError(f"model holds a value JSON cannot store ({exc})") from None
 
 
 def save_model(model: dict, path: str | os.PathLike) -> Path:
     validate(model, str(path))
-    atomic_write_text(path, json.dumps(model, indent=1, sort_keys=False) + "\n")
+    atomic_write_text(path, to_json(model))
     return Path(path)
 
 
-def load_model(path: str | os.PathLike) -> dict:
-    path = Path(path)
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is a non-finite number (not allowed in a model file)")
+
+
+def _depth_ok(text: str) -> bool:
+    depth = 0
+    in_str = esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
+def parse_json(text: str, where: str) -> Any:
+    """Strict JSON of a model file: no NaN/Infinity, bounded nesting and integers."""
+    if not _depth_ok(text):
+        raise ModelFormatError(f"{where}: JSON nested more than {MAX_DEPTH} levels deep")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ModelFormatError(f"model file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"model file {path}: cannot read ({exc})") from None
-    try:
-        d = json.loads(text)
+        return json.loads(text, parse_int=_parse_int, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"model file {path}: malformed JSON at line {exc.lineno} "
+        raise ModelFormatError(f"{where}: malformed JSON at line {exc.lineno} "
                                f"column {exc.colno}: {exc.msg}") from None
-    return validate(d, str(path))
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ModelFormatError(f"{where}: unusable JSON ({str(exc)[:100]})") from None
 
 
-def _matrix(x: Any, rows: int, cols: int, what: str, where: str) -> None:
+def load_model(path: str | os.PathLike) -> dict:
+    """Read and validate a model file. A file larger than 1 MiB, or not a regular file
+    (FIFO, device), is refused before reading; a file whose text was validated before (same
+    SHA-256) is not validated again."""
+    path = Path(path)
+    data = read_limited(path, "model file", MAX_FILE_BYTES, ModelFormatError)
+    digest = hashlib.sha256(data).hexdigest()
+    hit = _VALID.get(digest)
+    if hit is not None:
+        return copy.deepcopy(hit)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelFormatError(f"model file {path}: not UTF-8 text") from None
+    d = validate(parse_json(text, f"model file {path}"), str(path))
+    if len(_VALID) >= _VALID_MAX:
+        _VALID.clear()
+    _VALID[digest] = copy.deepcopy(d)
+    return d
+
+
+def _matrix(x: Any, rows: int, cols: int, what: str, where: str,
+            max_abs: float = MAX_WEIGHT) -> None:
     if (not isinstance(x, list) or len(x) != rows
             or any(not isinstance(r, list) or len(r) != cols for r in x)):
         raise ModelFormatError(f"{where}: {what} must be a {rows}x{cols} matrix")
     for r in x:
-        _vector(r, cols, what, where)
+        _vector(r, cols, what, where, max_abs)
 
 
-def _vector(x: Any, n: int, what: str, where: str) -> None:
+def _finite(v: Any, max_abs: float) -> bool:
+    return (not isinstance(v, bool) and isinstance(v, (int, float))
+            and math.isfinite(v) and abs(v) <= max_abs)
+
+
+def _vector(x: Any, n: int, what: str, where: str, max_abs: float = MAX_WEIGHT) -> None:
     if not isinstance(x, list) or len(x) != n:
         raise ModelFormatError(f"{where}: {what} must be a list of {n} numbers")
     for v in x:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ModelFormatError(f"{where}: {what} holds a non-finite or non-numeric value")
+        if not _finite(v, max_abs):
+            raise ModelFormatError(f"{where}: {what} holds {v!r}; expected finite numbers "
+                                   f"of magnitude at most {max_abs:g}")
+
+
+_FP = re.compile(r"^[0-9a-f]{12}$")
+
+
+def validate_machine(m: Any, where: str) -> dict:
+    """A machine object (:mod:`annpred.spec.machine`): an object with a 12-hex-digit
+    ``fingerprint``; every other field a string, a finite number, null, or a list of strings."""
+    if not isinstance(m, dict):
+        raise ModelFormatError(f"{where} must be an object (a machine description)")
+    if not isinstance(m.get("fingerprint"), str) or not _FP.match(m["fingerprint"]):
+        raise ModelFormatError(f"{where}.fingerprint must be 12 lower-case hex digits")
+    for k, v in m.items():
+        ok = (v is None or isinstance(v, str)
+              or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+              or (isinstance(v, list) and all(isinstance(x, str) for x in v)))
+        if not ok:
+            raise ModelFormatError(f"{where}.{k} must be a string, a number, null or a list "
+                                   "of strings")
+    return m
 
 
 def validate(d: Any, where: str = "model") -> dict:
@@ -67,20 +168,29 @@ def validate(d: Any, where: str = "model") -> dict:
     for key in ("kernel", "variant", "hardware"):
         if not isinstance(d[key], str) or not d[key]:
             raise ModelFormatError(f"{where}: {key} must be a non-empty string")
+        safe_name(d[key], f"{where}: {key}", ModelFormatError)
     feats = d["features"]
     if not isinstance(feats, list) or not feats or not all(isinstance(f, str) for f in feats):
         raise ModelFormatError(f"{where}: features must be a non-empty list of names")
+    for f in feats:
+        column_name(f, f"{where}: feature", ModelFormatError)
+    if len(set(feats)) != len(feats):
+        raise ModelFormatError(f"{where}: features lists a name twice")
     n = len(feats)
     if not isinstance(d["complexity"], dict):
         raise ModelFormatError(f"{where}: complexity must be an object name -> expression")
     from annpred.spec import expr as _expr
     params = d.get("parameters", [f for f in feats if f not in d["complexity"]])
+    if (not isinstance(params, list) or not all(isinstance(p, str) for p in params)
+            or params != [f for f in feats if f not in d["complexity"]]):
+        raise ModelFormatError(f"{where}: parameters must be the list of feature names that "
+                               "are not complexity features, in the same order")
     for name, text in d["complexity"].items():
         if name not in feats:
             raise ModelFormatError(f"{where}: complexity {name!r} is not among the features")
         try:
             _expr.parse(text, params)
-        except Exception as exc:
+        except AnnpredError as exc:
             raise ModelFormatError(f"{where}: complexity {name!r}: {exc}") from None
     steps = d.get("steps")
     if steps is not None:  # optional: detected step periods {param: period}
@@ -91,26 +201,41 @@ def validate(d: Any, where: str = "model") -> dict:
                 raise ModelFormatError(f"{where}: steps name {name!r}, which is not a parameter")
             if isinstance(s, bool) or not isinstance(s, int) or s < 2:
                 raise ModelFormatError(f"{where}: steps[{name!r}] must be an integer >= 2")
+    if "machine" in d:  # optional: the machine the training data were measured on
+        validate_machine(d["machine"], f"{where}: machine")
+    iv = d.get("interval")
+    if iv is not None:  # optional: conformal interval on log runtime
+        ok = (isinstance(iv, dict) and all(
+            isinstance(iv.get(k), (int, float)) and not isinstance(iv.get(k), bool)
+            and math.isfinite(iv[k]) for k in ("nominal", "lo", "hi"))
+            and 0 < iv["nominal"] < 1 and iv["lo"] <= iv["hi"] and iv["hi"] - iv["lo"] < 50)
+        if not ok:
+            raise ModelFormatError(f"{where}: interval must be an object with finite nominal "
+                                   "(0..1), lo <= hi (log-runtime offsets)")
     it = d["input_transform"]
     if isinstance(it, str):
         it = d["input_transform"] = [it] * n
-    if (not isinstance(it, list) or len(it) != n or any(t not in TRANSFORMS for t in it)):
+    if (not isinstance(it, list) or len(it) != n
+            or any(not isinstance(t, str) or t not in TRANSFORMS for t in it)):
         raise ModelFormatError(f"{where}: input_transform must be {n} of {TRANSFORMS}")
-    if d["target_transform"] not in ("log", "identity"):
+    if not isinstance(d["target_transform"], str) or d["target_transform"] not in (
+            "log", "identity"):
         raise ModelFormatError(f"{where}: target_transform must be 'log' or 'identity'")
-    if d["activation"] not in ACTIVATIONS:
+    if not isinstance(d["activation"], str) or d["activation"] not in ACTIVATIONS:
         raise ModelFormatError(f"{where}: activation must be one of {sorted(ACTIVATIONS)}")
     sc = d["scaler"]
     if not isinstance(sc, dict):
         raise ModelFormatError(f"{where}: scaler must be an object with mean and std")
-    _vector(sc.get("mean"), n, "scaler.mean", where)
-    _vector(sc.get("std"), n, "scaler.std", where)
-    if any(s <= 0 for s in sc["std"]):
-        raise ModelFormatError(f"{where}: scaler.std must be positive")
+    _vector(sc.get("mean"), n, "scaler.mean", where, MAX_SCALE)
+    _vector(sc.get("std"), n, "scaler.std", where, MAX_SCALE)
+    if any(s < MIN_STD for s in sc["std"]):
+        raise ModelFormatError(f"{where}: scaler.std must be at least {MIN_STD:g}")
     ts = d["target_scaler"]
-    if (not isinstance(ts, dict) or not all(isinstance(ts.get(k), (int, float))
-                                             for k in ("mean", "std")) or ts["std"] <= 0):
-        raise ModelFormatError(f"{where}: target_scaler must hold numbers mean and std > 0")
+    if (not isinstance(ts, dict) or not all(_finite(ts.get(k), MAX_TARGET)
+                                             for k in ("mean", "std"))
+            or ts["std"] < MIN_STD):
+        raise ModelFormatError(f"{where}: target_scaler must hold finite numbers mean and "
+                               f"std (std >= {MIN_STD:g}, both at most {MAX_TARGET:g})")
     layers = d["layers"]
     if not isinstance(layers, list) or not layers:
         raise ModelFormatError(f"{where}: layers must be a non-empty list")
@@ -135,7 +260,7 @@ def validate(d: Any, where: str = "model") -> dict:
             raise ModelFormatError(f"{where}: skip must be an object with weight")
         _matrix(skip.get("weight"), 1, n, "skip.weight", where)
     expected = count_params(n, tuple(hidden[:-1]), skip=skip is not None)
-    if d["n_params"] != expected:
+    if isinstance(d["n_params"], bool) or d["n_params"] != expected:
         raise ModelFormatError(f"{where}: n_params is {d['n_params']!r} but the weights hold "
                                f"{expected}")
     if expected >= MAX_PARAMS:
@@ -146,6 +271,12 @@ def validate(d: Any, where: str = "model") -> dict:
         raise ModelFormatError(f"{where}: train must be an object")
     rng = tr.get("range", {})
     if not isinstance(rng, dict) or any(
-            not isinstance(v, list) or len(v) != 2 for v in rng.values()):
-        raise ModelFormatError(f"{where}: train.range must map names to [min, max]")
+            not isinstance(v, list) or len(v) != 2 or not all(_finite(x, 1e300) for x in v)
+            or v[0] > v[1] for v in rng.values()):
+        raise ModelFormatError(f"{where}: train.range must map parameter names to "
+                               "[min, max] with finite numbers min <= max")
+    unknown = [k for k in rng if k not in params]
+    if unknown:
+        raise ModelFormatError(f"{where}: train.range names {unknown[0]!r}, which is not a "
+                               "parameter")
     return d

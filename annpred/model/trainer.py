@@ -3,6 +3,7 @@ directory laid out as ``<out>/<hardware>/<kernel>/<variant>.json``."""
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -12,10 +13,12 @@ import pandas as pd
 
 from annpred.data import profiles as _data
 from annpred.spec import expr as _expr
-from annpred.errors import DataError, UnknownKernelError
+from annpred import validate as _v
+from annpred.errors import DataError, ParameterError, UnknownKernelError
+from annpred.files import atomic_write_many
 from annpred.model.estimator import AugmentedNNRegressor
 from annpred.model.layout import model_path
-from annpred.model.schema import save_model
+from annpred.model.schema import to_json, validate
 
 @dataclass
 class TrainReport:
@@ -30,6 +33,60 @@ class TrainReport:
     train_time_s: float
     path: Path | None
     steps: dict | None = None  # detected step periods {param: period} (step-aware features)
+    n_fit: int | None = None  # rows the network was fitted on (a subsample of n_train)
+    complexity: dict | None = None  # the expressions the model uses
+    auto: bool = False  # chosen by complexity="auto"
+
+
+MAX_FIT_ROWS = 20_000  # a network of < 75 weights learns nothing more from more rows
+PROGRESS_ROWS = 50_000  # combinations at least this large report their stages
+MEASUREMENT_KEY = ("kernel", "variant", "hardware", "sampler", "seed", "point", "pass")
+
+
+def duplicate_keys(df: pd.DataFrame) -> None:
+    """Refuse rows that repeat a measurement key (two profilers writing one CSV, or one CSV
+    given twice): the message names both rows."""
+    if not all(c in df.columns for c in MEASUREMENT_KEY):
+        return
+    keyed = df[df["point"].notna()]
+    dup = keyed.duplicated(subset=list(MEASUREMENT_KEY), keep=False)
+    if not dup.any():
+        return
+    rows = keyed[dup]
+    text = pd.Series([tuple(map(str, t)) for t in  # as text, so that NaN equals NaN
+                      rows[list(MEASUREMENT_KEY)].itertuples(index=False)], index=rows.index)
+    b = rows[text.duplicated(keep="first").to_numpy()].iloc[0]
+    a = rows[(text == text.loc[b.name]).to_numpy()].iloc[0]
+    raise DataError(
+        f"{b['_source']}: row {b['_row']} repeats the measurement key (variant, hardware, "
+        f"sampler, seed, point, pass) of {a['_source']} row {a['_row']} "
+        f"({int(dup.sum())} rows share a key with another; was the CSV written by two "
+        "profilers at once, or given twice?); remove the duplicates and train again")
+
+
+def check_options(*, features=None, target: str = "runtime_s", n_train=None, seed: int = 0,
+                  steps="auto", kernel=None, variant=None, hardware=None, out=None):
+    """Validate training options before any data is read or anything is written."""
+    feats = _v.feature_list(features, target)
+    _v.seed(seed)
+    if n_train is not None and n_train != "auto":
+        _v.integer(n_train, "--n-train", _data.MIN_ROWS)
+    for what, name in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
+        if name is not None:
+            _v.safe_name(name, what, ParameterError)
+    if isinstance(steps, dict):
+        for k, v in steps.items():
+            if not isinstance(k, str) or not k.strip():
+                raise ParameterError(f"--steps: a period needs a parameter name, got {k!r}")
+            if feats is not None and k not in feats:
+                raise ParameterError(f"--steps names {k!r}, which is not a feature "
+                                     f"({', '.join(feats)})")
+            _v.integer(v, f"--steps period of {k!r}", 2, 10**9)
+    elif steps not in ("auto", None):
+        raise ParameterError(f"steps must be 'auto', None or a dict, got {steps!r}")
+    if out is not None:
+        _v.output_dir(out)
+    return feats
 
 
 def split_rows(n: int, n_train, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,22 +117,69 @@ def _catalog_complexity(kernel: str, variant: str, params: list[str]) -> dict[st
     return usable
 
 
+def _problem_size(g: pd.DataFrame) -> list | None:
+    """The problem size of a GPU tuning space (Kernel Tuner cache rows), else None."""
+    if "_problem_size" not in g.columns:
+        return None
+    from annpred.data.kerneltuner import parse_problem_size
+
+    return parse_problem_size(g["_problem_size"].iloc[0]) or None
+
+
+def _structure(g: pd.DataFrame, feats: list[str]) -> dict:
+    """Without a catalog entry, a GPU tuning space's launch structure is its complexity."""
+    psize = _problem_size(g)
+    if psize is None:
+        return {}
+    from annpred.model.autocomplexity import default_structure
+
+    return default_structure(feats, psize)
+
+
+def _measured(g: pd.DataFrame) -> dict:
+    """When and under what load the training rows were measured (provenance), where the
+    CSV says so: first and last timestamp, median 1-minute load average."""
+    out = {}
+    if "timestamp" in g.columns:
+        ts = sorted(t for t in map(str, g["timestamp"].dropna().unique()) if t[:4].isdigit())
+        if ts:
+            out["from"], out["to"] = ts[0], ts[-1]
+    if "load_avg" in g.columns:
+        la = pd.to_numeric(g["load_avg"], errors="coerce").dropna()
+        if len(la):
+            out["load_avg_median"] = round(float(la.median()), 2)
+    return out
+
+
 def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
                 complexity: str | dict | None = None, features: Sequence[str] | None = None,
                 seed: int = 0, n_train: int | None = None, hidden=None,
                 on_done: Callable[[TrainReport], None] | None = None,
                 steps: str | dict | None = "auto",
+                progress: Callable[[str], None] | None = None,
+                max_fit_rows: int = MAX_FIT_ROWS,
                 **regressor_kw) -> list[TrainReport]:
     """Train every combination in a loaded frame (see :func:`annpred.data.load_profiles`).
 
     ``steps``: ``"auto"`` detects step periods from 1-D sweeps in the data (PR sampling
     writes them; random samples have none, so nothing changes for them) and trains on
     step-aware complexity features; a dict ``{param: period}`` forces periods; ``None``
-    disables steps."""
-    reports = []
+    disables steps.
+
+    Every model is trained before any file is written, and the files are written all or
+    none. With more than ``max_fit_rows`` training rows a combination is fitted on a random
+    subsample of that many (the held-out error is still computed on every held-out row).
+    ``progress(message)`` receives a line per stage."""
+    def say(msg: str) -> None:  # progress lines only where the work takes noticeable time
+        if progress is not None and big:
+            progress(msg)
+    features = check_options(features=features, n_train=n_train, seed=seed, steps=steps,
+                             out=out)
+    _v.integer(max_fit_rows, "max_fit_rows", _data.MIN_ROWS)
     if "pass" in df.columns:
         first = df["pass"].fillna(0) == 0
         df = df[first]
+    duplicate_keys(df)
     combos = list(_data.combinations(df))
     if not combos:
         raise DataError("no rows to train on")
@@ -85,16 +189,35 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             src = g["_source"].iloc[0]
             raise DataError(f"{src}: combination {kernel}/{variant}/{hw_id} has {len(g)} rows; "
                             f"at least {_data.MIN_ROWS} are needed to train a model")
-    for (kernel, variant, hw_id), g in combos:
+    reports, files = [], {}
+    for ci, ((kernel, variant, hw_id), g) in enumerate(combos):
         feats = list(features) if features else _data.feature_columns(g)
         feats = [c for c in feats if c not in ("pass",)]
-        if complexity is not None:
+        if isinstance(steps, dict):
+            unknown = [k for k in steps if k not in feats]
+            if unknown:
+                raise ParameterError(f"--steps names {unknown[0]!r}, which is not a feature "
+                                     f"of {kernel}/{variant}/{hw_id} ({', '.join(feats)})")
+        auto = isinstance(complexity, str) and complexity == "auto"
+        if auto:  # start from the catalog's expressions when the kernel is in the catalog
+            comp = _catalog_complexity(kernel, variant, feats) or {}
+        elif complexity is not None:
             comp = complexity if isinstance(complexity, dict) else {"complexity": complexity}
             for text in comp.values():
                 _expr.parse(text, feats)
         else:
-            comp = _catalog_complexity(kernel, variant, feats) or {}
+            comp = _catalog_complexity(kernel, variant, feats) or _structure(g, feats)
         tr, ho = split_rows(len(g), n_train, seed)
+        big = len(g) > PROGRESS_ROWS
+        fit_rows = tr
+        if len(tr) > max_fit_rows:
+            pick = np.random.default_rng([seed, 5151]).choice(len(tr), max_fit_rows,
+                                                              replace=False)
+            fit_rows = tr[np.sort(pick)]
+        say(f"{kernel}/{variant}/{hw_id} ({ci + 1}/{len(combos)}): fitting on "
+            f"{len(fit_rows):,} of {len(g):,} rows"
+            + (f" (a random subsample of the {len(tr):,} training rows)"
+               if len(fit_rows) < len(tr) else ""))
         X = g[feats].reset_index(drop=True)
         y = g["runtime_s"].to_numpy(dtype=float)
         found, fits = {}, []
@@ -103,31 +226,59 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
         elif steps == "auto" and comp:
             from annpred.model.steps import detect_steps
 
-            found, fits = detect_steps(g.iloc[tr].reset_index(drop=True), feats, comp)
-        model = AugmentedNNRegressor(complexity=comp or None, parameters=feats, hidden=hidden,
+            found, fits = detect_steps(g.iloc[fit_rows].reset_index(drop=True), feats, comp)
+        if auto:
+            regressor_kw = {**regressor_kw, "base_complexity": comp or None,
+                            "problem_size": _problem_size(g)}
+        model = AugmentedNNRegressor(complexity="auto" if auto else (comp or None),
+                                     parameters=feats, hidden=hidden,
                                      seed=seed, steps=(found if comp else None) or None,
                                      **regressor_kw)
-        model.fit(X.iloc[tr], y[tr])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            model.fit(X.iloc[fit_rows], y[fit_rows])
+        for w in caught:  # name the combination in every training warning
+            warnings.warn(f"{kernel}/{variant}/{hw_id}: {w.message}", w.category, stacklevel=2)
+        if len(fit_rows) < len(tr):  # the range of every training row, not of the subsample
+            Xt = X.iloc[tr]
+            model.train_range_ = {c: [float(Xt[c].min()), float(Xt[c].max())] for c in feats}
         holdout = None
         if len(ho):
+            say(f"{kernel}/{variant}/{hw_id}: held-out error on {len(ho):,} rows")
             pred = model.predict(X.iloc[ho])
             holdout = float(np.mean(np.abs(pred - y[ho]) / y[ho]) * 100)
+        if not np.isfinite(model.val_mape_) or (holdout is not None and not np.isfinite(holdout)):
+            raise DataError(f"{kernel}/{variant}/{hw_id}: the fitted model's error is not "
+                            "finite (runtimes too small or too spread to represent); "
+                            "nothing was written")
         extra = {"n_holdout": int(len(ho)), "holdout_mape": holdout,
+                 "n_train_rows": int(len(tr)), "n_fit": int(len(fit_rows)),
                  "sources": sorted({Path(s).name for s in g["_source"]})}
         if fits:
             extra["step_detection"] = [f.to_dict() for f in fits]
         if "runtime_cv" in g.columns and g["runtime_cv"].notna().any():
             extra["median_runtime_cv"] = float(g["runtime_cv"].median())
+        measured = _measured(g.iloc[tr])
+        if measured:
+            extra["measured"] = measured
         path = None
         if out is not None:
             path = model_path(out, kernel, variant, hw_id)
-            save_model(model.to_dict(kernel, variant, hw_id, extra_train=extra), path)
-        rep = TrainReport(kernel, variant, hw_id, len(tr), len(ho), model.val_mape_, holdout,
-                          model.n_params_, model.train_time_s_, path,
-                          dict(model.steps_) if model.steps_ else None)
+            d = model.to_dict(kernel, variant, hw_id, extra_train=extra)
+            machine = _data.machine_of(g)
+            if machine is not None:
+                d["machine"] = machine
+            validate(d, str(path))
+            files[path] = to_json(d)
+        rep = TrainReport(kernel, variant, hw_id, len(tr), len(ho), model.val_mape_,
+                          holdout, model.n_params_, model.train_time_s_, path,
+                          dict(model.steps_) if model.steps_ else None, n_fit=len(fit_rows),
+                          complexity=dict(model.complexity_), auto=auto)
         reports.append(rep)
         if on_done:
             on_done(rep)
+    if files:
+        atomic_write_many(files)
     return reports
 
 
@@ -136,10 +287,16 @@ def train_csvs(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
                complexity: str | None = None, kernel: str | None = None,
                variant: str | None = None, hardware: str | None = None, seed: int = 0,
                n_train: int | None = None, on_done=None, **kw) -> list[TrainReport]:
-    if complexity is not None:
+    features = check_options(features=features, target=target, n_train=n_train, seed=seed,
+                             steps=kw.get("steps", "auto"), kernel=kernel, variant=variant,
+                             hardware=hardware, out=out)
+    if complexity is not None and complexity != "auto":
         if features is None:
             raise DataError("--complexity needs --features (the columns it may use)")
         _expr.parse(complexity, features)
+    size = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
+    if kw.get("progress") and size > 10 << 20:  # only large inputs take noticeable time
+        kw["progress"](f"reading {size / 1e6:,.0f} MB from {', '.join(map(str, paths))}")
     df = _data.load_profiles(paths, target=target, features=features, kernel=kernel,
                              variant=variant, hardware=hardware)
     return train_frame(df, out, complexity=complexity, features=features, seed=seed,

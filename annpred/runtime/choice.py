@@ -12,6 +12,7 @@ picks the best trusted candidate instead, ``policy="extrapolate"`` trusts every 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -78,7 +79,38 @@ class Choice:
     unsupported: tuple = ()  # candidates whose variant does not support this point
     transfer_s: dict = field(default_factory=dict)  # CUDA candidates: transfer seconds added
     policy: str = "strict"
+    unsure: bool = False  # the best two candidates' prediction intervals overlap too much
     _plan: Any = field(default=None, repr=False, compare=False)
+    # per candidate: measured on this machine (None: no model); adapted by a calibration
+    machine_match: dict = field(default_factory=dict)
+    adapted: dict = field(default_factory=dict)
+
+    @property
+    def intervals(self) -> dict:
+        """Candidate -> (low, high) seconds at each model's nominal coverage (None without
+        one)."""
+        plan = self._plan
+        out = {}
+        for i, (c, s) in enumerate(self.predicted.items()):
+            iv = None if plan is None or s is None else plan.iv[i]
+            out[c] = None if iv is None else (s * math.exp(iv[0]), s * math.exp(iv[1]))
+        return out
+
+    @property
+    def provenance(self) -> dict:
+        """Candidate -> where its model comes from (file, user/shipped/custom, when and under
+        what load its data was measured); None without a model."""
+        plan = self._plan
+        out = {c: None for c in self.predicted}
+        if plan is not None:
+            for j, m in zip(plan.model_list, plan.models):
+                out[plan.cands[j]] = m.provenance()
+        return out
+
+    @property
+    def sources(self) -> dict:
+        """Hardware id -> the one model source its candidates came from."""
+        return {c.hardware: p["source"] for c, p in self.provenance.items() if p}
 
     @property
     def best(self) -> Candidate:
@@ -133,6 +165,13 @@ class Choice:
             "predicted_best": None if self.predicted_best is None else str(self.predicted_best),
             "unsupported": [str(c) for c in self.unsupported],
             "transfer_s": {str(c): s for c, s in self.transfer_s.items()},
+            "unsure": self.unsure,
+            "intervals": {str(c): None if iv is None else list(iv)
+                          for c, iv in self.intervals.items()},
+            "sources": self.sources,
+            "provenance": {str(c): p for c, p in self.provenance.items()},
+            "machine_match": {str(c): v for c, v in self.machine_match.items()},
+            "adapted": {str(c): bool(v) for c, v in self.adapted.items()},
         }
 
     def __str__(self) -> str:
@@ -144,7 +183,9 @@ class Choice:
 
 # -- configuration ------------------------------------------------------------------------
 _DEFAULTS: dict[str, tuple[str, str | None]] = {}
-_CONFIG = {"policy": "strict", "margin": RANGE_MARGIN}
+_CONFIG = {"policy": "strict", "margin": RANGE_MARGIN, "unsure_overlap": 0.5,
+           "on_unsure": "choose"}
+ON_UNSURE = ("choose", "fallback")
 DEFAULT_MARGIN = 0.05
 
 
@@ -178,3 +219,20 @@ def set_margin(margin: float) -> None:
         raise ParameterError(f"margin must be in [0, 1), got {margin}")
     _CONFIG["margin"] = margin
     caches.clear_plans()
+
+
+def set_unsure(overlap: float | None = None, action: str | None = None) -> None:
+    """When is a decision *unsure*, and what then. The best two candidates' prediction
+    intervals (log scale) overlapping by more than ``overlap`` of the narrower one's width
+    makes the choice ``unsure``; ``action="choose"`` (default) still takes the best and says
+    so, ``"fallback"`` falls back to the default as for an untrusted candidate."""
+    if overlap is not None:
+        overlap = float(overlap)
+        if not 0 <= overlap <= 1:
+            raise ParameterError(f"overlap must be in [0, 1], got {overlap}")
+        _CONFIG["unsure_overlap"] = overlap
+    if action is not None:
+        if action not in ON_UNSURE:
+            raise ParameterError(f"action must be one of {', '.join(ON_UNSURE)}, got {action!r}")
+        _CONFIG["on_unsure"] = action
+    caches.clear_decisions()

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from annpred.errors import ParameterError, UnknownKernelError
 from annpred.runtime import caches
+from annpred.runtime import correction as _correction
 from annpred.runtime.choice import _CONFIG, POLICIES, Candidate, Choice, NoCandidatesError
 from annpred.runtime.predictor import resolve_models
 from annpred.runtime.stacked import _Plan
@@ -41,7 +42,13 @@ def _kernel_spec(name: str, pred) -> Any:
 
 
 def _default_candidates(pred, kname: str, spec) -> tuple[Candidate, ...]:
-    out = []
+    """Every variant with a model for hardware present here. Models of one variant for the
+    same thread count under several CPU ids (this machine's, another machine's, a legacy
+    id) describe the same execution here: only the best is kept, this machine's model
+    first, then an adapted one (:mod:`annpred.runtime.correction`). When some candidates
+    are this machine's or adapted, the others (another machine's, unadapted) are left out;
+    only when none is do the others stand, flagged and untrusted."""
+    slots: dict = {}
     for k, v, h in pred.combinations(kname):
         if not hw.present(h):
             continue
@@ -52,8 +59,15 @@ def _default_candidates(pred, kname: str, spec) -> tuple[Candidate, ...]:
                 continue  # a model for a variant the catalog no longer has
             if var.device != hw.parse_id(h)["device"]:
                 continue  # e.g. a CPU variant's model filed under a GPU id
-        out.append(Candidate(v, h))
-    return tuple(out)
+        info = hw.parse_id(h)
+        slot = (v, info["threads"]) if info["device"] == "cpu" else (v, h)
+        m = pred.models[(k, v, h)]
+        rank = (m.machine_match, m.trusted_machine)
+        if slot not in slots or rank > slots[slot][0]:
+            slots[slot] = (rank, Candidate(v, h))
+    if any(rank[1] for rank, _ in slots.values()):  # some models describe this machine:
+        return tuple(c for rank, c in slots.values() if rank[1])  # leave the others out
+    return tuple(c for _, c in slots.values())
 
 
 def _plan(pred, kname: str, spec, candidates) -> _Plan:
@@ -75,6 +89,8 @@ def _plan(pred, kname: str, spec, candidates) -> _Plan:
                     + f" (searched {', '.join(str(r) for r in pred.roots)}); profile and "
                     "train here (annpred quickstart) or pass candidates explicitly")
             plan = per[key] = _Plan(pred, kname, spec, cands)
+            for m in plan.models:
+                _correction.warn_mismatch(m)
         return plan
     if isinstance(candidates, (str, Candidate)):
         candidates = [candidates]
@@ -86,10 +102,13 @@ def _plan(pred, kname: str, spec, candidates) -> _Plan:
     if plan is None:
         if spec is not None:
             for c in cands:
-                spec.variant(c.variant)  # unknown variant: clear error listing the variants
+                if not c.hardware.startswith("sim-"):   # modelled accelerators: variant sim
+                    spec.variant(c.variant)  # unknown variant: clear error listing the variants
         if len(set(cands)) != len(cands):
             raise ParameterError("candidates hold duplicates")
         plan = per[key] = _Plan(pred, kname, spec, cands)
+        for m in plan.models:
+            _correction.warn_mismatch(m)
     return plan
 
 
@@ -104,7 +123,8 @@ def _point(spec, params: Mapping[str, Any]) -> dict:
 
 def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
            default=None, policy: str | None = None,
-           transfer_bytes: float | None = None, memo: bool = True) -> Choice:
+           transfer_bytes: float | None = None, memo: bool = True,
+           trust_machine: bool = False) -> Choice:
     """Choose the fastest candidate for one call of ``kernel`` with ``params``.
 
     ``candidates``: ``(variant, hardware)`` pairs or ``"variant@hardware"`` strings; default:
@@ -119,6 +139,10 @@ def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
     ``memo``: remember the decision per (models, kernel, params, options), so that a call
     shape seen before is decided by one dictionary lookup (runtimes call the same shapes
     again and again); the same :class:`Choice` object is returned, treat it as read-only.
+    ``trust_machine``: trust models measured on another machine (or on an unknown one, like
+    the shipped models with legacy ids) that no calibration has adapted to this one; by
+    default such candidates are untrusted, like extrapolations (``Choice.machine_match``
+    flags them; ``policy="extrapolate"`` trusts them too).
     """
     kname = kernel if isinstance(kernel, str) else getattr(kernel, "name", None)
     if not isinstance(kname, str):
@@ -129,7 +153,7 @@ def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
         try:
             key = (kname, tuple(params.items()),
                    None if candidates is None else tuple(candidates),
-                   default, policy, transfer_bytes)
+                   default, policy, transfer_bytes, trust_machine)
             hit = caches.MEMO.get(pred, _NO_MEMO).get(key)
         except (TypeError, AttributeError):  # unhashable: decide without the memo
             key = hit = None
@@ -138,7 +162,7 @@ def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
     spec = _kernel_spec(kname, pred)
     point = _point(spec, params)
     plan = _plan(pred, kname, spec, candidates)
-    choice = _decide(plan, point, default, policy, transfer_bytes)
+    choice = _decide(plan, point, default, policy, transfer_bytes, trust_machine)
     if key is not None:
         memo_d = caches.MEMO.get(pred)
         if memo_d is None:
@@ -152,7 +176,8 @@ def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
 _NO_MEMO: dict = {}
 
 
-def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes) -> Choice:
+def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
+            trust_machine: bool = False) -> Choice:
     """The decision at one validated point (small lists: plain Python beats numpy here)."""
     policy = policy or _CONFIG["policy"]
     if policy not in POLICIES:
@@ -169,12 +194,14 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes) -> Choice
         im = plan.in_range(x)
     else:
         pm, im = [], []
+    mok = plan.machine_ok if not trust_machine else [True] * len(plan.models)
     if plan.full:
         secs, inr = pm, im
+        mine = mok
     else:
-        secs, inr = [math.nan] * n, [False] * n
+        secs, inr, mine = [math.nan] * n, [False] * n, [True] * n
         for j, i in enumerate(plan.model_list):
-            secs[i], inr[i] = pm[j], im[j]
+            secs[i], inr[i], mine[i] = pm[j], im[j], mok[j]
     transfer = {}
     if transfer_bytes is not None and plan.cuda_idx:
         t = TRANSFER.seconds(transfer_bytes)
@@ -196,7 +223,7 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes) -> Choice
         s = secs[i]
         if best_any < 0 or s < secs[best_any]:
             best_any = i
-        if inr[i]:
+        if inr[i] and mine[i]:
             if best_trusted < 0 or s < secs[best_trusted]:
                 best_trusted = i
         else:
@@ -210,25 +237,69 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes) -> Choice
     predicted = {c: (s if o else None) for c, s, o in zip(cands, secs, ok)}
     in_range = dict(zip(cands, inr))
     predicted_best = cands[best_any] if best_any >= 0 else None
+    mm = dict(zip(("machine_match", "adapted"), _machine_flags(plan)))
+    unsure, why_unsure = False, ""
     if pick >= 0:
+        unsure, why_unsure = _unsure(plan, secs, pick, [eligible[i] and ok[i] and
+                                                        (inr[i] or policy == "extrapolate")
+                                                        for i in range(n)])
+    if pick >= 0 and not (unsure and _CONFIG["on_unsure"] == "fallback"):
         best = cands[pick]
-        reason = ""
+        reason = why_unsure if unsure else ""
         if not all_trusted:
-            reason = "untrusted: " + _untrusted(plan, point, eligible, ok, inr)
+            reason = "; ".join(filter(None, [
+                "untrusted: " + _untrusted(plan, point, eligible, ok, inr, mine), reason]))
         return Choice(plan.kernel, point, best.variant, best.hardware, predicted, in_range,
                       False, reason, predicted_best, tuple(unsupported), transfer, policy,
-                      plan)
-    if not any(eligible):
+                      unsure, plan, **mm)
+    if unsure:
+        why = why_unsure
+    elif not any(eligible):
         why = "no candidate supports this point"
     else:
-        why = _untrusted(plan, point, eligible, ok, inr)
+        why = _untrusted(plan, point, eligible, ok, inr, mine)
     fb = plan.fallback(default)
     return Choice(plan.kernel, point, fb.variant, fb.hardware, predicted, in_range, True,
-                  why, predicted_best, tuple(unsupported), transfer, policy, plan)
+                  why, predicted_best, tuple(unsupported), transfer, policy, unsure, plan, **mm)
 
 
-def _untrusted(plan: _Plan, point, eligible, ok, inr) -> str:
+def _unsure(plan: _Plan, secs: list, pick: int, usable: list) -> tuple[bool, str]:
+    """Whether the chosen candidate's and the runner-up's prediction intervals overlap by
+    more than the configured share of the narrower one (log scale)."""
+    second = -1
+    for i, u in enumerate(usable):
+        if u and i != pick and (second < 0 or secs[i] < secs[second]):
+            second = i
+    if second < 0 or plan.iv[pick] is None or plan.iv[second] is None:
+        return False, ""
+    a, b = plan.iv[pick], plan.iv[second]
+    la, lb = math.log(secs[pick]), math.log(secs[second])
+    lo1, hi1, lo2, hi2 = la + a[0], la + a[1], lb + b[0], lb + b[1]
+    width = min(hi1 - lo1, hi2 - lo2)
+    share = (min(hi1, hi2) - max(lo1, lo2)) / width if width > 0 else 0.0
+    if share <= _CONFIG["unsure_overlap"]:
+        return False, ""
+    return True, (f"unsure: the intervals of {plan.cands[pick]} and {plan.cands[second]} "
+                  f"overlap by {share:.0%} (predicted {secs[pick]:.3g} s vs "
+                  f"{secs[second]:.3g} s)")
+
+
+def _machine_flags(plan: _Plan) -> tuple[dict, dict]:
+    """Per candidate: measured on this machine (None without a model); adapted to it."""
+    flags = getattr(plan, "_machine_flags", None)
+    if flags is None:
+        match = {c: None for c in plan.cands}
+        adapted = {c: False for c in plan.cands}
+        for j, i in enumerate(plan.model_list):
+            match[plan.cands[i]] = plan.machine_match[j]
+            adapted[plan.cands[i]] = plan.models[j].correction is not None
+        flags = plan._machine_flags = (match, adapted)
+    return flags
+
+
+def _untrusted(plan: _Plan, point, eligible, ok, inr, mine=None) -> str:
     parts = []
+    foreign = []
     oor: dict[str, list] = {}
     for i, c in enumerate(plan.cands):
         if not eligible[i]:
@@ -237,9 +308,18 @@ def _untrusted(plan: _Plan, point, eligible, ok, inr) -> str:
             parts.append(f"no model for {c}")
         elif not ok[i]:
             parts.append(f"the model of {c} predicts a non-finite runtime here")
-        elif not inr[i]:
-            for p, (v, (lo, hi)) in plan.out_of_range(plan.model_list.index(i), point).items():
-                oor.setdefault(f"{p}={v:g} outside [{lo:g}, {hi:g}]", []).append(str(c))
+        else:
+            if mine is not None and not mine[i]:
+                foreign.append(str(c))
+            if not inr[i]:
+                for p, (v, (lo, hi)) in plan.out_of_range(plan.model_list.index(i),
+                                                          point).items():
+                    oor.setdefault(f"{p}={v:g} outside [{lo:g}, {hi:g}]", []).append(str(c))
     for what, cs in oor.items():
         parts.append(f"{what} (training range of {len(cs)} candidate(s))")
+    if foreign:
+        parts.append(f"{len(foreign)} candidate(s) measured on another machine and not "
+                     f"adapted to this one ({', '.join(foreign[:3])}"
+                     f"{', ...' if len(foreign) > 3 else ''}; run `annpred calibrate "
+                     "--quick`, or trust_machine=True)")
     return "; ".join(parts) or "no trusted candidate"

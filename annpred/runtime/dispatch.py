@@ -46,12 +46,13 @@ def _nbytes(a) -> int:
     return int(getattr(a, "nbytes", np.asarray(a).nbytes))
 
 
-_OWN_OPTIONS = ("candidates", "models", "default", "policy", "feedback", "return_choice")
+_OWN_OPTIONS = ("candidates", "models", "default", "policy", "feedback", "return_choice",
+                "trust_machine")
 
 
 def dispatch(kernel, *operands, candidates=None, models=None, default=None,
              policy: str | None = None, feedback: Feedback | None = None,
-             return_choice: bool = False, **options):
+             return_choice: bool = False, trust_machine: bool = False, **options):
     """Run ``kernel`` on ``operands`` with the implementation :func:`choose` picks.
 
     The parameters come from the kernel's ``infer_params(*operands, **options)`` (shapes,
@@ -64,6 +65,9 @@ def dispatch(kernel, *operands, candidates=None, models=None, default=None,
     the largest operand (:data:`TRANSFER`). The chosen CPU variant runs with the thread
     count of its hardware id (threadpoolctl for BLAS/OpenMP, and torch); Halide's thread
     pool size is fixed per process by ``HL_NUM_THREADS`` and is not changed per call.
+
+    ``trust_machine``: as in :func:`choose` (models from another machine are untrusted
+    unless adapted by ``annpred calibrate``).
 
     Returns the result as a numpy array, or ``(result, choice)`` with ``return_choice``.
     With ``feedback`` (a :class:`Feedback`), the run is timed and recorded.
@@ -104,7 +108,7 @@ def dispatch(kernel, *operands, candidates=None, models=None, default=None,
         sizes = [_nbytes(v) for v in inputs.values()]
         nbytes = sum(sizes) + max(sizes)
     choice = choose(k.name, params, candidates, pred, default=default, policy=policy,
-                    transfer_bytes=nbytes)
+                    transfer_bytes=nbytes, trust_machine=trust_machine)
     v = k.variant(choice.variant)
     native = {}
     for name, value in inputs.items():

@@ -74,8 +74,50 @@ class _Group:
         # fold the target scaler into the output layer: y = out * y_std + y_mean
         self.Wout = self.Wout * y_std[:, None]
         self.bout = self.bout * y_std + y_mean
+        # machine corrections (annpred.model.correction), zero where a model has none
+        corr = [m.correction for m in ms]
+        self.corrected = any(c is not None for c in corr)
+        if self.corrected:
+            get = lambda k, dflt: np.array([dflt if c is None else c[k] for c in corr])  # noqa
+            self.c_off, self.c_slope, self.c_ref = get("offset", 0.0), get("slope", 0.0), \
+                get("ref", 0.0)
+            self.c_lo, self.c_hi = get("lo", 0.0), get("hi", 0.0)
+            # features corrections: weights over each model's inputs, zero-padded to F
+            self.c_w = np.zeros((M, F))
+            self.c_center = np.zeros((M, F))
+            self.c_xlo = np.full((M, F), -np.inf)
+            self.c_xhi = np.full((M, F), np.inf)
+            for i, c in enumerate(corr):
+                if c is not None and c.get("weights"):
+                    f = len(c["weights"])
+                    self.c_w[i, :f], self.c_center[i, :f] = c["weights"], c["center"]
+                    self.c_xlo[i, :f], self.c_xhi[i, :f] = c["x_lo"], c["x_hi"]
+            self.c_feat = bool(self.c_w.any())
+        self.dense = None
+        if depth == 2:  # one hidden layer (the default): fold the gather into dense weights
+            self._build_dense(M, widths[0], F, 2 * n_raw + 1)
+
+    def _build_dense(self, M: int, H: int, F: int, n_u: int) -> None:
+        """Block weights that read U directly: h = act(A @ U + a), y = C @ h + D @ U + d.
+        Three small matrix-vector products instead of gathers and batched einsums; used
+        when every entry of U is finite (a non-finite log would poison the zero padding)."""
+        A = np.zeros((M * H, n_u))
+        C = np.zeros((M, M * H))
+        D = np.zeros((M, n_u))
+        for i in range(M):
+            for j in range(F):
+                col = self.G[i, j]
+                A[i * H:(i + 1) * H, col] += self.W1[i, :, j]
+                D[i, col] += self.Wout[i, H + j]
+            C[i, i * H:(i + 1) * H] = self.Wout[i, :H]
+        # the padding column (index n_u - 1, always 0.0) carries no weight: drop nothing
+        self.dense = (A, self.B1.reshape(-1).copy(), C, D, self.bout.copy())
 
     def __call__(self, U: np.ndarray) -> np.ndarray:
+        if self.dense is not None and not self.corrected and np.isfinite(U).all():
+            A, a, C, D, d = self.dense
+            y = C @ self.act(A @ U + a) + D @ U + d
+            return np.exp(y) if self.log_target else y
         X = U[self.G]  # (M, F)
         if self.single:
             y = np.einsum("mf,mf->m", self.Wout, X) + self.bout
@@ -84,6 +126,13 @@ class _Group:
             for W, b in self.hidden:
                 h = self.act(np.einsum("mhf,mf->mh", W, h) + b)
             y = np.einsum("mf,mf->m", self.Wout, np.concatenate((h, X), axis=1)) + self.bout
+        if self.corrected:
+            ly = y if self.log_target else np.log(y)
+            ly = ly + self.c_off + self.c_slope * (np.clip(ly, self.c_lo, self.c_hi) - self.c_ref)
+            if self.c_feat:
+                xc = np.clip(X, self.c_xlo, self.c_xhi) - self.c_center
+                ly = ly + np.einsum("mf,mf->m", self.c_w, np.where(self.c_w != 0, xc, 0.0))
+            return np.exp(ly)
         return np.exp(y) if self.log_target else y
 
 
@@ -109,6 +158,9 @@ class _Plan:
                 self.model_pos.append(i)
         self.missing = tuple(missing)
         self.model_pos = np.asarray(self.model_pos, dtype=np.intp)
+        # per model: measured on this machine; adapted to it (annpred.runtime.correction)
+        self.machine_match = [m.machine_match for m in self.models]
+        self.machine_ok = [m.trusted_machine for m in self.models]
         # union of parameters (spec order first) and of complexity expressions
         names: list[str] = list(spec.param_names) if spec is not None else []
         for m in self.models:
@@ -172,6 +224,11 @@ class _Plan:
                 self.supports.append((i, v))
             if hw.parse_id(c.hardware)["device"] == "cuda":
                 self.cuda_idx.append(i)
+        # prediction intervals (log offsets; NaN for a model without one), per candidate
+        self.iv = [None] * len(cands)
+        for j, m in zip(self.model_pos.tolist(), self.models):
+            if m.interval is not None:
+                self.iv[j] = (m.interval[0], m.interval[1])
         self.default = self._default()
         self._resolved: dict = {}
 

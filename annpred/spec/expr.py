@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import math
+import time
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
@@ -19,6 +20,14 @@ from annpred.errors import ExpressionError
 
 MAX_LENGTH = 2000
 MAX_CONST_EXPONENT = 16
+# Cost bounds: parsing (and so loading a model file) stays fast for any text.
+MAX_NODES = 1500  # syntax-tree nodes
+MAX_DEPTH = 100  # nesting of operators and calls
+MAX_ARGS = 16  # arguments of min/max
+MAX_CONST = 1e18  # magnitude of a numeric constant
+MAX_CONST_DIGITS = 40  # characters of a numeric constant
+MAX_FACTOR_INT = 2**31  # sopfr/lpf factor integers up to this (trial division)
+MAX_SECONDS = 5.0  # a last resort: building one expression may take at most this long
 
 _BINOPS = {
     ast.Add: lambda a, b: a + b,
@@ -49,7 +58,12 @@ def _variadic(name, fn):
     def call(*args):
         if len(args) < 1:
             raise ExpressionError(f"{name} needs at least one argument")
-        return fn(*args)
+        if len(args) > MAX_ARGS:
+            raise ExpressionError(f"{name} takes at most {MAX_ARGS} arguments, got {len(args)}")
+        if all(a.is_Number for a in args):
+            return fn(*args)
+        # symbolic min/max: sympy's simplification is quadratic (or worse) in the arguments
+        return fn(*args, evaluate=False)
     return call
 
 
@@ -83,7 +97,10 @@ def _factor(n: int) -> list[int]:
 
 
 def _int_arg(x) -> int:
-    return max(int(round(float(x))), 1)
+    v = float(x)
+    if not math.isfinite(v) or abs(v) > MAX_FACTOR_INT:
+        raise ExpressionError(f"sopfr and lpf take integers up to {MAX_FACTOR_INT}, got {v:g}")
+    return max(int(round(v)), 1)
 
 
 class sopfr(sp.Function):
@@ -115,6 +132,8 @@ def _vectorised(fn):
 
     def call(x):
         arr = np.asarray(x, dtype=float)
+        if arr.size and not np.all(np.abs(arr) <= MAX_FACTOR_INT):
+            raise ExpressionError(f"sopfr and lpf take finite integers up to {MAX_FACTOR_INT}")
         flat = np.rint(arr.ravel()).astype(np.int64)
         out = np.empty(flat.shape, dtype=float)
         for i, v in enumerate(flat):
@@ -155,10 +174,24 @@ def _describe(node: ast.AST) -> str:
     return type(node).__name__
 
 
+def _shape(tree: ast.AST) -> tuple[int, int]:
+    """(node count, depth) of a syntax tree, without recursion."""
+    count, deepest, stack = 0, 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        deepest = max(deepest, depth)
+        if count > MAX_NODES or deepest > MAX_DEPTH:
+            break
+        stack.extend((c, depth + 1) for c in ast.iter_child_nodes(node))
+    return count, deepest
+
+
 class _Builder:
     def __init__(self, text: str, symbols: Iterable[str] | None):
         self.text = text
         self.allowed = None if symbols is None else set(symbols)
+        self.deadline = time.monotonic() + MAX_SECONDS
 
     def fail(self, node, what):
         col = getattr(node, "col_offset", None)
@@ -166,13 +199,22 @@ class _Builder:
         raise ExpressionError(f"complexity expression {self.text!r}: {what}{where}")
 
     def build(self, node):
+        if time.monotonic() > self.deadline:
+            self.fail(node, "too costly to analyse (simplify it)")
         if isinstance(node, ast.Expression):
             return self.build(node.body)
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 self.fail(node, f"only numbers are allowed as constants, not {node.value!r}")
-            if not math.isfinite(node.value):
-                self.fail(node, "constants must be finite")
+            seg = ast.get_source_segment(self.text.strip(), node) or ""
+            if len(seg) > MAX_CONST_DIGITS:
+                self.fail(node, f"numeric constants are limited to {MAX_CONST_DIGITS} "
+                                "characters")
+            if isinstance(node.value, int) and abs(node.value) > MAX_CONST:
+                self.fail(node, f"numeric constants are limited to {MAX_CONST:g} in magnitude")
+            if not math.isfinite(node.value) or abs(node.value) > MAX_CONST:
+                self.fail(node, f"constants must be finite and at most {MAX_CONST:g} in "
+                                "magnitude")
             return sp.Integer(node.value) if isinstance(node.value, int) else sp.Float(node.value)
         if isinstance(node, ast.Name):
             if node.id in FUNCTIONS:
@@ -192,6 +234,9 @@ class _Builder:
                 self.fail(node, f"operator {_describe(node.op)} is not allowed "
                                 "(use + - * / ** and the functions " + ", ".join(FUNCTIONS) + ")")
             a, b = self.build(node.left), self.build(node.right)
+            for x in (a, b):
+                if x.is_number and not (x.is_finite and x.is_extended_real):
+                    self.fail(node, "a constant part is infinite, undefined or complex")
             if isinstance(node.op, ast.Pow):
                 if b.is_number and abs(float(b)) > MAX_CONST_EXPONENT:
                     self.fail(node, f"constant exponents are limited to +-{MAX_CONST_EXPONENT}")
@@ -217,8 +262,22 @@ def parse(text: str, symbols: Iterable[str] | None = None) -> sp.Expr:
     """Parse complexity text into a sympy expression.
 
     ``symbols`` restricts the names that may appear (parameters or CSV columns); ``None``
-    allows any identifier. Raises :class:`ExpressionError` on anything else.
+    allows any identifier. Raises :class:`ExpressionError` on anything else. The cost is
+    bounded (length, terms, nesting, constants, min/max arguments) and results are cached,
+    so validating the same text again (every model load) is a dictionary look-up.
     """
+    if isinstance(text, str) and (symbols is None or not isinstance(symbols, str)):
+        key = None if symbols is None else tuple(sorted(set(map(str, symbols))))
+        return _parse_cached(text, key)
+    return _parse(text, symbols)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(text: str, symbols: tuple[str, ...] | None) -> sp.Expr:
+    return _parse(text, symbols)
+
+
+def _parse(text: str, symbols: Iterable[str] | None = None) -> sp.Expr:
     if not isinstance(text, str):
         raise ExpressionError(f"complexity expression must be text, got {type(text).__name__}")
     if not text.strip():
@@ -232,10 +291,21 @@ def parse(text: str, symbols: Iterable[str] | None = None) -> sp.Expr:
         raise ExpressionError(f"complexity expression {text!r}: syntax error{col}") from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise ExpressionError(f"complexity expression {text!r}: cannot parse ({exc})") from None
+    count, depth = _shape(tree)
+    if count > MAX_NODES:
+        raise ExpressionError(f"complexity expression {text!r}: more than {MAX_NODES} terms")
+    if depth > MAX_DEPTH:
+        raise ExpressionError(f"complexity expression {text!r}: nested more than {MAX_DEPTH} "
+                              "levels deep")
     try:
         expr = _Builder(text, symbols).build(tree)
+    except ExpressionError:
+        raise
     except RecursionError:
         raise ExpressionError(f"complexity expression {text!r}: nested too deeply") from None
+    except (ArithmeticError, TypeError, ValueError, MemoryError, AttributeError) as exc:
+        raise ExpressionError(f"complexity expression {text!r}: cannot be evaluated "
+                              f"({type(exc).__name__}: {str(exc)[:100]})") from None
     if not isinstance(expr, sp.Expr):
         raise ExpressionError(f"complexity expression {text!r} is not arithmetic")
     if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan) or expr.has(sp.I):
@@ -270,7 +340,12 @@ def lambdify(exprs, names: Iterable[str], scalar: bool = False) -> Callable:
 
 @functools.lru_cache(maxsize=512)
 def _compiled(text: str, names: tuple[str, ...]):
-    return lambdify(parse(text, names), names)
+    e = parse(text, names)
+    try:
+        return lambdify(e, names)
+    except (RecursionError, MemoryError, SyntaxError, TypeError, ValueError) as exc:
+        raise ExpressionError(f"complexity expression {text!r}: cannot be compiled "
+                              f"({type(exc).__name__})") from None
 
 
 def compile(text: str, names: Iterable[str]) -> Callable[..., np.ndarray]:
@@ -284,7 +359,13 @@ def evaluate(text: str, values: Mapping[str, np.ndarray | float]) -> np.ndarray:
     fn = compile(text, names)
     args = [np.asarray(values[n], dtype=float) for n in names]
     with np.errstate(all="ignore"):
-        raw = np.asarray(fn(*args))
+        try:
+            raw = np.asarray(fn(*args))
+        except ExpressionError:
+            raise
+        except (ArithmeticError, TypeError, ValueError, RecursionError, MemoryError) as exc:
+            raise ExpressionError(f"complexity expression {text!r} cannot be evaluated on "
+                                  f"these inputs ({type(exc).__name__})") from None
     if np.iscomplexobj(raw):
         raise ExpressionError(f"complexity expression {text!r} is not finite for some inputs")
     out = raw.astype(float)

@@ -1,12 +1,31 @@
-"""Stable, readable hardware ids: ``cpu-<cpu-model-slug>-t<threads>``, ``cuda-<gpu-slug>``."""
+"""Hardware ids and whether a model's machine is this machine.
+
+A hardware id is ``cpu-<machine slug>-t<threads>`` (e.g.
+``cpu-amd-epyc-zen3-avx2-2.4ghz-t1``; the slug comes from :mod:`annpred.spec.machine`) or
+``cuda-<gpu>``. Ids written before annpred described machines (``cpu-amd-epyc-t1``, the
+*legacy* form: vendor and model name only) still parse and load.
+
+Two questions are kept apart:
+
+- :func:`present`: can a model of this id run here? A CPU id with at most as many threads as
+  this process may use, whichever processor it names (legacy and new ids alike); a CUDA id
+  whose GPU is installed.
+- :func:`machine_match`: was the model measured on *this* machine? True when the model's
+  ``machine`` object has this machine's fingerprint, or, for a model without one, when its
+  id is this machine's current id. A legacy id without a ``machine`` object is an unknown
+  machine: not a match (the name alone cannot tell two processors apart that a hypervisor
+  names alike).
+"""
 from __future__ import annotations
 
 import functools
 import os
-import platform
 import re
 import sys
 from pathlib import Path
+
+from annpred.spec import machine as _machine
+from annpred.spec.machine import _proc_gpu_models, cpu_count  # noqa: F401 (re-exported)
 
 
 def slug(text: str) -> str:
@@ -15,24 +34,31 @@ def slug(text: str) -> str:
     return re.sub(r"-+", "-", s) or "unknown"
 
 
-@functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+    return _machine.this_cpu().get("model_name") or "unknown"
 
 
 def cpu_slug() -> str:
+    """This CPU's slug (``amd-epyc-zen3-avx2-2.4ghz``)."""
+    return _machine.this_cpu()["slug"]
+
+
+def legacy_cpu_slug() -> str:
+    """The slug ids had before machines were described (``amd-epyc``)."""
     return slug(cpu_model())
 
 
 def cpu_id(threads: int) -> str:
     return f"cpu-{cpu_slug()}-t{int(threads)}"
+
+
+def machine(hw: str | None = None) -> dict:
+    """This machine's description for hardware id ``hw`` (the CPU's unless a CUDA id)."""
+    if hw is not None and parse_id(hw)["device"] == "cuda":
+        for g in _machine.gpus():
+            if "cuda-" + g["slug"] == hw:
+                return dict(g)
+    return dict(_machine.this_cpu())
 
 
 def cuda_id(index: int = 0) -> str:
@@ -41,9 +67,15 @@ def cuda_id(index: int = 0) -> str:
     return "cuda-" + slug(torch.cuda.get_device_name(index).replace("NVIDIA", ""))
 
 
+def _no_gpu_device() -> bool:
+    """True when this machine has certainly no NVIDIA GPU (no device node): then nothing
+    needs to import torch to find out."""
+    return "torch" not in sys.modules and not any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def cuda_available() -> bool:
-    """True when torch sees a CUDA GPU; never imports torch unless it is installed."""
-    if os.environ.get("ANNPRED_NO_CUDA"):
+    """True when torch sees a CUDA GPU; imports torch only when a GPU device node exists."""
+    if os.environ.get("ANNPRED_NO_CUDA") or _no_gpu_device():
         return False
     try:
         import torch
@@ -62,45 +94,54 @@ def parse_id(hw: str) -> dict:
     return {"device": hw.split("-", 1)[0], "model": hw, "threads": None}
 
 
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        return os.cpu_count() or 1
-
-
-def _proc_gpu_models() -> list[str]:
-    """GPU model names the NVIDIA driver lists in /proc (no torch needed)."""
-    base = Path("/proc/driver/nvidia/gpus")
-    names = []
-    try:
-        for d in sorted(base.iterdir()):
-            for line in (d / "information").read_text().splitlines():
-                if line.lower().startswith("model:"):
-                    names.append(line.split(":", 1)[1].strip())
-    except OSError:
-        pass
-    return names
-
-
 @functools.lru_cache(maxsize=256)
 def present(hw: str) -> bool:
-    """Whether hardware ``hw`` exists on this machine (same CPU model, enough cores; a GPU).
+    """Whether a model of hardware ``hw`` can run here: a CPU id with at most this process's
+    core count of threads (any processor name: whether it was measured on *this* processor
+    is :func:`machine_match`'s question), or an installed CUDA GPU.
 
     Imports torch only when a GPU may exist and torch is not loaded yet: without an NVIDIA
     device node, or when the driver's GPU names do not match, the answer is False at once."""
     info = parse_id(hw)
     if info["device"] == "cpu":
-        return info["model"] == cpu_slug() and (info["threads"] or 1) <= cpu_count()
+        return (info["threads"] or 1) <= cpu_count()
     if info["device"] != "cuda" or os.environ.get("ANNPRED_NO_CUDA"):
         return False
+    if _no_gpu_device():
+        return False
     if "torch" not in sys.modules:
-        if not any(Path("/dev").glob("nvidia[0-9]*")):
-            return False
         names = _proc_gpu_models()
         if names and not any("cuda-" + slug(n.replace("NVIDIA", "")) == hw for n in names):
             return False
     return cuda_available() and hw == cuda_id()
+
+
+def machine_match(hw: str, machine_obj: dict | None) -> bool:
+    """Whether a model of id ``hw`` with description ``machine_obj`` (None: the file has
+    none) was measured on this machine. See the module doc."""
+    info = parse_id(hw)
+    if machine_obj is not None and machine_obj.get("fingerprint"):
+        if info["device"] == "cuda":
+            return any(g["fingerprint"] == machine_obj["fingerprint"] for g in _machine.gpus())
+        return machine_obj["fingerprint"] == _machine.this_cpu()["fingerprint"]
+    if info["device"] == "cpu":
+        return info["threads"] is not None and hw == cpu_id(info["threads"])
+    if info["device"] == "cuda":  # GPU names identify the model: the GPU is installed here
+        return present(hw)
+    return False
+
+
+def describe(hw: str, machine_obj: dict | None) -> str:
+    """A machine for messages: ``slug (fingerprint)`` or ``an unknown machine (id ...)``."""
+    if machine_obj is not None and machine_obj.get("fingerprint"):
+        name = machine_obj.get("slug") or machine_obj.get("model_name") or hw
+        return f"{name} (fingerprint {machine_obj['fingerprint']})"
+    return f"an unknown machine (hardware id {hw}, no machine description)"
+
+
+def describe_here(hw: str | None = None) -> str:
+    m = machine(hw)
+    return f"this machine, {m.get('slug')} (fingerprint {m.get('fingerprint')})"
 
 
 def busy_warning(threads: int, load: float | None = None, cores: int | None = None) -> str | None:

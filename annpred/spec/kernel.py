@@ -31,7 +31,12 @@ def finite_number(name: str, value: Any) -> float:
 
 @dataclass(frozen=True)
 class Param:
-    """A typed kernel parameter with its range and how to sample it."""
+    """A typed kernel parameter: the domain the profiler samples (``low``..``high``, how to
+    sample it) and the wider set of values a call may have (:attr:`valid`).
+
+    The catalog domain bounds what is *measured*, not what can be *asked*: ``predict``,
+    ``choose`` and ``dispatch`` accept any valid value (positive sizes, densities in (0, 1]),
+    and whether a model was trained there is the training range's business."""
 
     name: str
     kind: str = "int"  # "int" or "float"
@@ -40,6 +45,7 @@ class Param:
     sampling: str = "log"  # log-uniform, powers of two, uniform, or choice
     choices: tuple = ()
     description: str = ""
+    valid: tuple | None = None  # (min, max) a call may use; default from low/high, see below
 
     def __post_init__(self):
         if self.kind not in ("int", "float"):
@@ -55,6 +61,7 @@ class Param:
             raise ValueError(f"parameter {self.name}: low > high")
         if self.sampling in ("log", "pow2") and self.low <= 0:
             raise ValueError(f"parameter {self.name}: {self.sampling} sampling needs low > 0")
+        object.__setattr__(self, "_valid", self._valid_range())  # checked on every call
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if self.sampling == "choice":
@@ -74,18 +81,48 @@ class Param:
     def dtype(self):
         return np.int64 if self.kind == "int" else np.float64
 
-    def check(self, value: Any) -> int | float:
-        """Coerce and validate one value; raises :class:`ParameterError` naming the parameter."""
+    @property
+    def valid_range(self) -> tuple[float, float]:
+        return self._valid
+
+    def _valid_range(self) -> tuple[float, float]:
+        """Values a call may use: ``valid`` if given; else integers from 1 (or ``low`` when
+        it is below 1) upwards, positive floats (up to 1 for a fraction such as a density,
+        whose profiling domain ends at 1), or ``[low, high]`` for a domain reaching 0."""
+        if self.valid is not None:
+            return float(self.valid[0]), float(self.valid[1])
+        if self.kind == "int":
+            return (1.0 if self.low >= 1 else float(self.low)), math.inf
+        if self.low > 0:
+            return math.ulp(0.0), (1.0 if self.high <= 1 else math.inf)
+        return float(self.low), float(self.high)
+
+    def check(self, value: Any, strict: bool = False) -> int | float:
+        """Coerce and validate one value; raises :class:`ParameterError` naming the parameter.
+
+        ``strict``: within the profiling domain (``low``..``high``, ``choices``) rather than
+        the valid range."""
+        if type(value) is int and not strict and self._valid[0] <= value <= self._valid[1] \
+                and self.kind == "int":
+            return value  # the common case of a runtime call, without float round trips
         v = finite_number(self.name, value)
         if self.kind == "int":
             if v != round(v):
                 raise ParameterError(f"parameter {self.name}: {value!r} is not an integer")
             v = int(round(v))
-        if not (self.low <= v <= self.high):
-            raise ParameterError(
-                f"parameter {self.name}={value} is outside its domain [{self.low}, {self.high}]")
-        if self.sampling == "choice" and v not in self.choices:
-            raise ParameterError(f"parameter {self.name}={value} is not one of {list(self.choices)}")
+        if strict:
+            if not (self.low <= v <= self.high):
+                raise ParameterError(f"parameter {self.name}={value} is outside its profiling "
+                                     f"domain [{self.low}, {self.high}]")
+            if self.sampling == "choice" and v not in self.choices:
+                raise ParameterError(f"parameter {self.name}={value} is not one of "
+                                     f"{list(self.choices)}")
+            return v
+        lo, hi = self._valid
+        if not (lo <= v <= hi):
+            what = "a positive integer" if self.kind == "int" and lo == 1 and hi == math.inf \
+                else f"in [{lo:g}, {hi:g}]" if lo > math.ulp(0.0) else f"in (0, {hi:g}]"
+            raise ParameterError(f"parameter {self.name}={value} is invalid: it must be {what}")
         return v
 
     def to_dict(self) -> dict:
@@ -131,6 +168,8 @@ class Kernel:
     reference: Callable[[Mapping[str, Any], Mapping[str, Any]], np.ndarray]
     variants: list[Variant]
     constraint: Callable[[Mapping[str, Any]], bool] | None = None  # joint domain, e.g. k <= n
+    # points the profiler may sample (e.g. runs that stay under a second); calls may go beyond
+    profile_constraint: Callable[[Mapping[str, Any]], bool] | None = None
     infer_params: Callable[..., dict] | None = None  # operands -> params (for dispatch)
     rtol: float = 1e-4
     atol: float = 1e-5
@@ -178,8 +217,12 @@ class Kernel:
             f"kernel {self.name} has no variant {name!r}; variants: "
             + ", ".join(v.name for v in self.variants))
 
-    def check_params(self, params: Mapping[str, Any], variant: str | None = None) -> dict:
-        """Validate a full parameter point; returns coerced values in spec order."""
+    def check_params(self, params: Mapping[str, Any], variant: str | None = None,
+                     strict: bool = False) -> dict:
+        """Validate a full parameter point; returns coerced values in spec order.
+
+        Any valid value is accepted (:attr:`Param.valid_range`); ``strict`` keeps the point
+        inside the profiling domain."""
         unknown = set(params) - set(self.param_names)
         if unknown:
             raise ParameterError(f"kernel {self.name}: unknown parameter(s) "
@@ -189,11 +232,11 @@ class Kernel:
         for p in self.params:
             if p.name not in params:
                 if p.name in self.defaults:
-                    out[p.name] = p.check(self.defaults[p.name])
+                    out[p.name] = p.check(self.defaults[p.name], strict)
                     continue
                 raise ParameterError(f"kernel {self.name}: missing parameter {p.name!r} "
                                      f"(range [{p.low}, {p.high}])")
-            out[p.name] = p.check(params[p.name])
+            out[p.name] = p.check(params[p.name], strict)
         if self.constraint is not None and not self.constraint(out):
             raise ParameterError(f"kernel {self.name}: parameters {out} violate the kernel's "
                                  f"constraint ({self.constraint.__doc__ or 'see the kernel spec'})")
@@ -204,8 +247,52 @@ class Kernel:
                                      f"({v.supports.__doc__ or 'see the kernel spec'})")
         return out
 
+    def check_columns(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Vectorised :meth:`check_params` for a batch: ``{param: 1-D array}`` -> float arrays;
+        the first bad value is named by parameter and row (0-based)."""
+        out = {}
+        n = None
+        for p in self.params:
+            if p.name not in columns:
+                if p.name in self.defaults:
+                    continue
+                raise ParameterError(f"kernel {self.name}: missing parameter column {p.name!r}")
+            try:
+                v = np.asarray(columns[p.name], dtype=float).ravel()
+            except (TypeError, ValueError):
+                raise ParameterError(f"parameter column {p.name}: not numeric") from None
+            n = len(v) if n is None else n
+            if len(v) != n:
+                raise ParameterError(f"parameter columns differ in length ({p.name}: {len(v)})")
+            lo, hi = p.valid_range
+            bad = ~np.isfinite(v) | (v < lo) | (v > hi)
+            if p.kind == "int":
+                bad |= np.isfinite(v) & (v != np.round(v))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                try:
+                    p.check(v[i])
+                except ParameterError as exc:
+                    raise ParameterError(f"row {i}: {exc}") from None
+                raise ParameterError(f"row {i}: parameter {p.name}: invalid value {v[i]!r}")
+            out[p.name] = v
+        for name, value in self.defaults.items():
+            if name not in out and n is not None:
+                out[name] = np.full(n, float(self.param(name).check(value)))
+        if self.constraint is not None and n:
+            for i in range(n):
+                if not self.constraint({k: out[k][i] for k in out}):
+                    raise ParameterError(f"kernel {self.name}: row {i} violates the kernel's "
+                                         f"constraint ({self.constraint.__doc__ or 'see the spec'})")
+        return out
+
     def valid(self, params: Mapping[str, Any]) -> bool:
         return self.constraint is None or bool(self.constraint(params))
+
+    def profilable(self, params: Mapping[str, Any]) -> bool:
+        """Valid and inside the profiling budget (:attr:`profile_constraint`)."""
+        return self.valid(params) and (self.profile_constraint is None
+                                       or bool(self.profile_constraint(params)))
 
     def sample_points(self, n: int, seed: int = 0, variant: str | None = None,
                       max_tries: int = 200) -> list[dict]:
@@ -222,7 +309,7 @@ class Kernel:
             for i in range(batch):
                 point = {k: (int(c[i]) if self.param(k).kind == "int" else float(c[i]))
                          for k, c in cols.items()}
-                if self.valid(point) and (v is None or v.supports_point(point)):
+                if self.profilable(point) and (v is None or v.supports_point(point)):
                     rows.append(point)
                     if len(rows) == n:
                         return rows

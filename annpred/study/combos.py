@@ -34,6 +34,7 @@ class Combination:
     y_repeat: np.ndarray | None = None  # pass-1 runtimes of the test rows, if measured
     floor_median: float = float("nan")  # median |pass 1 - pass 0| / pass 0 (percent)
     source: str = ""
+    problem_size: tuple = ()  # a GPU tuning space's problem size (Kernel Tuner caches)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -66,9 +67,10 @@ def prepare_combination(key, g: pd.DataFrame, *, features: Sequence[str] | None 
         raise DataError(f"{src}: combination {kernel}/{variant}/{hw_id} has no parameter "
                         "(feature) columns")
     if complexity is None:
-        from annpred.model.trainer import _catalog_complexity
+        from annpred.model.trainer import _catalog_complexity, _structure
 
-        complexity = _catalog_complexity(kernel, variant, params) or {}
+        # without a catalog entry a GPU tuning space's launch structure is its complexity
+        complexity = _catalog_complexity(kernel, variant, params) or _structure(g, params)
     for text in complexity.values():
         _expr.parse(text, params)
     passes = (g["pass"].fillna(0).astype(int) if "pass" in g.columns
@@ -125,9 +127,14 @@ def prepare_combination(key, g: pd.DataFrame, *, features: Sequence[str] | None 
         raise DataError(f"{src}: combination {kernel}/{variant}/{hw_id}: the complexity "
                         f"features are not finite at {dict(X.iloc[i])}")
     floor_median = (mdape(y[test], y_repeat) if y_repeat is not None else float("nan"))
+    psize = ()
+    if "_problem_size" in g.columns:
+        from annpred.data.kerneltuner import parse_problem_size
+
+        psize = tuple(parse_problem_size(g["_problem_size"].iloc[0]))
     return Combination(kernel, variant, hw_id, params, dict(complexity), X, F, y,
                        test, pool, floor, floor_source, y_repeat, floor_median=floor_median,
-                       source=src)
+                       source=src, problem_size=psize)
 
 
 def prepare(df: pd.DataFrame, **kw) -> list[Combination]:

@@ -67,6 +67,9 @@ def _cost(c, n_train, nn_options, n_batch, seed):
         from annpred.runtime.predictor import LoadedModel
 
         reg = models["NN+C"].model_
+        # the fitted network may keep fewer complexity features than the combination has
+        F1 = reg.features_matrix(c.X.iloc[c.test[:1]])
+        Fb = reg.features_matrix(c.X.iloc[big])
         d = reg.to_dict(c.kernel, c.variant, c.hardware)
         compiled = network.compile_model(d)
         out.append({**base, "model": "NN+C (numpy path)", "n_params": reg.n_params_,
@@ -102,6 +105,7 @@ def _cost(c, n_train, nn_options, n_batch, seed):
                         "note": "torch module on the feature row(s), no_grad, 1 thread"})
         finally:
             torch.set_num_threads(threads)
+    F1, Fb = c.F[c.test[:1]], c.F[big]
     for name in ("RF+C", "GBT+C"):
         est = models[name].model_
         out.append({**base, "model": name, "n_params": models[name].n_params,

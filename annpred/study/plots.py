@@ -13,6 +13,35 @@ from annpred.study.runner import Result
 from annpred.study.zoo import MODELS
 
 
+def _data_label(res: Result) -> str:
+    """Which data the figure comes from: the CSV files and hardware ids of the combinations."""
+    files = sorted({Path(c.source).name for c in res.combos if c.source})
+    hws = sorted({c.hardware for c in res.combos})
+    f = ", ".join(files[:4]) + (f" (+{len(files) - 4} more)" if len(files) > 4 else "")
+    return (f"data: {f or 'profiling CSVs'} on {', '.join(hws)}; {len(res.combos)} "
+            f"combinations; test points never used in training")
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, max(40, width)))
+
+
+def _floor_text(floor: float) -> str:
+    """Noise floors over 100% are printed as such, with what they mean."""
+    if not np.isfinite(floor):
+        return "floor n/a"
+    if floor > 100:
+        return "floor >100%*"
+    return f"floor {_fmt(floor, 1, pct=True)}"
+
+
+FLOOR_NOTE = ("* floor = MAPE between two measurement passes of the same points; above 100% "
+              "a few re-measurements were many times slower (contended thread pools), not the "
+              "model")
+
+
 def plots(res: Result, out: Path) -> list[Path]:
     import matplotlib
 
@@ -28,10 +57,11 @@ def plots(res: Result, out: Path) -> list[Path]:
         n = len(idx)
         cols = min(6, max(1, math.ceil(math.sqrt(n))))
         rows = math.ceil(n / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.5 * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols, 2.8 * rows + 0.9),
+                                 squeeze=False)
         for ax in axes.ravel()[n:]:
             ax.axis("off")
-        for ax, i in zip(axes.ravel(), idx):
+        for k, (ax, i) in enumerate(zip(axes.ravel(), idx)):
             c = res.combos[i]
             pred = res.predictions.get((i, ours))
             y = c.y[c.test]
@@ -44,14 +74,21 @@ def plots(res: Result, out: Path) -> list[Path]:
             ax.fill_between(g, g / 1.1, g * 1.1, color="0.85", lw=0)
             ax.loglog(y, pred, ".", ms=2.5, alpha=0.7)
             m = mape(y, pred)
-            ax.set_title(f"{c.kernel}/{c.variant}\n{ours} {m:.1f}% (floor "
-                         f"{_fmt(c.floor, 1, pct=True)})", fontsize=7)
+            ax.set_title(f"{c.kernel}/{c.variant}\nMAPE {m:.1f}%, {_floor_text(c.floor)}",
+                         fontsize=7)
             ax.tick_params(labelsize=6)
-        fig.suptitle(f"{ours}: predicted vs measured runtime (s), test points, seed 0, "
-                     f"{hw_id}; band = +-10%", fontsize=9)
-        fig.tight_layout()
+            if k % cols == 0:
+                ax.set_ylabel("predicted runtime (s)", fontsize=7)
+            if k >= n - cols:
+                ax.set_xlabel("measured runtime (s)", fontsize=7)
+        fig.suptitle(f"{ours} (< 75 parameters, seed 0): predicted vs measured runtime\n"
+                     f"on {hw_id}; grey band = +-10%", fontsize=9)
+        width = int(2.9 * cols * 17)  # characters that fit the figure's width at 6 pt
+        fig.text(0.5, 0.005, _wrap(_data_label(res) + ". " + FLOOR_NOTE, width),
+                 ha="center", va="bottom", fontsize=6)
+        fig.tight_layout(rect=(0, 0.08, 1, 0.95))
         p = out / f"pred_vs_measured_{_slug(hw_id)}.png"
-        fig.savefig(p, dpi=110)
+        _save(fig, p)
         plt.close(fig)
         written.append(p)
     ct = curve_table(res)
@@ -83,33 +120,55 @@ def plots(res: Result, out: Path) -> list[Path]:
             ax.yaxis.set_minor_formatter(NullFormatter())
             ax.set_yticks([3, 5, 10, 20, 30, 50])
             ax.set_xlabel("training points")
-            ax.set_title(f"Sample efficiency: {title}", fontsize=9)
+            ax.set_title(f"Test MAPE vs training points: {title}", fontsize=9)
             ax.grid(True, which="both", alpha=0.3)
         axes[0][0].set_ylabel("test MAPE (%), median over combinations")
         axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
+        fig.text(0.5, 0.005, _wrap(_data_label(res) + f"; models: {', '.join(t.index)}",
+                                   int(5.2 * len(panels) * 17)),
+                 ha="center", va="bottom", fontsize=6)
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
         p = out / "learning_curves.png"
-        fig.savefig(p, dpi=110)
+        _save(fig, p)
         plt.close(fig)
         written.append(p)
     w = _wide(res.summary)
     if len(w):
-        fig, ax = plt.subplots(figsize=(max(6, 0.28 * len(w) + 2), 4.5))
-        x = np.arange(len(w))
+        # one row per combination (readable names), MAPE on a log axis, legend outside
+        fig, ax = plt.subplots(figsize=(9, max(4.0, 0.22 * len(w) + 1.8)))
+        y = np.arange(len(w))[::-1]
+        markers = {"NN+C": "o", "NN": "s", "GBT+C": "^", "RF+C": "v", "LR+C": "x",
+                   "Cons": "+", "NN+C-L": "D"}
         for m in w.columns:
-            ax.plot(x, w[m].values, "o" if m == "NN+C" else ".", label=m,
-                    ms=6 if m == "NN+C" else 4)
+            ax.plot(w[m].values, y, markers.get(m, "."), label=m, ms=6 if m == "NN+C" else 4,
+                    alpha=0.9, mfc="none" if m not in ("NN+C",) else None)
         fl = _wide(res.summary, "noise_floor").max(axis=1)
-        ax.plot(x, fl.values, "k_", ms=10, label="noise floor")
-        ax.set_yscale("log")
-        ax.set_xticks(x)
-        ax.set_xticklabels(w.index, rotation=90, fontsize=6)
-        ax.set_ylabel("test MAPE (%)")
-        ax.legend(fontsize=7, ncol=4)
-        ax.grid(True, axis="y", which="both", alpha=0.3)
-        fig.tight_layout()
+        cap = 100.0
+        shown = np.minimum(fl.values, cap)
+        ax.plot(shown, y, "k|", ms=10, mew=2, label="noise floor (2 passes)")
+        for yy, f in zip(y, fl.values):
+            if np.isfinite(f) and f > cap:
+                ax.annotate(f"floor {f:.0f}%*", (cap, yy), xytext=(3, -3),
+                            textcoords="offset points", fontsize=6)
+        ax.set_xscale("log")
+        from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+        lo = np.nanmin([np.nanmin(w.values), np.nanmin(shown)])
+        ticks = [t for t in (0.5, 1, 2, 3, 5, 10, 20, 30, 50, 100) if t >= lo * 0.8]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_yticks(y)
+        ax.set_yticklabels(w.index, fontsize=7)
+        ax.set_xlabel("test MAPE (%), all held-out points, mean over seeds (log scale)")
+        ax.set_title("Test MAPE per combination: ours (NN+C) and every baseline", fontsize=10)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+        fig.text(0.01, 0.005, _wrap(_data_label(res) + ". " + FLOOR_NOTE, 150), ha="left",
+                 va="bottom", fontsize=6)
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
         p = out / "mape_by_combination.png"
-        fig.savefig(p, dpi=110)
+        _save(fig, p)
         plt.close(fig)
         written.append(p)
     return written
@@ -117,3 +176,14 @@ def plots(res: Result, out: Path) -> list[Path]:
 
 def _slug(s: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s)
+
+
+def _save(fig, path) -> None:
+    """A figure as PNG, written atomically (annpred.files)."""
+    import io
+
+    from annpred.files import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())

@@ -27,8 +27,12 @@ Nothing here imports torch at module level (the network models import it when fi
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -40,7 +44,7 @@ from annpred.threads import pool_limits
 from annpred.study.cost import cost_benchmark, cost_combination
 from annpred.study.metrics import score
 from annpred.study.combos import Combination, prepare
-from annpred.study.zoo import MODELS, REQUIRES_COMPLEXITY, make_model
+from annpred.study.zoo import DEFAULT_MODELS, MODELS, REQUIRES_COMPLEXITY, make_model
 
 DEFAULT_CURVE_SIZES = (25, 50, 100, 250, 500, 1000)
 
@@ -58,7 +62,7 @@ class Config:
     n_train: int = 250
     n_test: int = 250
     seeds: int = 5
-    models: tuple[str, ...] = MODELS
+    models: tuple[str, ...] = DEFAULT_MODELS
     curve_sizes: tuple[int, ...] = DEFAULT_CURVE_SIZES
     curve_seeds: int = 2
     jobs: int = 1
@@ -137,11 +141,52 @@ def _groups(fits: list[Fit]) -> list[list[Fit]]:
     return sorted(by.values(), key=lambda g: -sum(max(f.n, 50) for f in g))
 
 
+class _Checkpoint:
+    """Finished fits of one study, appended as JSON lines and keyed by data and config."""
+
+    def __init__(self, path, df, cfg, features, complexity):
+        self.path = Path(path)
+        h = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes())
+        h.update(repr((cfg, features, complexity)).encode())
+        self.key = h.hexdigest()[:16]
+
+    def load(self) -> list:
+        out = []
+        if not self.path.exists():
+            return out
+        with open(self.path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line of an interrupted run
+                if d.get("key") != self.key:
+                    continue
+                pred = None if d["pred"] is None else np.asarray(d["pred"], dtype=float)
+                out.append((Fit(*d["fit"]), d["rec"], pred))
+        return out
+
+    def append(self, res) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            for fit, rec, pred in res:
+                f.write(json.dumps({"key": self.key, "fit": [fit.combo, fit.model, fit.n,
+                                                            fit.seed], "rec": rec,
+                                    "pred": None if pred is None else pred.tolist()},
+                                   default=float) + "\n")
+            f.flush()
+
+
 def evaluate(df: pd.DataFrame, config: Config | None = None, *,
              features: Sequence[str] | None = None, complexity: dict | None = None,
              progress: bool = True, cost: bool = True,
-             log: Callable[[str], None] | None = None) -> Result:
-    """Run the study on a frame from :func:`annpred.data.load_profiles`."""
+             log: Callable[[str], None] | None = None,
+             checkpoint: str | os.PathLike | None = None) -> Result:
+    """Run the study on a frame from :func:`annpred.data.load_profiles`.
+
+    ``checkpoint``: a JSON-lines file to which every finished group of fits is appended; a
+    rerun with the same data and configuration skips the fits recorded there (an interrupted
+    study resumes). A failing cost benchmark is reported and skipped, never fatal."""
     cfg = config or Config()
     for m in cfg.models:
         if m not in MODELS:
@@ -171,12 +216,16 @@ def evaluate(df: pd.DataFrame, config: Config | None = None, *,
     for s in skipped:
         say("note: " + s)
     fits = plan(combos, cfg)
-    groups = _groups(fits)
+    ckpt = _Checkpoint(checkpoint, df, cfg, features, complexity) if checkpoint else None
+    results: list = ckpt.load() if ckpt else []
+    done = {f for f, _, _ in results}
+    if done:
+        say(f"note: resuming: {len(done)} of {len(fits)} fits read from {checkpoint}")
+    groups = _groups([f for f in fits if f not in done])
     from tqdm import tqdm
 
-    results: list = []
-    bar = tqdm(total=len(fits), disable=not progress, unit="fit", desc="evaluate",
-               file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=len(fits), initial=len(done), disable=not progress, unit="fit",
+               desc="evaluate", file=sys.stderr, dynamic_ncols=True)
     try:
         if cfg.jobs == 1:
             _init_worker(combos, cfg.nn_options)
@@ -184,6 +233,8 @@ def evaluate(df: pd.DataFrame, config: Config | None = None, *,
                 for g in groups:
                     res = _run_group(g)
                     results.extend(res)
+                    if ckpt:
+                        ckpt.append(res)
                     bar.update(len(res))
             finally:
                 limits = _WORK.get("limits")
@@ -199,6 +250,8 @@ def evaluate(df: pd.DataFrame, config: Config | None = None, *,
                           initargs=(combos, cfg.nn_options)) as pool:
                 for res in pool.imap_unordered(_run_group, groups):
                     results.extend(res)
+                    if ckpt:
+                        ckpt.append(res)
                     bar.update(len(res))
     finally:
         bar.close()
@@ -222,8 +275,12 @@ def evaluate(df: pd.DataFrame, config: Config | None = None, *,
     res.timings["n_fits"] = len(fits)
     if cost:
         t0 = time.perf_counter()
-        res.cost = cost_benchmark(cost_combination(combos), n_train=cfg.n_train,
-                                  nn_options=cfg.nn_options)
+        try:
+            res.cost = cost_benchmark(cost_combination(combos), n_train=cfg.n_train,
+                                      nn_options=cfg.nn_options)
+        except Exception as exc:  # the accuracy results stand without the cost table
+            say(f"warning: the cost benchmark failed ({type(exc).__name__}: {exc}); "
+                "written without cost.csv")
         res.timings["cost_s"] = time.perf_counter() - t0
     res.timings["total_s"] = time.perf_counter() - t_start
     return res

@@ -8,7 +8,8 @@ import numpy as np
 from annpred.errors import ParameterError
 from annpred.study.combos import Combination
 
-MODELS = ("Cons", "LR+C", "RF+C", "GBT+C", "NN", "NN+C", "NN+C-L")
+MODELS = ("Cons", "LR+C", "RF+C", "GBT+C", "NN", "NN+C", "NN+C-L", "NN+C-auto")
+DEFAULT_MODELS = MODELS[:-1]  # what ``annpred evaluate`` runs unless --models says more
 BASELINES = ("Cons", "LR+C", "RF+C", "GBT+C", "NN")  # what NN+C must beat
 NEEDS_COMPLEXITY = {"Cons", "LR+C", "RF+C", "GBT+C", "NN+C", "NN+C-L"}
 # LR+C/RF+C/GBT+C degrade to their plain form without complexity; Cons and NN+C* cannot run
@@ -25,6 +26,10 @@ DESCRIPTIONS = {
     "NN+C": "AugmentedNNRegressor with the catalog complexity features (< 75 parameters; "
             "ours; same defaults, incl. keeping all complexity features or only the main one, "
             "whichever validates better)",
+    "NN+C-auto": "AugmentedNNRegressor with complexity='auto': the catalog (or structure) "
+                 "expressions plus candidates from the columns and GPU launch structure, "
+                 "kept greedily when a short fit validates better (validation rows from the "
+                 "training data only; < 75 parameters)",
     "NN+C-L": "larger network (hidden 32x32, about 1,300 parameters) with all complexity "
               "features, trained on the whole training pool (more data)",
 }
@@ -118,8 +123,12 @@ class Network(_Model):
         from annpred.model.estimator import AugmentedNNRegressor
 
         comp = dict(c.complexity) if self.use_complexity and c.complexity else None
+        kw = dict(self.kw)
+        if self.use_complexity == "auto":
+            comp, kw["base_complexity"] = "auto", comp
+            kw["problem_size"] = list(getattr(c, "problem_size", ()) or ()) or None
         self.model_ = AugmentedNNRegressor(complexity=comp, parameters=list(c.params),
-                                           seed=seed, **self.kw)
+                                           seed=seed, **kw)
         self.model_.fit(c.X.iloc[rows], c.y[rows])
         self.n_params = int(self.model_.n_params_)
         return self
@@ -142,6 +151,8 @@ def make_model(name: str, nn_options: dict | None = None) -> _Model:
         return Network(name, False, **nn)
     if name == "NN+C":
         return Network(name, True, **nn)
+    if name == "NN+C-auto":
+        return Network(name, "auto", **nn)
     if name == "NN+C-L":
         # the parameter budget does not bind here, so no complexity selection: all features
         return Network(name, True, **{"select_complexity": False, **nn, "hidden": LARGE_HIDDEN,

@@ -1,0 +1,122 @@
+"""``annpred accel list|show|estimate``: accelerator performance models from a description.
+
+Cheap to import: nothing beyond the standard library is loaded before a command runs.
+"""
+from __future__ import annotations
+
+import json
+
+
+def register(subparsers) -> None:
+    """Add ``accel`` (list, show, estimate) to the ``annpred`` subcommands."""
+    a = subparsers.add_parser("accel", help="modelled accelerators (hardware sim-<name>): "
+                              "list, show, estimate layer and network cycles")
+    s = a.add_subparsers(dest="accel_command", metavar="SUBCOMMAND")
+    s.required = True
+    ls = s.add_parser("list", help="the shipped accelerator descriptions")
+    ls.add_argument("--json", action="store_true", help="print a JSON list, one object each")
+    ls.set_defaults(func=cmd_list)
+    sh = s.add_parser("show", help="one accelerator's description")
+    sh.add_argument("name", help="shipped name (systolic32, tpu-v1, ...) or a description "
+                    "file NAME.json")
+    sh.add_argument("--json", action="store_true", help="print the description as JSON")
+    sh.set_defaults(func=cmd_show)
+    e = s.add_parser("estimate", help="cycles and seconds of layers on an accelerator")
+    e.add_argument("name", help="shipped name or a description file NAME.json")
+    e.add_argument("--layer", action="append", default=[],
+                   help="conv2d:H,W,R,S,C,M,stride | dwconv:H,W,R,S,C,stride | gemm:M,K,N "
+                        "(H, W padded, as SCALE-Sim reads them); repeatable")
+    e.add_argument("--network", default=None,
+                   help="layer table CSV (name, kind, H, W, R, S, C, M, stride, pad, K, N) or "
+                        "a shipped one: resnet18, mobilenet_v1, bert_base_block")
+    e.add_argument("--mode", choices=("user", "calc"), default="user",
+                   help="user: finite DRAM bandwidth (default); calc: ideal bandwidth")
+    e.add_argument("--full", action="store_true",
+                   help="evaluate every step of the dependency graph (slow reference) "
+                        "instead of the fast evaluation")
+    e.add_argument("--json", action="store_true", help="print a JSON object")
+    e.set_defaults(func=cmd_estimate)
+
+
+def _summary(acc) -> dict:
+    return {"name": acc.name, "hardware": acc.hardware_id(), "dataflow": acc.dataflow,
+            "rows": acc.rows, "cols": acc.cols, "ifmap_kb": acc.ifmap.kb,
+            "filter_kb": acc.filter.kb, "ofmap_kb": acc.ofmap.kb,
+            "dram_bandwidth": acc.dram_bandwidth, "clock_mhz": acc.clock_mhz,
+            "description": acc.description}
+
+
+def cmd_list(args) -> int:
+    from .description import shipped
+
+    items = [_summary(a) for a in shipped().values()]
+    if args.json:
+        print(json.dumps(items, indent=1))
+        return 0
+    for d in items:
+        print(f"{d['hardware']:<18} {d['rows']:>4}x{d['cols']:<4} {d['dataflow']:<7} "
+              f"buffers {d['ifmap_kb']}/{d['filter_kb']}/{d['ofmap_kb']} KiB, DRAM "
+              f"{d['dram_bandwidth']} words/cycle, {d['clock_mhz']:g} MHz")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .description import get
+
+    from .mapping import cycles_expression
+
+    acc = get(args.name)
+    d = acc.to_dict()
+    d["complexity"] = {
+        "conv2d": cycles_expression(acc, "(n-k+1)**2", "k**2*c", "f"),
+        "matmul": cycles_expression(acc, "m", "k", "n")}
+    if args.json:
+        print(json.dumps(d, indent=1))
+        return 0
+    print(f"{acc.hardware_id()}: {acc.description}")
+    for k, v in d.items():
+        if k not in ("name", "description", "format", "complexity"):
+            print(f"  {k}: {v}")
+    for k, v in d["complexity"].items():
+        print(f"  ideal-bandwidth cycles of {k} (for --complexity): {v}")
+    return 0
+
+
+def cmd_estimate(args) -> int:
+    from ..errors import ParameterError
+    from .description import get
+    from .evaluate import estimate
+    from .layers import parse, read_network
+    from .roofline import roofline_cycles
+
+    acc = get(args.name)
+    layers = [parse(s) for s in args.layer]
+    if args.network:
+        layers += read_network(args.network)
+    if not layers:
+        raise ParameterError("give --layer KIND:N,... and/or --network FILE.csv")
+    rows = []
+    for layer in layers:
+        r = estimate(acc, layer, args.mode, "full" if args.full else "fast")
+        r["roofline_cycles"] = roofline_cycles(acc, layer, args.mode)
+        rows.append(r)
+    total = {"cycles": sum(r["cycles"] for r in rows),
+             "seconds": sum(r["seconds"] for r in rows),
+             "iterations_total": sum(r["iterations_total"] for r in rows),
+             "iterations_evaluated": sum(r["iterations_evaluated"] for r in rows),
+             "elapsed_s": sum(r["elapsed_s"] for r in rows)}
+    out = {"accel": acc.name, "hardware": acc.hardware_id(), "mode": args.mode,
+           "layers": rows, "total": total}
+    if args.json:
+        print(json.dumps(out, indent=1, default=float))
+        return 0
+    print(f"{acc.hardware_id()} ({acc.rows}x{acc.cols} {acc.dataflow}, {args.mode} mode)")
+    print(f"  {'layer':<34}{'cycles':>14}{'ms':>11}{'roofline':>14}{'evaluated/total':>22}")
+    for r in rows:
+        print(f"  {r['layer']:<34}{r['cycles']:>14,}{r['seconds'] * 1e3:>11.4f}"
+              f"{r['roofline_cycles']:>14,}{r['iterations_evaluated']:>11,}/"
+              f"{r['iterations_total']:<10,}")
+    if len(rows) > 1:
+        print(f"  {'total':<34}{total['cycles']:>14,}{total['seconds'] * 1e3:>11.4f}")
+    print(f"  (model time {total['elapsed_s'] * 1e3:.2f} ms)")
+    return 0

@@ -1,0 +1,319 @@
+"""Evaluate the per-step dependency graph of a mapped layer: the full reference and the
+fast evaluation that stops once the state repeats and extrapolates exactly.
+
+Each step (array cycle) depends on the previous step (the PE array), on the prefetches of
+its ifmap and filter words (a DMA chain per operand: a prefetch starts when the previous one
+ends, and overwrites the oldest sets of the double buffer's active window) and on the
+drain of the ofmap buffer (a write waits for a drain when the buffer is full; a drain starts
+when half of the buffer is used). The stall rules are SCALE-Sim 3.0.0's (read_buffer,
+write_buffer, double_buffered_scratchpad), including that a read stall is counted twice and
+that a prefetch which finished in the past shortens a later stall of the same step.
+
+Full evaluation steps through every step of every fold. Fast evaluation:
+- inside a fold, jumps over runs of steps that provably have no event (every word hits the
+  active window; no drain starts, no write waits), found by bisection on closed forms;
+- across folds of the same kind, keeps the state at each fold start, normalised (window
+  positions relative to the fold's stream position, drain time relative to now); when a
+  normalised state repeats, the folds in between form a period and whole periods are
+  added at once (time, window position, DMA lead), then evaluation goes on. A DMA that runs
+  ahead of the array (its lead only shrinks) may drift instead of repeat: that is
+  extrapolated too, when no step of the period depended on it.
+Both use the same step function, so they agree to the cycle (tests hold them equal).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .mapping import Plan, Skew
+
+
+@dataclass
+class ReadState:
+    ws: int = 0          # first set of the active window
+    lead: int = -1       # completion cycle of the last prefetch, minus the current cycle
+
+
+@dataclass
+class State:
+    c: int = 0                               # cycle of the next step (steps done + stalls)
+    reads: dict = field(default_factory=dict)
+    free: int = 0                            # ofmap words free
+    drain_end: int = 0
+    line_idx: int = 0                        # words in the current (partial) drain line
+    queue: list = field(default_factory=list)  # undrained lines: [fill, count] runs
+    last_so: int = 0                         # ofmap stall of the last step
+    last_c: int = -1                         # cycle of the last step
+    influence: int = 0                       # steps whose stall depended on a DMA lead
+    evaluated: int = 0                       # evaluation steps (single steps and jumps)
+
+
+@dataclass
+class Result:
+    cycles: int
+    steps: int
+    evaluated: int
+    folds: int
+    stall_cycles: int
+
+
+# -- ofmap write buffer -------------------------------------------------------------------------
+def _store(st: State, k: int, width: int) -> None:
+    st.free -= k
+    tot = st.line_idx + k
+    full, st.line_idx = divmod(tot, width)
+    if full:
+        q = st.queue
+        if q and q[-1][0] == width:
+            q[-1][1] += full
+        else:
+            q.append([width, full])
+
+
+def _drain(st: State, p: Plan, cur: int) -> None:
+    width = p.out_width
+    if st.line_idx:
+        st.queue.append([st.line_idx, 1])
+        st.line_idx = 0
+    want = -(-p.out_drain // width)
+    n, last_fill = 0, 0
+    q = st.queue
+    while q and n < want:
+        fill, cnt = q[0]
+        take = min(cnt, want - n)
+        n += take
+        last_fill = fill
+        if take == cnt:
+            q.pop(0)
+        else:
+            q[0][1] -= take
+    if n == 0:
+        return
+    st.free += (n - 1) * width + last_fill
+    st.drain_end = cur + n - 1
+
+
+def _write(st: State, p: Plan, w: int, c: int) -> int:
+    """Serve ``w`` ofmap writes of one step at cycle c; returns the step's write stall."""
+    cur = c
+    width = p.out_width
+    while w > 0:
+        if cur < st.drain_end:
+            k = max(st.free, 1)
+            if k > w:
+                _store(st, w, width)
+                break
+            _store(st, k, width)
+            cur = st.drain_end
+        else:
+            k = max(st.free - p.out_active + 1, 1)
+            if k > w:
+                _store(st, w, width)
+                break
+            _store(st, k, width)
+            _drain(st, p, cur)
+        w -= k
+    return cur - c
+
+
+# -- reads ----------------------------------------------------------------------------------
+def _span(d, s, base: int, fr: int, fc: int, l0: int, l1: int):
+    """Stream positions (first, last) of the words served by steps [l0, l1), or None."""
+    if isinstance(d, Skew):
+        a, b = d.upto(l0), d.upto(l1)
+        if b <= a:
+            return None
+        if s.layout != "diag":
+            return base + a, base + b - 1
+        first_l, last_l = d.first_last()
+        la, lb = max(l0, first_l), min(l1 - 1, last_l)
+        row0 = s.row0(fr, fc)
+        da, db = la - d.g, lb - d.g                 # anti-diagonals of the block
+        ra = max(0, da - (d.r1 - 1))                # first column served on diagonal da
+        rb = min(db - d.r0, d.cols - 1)             # last column served on diagonal db
+        return s.pos(row0 + da - ra, ra), s.pos(row0 + db - rb, rb)
+    lo_k, hi_k = max(l0 - d.g, 0), min(l1 - d.g, d.n)
+    if hi_k <= lo_k:
+        return None
+    if d.reverse:
+        r_lo, r_hi = d.n - hi_k, d.n - 1 - lo_k
+    else:
+        r_lo, r_hi = lo_k, hi_k - 1
+    r_hi = min(r_hi, d.valid - 1)
+    if r_hi < r_lo:
+        return None
+    if s.layout == "diag":
+        row0 = s.row0(fr, fc)
+        return s.pos(row0 + r_lo, 0), s.pos(row0 + r_hi, d.width - 1)
+    return base + r_lo * d.width, base + r_hi * d.width + d.width - 1
+
+
+def _in_window(rs: ReadState, s, set_: int) -> bool:
+    return (set_ - rs.ws) % s.n_sets < s.active
+
+
+def _read(st: State, p: Plan, which: str, span, c: int, kind=None, fr=0, fc=0,
+          l=0) -> tuple[int, bool]:
+    """SCALE-Sim's read_buffer.service_reads for one step: (stall, lead-dependent?)."""
+    s = p.streams[which]
+    rs = st.reads[which]
+    off = 1
+    first = True
+    dep = False
+    if which == "ifmap" and p.geometry is not None:
+        a = (span[0] // s.per_set - rs.ws) % s.n_sets
+        b = (span[1] // s.per_set - rs.ws) % s.n_sets
+        if not (a < s.active and b < s.active and a <= b):
+            from .copies import hits, line_elements
+
+            g = p.geometry
+            P, Wd = line_elements(g, kind.ifmap, fr, fc, l)
+            i = 0
+            while i < len(P):
+                h = hits(g, s, rs.ws, P[i:], Wd[i:])
+                if h.all():
+                    break
+                j = i + int(h.argmin())
+                while not hits(g, s, rs.ws, P[j:j + 1], Wd[j:j + 1])[0]:
+                    rs.ws = (rs.ws + s.advance) % s.n_sets
+                    rs.lead += s.fetch_cycles
+                    pot = rs.lead - off
+                    if first and pot > 0:
+                        dep = True
+                    first = False
+                    off += pot
+                    if pot > 0:
+                        off += pot
+                i = j + 1
+            return off - 1, dep
+    for pos in span:
+        set_ = pos // s.per_set
+        while not _in_window(rs, s, set_):
+            rs.ws = (rs.ws + s.advance) % s.n_sets
+            rs.lead += s.fetch_cycles
+            pot = rs.lead - off
+            if first and pot > 0:
+                dep = True
+            first = False
+            off += pot
+            if pot > 0:
+                off += pot
+    return off - 1, dep
+
+
+def step(st: State, p: Plan, kind, fr: int, fc: int, l: int) -> None:
+    """One array step (line) with every rule: the reference semantics."""
+    c = st.c
+    stalls = []
+    deps = []
+    if p.mode == "user":
+        for which in ("ifmap", "filter"):
+            d = getattr(kind, which)
+            span = _span(d, p.streams[which], p.base(which, fr, fc, d), fr, fc, l, l + 1)
+            if span is None:
+                stalls.append(0)
+                deps.append(False)
+                continue
+            s_, dep = _read(st, p, which, span, c, kind, fr, fc, l)
+            stalls.append(s_)
+            deps.append(dep)
+    o = kind.ofmap
+    w = o.upto(l + 1) - o.upto(l)
+    so = _write(st, p, w, c) if w else 0
+    m = max(stalls + [so])
+    for i, s_ in enumerate(stalls):
+        others = [so] + [x for j, x in enumerate(stalls) if j != i]
+        if deps[i] or s_ > max(others):
+            st.influence += 1
+            break
+    st.last_so = so
+    st.last_c = c
+    m = int(m)
+    for rs in st.reads.values():
+        rs.lead -= 1 + m
+    st.c = c + 1 + m
+    st.evaluated += 1
+
+
+def _quiet(st: State, p: Plan, kind, fr, fc, l: int, k: int, skip_ifmap=False) -> bool:
+    """True if steps [l, l+k) of the fold provably have no event."""
+    if p.mode == "user":
+        for which in (("filter",) if skip_ifmap else ("ifmap", "filter")):
+            d = getattr(kind, which)
+            span = _span(d, p.streams[which], p.base(which, fr, fc, d), fr, fc, l, l + k)
+            if span is None:
+                continue
+            s = p.streams[which]
+            rs = st.reads[which]
+            a = (span[0] // s.per_set - rs.ws) % s.n_sets
+            b = (span[1] // s.per_set - rs.ws) % s.n_sets
+            if a >= s.active or b >= s.active or b < a:
+                return False
+    o = kind.ofmap
+    w0 = o.upto(l)
+    wk = o.upto(l + k) - w0
+    if wk == 0:
+        return True
+    m = min(max(st.drain_end - st.c, 0), k)
+    wm = o.upto(l + m) - w0
+    if wm and st.free - wm < 1:
+        return False
+    if wk > wm and st.free - wk < p.out_active:
+        return False
+    return True
+
+
+def _jump(st: State, p: Plan, kind, l: int, k: int) -> None:
+    o = kind.ofmap
+    w = o.upto(l + k) - o.upto(l)
+    if w:
+        _store(st, w, p.out_width)
+    st.last_so = 0
+    for rs in st.reads.values():
+        rs.lead -= k
+    st.last_c = st.c + k - 1
+    st.c += k
+    st.evaluated += 1
+
+
+def fold(st: State, p: Plan, fr: int, fc: int, fast: bool) -> None:
+    kind = p.kind(fr, fc)
+    n = kind.steps
+    l = 0
+    if not fast:
+        while l < n:
+            step(st, p, kind, fr, fc, l)
+            l += 1
+        return
+    copies = p.mode == "user" and p.geometry is not None
+    while l < n:
+        skip, limit = False, n - l
+        if not _quiet(st, p, kind, fr, fc, l, 1) and copies and \
+                _quiet(st, p, kind, fr, fc, l, 1, skip_ifmap=True):
+            # ifmap words beyond the window may still hit through a copy: test runs at once
+            from .copies import quiet_steps
+
+            limit = quiet_steps(p, st, kind, fr, fc, l, n - l)
+            skip = True
+        if limit and _quiet(st, p, kind, fr, fc, l, 1, skip_ifmap=skip):
+            lo, hi = 1, limit       # largest k with a quiet run of k steps
+            if _quiet(st, p, kind, fr, fc, l, hi, skip_ifmap=skip):
+                lo = hi
+            else:
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    if _quiet(st, p, kind, fr, fc, l, mid, skip_ifmap=skip):
+                        lo = mid
+                    else:
+                        hi = mid
+            _jump(st, p, kind, l, lo)
+            l += lo
+        else:
+            step(st, p, kind, fr, fc, l)
+            l += 1
+
+
+def initial_state(p: Plan) -> State:
+    st = State(free=p.out_total)
+    if p.mode == "user":
+        st.reads = {w: ReadState() for w in ("ifmap", "filter")}
+    return st

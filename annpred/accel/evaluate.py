@@ -1,0 +1,169 @@
+"""Whole-layer evaluation: every fold (full) or until the state repeats (fast)."""
+from __future__ import annotations
+
+import time
+
+from .description import Accelerator
+from .engine import Result, State, _span, fold, initial_state
+from .layers import Layer
+from .mapping import Plan, plan
+
+
+def _finish(st: State, p: Plan, folds_evaluated: int) -> Result:
+    steps = p.total_steps()
+    # SCALE-Sim's total: the cycle of the last step plus its ofmap write stall
+    return Result(cycles=st.last_c + st.last_so, steps=steps, evaluated=st.evaluated,
+                  folds=folds_evaluated, stall_cycles=st.c - steps)
+
+
+def full(p: Plan) -> Result:
+    st = initial_state(p)
+    for fc in range(p.col_folds):
+        for fr in range(p.row_folds):
+            fold(st, p, fr, fc, fast=False)
+    return _finish(st, p, p.folds)
+
+
+def _key(st: State, p: Plan, fr: int, fc: int):
+    parts = []
+    kind = p.kind(fr, fc)
+    for which, rs in st.reads.items():
+        s = p.streams[which]
+        d = getattr(kind, which)
+        base = p.base(which, fr, fc, d)
+        span = _span(d, s, base, fr, fc, 0, kind.steps) or (base, base)
+        regular = s.layout != "diag" or s.row0(fr, fc) >= s.width
+        parts.append((base % s.per_set, (rs.ws - base // s.per_set) % s.n_sets,
+                      span[0] - base, span[1] - base, True if regular else s.row0(fr, fc)))
+    return (tuple(parts), _geometry_key(p, fr, fc), st.free, max(st.drain_end - st.c, 0),
+            st.line_idx, tuple(tuple(r) for r in st.queue))
+
+
+def _margin(g) -> int:
+    return -(-g.R // g.stride) + 1
+
+
+def _geometry_key(p: Plan, fr: int, fc: int):
+    """Copies of ifmap words follow the image's geometry: folds are alike only if their
+    pixels sit alike in the image (same column alignment, away from the top and bottom)."""
+    g = p.geometry
+    if g is None or p.mode == "calc":     # ideal bandwidth: reads are never modelled
+        return None
+    if g.dataflow == "os":
+        R = p.acc.rows
+        oy0, oy1 = (fr * R) // g.F, (fr * R + R - 1) // g.F
+        regular = oy0 >= _margin(g) and oy1 <= g.E - 1 - _margin(g)
+        return ((fr * R) % g.F, True) if regular else (fr, fc)
+    if g.dataflow == "ws":
+        return fr            # folds of window elements: no two alike
+    return (fr, fc)
+
+
+def _geometry_safe(p: Plan, loop: str, stop: int) -> int:
+    g = p.geometry
+    if g is None or p.mode == "calc" or (g.dataflow in ("os", "ws") and loop == "c"):
+        return stop
+    if g.dataflow == "os":
+        R = p.acc.rows
+        last_ok = ((g.E - _margin(g)) * g.F - R) // R   # last fold above the bottom margin
+        return max(0, min(stop, last_ok))
+    return 0
+
+
+def _snapshot(st: State):
+    return (st.c, {w: (r.ws, r.lead) for w, r in st.reads.items()}, st.influence)
+
+
+def _last_safe(p: Plan, which_loop: str, start: int, stop: int, fr: int, fc: int) -> int:
+    """Largest loop index < stop whose fold touches no stream's last (partial) set."""
+    best = stop
+    kind = p.kind(fr, fc)
+    for which, s in p.streams.items():
+        d = getattr(kind, which)
+        shift = (p.base(which, 1, 0, d) - p.base(which, 0, 0, d)) if which_loop == "r" \
+            else (p.base(which, 0, 1, d) - p.base(which, 0, 0, d))
+        if shift <= 0:
+            continue
+        limit = (s.n_sets - 1) * s.per_set
+        if s.layout == "diag":   # diagonals near the partial last block are irregular
+            limit = min(limit, s.count_lt(s.full_rows)) - 2 * s.width * (s.width + 1)
+        # fold i covers [i*shift + offset, (i+1)*shift + offset)
+        off = p.base(which, fr if which_loop == "c" else 0, fc if which_loop == "r" else 0, d)
+        i_max = (limit - off - shift) // shift if limit - off - shift >= 0 else -1
+        best = min(best, i_max + 1)
+    return max(best, start)
+
+
+def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe: int,
+                 folds_per_iter: int) -> tuple[int, bool]:
+    """If ``key`` was seen, add whole periods; returns (new index, extrapolated?)."""
+    snap = _snapshot(st)
+    if key not in seen:
+        seen[key] = (idx, snap)
+        return idx, False
+    i0, (c0, reads0, infl0) = seen[key]
+    c1, reads1, infl1 = snap
+    period = idx - i0
+    leads_equal = all(reads0[w][1] == reads1[w][1] for w in reads1)
+    drift_ok = infl1 == infl0 and all(reads1[w][1] <= reads0[w][1] for w in reads1)
+    if not (leads_equal or drift_ok):
+        seen[key] = (idx, snap)
+        return idx, False
+    q = (min(stop, safe) - idx) // period
+    if q <= 0:
+        seen[key] = (idx, snap)
+        return idx, False
+    st.c += q * (c1 - c0)
+    st.last_c += q * (c1 - c0)
+    for w, rs in st.reads.items():
+        n = p.streams[w].n_sets
+        rs.ws = (rs.ws + q * (reads1[w][0] - reads0[w][0])) % n
+        rs.lead += q * (reads1[w][1] - reads0[w][1])
+    seen.clear()
+    return idx + q * period, True
+
+
+def fast(p: Plan) -> Result:
+    st = initial_state(p)
+    rf, cf = p.row_folds, p.col_folds
+    outer_seen: dict = {}
+    folds_done = 0
+    fc = 0
+    while fc < cf:
+        if fc < cf - 1:
+            safe = min(_last_safe(p, "c", fc, cf - 1, 0, fc), _geometry_safe(p, "c", cf - 1))
+            fc2, jumped = _extrapolate(st, p, outer_seen, _key(st, p, 0, fc), fc, cf - 1, safe,
+                                       rf)
+            if jumped:
+                fc = fc2
+                continue
+        inner_seen: dict = {}
+        fr = 0
+        while fr < rf:
+            if fr < rf - 1:
+                safe = min(_last_safe(p, "r", fr, rf - 1, fr, fc), _geometry_safe(p, "r", rf - 1))
+                fr2, jumped = _extrapolate(st, p, inner_seen, _key(st, p, fr, fc), fr, rf - 1,
+                                           safe, 1)
+                if jumped:
+                    fr = fr2
+                    continue
+            fold(st, p, fr, fc, fast=True)
+            folds_done += 1
+            fr += 1
+        fc += 1
+    return _finish(st, p, folds_done)
+
+
+def estimate(acc: Accelerator, layer: Layer, mode: str = "user", method: str = "fast") -> dict:
+    """Cycles (and seconds) of ``layer`` on ``acc``; depthwise layers run their channels one
+    after another, each from an empty buffer (as SCALE-Sim runs them)."""
+    t0 = time.perf_counter()
+    p = plan(acc, layer, mode)
+    r = fast(p) if method == "fast" else full(p)
+    g = layer.groups
+    elapsed = time.perf_counter() - t0
+    return {"accel": acc.name, "layer": layer.name or layer.label(), "mode": mode,
+            "method": method, "cycles": r.cycles * g, "seconds": r.cycles * g / (acc.clock_mhz * 1e6),
+            "stall_cycles": r.stall_cycles * g, "iterations_total": r.steps * g,
+            "iterations_evaluated": r.evaluated, "folds": p.folds * g,
+            "macs": layer.macs(), "elapsed_s": elapsed}

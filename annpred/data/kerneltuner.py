@@ -1,0 +1,219 @@
+"""Kernel Tuner cache files (``.json`` or ``.json.gz``) as profiling data.
+
+A cache file holds one kernel on one GPU: ``device_name``, ``kernel_name``,
+``problem_size``, ``tune_params_keys``, ``tune_params`` and ``cache``, a map from a
+configuration key to a record with every tuning parameter, ``time`` (milliseconds) and
+``times`` (the repeats). Each configuration becomes one row: the tuning parameters are the
+features, ``time`` / 1000 the runtime in seconds, the robust spread of ``times`` the
+``runtime_cv``, a slug of ``device_name`` the hardware id and ``kernel_name`` plus the
+problem size the kernel; a parameter with one value in the whole space is recorded as a
+constant, not a feature. Failed configurations (a string such as ``"CompilationFailedConfig"``
+in ``time``) are skipped and counted. A file that is not such a cache raises one
+:class:`~annpred.errors.DataError` naming the file. pandas-free except :func:`load_frame`.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from annpred.errors import DataError
+from annpred.spec.hardware import slug as _hw_slug
+
+VARIANT = "default"
+REQUIRED = ("device_name", "kernel_name", "tune_params_keys", "cache")
+
+
+def is_cache_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a Kernel Tuner cache file (by its suffix)."""
+    name = str(path).lower()
+    return name.endswith(".json") or name.endswith(".json.gz")
+
+
+def hardware_id(device_name: str) -> str:
+    """``cuda-<model>`` for NVIDIA GPUs (as :func:`annpred.spec.hardware.cuda_id` names the
+    local one), ``gpu-<slug>`` for any other device."""
+    name = str(device_name)
+    if "nvidia" in name.lower():
+        return "cuda-" + _hw_slug(re.sub("nvidia", "", name, flags=re.I))
+    return "gpu-" + _hw_slug(name)
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+    return re.sub(r"-+", "-", s) or "unknown"
+
+
+@dataclass
+class TuningCache:
+    """One cache file, read and checked."""
+
+    path: str
+    kernel: str  # kernel_name plus the problem size, e.g. convolution_kernel_4096x4096
+    variant: str
+    hardware: str  # see hardware_id
+    device_name: str
+    kernel_name: str
+    problem_size: list
+    params: list[str]  # tuning parameters that vary (the features)
+    tune_params: dict
+    rows: list[dict] = field(default_factory=list)  # params + runtime_s, runtime_cv, ...
+    n_failed: int = 0
+    failures: dict = field(default_factory=dict)  # failure string -> count
+    constants: dict = field(default_factory=dict)  # parameters with one value everywhere
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+
+def _robust_cv(times: list[float]) -> float:
+    v = sorted(times)
+    n = len(v)
+    if n < 2:
+        return 0.0
+
+    def q(p):
+        x = p * (n - 1)
+        lo = int(math.floor(x))
+        hi = min(lo + 1, n - 1)
+        return v[lo] + (v[hi] - v[lo]) * (x - lo)
+
+    med = q(0.5)
+    return float((q(0.75) - q(0.25)) / 1.349 / med) if med > 0 else 0.0
+
+
+def _number(v) -> float | None:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)) and math.isfinite(v):
+        return float(v)
+    return None
+
+
+def read_cache(path: str | os.PathLike) -> TuningCache:
+    """Read and check one cache file; failed configurations are skipped and counted."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{p}: file does not exist") from None
+    except IsADirectoryError:
+        raise DataError(f"{p}: is a directory, not a Kernel Tuner cache file") from None
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read ({exc.strerror})") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{p}: corrupt gzip data ({exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{p}: not a UTF-8 JSON Kernel Tuner cache file") from None
+    text = text.strip()
+    if not text:
+        raise DataError(f"{p}: file is empty")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        # a cache file written by a run that did not finish lacks its closing braces
+        try:
+            doc = json.loads(text.rstrip().rstrip(",") + "}}")
+        except json.JSONDecodeError:
+            raise DataError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                            f"{exc.msg})") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{p}: not a Kernel Tuner cache file (top level is not an object)")
+    missing = [k for k in REQUIRED if k not in doc]
+    if missing:
+        raise DataError(f"{p}: not a Kernel Tuner cache file (missing key(s): "
+                        f"{', '.join(missing)})")
+    keys = doc["tune_params_keys"]
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise DataError(f"{p}: 'tune_params_keys' must be a non-empty list of names")
+    cache = doc["cache"]
+    if not isinstance(cache, dict):
+        raise DataError(f"{p}: 'cache' must be an object (configuration key -> record)")
+    if not cache:
+        raise DataError(f"{p}: the cache is empty (no configurations)")
+    psize = doc.get("problem_size", [])
+    psize = psize if isinstance(psize, list) else [psize]
+    kernel = _slug(doc["kernel_name"]).replace("-", "_")
+    if psize:
+        kernel += "_" + "x".join(str(v) for v in psize)
+    tune = doc.get("tune_params") if isinstance(doc.get("tune_params"), dict) else {}
+    out = TuningCache(str(p), kernel, VARIANT, hardware_id(doc["device_name"]),
+                      str(doc["device_name"]), str(doc["kernel_name"]), psize, list(keys),
+                      tune)
+    for ckey, rec in cache.items():
+        if not isinstance(rec, dict) or "time" not in rec:
+            raise DataError(f"{p}: configuration {ckey!r}: record without a 'time'")
+        t = rec["time"]
+        if isinstance(t, str):
+            out.n_failed += 1
+            out.failures[t] = out.failures.get(t, 0) + 1
+            continue
+        t = _number(t)
+        if t is None or t <= 0:
+            raise DataError(f"{p}: configuration {ckey!r}: 'time' {rec['time']!r} is not a "
+                            "positive number")
+        row = {}
+        for k in keys:
+            v = _number(rec.get(k))
+            if v is None:
+                raise DataError(f"{p}: configuration {ckey!r}: tuning parameter {k!r} is "
+                                f"{rec.get(k)!r}, not a number")
+            row[k] = v
+        times = [x for x in (rec.get("times") or []) if _number(x) is not None]
+        row["runtime_s"] = t / 1000.0
+        row["runtime_cv"] = _robust_cv(times) if times else float("nan")
+        row["repeats"] = len(times) or 1
+        row["runtime_min_s"] = (min(times) if times else t) / 1000.0
+        out.rows.append(row)
+    if not out.rows:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(out.failures.items()))
+        raise DataError(f"{p}: every configuration failed ({kinds}); nothing to use")
+    # a parameter with one value in the whole space is a constant of the kernel, not a
+    # feature (as an input it would only take weights, and so hidden units, from the network)
+    const = {k: out.rows[0][k] for k in keys if len({r[k] for r in out.rows}) == 1}
+    if len(const) < len(keys):
+        out.constants = const
+        out.params = [k for k in keys if k not in const]
+    return out
+
+
+def load_frame(path: str | os.PathLike):
+    """The cache as a frame in the form :func:`annpred.data.profiles.load_profiles` returns
+    (key columns, parameters, ``runtime_s``, ``runtime_cv``, ``repeats``, ``_source``,
+    ``_row``, ``_problem_size``); parameters with one value in the whole space are dropped
+    as constants. The frame's ``attrs`` carry ``n_failed``, ``problem_size``, ``constants``."""
+    import numpy as np
+    import pandas as pd
+
+    c = read_cache(path)
+    df = pd.DataFrame(c.rows).drop(columns=list(c.constants))
+    df.insert(0, "kernel", c.kernel)
+    df.insert(1, "variant", c.variant)
+    df.insert(2, "hardware", c.hardware)
+    df["_source"] = str(path)
+    df["_row"] = np.arange(1, len(df) + 1)
+    df["_problem_size"] = "x".join(str(v) for v in c.problem_size)
+    df.attrs.update({"n_failed": c.n_failed, "problem_size": c.problem_size,
+                     "constants": dict(c.constants)})
+    return df
+
+
+def parse_problem_size(text) -> list[float]:
+    """``"4096x4096"`` (the ``_problem_size`` column) -> ``[4096.0, 4096.0]``; [] if none."""
+    out = []
+    for part in str(text or "").split("x"):
+        try:
+            out.append(float(part))
+        except ValueError:
+            return []
+    return out

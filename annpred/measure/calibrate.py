@@ -1,0 +1,218 @@
+"""Adapt existing models to this machine in seconds: measure a few probe points per kernel
+variant and fit a correction of each model's predictions (:mod:`annpred.model.correction`).
+
+Probe set (fixed: the same for the same model and budget): :data:`POOL` random points of
+the kernel's domain (seed :data:`PROBE_SEED`) inside the model's training range; the model
+predicts each; points whose predicted cost would not fit the variant's share of the budget
+are dropped; of the rest, up to :data:`MAX_PROBES` points evenly spaced in predicted
+log-runtime are measured, extremes first and then ever finer midpoints, so a run stopped by
+the budget still spans the range. Each probe uses the measurement protocol (warm-up, at
+least 5 runs, median) with a short minimum time. The budget (default 10 s in all) is split
+evenly across the variants; time one variant leaves unused passes to the next.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from annpred import threads as _threads
+from annpred.errors import ParameterError, UnknownKernelError
+from annpred.measure import protocol
+from annpred.model import correction as _corr
+from annpred.model.layout import user_root
+from annpred.model.network import predict_seconds, transform_inputs
+from annpred.runtime import caches
+from annpred.runtime.predictor import load_models
+from annpred.spec import hardware as hw
+from annpred.spec.catalog import get_kernel
+
+PROBE_SEED = 31337
+POOL = 200
+MAX_PROBES = 48
+MIN_PROBES = 4  # fewer cannot show (leave-one-out) that a correction helps
+MIN_TIME = 0.004  # seconds of repeats per probe (the protocol's default is 0.02)
+COST_SLACK = 3.0  # a probe may run this many times slower than predicted
+
+
+@dataclass
+class Target:
+    kernel: str
+    variant: str
+    hardware: str
+    threads: int
+    probes: list = field(default_factory=list)  # (point, predicted_s, measured_s)
+    seconds: float = 0.0  # measuring the probes (the budget counts this)
+    setup_s: float = 0.0  # one untimed first run (imports, JIT compiles; not in the budget)
+    correction: dict | None = None
+    note: str = ""
+
+
+@dataclass
+class CalibrationResult:
+    path: Path | None
+    targets: list
+    seconds: float
+    machine: dict
+
+
+def targets_for(pred, kernels: Sequence[str] | None, threads: int, variants=None,
+                force: bool = False) -> list[Target]:
+    """The models to adapt: per catalog kernel and CPU variant, the model the default
+    decision would use at ``threads`` threads, if it was not measured on this machine."""
+    names = list(kernels) if kernels else pred.kernels()
+    out = []
+    for name in names:
+        try:
+            k = get_kernel(name)
+        except UnknownKernelError:
+            if kernels:
+                raise
+            continue  # a model without a catalog kernel cannot be probed
+        for v in k.variants:
+            if v.device != "cpu" or (variants and v.name not in variants):
+                continue
+            ms = [pred.models[key] for key in pred.combinations(name)
+                  if key[1] == v.name and hw.parse_id(key[2])["threads"] == threads]
+            if not ms:
+                continue
+            if any(m.machine_match for m in ms) and not force:
+                continue  # this machine's own model: nothing to adapt
+            m = max(ms, key=lambda m: (m.machine_match, m.meta["hardware"]))
+            out.append(Target(name, v.name, m.meta["hardware"], threads))
+    return out
+
+
+def probe_points(kernel, variant, model, share_s: float) -> list[tuple[dict, float]]:
+    """The fixed probe set of one model: (point, predicted seconds), measuring order."""
+    pts = [p for p in kernel.sample_points(POOL, PROBE_SEED, variant.name)
+           if variant.supports_point(p) and not model.out_of_range(p)]
+    if not pts:
+        return []
+    cols = {n: np.asarray([float(p[n]) for p in pts]) for n in model.params}
+    raw = predict_seconds(model.features(cols), model.compiled)
+    runs = protocol.DEFAULT_MIN_RUNS + protocol.DEFAULT_WARMUP
+    cost = np.maximum(raw * runs, MIN_TIME) * COST_SLACK
+    keep = [i for i in np.argsort(raw) if np.isfinite(raw[i]) and cost[i] <= share_s / 3]
+    if not keep:
+        return []
+    n = min(MAX_PROBES, len(keep))
+    pos = np.unique(np.round(np.linspace(0, len(keep) - 1, n)).astype(int))
+    order = _coarse_to_fine(len(pos))
+    return [(pts[keep[pos[j]]], float(raw[keep[pos[j]]])) for j in order]
+
+
+def _coarse_to_fine(n: int) -> list[int]:
+    """0, n-1, then midpoints of ever finer halvings: any prefix spans the range."""
+    if n <= 2:
+        return list(range(n))
+    out, seen = [0, n - 1], {0, n - 1}
+    step = n - 1
+    while len(out) < n and step > 0:
+        for j in np.arange(step / 2, n - 1, step):
+            j = int(round(j))
+            if j not in seen:
+                seen.add(j)
+                out.append(j)
+        step /= 2
+        if step < 0.5:
+            break
+    out += [j for j in range(n) if j not in seen]
+    return out
+
+
+def calibrate(kernels: Sequence[str] | None = None, *, models=None, out=None,
+              budget: float = 10.0, threads: int = 1, variants: Sequence[str] | None = None,
+              force: bool = False, progress: bool = True, save: bool = True,
+              on_target=None) -> CalibrationResult:
+    """Measure probe points of every model that was not measured on this machine and store
+    a correction per model in ``<out>/calibration/<fingerprint>.json`` (``out``: the user's
+    model directory). ``budget``: seconds of measuring in all (including building inputs).
+    ``on_target(target)`` is called after each model (the CLI prints a line).
+    ``threads``: the models of this thread count are adapted, measured with it."""
+    if budget <= 0:
+        raise ParameterError(f"budget must be positive, got {budget}")
+    if threads < 1 or threads > hw.cpu_count():
+        raise ParameterError(f"threads must be between 1 and {hw.cpu_count()}, got {threads}")
+    pred = load_models(models, reload=True)
+    todo = targets_for(pred, kernels, threads, variants, force)
+    _threads.fix_threads(threads)
+    bar = _bar(budget, progress)
+    t_all = time.perf_counter()
+    done = []
+    try:
+        for i, t in enumerate(todo):
+            left = budget - (time.perf_counter() - t_all)
+            share = left / (len(todo) - i)
+            if share <= 0:
+                t.note = "budget spent"
+                done.append(t)
+                continue
+            _probe(t, pred.models[(t.kernel, t.variant, t.hardware)], share)
+            bar.set_postfix_str(f"{t.kernel}/{t.variant}: {len(t.probes)} probes",
+                                refresh=False)
+            bar.update(max(0.0, min(time.perf_counter() - t_all, budget) - bar.n))
+            done.append(t)
+            if on_target is not None:
+                on_target(t)
+    finally:
+        bar.close()
+    machine = hw.machine()
+    corrections = [t.correction for t in done if t.correction is not None]
+    path = None
+    if save and corrections:
+        path = _corr.save(Path(out) if out is not None else user_root(), machine, corrections)
+        caches.clear()
+    return CalibrationResult(path, done, time.perf_counter() - t_all, machine)
+
+
+def _probe(t: Target, model, share: float) -> None:
+    kernel = get_kernel(t.kernel)
+    v = kernel.variant(t.variant)
+    t0 = time.perf_counter()
+    plan = probe_points(kernel, v, model, share)
+    if plan:  # first use of a variant imports its library or JIT-compiles: not measuring
+        point = plan[0][0]
+        v.run(v.prepare(kernel.make_inputs(point, np.random.default_rng(PROBE_SEED)), point))
+        t.setup_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+    for j, (point, p_s) in enumerate(plan):
+        if time.perf_counter() - t0 > share:
+            break
+        inputs = kernel.make_inputs(point, np.random.default_rng([PROBE_SEED, j]))
+        state = v.prepare(inputs, point)
+        if "torch" in sys.modules:
+            _threads.ensure_torch_threads()
+        timing = protocol.measure(lambda: v.run(state), sync=v.sync, min_time=MIN_TIME,
+                                  max_time=max(share / 3, MIN_TIME))
+        t.probes.append((point, p_s, timing.median_s))
+    t.seconds = time.perf_counter() - t0
+    if len(t.probes) < MIN_PROBES:
+        t.note = (f"{len(t.probes)} probe(s) fit the budget share of {share:.2f} s; "
+                  "not adapted (raise --budget)")
+        return
+    cols = {n: np.asarray([float(pt[n]) for pt, _, _ in t.probes]) for n in model.params}
+    x = transform_inputs(model.features(cols), model.compiled["input_transform"])
+    fit = _corr.fit_correction([p for _, p, _ in t.probes], [m for _, _, m in t.probes], x)
+    best_loo = fit["loo_mape"].get(fit["form"])
+    if best_loo is None or best_loo >= fit["probe_mape_before"]:
+        t.note = (f"{len(t.probes)} probes: no correction beats the model as it is "
+                  f"(leave-one-out {best_loo:.1f}% vs {fit['probe_mape_before']:.1f}%); "
+                  "not adapted")
+        return
+    t.correction = {"kernel": t.kernel, "variant": t.variant, "hardware": t.hardware,
+                    "model_digest": _corr.model_digest(model.meta), **fit,
+                    "threads": t.threads, "seconds": round(t.seconds, 3),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def _bar(budget: float, progress: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=max(1, round(budget)), disable=not progress, unit="s", desc="calibrate",
+                file=sys.stderr, dynamic_ncols=True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total} s{postfix}")

@@ -1,0 +1,110 @@
+"""Selection on a tuning space: fit on ``budget`` measured configurations, predict every
+configuration, and judge the pick.
+
+The space is every configuration a Kernel Tuner cache holds (failures excluded), all of them
+measured, so the choice can be scored: *regret* is the best runtime among the ``budget``
+measured configurations plus the ``top`` best predicted unmeasured ones, divided by the true
+optimum (1.0 = found it). Random sampling with the same number of measurements is the
+baseline: the same ``budget`` measured configurations plus ``top`` random ones instead of the
+predicted ones (paired, so that it judges the picks); its regret is averaged over many
+draws."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import numpy as np
+
+from annpred.study.combos import Combination
+from annpred.study.metrics import mape
+
+
+@dataclass
+class SpaceResult:
+    model: str
+    seed: int
+    budget: int
+    top: int
+    mape: float  # over every configuration not measured (percent)
+    regret: float  # best of (measured + top predicted) / true optimum
+    random_regret: float  # expected best of (the same budget + top random ones) / optimum
+    best_row: int  # row of the predicted best unmeasured configuration
+    top_rows: list = field(default_factory=list)  # the top predicted unmeasured rows
+    predicted: np.ndarray | None = None  # predicted runtime of every configuration (s)
+    measured: np.ndarray | None = None  # rows measured (training)
+    complexity: dict | None = None  # the expressions the fitted network uses (if a network)
+
+
+def random_regret(y: np.ndarray, measured: np.ndarray, extra: int, draws: int = 2000,
+                  seed: int = 0) -> float:
+    """Expected (best of the ``measured`` rows plus ``extra`` more drawn at random from the
+    rest) / optimum: random sampling with the same measurements, paired with the model's
+    draw of measured configurations (so the comparison is about the ``extra`` picks)."""
+    rng = np.random.default_rng([seed, 99])
+    rest = np.setdiff1d(np.arange(len(y)), measured)
+    base = y[measured].min()
+    extra = min(extra, len(rest))
+    if extra == 0:
+        return float(base / y.min())
+    best = [min(base, y[rest[rng.choice(len(rest), extra, replace=False)]].min())
+            for _ in range(draws)]
+    return float(np.mean(best) / y.min())
+
+
+def select_on_space(c: Combination, model, *, budget: int, top: int, seed: int,
+                    name: str = "") -> SpaceResult:
+    """Fit ``model`` (a :mod:`annpred.study.zoo` model) on ``budget`` random configurations of
+    ``c`` (all rows are the space) and score the pick."""
+    n = len(c.y)
+    if budget >= n:
+        from annpred.errors import ParameterError
+
+        raise ParameterError(f"--budget {budget} must be below the {n} configurations of "
+                             "the space")
+    order = np.random.default_rng([int(seed), 31337, n]).permutation(n)
+    train, rest = np.sort(order[:budget]), np.sort(order[budget:])
+    model.fit(c, train, seed)
+    pred = np.asarray(model.predict(c, np.arange(n)), dtype=float)
+    ranked = rest[np.argsort(pred[rest], kind="stable")]
+    top_rows = ranked[:top]
+    found = min(c.y[train].min(), c.y[top_rows].min() if top else np.inf)
+    return SpaceResult(name or getattr(model, "name", ""), seed, budget, top,
+                       mape(c.y[rest], pred[rest]), float(found / c.y.min()),
+                       random_regret(c.y, train, top, seed=seed), int(ranked[0]),
+                       [int(r) for r in top_rows], pred, train,
+                       getattr(getattr(model, "model_", None), "complexity_", None))
+
+
+def space_combination(df, *, complexity: dict | None = None) -> Combination:
+    """One tuning space (a frame from :func:`annpred.data.profiles.load_profiles` with one
+    combination) as a :class:`Combination` whose rows are every configuration."""
+    from annpred.data import profiles as _data
+    from annpred.study.combos import prepare_combination
+
+    combos = list(_data.combinations(df))
+    if len(combos) != 1:
+        from annpred.errors import DataError
+
+        raise DataError(f"a tuning space is one kernel on one device; got {len(combos)} "
+                        "combinations")
+    key, g = combos[0]
+    g = g.drop(columns=[c for c in ("pass",) if c in g.columns])
+    if complexity is None:
+        params = [p for p in _data.feature_columns(g)]
+        psize = ()
+        if "_problem_size" in g.columns:
+            from annpred.data.kerneltuner import parse_problem_size
+
+            psize = parse_problem_size(g["_problem_size"].iloc[0])
+        from annpred.model.autocomplexity import default_structure
+        from annpred.model.trainer import _catalog_complexity
+
+        complexity = (_catalog_complexity(key[0], key[1], params)
+                      or default_structure(params, psize))
+    c = prepare_combination(key, g, complexity=complexity, n_test=1)
+    return c
+
+
+def predicted_table(c: Combination, rows, pred) -> list[dict]:
+    """Configurations ``rows`` with their parameters and predicted runtime."""
+    return [{**{p: float(c.X.iloc[r][p]) for p in c.params}, "predicted_s": float(pred[r]),
+             "measured_s": float(c.y[r])} for r in rows]
+

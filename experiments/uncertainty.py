@@ -1,0 +1,101 @@
+"""Coverage of the prediction intervals on held-out data.
+
+    python experiments/uncertainty.py            # writes experiments/results/uncertainty.csv
+
+Every model carries a split-conformal interval on log runtime (nominal 90%), calibrated on the
+validation split carved from its training data. Here each interval is judged on points no
+model saw:
+- shipped catalog combinations: the 300 held-out test points of trained/<hw>/data/<kernel>.csv
+  (pass 0; the shipped models trained on 250 of points 300..799);
+- Kernel Tuner cache files (../shared/data/kernel_tuner/*.json.gz, when annpred can read them):
+  a model trained on 250 random configurations (seed 0), judged on all other configurations.
+Columns: kernel, variant, hardware, nominal, coverage, median_width (median of
+(high - low) / predicted, percent), n_test, dataset.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "experiments" / "results" / "uncertainty.csv"
+N_TEST = 300
+
+
+def _row(dataset, kernel, variant, hardware, nominal, y, s, lo, hi):
+    cover = float(np.mean((y >= lo) & (y <= hi)) * 100)
+    width = float(np.median((hi - lo) / s) * 100)
+    return {"dataset": dataset, "kernel": kernel, "variant": variant, "hardware": hardware,
+            "nominal": nominal, "coverage": round(cover, 2), "median_width": round(width, 2),
+            "n_test": int(len(y))}
+
+
+def shipped() -> list[dict]:
+    from annpred.data.profiles import load_profiles
+    from annpred.runtime.predictor import load_models
+
+    models = load_models([ROOT / "trained"])
+    rows = []
+    for csv in sorted(p for p in (ROOT / "trained").glob("cpu-*/data/*.csv")
+                      if not p.name.startswith("halide_")):  # schedule data: halide.py
+        df = load_profiles([csv])
+        test = df[(df["pass"] == 0) & (df["point"] < N_TEST)]
+        for (k, v, h), g in test.groupby(["kernel", "variant", "hardware"]):
+            if (k, v, h) not in models.models:
+                continue
+            m = models.get(k, v, h)
+            out = models.predict_many(k, v, {p: g[p].to_numpy() for p in m.params}, h)
+            rows.append(_row("shipped", k, v, h, m.interval[2] if m.interval else np.nan,
+                             g["runtime_s"].to_numpy(), out["seconds"], out["low"],
+                             out["high"]))
+            print(f"{k}/{v}/{h}: coverage {rows[-1]['coverage']:.1f}%  median width "
+                  f"{rows[-1]['median_width']:.1f}%", flush=True)
+    return rows
+
+
+def cache_files() -> list[dict]:
+    try:
+        from annpred.data import kerneltuner
+    except ImportError:
+        print("note: annpred cannot read Kernel Tuner cache files here; skipped", flush=True)
+        return []
+    from annpred import AugmentedNNRegressor
+
+    rows = []
+    data = ROOT.parent / "shared" / "data" / "kernel_tuner"
+    for f in sorted(data.glob("*.json*")):
+        df, info = kerneltuner.read_cache(f)
+        feats = [c for c in info["features"]]
+        rng = np.random.default_rng(0)
+        order = rng.permutation(len(df))
+        tr, te = order[:250], order[250:]
+        m = AugmentedNNRegressor(parameters=feats, complexity=info.get("complexity"),
+                                 seed=0).fit(df.iloc[tr], df["runtime_s"].to_numpy()[tr])
+        s, lo, hi = m.predict_interval(df.iloc[te])
+        rows.append(_row(f.name, df["kernel"].iloc[0], df["variant"].iloc[0],
+                         df["hardware"].iloc[0], m.coverage, df["runtime_s"].to_numpy()[te],
+                         s, lo, hi))
+        print(f"{f.name}: coverage {rows[-1]['coverage']:.1f}%", flush=True)
+    return rows
+
+
+def main() -> int:
+    rows = shipped() + cache_files()
+    df = pd.DataFrame(rows, columns=["kernel", "variant", "hardware", "nominal", "coverage",
+                                     "median_width", "n_test", "dataset"])
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(OUT, index=False)
+    s = df[df.dataset == "shipped"]
+    print(f"shipped: median coverage {s.coverage.median():.1f}% (nominal 90%), "
+          f"{(s.coverage >= 85).mean() * 100:.0f}% of combinations at >= 85%; "
+          f"median width {s.median_width.median():.1f}%")
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

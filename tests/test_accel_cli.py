@@ -1,0 +1,57 @@
+"""``annpred accel list|show|estimate``: output formats and exit code 2 on bad input."""
+import json
+
+import pytest
+
+from annpred.cli import main
+
+
+def run(capsys, *args):
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_list_json_one_object_per_accelerator(capsys):
+    rc, out, _ = run(capsys, "accel", "list", "--json")
+    items = json.loads(out)
+    assert rc == 0 and isinstance(items, list)
+    assert {i["name"] for i in items} >= {"systolic32", "tpu-v1", "eyeriss", "gemmini", "vector64"}
+    assert all(i["hardware"] == "sim-" + i["name"] for i in items)
+
+
+def test_show_and_estimate(capsys):
+    rc, out, _ = run(capsys, "accel", "show", "gemmini", "--json")
+    assert rc == 0 and json.loads(out)["rows"] == 16
+    rc, out, _ = run(capsys, "accel", "estimate", "systolic32", "--layer",
+                     "conv2d:10,10,3,3,4,8,1", "--mode", "calc", "--json")
+    d = json.loads(out)
+    assert rc == 0
+    # output stationary, ideal bandwidth: ceil(64/32) row folds * (36 + 32 + 32 - 2) - 1
+    assert d["layers"][0]["cycles"] == 2 * 98 - 1
+    rc, out, _ = run(capsys, "accel", "estimate", "tpu-v1", "--network", "bert_base_block",
+                     "--json")
+    d = json.loads(out)
+    assert rc == 0 and len(d["layers"]) == 30
+    assert d["total"]["cycles"] == sum(r["cycles"] for r in d["layers"])
+
+
+@pytest.mark.parametrize("args, words", [
+    (("accel", "show", "nope"), "unknown accelerator 'nope'"),
+    (("accel", "estimate", "systolic32", "--layer", "conv2d:0,4,3,3,1,1,1"), "H must be positive"),
+    (("accel", "estimate", "systolic32", "--layer", "conv2d:9,9,3,3,1,1"), "takes 7 numbers"),
+    (("accel", "estimate", "systolic32"), "give --layer"),
+    (("accel", "estimate", "systolic32", "--network", "missing.csv"), "cannot read network"),
+])
+def test_bad_input_exit_code_2(capsys, args, words):
+    rc, out, err = run(capsys, *args)
+    assert rc == 2 and out == ""
+    assert err.startswith("annpred: error: ") and words in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_description_file_exit_code_2(capsys, tmp_path):
+    f = tmp_path / "acc.json"
+    f.write_text(json.dumps({"name": "x", "array": {"rows": 4, "cols": 4, "dataflow": "rs"}}))
+    rc, _, err = run(capsys, "accel", "show", str(f))
+    assert rc == 2 and "dataflow must be one of" in err

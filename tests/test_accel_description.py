@@ -1,0 +1,113 @@
+"""Accelerator descriptions, layers and network tables: shipped files load; bad input gives
+one clear ParameterError/DataError naming the problem."""
+import json
+
+import pytest
+
+from annpred.accel import description as D
+from annpred.accel.layers import make, parse, read_network
+from annpred.accel.mapping import plan
+from annpred.errors import DataError, ParameterError
+
+
+def test_shipped_descriptions_cover_the_required_kinds():
+    s = D.shipped()
+    assert {"systolic32", "tpu-v1", "eyeriss", "gemmini", "vector64"} <= set(s)
+    assert (s["tpu-v1"].rows, s["tpu-v1"].cols) == (256, 256)
+    assert (s["eyeriss"].rows, s["eyeriss"].cols) == (12, 14)
+    assert (s["gemmini"].rows, s["gemmini"].dataflow) == (16, "ws")
+    assert s["vector64"].dataflow == "vector"
+    for acc in s.values():   # round trip through the flat dict
+        assert D.from_dict(acc.to_dict()) == acc
+
+
+def _desc(**over):
+    d = json.loads((D.SHIPPED / "systolic32.json").read_text())
+    for k, v in over.items():
+        cur = d
+        *path, last = k.split(".")
+        for part in path:
+            cur = cur[part]
+        cur[last] = v
+    return d
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("array.rows", 0, "rows must be >= 1"),
+    ("array.cols", -3, "cols must be >= 1"),
+    ("array.dataflow", "rs", "dataflow must be one of"),
+    ("buffers.ifmap.kb", 0, "buffers.ifmap: kb must be >= 1"),
+    ("buffers.filter.kb", "big", "kb must be an integer"),
+    ("dram.bandwidth", 0, "bandwidth must be >= 1"),
+    ("clock_mhz", -1, "clock_mhz must be a positive number"),
+])
+def test_bad_descriptions_name_the_field(field, value, words):
+    with pytest.raises(ParameterError, match=words):
+        D.from_dict(_desc(**{field: value}), source="x.json")
+
+
+def test_buffer_too_small_for_one_tile():
+    d = _desc(**{"array.rows": 128, "array.cols": 128})
+    d["buffers"]["ofmap"]["kb"] = 1   # 1024 words < 2 x 1024
+    d["array"]["rows"], d["array"]["cols"] = 1024, 1024
+    with pytest.raises(ParameterError, match="too small for one tile"):
+        D.from_dict(d)
+
+
+def test_unknown_accelerator_and_bad_files(tmp_path):
+    with pytest.raises(ParameterError, match="unknown accelerator 'nope'"):
+        D.get("nope")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ParameterError, match="bad.json: not valid JSON"):
+        D.load(bad)
+    assert D.get("sim-gemmini").name == "gemmini"
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("conv2d:0,5,3,3,1,1,1", "H must be positive"),
+    ("conv2d:8,8,3,3,4,-2,1", "M must be positive"),
+    ("conv2d:8,8,3,3,4", "takes 7 numbers"),
+    ("pool:1,2", "unknown kind 'pool'"),
+    ("gemm:4,x,4", "is not an integer"),
+    ("conv2d:4,4,5,5,1,1,1", "larger than the"),
+])
+def test_bad_layers(spec, words):
+    with pytest.raises(ParameterError, match=words):
+        parse(spec)
+
+
+def test_layer_larger_than_the_description_allows():
+    acc = D.get("systolic32")
+    with pytest.raises(ParameterError, match="more than systolic32 addresses"):
+        plan(acc, parse("gemm:100000,1000,10"), "user")
+
+
+def test_padding_gives_the_frameworks_output_size():
+    layer = make("conv2d", dict(H=56, W=56, R=3, S=3, C=64, M=128, stride=2), pad=1)
+    assert (layer.E, layer.F) == (28, 28)
+    assert make("conv2d", dict(H=224, W=224, R=7, S=7, C=3, M=64, stride=2), pad=3).E == 112
+
+
+def test_network_tables(tmp_path):
+    r18 = read_network("resnet18")
+    assert len(r18) == 21 and sum(layer.macs() for layer in r18) == pytest.approx(1.81e9, rel=0.01)
+    mb = read_network("mobilenet_v1")
+    assert sum(layer.macs() for layer in mb) == pytest.approx(5.69e8, rel=0.01)
+    assert len(read_network("bert_base_block")) == 30
+    bad = tmp_path / "net.csv"
+    bad.write_text("name,kind,H,W,R,S,C,M,stride\nc1,conv2d,8,8,3,3,4,x,1\n")
+    with pytest.raises(DataError, match="row 2, column M"):
+        read_network(bad)
+
+
+def test_accel_imports_no_torch_halide_or_measurement_code():
+    import subprocess
+    import sys
+
+    code = ("import sys, annpred.accel, annpred.accel.cli, annpred.accel.profile; "
+            "print([m for m in ('torch', 'halide', 'annpred.measure', 'annpred.profile') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

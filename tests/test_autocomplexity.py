@@ -1,0 +1,79 @@
+"""complexity="auto": candidates from columns and structure, chosen on training data only."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from annpred import AugmentedNNRegressor
+from annpred.model import autocomplexity as A
+
+
+def test_structure_candidates_from_kernel_tuner_names():
+    s = A.structure_candidates(["block_size_x", "block_size_y", "tile_size_x", "other"],
+                               [4096, 1024])
+    assert s["threads"] == "block_size_x*block_size_y"
+    assert s["grid_blocks"] == ("(ceiling(4096/(block_size_x*tile_size_x)))"
+                                "*(ceiling(1024/(block_size_y)))")
+    assert "warp_eff32" in s and "padding" in s
+    assert A.structure_candidates(["m", "n"]) == {}
+    d = A.default_structure(["block_size_x", "block_size_y", "tile_size_x"], [4096, 1024])
+    assert set(d) == {"grid_blocks", "threads"}
+
+
+def test_candidates_drop_constant_duplicate_and_invalid():
+    cols = {"m": np.array([9., 16, 33, 64]), "bm": np.array([4., 4, 8, 8]),
+            "flag": np.array([0., 1, 0, 1])}
+    c = A.candidates(cols, ["m", "bm", "flag"], base={"main": "m*bm"})
+    assert c["catalog_main"] == "m*bm"
+    assert "ceiling(m/bm)" in c.values()
+    assert not any("flag" in t for t in c.values())  # not size-like
+    texts = list(c.values())
+    assert len(texts) == len(set(texts))
+    vals = [A.feature_matrix(cols, ["m", "bm", "flag"], [t])[:, -1] for t in texts]
+    assert all(np.ptp(v) > 0 for v in vals)
+
+
+def _tiled(n=240, seed=0):
+    """Runtime = number of tiles (a step function of m over the tile bm) + noise."""
+    rng = np.random.default_rng(seed)
+    m = rng.integers(16, 2048, n).astype(float)
+    bm = rng.choice([64.0, 96.0, 256.0, 384.0], n)
+    y = 1e-6 * np.ceil(m / bm) ** 1.5 * (1 + 0.005 * rng.standard_normal(n))
+    return pd.DataFrame({"m": m, "bm": bm}), y
+
+
+def test_auto_finds_the_step_feature_and_beats_the_plain_network():
+    X, y = _tiled()
+    Xt, yt = _tiled(400, seed=1)
+    auto = AugmentedNNRegressor(complexity="auto", seed=0).fit(X, y)
+    plain = AugmentedNNRegressor(seed=0).fit(X, y)
+    assert any("ceiling(m/bm)" in t for t in auto.complexity_.values()), auto.complexity_
+    assert auto.auto_log_[0]["tried"] == "(start)"
+    assert all(k in auto.features_ for k in auto.complexity_)
+    err = lambda m: np.mean(np.abs(m.predict(Xt) - yt) / yt)
+    assert err(auto) < 0.7 * err(plain)
+    # stored in the model file and restored with the same predictions
+    d = auto.to_dict("tiles", "v", "cpu-x-t1")
+    assert d["complexity"] == auto.complexity_ and d["train"]["auto_complexity"]
+    back = AugmentedNNRegressor.from_dict(d)
+    assert np.allclose(back.predict(Xt), auto.predict(Xt))
+
+
+def test_auto_keeps_the_base_and_is_a_clonable_parameter():
+    X, y = _tiled(120)
+    est = AugmentedNNRegressor(complexity="auto", base_complexity={"tiles": "m/bm"},
+                               max_epochs=60, n_init=1)
+    assert clone(est).get_params()["complexity"] == "auto"
+    est.fit(X, y)
+    assert est.complexity_.get("tiles") == "m/bm" or \
+        list(est.complexity_) == ["tiles"][:len(est.complexity_)]
+    assert est.n_params_ < 75
+
+
+def test_auto_with_too_few_rows_keeps_the_base():
+    X, y = _tiled(12)
+    est = AugmentedNNRegressor(complexity="auto", max_epochs=30, n_init=1).fit(X, y)
+    assert est.complexity_ == {}
+    assert "too few" in est.auto_log_[0]["tried"]

@@ -1,0 +1,107 @@
+"""Issue 11, finding 4: nothing half-written. Atomic writes keep the umask's permissions,
+clean their temporary files (also those of killed writers), and training several
+combinations writes all of them or none."""
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from annpred.errors import AnnpredError, DataError, ExpressionError
+from annpred.files import atomic_write_many, atomic_write_text, remove_stale_temps
+from annpred.model.trainer import train_csvs
+
+from test_hostile_csv import HEAD, _csv, _rows
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _temps(folder):
+    return sorted(p.name for p in Path(folder).iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_new_files_follow_the_umask(tmp_path, mask, mode):
+    old = os.umask(mask)
+    try:
+        p = atomic_write_text(tmp_path / "a.json", "{}")
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == mode
+
+
+def test_replaced_file_keeps_its_mode(tmp_path):
+    p = tmp_path / "a.h"
+    p.write_text("old")
+    p.chmod(0o640)
+    atomic_write_text(p, "new")
+    assert p.read_text() == "new" and p.stat().st_mode & 0o777 == 0o640
+
+
+KILLED_WRITER = """
+import sys, time
+from annpred import files
+files._write_temp(files.Path(sys.argv[1]), b"half")
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_temp_files_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "x.json"
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)],
+                                stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert len(_temps(tmp_path)) == 1  # each writer removed its killed predecessor's
+    atomic_write_text(target, "{}")
+    assert _temps(tmp_path) == [] and target.read_text() == "{}"
+
+
+def test_a_live_writers_temp_file_is_left_alone(tmp_path):
+    mine = tmp_path / f".x.json.{os.getpid()}.abc.tmp"
+    mine.write_text("busy")
+    assert remove_stale_temps(tmp_path / "x.json") == 0 and mine.exists()
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(AnnpredError, match="directory"):
+        atomic_write_text(tmp_path / "d", "x")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(AnnpredError, match="cannot write"):
+        atomic_write_text(blocker / "sub" / "a.json", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "file"]
+
+
+def test_write_many_is_all_or_none(tmp_path):
+    (tmp_path / "blocked").write_text("a file where a folder is needed")
+    with pytest.raises(AnnpredError):
+        atomic_write_many({tmp_path / "new" / "a.json": "1", tmp_path / "b.json": "2",
+                           tmp_path / "blocked" / "c.json": "3"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked"]
+    atomic_write_many({tmp_path / "new" / "a.json": "1", tmp_path / "b.json": "2"})
+    assert (tmp_path / "new" / "a.json").read_text() == "1"
+
+
+def test_training_two_combinations_writes_both_or_none(tmp_path):
+    rows = _rows(12, 0, variant="v1") + _rows(12, 1, variant="v2", start=100)
+    cells = rows[-1].split(",")
+    cells[3] = "12"  # only the second combination reaches the pole of 1/(m-12)
+    rows[-1] = ",".join(cells)
+    p = _csv(tmp_path, [HEAD, *rows])
+    out = tmp_path / "models"
+    with pytest.raises((ExpressionError, DataError), match="not finite|NaN or infinite"):
+        train_csvs([p], out, features=["m", "n"], complexity="1/(m-12)", max_epochs=5,
+                   n_init=1, steps=None)
+    assert not out.exists()
+    reports = train_csvs([p], out, features=["m", "n"], complexity="m*n", max_epochs=5,
+                         n_init=1, steps=None)
+    assert len(reports) == 2 and all(r.path.exists() for r in reports)
+    assert _temps(reports[0].path.parent) == []

@@ -1,0 +1,171 @@
+"""Kernel Tuner cache files as input: reader, convert, train/predict, tune-space."""
+from __future__ import annotations
+
+import csv
+import gzip
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+
+from annpred.data import kerneltuner as kt
+from annpred.data.profiles import load_profiles
+from annpred.errors import DataError
+from conftest import run_cli
+
+
+def make_cache(n_failed: int = 3, seed: int = 0) -> dict:
+    """A small synthetic tuning space whose runtime follows the launch structure."""
+    rng = np.random.default_rng(seed)
+    tune = {"block_size_x": [16, 32, 48, 64, 128], "block_size_y": [1, 2, 4, 8],
+            "tile_size_x": [1, 2, 3, 4], "tile_size_y": [1, 2], "use_shmem": [0, 1],
+            "filter_width": [15]}
+    keys = list(tune)
+    cache = {}
+    for i, vals in enumerate(itertools.product(*tune.values())):
+        p = dict(zip(keys, vals))
+        key = ",".join(map(str, vals))
+        if i < n_failed:
+            cache[key] = {**p, "time": "CompilationFailedConfig"}
+            continue
+        threads = p["block_size_x"] * p["block_size_y"]
+        blocks = (math.ceil(2048 / (p["block_size_x"] * p["tile_size_x"]))
+                  * math.ceil(512 / (p["block_size_y"] * p["tile_size_y"])))
+        t = 1e-4 * blocks * math.ceil(threads / 32) * (0.7 if p["use_shmem"] else 1.0) + 0.05
+        times = list(t * (1 + 0.01 * rng.standard_normal(7)))
+        cache[key] = {**p, "time": float(np.mean(times)), "times": times,
+                      "compile_time": 100.0, "timestamp": "2024-01-01 00:00:00+00:00"}
+    return {"device_name": "NVIDIA Test GPU", "kernel_name": "conv_kernel",
+            "problem_size": [2048, 512], "tune_params_keys": keys, "tune_params": tune,
+            "objective": "time", "cache": cache}
+
+
+@pytest.fixture
+def cache_file(tmp_path):
+    p = tmp_path / "conv_test.json.gz"
+    p.write_bytes(gzip.compress(json.dumps(make_cache()).encode()))
+    return p
+
+
+def test_reader_rows_units_failures_constants(cache_file):
+    c = kt.read_cache(cache_file)
+    doc = make_cache()
+    assert c.n_failed == 3 and c.failures == {"CompilationFailedConfig": 3}
+    assert c.n_rows == len(doc["cache"]) - 3
+    assert c.constants == {"filter_width": 15.0}
+    assert "filter_width" not in c.params and "use_shmem" in c.params
+    assert c.kernel == "conv_kernel_2048x512" and c.hardware == "cuda-test-gpu"
+    first = next(v for v in doc["cache"].values() if not isinstance(v["time"], str))
+    assert c.rows[0]["runtime_s"] == pytest.approx(first["time"] / 1000)
+    assert c.rows[0]["repeats"] == 7
+    assert 0 < c.rows[0]["runtime_cv"] < 0.05
+    assert kt.hardware_id("AMD Radeon PRO W6600") == "gpu-amd-radeon-pro-w6600"
+
+
+def test_plain_json_and_load_profiles(tmp_path, cache_file):
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(make_cache()))
+    a, b = load_profiles([cache_file]), load_profiles([plain])
+    assert len(a) == len(b) == len(make_cache()["cache"]) - 3
+    assert {"kernel", "variant", "hardware", "runtime_s", "_problem_size"} <= set(a.columns)
+    assert np.allclose(a["runtime_s"], b["runtime_s"])
+    assert kt.parse_problem_size(a["_problem_size"].iloc[0]) == [2048.0, 512.0]
+
+
+def _bad(doc_fn):
+    return doc_fn(make_cache())
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("notjson.json", b"this is not json", "not valid JSON"),
+    ("empty.json", b"", "empty"),
+    ("list.json", b"[1, 2]", "top level is not an object"),
+    ("nokeys.json", json.dumps({"cache": {}}).encode(), "missing key"),
+    ("emptycache.json", json.dumps({**make_cache(), "cache": {}}).encode(), "cache is empty"),
+    ("allfailed.json.gz", gzip.compress(json.dumps(make_cache(n_failed=10 ** 6)).encode()),
+     "every configuration failed"),
+    ("badtime.json", json.dumps({**make_cache(), "cache": {"a": {"time": -1.0}}}).encode(),
+     "not a positive number"),
+])
+def test_bad_files_raise_one_data_error_naming_the_file(tmp_path, name, content, message):
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(DataError, match=message) as e:
+        kt.read_cache(p)
+    assert name in str(e.value)
+
+
+def test_convert_cli_writes_profiling_csv(cache_file, tmp_path):
+    out = tmp_path / "out.csv"
+    r = run_cli(["convert", cache_file, "-o", out])
+    assert r.returncode == 0, r.stderr
+    assert "skipped 3 failed" in r.stdout
+    with open(out, newline="") as f:
+        data = list(csv.DictReader(f))
+    assert len(data) == len(make_cache()["cache"]) - 3
+    assert data[0]["kernel"] == "conv_kernel_2048x512" and "filter_width" not in data[0]
+    assert float(data[0]["runtime_s"]) > 0
+    # the CSV trains like the cache file
+    r = run_cli(["train", out, "--out", tmp_path / "m", "--n-train", "60"])
+    assert r.returncode == 0, r.stderr
+
+
+def test_convert_bad_file_exit_2_nothing_written(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"device_name": "x"}')
+    out = tmp_path / "out.csv"
+    r = run_cli(["convert", bad, "-o", out])
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("annpred: error:") and "bad.json" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+
+
+def test_train_auto_and_predict_on_a_cache_file(cache_file, tmp_path):
+    models = tmp_path / "m"
+    r = run_cli(["train", cache_file, "--out", models, "--n-train", "100",
+                 "--complexity", "auto"])
+    assert r.returncode == 0, r.stderr
+    assert "complexity (auto):" in r.stdout
+    f = models / "cuda-test-gpu" / "conv_kernel_2048x512" / "default.json"
+    d = json.loads(f.read_text())
+    assert d["train"]["auto_complexity"][0]["tried"] == "(start)"
+    assert set(d["complexity"]) <= set(d["features"])
+    r = run_cli(["predict", "conv_kernel_2048x512", "--variant", "default", "--models",
+                 models, "block_size_x=32", "block_size_y=4", "tile_size_x=2",
+                 "tile_size_y=1", "use_shmem=1"])
+    assert r.returncode == 0, r.stderr
+    assert "conv_kernel_2048x512/default on cuda-test-gpu" in r.stdout
+
+
+def test_tune_space_cli_reports_pick_and_regret(cache_file):
+    r = run_cli(["tune-space", cache_file, "--budget", "60", "--top", "5", "--model", "NN+C"])
+    assert r.returncode == 0, r.stderr
+    assert "predicted best:" in r.stdout and "regret" in r.stdout
+    import re
+
+    assert len([l for l in r.stdout.splitlines() if re.match(r"\s+\d+\. ", l)]) == 5
+    r = run_cli(["tune-space", cache_file, "--budget", "100000"])
+    assert r.returncode == 2 and "--budget" in r.stderr
+
+
+def test_select_on_space_regret_is_judged_on_the_space(cache_file):
+    from annpred.study import tunespace as T
+    from annpred.study.zoo import make_model
+
+    c = T.space_combination(load_profiles([cache_file]))
+    assert set(c.complexity) == {"grid_blocks", "threads"}
+    r = T.select_on_space(c, make_model("NN+C"), budget=80, top=5, seed=0)
+    assert r.regret >= 1.0 and r.random_regret >= 1.0
+    assert len(r.top_rows) == 5 and not set(r.top_rows) & set(r.measured.tolist())
+    assert r.mape < 15  # the runtime follows the structure features exactly
+
+
+def test_evaluate_cli_on_a_cache_file_uses_the_launch_structure(cache_file, tmp_path):
+    r = run_cli(["evaluate", cache_file, "--out", tmp_path / "ev", "--n-train", "60",
+                 "--n-test", "60", "--seeds", "1", "--no-curves", "--no-cost", "--no-plots",
+                 "--models", "NN+C,GBT+C", "--quiet", "--max-epochs", "60"])
+    assert r.returncode == 0, r.stderr
+    assert "| NN+C |" in r.stdout and "| GBT+C |" in r.stdout and "skipped" not in r.stdout
