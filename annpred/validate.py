@@ -133,7 +133,7 @@ def output_dir(path, what: str = "--out") -> Path:
     base = _first_existing(p.absolute())
     if not base.is_dir():
         raise ParameterError(f"{what} {p}: {base} is a file, not a directory")
-    if str(base.resolve()).split(os.sep)[1:2] in (["proc"], ["sys"], ["dev"]):
+    if str(base.resolve()).split(os.sep)[1:2] in (["proc"], ["sys"]):
         raise ParameterError(f"{what} {p} is on a pseudo file system ({base})")
     if not os.access(base, os.W_OK | os.X_OK):
         raise ParameterError(f"{what} {p}: {base} is not writable")

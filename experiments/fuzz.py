@@ -12,6 +12,7 @@ The test suite runs the same harness for a few seconds per door with fixed seeds
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import random
@@ -246,12 +247,12 @@ def _mutate_json(rng: random.Random, d):
     parent, key = path[-1]
     r = rng.random()
     if r < 0.6:
-        parent[key] = rng.choice(_LEAVES)
+        parent[key] = copy.deepcopy(rng.choice(_LEAVES))  # shared leaves would form cycles
     elif r < 0.75 and isinstance(parent, dict):
         del parent[key]
     elif r < 0.9 and isinstance(parent, dict):
-        parent[rng.choice(["extra", "machine", "uncertainty", "steps", "skip"])] = rng.choice(
-            _LEAVES)
+        parent[rng.choice(["extra", "machine", "uncertainty", "steps", "skip"])] = \
+            copy.deepcopy(rng.choice(_LEAVES))
     else:
         parent[key] = rng.choice(PAYLOADS) if isinstance(parent[key], str) else parent[key]
     return d

@@ -106,7 +106,7 @@ def ensure_models(variants, hw_id: str, retrain: bool, log) -> tuple[object, str
     out = HERE / "results" / "pipeline_models"
     from annpred.data.profiles import load_profiles
     from annpred.model.layout import model_path
-        from annpred.model.trainer import train_frame
+    from annpred.model.trainer import train_frame
 
     for k, v in need:
         path = model_path(out, k, v, hw_id)

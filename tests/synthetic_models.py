@@ -2,7 +2,6 @@
 annpred.select and annpred.export_c (no dependence on shipped models or on measuring)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

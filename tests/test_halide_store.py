@@ -72,7 +72,7 @@ def test_cli_train_writes_model_and_tune_uses_it(tmp_path, monkeypatch, capsys):
     path = tmp_path / "user" / "halide" / hw.cpu_id(2) / "blur.json"
     assert out["model"] == str(path) and path.exists() and out["n_params"] < 75
     d = json.loads(path.read_text())
-    assert d["train"]["machine"]["fingerprint"] == store.machine()["fingerprint"]
+    assert d["machine"]["fingerprint"] == store.machine()["fingerprint"]
     assert _run_cli(["halide", "tune", "blur", "--size", "512,128", "--candidates", "8",
                      "--json"]) == 0
     tuned = json.loads(capsys.readouterr().out)
@@ -102,27 +102,32 @@ def test_train_api_errors_name_the_problem(tmp_path):
     assert not (tmp_path / "halide").exists()  # nothing written
 
 
-def test_model_from_another_machine_is_flagged_once(tmp_path, monkeypatch, capsys):
+def test_model_from_another_machine_is_flagged_once(tmp_path):
+    import warnings
+
+    from annpred.errors import MachineMismatchWarning
     from annpred.halide.select import train_pipeline
+    from annpred.runtime.correction import reset_warnings
 
     data = _profile(tmp_path / "blur.csv")
     _, path = train_pipeline("blur", data, tmp_path / "m.json")
     d = json.loads(path.read_text())
-    d["train"]["machine"] = {**d["train"]["machine"], "model": "999", "fingerprint": "other"}
+    d["machine"] = {**d["machine"], "model": 999, "fingerprint": "0123456789ab"}
     path.write_text(json.dumps(d))
-    monkeypatch.setattr(store, "_WARNED", set())
-    m = store.load_schedule_model("blur", path)
+    reset_warnings()
+    with pytest.warns(MachineMismatchWarning, match="another|not on this machine"):
+        m = store.load_schedule_model("blur", path)
     assert m.machine_match_ is False
-    assert "profiled on another machine" in capsys.readouterr().err
-    store.load_schedule_model("blur", path)
-    assert capsys.readouterr().err == ""  # one warning per model file and process
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one warning per source machine and process
+        store.load_schedule_model("blur", path)
     # older files without a machine description: compared by hardware id
-    del d["train"]["machine"]
+    del d["machine"]
     d["hardware"] = "cpu-other-t2"
     old = tmp_path / "old.json"
     old.write_text(json.dumps(d))
-    assert store.load_schedule_model("blur", old).machine_match_ is False
-    assert "cpu-other-t2" in capsys.readouterr().err
+    with pytest.warns(MachineMismatchWarning, match="cpu-other-t2"):
+        assert store.load_schedule_model("blur", old).machine_match_ is False
     d["hardware"] = hw.cpu_id(2)
     old.write_text(json.dumps(d))
     assert store.load_schedule_model("blur", old).machine_match_ is True
@@ -142,3 +147,20 @@ def test_compare_table_shows_predicted_measured_and_ratio():
     assert "2.000" in line and "0.75" in line
     assert "1.50x" in next(ln for ln in text.splitlines() if "adams2019" in ln)
     assert "failed" in next(ln for ln in text.splitlines() if "li2018" in ln)
+
+
+def test_predictions_estimate_the_protocols_median(tmp_path):
+    """Fitted on the fastest repeat, predictions are scaled by the profile's median/min."""
+    from annpred.halide.select import predict_schedules, train_model
+
+    p = get("blur")
+    df = pd.read_csv(_profile(tmp_path / "blur.csv"))
+    df["runtime_min_s"] = df["runtime_s"] / 1.25
+    model = train_model(p, df, max_epochs=50, n_init=1)
+    assert model.protocol_factor_ == pytest.approx(1.25)
+    s = p.space.sample(1, seed=0)
+    raw = model.predict(pd.DataFrame([p.features({"W": 1024, "H": 512}, s[0])],
+                                     columns=p.feature_names()))
+    assert predict_schedules(model, p, {"W": 1024, "H": 512}, s)[0] == pytest.approx(1.25 * raw[0])
+    store.save_schedule_model(model, p, tmp_path / "m.json")
+    assert store.load_schedule_model(p, tmp_path / "m.json").protocol_factor_ == pytest.approx(1.25)

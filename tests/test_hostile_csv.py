@@ -177,3 +177,13 @@ def test_features_option_shapes_the_frame(tmp_path):
     df = load_profiles([_csv(tmp_path, [HEAD, *_rows()])], features=["m"])
     assert "m" in df.columns and "n" not in df.columns
     assert np.all(df["runtime_s"] > 0)
+
+
+def test_duplicate_keys_with_empty_key_cells_are_named(tmp_path):
+    rows = _rows()
+    cells = rows[4].split(",")
+    cells[11] = ""  # an empty seed: NaN in both copies (found by experiments/fuzz.py)
+    rows[4] = ",".join(cells)
+    p = _csv(tmp_path, [HEAD, *rows, rows[4]])
+    with pytest.raises(DataError, match="row 14 repeats the measurement key .* row 6"):
+        duplicate_keys(load_profiles([p]))

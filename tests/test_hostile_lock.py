@@ -2,7 +2,6 @@
 at once with one clear line (it does not wait); train refuses duplicate keys
 (tests/test_hostile_csv.py)."""
 import csv
-import os
 import subprocess
 import sys
 from collections import Counter

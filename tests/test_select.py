@@ -4,11 +4,9 @@ Deterministic and fast: the models are tiny networks trained on synthetic runtim
 temporary directories; nothing here times anything (latency lives in experiments/)."""
 import importlib.util
 import json
-import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

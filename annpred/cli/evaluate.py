@@ -38,8 +38,11 @@ def cmd_evaluate(args) -> int:
     if args.curve_seeds < 0:
         raise ParameterError(f"--curve-seeds must be >= 0, got {args.curve_seeds}")
     sizes = () if args.no_curves else _ints(args.curve_sizes, "--curve-sizes")
-    feats = ([f.strip() for f in args.features.split(",") if f.strip()]
-             if args.features else None)
+    from annpred import validate
+
+    validate.output_dir(args.out)
+    feats = validate.feature_list([f.strip() for f in args.features.split(",")]
+                                  if args.features else None, args.target)
     complexity = None
     if args.complexity == "auto":  # the automatic search is a model of its own
         if "NN+C-auto" not in models:

@@ -189,6 +189,11 @@ def _adapt(out_dir: Path, seed: int, budget: float = 10.0) -> None:
 
 
 def cmd_quickstart(args) -> int:
+    from annpred import validate
+
+    if args.out is not None:
+        validate.output_dir(args.out)
+    validate.seed(args.seed)
     return run(budget=args.budget, out=args.out, seed=args.seed)
 
 

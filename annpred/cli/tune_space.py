@@ -65,5 +65,6 @@ def register(sub) -> None:
     s.add_argument("--top", type=int, default=10, help="predicted candidates (default 10)")
     s.add_argument("--model", default="NN+C-auto", help="model from the study's zoo "
                    "(default NN+C-auto)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the measured sample and of training (default 0)")
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed of the draw of measured configurations and of the fit (default 0)")
     s.set_defaults(func=cmd_tune_space)

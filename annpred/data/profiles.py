@@ -164,7 +164,7 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         out["machine"] = (df["machine"].astype(str).str.strip() if "machine" in df.columns
                           else "")
         if "timestamp" in df.columns:  # provenance: when the rows were measured
-            out["timestamp"] = df["timestamp"].astype(str)
+            out["timestamp"] = df["timestamp"]  # text (a category: millions of rows are cheap)
         out["_source"] = str(p)
         out["_row"] = np.arange(2, len(df) + 2)
         frames.append(out)

@@ -52,16 +52,18 @@ def register(subparsers) -> None:
 
     pr = hs.add_parser("profile", help="measure sampled schedules of a pipeline on this "
                        "machine (resumable: run the same command again to continue)")
-    pr.add_argument("pipeline")
+    pr.add_argument("pipeline", help="pipeline to profile (see `annpred halide list`)")
     pr.add_argument("--sampler", choices=("random", "pr"), default="random",
                     help="random schedules x sizes, or PR (performance representatives: "
                          "a few schedules swept over sizes where tiles create steps)")
     pr.add_argument("--schedules", type=int, default=200, help="schedules to sample")
-    pr.add_argument("--sizes-per-schedule", type=int, default=5)
+    pr.add_argument("--sizes-per-schedule", type=int, default=5,
+                    help="image/problem sizes measured per schedule (default 5)")
     pr.add_argument("--budget", type=int, default=None,
                     help="points to measure (PR; default: schedules x sizes-per-schedule)")
-    pr.add_argument("--threads", type=int, default=2)
-    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--threads", type=int, default=2,
+                    help="Halide threads (HL_NUM_THREADS); part of the hardware id (default 2)")
+    pr.add_argument("--seed", type=int, default=0, help="seed of schedules and sizes (default 0)")
     pr.add_argument("--max-seconds", type=float, default=None,
                     help="stop after about this long (the CSV stays valid; rerun resumes)")
     pr.add_argument("--out", default=None,
@@ -70,15 +72,16 @@ def register(subparsers) -> None:
     pr.set_defaults(func=cmd_profile)
 
     tr = hs.add_parser("train", help="train a pipeline's schedule model from a profile")
-    tr.add_argument("pipeline")
+    tr.add_argument("pipeline", help="pipeline whose schedule model to train")
     tr.add_argument("--data", default=None,
                     help="profile CSV (default: this machine's profile in your models, then "
                          "the shipped one)")
     tr.add_argument("--out", default=None,
                     help="model root (the model goes to OUT/halide/<hardware>/<pipeline>.json;"
                          " default: your models, $ANNPRED_MODELS) or a .json file")
-    tr.add_argument("--threads", type=int, default=2)
-    tr.add_argument("--json", action="store_true")
+    tr.add_argument("--threads", type=int, default=2,
+                    help="thread count of the profile to train on (default 2)")
+    tr.add_argument("--json", action="store_true", help="print the training report as JSON")
     tr.set_defaults(func=cmd_train)
 
     ls = hs.add_parser("list", help="list the pipelines, their sizes and schedule knobs")

@@ -8,7 +8,6 @@ order, gives the noise floor (rows with ``pass == 2``; training uses ``pass == 1
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time

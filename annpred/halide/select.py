@@ -39,7 +39,22 @@ def train_model(pipeline: str | HalidePipeline, df: pd.DataFrame, *, seed: int =
                                  **extra, **kw)
     model.fit(X, y)
     model.tile_steps_ = bool(steps)
+    model.protocol_factor_ = protocol_factor(df)
     return model
+
+
+def protocol_factor(df: pd.DataFrame) -> float:
+    """How much slower the protocol's median is than the fastest repeat the model is fitted
+    on (see :data:`annpred.halide.profile.TARGET`), as the median ratio over the training
+    rows. Predictions are multiplied by it, so that they estimate what a measurement reports;
+    a scalar, so the ranking of schedules does not change."""
+    df = df[df["pass"] == 1] if "pass" in df.columns else df
+    if "runtime_min_s" not in df.columns:
+        return 1.0
+    r = (pd.to_numeric(df["runtime_s"], errors="coerce")
+         / pd.to_numeric(df["runtime_min_s"], errors="coerce")).to_numpy(float)
+    r = r[np.isfinite(r) & (r > 0)]
+    return float(np.median(r)) if r.size else 1.0
 
 
 def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = None,
@@ -95,7 +110,7 @@ def predict_schedules(model, pipeline: str | HalidePipeline, sizes: Mapping[str,
                       schedules: Sequence[Mapping]) -> np.ndarray:
     p = get(pipeline)
     X = pd.DataFrame([p.features(sizes, s) for s in schedules], columns=p.feature_names())
-    return model.predict(X)
+    return model.predict(X) * float(getattr(model, "protocol_factor_", 1.0))
 
 
 def select_schedule(pipeline: str | HalidePipeline, sizes,

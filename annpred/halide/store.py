@@ -16,10 +16,6 @@ id), so loading a model profiled on another machine warns once per process.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
-import sys
 from pathlib import Path
 from typing import Mapping
 
@@ -93,6 +89,8 @@ def save_schedule_model(model, pipeline: str | HalidePipeline, path: str | Path,
                       hardware=hw.cpu_id(threads),
                       extra_train={"space": {k.name: list(k.choices) for k in p.space.knobs},
                                    "tile_steps": bool(getattr(model, "tile_steps_", False)),
+                                   "median_over_min": float(getattr(model, "protocol_factor_",
+                                                                    1.0)),
                                    **(extra or {})})
     d["machine"] = hw.machine()  # profiled here
     return save_model(d, path)
@@ -130,5 +128,6 @@ def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | Non
                                f"`annpred halide train {p.name}`")
     model.machine_match_ = check_machine(d, path, threads)
     model.tile_steps_ = steps
+    model.protocol_factor_ = float((d.get("train") or {}).get("median_over_min", 1.0))
     model.path_ = str(path)
     return model

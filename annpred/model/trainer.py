@@ -53,9 +53,10 @@ def duplicate_keys(df: pd.DataFrame) -> None:
     if not dup.any():
         return
     rows = keyed[dup]
-    first = rows.iloc[0]
-    same = rows[(rows[list(MEASUREMENT_KEY)] == first[list(MEASUREMENT_KEY)]).all(axis=1)]
-    a, b = same.iloc[0], same.iloc[1]
+    text = pd.Series([tuple(map(str, t)) for t in  # as text, so that NaN equals NaN
+                      rows[list(MEASUREMENT_KEY)].itertuples(index=False)], index=rows.index)
+    b = rows[text.duplicated(keep="first").to_numpy()].iloc[0]
+    a = rows[(text == text.loc[b.name]).to_numpy()].iloc[0]
     raise DataError(
         f"{b['_source']}: row {b['_row']} repeats the measurement key (variant, hardware, "
         f"sampler, seed, point, pass) of {a['_source']} row {a['_row']} "
@@ -140,7 +141,7 @@ def _measured(g: pd.DataFrame) -> dict:
     CSV says so: first and last timestamp, median 1-minute load average."""
     out = {}
     if "timestamp" in g.columns:
-        ts = sorted(t for t in g["timestamp"] if isinstance(t, str) and t[:4].isdigit())
+        ts = sorted(t for t in map(str, g["timestamp"].dropna().unique()) if t[:4].isdigit())
         if ts:
             out["from"], out["to"] = ts[0], ts[-1]
     if "load_avg" in g.columns:

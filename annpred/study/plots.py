@@ -88,7 +88,7 @@ def plots(res: Result, out: Path) -> list[Path]:
                  ha="center", va="bottom", fontsize=6)
         fig.tight_layout(rect=(0, 0.08, 1, 0.95))
         p = out / f"pred_vs_measured_{_slug(hw_id)}.png"
-        fig.savefig(p, dpi=110)
+        _save(fig, p)
         plt.close(fig)
         written.append(p)
     ct = curve_table(res)
@@ -129,7 +129,7 @@ def plots(res: Result, out: Path) -> list[Path]:
                  ha="center", va="bottom", fontsize=6)
         fig.tight_layout(rect=(0, 0.04, 1, 1))
         p = out / "learning_curves.png"
-        fig.savefig(p, dpi=110)
+        _save(fig, p)
         plt.close(fig)
         written.append(p)
     w = _wide(res.summary)
@@ -168,7 +168,7 @@ def plots(res: Result, out: Path) -> list[Path]:
                  va="bottom", fontsize=6)
         fig.tight_layout(rect=(0, 0.05, 1, 1))
         p = out / "mape_by_combination.png"
-        fig.savefig(p, dpi=110)
+        _save(fig, p)
         plt.close(fig)
         written.append(p)
     return written
@@ -176,3 +176,14 @@ def plots(res: Result, out: Path) -> list[Path]:
 
 def _slug(s: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s)
+
+
+def _save(fig, path) -> None:
+    """A figure as PNG, written atomically (annpred.files)."""
+    import io
+
+    from annpred.files import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,7 +1,6 @@
 """blur: 3x3 separable box blur (the original study's pipeline), sizes ``W,H``."""
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np

@@ -176,4 +176,7 @@ PIPELINE = HalidePipeline(
     compare_sizes=((512, 512), (1024, 1024), (1920, 1080), (2560, 2560)),
     min_sizes={"W": 256, "H": 256},
     _sizes_of=lambda ins: {"W": ins[0].shape[2], "H": ins[0].shape[1]},
+    # Halide's default computes each scan where its consumer needs one value: a whole
+    # column scan per output pixel, O(W*H*(W+H)), seconds to minutes per run
+    default_schedule_ok=False,
 )

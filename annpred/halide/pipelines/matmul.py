@@ -1,7 +1,6 @@
 """matmul: ``C = A @ B`` with an update definition over ``k``, sizes ``M,N,K``."""
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np

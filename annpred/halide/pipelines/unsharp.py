@@ -1,7 +1,6 @@
 """unsharp: RGB unsharp mask (gray -> 7-tap blur_y -> blur_x -> ratio -> output), sizes ``W,H``."""
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np

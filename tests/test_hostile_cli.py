@@ -1,0 +1,27 @@
+"""Issue 11, finding 3 (output paths): every command checks where it will write before it
+works, and says so in one line with exit code 2."""
+from test_hostile_csv import HEAD, _cli_error, _csv, _rows
+
+
+def test_evaluate_out_blocked_by_a_file(tmp_path, cli):
+    p = _csv(tmp_path, [HEAD, *_rows(40)])
+    (tmp_path / "blocker").write_text("x")
+    line = _cli_error(cli(["evaluate", p, "--out", tmp_path / "blocker", "--quiet"]))
+    assert "not a directory" in line
+    _cli_error(cli(["evaluate", p, "--out", "/proc/annpred-study", "--quiet"]))
+    line = _cli_error(cli(["evaluate", p, "--out", tmp_path / "s", "--features", "m,m"]))
+    assert "twice" in line and not (tmp_path / "s").exists()
+
+
+def test_profile_out_is_a_directory(tmp_path, cli, toy_env):
+    (tmp_path / "d.csv").mkdir()
+    line = _cli_error(cli(["profile", "toy", "--out", tmp_path / "d.csv", "--quiet"],
+                          env=toy_env))
+    assert "directory" in line
+
+
+def test_quickstart_refuses_a_bad_out_and_seed(tmp_path, cli, toy_env):
+    (tmp_path / "blocker").write_text("x")
+    _cli_error(cli(["quickstart", "--out", tmp_path / "blocker"], env=toy_env))
+    _cli_error(cli(["quickstart", "--out", tmp_path / "q", "--seed", "-1"], env=toy_env))
+    assert not (tmp_path / "q").exists()
