@@ -2,6 +2,7 @@
 whole networks, and NN+C trained on simulated samples (random vs PR sampling).
 
     flock /tmp/annpred-timing.lock .venv/bin/python experiments/accel.py
+    (--layers-only, --nn-only, --nn-configs=tpu-v1/user: parts)
 
 Reads the cached reference runs (experiments/results/accel_scalesim.csv, accel_zigzag.csv;
 made by accel_scalesim.py / accel_zigzag.py in SCALE-Sim's own environment) and writes
@@ -155,7 +156,9 @@ def main(argv) -> int:
     if "--layers-only" not in argv:
         from accel_nn import nn_study
 
-        nn_rows, notes = nn_study()
+        configs = [tuple(a.split("=", 1)[1].split("/")) for a in argv
+                   if a.startswith("--nn-configs=")]
+        nn_rows, notes = nn_study(*([[tuple(c) for c in configs]] if configs else []))
         write_csv(RESULTS / "accel_nn.csv", nn_rows,
                   ["accel", "kernel", "sampler", "n_measured", "mape"])
         for line in notes:

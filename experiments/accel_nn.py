@@ -92,12 +92,12 @@ def _fit(df: pd.DataFrame, steps, comp):
     return model.fit(df[FEATURES], df["runtime_s"].to_numpy())
 
 
-def nn_study():
+def nn_study(configs=CONFIGS):
     rows, notes = [], []
     nets = [lay for lay in read_network("resnet18") if lay.kind == "conv2d"]
     net_pts = pd.DataFrame([{"n": lay.H, "k": lay.R, "c": lay.C, "f": lay.M, "s": lay.stride}
                             for lay in nets])
-    for name, mode in CONFIGS:
+    for name, mode in configs:
         acc = D.get(name)
         comp = complexity(acc)
         test = _frame(acc, sampling.sample(KERNEL, 300, sampler="random", seed=99)
