@@ -58,28 +58,31 @@ def shipped() -> list[dict]:
 
 
 def cache_files() -> list[dict]:
-    try:
-        from annpred.data import kerneltuner
-    except ImportError:
-        print("note: annpred cannot read Kernel Tuner cache files here; skipped", flush=True)
-        return []
-    from annpred import AugmentedNNRegressor
+    """Kernel Tuner cache files: train on 250 random configurations as ``annpred train
+    --n-train 250`` does (seed 0), judge the interval on every other configuration."""
+    import tempfile
 
-    rows = []
+    from annpred.data.kerneltuner import load_frame
+    from annpred.model.trainer import split_rows, train_frame
+    from annpred.runtime.predictor import load_models
+
     data = ROOT.parent / "shared" / "data" / "kernel_tuner"
+    rows = []
     for f in sorted(data.glob("*.json*")):
-        df, info = kerneltuner.read_cache(f)
-        feats = [c for c in info["features"]]
-        rng = np.random.default_rng(0)
-        order = rng.permutation(len(df))
-        tr, te = order[:250], order[250:]
-        m = AugmentedNNRegressor(parameters=feats, complexity=info.get("complexity"),
-                                 seed=0).fit(df.iloc[tr], df["runtime_s"].to_numpy()[tr])
-        s, lo, hi = m.predict_interval(df.iloc[te])
-        rows.append(_row(f.name, df["kernel"].iloc[0], df["variant"].iloc[0],
-                         df["hardware"].iloc[0], m.coverage, df["runtime_s"].to_numpy()[te],
-                         s, lo, hi))
-        print(f"{f.name}: coverage {rows[-1]['coverage']:.1f}%", flush=True)
+        df = load_frame(f)
+        with tempfile.TemporaryDirectory() as tmp:
+            rep = train_frame(df, tmp, n_train=250, seed=0)[0]
+            pred = load_models(tmp, reload=True)
+            m = pred.get(rep.kernel, rep.variant, rep.hardware)
+            _, ho = split_rows(len(df), 250, 0)
+            g = df.iloc[ho]
+            out = pred.predict_many(rep.kernel, rep.variant, {p: g[p].to_numpy()
+                                                              for p in m.params}, rep.hardware)
+        rows.append(_row(f.name, rep.kernel, rep.variant, rep.hardware,
+                         m.interval[2] if m.interval else np.nan, g["runtime_s"].to_numpy(),
+                         out["seconds"], out["low"], out["high"]))
+        print(f"{f.name}: coverage {rows[-1]['coverage']:.1f}%  median width "
+              f"{rows[-1]['median_width']:.1f}%", flush=True)
     return rows
 
 
