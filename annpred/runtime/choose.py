@@ -298,6 +298,21 @@ def _machine_flags(plan: _Plan) -> tuple[dict, dict]:
 
 
 def _untrusted(plan: _Plan, point, eligible, ok, inr, mine=None) -> str:
+    """Why candidates are untrusted, in words. Without a training-range problem the text
+    depends on the flags alone and is kept per plan (decisions stay cheap)."""
+    key = None
+    if all(inr[i] or not eligible[i] or not ok[i] for i in range(len(inr))):
+        key = (tuple(eligible), tuple(ok), None if mine is None else tuple(mine))
+        cached = plan._why.get(key)
+        if cached is not None:
+            return cached
+    text = _untrusted_text(plan, point, eligible, ok, inr, mine)
+    if key is not None:
+        plan._why[key] = text
+    return text
+
+
+def _untrusted_text(plan: _Plan, point, eligible, ok, inr, mine=None) -> str:
     parts = []
     foreign = []
     oor: dict[str, list] = {}

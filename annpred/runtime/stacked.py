@@ -6,6 +6,7 @@ input features (parameters and complexity expressions) is computed once per poin
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import numpy as np
@@ -113,8 +114,10 @@ class _Group:
         # the padding column (index n_u - 1, always 0.0) carries no weight: drop nothing
         self.dense = (A, self.B1.reshape(-1).copy(), C, D, self.bout.copy())
 
-    def __call__(self, U: np.ndarray) -> np.ndarray:
-        if self.dense is not None and not self.corrected and np.isfinite(U).all():
+    def __call__(self, U: np.ndarray, finite: bool | None = None) -> np.ndarray:
+        if finite is None:
+            finite = bool(np.isfinite(U).all())
+        if self.dense is not None and not self.corrected and finite:
             A, a, C, D, d = self.dense
             y = C @ self.act(A @ U + a) + D @ U + d
             return np.exp(y) if self.log_target else y
@@ -230,6 +233,7 @@ class _Plan:
             if m.interval is not None:
                 self.iv[j] = (m.interval[0], m.interval[1])
         self.default = self._default()
+        self._why: dict = {}  # untrusted-reason texts by flag pattern (annpred.runtime.choose)
         self._resolved: dict = {}
 
     def fallback(self, value=None) -> Candidate:
@@ -281,6 +285,10 @@ class _Plan:
 
     def features(self, x: list[float]) -> np.ndarray:
         """U = [raw (params, complexities), log(raw), 0]."""
+        return self._features(x)[0]
+
+    def _features(self, x: list[float]) -> tuple[np.ndarray, bool]:
+        """U and whether every entry is finite (all raw values positive and finite)."""
         vals = list(x)
         if self._f_math is not None:
             try:
@@ -288,22 +296,19 @@ class _Plan:
             except (ValueError, ZeroDivisionError, OverflowError, TypeError, NameError):
                 with np.errstate(all="ignore"):
                     vals.extend(float(v) for v in self._f_np(*[np.float64(v) for v in x]))
-        n = self.n_raw
-        U = np.empty(2 * n + 1)
-        U[:n] = vals
-        with np.errstate(all="ignore"):
-            np.log(U[:n], out=U[n:2 * n])
-        U[2 * n] = 0.0
-        return U
+        # a handful of values: plain Python logs are cheaper than numpy's error state
+        logs = [math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan) for v in vals]
+        finite = all(0 < v < math.inf for v in vals)
+        return np.array(vals + logs + [0.0]), finite
 
     def predict(self, x: list[float]) -> np.ndarray:
         """Seconds of every model (model order) at one point."""
-        U = self.features(x)
+        U, finite = self._features(x)
         if len(self.groups) == 1:
-            return self.groups[0](U)
+            return self.groups[0](U, finite)
         out = np.empty(len(self.models))
         for g in self.groups:
-            out[g.idx] = g(U)
+            out[g.idx] = g(U, finite)
         return out
 
     def out_of_range(self, j: int, point: Mapping[str, Any]) -> dict:
