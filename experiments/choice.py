@@ -294,7 +294,8 @@ def main(argv=None) -> int:
                      f"{r['speedup_vs_fixed']:.2f}x | {r['speedup_vs_fixed_geomean']:.2f}x | "
                      f"{r['oracle_vs_fixed']:.2f}x | {r['decision_us_median']:.1f} |")
     (out / "choice_summary.md").write_text("\n".join(lines) + "\n")
-    meta = {"models": str(models), "seed": a.seed, "calls": len(df), "kernels": kernels,
+    meta = {"models": (str(models.resolve().relative_to(ROOT)) if models.resolve().is_relative_to(ROOT)
+                       else str(models)), "seed": a.seed, "calls": len(df), "kernels": kernels,
             "rounds": int(n_rounds),
             "round_spread_median": float(meas["round_spread"].median()),
             "round_spread_p95": p95(meas["round_spread"]),
