@@ -73,3 +73,17 @@ def test_kernels_listing_does_not_import_torch():
             "with contextlib.redirect_stdout(io.StringIO()): main(['kernels', '--json'])\n"
             "assert 'torch' not in sys.modules and 'halide' not in sys.modules, 'imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_training_warns_below_two_rows_per_parameter(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    m = rng.integers(2, 500, 40)
+    pd.DataFrame({"m": m, "time": 1e-6 * m}).to_csv(tmp_path / "ext.csv", index=False)
+    r = run_cli(["train", tmp_path / "ext.csv", "--target", "time", "--features", "m",
+                 "--kernel", "k", "--variant", "v", "--hardware", "h", "--out",
+                 tmp_path / "models"])
+    assert r.returncode == 0, r.stderr
+    assert "fewer than 2 rows per parameter" in r.stderr and "k/v/h" in r.stderr
