@@ -239,6 +239,14 @@ def place(rec: Recorder, f, out, at, yi, where: str, vec: int, par: str, x, y) -
             f.parallel(y)
 
 
+# knobs and sizes that most image pipelines share (one definition, reused by their files)
+VEC_KNOB = Knob("vec", (8, 16), description="vector width (floats)")
+PAR_KNOB = Knob("par", ("y", "tiles", "none"), categorical=True,
+                description="parallel loop: rows of tiles, all tiles fused, or serial")
+IMAGE_SIZES = dict(compare_sizes=((512, 512), (1024, 1024), (1920, 1080), (2560, 2560)),
+                   min_sizes={"W": 256, "H": 64}, tile_knobs={"W": "tx", "H": "ty"})
+
+
 def tile_and_parallel(rec: Recorder, out, x, y, tx: int, ty: int, par: str):
     """Tile ``out`` by (tx, ty); return (loop var to compute producers at, inner xi, yi)."""
     xo, yo, xi, yi = (rec.var(n) for n in ("xo", "yo", "xi", "yi"))

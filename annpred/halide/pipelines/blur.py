@@ -6,7 +6,8 @@ from typing import Mapping
 import numpy as np
 
 from ..space import Knob, Recorder, Space
-from .base import Built, HalidePipeline, padded_image_sizes, tile_and_parallel
+from .base import (PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
+                   tile_and_parallel)
 
 
 # ============================================================================================
@@ -78,11 +79,10 @@ BLUR = HalidePipeline(
         Knob("tx", (16, 32, 64, 128, 256, 512, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),
         Knob("ty", (4, 8, 16, 32, 64, 128), description="output tile height"),
-        Knob("vec", (8, 16), description="vector width (floats)"),
+        VEC_KNOB,
         Knob("blur_x_at", ("tile", "inline", "root", "row"), categorical=True,
              description="where blur_x is computed"),
-        Knob("par", ("y", "tiles", "none"), categorical=True,
-             description="parallel loop: rows of tiles, all tiles fused, or serial"),
+        PAR_KNOB,
     ), valid=lambda s: s["tx"] == 0 or s["vec"] <= s["tx"]),
     algorithm_code=_BLUR_CODE,
     _build=_blur_build, _schedule=_blur_schedule, _inputs=_blur_inputs,

@@ -11,8 +11,8 @@ from typing import Mapping
 import numpy as np
 
 from ..space import Knob, Recorder, Space
-from .base import (Built, HalidePipeline, levels_valid, padded_image_sizes, place,
-                   tile_and_parallel)
+from .base import (IMAGE_SIZES, PAR_KNOB, VEC_KNOB, Built, HalidePipeline, levels_valid,
+                   padded_image_sizes, place, tile_and_parallel)
 
 K = 0.04
 _CR, _CG, _CB = (float(np.float32(v)) for v in (0.299, 0.587, 0.114))
@@ -141,19 +141,16 @@ PIPELINE = HalidePipeline(
         Knob("tx", (16, 32, 64, 128, 256, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),
         Knob("ty", (4, 8, 16, 32, 64), description="output tile height"),
-        Knob("vec", (8, 16), description="vector width (floats)"),
+        VEC_KNOB,
         Knob("grad_at", ("tile", "inline", "root", "row"), categorical=True,
              description="where the gradients Ix, Iy are computed"),
         Knob("gray_at", ("tile", "inline", "root", "row"), categorical=True,
              description="where gray is computed"),
-        Knob("par", ("y", "tiles", "none"), categorical=True,
-             description="parallel loop: rows of tiles, all tiles fused, or serial"),
+        PAR_KNOB,
     ), valid=_valid),
     algorithm_code=_CODE,
     _build=_build, _schedule=_schedule, _inputs=_inputs, _output=_output,
     _reference=reference, _estimates=_estimates,
-    compare_sizes=((512, 512), (1024, 1024), (1920, 1080), (2560, 2560)),
-    min_sizes={"W": 256, "H": 64},
-    tile_knobs={"W": "tx", "H": "ty"},
+    **IMAGE_SIZES,
     _sizes_of=padded_image_sizes(4),
 )

@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from ..space import Knob, Recorder, Space
-from .base import Built, HalidePipeline
+from .base import Built, HalidePipeline, VEC_KNOB
 
 ALPHA = 0.1
 
@@ -163,7 +163,7 @@ PIPELINE = HalidePipeline(
         Knob("strip", (8, 16, 32, 64, 128), description="columns per strip (transpose "
              "tile height; the unit of parallel work)"),
         Knob("tx", (8, 16, 32, 64), description="transpose tile width"),
-        Knob("vec", (8, 16), description="vector width (floats)"),
+        VEC_KNOB,
         Knob("blur_at", ("strip", "root"), categorical=True,
              description="blur each strip inside the transpose's loop over strips (in "
                          "cache), or the whole image at root"),

@@ -6,7 +6,7 @@ from typing import Mapping
 import numpy as np
 
 from ..space import Knob, Recorder, Space
-from .base import Built, HalidePipeline, tile_and_parallel
+from .base import Built, HalidePipeline, PAR_KNOB, VEC_KNOB, tile_and_parallel
 
 
 # ============================================================================================
@@ -112,7 +112,7 @@ MATMUL = HalidePipeline(
     size_multiple=32,
     complexity={"flops": "M*N*K"},
     space=Space((
-        Knob("vec", (8, 16), description="vector width (floats)"),
+        VEC_KNOB,
         Knob("bj", (1, 2, 3, 4), description="register block width in vectors"),
         Knob("nbx", (1, 2, 4), description="register blocks per tile row (tile width = "
              "nbx * bj * vec; blocks sweep a band of bi rows across the tile)"),
@@ -120,8 +120,7 @@ MATMUL = HalidePipeline(
         Knob("ty", (8, 16, 32, 64, 128), description="output tile height (rows)"),
         Knob("prod_at", ("block", "tile", "root"), categorical=True,
              description="where the accumulator prod is computed"),
-        Knob("par", ("y", "tiles", "none"), categorical=True,
-             description="parallel loop: rows of tiles, all tiles fused, or serial"),
+        PAR_KNOB,
         Knob("unroll_k", (1, 2, 4), description="unroll factor of the k loop"),
         Knob("pack_b", (0, 1), categorical=True, description="copy the tile's panel of B into a contiguous "
              "buffer (avoids cache-set conflicts at power-of-two strides)"),

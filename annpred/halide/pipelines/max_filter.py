@@ -14,7 +14,8 @@ from typing import Mapping
 import numpy as np
 
 from ..space import Knob, Recorder, Space
-from .base import Built, HalidePipeline, padded_image_sizes, place, tile_and_parallel
+from .base import (IMAGE_SIZES, PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
+                   place, tile_and_parallel)
 
 SPAN = 16  # the window is SPAN + 1 = 17 pixels each way
 _STEPS = (1, 2, 4, 8)
@@ -141,7 +142,7 @@ PIPELINE = HalidePipeline(
         Knob("tx", (32, 64, 128, 256, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),
         Knob("ty", (8, 16, 32, 64), description="output tile height"),
-        Knob("vec", (8, 16), description="vector width (floats)"),
+        VEC_KNOB,
         Knob("vert_at", ("tile", "root", "row"), categorical=True,
              description="where the vertical maximum vert is computed"),
         Knob("vsteps", ("inline", "stored"), categorical=True,
@@ -149,14 +150,11 @@ PIPELINE = HalidePipeline(
                          "where vert is"),
         Knob("hsteps_at", ("inline", "tile", "root", "row"), categorical=True,
              description="where the horizontal doubling stages are computed"),
-        Knob("par", ("y", "tiles", "none"), categorical=True,
-             description="parallel loop: rows of tiles, all tiles fused, or serial"),
+        PAR_KNOB,
     ), valid=_valid),
     algorithm_code=_CODE,
     _build=_build, _schedule=_schedule, _inputs=_inputs, _output=_output,
     _reference=reference, _estimates=_estimates,
-    compare_sizes=((512, 512), (1024, 1024), (1920, 1080), (2560, 2560)),
-    min_sizes={"W": 256, "H": 64},
-    tile_knobs={"W": "tx", "H": "ty"},
+    **IMAGE_SIZES,
     _sizes_of=padded_image_sizes(SPAN),
 )

@@ -6,7 +6,8 @@ from typing import Mapping
 import numpy as np
 
 from ..space import Knob, Recorder, Space
-from .base import Built, HalidePipeline, padded_image_sizes, tile_and_parallel
+from .base import (PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
+                   tile_and_parallel)
 
 
 # ============================================================================================
@@ -180,7 +181,7 @@ UNSHARP = HalidePipeline(
         Knob("tx", (32, 64, 128, 256, 512, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),
         Knob("ty", (4, 8, 16, 32, 64), description="output tile height"),
-        Knob("vec", (8, 16), description="vector width (floats)"),
+        VEC_KNOB,
         Knob("gray_at", ("tile", "inline", "root", "row", "in_ratio"), categorical=True,
              description="where gray is computed (row: sliding window in the tile; "
                          "in_ratio: per x-chunk of ratio)"),
@@ -190,8 +191,7 @@ UNSHARP = HalidePipeline(
              description="where ratio (blur_x, sharpen) is computed"),
         Knob("ratio_chunk", (0, 64, 256), codes=((0, 12),),
              description="split ratio's x into chunks (0: no split)"),
-        Knob("par", ("y", "tiles", "none"), categorical=True,
-             description="parallel loop: rows of tiles, all tiles fused, or serial"),
+        PAR_KNOB,
     ), valid=_us_valid),
     algorithm_code=_US_CODE,
     _build=_us_build, _schedule=_us_schedule, _inputs=_us_inputs,
