@@ -130,3 +130,39 @@ def test_cli_export_rejects_unknown_format_and_bad_model(model_files, tmp_path):
     r = run_cli(["export", bad, "-o", tmp_path / "x.h"])
     assert r.returncode == 2 and "format" in r.stderr
     assert not (tmp_path / "x.h").exists()
+
+
+@needs_cc
+def test_c_header_exports_the_prediction_interval(model_files, tmp_path):
+    """The interval stored in the model file (split conformal, log runtime) is in the header
+    and gives the same bounds as Python."""
+    from annpred.runtime.predictor import LoadedModel
+
+    name = sorted(MODELS)[0]
+    model = load_model(model_files[name])
+    if not model.get("interval"):
+        model = dict(model, interval={"nominal": 0.9, "lo": -0.1, "hi": 0.2})
+    (tmp_path / "model.h").write_text(header_text(model, name="name"))
+    X = _points(n=5)
+    n_p = X.shape[1]
+    (tmp_path / "main.c").write_text(
+        '#include <stdio.h>\n#include <stdlib.h>\n#include "model.h"\n'
+        "int main(int argc, char **argv) {\n"
+        f"    for (int i = 1; i + {n_p} <= argc; i += {n_p}) {{\n"
+        f"        double p[{n_p}], lo, hi, s;\n"
+        f"        for (int j = 0; j < {n_p}; j++) p[j] = atof(argv[i + j]);\n"
+        "        s = name_predict_interval(p, &lo, &hi);\n"
+        '        printf("%.17g %.17g %.17g\\n", s, lo, hi);\n    }\n    return 0;\n}\n')
+    exe = tmp_path / "main"
+    r = subprocess.run([CC, "-std=c99", "-O2", "-Wall", "-Werror", "-o", str(exe),
+                        str(tmp_path / "main.c"), "-lm"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    args = [repr(float(v)) for row in X.itertuples(index=False) for v in row]
+    out = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=60)
+    got = np.array([[float(t) for t in line.split()] for line in out.stdout.splitlines()])
+    lm = LoadedModel(model)
+    s = lm.predict({c: X[c].to_numpy(dtype=float) for c in X.columns})
+    lo, hi = lm.interval_of(s)
+    np.testing.assert_allclose(got[:, 0], s, rtol=1e-9)
+    np.testing.assert_allclose(got[:, 1], lo, rtol=1e-9)
+    np.testing.assert_allclose(got[:, 2], hi, rtol=1e-9)

@@ -285,6 +285,22 @@ def header_text(model: dict, name: str | None = None, correction: dict | None = 
     else:
         w(f"    return {'exp(out)' if c['target_transform'] == 'log' else 'out'};")
     w("}")
+    iv = d.get("interval")
+    if iv:  # the model's prediction interval (split conformal on log runtime), as in Python
+        w("")
+        w(f"/* {float(iv['nominal']):.0%} prediction interval: low = predict * exp(lo), high = "
+          "predict * exp(hi) */")
+        w(f"#define {N}_INTERVAL_NOMINAL {_num(iv['nominal'])}")
+        w(f"static const double {name}_interval_lo = {_num(iv['lo'])};")
+        w(f"static const double {name}_interval_hi = {_num(iv['hi'])};")
+        w(f"static inline double {name}_predict_interval(const double *params, double *low, "
+          "double *high)")
+        w("{")
+        w(f"    double s = {name}_predict(params);")
+        w(f"    *low = s * exp({name}_interval_lo);")
+        w(f"    *high = s * exp({name}_interval_hi);")
+        w("    return s;")
+        w("}")
     w("")
     w(f"#endif /* {guard} */")
     return "\n".join(L) + "\n"
