@@ -64,8 +64,11 @@ def test_profile_interrupt_leaves_valid_csv_and_resumes(toy_env, tmp_path):
     # busy machine delays this test process
     args = [sys.executable, "-m", "annpred.cli", "profile", "toy", "--variant", "sleepy",
             "--samples", "40", "--min-time-ms", "100", "--out", str(csv_path), "--quiet"]
+    # a shell that starts jobs in the background ignores SIGINT for them, and Python keeps an
+    # ignored SIGINT: restore the default so Ctrl-C is what this test sends
     p = subprocess.Popen(args, env=toy_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+                         text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline:
         if csv_path.exists() and len(csv_path.read_text().splitlines()) > 6:
