@@ -8,7 +8,7 @@ def cmd_convert(args) -> int:
     import io
 
     from annpred.data import kerneltuner as kt
-    from annpred.data.rows import columns_for, version
+    from annpred.data.rows import columns_for, row_values, version
     from annpred.errors import ParameterError
     from annpred.files import atomic_write_text
 
@@ -22,10 +22,11 @@ def cmd_convert(args) -> int:
     w.writerow(cols)
     ver = version()
     for i, r in enumerate(c.rows):
-        w.writerow([c.kernel, c.variant, c.hardware, *[_fmt(r[p]) for p in c.params],
-                    repr(r["runtime_s"]), "" if r["runtime_cv"] != r["runtime_cv"]
-                    else f"{r['runtime_cv']:.5f}", r["repeats"], repr(r["runtime_min_s"]),
-                    "", "kerneltuner", "", i, 0, "", ver])
+        row = row_values(c.kernel, c.variant, c.hardware, {p: _fmt(r[p]) for p in c.params},
+                         c.params, runtime_s=r["runtime_s"], runtime_cv=r["runtime_cv"],
+                         repeats=r["repeats"], runtime_min_s=r["runtime_min_s"],
+                         sampler="kerneltuner", point_id=i, version=ver)
+        w.writerow([row[col] for col in cols])
     atomic_write_text(args.out, buf.getvalue())
     failed = (f"; skipped {c.n_failed} failed configuration(s) (" + ", ".join(
         f"{n} {k}" for k, n in sorted(c.failures.items())) + ")") if c.n_failed else ""

@@ -150,6 +150,24 @@ def lock_path(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".lock")
 
 
+def row_values(kernel: str, variant: str, hardware: str, point: Mapping,
+               param_names: Sequence[str], *, runtime_s: float,
+               runtime_cv: float | None = None, repeats: int | str = 1,
+               runtime_min_s: float | None = None, threads: int | str = "",
+               sampler: str = "", seed: int | str = "", point_id: int | str = "",
+               pass_id: int | str = 0, timestamp: str = "", version: str = "") -> dict:
+    """One profiling row by column name (the base columns; writers add optional ones)."""
+    return {"kernel": kernel, "variant": variant, "hardware": hardware,
+            **{p: point[p] for p in param_names},
+            "runtime_s": repr(float(runtime_s)),
+            "runtime_cv": "" if runtime_cv is None or runtime_cv != runtime_cv
+            else f"{runtime_cv:.5f}",
+            "repeats": repeats,
+            "runtime_min_s": repr(float(runtime_s if runtime_min_s is None else runtime_min_s)),
+            "threads": threads, "sampler": sampler, "seed": seed, "point": point_id,
+            "pass": pass_id, "timestamp": timestamp, "annpred_version": version}
+
+
 class RowWriter:
     """Appends profiling rows to ``path`` (created with its header if new or empty).
 
@@ -242,16 +260,12 @@ class RowWriter:
               pass_id: int | str = 0) -> None:
         """One measured point; flushed at once (with this machine's fingerprint when the
         file has the column)."""
-        row = {"kernel": kernel, "variant": variant, "hardware": hardware,
-               **{p: point[p] for p in self.param_names},
-               "runtime_s": repr(float(runtime_s)),
-               "runtime_cv": "" if runtime_cv is None else f"{runtime_cv:.5f}",
-               "repeats": repeats,
-               "runtime_min_s": repr(float(runtime_s if runtime_min_s is None
-                                           else runtime_min_s)),
-               "threads": threads, "sampler": sampler, "seed": seed, "point": point_id,
-               "pass": pass_id, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
-               "annpred_version": self._version, "load_avg": load_average()}
+        row = row_values(kernel, variant, hardware, point, self.param_names,
+                         runtime_s=runtime_s, runtime_cv=runtime_cv, repeats=repeats,
+                         runtime_min_s=runtime_min_s, threads=threads, sampler=sampler,
+                         seed=seed, point_id=point_id, pass_id=pass_id,
+                         timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"), version=self._version)
+        row["load_avg"] = load_average()
         if "machine" in self.columns:
             row["machine"] = self._fingerprint(hardware)
         self._w.writerow([row.get(c, "") for c in self.columns])
