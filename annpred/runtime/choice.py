@@ -13,7 +13,6 @@ picks the best trusted candidate instead, ``policy="extrapolate"`` trusts every 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from annpred.errors import ParameterError, UnknownKernelError
@@ -55,7 +54,6 @@ class NoCandidatesError(UnknownKernelError):
     """No model of the kernel exists for any hardware present on this machine."""
 
 
-@dataclass
 class Choice:
     """The outcome of :func:`choose`.
 
@@ -65,25 +63,69 @@ class Choice:
     the margin of :func:`set_margin`).
     ``fallback`` is true when the choice is the configured default rather than the
     prediction's best; ``reason`` then says why.
+
+    A decision stays cheap because what only a reader needs is built on first access:
+    ``predicted`` and ``in_range`` may be given as lists in the plan's candidate order and
+    ``reason`` as a function returning the text. Treat a Choice as read-only.
     """
 
-    kernel: str
-    params: dict
-    variant: str
-    hardware: str
-    predicted: dict
-    in_range: dict
-    fallback: bool = False
-    reason: str = ""
-    predicted_best: Candidate | None = None  # argmin of the predictions, trusted or not
-    unsupported: tuple = ()  # candidates whose variant does not support this point
-    transfer_s: dict = field(default_factory=dict)  # CUDA candidates: transfer seconds added
-    policy: str = "strict"
-    unsure: bool = False  # the best two candidates' prediction intervals overlap too much
-    _plan: Any = field(default=None, repr=False, compare=False)
-    # per candidate: measured on this machine (None: no model); adapted by a calibration
-    machine_match: dict = field(default_factory=dict)
-    adapted: dict = field(default_factory=dict)
+    __slots__ = ("kernel", "params", "variant", "hardware", "_predicted", "_in_range",
+                 "fallback", "_reason", "predicted_best", "unsupported", "transfer_s",
+                 "policy", "unsure", "_plan", "machine_match", "adapted")
+    _FIELDS = ("kernel", "params", "variant", "hardware", "predicted", "in_range", "fallback",
+               "reason", "predicted_best", "unsupported", "transfer_s", "policy", "unsure",
+               "machine_match", "adapted")
+    __hash__ = None  # type: ignore[assignment]  # mutable dicts inside, like a dataclass
+
+    def __init__(self, kernel: str, params: dict, variant: str, hardware: str,
+                 predicted, in_range, fallback: bool = False, reason="",
+                 predicted_best: Candidate | None = None, unsupported: tuple = (),
+                 transfer_s: dict | None = None, policy: str = "strict",
+                 unsure: bool = False, _plan: Any = None, machine_match: dict | None = None,
+                 adapted: dict | None = None):
+        self.kernel, self.params, self.variant, self.hardware = kernel, params, variant, \
+            hardware
+        self._predicted, self._in_range = predicted, in_range
+        self.fallback, self._reason = fallback, reason
+        self.predicted_best = predicted_best  # argmin of the predictions, trusted or not
+        self.unsupported = unsupported  # candidates whose variant does not support the point
+        self.transfer_s = {} if transfer_s is None else transfer_s  # CUDA: transfer seconds
+        self.policy = policy
+        self.unsure = unsure  # the best two candidates' prediction intervals overlap too much
+        self._plan = _plan
+        # per candidate: measured on this machine (None: no model); adapted by a calibration
+        self.machine_match = {} if machine_match is None else machine_match
+        self.adapted = {} if adapted is None else adapted
+
+    @property
+    def predicted(self) -> dict:
+        p = self._predicted
+        if not isinstance(p, dict):
+            p = self._predicted = {c: (s if s == s and s != math.inf else None)
+                                   for c, s in zip(self._plan.cands, p)}
+        return p
+
+    @property
+    def in_range(self) -> dict:
+        r = self._in_range
+        if not isinstance(r, dict):
+            r = self._in_range = dict(zip(self._plan.cands, r))
+        return r
+
+    @property
+    def reason(self) -> str:
+        r = self._reason
+        if not isinstance(r, str):
+            r = self._reason = r()
+        return r
+
+    def __eq__(self, other) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self._FIELDS)
+
+    def __repr__(self) -> str:
+        return "Choice(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS) + ")"
 
     @property
     def intervals(self) -> dict:

@@ -190,7 +190,7 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
     cands = plan.cands
     n = len(cands)
     if plan.models:
-        pm = plan.predict(x).tolist()
+        pm = plan.seconds(x)
         im = plan.in_range(x)
     else:
         pm, im = [], []
@@ -208,13 +208,18 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
         for i in plan.cuda_idx:
             secs[i] += t
             transfer[cands[i]] = t
-    ok = [s == s and s != math.inf for s in secs]
-    eligible = [True] * n
-    unsupported = []
-    for i, v in plan.supports:
-        if not v.supports_point(point):
-            eligible[i] = False
-            unsupported.append(cands[i])
+    inf = math.inf
+    ok = [s == s and s != inf for s in secs]
+    if plan.supports:
+        eligible = [True] * n
+        unsupported = []
+        for i, v in plan.supports:
+            if not v.supports_point(point):
+                eligible[i] = False
+                unsupported.append(cands[i])
+        unsupported = tuple(unsupported)
+    else:
+        eligible, unsupported = plan.everyone, ()
     best_any, best_trusted, all_trusted = -1, -1, True
     for i in range(n):
         if not (eligible[i] and ok[i]):
@@ -234,54 +239,64 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
         pick = best_trusted
     else:
         pick = best_any
-    predicted = {c: (s if o else None) for c, s, o in zip(cands, secs, ok)}
-    in_range = dict(zip(cands, inr))
     predicted_best = cands[best_any] if best_any >= 0 else None
-    mm = dict(zip(("machine_match", "adapted"), _machine_flags(plan)))
+    match, adapted = _machine_flags(plan)
     unsure, why_unsure = False, ""
     if pick >= 0:
-        unsure, why_unsure = _unsure(plan, secs, pick, [eligible[i] and ok[i] and
-                                                        (inr[i] or policy == "extrapolate")
-                                                        for i in range(n)])
+        unsure, why_unsure = _unsure(plan, secs, pick, eligible, ok, inr,
+                                     policy == "extrapolate")
+    # the Choice receives lists and builds its dicts (and the reason's text) when read
     if pick >= 0 and not (unsure and _CONFIG["on_unsure"] == "fallback"):
         best = cands[pick]
-        reason = why_unsure if unsure else ""
+        reason = why_unsure
         if not all_trusted:
-            reason = "; ".join(filter(None, [
-                "untrusted: " + _untrusted(plan, point, eligible, ok, inr, mine), reason]))
-        return Choice(plan.kernel, point, best.variant, best.hardware, predicted, in_range,
-                      False, reason, predicted_best, tuple(unsupported), transfer, policy,
-                      unsure, plan, **mm)
+            def reason():
+                return "; ".join(filter(None, [
+                    "untrusted: " + _untrusted(plan, point, eligible, ok, inr, mine),
+                    why_unsure() if unsure else ""]))
+        return Choice(plan.kernel, point, best.variant, best.hardware, secs, inr,
+                      False, reason, predicted_best, unsupported, transfer, policy,
+                      unsure, plan, match, adapted)
     if unsure:
         why = why_unsure
     elif not any(eligible):
         why = "no candidate supports this point"
     else:
-        why = _untrusted(plan, point, eligible, ok, inr, mine)
+        def why():
+            return _untrusted(plan, point, eligible, ok, inr, mine)
     fb = plan.fallback(default)
-    return Choice(plan.kernel, point, fb.variant, fb.hardware, predicted, in_range, True,
-                  why, predicted_best, tuple(unsupported), transfer, policy, unsure, plan, **mm)
+    return Choice(plan.kernel, point, fb.variant, fb.hardware, secs, inr, True,
+                  why, predicted_best, unsupported, transfer, policy, unsure, plan,
+                  match, adapted)
 
 
-def _unsure(plan: _Plan, secs: list, pick: int, usable: list) -> tuple[bool, str]:
+def _unsure(plan: _Plan, secs: list, pick: int, eligible, ok, inr, extrapolate: bool):
     """Whether the chosen candidate's and the runner-up's prediction intervals overlap by
-    more than the configured share of the narrower one (log scale)."""
+    more than the configured share of the narrower one (log scale); the runner-up is the
+    fastest other usable candidate (eligible, finite, in range unless extrapolating).
+    Returns ``(unsure, reason)``, the reason as a function that writes the text."""
     second = -1
-    for i, u in enumerate(usable):
-        if u and i != pick and (second < 0 or secs[i] < secs[second]):
+    for i in range(len(secs)):
+        if i != pick and eligible[i] and ok[i] and (extrapolate or inr[i]) \
+                and (second < 0 or secs[i] < secs[second]):
             second = i
-    if second < 0 or plan.iv[pick] is None or plan.iv[second] is None:
+    if second < 0:
         return False, ""
     a, b = plan.iv[pick], plan.iv[second]
+    if a is None or b is None:
+        return False, ""
     la, lb = math.log(secs[pick]), math.log(secs[second])
     lo1, hi1, lo2, hi2 = la + a[0], la + a[1], lb + b[0], lb + b[1]
     width = min(hi1 - lo1, hi2 - lo2)
     share = (min(hi1, hi2) - max(lo1, lo2)) / width if width > 0 else 0.0
     if share <= _CONFIG["unsure_overlap"]:
         return False, ""
-    return True, (f"unsure: the intervals of {plan.cands[pick]} and {plan.cands[second]} "
-                  f"overlap by {share:.0%} (predicted {secs[pick]:.3g} s vs "
-                  f"{secs[second]:.3g} s)")
+
+    def text() -> str:
+        return (f"unsure: the intervals of {plan.cands[pick]} and {plan.cands[second]} "
+                f"overlap by {share:.0%} (predicted {secs[pick]:.3g} s vs "
+                f"{secs[second]:.3g} s)")
+    return True, text
 
 
 def _machine_flags(plan: _Plan) -> tuple[dict, dict]:

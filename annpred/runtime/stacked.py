@@ -7,6 +7,7 @@ input features (parameters and complexity expressions) is computed once per poin
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Mapping
 
 import numpy as np
@@ -32,7 +33,7 @@ class _Group:
         M = len(ms)
         F = max(len(m.meta["features"]) for m in ms)
         depth = len(c0["layers"])
-        # gather indices into U = [raw (n_raw), log(raw) (n_raw), 0.0]; padding reads the 0
+        # gather indices into U = [raw (n_raw), log(raw) (n_raw), 0.0, 1.0]; padding reads 0
         G = np.full((M, F), 2 * n_raw, dtype=np.intp)
         widths = [max(m.compiled["layers"][l][0].shape[0] for m in ms) for l in range(depth)]
         W = [np.zeros((M, widths[0], F))]
@@ -96,30 +97,34 @@ class _Group:
             self.c_feat = bool(self.c_w.any())
         self.dense = None
         if depth == 2:  # one hidden layer (the default): fold the gather into dense weights
-            self._build_dense(M, widths[0], F, 2 * n_raw + 1)
+            self._build_dense(M, widths[0], F, 2 * n_raw + 2)
 
     def _build_dense(self, M: int, H: int, F: int, n_u: int) -> None:
-        """Block weights that read U directly: h = act(A @ U + a), y = C @ h + D @ U + d.
-        Three small matrix-vector products instead of gathers and batched einsums; used
-        when every entry of U is finite (a non-finite log would poison the zero padding)."""
-        A = np.zeros((M * H, n_u))
+        """Block weights that read U directly: ``Z = A @ U``, ``h = act(Z[:M*H])``,
+        ``y = C @ h + Z[M*H:]``. The last entry of U is the constant 1, so A's last column
+        carries the hidden biases (first M*H rows) and the output biases (last M rows, beside
+        the skip weights D); three small products instead of gathers and batched einsums.
+        Used when every entry of U is finite (a non-finite log would poison the padding)."""
+        A = np.zeros((M * H + M, n_u))
         C = np.zeros((M, M * H))
-        D = np.zeros((M, n_u))
         for i in range(M):
             for j in range(F):
                 col = self.G[i, j]
                 A[i * H:(i + 1) * H, col] += self.W1[i, :, j]
-                D[i, col] += self.Wout[i, H + j]
+                A[M * H + i, col] += self.Wout[i, H + j]
             C[i, i * H:(i + 1) * H] = self.Wout[i, :H]
-        # the padding column (index n_u - 1, always 0.0) carries no weight: drop nothing
-        self.dense = (A, self.B1.reshape(-1).copy(), C, D, self.bout.copy())
+        A[:M * H, n_u - 1] = self.B1.reshape(-1)
+        A[M * H:, n_u - 1] = self.bout
+        self.dense = (A, C, M * H)
 
     def __call__(self, U: np.ndarray, finite: bool | None = None) -> np.ndarray:
         if finite is None:
             finite = bool(np.isfinite(U).all())
         if self.dense is not None and not self.corrected and finite:
-            A, a, C, D, d = self.dense
-            y = C @ self.act(A @ U + a) + D @ U + d
+            A, C, mh = self.dense
+            Z = A @ U
+            y = C @ self.act(Z[:mh])
+            y += Z[mh:]
             return np.exp(y) if self.log_target else y
         X = U[self.G]  # (M, F)
         if self.single:
@@ -215,6 +220,7 @@ class _Plan:
         self.full = len(self.models) == len(cands)
         # variants with a point-dependent domain restriction, devices
         self.supports = []
+        self.everyone = (True,) * len(cands)  # eligibility when no variant restricts it
         self.cuda_idx = []
         for i, c in enumerate(cands):
             v = None
@@ -284,7 +290,7 @@ class _Plan:
         return Candidate(v, h)
 
     def features(self, x: list[float]) -> np.ndarray:
-        """U = [raw (params, complexities), log(raw), 0]."""
+        """U = [raw (params, complexities), log(raw), 0, 1] (0 pads, 1 carries biases)."""
         return self._features(x)[0]
 
     def _features(self, x: list[float]) -> tuple[np.ndarray, bool]:
@@ -299,7 +305,26 @@ class _Plan:
         # a handful of values: plain Python logs are cheaper than numpy's error state
         logs = [math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan) for v in vals]
         finite = all(0 < v < math.inf for v in vals)
-        return np.array(vals + logs + [0.0]), finite
+        return np.array(vals + logs + [0.0, 1.0]), finite
+
+    def seconds(self, x: list[float]) -> list[float]:
+        """:meth:`predict` as a list, for a decision. The common case (one stacked group of
+        one-hidden-layer, log-target networks) takes the fewest numpy calls: at a handful of
+        values each call's overhead, not arithmetic, is the cost."""
+        U, finite = self._features(x)
+        if len(self.groups) == 1:
+            g = self.groups[0]
+            if g.dense is not None and g.log_target and finite and not g.corrected:
+                A, C, mh = g.dense
+                Z = A @ U
+                y = C @ g.act(Z[:mh])
+                y += Z[mh:]
+                exp = math.exp
+                try:
+                    return [exp(v) for v in y.tolist()]
+                except OverflowError:
+                    return np.exp(y).tolist()
+        return self.predict(x).tolist()
 
     def predict(self, x: list[float]) -> np.ndarray:
         """Seconds of every model (model order) at one point."""
@@ -324,6 +349,8 @@ class _Plan:
     def in_range(self, x: list[float]) -> list[bool]:
         """Per model: whether ``x`` lies inside its training range (models of one kernel
         mostly share their ranges, so each distinct range is checked once)."""
-        res = [all(lo <= v <= hi for v, lo, hi in zip(x, los, his))
-               for los, his in self.ranges]
+        le = operator.le
+        res = [all(map(le, los, x)) and all(map(le, x, his)) for los, his in self.ranges]
+        if len(res) == 1:
+            return [res[0]] * len(self.range_of)
         return [res[r] for r in self.range_of]

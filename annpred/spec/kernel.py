@@ -223,7 +223,10 @@ class Kernel:
 
         Any valid value is accepted (:attr:`Param.valid_range`); ``strict`` keeps the point
         inside the profiling domain."""
-        unknown = set(params) - set(self.param_names)
+        names = self.__dict__.get("_name_set")
+        if names is None or len(names) != len(self.params):
+            names = self.__dict__["_name_set"] = frozenset(self.param_names)
+        unknown = () if params.keys() <= names else set(params) - names
         if unknown:
             raise ParameterError(f"kernel {self.name}: unknown parameter(s) "
                                  f"{', '.join(sorted(unknown))}; parameters: "
