@@ -69,6 +69,7 @@ def _halide_run(s):
 
 
 _DENSE = {"flops": "m*n*k", "memory": "m*k + k*n + m*n"}
+_DENSE_PARAMS = ("m", "n", "k")  # a dense product's runtime does not depend on the densities
 
 def _budget(p):
     """profiled products stay under about a second at 1 thread: m*n*k <= 2^32"""
@@ -94,19 +95,19 @@ KERNEL = Kernel(
     atol=1e-3,
     defaults={"da": 1.0, "db": 1.0},  # dense operands unless said otherwise
     variants=[
-        Variant("numpy", run=product_run, description="numpy @ (BLAS sgemm)", complexity=_DENSE),
+        Variant("numpy", run=product_run, description="numpy @ (BLAS sgemm)", complexity=_DENSE, params=_DENSE_PARAMS),
         Variant("torch", run=product_run, prepare=torch_product_prepare("A", "B", "cpu"), to_numpy=T.to_numpy,
-                description="torch.matmul on CPU", complexity=_DENSE),
+                description="torch.matmul on CPU", complexity=_DENSE, params=_DENSE_PARAMS),
         Variant("halide", run=_halide_run, prepare=_halide_prepare,
                 description="Halide: 2-vector x 4-row register tiles, vectorised, "
-                            "row blocks parallel", complexity=_DENSE),
+                            "row blocks parallel", complexity=_DENSE, params=_DENSE_PARAMS),
         Variant("sparse", run=product_run, prepare=sparse_product_prepare("A", "B"),
                 description="scipy.sparse CSR(A) @ dense B (CSR built in prepare)",
                 complexity={"sparse_flops": "m*n*k*da", "nnz_a": "m*k*da",
                             "output": "m*n"}),
         Variant("torch_cuda", run=product_run, prepare=torch_product_prepare("A", "B", "cuda"),
                 to_numpy=T.to_numpy, device="cuda", available=T.cuda_available,
-                sync=T.cuda_sync, description="torch.matmul on the GPU", complexity=_DENSE),
+                sync=T.cuda_sync, description="torch.matmul on the GPU", complexity=_DENSE, params=_DENSE_PARAMS),
     ],
     profile_constraint=_budget,
 )

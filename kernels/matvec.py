@@ -72,6 +72,7 @@ def _halide_run(s):
 
 
 _DENSE = {"flops": "m*n", "memory": "m*n + m + n"}
+_DENSE_PARAMS = ("m", "n")  # a dense product's runtime does not depend on the density
 
 def _budget(p):
     """profiled matrices stay under 128 MB (float32): m*n <= 2^25"""
@@ -94,18 +95,18 @@ KERNEL = Kernel(
     atol=1e-3,
     defaults={"density": 1.0},  # dense operands unless said otherwise
     variants=[
-        Variant("numpy", run=product_run, description="numpy @ (BLAS sgemv)", complexity=_DENSE),
+        Variant("numpy", run=product_run, description="numpy @ (BLAS sgemv)", complexity=_DENSE, params=_DENSE_PARAMS),
         Variant("torch", run=product_run, prepare=torch_product_prepare("A", "x", "cpu"), to_numpy=T.to_numpy,
-                description="torch.mv on CPU", complexity=_DENSE),
+                description="torch.mv on CPU", complexity=_DENSE, params=_DENSE_PARAMS),
         Variant("sparse", run=product_run, prepare=sparse_product_prepare("A", "x"),
                 description="scipy.sparse CSR(A) @ x (CSR built in prepare)",
                 complexity={"sparse_flops": "m*n*density", "rows": "m"}),
         Variant("halide", run=_halide_run, prepare=_halide_prepare,
                 description="Halide: 4 rows at a time, 2 vector accumulators per row, "
-                            "row blocks parallel", complexity=_DENSE),
+                            "row blocks parallel", complexity=_DENSE, params=_DENSE_PARAMS),
         Variant("torch_cuda", run=product_run, prepare=torch_product_prepare("A", "x", "cuda"),
                 to_numpy=T.to_numpy, device="cuda", available=T.cuda_available,
-                sync=T.cuda_sync, description="torch.mv on the GPU", complexity=_DENSE),
+                sync=T.cuda_sync, description="torch.mv on the GPU", complexity=_DENSE, params=_DENSE_PARAMS),
     ],
     profile_constraint=_budget,
 )

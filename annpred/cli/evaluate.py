@@ -55,7 +55,8 @@ def cmd_evaluate(args) -> int:
     if args.max_epochs is not None:
         nn["max_epochs"] = args.max_epochs
     df = _data.load_profiles(args.csv, target=args.target, features=feats, kernel=args.kernel,
-                             variant=args.variant, hardware=args.hardware)
+                             variant=args.variant, hardware=args.hardware,
+                             drift_correct=args.drift_correct)
     cfg = E.Config(n_train=args.n_train, n_test=args.n_test, seeds=args.seeds, models=models,
                    curve_sizes=sizes, curve_seeds=0 if args.no_curves else args.curve_seeds,
                    jobs=args.jobs, nn_options=nn)
@@ -114,6 +115,10 @@ def register(sub) -> None:
     s.add_argument("--max-epochs", type=int, default=None,
                    help="override the networks' maximum epochs (faster, less accurate)")
     s.add_argument("--target", default="runtime_s", help="runtime column (seconds)")
+    s.add_argument("--drift-correct", action="store_true",
+                   help="scale each runtime by the reference kernel timed beside it "
+                        "(column ref_s, written by `profile --reference`): runtime * "
+                        "median(ref_s) / ref_s")
     s.add_argument("--features", help="comma-separated feature columns (external CSVs)")
     s.add_argument("--complexity", help="complexity expression over --features, or 'auto' "
                    "(adds the NN+C-auto model)")

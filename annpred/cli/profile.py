@@ -22,7 +22,7 @@ def cmd_profile(args) -> int:
                   pass_id=args.pass_id, progress=not args.quiet, check=args.check,
                   first=args.first, time_budget=args.time_budget,
                   min_time=args.min_time_ms / 1e3, hardware=args.hardware,
-                  accel_mode=args.accel_mode)
+                  accel_mode=args.accel_mode, reference=args.reference)
     print(f"{res.path}: {res.written} rows measured, {res.skipped} already there "
           f"({res.total} in all)")
     return 0
@@ -51,6 +51,9 @@ def register(sub) -> None:
     s.add_argument("--min-time-ms", type=float, default=20.0,
                    help="repeat each measurement for at least this long (default 20)")
     s.add_argument("--check", action="store_true", help="check results against the reference")
+    s.add_argument("--reference", action="store_true",
+                   help="time a fixed reference kernel after every point and record it "
+                        "(column ref_s) for drift correction (train --drift-correct)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--out", required=True, help="CSV to write (appended to / resumed)")
     s.add_argument("--hardware", default=None,

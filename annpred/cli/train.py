@@ -40,7 +40,7 @@ def cmd_train(args) -> int:
                              complexity=args.complexity, kernel=args.kernel,
                              variant=args.variant, hardware=args.hardware, seed=args.seed,
                              n_train=args.n_train, on_done=show, steps=steps,
-                             progress=progress)
+                             progress=progress, drift_correct=args.drift_correct)
     for w in caught:
         if issubclass(w.category, UserWarning):
             print(f"warning: {w.message}", file=sys.stderr)
@@ -78,6 +78,10 @@ def register(sub) -> None:
     s.add_argument("csv", nargs="+", help="profiling CSV(s) (or external CSVs with --target/--features)")
     s.add_argument("--out", default="models", help="model directory (default: models)")
     s.add_argument("--target", default="runtime_s", help="runtime column (seconds)")
+    s.add_argument("--drift-correct", action="store_true",
+                   help="scale each runtime by the reference kernel timed beside it "
+                        "(column ref_s, written by `profile --reference`): runtime * "
+                        "median(ref_s) / ref_s")
     s.add_argument("--features", help="comma-separated feature columns")
     s.add_argument("--complexity", help="complexity expression over the feature columns, or "
                    "'auto': derive candidates from the columns (and the catalog entry, GPU "

@@ -114,11 +114,14 @@ def numeric_column(df: pd.DataFrame, col: str, path, *, positive: bool = False) 
 
 def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
                   features: Sequence[str] | None = None, kernel: str | None = None,
-                  variant: str | None = None, hardware: str | None = None) -> pd.DataFrame:
+                  variant: str | None = None, hardware: str | None = None,
+                  drift_correct: bool = False) -> pd.DataFrame:
     """Load and validate CSVs into one frame with numeric target and feature columns.
 
     ``kernel``/``variant``/``hardware`` fill (or override) the key columns, which external
     CSVs usually lack. The frame gains ``runtime_s`` (from ``target``) and ``_source``.
+    ``drift_correct``: runtimes corrected with the recorded reference timings (see
+    :func:`correct_drift`).
     """
     if not paths:
         raise DataError("no CSV files given")
@@ -156,7 +159,8 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         for c in feats:
             out[c] = numeric_column(df, c, p) if c in df.columns else _missing(df, c, p)
         out[TARGET] = y
-        for extra in ("runtime_cv", "repeats", "threads", "point", "pass", "seed", "load_avg"):
+        for extra in ("runtime_cv", "repeats", "threads", "point", "pass", "seed", "load_avg",
+                      "ref_s"):
             if extra in df.columns and extra not in out.columns:
                 out[extra] = floats(df[extra])
         if "sampler" in df.columns:
@@ -168,7 +172,37 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         out["_source"] = str(p)
         out["_row"] = np.arange(2, len(df) + 2)
         frames.append(out)
-    return pd.concat(frames, ignore_index=True)
+    df = pd.concat(frames, ignore_index=True)
+    return correct_drift(df) if drift_correct else df
+
+
+def correct_drift(df: pd.DataFrame) -> pd.DataFrame:
+    """Runtimes corrected for the machine's drift with the reference kernel timed beside each
+    point (``annpred profile --reference``, column ``ref_s``): ``runtime_s * median(ref_s) /
+    ref_s``, the median over the rows of the same file and hardware id. A point measured
+    while the machine ran 20% slow (its reference 20% slower than usual) is scaled back.
+    The raw runtime stays in ``_runtime_raw_s``. Every row needs a positive ``ref_s``.
+
+    It helps where the drift slows the point and the reference alike: compute-bound kernels
+    with the default compute reference; a memory-bound kernel's drift follows bandwidth,
+    which a small in-cache product does not track (see README, noise floor)."""
+    if "ref_s" not in df.columns:
+        src = df["_source"].iloc[0] if len(df) else "the data"
+        raise DataError(f"{src}: no ref_s column to drift-correct with; profile with "
+                        "`annpred profile --reference` (or drop --drift-correct)")
+    ref = df["ref_s"].to_numpy(dtype=float)
+    bad = np.flatnonzero(~(np.isfinite(ref) & (ref > 0)))
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"{df['_source'].iloc[i]}: row {int(df['_row'].iloc[i])}, column "
+                        f"'ref_s': {'empty' if np.isnan(ref[i]) else ref[i]} is not a positive "
+                        f"reference time ({len(bad)} such rows); drift correction needs every "
+                        "row measured with --reference")
+    out = df.copy()
+    med = out.groupby(["_source", "hardware"], sort=False)["ref_s"].transform("median")
+    out["_runtime_raw_s"] = out[TARGET]
+    out[TARGET] = out[TARGET].to_numpy(dtype=float) * med.to_numpy(dtype=float) / ref
+    return out
 
 
 def _cache_frame(p, features, kernel, variant, hardware) -> pd.DataFrame:

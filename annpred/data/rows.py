@@ -36,8 +36,10 @@ TAIL_COLUMNS = ["runtime_s", "runtime_cv", "repeats", "runtime_min_s", "threads"
 # Columns added after the first files were written: a file without them (or without the
 # later ones) is still resumed in its own format (its rows simply lack them).
 # load_avg: the 1-minute load average when the row was measured; machine: the fingerprint of
-# the machine that measured it (descriptions in the sidecar, see the module doc).
-OPTIONAL_COLUMNS = ["load_avg", "machine"]
+# the machine that measured it (descriptions in the sidecar, see the module doc); ref_s: the
+# median seconds of a fixed reference kernel timed right after the point (``annpred profile
+# --reference``; empty otherwise), for drift correction (:func:`annpred.data.profiles.correct_drift`).
+OPTIONAL_COLUMNS = ["load_avg", "machine", "ref_s"]
 META_COLUMNS = set(KEY_COLUMNS) | set(TAIL_COLUMNS) | set(OPTIONAL_COLUMNS)
 MACHINES_FORMAT = "annpred-machines/1"
 
@@ -257,15 +259,20 @@ class RowWriter:
               runtime_s: float, runtime_cv: float | None = None, repeats: int = 1,
               runtime_min_s: float | None = None, threads: int | str = "",
               sampler: str = "", seed: int | str = "", point_id: int | str = "",
-              pass_id: int | str = 0) -> None:
+              pass_id: int | str = 0, ref_s: float | None = None) -> None:
         """One measured point; flushed at once (with this machine's fingerprint when the
-        file has the column)."""
+        file has the column, and the reference kernel's seconds when measured)."""
         row = row_values(kernel, variant, hardware, point, self.param_names,
                          runtime_s=runtime_s, runtime_cv=runtime_cv, repeats=repeats,
                          runtime_min_s=runtime_min_s, threads=threads, sampler=sampler,
                          seed=seed, point_id=point_id, pass_id=pass_id,
                          timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"), version=self._version)
         row["load_avg"] = load_average()
+        if ref_s is not None:
+            if "ref_s" not in self.columns:
+                raise DataError(f"{self.path} was written before the ref_s column existed; "
+                                "write reference timings to a new --out file")
+            row["ref_s"] = repr(float(ref_s))
         if "machine" in self.columns:
             row["machine"] = self._fingerprint(hardware)
         self._w.writerow([row.get(c, "") for c in self.columns])

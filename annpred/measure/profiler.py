@@ -78,7 +78,7 @@ class _Session:
 
     def __init__(self, kernel: Kernel, writer: RowWriter, hws: dict, n_threads: int,
                  sampler: str, seed: int, pass_id: int, min_runs: int, min_time: float,
-                 check: bool, time_budget: float | None, bar):
+                 check: bool, time_budget: float | None, bar, reference: bool = False):
         self.kernel, self.writer, self.hws = kernel, writer, hws
         self.n_threads, self.sampler, self.seed, self.pass_id = n_threads, sampler, seed, pass_id
         self.min_runs, self.min_time, self.check = min_runs, min_time, check
@@ -89,6 +89,8 @@ class _Session:
         self.written = self.skipped = 0
         self.recorded: dict = {}  # (variant, point id) -> Measurement
         self._inputs_key, self._inputs = None, None
+        # a fixed reference kernel timed right after every point (drift correction)
+        self.reference = _measure.reference_kernel() if reference else None
 
     def load(self, rows: list[dict]) -> None:
         from annpred.measure.pr import Measurement
@@ -131,10 +133,14 @@ class _Session:
         if v.name not in self._seen:
             self._seen.add(v.name)
             self.setup_s += time.perf_counter() - t0
+        ref_s = None
+        if self.reference is not None:
+            ref_s = _measure.measure(self.reference, min_runs=self.min_runs,
+                                     min_time=self.min_time).median_s
         self.writer.write(self.kernel.name, v.name, self.hws[v.name], point,
                           runtime_s=t.median_s, runtime_cv=t.cv, repeats=t.repeats,
                           runtime_min_s=t.min_s, threads=self.n_threads, sampler=self.sampler,
-                          seed=self.seed, point_id=idx, pass_id=self.pass_id)
+                          seed=self.seed, point_id=idx, pass_id=self.pass_id, ref_s=ref_s)
         self.written += 1
         self._progress(label or v.name)
         return Measurement(t.median_s, float(f"{t.cv:.5f}"), t.repeats, t.min_s)
@@ -170,7 +176,7 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
             min_time: float = _measure.DEFAULT_MIN_TIME, points=None,
             check: bool = False, first: int | None = None,
             time_budget: float | None = None, hardware: str | None = None,
-            accel_mode: str = "user") -> ProfileResult:
+            accel_mode: str = "user", reference: bool = False) -> ProfileResult:
     """Measure ``samples`` points of ``kernel_name`` for each variant into CSV ``out``.
 
     ``points`` (a DataFrame of parameter columns) replaces sampling when given. ``first``
@@ -179,6 +185,9 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
     ``sampler="pr"``: a budget of ``samples`` measured points per variant, sweeps included
     (:mod:`annpred.measure.pr`). ``hardware="sim-<name>"`` writes rows of a modelled
     accelerator (:mod:`annpred.accel`) instead of measuring this machine.
+    ``reference``: time a fixed reference kernel right after every point and record it in
+    the ``ref_s`` column, so that runtimes can be drift-corrected
+    (:func:`annpred.data.profiles.correct_drift`, ``annpred train --drift-correct``).
     """
     from annpred import validate as _v
 
@@ -197,6 +206,9 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
             raise ParameterError(f"{hardware} has one variant, {sv.name!r}")
         kernel = dataclasses.replace(kernel, variants=[sv])
         variants, check, min_runs = [sv.name], False, 1
+        if reference:
+            raise ParameterError("--reference measures this machine's drift; a modelled "
+                                 "accelerator has none")
     if n_threads < 1 or n_threads > 1024:
         raise ParameterError(f"--threads must be between 1 and 1024, got {n_threads}")
     if sampler not in sampling.SAMPLERS:
@@ -224,15 +236,19 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
     writer = RowWriter(out, kernel.param_names)
     existing = writer.existing()  # takes the CSV's lock: a second profiler fails here
     try:
+        if reference and "ref_s" not in writer.columns:
+            raise ParameterError(f"{out} was written before the ref_s column existed; "
+                                 "write reference timings (--reference) to a new --out file")
         return _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed,
                     pass_id, progress, min_runs, min_time, points, check, first, time_budget,
-                    planned, out)
+                    planned, out, reference)
     finally:
         writer.release()
 
 
 def _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed, pass_id,
-         progress, min_runs, min_time, points, check, first, time_budget, planned, out):
+         progress, min_runs, min_time, points, check, first, time_budget, planned, out,
+         reference=False):
     tasks = []
     if not planned:
         pts = (sampling.sample(kernel, samples, sampler=sampler, seed=seed) if points is None
@@ -247,7 +263,7 @@ def _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed
     total = samples * len(vlist) if planned else len(tasks)
     bar = _bar(kernel, n_threads, total, 0, time_budget, progress, sampler)
     s = _Session(kernel, writer, hws, n_threads, sampler, seed, pass_id, min_runs, min_time,
-                 check, time_budget, bar)
+                 check, time_budget, bar, reference)
     s.load(existing)
     results = {}
     try:

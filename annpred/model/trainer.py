@@ -117,6 +117,19 @@ def _catalog_complexity(kernel: str, variant: str, params: list[str]) -> dict[st
     return usable
 
 
+def _catalog_params(kernel: str, variant: str, feats: list[str]) -> list[str]:
+    """The columns a model of a catalog variant takes: those of its parameters
+    (:attr:`~annpred.spec.kernel.Variant.params`; a dense product ignores densities)."""
+    from annpred.spec.catalog import get_kernel
+
+    try:
+        keep = get_kernel(kernel).model_params(variant)
+    except UnknownKernelError:
+        return feats
+    kept = [c for c in feats if c in keep]
+    return kept or feats
+
+
 def _problem_size(g: pd.DataFrame) -> list | None:
     """The problem size of a GPU tuning space (Kernel Tuner cache rows), else None."""
     if "_problem_size" not in g.columns:
@@ -191,7 +204,8 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
                             f"at least {_data.MIN_ROWS} are needed to train a model")
     reports, files = [], {}
     for ci, ((kernel, variant, hw_id), g) in enumerate(combos):
-        feats = list(features) if features else _data.feature_columns(g)
+        feats = list(features) if features else _catalog_params(
+            kernel, variant, _data.feature_columns(g))
         feats = [c for c in feats if c not in ("pass",)]
         if isinstance(steps, dict):
             unknown = [k for k in steps if k not in feats]
@@ -286,7 +300,8 @@ def train_csvs(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
                target: str = "runtime_s", features: Sequence[str] | None = None,
                complexity: str | None = None, kernel: str | None = None,
                variant: str | None = None, hardware: str | None = None, seed: int = 0,
-               n_train: int | None = None, on_done=None, **kw) -> list[TrainReport]:
+               n_train: int | None = None, on_done=None, drift_correct: bool = False,
+               **kw) -> list[TrainReport]:
     features = check_options(features=features, target=target, n_train=n_train, seed=seed,
                              steps=kw.get("steps", "auto"), kernel=kernel, variant=variant,
                              hardware=hardware, out=out)
@@ -298,7 +313,7 @@ def train_csvs(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
     if kw.get("progress") and size > 10 << 20:  # only large inputs take noticeable time
         kw["progress"](f"reading {size / 1e6:,.0f} MB from {', '.join(map(str, paths))}")
     df = _data.load_profiles(paths, target=target, features=features, kernel=kernel,
-                             variant=variant, hardware=hardware)
+                             variant=variant, hardware=hardware, drift_correct=drift_correct)
     return train_frame(df, out, complexity=complexity, features=features, seed=seed,
                        n_train=n_train, on_done=on_done, **kw)
 

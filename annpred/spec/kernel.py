@@ -154,6 +154,9 @@ class Variant:
     supports: Callable[[Mapping[str, Any]], bool] | None = None  # extra domain restriction
     sync: Callable[[], None] | None = None  # called after run when timing (CUDA)
     description: str = ""
+    # the parameters this variant's runtime depends on (its model's inputs); None: all of
+    # the kernel's. A dense product ignores the operands' densities: its models should too.
+    params: tuple[str, ...] | None = None
 
     def supports_point(self, params: Mapping[str, Any]) -> bool:
         return self.supports is None or bool(self.supports(params))
@@ -185,6 +188,25 @@ class Kernel:
         vnames = [v.name for v in self.variants]
         if len(set(vnames)) != len(vnames):
             raise ValueError(f"kernel {self.name}: duplicate variant names")
+        for v in self.variants:
+            if v.params is not None:
+                extra = [p for p in v.params if p not in names]
+                if extra or not v.params:
+                    raise ValueError(f"kernel {self.name}: variant {v.name} lists parameters "
+                                     f"{list(v.params)}, not a non-empty subset of {names}")
+                for cname, text in (v.complexity or {}).items():
+                    if not set(_expr.free_symbols(text)) <= set(v.params):
+                        raise ValueError(f"kernel {self.name}: variant {v.name}'s complexity "
+                                         f"{cname}={text} uses parameters outside its "
+                                         f"params {list(v.params)}")
+
+    def model_params(self, variant: str | None) -> list[str]:
+        """The parameters a model of ``variant`` takes as inputs (see :attr:`Variant.params`)."""
+        names = self.param_names
+        if variant is None:
+            return names
+        v = self.variant(variant)
+        return names if v.params is None else [p for p in names if p in v.params]
 
     @property
     def param_names(self) -> list[str]:

@@ -61,8 +61,13 @@ def prepare_combination(key, g: pd.DataFrame, *, features: Sequence[str] | None 
     """Split one combination's rows (see the module docstring for the protocol)."""
     kernel, variant, hw_id = key
     src = str(g["_source"].iloc[0]) if "_source" in g.columns else ""
-    params = list(features) if features else [c for c in _data.feature_columns(g)
-                                              if c not in ("pass",)]
+    if features:
+        params = list(features)
+    else:
+        from annpred.model.trainer import _catalog_params
+
+        params = _catalog_params(kernel, variant, [c for c in _data.feature_columns(g)
+                                                   if c not in ("pass",)])
     if not params:
         raise DataError(f"{src}: combination {kernel}/{variant}/{hw_id} has no parameter "
                         "(feature) columns")
