@@ -3,6 +3,7 @@
 # for every kernel and 1 and 2 threads, measure 350 random points (250 to train, the rest held
 # out by `train --n-train 250`), then train the models next to the AMD ones in trained/.
 #   flock /tmp/annpred-timing.lock bash experiments/reprofile_catalog.sh [SECONDS] [KERNEL ...]
+#   THREADS=2 ...   # only the 2-thread models
 # SECONDS bounds each (kernel, threads) profile (default 240); profiling resumes where an
 # interrupted run stopped (the CSV is appended to). Run it on an idle machine: each row
 # records the load average it was measured under.
@@ -12,7 +13,8 @@ PY=${PYTHON:-.venv/bin/python}
 BUDGET=${1:-240}
 shift || true
 KERNELS=${*:-matmul matvec conv2d maxpool blur fft}
-for t in 1 2; do
+THREADS=${THREADS:-1 2}
+for t in $THREADS; do
   hw=$($PY -c "from annpred.spec import hardware as hw; print(hw.cpu_id($t))")
   d=trained/$hw/data
   for kernel in $KERNELS; do
@@ -21,7 +23,7 @@ for t in 1 2; do
         --time-budget "$BUDGET" --quiet --out "$d/$kernel.csv"
   done
 done
-for t in 1 2; do
+for t in $THREADS; do
   hw=$($PY -c "from annpred.spec import hardware as hw; print(hw.cpu_id($t))")
   for kernel in $KERNELS; do
     $PY -m annpred.cli train "trained/$hw/data/$kernel.csv" --n-train 250 --out trained --quiet

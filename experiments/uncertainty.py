@@ -5,8 +5,9 @@
 Every model carries a split-conformal interval on log runtime (nominal 90%), calibrated on the
 validation split carved from its training data. Here each interval is judged on points no
 model saw:
-- shipped catalog combinations: the 300 held-out test points of trained/<hw>/data/<kernel>.csv
-  (pass 0; the shipped models trained on 250 of points 300..799);
+- shipped catalog combinations: the held-out test points of trained/<hw>/data/<kernel>.csv
+  (pass 0): for the AMD models points 0..299 (they trained on 250 of points 300..799), for
+  models trained with `--n-train` the rows that training held out (its seeded split);
 - Kernel Tuner cache files (../shared/data/kernel_tuner/*.json.gz, when annpred can read them):
   a model trained on 250 random configurations (seed 0), judged on all other configurations.
 Columns: kernel, variant, hardware, nominal, coverage, median_width (median of
@@ -36,6 +37,7 @@ def _row(dataset, kernel, variant, hardware, nominal, y, s, lo, hi):
 
 def shipped() -> list[dict]:
     from annpred.data.profiles import load_profiles
+    from annpred.model.trainer import split_rows
     from annpred.runtime.predictor import load_models
 
     models = load_models([ROOT / "trained"])
@@ -43,11 +45,16 @@ def shipped() -> list[dict]:
     for csv in sorted(p for p in (ROOT / "trained").glob("cpu-*/data/*.csv")
                       if not p.name.startswith("halide_")):  # schedule data: halide.py
         df = load_profiles([csv])
-        test = df[(df["pass"] == 0) & (df["point"] < N_TEST)]
-        for (k, v, h), g in test.groupby(["kernel", "variant", "hardware"]):
+        first = df[df["pass"] == 0]
+        for (k, v, h), g in first.groupby(["kernel", "variant", "hardware"], sort=True):
             if (k, v, h) not in models.models:
                 continue
             m = models.get(k, v, h)
+            tr = m.meta.get("train", {})
+            if tr.get("n_holdout"):  # trained with --n-train: its own held-out rows
+                g = g.iloc[split_rows(len(g), tr["n_train_rows"], tr.get("seed", 0))[1]]
+            else:  # the AMD models: trained on points 300..799, points < 300 held out
+                g = g[g["point"] < N_TEST]
             out = models.predict_many(k, v, {p: g[p].to_numpy() for p in m.params}, h)
             rows.append(_row("shipped", k, v, h, m.interval[2] if m.interval else np.nan,
                              g["runtime_s"].to_numpy(), out["seconds"], out["low"],

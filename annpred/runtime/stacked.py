@@ -303,8 +303,12 @@ class _Plan:
                 with np.errstate(all="ignore"):
                     vals.extend(float(v) for v in self._f_np(*[np.float64(v) for v in x]))
         # a handful of values: plain Python logs are cheaper than numpy's error state
-        logs = [math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan) for v in vals]
-        finite = all(0 < v < math.inf for v in vals)
+        try:
+            logs = list(map(math.log, vals))
+        except ValueError:  # a value <= 0
+            logs = [math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan)
+                    for v in vals]
+        finite = all(map(math.isfinite, logs))  # every value positive and finite
         return np.array(vals + logs + [0.0, 1.0]), finite
 
     def seconds(self, x: list[float]) -> list[float]:
