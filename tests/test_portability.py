@@ -374,9 +374,28 @@ def test_shipped_legacy_models_are_candidates_but_untrusted_here():
             "cpu-amd-epyc-t1", None):
         pytest.skip("no shipped legacy models")
     with pytest.warns(MachineMismatchWarning):
-        c = choose("matmul", {"m": 64, "n": 64, "k": 64, "da": 1, "db": 1})
+        c = choose("matmul", {"m": 64, "n": 64, "k": 64, "da": 1, "db": 1},
+                   candidates=["numpy@cpu-amd-epyc-t1", "torch@cpu-amd-epyc-t1"])
     assert c.predicted and c.fallback and not any(c.machine_match.values())
     assert os.environ["ANNPRED_MODELS"]  # isolated from the developer's calibrations
+
+
+def test_shipped_models_of_this_machine_decide_a_2048_product_in_range():
+    """Where the shipped models include this kind of machine (profiled on the widened
+    domain, sides up to 2048), the default configuration decides a 2048^3 product from
+    trusted models inside their training range, using no other machine's model."""
+    from annpred.model.layout import shipped_root
+    from annpred.runtime.predictor import load_models
+
+    pred = load_models(str(shipped_root()), reload=True)
+    mine = {h for k, v, h in pred.combinations("matmul") if pred.models[(k, v, h)].machine_match}
+    if not mine:
+        pytest.skip("no shipped models of this machine")
+    c = choose("matmul", {"m": 2048, "n": 2048, "k": 2048, "da": 1, "db": 1},
+               models=str(shipped_root()))
+    assert not c.fallback, c.reason
+    assert all(c.in_range.values()) and all(c.machine_match.values())
+    assert {cand.hardware for cand in c.predicted} <= mine and c.hardware in mine
 
 
 def test_halide_schedule_model_from_another_machine_is_flagged(tmp_path):

@@ -113,7 +113,7 @@ def _plan(pred, kname: str, spec, candidates) -> _Plan:
 
 
 def _point(spec, params: Mapping[str, Any]) -> dict:
-    if not isinstance(params, Mapping):
+    if type(params) is not dict and not isinstance(params, Mapping):  # ABC check: slow
         raise ParameterError(f"params must be a mapping name -> value, got "
                              f"{type(params).__name__}")
     if spec is not None:

@@ -295,7 +295,9 @@ def _env_key() -> tuple:
     data = _ENV_DATA
     if data is not None and os.name == "posix":
         try:
-            return tuple(data.get(b) for b in _ENV_BYTES)
+            get = data.get
+            b0, b1, b2 = _ENV_BYTES
+            return get(b0), get(b1), get(b2)
         except TypeError:  # pragma: no cover - keys are not bytes on this platform
             pass
     return tuple(os.environ.get(n) for n in _ENV_NAMES)  # pragma: no cover
