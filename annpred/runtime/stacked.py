@@ -298,21 +298,23 @@ class _Plan:
 
     def _features(self, x: list[float]) -> tuple[np.ndarray, bool]:
         """U and whether every entry is finite (all raw values positive and finite)."""
-        vals = list(x)
+        vals = tuple(x)
         if self._f_math is not None:
             try:
-                vals.extend(self._f_math(*x))
+                vals += tuple(self._f_math(*x))
             except (ValueError, ZeroDivisionError, OverflowError, TypeError, NameError):
                 with np.errstate(all="ignore"):
-                    vals.extend(float(v) for v in self._f_np(*[np.float64(v) for v in x]))
+                    vals += tuple(float(v) for v in self._f_np(*[np.float64(v) for v in x]))
         # a handful of values: plain Python logs are cheaper than numpy's error state
         try:
-            logs = list(map(math.log, vals))
+            logs = tuple(map(math.log, vals))
         except ValueError:  # a value <= 0
-            logs = [math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan)
-                    for v in vals]
-        finite = all(map(math.isfinite, logs))  # every value positive and finite
-        return np.array(vals + logs + [0.0, 1.0]), finite
+            logs = tuple(math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan)
+                         for v in vals)
+        # every log finite (every value positive and finite) iff their sum is: a log is at
+        # most ~710 in size, so the sum cannot overflow, and inf or nan carry through it
+        finite = math.isfinite(sum(logs))
+        return np.array(vals + logs + (0.0, 1.0)), finite
 
     def seconds(self, x: list[float]) -> list[float]:
         """:meth:`predict` as a list, for a decision. The common case (one stacked group of

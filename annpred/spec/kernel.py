@@ -102,9 +102,13 @@ class Param:
 
         ``strict``: within the profiling domain (``low``..``high``, ``choices``) rather than
         the valid range."""
-        if type(value) is int and not strict and self._valid[0] <= value <= self._valid[1] \
-                and self.kind == "int":
-            return value  # the common case of a runtime call, without float round trips
+        if not strict:  # the common cases of a runtime call, without float round trips
+            t = type(value)
+            if t is int and self.kind == "int" and self._valid[0] <= value <= self._valid[1]:
+                return value
+            if t is float and self.kind == "float" and self._valid[0] <= value <= \
+                    self._valid[1] and value != math.inf:
+                return value  # NaN fails the comparison and takes the checks below
         v = finite_number(self.name, value)
         if self.kind == "int":
             if v != round(v):
