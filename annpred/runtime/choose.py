@@ -220,7 +220,9 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
         unsupported = tuple(unsupported)
     else:
         eligible, unsupported = plan.everyone, ()
+    extrapolate = policy == "extrapolate"
     best_any, best_trusted, all_trusted = -1, -1, True
+    u1 = u2 = -1  # the fastest and second fastest usable candidates (for the unsure test)
     for i in range(n):
         if not (eligible[i] and ok[i]):
             all_trusted = all_trusted and not eligible[i]
@@ -233,6 +235,11 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
                 best_trusted = i
         else:
             all_trusted = False
+        if inr[i] or extrapolate:
+            if u1 < 0 or s < secs[u1]:
+                u1, u2 = i, u1
+            elif u2 < 0 or s < secs[u2]:
+                u2 = i
     if policy == "strict":
         pick = best_trusted if all_trusted else -1
     elif policy == "trusted":
@@ -242,9 +249,8 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
     predicted_best = cands[best_any] if best_any >= 0 else None
     match, adapted = _machine_flags(plan)
     unsure, why_unsure = False, ""
-    if pick >= 0:
-        unsure, why_unsure = _unsure(plan, secs, pick, eligible, ok, inr,
-                                     policy == "extrapolate")
+    if pick >= 0:  # the runner-up: the fastest usable candidate other than the pick
+        unsure, why_unsure = _unsure(plan, secs, pick, u2 if u1 == pick else u1)
     # the Choice receives lists and builds its dicts (and the reason's text) when read
     if pick >= 0 and not (unsure and _CONFIG["on_unsure"] == "fallback"):
         best = cands[pick]
@@ -270,16 +276,11 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
                   match, adapted)
 
 
-def _unsure(plan: _Plan, secs: list, pick: int, eligible, ok, inr, extrapolate: bool):
-    """Whether the chosen candidate's and the runner-up's prediction intervals overlap by
-    more than the configured share of the narrower one (log scale); the runner-up is the
-    fastest other usable candidate (eligible, finite, in range unless extrapolating).
-    Returns ``(unsure, reason)``, the reason as a function that writes the text."""
-    second = -1
-    for i in range(len(secs)):
-        if i != pick and eligible[i] and ok[i] and (extrapolate or inr[i]) \
-                and (second < 0 or secs[i] < secs[second]):
-            second = i
+def _unsure(plan: _Plan, secs: list, pick: int, second: int):
+    """Whether the chosen candidate's and the runner-up's (``second``: the fastest other
+    usable candidate, eligible, finite, in range unless extrapolating; -1 if none)
+    prediction intervals overlap by more than the configured share of the narrower one (log
+    scale). Returns ``(unsure, reason)``, the reason as a function that writes the text."""
     if second < 0:
         return False, ""
     a, b = plan.iv[pick], plan.iv[second]
