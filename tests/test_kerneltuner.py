@@ -163,6 +163,29 @@ def test_select_on_space_regret_is_judged_on_the_space(cache_file):
     assert r.mape < 15  # the runtime follows the structure features exactly
 
 
+def test_guided_strategy_spends_the_budget_on_the_fast_region(cache_file):
+    """Guided: half the budget at random, the rest on the fastest predicted configurations;
+    it measures exactly the budget, finds faster configurations than one random draw of the
+    same size, and the random baseline is random sampling of as many measurements."""
+    from annpred.cli.tune_space import T_STRATEGIES
+    from annpred.errors import ParameterError
+    from annpred.study import tunespace as T
+    from annpred.study.zoo import make_model
+
+    assert set(T_STRATEGIES) == set(T.STRATEGIES)
+    c = T.space_combination(load_profiles([cache_file]))
+    rnd = T.select_on_space(c, make_model("GBT+C"), budget=40, top=3, seed=1)
+    gd = T.select_on_space(c, make_model("GBT+C"), budget=40, top=3, seed=1,
+                           strategy="guided")
+    assert len(gd.measured) == len(set(gd.measured.tolist())) == 40
+    assert gd.random_regret == rnd.random_regret  # the same baseline for both strategies
+    fast = np.quantile(c.y, 0.1)
+    assert (c.y[gd.measured] <= fast).sum() > (c.y[rnd.measured] <= fast).sum()
+    assert gd.regret <= rnd.regret
+    with pytest.raises(ParameterError, match="strategy"):
+        T.select_on_space(c, make_model("GBT+C"), budget=40, top=3, seed=1, strategy="x")
+
+
 def test_evaluate_cli_on_a_cache_file_uses_the_launch_structure(cache_file, tmp_path):
     r = run_cli(["evaluate", cache_file, "--out", tmp_path / "ev", "--n-train", "60",
                  "--n-test", "60", "--seeds", "1", "--no-curves", "--no-cost", "--no-plots",

@@ -3,6 +3,9 @@ and name the best candidates."""
 from __future__ import annotations
 
 from annpred.cli.common import fmt_seconds
+
+T_STRATEGIES = ("guided", "random")  # annpred.study.tunespace.STRATEGIES (not imported here:
+# registering the command must not import the study's numpy/pandas stack)
 from annpred.errors import ParameterError
 
 
@@ -21,9 +24,9 @@ def cmd_tune_space(args) -> int:
     df = _data.load_profiles([args.space])
     c = T.space_combination(df)
     r = T.select_on_space(c, make_model(args.model), budget=args.budget, top=args.top,
-                          seed=args.seed, name=args.model)
+                          seed=args.seed, name=args.model, strategy=args.strategy)
     print(f"{c.name}: {len(c.y)} configurations; {args.model} fitted on {args.budget} "
-          f"measured (seed {args.seed}); complexity: "
+          f"measured ({args.strategy}, seed {args.seed}); complexity: "
           + (", ".join(f"{k} = {v}" for k, v in _chosen(r, c).items()) or "none"))
     best = T.predicted_table(c, [r.best_row], r.predicted)[0]
     print("predicted best: " + _fmt(best, c.params))
@@ -34,8 +37,8 @@ def cmd_tune_space(args) -> int:
     print(f"best measured of the {args.budget}: {fmt_seconds(float(meas.min()))}")
     print(f"the file holds every measurement, so the pick can be judged: MAPE {r.mape:.2f}% "
           f"over the {len(c.y) - args.budget} unmeasured configurations; regret (best of "
-          f"{args.budget} measured + top {args.top}) / optimum = {r.regret:.3f}; the same "
-          f"{args.budget} + {args.top} random instead: {r.random_regret:.3f}")
+          f"{args.budget} measured + top {args.top}) / optimum = {r.regret:.3f}; random "
+          f"sampling of as many ({args.budget} + {args.top}): {r.random_regret:.3f}")
     return 0
 
 
@@ -65,6 +68,9 @@ def register(sub) -> None:
     s.add_argument("--top", type=int, default=10, help="predicted candidates (default 10)")
     s.add_argument("--model", default="NN+C-auto", help="model from the study's zoo "
                    "(default NN+C-auto)")
+    s.add_argument("--strategy", choices=T_STRATEGIES, default="guided",
+                   help="how the budget is measured: guided (default: half at random, then "
+                        "rounds of the fastest predicted) or random (all at random, one fit)")
     s.add_argument("--seed", type=int, default=0,
                    help="seed of the draw of measured configurations and of the fit (default 0)")
     s.set_defaults(func=cmd_tune_space)
