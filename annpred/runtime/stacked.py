@@ -326,9 +326,9 @@ class _Plan:
             if g.dense is not None and g.log_target and finite and not g.corrected \
                     and g.act is np.tanh:
                 A, _, mh, C2 = g.dense
-                Z = A @ U
+                Z = A.dot(U)  # ndarray.dot: the cheapest call into BLAS for a vector
                 np.tanh(Z[:mh], out=Z[:mh])
-                y = C2 @ Z
+                y = C2.dot(Z)
                 exp = math.exp
                 try:
                     return [exp(v) for v in y.tolist()]
