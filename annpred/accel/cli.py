@@ -18,11 +18,12 @@ def register(subparsers) -> None:
     ls.set_defaults(func=cmd_list)
     sh = s.add_parser("show", help="one accelerator's description")
     sh.add_argument("name", help="shipped name (systolic32, tpu-v1, ...) or a description "
-                    "file NAME.json")
+                    "file NAME.yaml or NAME.json")
     sh.add_argument("--json", action="store_true", help="print the description as JSON")
     sh.set_defaults(func=cmd_show)
     e = s.add_parser("estimate", help="cycles and seconds of layers on an accelerator")
-    e.add_argument("name", help="shipped name or a description file NAME.json")
+    e.add_argument("name", help="shipped name or a description file NAME.yaml or "
+                   "NAME.json")
     e.add_argument("--layer", action="append", default=[],
                    help="conv2d:H,W,R,S,C,M,stride | dwconv:H,W,R,S,C,stride | gemm:M,K,N "
                         "(H, W padded, as SCALE-Sim reads them); repeatable")
