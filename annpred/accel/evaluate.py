@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from .description import Accelerator
-from .engine import Result, State, _span, fold, initial_state
+from .engine import Result, State, _span, _store, fold, initial_state
 from .layers import Layer
 from .mapping import Plan, plan
 
@@ -123,6 +123,61 @@ def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe:
     return idx + q * period, True
 
 
+def _quiet_folds(st: State, p: Plan, fr: int, fc: int, q: int) -> bool:
+    """True if the q folds fr .. fr+q-1 (one kind) provably have no event: every word they
+    read sits in its buffer's current window (its own position suffices: copies only add
+    hits), and their ofmap writes leave at least the active half free (no drain starts, no
+    write waits). Both grow with q, so the largest such q is found by bisection."""
+    kind = p.kind(fr, fc)
+    if p.mode == "user":
+        for which, rs in st.reads.items():
+            d = getattr(kind, which)
+            s = p.streams[which]
+            a = _span(d, s, p.base(which, fr, fc, d), fr, fc, 0, kind.steps)
+            if a is None:
+                continue
+            b = _span(d, s, p.base(which, fr + q - 1, fc, d), fr + q - 1, fc, 0, kind.steps)
+            lo, hi = min(a[0], b[0]) // s.per_set, max(a[1], b[1]) // s.per_set
+            if (lo - rs.ws) % s.n_sets + hi - lo >= s.active:
+                return False
+    o = kind.ofmap
+    w = q * (o.upto(kind.steps) - o.upto(0))
+    return w == 0 or st.free - w >= p.out_active
+
+
+def _jump_folds(st: State, p: Plan, fr: int, fc: int, q: int) -> None:
+    """q quiet folds at once: time and DMA leads move, the writes queue up (as _jump)."""
+    kind = p.kind(fr, fc)
+    n = q * kind.steps
+    o = kind.ofmap
+    w = q * (o.upto(kind.steps) - o.upto(0))
+    if w:
+        _store(st, w, p.out_width)
+    st.last_so = 0
+    for rs in st.reads.values():
+        rs.lead -= n
+    st.last_c = st.c + n - 1
+    st.c += n
+    st.evaluated += 1
+
+
+def _quiet_run(st: State, p: Plan, fr: int, fc: int) -> int:
+    """The largest number of quiet folds from fr (of fr's kind), 0 if fr is not quiet."""
+    hi = p.row_folds - 1 - fr if fr < p.row_folds - 1 else 1
+    if not _quiet_folds(st, p, fr, fc, 1):
+        return 0
+    if _quiet_folds(st, p, fr, fc, hi):
+        return hi
+    lo = 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _quiet_folds(st, p, fr, fc, mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def fast(p: Plan) -> Result:
     st = initial_state(p)
     rf, cf = p.row_folds, p.col_folds
@@ -147,6 +202,12 @@ def fast(p: Plan) -> Result:
                 if jumped:
                     fr = fr2
                     continue
+            q = _quiet_run(st, p, fr, fc)
+            if q:
+                _jump_folds(st, p, fr, fc, q)
+                folds_done += 1
+                fr += q
+                continue
             fold(st, p, fr, fc, fast=True)
             folds_done += 1
             fr += 1
