@@ -123,26 +123,27 @@ def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe:
     return idx + q * period, True
 
 
-def _quiet_folds(st: State, p: Plan, fr: int, fc: int, q: int) -> bool:
+def _quiet_folds(st: State, p: Plan, fr: int, fc: int, q: int, first: dict,
+                 per_fold: int) -> bool:
     """True if the q folds fr .. fr+q-1 (one kind) provably have no event: every word they
     read sits in its buffer's current window (its own position suffices: copies only add
     hits), and their ofmap writes leave at least the active half free (no drain starts, no
-    write waits). Both grow with q, so the largest such q is found by bisection."""
-    kind = p.kind(fr, fc)
+    write waits). ``first``: fold fr's span per operand; ``per_fold``: its ofmap words.
+    Both conditions only get harder as q grows, so the largest q is found by bisection."""
+    if per_fold and st.free - q * per_fold < p.out_active:
+        return False
     if p.mode == "user":
-        for which, rs in st.reads.items():
+        kind = p.kind(fr, fc)
+        for which, a in first.items():
+            rs = st.reads[which]
             d = getattr(kind, which)
             s = p.streams[which]
-            a = _span(d, s, p.base(which, fr, fc, d), fr, fc, 0, kind.steps)
-            if a is None:
-                continue
-            b = _span(d, s, p.base(which, fr + q - 1, fc, d), fr + q - 1, fc, 0, kind.steps)
+            b = a if q == 1 else _span(d, s, p.base(which, fr + q - 1, fc, d), fr + q - 1,
+                                       fc, 0, kind.steps)
             lo, hi = min(a[0], b[0]) // s.per_set, max(a[1], b[1]) // s.per_set
             if (lo - rs.ws) % s.n_sets + hi - lo >= s.active:
                 return False
-    o = kind.ofmap
-    w = q * (o.upto(kind.steps) - o.upto(0))
-    return w == 0 or st.free - w >= p.out_active
+    return True
 
 
 def _jump_folds(st: State, p: Plan, fr: int, fc: int, q: int) -> None:
@@ -163,15 +164,25 @@ def _jump_folds(st: State, p: Plan, fr: int, fc: int, q: int) -> None:
 
 def _quiet_run(st: State, p: Plan, fr: int, fc: int) -> int:
     """The largest number of quiet folds from fr (of fr's kind), 0 if fr is not quiet."""
-    hi = p.row_folds - 1 - fr if fr < p.row_folds - 1 else 1
-    if not _quiet_folds(st, p, fr, fc, 1):
+    kind = p.kind(fr, fc)
+    o = kind.ofmap
+    per_fold = o.upto(kind.steps) - o.upto(0)
+    first = {}
+    if p.mode == "user":
+        for which in st.reads:
+            d = getattr(kind, which)
+            a = _span(d, p.streams[which], p.base(which, fr, fc, d), fr, fc, 0, kind.steps)
+            if a is not None:
+                first[which] = a
+    if not _quiet_folds(st, p, fr, fc, 1, first, per_fold):
         return 0
-    if _quiet_folds(st, p, fr, fc, hi):
+    hi = p.row_folds - 1 - fr if fr < p.row_folds - 1 else 1
+    if hi == 1 or _quiet_folds(st, p, fr, fc, hi, first, per_fold):
         return hi
     lo = 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _quiet_folds(st, p, fr, fc, mid):
+        if _quiet_folds(st, p, fr, fc, mid, first, per_fold):
             lo = mid
         else:
             hi = mid
