@@ -6,7 +6,7 @@ import time
 from .description import Accelerator
 from .engine import Result, State, _span, _store, fold, initial_state
 from .layers import Layer
-from .mapping import Plan, plan
+from .mapping import Plan, Skew, plan
 
 
 def _finish(st: State, p: Plan, folds_evaluated: int) -> Result:
@@ -189,7 +189,34 @@ def _quiet_run(st: State, p: Plan, fr: int, fc: int) -> int:
     return lo
 
 
+def _max_writes(o) -> int:
+    """Most ofmap words one step of a fold writes (an anti-diagonal, or one row)."""
+    return min(o.r1 - o.r0, o.cols) if isinstance(o, Skew) else o.width
+
+
+def stall_free(p: Plan) -> bool:
+    """True if provably no step of the layer stalls; its cycles are then the steps - 1.
+
+    Reads: in user mode every read stream fits its buffer's first window (n_sets <= active),
+    so no word ever misses (ideal bandwidth: reads are not modelled). Writes (see
+    engine._write): a write waits only while a drain runs with the buffer full. A drain
+    that starts frees (n-1) full lines plus at least one word and lasts n-1 cycles; if no
+    step writes more than the drain width, the steps inside it cannot fill what it freed,
+    so no write waits. Without drains (the layer writes at most the drain size) nothing
+    waits either. Ideal bandwidth always satisfies the first (a step writes at most one
+    word per column, the drain width is the columns)."""
+    if p.mode == "user" and any(s.n_sets > s.active for s in p.streams.values()):
+        return False
+    if all(_max_writes(k.ofmap) <= p.out_width for k in p.kinds.values()):
+        return True
+    writes = sum(k.ofmap.upto(k.steps) - k.ofmap.upto(0) for k in p.kinds.values())
+    return writes * p.folds <= p.out_drain    # a bound on the layer's ofmap words
+
+
 def fast(p: Plan) -> Result:
+    if stall_free(p):
+        steps = p.total_steps()
+        return Result(cycles=steps - 1, steps=steps, evaluated=1, folds=0, stall_cycles=0)
     st = initial_state(p)
     rf, cf = p.row_folds, p.col_folds
     outer_seen: dict = {}
