@@ -163,17 +163,19 @@ def _read(st: State, p: Plan, which: str, span, c: int, kind=None, fr=0, fc=0,
         a = (span[0] // s.per_set - rs.ws) % s.n_sets
         b = (span[1] // s.per_set - rs.ws) % s.n_sets
         if not (a < s.active and b < s.active and a <= b):
-            from .copies import hits, line_elements
+            from .copies import hits, line_elements, word_sets
 
             g = p.geometry
             P, Wd = line_elements(g, kind.ifmap, fr, fc, l)
             i = 0
+            n, act = s.n_sets, s.active
             while i < len(P):
                 h = hits(g, s, rs.ws, P[i:], Wd[i:])
                 if h.all():
                     break
                 j = i + int(h.argmin())
-                while not hits(g, s, rs.ws, P[j:j + 1], Wd[j:j + 1])[0]:
+                sets = word_sets(g, s, int(P[j]), int(Wd[j]))
+                while not any((x - rs.ws) % n < act for x in sets):
                     rs.ws = (rs.ws + s.advance) % s.n_sets
                     rs.lead += s.fetch_cycles
                     pot = rs.lead - off
