@@ -22,7 +22,11 @@ def test_list_json_one_object_per_accelerator(capsys):
 
 def test_show_and_estimate(capsys):
     rc, out, _ = run(capsys, "accel", "show", "gemmini", "--json")
-    assert rc == 0 and json.loads(out)["rows"] == 16
+    d = json.loads(out)
+    assert rc == 0 and d["rows"] == 16
+    assert d["complexity"]["conv2d"] in d["complexity"]["conv2d_finite_bandwidth"]
+    rc, out, _ = run(capsys, "accel", "show", "tpu-v1")
+    assert rc == 0 and "stall estimate of conv2d (for --complexity): " in out
     rc, out, _ = run(capsys, "accel", "estimate", "systolic32", "--layer",
                      "conv2d:10,10,3,3,4,8,1", "--mode", "calc", "--json")
     d = json.loads(out)

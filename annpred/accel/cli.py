@@ -65,12 +65,15 @@ def cmd_show(args) -> int:
     from .description import get
 
     from .mapping import cycles_expression
+    from .stalls import stall_expressions
 
     acc = get(args.name)
     d = acc.to_dict()
-    d["complexity"] = {
-        "conv2d": cycles_expression(acc, "(n-k+1)**2", "k**2*c", "f"),
-        "matmul": cycles_expression(acc, "m", "k", "n")}
+    conv = ("(n-k+1)**2", "k**2*c", "f")
+    d["complexity"] = {"conv2d": cycles_expression(acc, *conv),
+                       "matmul": cycles_expression(acc, "m", "k", "n")}
+    d["complexity"]["conv2d_finite_bandwidth"] = stall_expressions(
+        acc, *conv, d["complexity"]["conv2d"])["user"]
     if args.json:
         print(json.dumps(d, indent=1))
         return 0
@@ -79,7 +82,9 @@ def cmd_show(args) -> int:
         if k not in ("name", "description", "format", "complexity"):
             print(f"  {k}: {v}")
     for k, v in d["complexity"].items():
-        print(f"  ideal-bandwidth cycles of {k} (for --complexity): {v}")
+        what = "stall estimate of" if k.endswith("_finite_bandwidth") else \
+            "ideal-bandwidth cycles of"
+        print(f"  {what} {k.removesuffix('_finite_bandwidth')} (for --complexity): {v}")
     return 0
 
 
