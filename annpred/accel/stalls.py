@@ -48,14 +48,36 @@ def _prefetches(b: dict, words: str, passes: str) -> str:
     return f"({first} + {later})"
 
 
+def _preloaded(acc: Accelerator, which: str) -> bool:
+    """Operands whose fold tile is preloaded at the fold's start (one block row per step
+    before compute: the weight-stationary filter, the input-stationary ifmap); the others
+    stream over the whole fold."""
+    return (acc.dataflow, which) in (("ws", "filter"), ("is", "ifmap"))
+
+
+def _fold_count(acc: Accelerator, P: str, T: str, M: str) -> str:
+    R, C = acc.rows, acc.cols
+    if acc.dataflow == "os":
+        return f"ceiling({P}/{R})*ceiling({M}/{C})"
+    if acc.dataflow == "ws":
+        return f"ceiling({T}/{R})*ceiling({M}/{C})"
+    if acc.dataflow == "is":
+        return f"ceiling({T}/{R})*ceiling({P}/{C})"
+    return f"{P}*ceiling({M}/{C})"
+
+
 def stall_expressions(acc: Accelerator, pixels: str, window: str, filters: str,
                       compute: str) -> dict:
     """``prefetch``: 1 + DRAM cycles of the prefetches after the first windows (both read
     operands; positive, so a log transform is safe); ``user``: compute + 2 * the DRAM time
     by which each operand's prefetches outlast the time its demand reaches the stream's
-    last advance (uniform demand assumed)."""
+    last advance (a stall counts twice; prefetch k completes at k * fetch - 1, the first
+    step's cycle being 0). Demand reaches a stream position uniformly over the compute time
+    for streamed operands, and at the start of the fold that holds it for preloaded ones
+    (their stream runs in fold order, one tile per fold)."""
     P, T, M = f"({pixels})", f"({window})", f"({filters})"
     cc = f"({compute})"
+    folds = _fold_count(acc, P, T, M)
     dram, excess = [], []
     for which, (words, passes) in _streams(acc, P, T, M).items():
         b = _buffer(acc, which)
@@ -65,5 +87,10 @@ def stall_expressions(acc: Accelerator, pixels: str, window: str, filters: str,
         n_sets = f"(floor({words}/{b['per_set']}) + 1)"
         # the last prefetch is needed when demand reaches the stream's last advance
         adv = f"min({b['max_prefetch']}, max({n_sets} - {b['max_active']}, 0))"
-        excess.append(f"2*max({busy} - {cc}*(1 - {adv}/{n_sets}), 0)")
+        if _preloaded(acc, which):
+            pos = f"({n_sets} - {adv})*{b['per_set']}"
+            need = f"floor({pos}*{folds}/({words}))*{cc}/({folds})"
+        else:
+            need = f"{cc}*(1 - {adv}/{n_sets})"
+        excess.append(f"2*max({busy} - 2 - {need}, 0)")
     return {"prefetch": f"1 + {' + '.join(dram)}", "user": f"{cc} + {' + '.join(excess)}"}
