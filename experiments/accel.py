@@ -31,6 +31,7 @@ from annpred.accel.mapping import plan  # noqa: E402
 from annpred.accel.roofline import roofline_cycles  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
+LARGE = 100_000     # array steps from which a layer counts as large (iteration target)
 COLUMNS = ["accel", "dataflow", "mode", "layer", "network", "scalesim_cycles", "full_cycles",
            "fast_cycles", "zigzag_cycles", "roofline_cycles", "iterations_evaluated",
            "iterations_total", "fast_s", "scalesim_s"]
@@ -117,16 +118,30 @@ def summarise(rows) -> list[str]:
         zm, zw, zn = _mape((r["zigzag_cycles"], r["scalesim_cycles"]) for r in zsub)
         lines.append(f"{mode.upper()}: ours MAPE {m:.4f}% (worst {w:.4f}%, n={n}); roofline "
                      f"{rm:.1f}% (worst {rw:.1f}%); ZigZag {zm:.1f}% (worst {zw:.1f}%, n={zn})")
-    big = [r for r in per if r["iterations_total"] >= 100_000]
+    # "large layer": at least LARGE array steps (fixed before the results, as in the first
+    # study); whole-network rows are reported separately
+    big = [r for r in per if r["iterations_total"] >= LARGE]
     if big:
         ratios = [r["iterations_total"] / r["iterations_evaluated"] for r in big]
-        lines.append(f"layers with >= 1e5 steps: {len(big)}; total/evaluated iterations "
-                     f"median {statistics.median(ratios):,.0f}x, min {min(ratios):,.0f}x")
+        lines.append(f"layers with >= {LARGE:,} steps: {len(big)}; total/evaluated iterations "
+                     f"median {statistics.median(ratios):,.0f}x, min {min(ratios):,.0f}x; "
+                     f">= 1,000x on {sum(x >= 1000 for x in ratios)} of {len(big)}")
+        for mode in ("calc", "user"):
+            sub = [x for r, x in zip(big, ratios) if r["mode"] == mode]
+            if sub:
+                lines.append(f"  {mode}: {len(sub)} large layers, median "
+                             f"{statistics.median(sub):,.0f}x, min {min(sub):,.0f}x")
     sp = [float(r["scalesim_s"]) / float(r["fast_s"]) for r in per if r["scalesim_s"] != ""]
     if sp:
         lines.append(f"speed-up over SCALE-Sim per layer: median {statistics.median(sp):,.0f}x, "
                      f"min {min(sp):,.0f}x, max {max(sp):,.0f}x; >= 10,000x on "
                      f"{sum(s >= 1e4 for s in sp)} of {len(sp)}")
+        for mode in ("calc", "user"):
+            sub = [float(r["scalesim_s"]) / float(r["fast_s"]) for r in per
+                   if r["scalesim_s"] != "" and r["mode"] == mode]
+            if sub:
+                lines.append(f"  {mode}: median {statistics.median(sub):,.0f}x, >= 10,000x on "
+                             f"{sum(s >= 1e4 for s in sub)} of {len(sub)}")
     for r in rows:
         if r["layer"] == "ALL" and r["scalesim_cycles"] != "":
             e = (r["fast_cycles"] - r["scalesim_cycles"]) / r["scalesim_cycles"] * 100

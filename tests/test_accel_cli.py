@@ -22,7 +22,11 @@ def test_list_json_one_object_per_accelerator(capsys):
 
 def test_show_and_estimate(capsys):
     rc, out, _ = run(capsys, "accel", "show", "gemmini", "--json")
-    assert rc == 0 and json.loads(out)["rows"] == 16
+    d = json.loads(out)
+    assert rc == 0 and d["rows"] == 16
+    assert d["complexity"]["conv2d"] in d["complexity"]["conv2d_finite_bandwidth"]
+    rc, out, _ = run(capsys, "accel", "show", "tpu-v1")
+    assert rc == 0 and "stall estimate of conv2d (for --complexity): " in out
     rc, out, _ = run(capsys, "accel", "estimate", "systolic32", "--layer",
                      "conv2d:10,10,3,3,4,8,1", "--mode", "calc", "--json")
     d = json.loads(out)
@@ -55,3 +59,28 @@ def test_bad_description_file_exit_code_2(capsys, tmp_path):
     f.write_text(json.dumps({"name": "x", "array": {"rows": 4, "cols": 4, "dataflow": "rs"}}))
     rc, _, err = run(capsys, "accel", "show", str(f))
     assert rc == 2 and "dataflow must be one of" in err
+
+
+@pytest.mark.parametrize("name, text, words", [
+    ("acc.yaml", "name: x\narray: {rows: 4, cols: 4, dataflow: rs}\n", "dataflow must be one of"),
+    ("acc.yaml", "name: x\narray: [rows: 4\n", "acc.yaml: not valid YAML (line 3"),
+    ("acc.yml", "name: x\nname: y\n", "acc.yml: line 2: field 'name' given twice"),
+])
+def test_bad_yaml_description_exit_code_2(capsys, tmp_path, name, text, words):
+    f = tmp_path / name
+    f.write_text(text)
+    rc, out, err = run(capsys, "accel", "estimate", str(f), "--layer", "gemm:4,4,4")
+    assert rc == 2 and out == "" and words in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_yaml_description_file_estimates(capsys, tmp_path):
+    from annpred.accel.description import SHIPPED
+
+    f = tmp_path / "mine.yaml"
+    f.write_text((SHIPPED / "systolic32.yaml").read_text().replace("name: systolic32",
+                                                                   "name: mine"))
+    rc, out, _ = run(capsys, "accel", "estimate", str(f), "--layer", "conv2d:10,10,3,3,4,8,1",
+                     "--mode", "calc", "--json")
+    d = json.loads(out)
+    assert rc == 0 and d["accel"] == "mine" and d["layers"][0]["cycles"] == 2 * 98 - 1

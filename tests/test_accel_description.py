@@ -3,6 +3,7 @@ one clear ParameterError/DataError naming the problem."""
 import json
 
 import pytest
+import yaml
 
 from annpred.accel import description as D
 from annpred.accel.layers import make, parse, read_network
@@ -22,7 +23,7 @@ def test_shipped_descriptions_cover_the_required_kinds():
 
 
 def _desc(**over):
-    d = json.loads((D.SHIPPED / "systolic32.json").read_text())
+    d = yaml.safe_load((D.SHIPPED / "systolic32.yaml").read_text())
     for k, v in over.items():
         cur = d
         *path, last = k.split(".")
@@ -62,6 +63,46 @@ def test_unknown_accelerator_and_bad_files(tmp_path):
     with pytest.raises(ParameterError, match="bad.json: not valid JSON"):
         D.load(bad)
     assert D.get("sim-gemmini").name == "gemmini"
+
+
+def test_yaml_and_json_files_load_the_same(tmp_path):
+    d = _desc()
+    d["name"] = "mine"
+    js, ym = tmp_path / "mine.json", tmp_path / "mine.yaml"
+    js.write_text(json.dumps(d))
+    ym.write_text(yaml.safe_dump(d))
+    a, b = D.get(str(js)), D.get(str(ym))
+    assert a == b and a.name == "mine" and (a.rows, a.cols) == (32, 32)
+    yml = tmp_path / "flow.yml"   # flow style (JSON-like) YAML with a comment
+    yml.write_text("# mine\n" + json.dumps(d, indent=1))
+    assert D.load(yml) == a
+
+
+@pytest.mark.parametrize("text, words", [
+    ("array: [rows: 3\n", "bad.yaml: not valid YAML \\(line 2, column 1: expected"),
+    ("name: a\narray:\n  rows: 2\n\tcols: 3\n", "bad.yaml: not valid YAML \\(line 4"),
+    ("- 1\n- 2\n", "bad.yaml: expected a mapping of fields"),
+    ("", "bad.yaml: expected a mapping of fields"),
+    ("name: a\nname: b\n", "bad.yaml: line 2: field 'name' given twice"),
+    ("!!python/object:os.system {}\n", "bad.yaml: not valid YAML"),
+])
+def test_bad_yaml_is_one_clear_error(tmp_path, text, words):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ParameterError, match=words):
+        D.load(bad)
+
+
+def test_yaml_field_errors_name_the_file_and_field(tmp_path):
+    d = _desc(**{"array.dataflow": "rs"})
+    p = tmp_path / "x.yaml"
+    p.write_text(yaml.safe_dump(d))
+    with pytest.raises(ParameterError, match=r"x.yaml \(systolic32\): array.dataflow must be"):
+        D.load(p)
+    d = _desc(**{"buffers.ifmap.kb": "1e3"})
+    p.write_text(yaml.safe_dump(d))
+    with pytest.raises(ParameterError, match=r"x.yaml \(systolic32\): buffers.ifmap: kb must be"):
+        D.load(p)
 
 
 @pytest.mark.parametrize("spec, words", [

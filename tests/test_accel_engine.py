@@ -2,7 +2,7 @@
 from hypothesis import given, settings, strategies as st
 
 from annpred.accel import description as D
-from annpred.accel.evaluate import full, fast
+from annpred.accel.evaluate import full, fast, stall_free
 from annpred.accel.layers import make
 from annpred.accel.mapping import plan, rect_lt
 
@@ -37,6 +37,8 @@ def test_fast_equals_full(layer, acc, mode):
     assert a.cycles == b.cycles
     assert a.steps == b.steps
     assert b.evaluated <= a.evaluated
+    if stall_free(p):    # the certificate: no step stalls in the reference either
+        assert a.stall_cycles == 0 and a.cycles == a.steps - 1
 
 
 def test_fast_skips_iterations_on_a_large_layer():
@@ -61,3 +63,14 @@ def test_rect_count_matches_enumeration():
         for d in range(-2, 16):
             want = sum(1 for r in range(r0, r1) for c in range(c0, c1) if r + c < d)
             assert rect_lt(r0, r1, c0, c1, d) == want
+
+
+def test_stall_free_certificate():
+    small = make("conv2d", dict(H=16, W=16, R=3, S=3, C=16, M=32, stride=1))
+    for mode in ("calc", "user"):        # tpu-v1's buffers hold every stream of this layer
+        p = plan(D.get("tpu-v1"), small, mode)
+        assert stall_free(p)
+        assert full(p).cycles == p.total_steps() - 1 == fast(p).cycles
+    assert stall_free(plan(D.get("gemmini"), small, "calc"))   # ideal bandwidth: always
+    p = plan(D.get("systolic32"), make("gemm", dict(M=1024, K=256, N=64)), "user")
+    assert not stall_free(p) and full(p).stall_cycles > 0

@@ -18,11 +18,12 @@ def register(subparsers) -> None:
     ls.set_defaults(func=cmd_list)
     sh = s.add_parser("show", help="one accelerator's description")
     sh.add_argument("name", help="shipped name (systolic32, tpu-v1, ...) or a description "
-                    "file NAME.json")
+                    "file NAME.yaml or NAME.json")
     sh.add_argument("--json", action="store_true", help="print the description as JSON")
     sh.set_defaults(func=cmd_show)
     e = s.add_parser("estimate", help="cycles and seconds of layers on an accelerator")
-    e.add_argument("name", help="shipped name or a description file NAME.json")
+    e.add_argument("name", help="shipped name or a description file NAME.yaml or "
+                   "NAME.json")
     e.add_argument("--layer", action="append", default=[],
                    help="conv2d:H,W,R,S,C,M,stride | dwconv:H,W,R,S,C,stride | gemm:M,K,N "
                         "(H, W padded, as SCALE-Sim reads them); repeatable")
@@ -64,12 +65,15 @@ def cmd_show(args) -> int:
     from .description import get
 
     from .mapping import cycles_expression
+    from .stalls import stall_expressions
 
     acc = get(args.name)
     d = acc.to_dict()
-    d["complexity"] = {
-        "conv2d": cycles_expression(acc, "(n-k+1)**2", "k**2*c", "f"),
-        "matmul": cycles_expression(acc, "m", "k", "n")}
+    conv = ("(n-k+1)**2", "k**2*c", "f")
+    d["complexity"] = {"conv2d": cycles_expression(acc, *conv),
+                       "matmul": cycles_expression(acc, "m", "k", "n")}
+    d["complexity"]["conv2d_finite_bandwidth"] = stall_expressions(
+        acc, *conv, d["complexity"]["conv2d"])["user"]
     if args.json:
         print(json.dumps(d, indent=1))
         return 0
@@ -78,7 +82,9 @@ def cmd_show(args) -> int:
         if k not in ("name", "description", "format", "complexity"):
             print(f"  {k}: {v}")
     for k, v in d["complexity"].items():
-        print(f"  ideal-bandwidth cycles of {k} (for --complexity): {v}")
+        what = "stall estimate of" if k.endswith("_finite_bandwidth") else \
+            "ideal-bandwidth cycles of"
+        print(f"  {what} {k.removesuffix('_finite_bandwidth')} (for --complexity): {v}")
     return 0
 
 

@@ -88,30 +88,48 @@ def line_elements(g, d, fr: int, fc: int, l: int):
     return P, Wd
 
 
-def hits(g, s, ws: int, P, Wd):
-    """Whether each word has a copy in the active window starting at set ``ws``."""
+def _copy_sets(g, s, y, x, ch):
+    """(valid, sets): for each word (input row y, column x, channel ch), the buffer sets of
+    every (pixel, window index) pair that reads it, and which of the R*S pairs exist."""
+    kr2 = np.repeat(np.arange(g.R), g.S)[None, :]
+    ks2 = np.tile(np.arange(g.S), g.R)[None, :]
+    dy = y[:, None] - kr2
+    dx = x[:, None] - ks2
+    ok = (dy >= 0) & (dy % g.stride == 0) & (dy // g.stride < g.E) & \
+        (dx >= 0) & (dx % g.stride == 0) & (dx // g.stride < g.F)
+    p2 = (dy // g.stride) * g.F + dx // g.stride
+    w2 = (kr2 * g.S + ks2) * g.C + ch[:, None]
+    return ok, positions(g, s, p2[ok], w2[ok]) // s.per_set
+
+
+def _input_word(g, P, Wd):
     oy, ox = P // g.F, P % g.F
     kr, rem = Wd // (g.S * g.C), Wd % (g.S * g.C)
     ks, ch = rem // g.C, rem % g.C
-    y, x = oy * g.stride + kr, ox * g.stride + ks
+    return oy * g.stride + kr, ox * g.stride + ks, ch
+
+
+def hits(g, s, ws: int, P, Wd):
+    """Whether each word has a copy in the active window starting at set ``ws``."""
     own = positions(g, s, P, Wd) // s.per_set
     hit = ((own - ws) % s.n_sets) < s.active
     if hit.all():
         return hit
     rest = np.flatnonzero(~hit)
-    kr2 = np.repeat(np.arange(g.R), g.S)[None, :]
-    ks2 = np.tile(np.arange(g.S), g.R)[None, :]
-    dy = y[rest, None] - kr2
-    dx = x[rest, None] - ks2
-    ok = (dy >= 0) & (dy % g.stride == 0) & (dy // g.stride < g.E) & \
-        (dx >= 0) & (dx % g.stride == 0) & (dx // g.stride < g.F)
-    p2 = (dy // g.stride) * g.F + dx // g.stride
-    w2 = (kr2 * g.S + ks2) * g.C + ch[rest, None]
-    sets = positions(g, s, p2[ok], w2[ok]) // s.per_set
+    y, x, ch = _input_word(g, P[rest], Wd[rest])
+    ok, sets = _copy_sets(g, s, y, x, ch)
     inw = np.zeros(ok.shape, dtype=bool)
     inw[ok] = ((sets - ws) % s.n_sets) < s.active
     hit[rest] = inw.any(axis=1)
     return hit
+
+
+def word_sets(g, s, p: int, w: int) -> list[int]:
+    """The buffer sets holding a copy of the word read by (pixel p, window index w): the
+    word hits when any of them is in the active window."""
+    y, x, ch = _input_word(g, np.array([p]), np.array([w]))
+    _, sets = _copy_sets(g, s, y, x, ch)
+    return [int(v) for v in sets]
 
 
 def quiet_steps(p, st, kind, fr: int, fc: int, l: int, n: int) -> int:

@@ -1,9 +1,11 @@
-"""Accelerator descriptions: a concise JSON format, validated with one clear error per problem.
+"""Accelerator descriptions: a concise YAML or JSON format (one schema), validated with one
+clear error per problem, naming the file and the field.
 
 A description names the processing-element array (rows, columns, dataflow), the on-chip
 buffers (ifmap, filter, ofmap: size in KiB, banks, double buffering), the DRAM interface
 (bandwidth in words per cycle, latency in cycles), the clock, the word size and per-unit
-latencies. Shipped descriptions live in ``annpred/accel/descriptions/*.json``.
+latencies. Shipped descriptions live in ``annpred/accel/descriptions/*.yaml``; a user's file
+may be YAML (``.yaml``/``.yml``) or JSON (``.json``).
 """
 from __future__ import annotations
 
@@ -86,7 +88,8 @@ def _buffer(d: dict, key: str, where: str) -> Buffer:
 def from_dict(d: dict, source: str = "description") -> Accelerator:
     """Validate a description (as parsed JSON) and build an :class:`Accelerator`."""
     if not isinstance(d, dict):
-        raise ParameterError(f"{source}: expected a JSON object, got {type(d).__name__}")
+        raise ParameterError(f"{source}: expected a mapping of fields (a YAML mapping or JSON "
+                             f"object), got {type(d).__name__}")
     if "buffers" not in d and "ifmap" in d:   # the flat form written by to_dict()
         d = dict(d, buffers={k: d[k] for k in ("ifmap", "filter", "ofmap")},
                  array={"rows": d["rows"], "cols": d["cols"], "dataflow": d["dataflow"]},
@@ -146,25 +149,71 @@ def from_dict(d: dict, source: str = "description") -> Accelerator:
     return acc
 
 
+YAML_SUFFIXES = (".yaml", ".yml")
+SUFFIXES = YAML_SUFFIXES + (".json",)
+MAX_BYTES = 1 << 20
+
+
+def _yaml(text: str, p: Path):
+    """Parse YAML safely (no tags, no objects); a key given twice is an error, not a silent
+    overwrite."""
+    try:
+        import yaml
+    except ImportError:   # a declared dependency; only a broken install lacks it
+        raise ParameterError(f"{p}: reading YAML needs PyYAML (pip install pyyaml), or give "
+                             f"the description as JSON") from None
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        keys = set()
+        for k, _ in node.value:
+            key = loader.construct_object(k, deep=deep)
+            if key in keys:
+                raise ParameterError(f"{p}: line {k.start_mark.line + 1}: field {key!r} given "
+                                     f"twice")
+            keys.add(key)
+        return loader.construct_mapping(node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    try:
+        return yaml.load(text, Loader=Loader)   # SafeLoader subclass: safe
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ParameterError(f"{p}: not valid YAML ({where}{what})") from None
+
+
 def load(path) -> Accelerator:
-    """Read and validate a description file (JSON)."""
+    """Read and validate a description file: YAML (``.yaml``, ``.yml``) or JSON (``.json``;
+    any other name is read as YAML, of which JSON is a subset)."""
     p = Path(path)
     try:
+        if p.is_file() and p.stat().st_size > MAX_BYTES:
+            raise ParameterError(f"{p}: accelerator description larger than {MAX_BYTES} bytes")
         text = p.read_text()
     except OSError as exc:
         raise ParameterError(f"{p}: cannot read accelerator description ({exc.strerror})") \
             from None
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ParameterError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except UnicodeDecodeError:
+        raise ParameterError(f"{p}: accelerator description is not UTF-8 text") from None
+    if p.suffix.lower() == ".json":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ParameterError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") \
+                from None
+    else:
+        d = _yaml(text, p)
     return from_dict(d, source=str(p))
 
 
 def shipped() -> dict[str, Accelerator]:
     """The shipped accelerators, by name."""
     out = {}
-    for p in sorted(SHIPPED.glob("*.json")):
+    for p in sorted(SHIPPED.glob("*.yaml")):
         acc = load(p)
         out[acc.name] = acc
     return out
@@ -176,7 +225,7 @@ def get(name_or_path: str) -> Accelerator:
     known = shipped()
     if name in known:
         return known[name]
-    if name_or_path.endswith(".json") or Path(name_or_path).is_file():
+    if name_or_path.lower().endswith(SUFFIXES) or Path(name_or_path).is_file():
         return load(name_or_path)
     raise ParameterError(f"unknown accelerator {name_or_path!r}; known: {', '.join(known)} "
-                         f"(or give a description file NAME.json)")
+                         f"(or give a description file NAME.yaml or NAME.json)")

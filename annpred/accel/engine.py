@@ -9,7 +9,12 @@ when half of the buffer is used). The stall rules are SCALE-Sim 3.0.0's (read_bu
 write_buffer, double_buffered_scratchpad), including that a read stall is counted twice and
 that a prefetch which finished in the past shortens a later stall of the same step.
 
-Full evaluation steps through every step of every fold. Fast evaluation:
+Full evaluation steps through every step of every fold. Fast evaluation (evaluate.py):
+- a layer that provably never stalls (every read stream fits its first window, or ideal
+  bandwidth; no step writes more ofmap words than the drain width, or no drain at all) is
+  one closed-form evaluation: steps - 1 cycles;
+- a run of whole folds in which every read word sits in its current window and the ofmap
+  writes leave the active half free is one jump (the longest such run, by bisection);
 - inside a fold, jumps over runs of steps that provably have no event (every word hits the
   active window; no drain starts, no write waits), found by bisection on closed forms;
 - across folds of the same kind, keeps the state at each fold start, normalised (window
@@ -163,17 +168,19 @@ def _read(st: State, p: Plan, which: str, span, c: int, kind=None, fr=0, fc=0,
         a = (span[0] // s.per_set - rs.ws) % s.n_sets
         b = (span[1] // s.per_set - rs.ws) % s.n_sets
         if not (a < s.active and b < s.active and a <= b):
-            from .copies import hits, line_elements
+            from .copies import hits, line_elements, word_sets
 
             g = p.geometry
             P, Wd = line_elements(g, kind.ifmap, fr, fc, l)
             i = 0
+            n, act = s.n_sets, s.active
             while i < len(P):
                 h = hits(g, s, rs.ws, P[i:], Wd[i:])
                 if h.all():
                     break
                 j = i + int(h.argmin())
-                while not hits(g, s, rs.ws, P[j:j + 1], Wd[j:j + 1])[0]:
+                sets = word_sets(g, s, int(P[j]), int(Wd[j]))
+                while not any((x - rs.ws) % n < act for x in sets):
                     rs.ws = (rs.ws + s.advance) % s.n_sets
                     rs.lead += s.fetch_cycles
                     pot = rs.lead - off

@@ -4,9 +4,9 @@ from __future__ import annotations
 import time
 
 from .description import Accelerator
-from .engine import Result, State, _span, fold, initial_state
+from .engine import Result, State, _span, _store, fold, initial_state
 from .layers import Layer
-from .mapping import Plan, plan
+from .mapping import Plan, Skew, plan
 
 
 def _finish(st: State, p: Plan, folds_evaluated: int) -> Result:
@@ -123,7 +123,100 @@ def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe:
     return idx + q * period, True
 
 
+def _quiet_folds(st: State, p: Plan, fr: int, fc: int, q: int, first: dict,
+                 per_fold: int) -> bool:
+    """True if the q folds fr .. fr+q-1 (one kind) provably have no event: every word they
+    read sits in its buffer's current window (its own position suffices: copies only add
+    hits), and their ofmap writes leave at least the active half free (no drain starts, no
+    write waits). ``first``: fold fr's span per operand; ``per_fold``: its ofmap words.
+    Both conditions only get harder as q grows, so the largest q is found by bisection."""
+    if per_fold and st.free - q * per_fold < p.out_active:
+        return False
+    if p.mode == "user":
+        kind = p.kind(fr, fc)
+        for which, a in first.items():
+            rs = st.reads[which]
+            d = getattr(kind, which)
+            s = p.streams[which]
+            b = a if q == 1 else _span(d, s, p.base(which, fr + q - 1, fc, d), fr + q - 1,
+                                       fc, 0, kind.steps)
+            lo, hi = min(a[0], b[0]) // s.per_set, max(a[1], b[1]) // s.per_set
+            if (lo - rs.ws) % s.n_sets + hi - lo >= s.active:
+                return False
+    return True
+
+
+def _jump_folds(st: State, p: Plan, fr: int, fc: int, q: int) -> None:
+    """q quiet folds at once: time and DMA leads move, the writes queue up (as _jump)."""
+    kind = p.kind(fr, fc)
+    n = q * kind.steps
+    o = kind.ofmap
+    w = q * (o.upto(kind.steps) - o.upto(0))
+    if w:
+        _store(st, w, p.out_width)
+    st.last_so = 0
+    for rs in st.reads.values():
+        rs.lead -= n
+    st.last_c = st.c + n - 1
+    st.c += n
+    st.evaluated += 1
+
+
+def _quiet_run(st: State, p: Plan, fr: int, fc: int) -> int:
+    """The largest number of quiet folds from fr (of fr's kind), 0 if fr is not quiet."""
+    kind = p.kind(fr, fc)
+    o = kind.ofmap
+    per_fold = o.upto(kind.steps) - o.upto(0)
+    first = {}
+    if p.mode == "user":
+        for which in st.reads:
+            d = getattr(kind, which)
+            a = _span(d, p.streams[which], p.base(which, fr, fc, d), fr, fc, 0, kind.steps)
+            if a is not None:
+                first[which] = a
+    if not _quiet_folds(st, p, fr, fc, 1, first, per_fold):
+        return 0
+    hi = p.row_folds - 1 - fr if fr < p.row_folds - 1 else 1
+    if hi == 1 or _quiet_folds(st, p, fr, fc, hi, first, per_fold):
+        return hi
+    lo = 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _quiet_folds(st, p, fr, fc, mid, first, per_fold):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _max_writes(o) -> int:
+    """Most ofmap words one step of a fold writes (an anti-diagonal, or one row)."""
+    return min(o.r1 - o.r0, o.cols) if isinstance(o, Skew) else o.width
+
+
+def stall_free(p: Plan) -> bool:
+    """True if provably no step of the layer stalls; its cycles are then the steps - 1.
+
+    Reads: in user mode every read stream fits its buffer's first window (n_sets <= active),
+    so no word ever misses (ideal bandwidth: reads are not modelled). Writes (see
+    engine._write): a write waits only while a drain runs with the buffer full. A drain
+    that starts frees (n-1) full lines plus at least one word and lasts n-1 cycles; if no
+    step writes more than the drain width, the steps inside it cannot fill what it freed,
+    so no write waits. Without drains (the layer writes at most the drain size) nothing
+    waits either. Ideal bandwidth always satisfies the first (a step writes at most one
+    word per column, the drain width is the columns)."""
+    if p.mode == "user" and any(s.n_sets > s.active for s in p.streams.values()):
+        return False
+    if all(_max_writes(k.ofmap) <= p.out_width for k in p.kinds.values()):
+        return True
+    writes = sum(k.ofmap.upto(k.steps) - k.ofmap.upto(0) for k in p.kinds.values())
+    return writes * p.folds <= p.out_drain    # a bound on the layer's ofmap words
+
+
 def fast(p: Plan) -> Result:
+    if stall_free(p):
+        steps = p.total_steps()
+        return Result(cycles=steps - 1, steps=steps, evaluated=1, folds=0, stall_cycles=0)
     st = initial_state(p)
     rf, cf = p.row_folds, p.col_folds
     outer_seen: dict = {}
@@ -147,6 +240,12 @@ def fast(p: Plan) -> Result:
                 if jumped:
                     fr = fr2
                     continue
+            q = _quiet_run(st, p, fr, fc)
+            if q:
+                _jump_folds(st, p, fr, fc, q)
+                folds_done += 1
+                fr += q
+                continue
             fold(st, p, fr, fc, fast=True)
             folds_done += 1
             fr += 1

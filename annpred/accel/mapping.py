@@ -299,8 +299,8 @@ def plan(acc: Accelerator, layer: Layer, mode: str = "user") -> Plan:
     rf, cf = math.ceil(Sr / R), math.ceil(Sc / C)
     vr_last, vc_last = Sr - (rf - 1) * R, Sc - (cf - 1) * C
     kinds = {}
-    for last_r in (False, True):
-        for last_c in (False, True):
+    for last_r in ((False, True) if rf > 1 else (True,)):    # only the kinds that occur
+        for last_c in ((False, True) if cf > 1 else (True,)):
             vr = vr_last if last_r else R
             vc = vc_last if last_c else C
             if df == "os":
