@@ -219,6 +219,13 @@ class _Plan:
         self.range_of = [rows.setdefault((tuple(lo), tuple(hi)), len(rows))
                          for lo, hi in zip(self.lo.tolist(), self.hi.tolist())]
         self.ranges = list(rows)
+        # the box inside every model's range: a point in it is in range for all (one test)
+        if M and P:
+            ilo, ihi = self.lo.max(axis=0), self.hi.min(axis=0)
+            self.inner = (tuple(ilo.tolist()), tuple(ihi.tolist())) \
+                if bool((ilo <= ihi).all()) else None
+        else:
+            self.inner = None
         self.model_list = self.model_pos.tolist()
         self.full = len(self.models) == len(cands)
         # variants with a point-dependent domain restriction, devices
@@ -360,6 +367,9 @@ class _Plan:
         """Per model: whether ``x`` lies inside its training range (models of one kernel
         mostly share their ranges, so each distinct range is checked once)."""
         le = operator.le
+        inner = self.inner
+        if inner is not None and all(map(le, inner[0], x)) and all(map(le, x, inner[1])):
+            return [True] * len(self.range_of)
         res = [all(map(le, los, x)) and all(map(le, x, his)) for los, his in self.ranges]
         if len(res) == 1:
             return [res[0]] * len(self.range_of)
