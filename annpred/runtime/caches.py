@@ -15,6 +15,9 @@ PREDICTORS_BY_ROOTS: dict = {}  # tuple of resolved root paths -> Predictor
 PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Predictor -> {key: plan}
 MEMO: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Predictor -> {key: Choice}
 MEMO_SIZE = 65536
+# the default path (no models=, no candidates=): (environment key, kernel) -> (Predictor,
+# catalog Kernel, plan), one lookup instead of three
+DEFAULT_PLANS: dict = {}
 KERNELS: dict = {}  # kernel name -> catalog Kernel
 INPUT_SPECS: dict = {}  # kernel name -> {input: (dtype, ndim)}
 LOCK = threading.Lock()
@@ -28,6 +31,7 @@ def clear_decisions() -> None:
 def clear_plans() -> None:
     """Forget stacked plans and decisions (the range margin changed)."""
     PLANS.clear()
+    DEFAULT_PLANS.clear()
     MEMO.clear()
 
 
@@ -38,6 +42,7 @@ def clear() -> None:
     PREDICTORS_BY_ENV.clear()
     PREDICTORS_BY_ROOTS.clear()
     PLANS.clear()
+    DEFAULT_PLANS.clear()
     MEMO.clear()
     KERNELS.clear()
     INPUT_SPECS.clear()

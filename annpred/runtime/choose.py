@@ -14,7 +14,7 @@ from annpred.errors import ParameterError, UnknownKernelError
 from annpred.runtime import caches
 from annpred.runtime import correction as _correction
 from annpred.runtime.choice import _CONFIG, POLICIES, Candidate, Choice, NoCandidatesError
-from annpred.runtime.predictor import resolve_models
+from annpred.runtime.predictor import _env_key, resolve_models
 from annpred.runtime.stacked import _Plan
 from annpred.runtime.transfer import TRANSFER
 from annpred.spec import hardware as hw
@@ -147,7 +147,11 @@ def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
     kname = kernel if isinstance(kernel, str) else getattr(kernel, "name", None)
     if not isinstance(kname, str):
         raise UnknownKernelError(f"kernel must be a name or a Kernel, got {kernel!r}")
-    pred = resolve_models(models)
+    fast = None
+    if models is None and candidates is None:  # the default path: one cache lookup
+        dkey = (_env_key(), kname)
+        fast = caches.DEFAULT_PLANS.get(dkey)
+    pred = fast[0] if fast is not None else resolve_models(models)
     key = None
     if memo:
         try:
@@ -159,9 +163,15 @@ def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
             key = hit = None
         if hit is not None:
             return hit
-    spec = _kernel_spec(kname, pred)
-    point = _point(spec, params)
-    plan = _plan(pred, kname, spec, candidates)
+    if fast is not None:
+        spec, plan = fast[1], fast[2]
+        point = _point(spec, params)
+    else:
+        spec = _kernel_spec(kname, pred)
+        point = _point(spec, params)
+        plan = _plan(pred, kname, spec, candidates)
+        if models is None and candidates is None:
+            caches.DEFAULT_PLANS[dkey] = (pred, spec, plan)
     choice = _decide(plan, point, default, policy, transfer_bytes, trust_machine)
     if key is not None:
         memo_d = caches.MEMO.get(pred)
