@@ -128,3 +128,40 @@ def test_printed_schedule_code_runs_and_matches(name):
     out = p.make_output(sizes)
     fn(*[hl.Buffer(a) for a in inputs], hl.Buffer(out))
     np.testing.assert_allclose(out, p.reference(inputs), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name,placements", [
+    ("stencil_chain", [{"group": 1, "stage_at": "row"}, {"group": 2, "stage_at": "tile"}]),
+    ("max_filter", [{"vert_at": "row", "vsteps": "stored", "hsteps_at": "row"},
+                    {"vert_at": "tile", "vsteps": "inline", "hsteps_at": "tile"}]),
+])
+def test_column_strips_match_reference(name, placements):
+    """``ty == 0``: column strips with producers per strip or as sliding windows down it
+    (Mullapudi2016's structure); the code, the schedule knobs and the result agree."""
+    from annpred.halide.runtime import compile_schedule
+    from annpred.threads import fix_threads
+
+    fix_threads(2)
+    p = get(name)
+    sizes = p.parse_size("288,80")  # not a multiple of the strip width: shifted last strip
+    inputs = p.make_inputs(sizes, seed=1)
+    ref = p.reference(inputs)
+    for extra in placements:
+        s = {"tx": 64, "ty": 0, "vec": 8, "par": "y", **extra}
+        assert p.space.valid(s)
+        assert not p.space.valid({**s, "par": "tiles"})  # the same schedule as par=y
+        assert not p.space.valid({**s, "tx": 0})  # one strip of the whole image
+        assert "reorder(xi, y, xo)" in p.schedule_code(s)
+        out = compile_schedule(p, s)(*inputs)
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4, err_msg=str(s))
+
+
+def test_buffer_feature_sees_strips():
+    W, H = 1024, 512
+    s = {"tx": 64, "ty": 0, "vec": 8, "group": 1, "stage_at": "tile", "par": "y"}
+    assert _complexity("stencil_chain", f"{W},{H}", s)["buffer"] == 4 * 74 * (H + 10)
+    assert _complexity("stencil_chain", f"{W},{H}", {**s, "stage_at": "row"})["buffer"] == \
+        4 * 3 * 74
+    m = {"tx": 64, "ty": 0, "vec": 8, "vert_at": "root", "vsteps": "inline",
+         "hsteps_at": "inline", "par": "y"}
+    assert _complexity("max_filter", f"{W},{H}", m)["buffer"] == 4 * W * H

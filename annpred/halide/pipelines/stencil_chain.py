@@ -13,8 +13,8 @@ from typing import Mapping
 import numpy as np
 
 from ..space import Knob, Recorder, Space
-from .base import (IMAGE_SIZES, PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
-                   place, tile_and_parallel)
+from .base import (IMAGE_SIZES, PAR_KNOB, STRIP_TY_KNOB, VEC_KNOB, Built, HalidePipeline,
+                   padded_image_sizes, place, strips_valid, tile_and_parallel)
 
 STAGES = 6
 _W = [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
@@ -60,7 +60,7 @@ def stored(group: int) -> list[int]:
 
 
 def _valid(s) -> bool:
-    return s["tx"] == 0 or s["vec"] <= s["tx"]
+    return (s["tx"] == 0 or s["vec"] <= s["tx"]) and strips_valid(s)
 
 
 def _schedule(b: Built, s: Mapping, rec: Recorder) -> None:
@@ -129,7 +129,14 @@ def _complexity() -> dict[str, str]:
             terms.append(f"({c})*{stored_evals(h)}")
     work = f"17*W*H*({const} + " + " + ".join(terms) + ")"
     stored_root = f"stage_at_root*((1 - group_2 - group_3)*{STAGES - 1} + group_2*2 + group_3)"
-    return {"work": work, "traffic": f"W*H*(8 + 8*{stored_root})", "pixels": "W*H"}
+    # bytes of one stored stage's buffer (stage 1, the widest halo): the whole image, a
+    # tile (a column strip when ty is 0) or three rows of a tile (a sliding window)
+    h = STAGES - 1
+    tile_buf = (f"(1 - stage_at_root - stage_at_row)*({tx} + {2 * h})*({ty} + {2 * h}) + "
+                f"stage_at_row*3*({tx} + {2 * h})")
+    buffer = f"4*(stage_at_root*W*H + {tile_buf})"
+    return {"work": work, "traffic": f"W*H*(8 + 8*{stored_root})", "pixels": "W*H",
+            "buffer": buffer}
 
 
 PIPELINE = HalidePipeline(
@@ -142,7 +149,7 @@ PIPELINE = HalidePipeline(
     space=Space((
         Knob("tx", (32, 64, 128, 256, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),
-        Knob("ty", (8, 16, 32, 64), description="output tile height"),
+        STRIP_TY_KNOB,
         VEC_KNOB,
         Knob("group", (1, 2, 3), categorical=True,
              description="store every group-th intermediate stage; inline the others"),
