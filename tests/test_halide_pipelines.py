@@ -134,6 +134,8 @@ def test_printed_schedule_code_runs_and_matches(name):
     ("stencil_chain", [{"group": 1, "stage_at": "row"}, {"group": 2, "stage_at": "tile"}]),
     ("max_filter", [{"vert_at": "row", "vsteps": "stored", "hsteps_at": "row"},
                     {"vert_at": "tile", "vsteps": "inline", "hsteps_at": "tile"}]),
+    ("harris", [{"grad_at": "row", "gray_at": "tile"}, {"grad_at": "tile", "gray_at": "root"}]),
+    ("blur", [{"blur_x_at": "row"}, {"blur_x_at": "tile"}]),
 ])
 def test_column_strips_match_reference(name, placements):
     """``ty == 0``: column strips with producers per strip or as sliding windows down it
@@ -143,7 +145,7 @@ def test_column_strips_match_reference(name, placements):
 
     fix_threads(2)
     p = get(name)
-    sizes = p.parse_size("288,80")  # not a multiple of the strip width: shifted last strip
+    sizes = p.parse_size("528,144")  # not a multiple of the strip width: shifted last strip
     inputs = p.make_inputs(sizes, seed=1)
     ref = p.reference(inputs)
     for extra in placements:

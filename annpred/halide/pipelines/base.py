@@ -247,9 +247,11 @@ IMAGE_SIZES = dict(compare_sizes=((512, 512), (1024, 1024), (1920, 1080), (2560,
                    min_sizes={"W": 256, "H": 64}, tile_knobs={"W": "tx", "H": "ty"})
 
 
-STRIP_TY_KNOB = Knob("ty", (8, 16, 32, 64, 0), codes=((0, 13),),
-                     description="output tile height (0: column strips of tx columns over "
-                                 "all rows, the structure Mullapudi2016 prints)")
+def strip_ty_knob(heights=(8, 16, 32, 64)) -> Knob:
+    """The tile-height knob with column strips (``0``, encoded as 2**13 rows: all of them)."""
+    return Knob("ty", tuple(heights) + (0,), codes=((0, 13),),
+                description="output tile height (0: column strips of tx columns over all "
+                            "rows, the structure Mullapudi2016 prints)")
 
 
 def strips_valid(s: Mapping) -> bool:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..space import Knob, Recorder, Space
 from .base import (IMAGE_SIZES, PAR_KNOB, VEC_KNOB, Built, HalidePipeline, levels_valid,
-                   padded_image_sizes, place, tile_and_parallel)
+                   padded_image_sizes, place, strip_ty_knob, strips_valid, tile_and_parallel)
 
 K = 0.04
 _CR, _CG, _CB = (float(np.float32(v)) for v in (0.299, 0.587, 0.114))
@@ -64,7 +64,8 @@ _EDGES = (("gray", "grad"), ("grad", "harris"))
 
 
 def _valid(s) -> bool:
-    return (s["tx"] == 0 or s["vec"] <= s["tx"]) and levels_valid(s, _EDGES, "harris")
+    return ((s["tx"] == 0 or s["vec"] <= s["tx"]) and strips_valid(s)
+            and levels_valid(s, _EDGES, "harris"))
 
 
 def _schedule(b: Built, s: Mapping, rec: Recorder) -> None:
@@ -140,7 +141,7 @@ PIPELINE = HalidePipeline(
     space=Space((
         Knob("tx", (16, 32, 64, 128, 256, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),
-        Knob("ty", (4, 8, 16, 32, 64), description="output tile height"),
+        strip_ty_knob((4, 8, 16, 32, 64)),
         VEC_KNOB,
         Knob("grad_at", ("tile", "inline", "root", "row"), categorical=True,
              description="where the gradients Ix, Iy are computed"),

@@ -14,8 +14,8 @@ from typing import Mapping
 import numpy as np
 
 from ..space import Knob, Recorder, Space
-from .base import (IMAGE_SIZES, PAR_KNOB, STRIP_TY_KNOB, VEC_KNOB, Built, HalidePipeline,
-                   padded_image_sizes, place, strips_valid, tile_and_parallel)
+from .base import (IMAGE_SIZES, PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
+                   place, strip_ty_knob, strips_valid, tile_and_parallel)
 
 SPAN = 16  # the window is SPAN + 1 = 17 pixels each way
 _STEPS = (1, 2, 4, 8)
@@ -145,7 +145,7 @@ PIPELINE = HalidePipeline(
     space=Space((
         Knob("tx", (32, 64, 128, 256, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),
-        STRIP_TY_KNOB,
+        strip_ty_knob(),
         VEC_KNOB,
         Knob("vert_at", ("tile", "root", "row"), categorical=True,
              description="where the vertical maximum vert is computed"),

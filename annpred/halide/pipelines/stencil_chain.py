@@ -13,8 +13,8 @@ from typing import Mapping
 import numpy as np
 
 from ..space import Knob, Recorder, Space
-from .base import (IMAGE_SIZES, PAR_KNOB, STRIP_TY_KNOB, VEC_KNOB, Built, HalidePipeline,
-                   padded_image_sizes, place, strips_valid, tile_and_parallel)
+from .base import (IMAGE_SIZES, PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
+                   place, strip_ty_knob, strips_valid, tile_and_parallel)
 
 STAGES = 6
 _W = [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
@@ -149,7 +149,7 @@ PIPELINE = HalidePipeline(
     space=Space((
         Knob("tx", (32, 64, 128, 256, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),
-        STRIP_TY_KNOB,
+        strip_ty_knob(),
         VEC_KNOB,
         Knob("group", (1, 2, 3), categorical=True,
              description="store every group-th intermediate stage; inline the others"),
