@@ -1,4 +1,5 @@
-"""The pipelines after Halide's apps (harris, stencil_chain, max_filter, iir_blur): numpy
+"""The pipelines after Halide's apps (harris, stencil_chain, max_filter, iir_blur,
+conv_layer): numpy
 references checked independently, and schedule-aware complexity against hand counts.
 (Every pipeline's sampled schedules are checked against its reference in
 test_halide_select.py.)"""
@@ -167,3 +168,47 @@ def test_buffer_feature_sees_strips():
     m = {"tx": 64, "ty": 0, "vec": 8, "vert_at": "root", "vsteps": "inline",
          "hsteps_at": "inline", "par": "y"}
     assert _complexity("max_filter", f"{W},{H}", m)["buffer"] == 4 * W * H
+
+
+def test_conv_layer_reference_is_a_relu_of_a_3x3_convolution():
+    """Against a direct loop over every output on a tiny layer (and ReLU clips at 0)."""
+    p = get("conv_layer")
+    inp, filt, bias = p.make_inputs({"W": 5, "H": 3, "C": 4}, seed=2)
+    ref = p.reference([inp, filt, bias])
+    n, h, w, c = ref.shape
+    assert (n, h, w, c) == (2, 3, 5, 4)
+    for b in range(n):
+        for y in range(h):
+            for x in range(w):
+                for co in range(c):
+                    v = bias[co] + sum(float(inp[b, y + dy, x + dx, ci]) * filt[dy, dx, ci, co]
+                                       for dy in range(3) for dx in range(3) for ci in range(c))
+                    assert ref[b, y, x, co] == pytest.approx(max(v, 0.0), abs=1e-5)
+    assert (ref == 0).any() and (ref > 0).any()
+    assert p.sizes_of([inp, filt, bias]) == {"W": 5, "H": 3, "C": 4}
+
+
+def test_conv_layer_schedules_and_complexity():
+    from annpred.halide.runtime import compile_schedule
+    from annpred.threads import fix_threads
+
+    fix_threads(2)
+    p = get("conv_layer")
+    sizes = p.parse_size("24,6,64")
+    inputs = p.make_inputs(sizes, seed=0)
+    ref = p.reference(inputs)
+    for extra in ({"conv_at": "block", "red": "taps_inner", "par": "y"},
+                  {"conv_at": "row", "red": "ci_inner", "par": "co"},
+                  {"conv_at": "root", "red": "ci_inner", "par": "y"}):
+        s = {"vec": 8, "cb": 2, "xb": 4, "unroll_r": 1, **extra}
+        out = compile_schedule(p, s)(*inputs)
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4, err_msg=str(s))
+    assert not p.space.valid({"vec": 8, "cb": 2, "xb": 4, "unroll_r": 2, "conv_at": "row",
+                              "red": "taps_inner", "par": "y"})
+    s = {"vec": 16, "cb": 2, "xb": 4, "unroll_r": 1, "conv_at": "block", "red": "ci_inner",
+         "par": "y"}
+    c = _complexity("conv_layer", "32,16,64", s)
+    assert c["flops"] == 2 * 9 * 2 * 32 * 16 * 64 * 64
+    assert c["acc_bytes"] == 4 * 16 * 2 * 4
+    assert _complexity("conv_layer", "32,16,64", {**s, "conv_at": "root"})["acc_bytes"] == \
+        4 * 2 * 32 * 16 * 64

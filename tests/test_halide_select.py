@@ -19,7 +19,7 @@ from annpred.halide.space import key_of  # noqa: E402
 
 SMALL = {"blur": "512,128", "matmul": "128,256,48", "unsharp": "512,128",
          "harris": "256,64", "stencil_chain": "256,64", "max_filter": "256,64",
-         "iir_blur": "280,264"}
+         "iir_blur": "280,264", "conv_layer": "24,6,64"}
 
 
 def test_every_pipeline_has_a_small_test_size():
