@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 BUDGET=${1:-200}
 shift || true
-PIPES=${*:-blur harris iir_blur matmul max_filter stencil_chain unsharp}
+PIPES=${*:-blur conv_layer harris iir_blur matmul max_filter stencil_chain unsharp}
 SCHEDULES=${SCHEDULES:-160}
 SIZES=${SIZES:-5}
 hw=$($PY -c "from annpred.spec import hardware as hw; print(hw.cpu_id(2))")
