@@ -212,3 +212,15 @@ def test_conv_layer_schedules_and_complexity():
     assert c["acc_bytes"] == 4 * 16 * 2 * 4
     assert _complexity("conv_layer", "32,16,64", {**s, "conv_at": "root"})["acc_bytes"] == \
         4 * 2 * 32 * 16 * 64
+
+
+def test_size_pool_rounds_small_ranges():
+    """Round sizes fall back to a smaller power of two where 256 does not fit the range
+    (conv_layer's 16..96 pixels); large ranges keep multiples of 256."""
+    from annpred.halide.profile import size_pool
+
+    pool = size_pool(get("conv_layer"), 24, seed=0)
+    for s in pool:
+        assert get("conv_layer").in_range(s)
+    assert all(s["C"] % 64 == 0 for s in pool[12:])
+    assert all(s["W"] % 256 == 0 for s in size_pool(get("blur"), 24, seed=0)[12:])
