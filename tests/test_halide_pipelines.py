@@ -71,7 +71,12 @@ def test_harris_complexity_counts_recompute():
     g = 66 * 10 / (64 * 8)
     assert c["work"] == pytest.approx((60 + 22 * g + 5 * 12 * g) * px)
     c = _complexity("harris", f"{W},{H}", {**base, "grad_at": "row", "gray_at": "tile"})
-    assert c["work"] == pytest.approx((60 + 22 * 66 / 64 + 5 * 68 * 12 / (64 * 8)) * px)
+    # a sliding window restarts in every tile: the same rows as per tile
+    assert c["work"] == pytest.approx((60 + 22 * g + 5 * 68 * 12 / (64 * 8)) * px)
+    strip = _complexity("harris", f"{W},{H}", {**base, "grad_at": "row", "gray_at": "row",
+                                                "ty": 0})
+    assert strip["work"] == pytest.approx(
+        (60 + 22 * 66 * (H + 2) / (64 * H) + 5 * 68 * (H + 4) / (64 * H)) * px)
 
 
 def test_stencil_chain_complexity_counts_recompute():
@@ -86,6 +91,12 @@ def test_stencil_chain_complexity_counts_recompute():
     e3 = 70 * 14 / (64 * 8)
     assert c["work"] == pytest.approx(17 * (1 + 9 + 81 + e3 * (1 + 9 + 81)) * px)
     assert c["traffic"] == pytest.approx(8 * px)
+    row = _complexity("stencil_chain", f"{W},{H}", {**base, "group": 3, "stage_at": "row"})
+    assert row["work"] == pytest.approx(c["work"])  # the window restarts in every tile
+    strip = _complexity("stencil_chain", f"{W},{H}",
+                        {**base, "group": 3, "stage_at": "row", "ty": 0})
+    assert strip["work"] == pytest.approx(17 * (1 + 9 + 81 + 70 * (H + 6) / (64 * H)
+                                                * (1 + 9 + 81)) * px)
 
 
 def test_max_filter_complexity_counts_recompute():
@@ -168,6 +179,8 @@ def test_buffer_feature_sees_strips():
     m = {"tx": 64, "ty": 0, "vec": 8, "vert_at": "root", "vsteps": "inline",
          "hsteps_at": "inline", "par": "y"}
     assert _complexity("max_filter", f"{W},{H}", m)["buffer"] == 4 * W * H
+    assert _complexity("max_filter", f"{W},{H}", {**m, "ty": 8, "hsteps_at": "tile"})[
+        "buffer"] == 4 * W * H + 16 * 79 * 8
 
 
 def test_conv_layer_reference_is_a_relu_of_a_3x3_convolution():

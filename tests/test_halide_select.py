@@ -85,7 +85,7 @@ def test_bad_sizes_and_schedules():
         p.parse_size("abc,5")
     with pytest.raises(ParameterError, match="smallest"):
         p.parse_size("8,8")
-    with pytest.raises(ParameterError, match="blur, harris, iir_blur, matmul"):
+    with pytest.raises(ParameterError, match="blur, conv_layer, harris, iir_blur, matmul"):
         get("sobel")
     with pytest.raises(ParameterError):
         p.space.check({"tx": 3})

@@ -114,15 +114,17 @@ def _complexity() -> dict[str, str]:
     """Flops per output pixel, counting recompute. The box sums, products and the response
     cost 60 per output; each evaluation of the gradients (Ix and Iy) 22 and reads 12 gray
     values; each gray 5. Gradients ``inline``: evaluated at all 9 box taps; per ``tile``: the
-    tile plus a 1-pixel halo; per ``row`` (sliding window): the row plus halo; ``root``:
+    tile plus a 1-pixel halo; per ``row`` (sliding window): the same, since the window
+    starts again in every tile (only a column strip, ``ty = 0``, computes each row once); ``root``:
     once. Gray the same with a 2-pixel halo (or 12 times per gradient evaluation when
     inline). ``traffic``: bytes per pixel for input, output and each root-stored stage."""
     tx, ty = "min(2**log2_tx, W)", "min(2**log2_ty, H)"
 
     def evals(knob, halo, inline):
         tile = f"(1 - {knob}_inline - {knob}_root - {knob}_row)"
-        return (f"({knob}_inline*{inline} + {tile}*({tx} + {2 * halo})*({ty} + {2 * halo})"
-                f"/({tx}*{ty}) + {knob}_row*({tx} + {2 * halo})/{tx} + {knob}_root)")
+        # a sliding window (row) restarts in every tile: ty + 2*halo rows, as a tile does
+        return (f"({knob}_inline*{inline} + ({tile} + {knob}_row)*({tx} + {2 * halo})"
+                f"*({ty} + {2 * halo})/({tx}*{ty}) + {knob}_root)")
     g = evals("grad_at", 1, "9")
     gray = evals("gray_at", 2, f"12*{g}")
     return {"work": f"W*H*(60 + 22*{g} + 5*{gray})",

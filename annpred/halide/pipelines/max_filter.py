@@ -128,10 +128,12 @@ def _complexity() -> dict[str, str]:
     return {"work": f"W*H*({h_cost} + {v_evals}*{v_cost})",
             "traffic": "W*H*(8 + 8*vert_at_root*(1 + 4*vsteps_stored) + 32*hsteps_at_root)",
             "pixels": "W*H",
-            # bytes of vert's buffer: the image, a tile (a column strip when ty is 0) plus
-            # the halo, or the 17 rows of a sliding window over a tile's columns
+            # bytes of the stored intermediates: vert's buffer (the image, a tile -- a
+            # column strip when ty is 0 -- plus the halo, or the 17 rows of a sliding
+            # window over a tile's columns) and the four h stages' (image, tile, one row)
             "buffer": f"4*(vert_at_root*W*H + (1 - vert_at_root - vert_at_row)*({tx} + 16)"
-                      f"*({ty} + 16) + vert_at_row*17*({tx} + 16))"}
+                      f"*({ty} + 16) + vert_at_row*17*({tx} + 16) + 4*(hsteps_at_root*W*H"
+                      f" + hsteps_at_tile*({tx} + 15)*{ty} + hsteps_at_row*({tx} + 15)))"}
 
 
 PIPELINE = HalidePipeline(

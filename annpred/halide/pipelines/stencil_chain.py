@@ -97,13 +97,15 @@ def _estimates(b: Built, sz):
 def _complexity() -> dict[str, str]:
     """Stencil evaluations (17 flops each) per output pixel, counting recompute, for each
     grouping: a stored stage k is evaluated over the output tile plus its halo of
-    ``STAGES - k`` pixels per side (``tile``), over the row plus halo (``row``: a sliding
-    window) or once (``root``); an inlined stage 9 times per evaluation of its consumer."""
+    ``STAGES - k`` pixels per side (``tile``; ``row``, a sliding window, too: it starts
+    again in every tile, so only column strips, ``ty = 0``, compute each row once) or once
+    (``root``); an inlined stage 9 times per evaluation of its consumer."""
     tx, ty = "min(2**log2_tx, W)", "min(2**log2_ty, H)"
 
     def stored_evals(halo):
-        return (f"((1 - stage_at_root - stage_at_row)*({tx} + {2 * halo})*({ty} + {2 * halo})"
-                f"/({tx}*{ty}) + stage_at_row*({tx} + {2 * halo})/{tx} + stage_at_root)")
+        # a sliding window (row) restarts in every tile: ty + 2*halo rows, as a tile does
+        return (f"((1 - stage_at_root)*({tx} + {2 * halo})*({ty} + {2 * halo})"
+                f"/({tx}*{ty}) + stage_at_root)")
 
     def counts(group):
         """Evaluations per output pixel as ``const + sum_h coef[h] * stored_evals(h)``."""
