@@ -490,7 +490,8 @@ def plot(df, path):
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_yscale("log")
         ax.set_xticks(x, g["size"], rotation=30, fontsize=8)
-        ax.set_xlabel("input size (W x H pixels; M x N x K for matmul)", fontsize=8)
+        ax.set_xlabel("input size (W x H pixels; matmul M x N x K; conv_layer W x H x C)",
+                      fontsize=7)
         ax.set_ylabel("speedup over best autoscheduler (x, log)")
         ax.set_title(f"{name}")
     ax = axes[-1]
@@ -508,7 +509,7 @@ def plot(df, path):
                frameon=False)
     n_c = int(df["n_candidates"].iloc[0])
     fig.suptitle(f"Halide schedules on {df['hardware'].iloc[0]}, {int(df['threads'].iloc[0])} "
-                 f"threads (experiments/results/halide.csv): annpred's pick of {n_c} candidates "
+                 f"threads (experiments/results/halide.csv):\nannpred's pick of {n_c} candidates "
                  "(schedule models profiled on this machine) vs Mullapudi2016, Adams2019, "
                  "Li2018, Halide's default and the empirical best of the candidates, timed "
                  "together", fontsize=10)
