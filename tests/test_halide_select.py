@@ -160,7 +160,7 @@ def test_cli_tune_prints_schedule(tiny_model, capsys):
 
 
 def test_cli_errors(tiny_model):
-    with pytest.raises(ParameterError, match="known pipelines: blur, harris, iir_blur"):
+    with pytest.raises(ParameterError, match="known pipelines: blur, conv_layer, harris, iir_blur"):
         _run_cli(["halide", "tune", "sobel", "--size", "512,512"])
     with pytest.raises(ParameterError, match="W,H"):
         _run_cli(["halide", "tune", "blur", "--size", "1,2,3", "--models", str(tiny_model)])
