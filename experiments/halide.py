@@ -490,10 +490,10 @@ def plot(df, path):
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_yscale("log")
         ax.set_xticks(x, g["size"], rotation=30, fontsize=8)
-        ax.set_xlabel("input size")
+        ax.set_xlabel("input size (W x H pixels; matmul M x N x K; conv_layer W x H x C)",
+                      fontsize=7)
         ax.set_ylabel("speedup over best autoscheduler (x, log)")
         ax.set_title(f"{name}")
-    axes[0].legend(fontsize=7)
     ax = axes[-1]
     for m in ["annpred", "empirical_best"] + AUTOS:
         ax.scatter(np.arange(len(tun)), tun[m].clip(lower=1e-5), label=m, color=colors[m], s=14)
@@ -503,11 +503,17 @@ def plot(df, path):
     ax.set_xticks(np.arange(len(tun)), tun["pipeline"] + " " + tun["size"], rotation=90,
                   fontsize=6)
     ax.set_title("tuning time per decision")
-    ax.legend(fontsize=7)
-    fig.suptitle(f"Halide schedules on {df['hardware'].iloc[0]}: annpred's pick (shipped schedule "
-                 "models) vs Halide's autoschedulers, measured together "
-                 "(experiments/results/halide.csv)", fontsize=10)
-    fig.tight_layout()
+    # one legend for every panel, below them (it covers no bar or point)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[m]) for m in METHODS]
+    fig.legend(handles, METHODS, loc="lower center", ncol=len(METHODS), fontsize=9,
+               frameon=False)
+    n_c = int(df["n_candidates"].iloc[0])
+    fig.suptitle(f"Halide schedules on {df['hardware'].iloc[0]}, {int(df['threads'].iloc[0])} "
+                 f"threads (experiments/results/halide.csv):\nannpred's pick of {n_c} candidates "
+                 "(schedule models profiled on this machine) vs Mullapudi2016, Adams2019, "
+                 "Li2018, Halide's default and the empirical best of the candidates, timed "
+                 "together", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(path, dpi=110)
 
 

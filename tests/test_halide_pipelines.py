@@ -1,4 +1,5 @@
-"""The pipelines after Halide's apps (harris, stencil_chain, max_filter, iir_blur): numpy
+"""The pipelines after Halide's apps (harris, stencil_chain, max_filter, iir_blur,
+conv_layer): numpy
 references checked independently, and schedule-aware complexity against hand counts.
 (Every pipeline's sampled schedules are checked against its reference in
 test_halide_select.py.)"""
@@ -70,7 +71,12 @@ def test_harris_complexity_counts_recompute():
     g = 66 * 10 / (64 * 8)
     assert c["work"] == pytest.approx((60 + 22 * g + 5 * 12 * g) * px)
     c = _complexity("harris", f"{W},{H}", {**base, "grad_at": "row", "gray_at": "tile"})
-    assert c["work"] == pytest.approx((60 + 22 * 66 / 64 + 5 * 68 * 12 / (64 * 8)) * px)
+    # a sliding window restarts in every tile: the same rows as per tile
+    assert c["work"] == pytest.approx((60 + 22 * g + 5 * 68 * 12 / (64 * 8)) * px)
+    strip = _complexity("harris", f"{W},{H}", {**base, "grad_at": "row", "gray_at": "row",
+                                                "ty": 0})
+    assert strip["work"] == pytest.approx(
+        (60 + 22 * 66 * (H + 2) / (64 * H) + 5 * 68 * (H + 4) / (64 * H)) * px)
 
 
 def test_stencil_chain_complexity_counts_recompute():
@@ -85,6 +91,12 @@ def test_stencil_chain_complexity_counts_recompute():
     e3 = 70 * 14 / (64 * 8)
     assert c["work"] == pytest.approx(17 * (1 + 9 + 81 + e3 * (1 + 9 + 81)) * px)
     assert c["traffic"] == pytest.approx(8 * px)
+    row = _complexity("stencil_chain", f"{W},{H}", {**base, "group": 3, "stage_at": "row"})
+    assert row["work"] == pytest.approx(c["work"])  # the window restarts in every tile
+    strip = _complexity("stencil_chain", f"{W},{H}",
+                        {**base, "group": 3, "stage_at": "row", "ty": 0})
+    assert strip["work"] == pytest.approx(17 * (1 + 9 + 81 + 70 * (H + 6) / (64 * H)
+                                                * (1 + 9 + 81)) * px)
 
 
 def test_max_filter_complexity_counts_recompute():
@@ -128,3 +140,100 @@ def test_printed_schedule_code_runs_and_matches(name):
     out = p.make_output(sizes)
     fn(*[hl.Buffer(a) for a in inputs], hl.Buffer(out))
     np.testing.assert_allclose(out, p.reference(inputs), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name,placements", [
+    ("stencil_chain", [{"group": 1, "stage_at": "row"}, {"group": 2, "stage_at": "tile"}]),
+    ("max_filter", [{"vert_at": "row", "vsteps": "stored", "hsteps_at": "row"},
+                    {"vert_at": "tile", "vsteps": "inline", "hsteps_at": "tile"}]),
+    ("harris", [{"grad_at": "row", "gray_at": "tile"}, {"grad_at": "tile", "gray_at": "root"}]),
+    ("blur", [{"blur_x_at": "row"}, {"blur_x_at": "tile"}]),
+])
+def test_column_strips_match_reference(name, placements):
+    """``ty == 0``: column strips with producers per strip or as sliding windows down it
+    (Mullapudi2016's structure); the code, the schedule knobs and the result agree."""
+    from annpred.halide.runtime import compile_schedule
+    from annpred.threads import fix_threads
+
+    fix_threads(2)
+    p = get(name)
+    sizes = p.parse_size("528,144")  # not a multiple of the strip width: shifted last strip
+    inputs = p.make_inputs(sizes, seed=1)
+    ref = p.reference(inputs)
+    for extra in placements:
+        s = {"tx": 64, "ty": 0, "vec": 8, "par": "y", **extra}
+        assert p.space.valid(s)
+        assert not p.space.valid({**s, "par": "tiles"})  # the same schedule as par=y
+        assert not p.space.valid({**s, "tx": 0})  # one strip of the whole image
+        assert "reorder(xi, y, xo)" in p.schedule_code(s)
+        out = compile_schedule(p, s)(*inputs)
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4, err_msg=str(s))
+
+
+def test_buffer_feature_sees_strips():
+    W, H = 1024, 512
+    s = {"tx": 64, "ty": 0, "vec": 8, "group": 1, "stage_at": "tile", "par": "y"}
+    assert _complexity("stencil_chain", f"{W},{H}", s)["buffer"] == 4 * 74 * (H + 10)
+    assert _complexity("stencil_chain", f"{W},{H}", {**s, "stage_at": "row"})["buffer"] == \
+        4 * 3 * 74
+    m = {"tx": 64, "ty": 0, "vec": 8, "vert_at": "root", "vsteps": "inline",
+         "hsteps_at": "inline", "par": "y"}
+    assert _complexity("max_filter", f"{W},{H}", m)["buffer"] == 4 * W * H
+    assert _complexity("max_filter", f"{W},{H}", {**m, "ty": 8, "hsteps_at": "tile"})[
+        "buffer"] == 4 * W * H + 16 * 79 * 8
+
+
+def test_conv_layer_reference_is_a_relu_of_a_3x3_convolution():
+    """Against a direct loop over every output on a tiny layer (and ReLU clips at 0)."""
+    p = get("conv_layer")
+    inp, filt, bias = p.make_inputs({"W": 5, "H": 3, "C": 4}, seed=2)
+    ref = p.reference([inp, filt, bias])
+    n, h, w, c = ref.shape
+    assert (n, h, w, c) == (2, 3, 5, 4)
+    for b in range(n):
+        for y in range(h):
+            for x in range(w):
+                for co in range(c):
+                    v = bias[co] + sum(float(inp[b, y + dy, x + dx, ci]) * filt[dy, dx, ci, co]
+                                       for dy in range(3) for dx in range(3) for ci in range(c))
+                    assert ref[b, y, x, co] == pytest.approx(max(v, 0.0), abs=1e-5)
+    assert (ref == 0).any() and (ref > 0).any()
+    assert p.sizes_of([inp, filt, bias]) == {"W": 5, "H": 3, "C": 4}
+
+
+def test_conv_layer_schedules_and_complexity():
+    from annpred.halide.runtime import compile_schedule
+    from annpred.threads import fix_threads
+
+    fix_threads(2)
+    p = get("conv_layer")
+    sizes = p.parse_size("24,6,64")
+    inputs = p.make_inputs(sizes, seed=0)
+    ref = p.reference(inputs)
+    for extra in ({"conv_at": "block", "red": "taps_inner", "par": "y"},
+                  {"conv_at": "row", "red": "ci_inner", "par": "co"},
+                  {"conv_at": "root", "red": "ci_inner", "par": "y"}):
+        s = {"vec": 8, "cb": 2, "xb": 4, "unroll_r": 1, **extra}
+        out = compile_schedule(p, s)(*inputs)
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4, err_msg=str(s))
+    assert not p.space.valid({"vec": 8, "cb": 2, "xb": 4, "unroll_r": 2, "conv_at": "row",
+                              "red": "taps_inner", "par": "y"})
+    s = {"vec": 16, "cb": 2, "xb": 4, "unroll_r": 1, "conv_at": "block", "red": "ci_inner",
+         "par": "y"}
+    c = _complexity("conv_layer", "32,16,64", s)
+    assert c["flops"] == 2 * 9 * 2 * 32 * 16 * 64 * 64
+    assert c["acc_bytes"] == 4 * 16 * 2 * 4
+    assert _complexity("conv_layer", "32,16,64", {**s, "conv_at": "root"})["acc_bytes"] == \
+        4 * 2 * 32 * 16 * 64
+
+
+def test_size_pool_rounds_small_ranges():
+    """Round sizes fall back to a smaller power of two where 256 does not fit the range
+    (conv_layer's 16..96 pixels); large ranges keep multiples of 256."""
+    from annpred.halide.profile import size_pool
+
+    pool = size_pool(get("conv_layer"), 24, seed=0)
+    for s in pool:
+        assert get("conv_layer").in_range(s)
+    assert all(s["C"] % 64 == 0 for s in pool[12:])
+    assert all(s["W"] % 256 == 0 for s in size_pool(get("blur"), 24, seed=0)[12:])

@@ -19,7 +19,7 @@ from annpred.halide.space import key_of  # noqa: E402
 
 SMALL = {"blur": "512,128", "matmul": "128,256,48", "unsharp": "512,128",
          "harris": "256,64", "stencil_chain": "256,64", "max_filter": "256,64",
-         "iir_blur": "280,264"}
+         "iir_blur": "280,264", "conv_layer": "24,6,64"}
 
 
 def test_every_pipeline_has_a_small_test_size():
@@ -85,7 +85,7 @@ def test_bad_sizes_and_schedules():
         p.parse_size("abc,5")
     with pytest.raises(ParameterError, match="smallest"):
         p.parse_size("8,8")
-    with pytest.raises(ParameterError, match="blur, harris, iir_blur, matmul"):
+    with pytest.raises(ParameterError, match="blur, conv_layer, harris, iir_blur, matmul"):
         get("sobel")
     with pytest.raises(ParameterError):
         p.space.check({"tx": 3})
@@ -160,7 +160,7 @@ def test_cli_tune_prints_schedule(tiny_model, capsys):
 
 
 def test_cli_errors(tiny_model):
-    with pytest.raises(ParameterError, match="known pipelines: blur, harris, iir_blur"):
+    with pytest.raises(ParameterError, match="known pipelines: blur, conv_layer, harris, iir_blur"):
         _run_cli(["halide", "tune", "sobel", "--size", "512,512"])
     with pytest.raises(ParameterError, match="W,H"):
         _run_cli(["halide", "tune", "blur", "--size", "1,2,3", "--models", str(tiny_model)])

@@ -41,15 +41,21 @@ def _version() -> str:
 
 
 def size_pool(p: HalidePipeline, n: int, seed: int) -> list[dict]:
-    """Half log-uniform sizes, half 'round' sizes (multiples of 256, incl. powers of two):
-    real inputs are often round, and round strides behave differently in caches."""
+    """Half log-uniform sizes, half 'round' sizes (multiples of 256, incl. powers of two;
+    of a smaller power of two where the range holds fewer than two multiples of 256): real
+    inputs are often round, and round strides behave differently in caches."""
     rng = np.random.default_rng(seed + 7919)
     sizes = p.sample_sizes(n - n // 2, seed=seed + 1)
     for _ in range(n // 2):
         s = {}
         for name in p.size_names:
             lo, hi = p.size_range[name]
-            steps = [v for v in range(256, int(hi) + 1, 256) if v >= lo]
+            unit = 256
+            while True:
+                steps = [v for v in range(unit, int(hi) + 1, unit) if v >= lo]
+                if len(steps) >= 2 or unit <= 1:
+                    break
+                unit //= 2
             s[name] = int(rng.choice(steps))
         sizes.append(s)
     return sizes

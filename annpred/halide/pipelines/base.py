@@ -247,9 +247,32 @@ IMAGE_SIZES = dict(compare_sizes=((512, 512), (1024, 1024), (1920, 1080), (2560,
                    min_sizes={"W": 256, "H": 64}, tile_knobs={"W": "tx", "H": "ty"})
 
 
+def strip_ty_knob(heights=(8, 16, 32, 64)) -> Knob:
+    """The tile-height knob with column strips (``0``, encoded as 2**13 rows: all of them)."""
+    return Knob("ty", tuple(heights) + (0,), codes=((0, 13),),
+                description="output tile height (0: column strips of tx columns over all "
+                            "rows, the structure Mullapudi2016 prints)")
+
+
+def strips_valid(s: Mapping) -> bool:
+    """Column strips (``ty == 0``) need a strip width, and their one parallel loop is the
+    strip loop (``par`` ``y`` and ``tiles`` would be the same schedule: keep ``y``)."""
+    return s["ty"] != 0 or (s["tx"] != 0 and s["par"] != "tiles")
+
+
 def tile_and_parallel(rec: Recorder, out, x, y, tx: int, ty: int, par: str):
-    """Tile ``out`` by (tx, ty); return (loop var to compute producers at, inner xi, yi)."""
+    """Tile ``out`` by (tx, ty); return (loop var to compute producers at, inner xi, yi).
+
+    ``ty == 0``: column strips ``tx`` wide, rows inside (``reorder(xi, y, xo)``), parallel
+    over strips; a producer placed per ``tile`` is computed once per strip, per ``row`` it
+    is a sliding window down the strip (stored per strip, computed per row: no recompute
+    along y, only the halo along x)."""
     xo, yo, xi, yi = (rec.var(n) for n in ("xo", "yo", "xi", "yi"))
+    if ty == 0:
+        out.split(x, xo, xi, tx).reorder(xi, y, xo)
+        if par != "none":
+            out.parallel(xo)
+        return xo, xi, y
     if tx == 0:  # full-width strips of ty rows: x is not split
         out.split(y, yo, yi, ty)
         if par != "none":

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..space import Knob, Recorder, Space
 from .base import (PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
-                   tile_and_parallel)
+                   strip_ty_knob, strips_valid, tile_and_parallel)
 
 
 # ============================================================================================
@@ -78,12 +78,12 @@ BLUR = HalidePipeline(
     space=Space((
         Knob("tx", (16, 32, 64, 128, 256, 512, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),
-        Knob("ty", (4, 8, 16, 32, 64, 128), description="output tile height"),
+        strip_ty_knob((4, 8, 16, 32, 64, 128)),
         VEC_KNOB,
         Knob("blur_x_at", ("tile", "inline", "root", "row"), categorical=True,
              description="where blur_x is computed"),
         PAR_KNOB,
-    ), valid=lambda s: s["tx"] == 0 or s["vec"] <= s["tx"]),
+    ), valid=lambda s: (s["tx"] == 0 or s["vec"] <= s["tx"]) and strips_valid(s)),
     algorithm_code=_BLUR_CODE,
     _build=_blur_build, _schedule=_blur_schedule, _inputs=_blur_inputs,
     _output=_blur_output, _reference=_blur_reference, _estimates=_blur_estimates,

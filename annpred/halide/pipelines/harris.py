@@ -12,7 +12,7 @@ import numpy as np
 
 from ..space import Knob, Recorder, Space
 from .base import (IMAGE_SIZES, PAR_KNOB, VEC_KNOB, Built, HalidePipeline, levels_valid,
-                   padded_image_sizes, place, tile_and_parallel)
+                   padded_image_sizes, place, strip_ty_knob, strips_valid, tile_and_parallel)
 
 K = 0.04
 _CR, _CG, _CB = (float(np.float32(v)) for v in (0.299, 0.587, 0.114))
@@ -64,7 +64,8 @@ _EDGES = (("gray", "grad"), ("grad", "harris"))
 
 
 def _valid(s) -> bool:
-    return (s["tx"] == 0 or s["vec"] <= s["tx"]) and levels_valid(s, _EDGES, "harris")
+    return ((s["tx"] == 0 or s["vec"] <= s["tx"]) and strips_valid(s)
+            and levels_valid(s, _EDGES, "harris"))
 
 
 def _schedule(b: Built, s: Mapping, rec: Recorder) -> None:
@@ -113,15 +114,17 @@ def _complexity() -> dict[str, str]:
     """Flops per output pixel, counting recompute. The box sums, products and the response
     cost 60 per output; each evaluation of the gradients (Ix and Iy) 22 and reads 12 gray
     values; each gray 5. Gradients ``inline``: evaluated at all 9 box taps; per ``tile``: the
-    tile plus a 1-pixel halo; per ``row`` (sliding window): the row plus halo; ``root``:
+    tile plus a 1-pixel halo; per ``row`` (sliding window): the same, since the window
+    starts again in every tile (only a column strip, ``ty = 0``, computes each row once); ``root``:
     once. Gray the same with a 2-pixel halo (or 12 times per gradient evaluation when
     inline). ``traffic``: bytes per pixel for input, output and each root-stored stage."""
     tx, ty = "min(2**log2_tx, W)", "min(2**log2_ty, H)"
 
     def evals(knob, halo, inline):
         tile = f"(1 - {knob}_inline - {knob}_root - {knob}_row)"
-        return (f"({knob}_inline*{inline} + {tile}*({tx} + {2 * halo})*({ty} + {2 * halo})"
-                f"/({tx}*{ty}) + {knob}_row*({tx} + {2 * halo})/{tx} + {knob}_root)")
+        # a sliding window (row) restarts in every tile: ty + 2*halo rows, as a tile does
+        return (f"({knob}_inline*{inline} + ({tile} + {knob}_row)*({tx} + {2 * halo})"
+                f"*({ty} + {2 * halo})/({tx}*{ty}) + {knob}_root)")
     g = evals("grad_at", 1, "9")
     gray = evals("gray_at", 2, f"12*{g}")
     return {"work": f"W*H*(60 + 22*{g} + 5*{gray})",
@@ -140,7 +143,7 @@ PIPELINE = HalidePipeline(
     space=Space((
         Knob("tx", (16, 32, 64, 128, 256, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),
-        Knob("ty", (4, 8, 16, 32, 64), description="output tile height"),
+        strip_ty_knob((4, 8, 16, 32, 64)),
         VEC_KNOB,
         Knob("grad_at", ("tile", "inline", "root", "row"), categorical=True,
              description="where the gradients Ix, Iy are computed"),

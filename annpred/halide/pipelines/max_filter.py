@@ -15,7 +15,7 @@ import numpy as np
 
 from ..space import Knob, Recorder, Space
 from .base import (IMAGE_SIZES, PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
-                   place, tile_and_parallel)
+                   place, strip_ty_knob, strips_valid, tile_and_parallel)
 
 SPAN = 16  # the window is SPAN + 1 = 17 pixels each way
 _STEPS = (1, 2, 4, 8)
@@ -69,7 +69,7 @@ _LEVEL = {"root": 0, "tile": 1, "row": 2}
 
 
 def _valid(s) -> bool:
-    if not (s["tx"] == 0 or s["vec"] <= s["tx"]):
+    if not (s["tx"] == 0 or s["vec"] <= s["tx"]) or not strips_valid(s):
         return False
     # vert (and the v stages with it) feed the h stages: no deeper than where those are
     h_level = 3 if s["hsteps_at"] == "inline" else _LEVEL[s["hsteps_at"]]
@@ -127,7 +127,13 @@ def _complexity() -> dict[str, str]:
     v_cost = f"(16*(1 - vsteps_stored) + vsteps_stored*5*(1 + 15/{v_rows}))"
     return {"work": f"W*H*({h_cost} + {v_evals}*{v_cost})",
             "traffic": "W*H*(8 + 8*vert_at_root*(1 + 4*vsteps_stored) + 32*hsteps_at_root)",
-            "pixels": "W*H"}
+            "pixels": "W*H",
+            # bytes of the stored intermediates: vert's buffer (the image, a tile -- a
+            # column strip when ty is 0 -- plus the halo, or the 17 rows of a sliding
+            # window over a tile's columns) and the four h stages' (image, tile, one row)
+            "buffer": f"4*(vert_at_root*W*H + (1 - vert_at_root - vert_at_row)*({tx} + 16)"
+                      f"*({ty} + 16) + vert_at_row*17*({tx} + 16) + 4*(hsteps_at_root*W*H"
+                      f" + hsteps_at_tile*({tx} + 15)*{ty} + hsteps_at_row*({tx} + 15)))"}
 
 
 PIPELINE = HalidePipeline(
@@ -141,7 +147,7 @@ PIPELINE = HalidePipeline(
     space=Space((
         Knob("tx", (32, 64, 128, 256, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),
-        Knob("ty", (8, 16, 32, 64), description="output tile height"),
+        strip_ty_knob(),
         VEC_KNOB,
         Knob("vert_at", ("tile", "root", "row"), categorical=True,
              description="where the vertical maximum vert is computed"),

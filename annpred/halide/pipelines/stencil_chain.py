@@ -14,7 +14,7 @@ import numpy as np
 
 from ..space import Knob, Recorder, Space
 from .base import (IMAGE_SIZES, PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
-                   place, tile_and_parallel)
+                   place, strip_ty_knob, strips_valid, tile_and_parallel)
 
 STAGES = 6
 _W = [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
@@ -60,7 +60,7 @@ def stored(group: int) -> list[int]:
 
 
 def _valid(s) -> bool:
-    return s["tx"] == 0 or s["vec"] <= s["tx"]
+    return (s["tx"] == 0 or s["vec"] <= s["tx"]) and strips_valid(s)
 
 
 def _schedule(b: Built, s: Mapping, rec: Recorder) -> None:
@@ -97,13 +97,15 @@ def _estimates(b: Built, sz):
 def _complexity() -> dict[str, str]:
     """Stencil evaluations (17 flops each) per output pixel, counting recompute, for each
     grouping: a stored stage k is evaluated over the output tile plus its halo of
-    ``STAGES - k`` pixels per side (``tile``), over the row plus halo (``row``: a sliding
-    window) or once (``root``); an inlined stage 9 times per evaluation of its consumer."""
+    ``STAGES - k`` pixels per side (``tile``; ``row``, a sliding window, too: it starts
+    again in every tile, so only column strips, ``ty = 0``, compute each row once) or once
+    (``root``); an inlined stage 9 times per evaluation of its consumer."""
     tx, ty = "min(2**log2_tx, W)", "min(2**log2_ty, H)"
 
     def stored_evals(halo):
-        return (f"((1 - stage_at_root - stage_at_row)*({tx} + {2 * halo})*({ty} + {2 * halo})"
-                f"/({tx}*{ty}) + stage_at_row*({tx} + {2 * halo})/{tx} + stage_at_root)")
+        # a sliding window (row) restarts in every tile: ty + 2*halo rows, as a tile does
+        return (f"((1 - stage_at_root)*({tx} + {2 * halo})*({ty} + {2 * halo})"
+                f"/({tx}*{ty}) + stage_at_root)")
 
     def counts(group):
         """Evaluations per output pixel as ``const + sum_h coef[h] * stored_evals(h)``."""
@@ -129,7 +131,14 @@ def _complexity() -> dict[str, str]:
             terms.append(f"({c})*{stored_evals(h)}")
     work = f"17*W*H*({const} + " + " + ".join(terms) + ")"
     stored_root = f"stage_at_root*((1 - group_2 - group_3)*{STAGES - 1} + group_2*2 + group_3)"
-    return {"work": work, "traffic": f"W*H*(8 + 8*{stored_root})", "pixels": "W*H"}
+    # bytes of one stored stage's buffer (stage 1, the widest halo): the whole image, a
+    # tile (a column strip when ty is 0) or three rows of a tile (a sliding window)
+    h = STAGES - 1
+    tile_buf = (f"(1 - stage_at_root - stage_at_row)*({tx} + {2 * h})*({ty} + {2 * h}) + "
+                f"stage_at_row*3*({tx} + {2 * h})")
+    buffer = f"4*(stage_at_root*W*H + {tile_buf})"
+    return {"work": work, "traffic": f"W*H*(8 + 8*{stored_root})", "pixels": "W*H",
+            "buffer": buffer}
 
 
 PIPELINE = HalidePipeline(
@@ -142,7 +151,7 @@ PIPELINE = HalidePipeline(
     space=Space((
         Knob("tx", (32, 64, 128, 256, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),
-        Knob("ty", (8, 16, 32, 64), description="output tile height"),
+        strip_ty_knob(),
         VEC_KNOB,
         Knob("group", (1, 2, 3), categorical=True,
              description="store every group-th intermediate stage; inline the others"),
