@@ -56,7 +56,8 @@ def main() -> int:
     ax[2].set(yscale="log", xlabel="training points (simulated layers)",
               ylabel="single-layer MAPE on 300 held-out layers (%)",
               title="NN+C (< 75 parameters) on simulated samples")
-    ax[2].legend(fontsize=8)
+    ax[2].set_ylim(top=ax[2].get_ylim()[1] * 30)  # head room: the legend covers no line
+    ax[2].legend(fontsize=8, loc="upper center", ncol=2)
     fig.suptitle("Accelerator study: annpred.accel (full/fast dependency-graph evaluation, "
                  "NN+C) against SCALE-Sim 3.0.0 runs (experiments/results/accel*.csv)")
     fig.tight_layout()
