@@ -136,3 +136,18 @@ def test_dense_matmul_model_ignores_densities_and_predicts_any_point(tmp_path):
 
         choose("matmul", {"m": 100, "n": 100, "k": 100, "da": 2.0, "db": 1.0},
                models=tmp_path, candidates=["numpy@cpu-test-t1"], memo=False)
+
+
+def test_huge_integer_parameters_get_one_clear_error_or_a_flagged_extrapolation():
+    """An integer beyond the float range is refused by name; a large but representable one
+    is decided (flagged outside the training range), never a traceback."""
+    from annpred.model.layout import shipped_root
+    from annpred.runtime.choose import choose
+
+    p = {"n": 200, "k": 500, "da": 1.0, "db": 1.0}
+    with pytest.raises(ParameterError, match=r"parameter m: a \d+-bit integer is too large"):
+        choose("matmul", {"m": 10 ** 5000, **p}, models=str(shipped_root()), memo=False,
+               candidates=["numpy@cpu-amd-epyc-t1"])
+    c = choose("matmul", {"m": 10 ** 30, **p}, models=str(shipped_root()), memo=False,
+               candidates=["numpy@cpu-amd-epyc-t1"], trust_machine=True)
+    assert c.fallback and "outside" in c.reason

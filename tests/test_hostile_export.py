@@ -15,7 +15,8 @@ from annpred.runtime.export_c import _c_string, _comment, header_text
 
 from conftest import run_cli
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+# appended, not prepended: experiments/halide.py must not shadow the halide package
+sys.path.append(str(Path(__file__).resolve().parent.parent / "experiments"))
 from fuzz import make_model  # noqa: E402
 
 CC = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")

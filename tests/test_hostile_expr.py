@@ -12,7 +12,8 @@ from annpred.errors import ExpressionError
 from annpred.model import schema
 from annpred.spec import expr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+# appended, not prepended: experiments/halide.py must not shadow the halide package
+sys.path.append(str(Path(__file__).resolve().parent.parent / "experiments"))
 from fuzz import make_model  # noqa: E402
 
 REFUSED = {

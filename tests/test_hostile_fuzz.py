@@ -18,7 +18,8 @@ from annpred.errors import AnnpredError
 from annpred.runtime.export_c import header_text
 from annpred.spec import expr
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+# appended, not prepended: experiments/halide.py must not shadow the halide package
+sys.path.append(str(Path(__file__).resolve().parent.parent / "experiments"))
 import fuzz  # noqa: E402
 
 def SETTINGS(n):

@@ -16,7 +16,8 @@ from annpred.model.layout import model_path
 from annpred.model.schema import load_model
 from annpred.runtime.predictor import LoadedModel, load_models
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+# appended, not prepended: experiments/halide.py must not shadow the halide package
+sys.path.append(str(Path(__file__).resolve().parent.parent / "experiments"))
 from fuzz import make_model  # noqa: E402
 
 

@@ -193,7 +193,7 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
     if policy not in POLICIES:
         raise ParameterError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
     try:
-        x = [float(point[p]) for p in plan.params]
+        x = tuple(map(float, plan.take(point)))  # the parameters in the plan's order
     except KeyError as exc:
         raise ParameterError(f"kernel {plan.kernel}: the models need parameter "
                              f"{exc.args[0]!r}") from None
@@ -219,7 +219,10 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
             secs[i] += t
             transfer[cands[i]] = t
     inf = math.inf
-    ok = [s == s and s != inf for s in secs]
+    if math.isfinite(sum(secs)):  # the common case: every prediction finite
+        ok = plan.everyone if len(secs) == n else [True] * n
+    else:
+        ok = [s == s and s != inf for s in secs]
     if plan.supports:
         eligible = [True] * n
         unsupported = []

@@ -181,6 +181,14 @@ class _Plan:
         used = {p for m in self.models for p in m.params}
         self.params = [p for p in names if p in used]
         self.col_of: dict[str, int] = {p: i for i, p in enumerate(self.params)}
+        # a point's values in this order, as a tuple, in one C-level call
+        if len(self.params) == 1:
+            one = operator.itemgetter(self.params[0])
+            self.take = lambda point: (one(point),)
+        elif self.params:
+            self.take = operator.itemgetter(*self.params)
+        else:
+            self.take = lambda point: ()
         # distinct complexity texts, each computed once; per model: feature name -> column
         exprs: dict[str, Any] = {}
         col_maps: list[dict] = []
@@ -249,6 +257,10 @@ class _Plan:
             if m.interval is not None:
                 self.iv[j] = (m.interval[0], m.interval[1])
         self.default = self._default()
+        # seconds(): the common case takes the shortest path (see there)
+        g = self.groups[0] if len(self.groups) == 1 else None
+        self._fast = (g is not None and g.dense is not None and g.log_target
+                      and not g.corrected and g.act is np.tanh)
         self._why: dict = {}  # untrusted-reason texts by flag pattern (annpred.runtime.choose)
         self._resolved: dict = {}
 
@@ -328,19 +340,16 @@ class _Plan:
         one-hidden-layer, log-target networks) takes the fewest numpy calls: at a handful of
         values each call's overhead, not arithmetic, is the cost."""
         U, finite = self._features(x)
-        if len(self.groups) == 1:
-            g = self.groups[0]
-            if g.dense is not None and g.log_target and finite and not g.corrected \
-                    and g.act is np.tanh:
-                A, _, mh, C2 = g.dense
-                Z = A.dot(U)  # ndarray.dot: the cheapest call into BLAS for a vector
-                np.tanh(Z[:mh], out=Z[:mh])
-                y = C2.dot(Z)
-                exp = math.exp
-                try:
-                    return [exp(v) for v in y.tolist()]
-                except OverflowError:
-                    return np.exp(y).tolist()
+        if self._fast and finite:
+            A, _, mh, C2 = self.groups[0].dense
+            Z = A.dot(U)  # ndarray.dot: the cheapest call into BLAS for a vector
+            np.tanh(Z[:mh], out=Z[:mh])
+            y = C2.dot(Z)
+            exp = math.exp
+            try:
+                return [exp(v) for v in y.tolist()]
+            except OverflowError:
+                return np.exp(y).tolist()
         return self.predict(x).tolist()
 
     def predict(self, x: list[float]) -> np.ndarray:

@@ -24,6 +24,10 @@ def finite_number(name: str, value: Any) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise ParameterError(f"parameter {name}: {value!r} is not a number") from None
+    except OverflowError:  # an integer beyond the float range
+        size = f"a {value.bit_length()}-bit integer" if isinstance(value, int) else "a value"
+        raise ParameterError(f"parameter {name}: {size} is too large (beyond the float "
+                             "range)") from None
     if not math.isfinite(v):
         raise ParameterError(f"parameter {name}: {value!r} is not finite")
     return v
@@ -104,7 +108,8 @@ class Param:
         the valid range."""
         if not strict:  # the common cases of a runtime call, without float round trips
             t = type(value)
-            if t is int and self.kind == "int" and self._valid[0] <= value <= self._valid[1]:
+            if t is int and self.kind == "int" and self._valid[0] <= value <= self._valid[1] \
+                    and value < 2 ** 53:  # exact as a float
                 return value
             if t is float and self.kind == "float" and self._valid[0] <= value <= \
                     self._valid[1] and value != math.inf:
