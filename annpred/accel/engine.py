@@ -271,7 +271,12 @@ def _quiet(st: State, p: Plan, kind, fr, fc, l: int, k: int, skip_ifmap=False) -
 
 def _jump(st: State, p: Plan, kind, l: int, k: int) -> None:
     o = kind.ofmap
-    w = o.upto(l + k) - o.upto(l)
+    _advance(st, p, o.upto(l + k) - o.upto(l), k)
+
+
+def _advance(st: State, p: Plan, w: int, k: int) -> None:
+    """``k`` quiet steps in one evaluation: ``w`` output words queue up, time and the DMA
+    leads move."""
     if w:
         _store(st, w, p.out_width)
     st.last_so = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from .description import Accelerator
-from .engine import Result, State, _span, _store, fold, initial_state
+from .engine import Result, State, _advance, _span, fold, initial_state
 from .layers import Layer
 from .mapping import Plan, Skew, plan
 
@@ -149,17 +149,8 @@ def _quiet_folds(st: State, p: Plan, fr: int, fc: int, q: int, first: dict,
 def _jump_folds(st: State, p: Plan, fr: int, fc: int, q: int) -> None:
     """q quiet folds at once: time and DMA leads move, the writes queue up (as _jump)."""
     kind = p.kind(fr, fc)
-    n = q * kind.steps
     o = kind.ofmap
-    w = q * (o.upto(kind.steps) - o.upto(0))
-    if w:
-        _store(st, w, p.out_width)
-    st.last_so = 0
-    for rs in st.reads.values():
-        rs.lead -= n
-    st.last_c = st.c + n - 1
-    st.c += n
-    st.evaluated += 1
+    _advance(st, p, q * (o.upto(kind.steps) - o.upto(0)), q * kind.steps)
 
 
 def _quiet_run(st: State, p: Plan, fr: int, fc: int) -> int:

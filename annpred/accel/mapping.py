@@ -343,19 +343,28 @@ def plan(acc: Accelerator, layer: Layer, mode: str = "user") -> Plan:
     return p
 
 
+def fold_count_expression(acc: Accelerator, P: str, T: str, M: str) -> str:
+    """The number of folds of a layer on ``acc`` (sympy text; ``P`` pixels, ``T`` window,
+    ``M`` filters, each parenthesised)."""
+    R, C = acc.rows, acc.cols
+    if acc.dataflow == "os":
+        return f"ceiling({P}/{R})*ceiling({M}/{C})"
+    if acc.dataflow == "ws":
+        return f"ceiling({T}/{R})*ceiling({M}/{C})"
+    if acc.dataflow == "is":
+        return f"ceiling({T}/{R})*ceiling({P}/{C})"
+    return f"{P}*ceiling({M}/{C})"
+
+
 def cycles_expression(acc: Accelerator, pixels: str, window: str, filters: str) -> str:
     """The ideal-bandwidth cycle count of a layer on ``acc`` as a complexity expression
     (sympy text over the given sub-expressions): folds times steps per fold. Its steps are
     the folds' ``ceiling(.../rows)``; with finite bandwidth, stalls come on top."""
     R, C = acc.rows, acc.cols
     P, T, M = f"({pixels})", f"({window})", f"({filters})"
-    if acc.dataflow == "os":
-        return f"ceiling({P}/{R})*ceiling({M}/{C})*({T} + {R + C - 2})"
-    if acc.dataflow == "ws":
-        return f"ceiling({T}/{R})*ceiling({M}/{C})*({P} + {2 * R + C - 2})"
-    if acc.dataflow == "is":
-        return f"ceiling({T}/{R})*ceiling({P}/{C})*({M} + {2 * R + C - 2})"
-    return f"{P}*ceiling({M}/{C})*({T} + {acc.mac_latency})"
+    per_fold = {"os": f"{T} + {R + C - 2}", "ws": f"{P} + {2 * R + C - 2}",
+                "is": f"{M} + {2 * R + C - 2}"}.get(acc.dataflow, f"{T} + {acc.mac_latency}")
+    return f"{fold_count_expression(acc, P, T, M)}*({per_fold})"
 
 
 def dma_expression(acc: Accelerator, pixels: str, window: str, filters: str) -> str:

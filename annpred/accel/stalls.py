@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from .description import Accelerator
+from .mapping import fold_count_expression
 
 
 def _buffer(acc: Accelerator, which: str) -> dict:
@@ -55,17 +56,6 @@ def _preloaded(acc: Accelerator, which: str) -> bool:
     return (acc.dataflow, which) in (("ws", "filter"), ("is", "ifmap"))
 
 
-def _fold_count(acc: Accelerator, P: str, T: str, M: str) -> str:
-    R, C = acc.rows, acc.cols
-    if acc.dataflow == "os":
-        return f"ceiling({P}/{R})*ceiling({M}/{C})"
-    if acc.dataflow == "ws":
-        return f"ceiling({T}/{R})*ceiling({M}/{C})"
-    if acc.dataflow == "is":
-        return f"ceiling({T}/{R})*ceiling({P}/{C})"
-    return f"{P}*ceiling({M}/{C})"
-
-
 def stall_expressions(acc: Accelerator, pixels: str, window: str, filters: str,
                       compute: str) -> dict:
     """``prefetch``: 1 + DRAM cycles of the prefetches after the first windows (both read
@@ -77,7 +67,7 @@ def stall_expressions(acc: Accelerator, pixels: str, window: str, filters: str,
     (their stream runs in fold order, one tile per fold)."""
     P, T, M = f"({pixels})", f"({window})", f"({filters})"
     cc = f"({compute})"
-    folds = _fold_count(acc, P, T, M)
+    folds = fold_count_expression(acc, P, T, M)
     dram, excess = [], []
     for which, (words, passes) in _streams(acc, P, T, M).items():
         b = _buffer(acc, which)
