@@ -42,7 +42,6 @@ N_TRAIN, N_TEST, SEED = 250, 150, 2024
 VARIANTS = {"matmul": ("numpy", "torch"), "matvec": ("numpy", "torch", "sparse"),
             "conv2d": ("numpy", "scipy", "torch"), "maxpool": ("numpy", "scipy", "torch")}
 MODELS = ("NN+C", "NN+C-auto", "NN", "GBT+C")
-REF_WINDOW = 15  # measurements (all variants, in time order) in the reference's running median
 PAPER_FILTERED = 3.0  # the original study's headline (filtered MAPE, largest 70% of runtimes)
 
 
@@ -140,6 +139,7 @@ def analyse() -> int:
     import numpy as np
     import pandas as pd
 
+    from annpred.data.profiles import smooth_reference
     from annpred.files import atomic_write_text
     from annpred.model.features import feature_matrix
     from annpred.model.trainer import _catalog_complexity
@@ -152,7 +152,7 @@ def analyse() -> int:
         df = pd.read_csv(path)
         # drift is slow, the jitter of one reference timing is not: correct by the running
         # median of the reference over the neighbouring measurements (rows are in time order)
-        df["ref_smooth"] = df["ref_s"].rolling(REF_WINDOW, center=True, min_periods=1).median()
+        df["ref_smooth"] = smooth_reference(df["ref_s"])
         kname = df["kernel"].iloc[0]
         params = list(points(kname)[0])
         for vname, g in df.groupby("variant", sort=False):

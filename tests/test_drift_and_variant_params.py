@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annpred.data.profiles import correct_drift, load_profiles
+from annpred.data.profiles import REF_WINDOW, correct_drift, load_profiles
 from annpred.data.rows import columns_for
 from annpred.errors import DataError, ParameterError
 from annpred.spec.catalog import get_kernel
@@ -31,7 +31,8 @@ def test_profile_reference_records_ref_s_and_train_corrects(toy_env, tmp_path):
     assert (refs > 0).all()
     raw = load_profiles([out])
     fixed = load_profiles([out], drift_correct=True)
-    expect = raw["runtime_s"].to_numpy() * np.median(refs) / refs
+    smooth = pd.Series(refs).rolling(REF_WINDOW, center=True, min_periods=1).median()
+    expect = raw["runtime_s"].to_numpy() * np.median(refs) / smooth.to_numpy()
     np.testing.assert_allclose(fixed["runtime_s"].to_numpy(), expect, rtol=1e-12)
     np.testing.assert_allclose(fixed["_runtime_raw_s"], raw["runtime_s"])
     assert "ref_s" not in fixed.columns.drop("ref_s").tolist()  # not a feature
@@ -42,13 +43,21 @@ def test_profile_reference_records_ref_s_and_train_corrects(toy_env, tmp_path):
     assert d["parameters"] == ["n"]
 
 
-def test_drift_correct_scales_a_slow_moment_back():
-    df = pd.DataFrame({"kernel": "k", "variant": "v", "hardware": "h", "n": [1, 2, 3],
-                       "runtime_s": [1.0, 2.4, 3.0], "ref_s": [1.0, 1.2, 1.0],
-                       "_source": "f.csv", "_row": [2, 3, 4]})
+def test_drift_correct_scales_a_slow_stretch_back_and_ignores_one_jittery_reference():
+    n = 4 * REF_WINDOW
+    slow = np.arange(n) >= n // 2  # the second half measured while the machine ran 20% slow
+    ref = np.where(slow, 1.2, 1.0)
+    ref[5] = 3.0  # one jittery reference timing: the running median ignores it
+    true = np.linspace(1.0, 2.0, n)
+    df = pd.DataFrame({"kernel": "k", "variant": "v", "hardware": "h", "n": np.arange(n),
+                       "runtime_s": true * np.where(slow, 1.2, 1.0), "ref_s": ref,
+                       "_source": "f.csv", "_row": np.arange(2, n + 2)})
     out = correct_drift(df)
-    # the middle point was measured while the reference ran 20% slow: scaled by 1/1.2
-    np.testing.assert_allclose(out["runtime_s"], [1.0, 2.0, 3.0])
+    # away from the switch (within half a window of it the median mixes both stretches),
+    # every runtime is back on one scale: the median reference's
+    far = np.abs(np.arange(n) - n // 2) > REF_WINDOW // 2
+    scale = np.median(ref)
+    np.testing.assert_allclose(out["runtime_s"][far], (true * scale)[far], rtol=1e-12)
 
 
 def test_drift_correct_names_the_row_without_a_reference(tmp_path):

@@ -118,7 +118,7 @@ def register(sub) -> None:
     s.add_argument("--drift-correct", action="store_true",
                    help="scale each runtime by the reference kernel timed beside it "
                         "(column ref_s, written by `profile --reference`): runtime * "
-                        "median(ref_s) / ref_s")
+                        "median(ref_s) / (running median of ref_s around the point)")
     s.add_argument("--features", help="comma-separated feature columns (external CSVs)")
     s.add_argument("--complexity", help="complexity expression over --features, or 'auto' "
                    "(adds the NN+C-auto model)")

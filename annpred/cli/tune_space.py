@@ -3,9 +3,6 @@ and name the best candidates."""
 from __future__ import annotations
 
 from annpred.cli.common import fmt_seconds
-
-T_STRATEGIES = ("guided", "random")  # annpred.study.tunespace.STRATEGIES (not imported here:
-# registering the command must not import the study's numpy/pandas stack)
 from annpred.errors import ParameterError
 
 
@@ -18,6 +15,9 @@ def cmd_tune_space(args) -> int:
         raise ParameterError(f"--budget must be >= 8, got {args.budget}")
     if args.top < 1:
         raise ParameterError(f"--top must be >= 1, got {args.top}")
+    if args.strategy not in T.STRATEGIES:
+        raise ParameterError(f"--strategy: unknown strategy {args.strategy!r}; strategies: "
+                             f"{', '.join(T.STRATEGIES)}")
     if args.model not in MODELS:
         raise ParameterError(f"--model: unknown model {args.model!r}; models: "
                              f"{', '.join(MODELS)}")
@@ -68,7 +68,7 @@ def register(sub) -> None:
     s.add_argument("--top", type=int, default=10, help="predicted candidates (default 10)")
     s.add_argument("--model", default="NN+C-auto", help="model from the study's zoo "
                    "(default NN+C-auto)")
-    s.add_argument("--strategy", choices=T_STRATEGIES, default="guided",
+    s.add_argument("--strategy", default="guided",
                    help="how the budget is measured: guided (default: half at random, then "
                         "rounds of the fastest predicted) or random (all at random, one fit)")
     s.add_argument("--seed", type=int, default=0,

@@ -176,12 +176,23 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
     return correct_drift(df) if drift_correct else df
 
 
+REF_WINDOW = 15  # measurements (in time order) in the reference's running median
+
+
+def smooth_reference(ref: pd.Series) -> pd.Series:
+    """The running median of reference timings over the ``REF_WINDOW`` measurements around
+    each (rows in time order): drift is slow, the jitter of one reference timing is not."""
+    return ref.rolling(REF_WINDOW, center=True, min_periods=1).median()
+
+
 def correct_drift(df: pd.DataFrame) -> pd.DataFrame:
     """Runtimes corrected for the machine's drift with the reference kernel timed beside each
     point (``annpred profile --reference``, column ``ref_s``): ``runtime_s * median(ref_s) /
-    ref_s``, the median over the rows of the same file and hardware id. A point measured
-    while the machine ran 20% slow (its reference 20% slower than usual) is scaled back.
-    The raw runtime stays in ``_runtime_raw_s``. Every row needs a positive ``ref_s``.
+    ref``, the median over the rows of the same file and hardware id, ``ref`` the running
+    median of ``ref_s`` around the row (:func:`smooth_reference`; a file's rows are in the
+    order they were measured). A point measured while the machine ran 20% slow (its
+    reference 20% slower than usual) is scaled back. The raw runtime stays in
+    ``_runtime_raw_s``. Every row needs a positive ``ref_s``.
 
     It helps where the drift slows the point and the reference alike: compute-bound kernels
     with the default compute reference; a memory-bound kernel's drift follows bandwidth,
@@ -199,9 +210,11 @@ def correct_drift(df: pd.DataFrame) -> pd.DataFrame:
                         f"reference time ({len(bad)} such rows); drift correction needs every "
                         "row measured with --reference")
     out = df.copy()
-    med = out.groupby(["_source", "hardware"], sort=False)["ref_s"].transform("median")
+    groups = out.groupby(["_source", "hardware"], sort=False)["ref_s"]
+    med = groups.transform("median").to_numpy(dtype=float)
+    smooth = groups.transform(smooth_reference).to_numpy(dtype=float)
     out["_runtime_raw_s"] = out[TARGET]
-    out[TARGET] = out[TARGET].to_numpy(dtype=float) * med.to_numpy(dtype=float) / ref
+    out[TARGET] = out[TARGET].to_numpy(dtype=float) * med / smooth
     return out
 
 

@@ -192,6 +192,7 @@ class Kernel:
         names = self.param_names
         if len(set(names)) != len(names):
             raise ValueError(f"kernel {self.name}: duplicate parameter names")
+        self._names = frozenset(names)  # for check_params, on a runtime's hot path
         for cname, text in self.all_complexities():
             _expr.parse(text, names)  # fail loudly at definition time
         vnames = [v.name for v in self.variants]
@@ -254,9 +255,7 @@ class Kernel:
 
         Any valid value is accepted (:attr:`Param.valid_range`); ``strict`` keeps the point
         inside the profiling domain."""
-        names = self.__dict__.get("_name_set")
-        if names is None or len(names) != len(self.params):
-            names = self.__dict__["_name_set"] = frozenset(self.param_names)
+        names = self._names
         unknown = () if params.keys() <= names else set(params) - names
         if unknown:
             raise ParameterError(f"kernel {self.name}: unknown parameter(s) "
