@@ -26,7 +26,8 @@ MODELS = {
     "relu_identity": dict(complexity={"root": "sqrt(n)*b + exp(-w) + ceiling(n/3)"},
                           hidden=(4,), activation="relu", input_transform="identity"),
     "plain": dict(complexity=None, hidden=(2,)),
-    "number_theory": dict(complexity={"factor_flops": "b*n*sopfr(n)", "big": "lpf(n + w)"}),
+    "number_theory": dict(complexity={"factor_flops": "b*n*sopfr(n)", "big": "lpf(n + w)",
+                                      "fft": "b*fftcost(n + w)"}),
 }
 
 MAIN = r"""

@@ -22,6 +22,11 @@ from annpred.errors import ExpressionError
     ("sopfr(n)", {"n": 1024}, 20),
     ("lpf(n)", {"n": 9127}, 9127),
     ("lpf(n) + sopfr(m)", {"n": 360, "m": 1}, 5),
+    ("fftcost(n)", {"n": 1024}, 2 * 1024 * 10),  # a power of two: 2*n*log2(n)
+    ("fftcost(n)", {"n": 60}, 60 * (2 + 2 + 3 + 5)),  # 5-smooth: mixed radix
+    ("fftcost(n)", {"n": 77}, 77 * 1.1 * (7 + 11)),  # lpf 11 > sqrt(77), radix still cheaper
+    # a prime: Bluestein via the smallest 2,3,5-smooth m >= 2n-1 = 201 (m = 216 = 2^3*3^3)
+    ("fftcost(n)", {"n": 101}, 3 * 216 * (2 * 3 + 3 * 3)),
 ])
 def test_evaluates_whitelisted_expressions(text, values, expected):
     got = expr.evaluate(text, {k: np.array([v], float) for k, v in values.items()})
@@ -82,6 +87,19 @@ def test_number_theory_functions_match_brute_force():
     for n, a, b in zip(ns.astype(int), s, l):
         f = factors(n)
         assert a == sum(f) and b == max(f, default=1)
+
+
+def test_fftcost_is_the_cheaper_plan_and_never_quadratic_in_a_prime():
+    ns = np.arange(1, 3000, dtype=float)
+    cost = expr.evaluate("fftcost(n)", {"n": ns})
+    radix = expr.evaluate("n*sopfr(n)", {"n": ns})
+    assert np.all(cost <= 1.1 * radix + 1e-9)
+    primes = [p for p in range(1000, 3000) if all(p % q for q in range(2, int(p**0.5) + 1))]
+    # Bluestein keeps a prime's cost near 3 * 2n * log2(2n), far below the radix plan's n^2
+    for p in primes:
+        c = expr.evaluate("fftcost(n)", {"n": np.array([float(p)])})[0]
+        assert c < 3 * 4 * p * np.log2(4 * p) * 2 and c < 0.2 * p * p
+    assert float(expr.parse("fftcost(1024)")) == 20480.0
 
 
 def test_c_code_of_expression():

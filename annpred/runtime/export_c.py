@@ -105,7 +105,7 @@ def _support(texts, params) -> list[str]:
     for name, code in getattr(_expr, "C_SUPPORT", {}).items():
         if any(_expr.c_support(_expr.parse(t, params)).find(code) >= 0 for t in texts):
             guard = f"ANNPRED_HAVE_{name.upper()}"
-            code = code.replace("static double", "static inline double", 1)
+            code = code.replace("static double", "static inline double")
             out += [f"#ifndef {guard}", f"#define {guard}", code, "#endif"]
     return out
 

@@ -17,6 +17,7 @@ import numpy as np
 import sympy as sp
 
 from annpred.errors import ExpressionError
+from annpred.spec.numbertheory import C_NAMES, C_SUPPORT, NUMPY, fftcost, lpf, sopfr
 
 MAX_LENGTH = 2000
 MAX_CONST_EXPONENT = 16
@@ -26,7 +27,6 @@ MAX_DEPTH = 100  # nesting of operators and calls
 MAX_ARGS = 16  # arguments of min/max
 MAX_CONST = 1e18  # magnitude of a numeric constant
 MAX_CONST_DIGITS = 40  # characters of a numeric constant
-MAX_FACTOR_INT = 2**31  # sopfr/lpf factor integers up to this (trial division)
 MAX_SECONDS = 5.0  # a last resort: building one expression may take at most this long
 
 _BINOPS = {
@@ -81,92 +81,7 @@ FUNCTIONS: dict[str, Callable] = {
     "floor": _fixed("floor", 1, sp.floor),
     "sopfr": _fixed("sopfr", 1, lambda x: sopfr(x)),
     "lpf": _fixed("lpf", 1, lambda x: lpf(x)),
-}
-
-
-def _factor(n: int) -> list[int]:
-    out, p = [], 2
-    while p * p <= n:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1 if p == 2 else 2
-    if n > 1:
-        out.append(n)
-    return out
-
-
-def _int_arg(x) -> int:
-    v = float(x)
-    if not math.isfinite(v) or abs(v) > MAX_FACTOR_INT:
-        raise ExpressionError(f"sopfr and lpf take integers up to {MAX_FACTOR_INT}, got {v:g}")
-    return max(int(round(v)), 1)
-
-
-class sopfr(sp.Function):
-    """Sum of the prime factors of round(n), with repetition (sopfr(12) = 2+2+3 = 7).
-
-    The arithmetic cost of a mixed-radix FFT of length n is proportional to n*sopfr(n)."""
-
-    is_real = True
-
-    @classmethod
-    def eval(cls, n):
-        if n.is_Number:
-            return sp.Integer(sum(_factor(_int_arg(n))))
-
-
-class lpf(sp.Function):
-    """Largest prime factor of round(n) (1 for n <= 1)."""
-
-    is_real = True
-
-    @classmethod
-    def eval(cls, n):
-        if n.is_Number:
-            return sp.Integer(max(_factor(_int_arg(n)), default=1))
-
-
-def _vectorised(fn):
-    cache: dict[int, float] = {}
-
-    def call(x):
-        arr = np.asarray(x, dtype=float)
-        if arr.size and not np.all(np.abs(arr) <= MAX_FACTOR_INT):
-            raise ExpressionError(f"sopfr and lpf take finite integers up to {MAX_FACTOR_INT}")
-        flat = np.rint(arr.ravel()).astype(np.int64)
-        out = np.empty(flat.shape, dtype=float)
-        for i, v in enumerate(flat):
-            v = int(max(v, 1))
-            r = cache.get(v)
-            if r is None:
-                r = cache[v] = float(fn(_factor(v)))
-            out[i] = r
-        return out.reshape(arr.shape) if arr.ndim else float(out[0])
-    return call
-
-
-_np_sopfr = _vectorised(lambda f: sum(f))
-_np_lpf = _vectorised(lambda f: max(f, default=1))
-
-# C implementations for exported headers (trial division; exact for n < 2**53)
-C_SUPPORT = {
-    "sopfr": """static double annpred_sopfr(double x) {
-    long long n = (long long)(x + 0.5), s = 0, p;
-    if (n < 2) return 0.0;
-    for (p = 2; p * p <= n; p += (p == 2 ? 1 : 2))
-        while (n % p == 0) { s += p; n /= p; }
-    if (n > 1) s += n;
-    return (double)s;
-}""",
-    "lpf": """static double annpred_lpf(double x) {
-    long long n = (long long)(x + 0.5), m = 1, p;
-    if (n < 2) return 1.0;
-    for (p = 2; p * p <= n; p += (p == 2 ? 1 : 2))
-        while (n % p == 0) { m = p; n /= p; }
-    if (n > 1) m = n;
-    return (double)m;
-}""",
+    "fftcost": _fixed("fftcost", 1, lambda x: fftcost(x)),
 }
 
 
@@ -329,7 +244,7 @@ def lambdify(exprs, names: Iterable[str], scalar: bool = False) -> Callable:
 
     lambdify prints the whitelisted sympy tree as code; no user text reaches exec."""
     syms = [sp.Symbol(n, positive=True) for n in names]
-    custom = {"sopfr": _np_sopfr, "lpf": _np_lpf}
+    custom = dict(NUMPY)
     if scalar:
         mods = [{"Min": min, "Max": max, "ceiling": math.ceil, "floor": math.floor,
                  "Abs": abs, **custom}, "math"]
@@ -382,7 +297,7 @@ def free_symbols(text: str, symbols: Iterable[str] | None = None) -> list[str]:
 
 def ccode(e: sp.Expr) -> str:
     """C99 code of a parsed expression; see :func:`c_support` for helper functions."""
-    return sp.ccode(e, user_functions={"sopfr": "annpred_sopfr", "lpf": "annpred_lpf"})
+    return sp.ccode(e, user_functions=C_NAMES)
 
 
 def c_support(e: sp.Expr) -> str:

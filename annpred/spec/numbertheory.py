@@ -1,0 +1,190 @@
+"""Integer functions of complexity expressions: ``sopfr``, ``lpf`` and ``fftcost``.
+
+Each exists three times, kept together here: as a sympy function (exact on numbers, symbolic
+otherwise), as a cached numpy function (for ``lambdify``) and as C code (for exported
+headers). Arguments are rounded to integers and bounded by ``MAX_FACTOR_INT`` (trial
+division stays fast).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import sympy as sp
+
+from annpred.errors import ExpressionError
+
+MAX_FACTOR_INT = 2**31  # sopfr/lpf/fftcost factor integers up to this (trial division)
+
+
+def _factor(n: int) -> list[int]:
+    out, p = [], 2
+    while p * p <= n:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1 if p == 2 else 2
+    if n > 1:
+        out.append(n)
+    return out
+
+
+def _int_arg(x, name: str) -> int:
+    v = float(x)
+    if not math.isfinite(v) or abs(v) > MAX_FACTOR_INT:
+        raise ExpressionError(f"{name} takes integers up to {MAX_FACTOR_INT}, got {v:g}")
+    return max(int(round(v)), 1)
+
+
+class sopfr(sp.Function):
+    """Sum of the prime factors of round(n), with repetition (sopfr(12) = 2+2+3 = 7).
+
+    The arithmetic cost of a mixed-radix FFT of length n is proportional to n*sopfr(n)."""
+
+    is_real = True
+
+    @classmethod
+    def eval(cls, n):
+        if n.is_Number:
+            return sp.Integer(sum(_factor(_int_arg(n, "sopfr"))))
+
+
+class lpf(sp.Function):
+    """Largest prime factor of round(n) (1 for n <= 1)."""
+
+    is_real = True
+
+    @classmethod
+    def eval(cls, n):
+        if n.is_Number:
+            return sp.Integer(max(_factor(_int_arg(n, "lpf")), default=1))
+
+
+# fftcost: how FFT libraries plan a length-n transform (pocketfft, used by numpy and scipy;
+# FFTW, MKL and cuFFT make the same choice). A mixed-radix plan costs n * (sum of its prime
+# factors), with primes above 5 (no hand-written butterfly) 10% dearer; when the largest prime
+# factor exceeds sqrt(n) (and n >= 50), Bluestein's algorithm may be cheaper: a transform via
+# two FFTs of the smallest 2,3,5-smooth length m >= 2n-1, weighted 1.5 by pocketfft's planner.
+# The constants are pocketfft's own (cost_guess, good_size, make_cfftp/fftblue plans), not
+# fitted to any data.
+_FFT_LARGE_PRIME_PENALTY = 1.1
+_FFT_BLUESTEIN_WEIGHT = 2 * 1.5
+
+
+def _mixed_radix_cost(n: int) -> float:
+    return n * sum(p if p <= 5 else _FFT_LARGE_PRIME_PENALTY * p for p in _factor(n))
+
+
+def _smooth235_at_least(n: int) -> int:
+    """Smallest 2,3,5-smooth integer >= n."""
+    best = 1 << max(n - 1, 0).bit_length()
+    f5 = 1
+    while f5 < best:
+        f3 = f5
+        while f3 < best:
+            f2 = f3
+            while f2 < n:
+                f2 *= 2
+            best = min(best, f2)
+            f3 *= 3
+        f5 *= 5
+    return best
+
+
+def _fft_cost(n: int) -> float:
+    n = max(n, 1)
+    direct = _mixed_radix_cost(n)
+    if n < 50 or max(_factor(n)) ** 2 <= n:
+        return direct
+    return min(direct, _FFT_BLUESTEIN_WEIGHT * _mixed_radix_cost(_smooth235_at_least(2 * n - 1)))
+
+
+class fftcost(sp.Function):
+    """Planned arithmetic cost of a complex FFT of length round(n): the cheaper of the
+    mixed-radix plan (n times its weighted prime factors) and Bluestein's algorithm, as
+    FFT libraries choose (constants from pocketfft's planner). For powers of two it is
+    2*n*log2(n); for a large prime it is about 3 FFTs of length >= 2n-1, not n**2."""
+
+    is_real = True
+
+    @classmethod
+    def eval(cls, n):
+        if n.is_Number:
+            return sp.Float(_fft_cost(_int_arg(n, "fftcost")))
+
+
+def _vectorised(name: str, fn: Callable[[int], float]):
+    """numpy version of an integer function, cached per distinct argument."""
+    cache: dict[int, float] = {}
+
+    def call(x):
+        arr = np.asarray(x, dtype=float)
+        if arr.size and not np.all(np.abs(arr) <= MAX_FACTOR_INT):
+            raise ExpressionError(f"{name} takes finite integers up to {MAX_FACTOR_INT}")
+        flat = np.rint(arr.ravel()).astype(np.int64)
+        out = np.empty(flat.shape, dtype=float)
+        for i, v in enumerate(flat):
+            v = int(max(v, 1))
+            r = cache.get(v)
+            if r is None:
+                r = cache[v] = float(fn(v))
+            out[i] = r
+        return out.reshape(arr.shape) if arr.ndim else float(out[0])
+    return call
+
+
+_np_sopfr = _vectorised("sopfr", lambda n: sum(_factor(n)))
+_np_lpf = _vectorised("lpf", lambda n: max(_factor(n), default=1))
+_np_fftcost = _vectorised("fftcost", _fft_cost)
+
+# C implementations for exported headers (trial division; exact for n < 2**53)
+C_SUPPORT = {
+    "sopfr": """static double annpred_sopfr(double x) {
+    long long n = (long long)(x + 0.5), s = 0, p;
+    if (n < 2) return 0.0;
+    for (p = 2; p * p <= n; p += (p == 2 ? 1 : 2))
+        while (n % p == 0) { s += p; n /= p; }
+    if (n > 1) s += n;
+    return (double)s;
+}""",
+    "lpf": """static double annpred_lpf(double x) {
+    long long n = (long long)(x + 0.5), m = 1, p;
+    if (n < 2) return 1.0;
+    for (p = 2; p * p <= n; p += (p == 2 ? 1 : 2))
+        while (n % p == 0) { m = p; n /= p; }
+    if (n > 1) m = n;
+    return (double)m;
+}""",
+    "fftcost": """static double annpred_fftcost_radix(long long n) {
+    long long p, m = n;
+    double s = 0.0;
+    for (p = 2; p * p <= m; p += (p == 2 ? 1 : 2))
+        while (m % p == 0) { s += p <= 5 ? (double)p : 1.1 * (double)p; m /= p; }
+    if (m > 1) s += m <= 5 ? (double)m : 1.1 * (double)m;
+    return s * (double)n;
+}
+static double annpred_fftcost(double x) {
+    long long n = (long long)(x + 0.5), m = 1, p, q, best, f5, f3, f2, t;
+    double direct, blue;
+    if (n < 1) n = 1;
+    direct = annpred_fftcost_radix(n);
+    for (p = 2, q = n; p * p <= q; p += (p == 2 ? 1 : 2))
+        while (q % p == 0) { m = p; q /= p; }
+    if (q > 1) m = q;
+    if (n < 50 || m * m <= n) return direct;
+    t = 2 * n - 1;
+    for (best = 1; best < t; best *= 2) {}
+    for (f5 = 1; f5 < best; f5 *= 5)
+        for (f3 = f5; f3 < best; f3 *= 3) {
+            for (f2 = f3; f2 < t; f2 *= 2) {}
+            if (f2 < best) best = f2;
+        }
+    blue = 3.0 * annpred_fftcost_radix(best);
+    return blue < direct ? blue : direct;
+}""",
+}
+
+
+NUMPY = {"sopfr": _np_sopfr, "lpf": _np_lpf, "fftcost": _np_fftcost}
+C_NAMES = {name: f"annpred_{name}" for name in NUMPY}
