@@ -6,7 +6,7 @@ import time
 from .description import Accelerator
 from .engine import Result, State, _advance, _span, fold, initial_state
 from .layers import Layer
-from .mapping import Plan, Skew, plan
+from .mapping import Plan, Skew, layer_folds, layer_steps, plan
 
 
 def _finish(st: State, p: Plan, folds_evaluated: int) -> Result:
@@ -123,23 +123,32 @@ def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe:
     return idx + q * period, True
 
 
+def _nth(fr: int, fc: int, i: int, cols: bool) -> tuple[int, int]:
+    """The fold i places after (fr, fc) along the inner (row) or, with one row fold, the
+    outer (column) loop: consecutive folds in execution order either way."""
+    return (fr, fc + i) if cols else (fr + i, fc)
+
+
 def _quiet_folds(st: State, p: Plan, fr: int, fc: int, q: int, first: dict,
-                 per_fold: int) -> bool:
-    """True if the q folds fr .. fr+q-1 (one kind) provably have no event: every word they
-    read sits in its buffer's current window (its own position suffices: copies only add
-    hits), and their ofmap writes leave at least the active half free (no drain starts, no
-    write waits). ``first``: fold fr's span per operand; ``per_fold``: its ofmap words.
-    Both conditions only get harder as q grows, so the largest q is found by bisection."""
+                 per_fold: int, cols: bool = False) -> bool:
+    """True if the q folds from (fr, fc) (one kind, consecutive) provably have no event:
+    every word they read sits in its buffer's current window (its own position suffices:
+    copies only add hits), and their ofmap writes leave at least the active half free (no
+    drain starts, no write waits). ``first``: fold fr's span per operand; ``per_fold``: its
+    ofmap words. Folds of one kind are shifted copies in each stream (the shift is >= 0 and
+    the same from fold to fold), so the q folds' words lie between the first fold's first
+    and the last fold's last; both conditions only get harder as q grows, so the largest
+    q is found by bisection."""
     if per_fold and st.free - q * per_fold < p.out_active:
         return False
     if p.mode == "user":
         kind = p.kind(fr, fc)
+        lr, lc = _nth(fr, fc, q - 1, cols)
         for which, a in first.items():
             rs = st.reads[which]
             d = getattr(kind, which)
             s = p.streams[which]
-            b = a if q == 1 else _span(d, s, p.base(which, fr + q - 1, fc, d), fr + q - 1,
-                                       fc, 0, kind.steps)
+            b = a if q == 1 else _span(d, s, p.base(which, lr, lc, d), lr, lc, 0, kind.steps)
             lo, hi = min(a[0], b[0]) // s.per_set, max(a[1], b[1]) // s.per_set
             if (lo - rs.ws) % s.n_sets + hi - lo >= s.active:
                 return False
@@ -153,8 +162,9 @@ def _jump_folds(st: State, p: Plan, fr: int, fc: int, q: int) -> None:
     _advance(st, p, q * (o.upto(kind.steps) - o.upto(0)), q * kind.steps)
 
 
-def _quiet_run(st: State, p: Plan, fr: int, fc: int) -> int:
-    """The largest number of quiet folds from fr (of fr's kind), 0 if fr is not quiet."""
+def _quiet_run(st: State, p: Plan, fr: int, fc: int, cols: bool = False) -> int:
+    """The largest number of quiet folds from (fr, fc) of its kind, 0 if it is not quiet:
+    along the row folds, or (``cols``, only with one row fold) along the column folds."""
     kind = p.kind(fr, fc)
     o = kind.ofmap
     per_fold = o.upto(kind.steps) - o.upto(0)
@@ -165,15 +175,16 @@ def _quiet_run(st: State, p: Plan, fr: int, fc: int) -> int:
             a = _span(d, p.streams[which], p.base(which, fr, fc, d), fr, fc, 0, kind.steps)
             if a is not None:
                 first[which] = a
-    if not _quiet_folds(st, p, fr, fc, 1, first, per_fold):
+    if not _quiet_folds(st, p, fr, fc, 1, first, per_fold, cols):
         return 0
-    hi = p.row_folds - 1 - fr if fr < p.row_folds - 1 else 1
-    if hi == 1 or _quiet_folds(st, p, fr, fc, hi, first, per_fold):
+    left = (p.col_folds - 1 - fc) if cols else (p.row_folds - 1 - fr)   # same kind
+    hi = left if left > 0 else 1
+    if hi == 1 or _quiet_folds(st, p, fr, fc, hi, first, per_fold, cols):
         return hi
     lo = 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _quiet_folds(st, p, fr, fc, mid, first, per_fold):
+        if _quiet_folds(st, p, fr, fc, mid, first, per_fold, cols):
             lo = mid
         else:
             hi = mid
@@ -221,6 +232,13 @@ def fast(p: Plan) -> Result:
             if jumped:
                 fc = fc2
                 continue
+            if rf == 1:      # one fold per column fold: quiet runs along the column folds
+                q = _quiet_run(st, p, 0, fc, cols=True)
+                if q:
+                    _jump_folds(st, p, 0, fc, q)
+                    folds_done += 1
+                    fc += q
+                    continue
         inner_seen: dict = {}
         fr = 0
         while fr < rf:
@@ -244,16 +262,28 @@ def fast(p: Plan) -> Result:
     return _finish(st, p, folds_done)
 
 
+def fast_layer(acc: Accelerator, layer: Layer, mode: str = "user") -> Result:
+    """``fast(plan(acc, layer, mode))`` for one group of ``layer``. With ideal bandwidth
+    every layer is stall-free (see ``stall_free``), so its closed form ``steps - 1`` is
+    taken from the operand shape without building the plan (the same validation)."""
+    if mode == "calc":
+        steps = layer_steps(acc, layer, mode)
+        return Result(cycles=steps - 1, steps=steps, evaluated=1, folds=0, stall_cycles=0)
+    return fast(plan(acc, layer, mode))
+
+
 def estimate(acc: Accelerator, layer: Layer, mode: str = "user", method: str = "fast") -> dict:
     """Cycles (and seconds) of ``layer`` on ``acc``; depthwise layers run their channels one
     after another, each from an empty buffer (as SCALE-Sim runs them)."""
     t0 = time.perf_counter()
-    p = plan(acc, layer, mode)
-    r = fast(p) if method == "fast" else full(p)
+    if method == "fast":
+        r = fast_layer(acc, layer, mode)
+    else:
+        r = full(plan(acc, layer, mode))
     g = layer.groups
     elapsed = time.perf_counter() - t0
     return {"accel": acc.name, "layer": layer.name or layer.label(), "mode": mode,
             "method": method, "cycles": r.cycles * g, "seconds": r.cycles * g / (acc.clock_mhz * 1e6),
             "stall_cycles": r.stall_cycles * g, "iterations_total": r.steps * g,
-            "iterations_evaluated": r.evaluated, "folds": p.folds * g,
+            "iterations_evaluated": r.evaluated, "folds": layer_folds(acc, layer) * g,
             "macs": layer.macs(), "elapsed_s": elapsed}
