@@ -211,8 +211,17 @@ def stall_free(p: Plan) -> bool:
         return False
     if all(_max_writes(k.ofmap) <= p.out_width for k in p.kinds.values()):
         return True
-    writes = sum(k.ofmap.upto(k.steps) - k.ofmap.upto(0) for k in p.kinds.values())
-    return writes * p.folds <= p.out_drain    # a bound on the layer's ofmap words
+    return _layer_writes(p) <= p.out_drain
+
+
+def _layer_writes(p: Plan) -> int:
+    """Ofmap words the whole layer writes (each kind's words times its folds)."""
+    rf, cf = p.row_folds, p.col_folds
+    n = 0
+    for (last_r, last_c), k in p.kinds.items():
+        cnt = (1 if last_r else rf - 1) * (1 if last_c else cf - 1)
+        n += cnt * (k.ofmap.upto(k.steps) - k.ofmap.upto(0))
+    return n
 
 
 def fast(p: Plan) -> Result:
