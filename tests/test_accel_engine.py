@@ -2,7 +2,7 @@
 from hypothesis import given, settings, strategies as st
 
 from annpred.accel import description as D
-from annpred.accel.evaluate import fast, fast_layer, full, stall_free
+from annpred.accel.evaluate import fast, fast_layer, full, stall_free, stall_free_shape
 from annpred.accel.layers import make
 from annpred.accel.mapping import plan, rect_lt
 
@@ -37,7 +37,8 @@ def test_fast_equals_full(layer, acc, mode):
     assert a.cycles == b.cycles
     assert a.steps == b.steps
     assert b.evaluated <= a.evaluated
-    c = fast_layer(acc, layer, mode)      # the entry point (calc: closed form, no plan)
+    assert stall_free_shape(acc, layer, mode) == stall_free(p)
+    c = fast_layer(acc, layer, mode)      # the entry point (certified: closed form, no plan)
     assert (c.cycles, c.steps, c.evaluated) == (b.cycles, b.steps, b.evaluated)
     if stall_free(p):    # the certificate: no step stalls in the reference either
         assert a.stall_cycles == 0 and a.cycles == a.steps - 1
