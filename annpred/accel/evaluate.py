@@ -119,6 +119,7 @@ def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe:
         n = p.streams[w].n_sets
         rs.ws = (rs.ws + q * (reads1[w][0] - reads0[w][0])) % n
         rs.lead += q * (reads1[w][1] - reads0[w][1])
+    st.evaluated += 1        # the q periods are one closed-form update of the state
     seen.clear()
     return idx + q * period, True
 
