@@ -124,13 +124,13 @@ def _write(st: State, p: Plan, w: int, c: int) -> int:
 def _span(d, s, base: int, fr: int, fc: int, l0: int, l1: int):
     """Stream positions (first, last) of the words served by steps [l0, l1), or None."""
     if isinstance(d, Skew):
-        a, b = d.upto(l0), d.upto(l1)
-        if b <= a:
-            return None
         if s.layout != "diag":
-            return base + a, base + b - 1
-        first_l, last_l = d.first_last()
+            a, b = d.upto(l0), d.upto(l1)
+            return (base + a, base + b - 1) if b > a else None
+        first_l, last_l = d.first_last()      # every step in between serves a word
         la, lb = max(l0, first_l), min(l1 - 1, last_l)
+        if la > lb:
+            return None
         row0 = s.row0(fr, fc)
         da, db = la - d.g, lb - d.g                 # anti-diagonals of the block
         ra = max(0, da - (d.r1 - 1))                # first column served on diagonal da
