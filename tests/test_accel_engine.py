@@ -2,7 +2,7 @@
 from hypothesis import given, settings, strategies as st
 
 from annpred.accel import description as D
-from annpred.accel.evaluate import full, fast, stall_free
+from annpred.accel.evaluate import fast, fast_layer, full, stall_free, stall_free_shape
 from annpred.accel.layers import make
 from annpred.accel.mapping import plan, rect_lt
 
@@ -37,6 +37,9 @@ def test_fast_equals_full(layer, acc, mode):
     assert a.cycles == b.cycles
     assert a.steps == b.steps
     assert b.evaluated <= a.evaluated
+    assert stall_free_shape(acc, layer, mode) == stall_free(p)
+    c = fast_layer(acc, layer, mode)      # the entry point (certified: closed form, no plan)
+    assert (c.cycles, c.steps, c.evaluated) == (b.cycles, b.steps, b.evaluated)
     if stall_free(p):    # the certificate: no step stalls in the reference either
         assert a.stall_cycles == 0 and a.cycles == a.steps - 1
 
@@ -63,6 +66,26 @@ def test_rect_count_matches_enumeration():
         for d in range(-2, 16):
             want = sum(1 for r in range(r0, r1) for c in range(c0, c1) if r + c < d)
             assert rect_lt(r0, r1, c0, c1, d) == want
+
+
+def test_vectorised_positions_match_the_stream():
+    # diag streams with a partial last block: every valid word's position, array vs scalar
+    import numpy as np
+
+    from annpred.accel.copies import _general
+    from annpred.accel.mapping import _diag
+
+    acc = D.get("systolic32")
+    for block_rows, n_blocks, width, v_last in [(5, 3, 4, 2), (9, 1, 16, 9), (3, 4, 6, 6),
+                                                (1, 7, 5, 1)]:
+        s = _diag(acc, "ifmap", block_rows, n_blocks, width, v_last, block_rows, 0)
+        cells = [(r, c) for r in range(s.total_rows)
+                 for c in range(width if r < s.full_rows else v_last)]
+        rows = np.array([r for r, _ in cells])
+        cols = np.array([c for _, c in cells])
+        want = [s.pos(r, c) for r, c in cells]
+        assert _general(s, rows + cols, cols).tolist() == want
+        assert sorted(want) == list(range(len(cells)))     # a permutation of the stream
 
 
 def test_stall_free_certificate():

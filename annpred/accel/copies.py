@@ -49,13 +49,15 @@ def positions(g, s, P, Wd):
 
 
 def _general(s, D, col):
-    W = s.width
-    w1, w2 = np.minimum(W, col), np.minimum(s.v_last, col)
-    cnt = _rect_lt(0, s.full_rows, 0, W, D) + _rect_lt(s.full_rows, s.total_rows, 0, s.v_last, D)
-    within = (_rect_lt(0, s.full_rows, 0, w1, D + 1) - _rect_lt(0, s.full_rows, 0, w1, D)
-              + _rect_lt(s.full_rows, s.total_rows, 0, w2, D + 1)
-              - _rect_lt(s.full_rows, s.total_rows, 0, w2, D))
-    return cnt + within
+    """Stream.pos for arrays: the valid words on diagonals < D, plus those on diagonal D in
+    columns < col (an interval of columns in the full rows, one in the last block's)."""
+    fr, tr = s.full_rows, s.total_rows
+    cnt = _rect_lt(0, fr, 0, s.width, D) + _rect_lt(fr, tr, 0, s.v_last, D)
+    # columns c < col with 0 <= D - c < full_rows (c < width), full_rows <= D - c < total_rows
+    # (c < v_last)
+    a = np.minimum(np.minimum(col, s.width), D + 1) - np.maximum(D - fr + 1, 0)
+    b = np.minimum(np.minimum(col, s.v_last), D - fr + 1) - np.maximum(D - tr + 1, 0)
+    return cnt + np.maximum(a, 0) + np.maximum(b, 0)
 
 
 def _elements(g, d, fr, fc, l0, l1):

@@ -124,13 +124,13 @@ def _write(st: State, p: Plan, w: int, c: int) -> int:
 def _span(d, s, base: int, fr: int, fc: int, l0: int, l1: int):
     """Stream positions (first, last) of the words served by steps [l0, l1), or None."""
     if isinstance(d, Skew):
-        a, b = d.upto(l0), d.upto(l1)
-        if b <= a:
-            return None
         if s.layout != "diag":
-            return base + a, base + b - 1
-        first_l, last_l = d.first_last()
+            a, b = d.upto(l0), d.upto(l1)
+            return (base + a, base + b - 1) if b > a else None
+        first_l, last_l = d.first_last()      # every step in between serves a word
         la, lb = max(l0, first_l), min(l1 - 1, last_l)
+        if la > lb:
+            return None
         row0 = s.row0(fr, fc)
         da, db = la - d.g, lb - d.g                 # anti-diagonals of the block
         ra = max(0, da - (d.r1 - 1))                # first column served on diagonal da
@@ -298,30 +298,48 @@ def fold(st: State, p: Plan, fr: int, fc: int, fast: bool) -> None:
         return
     copies = p.mode == "user" and p.geometry is not None
     while l < n:
-        skip, limit = False, n - l
-        if not _quiet(st, p, kind, fr, fc, l, 1) and copies and \
-                _quiet(st, p, kind, fr, fc, l, 1, skip_ifmap=True):
-            # ifmap words beyond the window may still hit through a copy: test runs at once
-            from .copies import quiet_steps
-
-            limit = quiet_steps(p, st, kind, fr, fc, l, n - l)
-            skip = True
-        if limit and _quiet(st, p, kind, fr, fc, l, 1, skip_ifmap=skip):
-            lo, hi = 1, limit       # largest k with a quiet run of k steps
-            if _quiet(st, p, kind, fr, fc, l, hi, skip_ifmap=skip):
-                lo = hi
-            else:
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    if _quiet(st, p, kind, fr, fc, l, mid, skip_ifmap=skip):
-                        lo = mid
-                    else:
-                        hi = mid
-            _jump(st, p, kind, l, lo)
-            l += lo
-        else:
+        k, event_next = _quiet_len(st, p, kind, fr, fc, l, n - l, copies)
+        if k:
+            _jump(st, p, kind, l, k)
+            l += k
+        if l < n and (not k or event_next):
             step(st, p, kind, fr, fc, l)
             l += 1
+
+
+def _longest(pred, lo: int, hi: int) -> int:
+    """Largest k in [lo, hi] with pred(k), given pred(lo) and pred monotone (true up to a
+    point)."""
+    if pred(hi):
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if pred(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _quiet_len(st: State, p: Plan, kind, fr, fc, l: int, rem: int,
+               copies: bool) -> tuple[int, bool]:
+    """The longest run of steps from l (at most rem) that provably has no event: first by
+    the words' own stream positions, then (copied ifmap words) extended by the steps whose
+    ifmap words hit through a copy, so that the whole run is one jump. Also says whether
+    the copy test already found that the step after the run misses (then it is an event)."""
+    own = 0
+    if _quiet(st, p, kind, fr, fc, l, 1):
+        own = _longest(lambda k: _quiet(st, p, kind, fr, fc, l, k), 1, rem)
+    if not copies or own == rem or not _quiet(st, p, kind, fr, fc, l, own + 1,
+                                               skip_ifmap=True):
+        return own, False
+    from .copies import quiet_steps
+
+    extra = quiet_steps(p, st, kind, fr, fc, l + own, rem - own)
+    if extra == 0:
+        return own, True
+    return _longest(lambda k: _quiet(st, p, kind, fr, fc, l, k, skip_ifmap=True), own + 1,
+                    own + extra), False
 
 
 def initial_state(p: Plan) -> State:

@@ -6,7 +6,7 @@ import time
 from .description import Accelerator
 from .engine import Result, State, _advance, _span, fold, initial_state
 from .layers import Layer
-from .mapping import Plan, Skew, plan
+from .mapping import Plan, Skew, layer_folds, layer_steps, operand_shape, plan
 
 
 def _finish(st: State, p: Plan, folds_evaluated: int) -> Result:
@@ -119,27 +119,37 @@ def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe:
         n = p.streams[w].n_sets
         rs.ws = (rs.ws + q * (reads1[w][0] - reads0[w][0])) % n
         rs.lead += q * (reads1[w][1] - reads0[w][1])
+    st.evaluated += 1        # the q periods are one closed-form update of the state
     seen.clear()
     return idx + q * period, True
 
 
+def _nth(fr: int, fc: int, i: int, cols: bool) -> tuple[int, int]:
+    """The fold i places after (fr, fc) along the inner (row) or, with one row fold, the
+    outer (column) loop: consecutive folds in execution order either way."""
+    return (fr, fc + i) if cols else (fr + i, fc)
+
+
 def _quiet_folds(st: State, p: Plan, fr: int, fc: int, q: int, first: dict,
-                 per_fold: int) -> bool:
-    """True if the q folds fr .. fr+q-1 (one kind) provably have no event: every word they
-    read sits in its buffer's current window (its own position suffices: copies only add
-    hits), and their ofmap writes leave at least the active half free (no drain starts, no
-    write waits). ``first``: fold fr's span per operand; ``per_fold``: its ofmap words.
-    Both conditions only get harder as q grows, so the largest q is found by bisection."""
+                 per_fold: int, cols: bool = False) -> bool:
+    """True if the q folds from (fr, fc) (one kind, consecutive) provably have no event:
+    every word they read sits in its buffer's current window (its own position suffices:
+    copies only add hits), and their ofmap writes leave at least the active half free (no
+    drain starts, no write waits). ``first``: fold fr's span per operand; ``per_fold``: its
+    ofmap words. Folds of one kind are shifted copies in each stream (the shift is >= 0 and
+    the same from fold to fold), so the q folds' words lie between the first fold's first
+    and the last fold's last; both conditions only get harder as q grows, so the largest
+    q is found by bisection."""
     if per_fold and st.free - q * per_fold < p.out_active:
         return False
     if p.mode == "user":
         kind = p.kind(fr, fc)
+        lr, lc = _nth(fr, fc, q - 1, cols)
         for which, a in first.items():
             rs = st.reads[which]
             d = getattr(kind, which)
             s = p.streams[which]
-            b = a if q == 1 else _span(d, s, p.base(which, fr + q - 1, fc, d), fr + q - 1,
-                                       fc, 0, kind.steps)
+            b = a if q == 1 else _span(d, s, p.base(which, lr, lc, d), lr, lc, 0, kind.steps)
             lo, hi = min(a[0], b[0]) // s.per_set, max(a[1], b[1]) // s.per_set
             if (lo - rs.ws) % s.n_sets + hi - lo >= s.active:
                 return False
@@ -153,8 +163,9 @@ def _jump_folds(st: State, p: Plan, fr: int, fc: int, q: int) -> None:
     _advance(st, p, q * (o.upto(kind.steps) - o.upto(0)), q * kind.steps)
 
 
-def _quiet_run(st: State, p: Plan, fr: int, fc: int) -> int:
-    """The largest number of quiet folds from fr (of fr's kind), 0 if fr is not quiet."""
+def _quiet_run(st: State, p: Plan, fr: int, fc: int, cols: bool = False) -> int:
+    """The largest number of quiet folds from (fr, fc) of its kind, 0 if it is not quiet:
+    along the row folds, or (``cols``, only with one row fold) along the column folds."""
     kind = p.kind(fr, fc)
     o = kind.ofmap
     per_fold = o.upto(kind.steps) - o.upto(0)
@@ -165,15 +176,16 @@ def _quiet_run(st: State, p: Plan, fr: int, fc: int) -> int:
             a = _span(d, p.streams[which], p.base(which, fr, fc, d), fr, fc, 0, kind.steps)
             if a is not None:
                 first[which] = a
-    if not _quiet_folds(st, p, fr, fc, 1, first, per_fold):
+    if not _quiet_folds(st, p, fr, fc, 1, first, per_fold, cols):
         return 0
-    hi = p.row_folds - 1 - fr if fr < p.row_folds - 1 else 1
-    if hi == 1 or _quiet_folds(st, p, fr, fc, hi, first, per_fold):
+    left = (p.col_folds - 1 - fc) if cols else (p.row_folds - 1 - fr)   # same kind
+    hi = left if left > 0 else 1
+    if hi == 1 or _quiet_folds(st, p, fr, fc, hi, first, per_fold, cols):
         return hi
     lo = 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _quiet_folds(st, p, fr, fc, mid, first, per_fold):
+        if _quiet_folds(st, p, fr, fc, mid, first, per_fold, cols):
             lo = mid
         else:
             hi = mid
@@ -200,8 +212,17 @@ def stall_free(p: Plan) -> bool:
         return False
     if all(_max_writes(k.ofmap) <= p.out_width for k in p.kinds.values()):
         return True
-    writes = sum(k.ofmap.upto(k.steps) - k.ofmap.upto(0) for k in p.kinds.values())
-    return writes * p.folds <= p.out_drain    # a bound on the layer's ofmap words
+    return _layer_writes(p) <= p.out_drain
+
+
+def _layer_writes(p: Plan) -> int:
+    """Ofmap words the whole layer writes (each kind's words times its folds)."""
+    rf, cf = p.row_folds, p.col_folds
+    n = 0
+    for (last_r, last_c), k in p.kinds.items():
+        cnt = (1 if last_r else rf - 1) * (1 if last_c else cf - 1)
+        n += cnt * (k.ofmap.upto(k.steps) - k.ofmap.upto(0))
+    return n
 
 
 def fast(p: Plan) -> Result:
@@ -221,6 +242,13 @@ def fast(p: Plan) -> Result:
             if jumped:
                 fc = fc2
                 continue
+            if rf == 1:      # one fold per column fold: quiet runs along the column folds
+                q = _quiet_run(st, p, 0, fc, cols=True)
+                if q:
+                    _jump_folds(st, p, 0, fc, q)
+                    folds_done += 1
+                    fc += q
+                    continue
         inner_seen: dict = {}
         fr = 0
         while fr < rf:
@@ -244,16 +272,62 @@ def fast(p: Plan) -> Result:
     return _finish(st, p, folds_done)
 
 
+def stall_free_shape(acc: Accelerator, layer: Layer, mode: str) -> bool:
+    """``stall_free(plan(acc, layer, mode))`` from the operand shape alone (no plan): the
+    streams' lengths (every valid word of the operand matrix the buffer streams), the most
+    ofmap words a step writes and the layer's ofmap words, per dataflow. The property test
+    holds the two equal."""
+    if mode == "calc":
+        return True
+    Sr, T, Sc = operand_shape(acc, layer)
+    R, C, df = acc.rows, acc.cols, acc.dataflow
+    lengths = {"os": (T * Sr, T * Sc), "ws": (T * Sr, Sr * Sc), "is": (Sr * Sc, T * Sr)}.get(
+        df, (T * Sr, T * Sc))
+    for which, length in zip(("ifmap", "filter"), lengths):
+        total = acc.buffer_words(which)
+        per_set = _ceil(total, 100)
+        if length // per_set + 1 > _ceil(_ceil(total, 2), per_set):   # n_sets > active
+            return False
+    vc = min(C, Sc)
+    if df == "os":
+        most, words = min(min(R, Sr), vc), Sr * Sc
+    elif df in ("ws", "is"):
+        most, words = min(T, vc), -(-Sr // R) * T * Sc
+    else:
+        most, words = vc, Sr * Sc
+    if most <= acc.dram_bandwidth:
+        return True
+    total = acc.buffer_words("ofmap")
+    return words <= total - _ceil(total, 2)        # the drain size: nothing drains
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def fast_layer(acc: Accelerator, layer: Layer, mode: str = "user") -> Result:
+    """``fast(plan(acc, layer, mode))`` for one group of ``layer``. A layer the stall-free
+    certificate covers (every layer with ideal bandwidth, see ``stall_free``) takes its
+    closed form ``steps - 1`` from the operand shape without building the plan (the same
+    validation)."""
+    steps = layer_steps(acc, layer, mode)
+    if stall_free_shape(acc, layer, mode):
+        return Result(cycles=steps - 1, steps=steps, evaluated=1, folds=0, stall_cycles=0)
+    return fast(plan(acc, layer, mode))
+
+
 def estimate(acc: Accelerator, layer: Layer, mode: str = "user", method: str = "fast") -> dict:
     """Cycles (and seconds) of ``layer`` on ``acc``; depthwise layers run their channels one
     after another, each from an empty buffer (as SCALE-Sim runs them)."""
     t0 = time.perf_counter()
-    p = plan(acc, layer, mode)
-    r = fast(p) if method == "fast" else full(p)
+    if method == "fast":
+        r = fast_layer(acc, layer, mode)
+    else:
+        r = full(plan(acc, layer, mode))
     g = layer.groups
     elapsed = time.perf_counter() - t0
     return {"accel": acc.name, "layer": layer.name or layer.label(), "mode": mode,
             "method": method, "cycles": r.cycles * g, "seconds": r.cycles * g / (acc.clock_mhz * 1e6),
             "stall_cycles": r.stall_cycles * g, "iterations_total": r.steps * g,
-            "iterations_evaluated": r.evaluated, "folds": p.folds * g,
+            "iterations_evaluated": r.evaluated, "folds": layer_folds(acc, layer) * g,
             "macs": layer.macs(), "elapsed_s": elapsed}

@@ -274,8 +274,7 @@ def _stream(acc: Accelerator, which: str, length: int, block: int, outer: int,
                   "rowmajor" if rowmajor else "diag")
 
 
-def plan(acc: Accelerator, layer: Layer, mode: str = "user") -> Plan:
-    """The folds and per-step demands of one group of ``layer`` on ``acc``."""
+def _check(acc: Accelerator, layer: Layer, mode: str) -> None:
     if mode not in ("user", "calc"):
         raise ParameterError(f"mode must be 'user' (finite DRAM bandwidth) or 'calc' "
                              f"(ideal bandwidth), got {mode!r}")
@@ -285,17 +284,50 @@ def plan(acc: Accelerator, layer: Layer, mode: str = "user") -> Plan:
             raise ParameterError(f"layer {layer.name or layer.label()}: {which} needs {n} "
                                  f"words, more than {acc.name} addresses per operand "
                                  f"({acc.address_space_words})")
+
+
+def operand_shape(acc: Accelerator, layer: Layer) -> tuple[int, int, int]:
+    """(Sr, T, Sc): the rows folded over the array's rows, the streamed length, the columns
+    folded over the array's columns (SCALE-Sim's operand matrices for the dataflow)."""
     P, T_win, M = layer.gemm_dims()
+    df = acc.dataflow
+    if df == "ws":
+        return T_win, P, M
+    if df == "is":
+        return T_win, M, P
+    return P, T_win, M       # os; vector: one pixel per fold (rows = 1), filters on lanes
+
+
+def steps_per_fold(acc: Accelerator, T: int) -> int:
+    """Array steps of every fold (the same for edge folds: SCALE-Sim pads them)."""
+    R, C = acc.rows, acc.cols
+    if acc.dataflow == "os":
+        return T + R + C - 2
+    if acc.dataflow in ("ws", "is"):
+        return 2 * R + C + T - 2
+    return T + acc.mac_latency
+
+
+def layer_folds(acc: Accelerator, layer: Layer) -> int:
+    """Folds of one group of ``layer`` (row folds times column folds)."""
+    Sr, _, Sc = operand_shape(acc, layer)
+    return -(-Sr // acc.rows) * -(-Sc // acc.cols)
+
+
+def layer_steps(acc: Accelerator, layer: Layer, mode: str = "calc") -> int:
+    """Array steps of one group of ``layer`` (folds times steps per fold) without building
+    the plan; validates like ``plan``."""
+    _check(acc, layer, mode)
+    Sr, T, Sc = operand_shape(acc, layer)
+    return -(-Sr // acc.rows) * -(-Sc // acc.cols) * steps_per_fold(acc, T)
+
+
+def plan(acc: Accelerator, layer: Layer, mode: str = "user") -> Plan:
+    """The folds and per-step demands of one group of ``layer`` on ``acc``."""
+    _check(acc, layer, mode)
     R, C = acc.rows, acc.cols
     df = acc.dataflow
-    if df == "os":
-        Sr, T, Sc = P, T_win, M
-    elif df == "ws":
-        Sr, T, Sc = T_win, P, M
-    elif df == "is":
-        Sr, T, Sc = T_win, M, P
-    else:  # vector: one pixel per fold (rows = 1), filters over the lanes
-        Sr, T, Sc = P, T_win, M
+    Sr, T, Sc = operand_shape(acc, layer)
     rf, cf = math.ceil(Sr / R), math.ceil(Sc / C)
     vr_last, vc_last = Sr - (rf - 1) * R, Sc - (cf - 1) * C
     kinds = {}
@@ -304,17 +336,17 @@ def plan(acc: Accelerator, layer: Layer, mode: str = "user") -> Plan:
             vr = vr_last if last_r else R
             vc = vc_last if last_c else C
             if df == "os":
-                k = FoldKind(T + R + C - 2, Skew(0, T, vr, 0), Skew(0, T, vc, 0),
+                k = FoldKind(steps_per_fold(acc, T), Skew(0, T, vr, 0), Skew(0, T, vc, 0),
                              Skew(R - vr, R, vc, T - 1))
             elif df == "ws":
-                k = FoldKind(2 * R + C + T - 2, Skew(0, T, vr, R),
+                k = FoldKind(steps_per_fold(acc, T), Skew(0, T, vr, R),
                              Rows(R, vr, vc, 0, reverse=True), Skew(0, T, vc, 2 * R - 1))
             elif df == "is":
-                k = FoldKind(2 * R + C + T - 2, Rows(R, vr, vc, 0, reverse=True),
+                k = FoldKind(steps_per_fold(acc, T), Rows(R, vr, vc, 0, reverse=True),
                              Skew(0, T, vr, R), Skew(0, T, vc, 2 * R - 1))
             else:
                 lat = acc.mac_latency
-                k = FoldKind(T + lat, Skew(0, T, 1, 0), Rows(T, T, vc, 0),
+                k = FoldKind(steps_per_fold(acc, T), Skew(0, T, 1, 0), Rows(T, T, vc, 0),
                              Rows(1, 1, vc, T + lat - 1))
             kinds[(last_r, last_c)] = k
     p = Plan(acc, layer, mode, rf, cf, kinds)
