@@ -237,3 +237,25 @@ def test_size_pool_rounds_small_ranges():
         assert get("conv_layer").in_range(s)
     assert all(s["C"] % 64 == 0 for s in pool[12:])
     assert all(s["W"] % 256 == 0 for s in size_pool(get("blur"), 24, seed=0)[12:])
+
+
+@pytest.mark.parametrize("name", ["blur", "harris", "max_filter", "stencil_chain", "unsharp"])
+def test_one_schedule_has_one_encoding(name):
+    """Whole-row tiles (tx=0) with par=tiles apply the same directives as par=y: the space
+    maps both to one schedule, so they share features and code, and sampling does not
+    return both."""
+    from annpred.halide.space import key_of
+
+    p = get(name)
+    s = next(c for c in p.space.sample(400, seed=3) if c["tx"] == 0)
+    a, b = {**s, "par": "tiles"}, {**s, "par": "y"}
+    assert p.space.check(a) == p.space.check(b) == b
+    size = p.example_size()
+    assert p.features(p.parse_size(size), a) == p.features(p.parse_size(size), b)
+    assert p.schedule_code(a) == p.schedule_code(b)
+    keys = [key_of(c) for c in p.space.sample(400, seed=3)]
+    assert len(keys) == len(set(keys))
+    assert all(not (c["tx"] == 0 and c["par"] == "tiles") for c in p.space.sample(400, seed=3))
+    # a tiled schedule keeps its parallel choice
+    t = next(c for c in p.space.sample(400, seed=3) if c["tx"] != 0 and c["par"] == "tiles")
+    assert p.space.check(t)["par"] == "tiles"

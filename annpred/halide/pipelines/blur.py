@@ -7,7 +7,7 @@ import numpy as np
 
 from ..space import Knob, Recorder, Space
 from .base import (PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
-                   strip_ty_knob, strips_valid, tile_and_parallel)
+                   strip_ty_knob, strips_valid, tile_and_parallel, rows_canonical)
 
 
 # ============================================================================================
@@ -83,7 +83,8 @@ BLUR = HalidePipeline(
         Knob("blur_x_at", ("tile", "inline", "root", "row"), categorical=True,
              description="where blur_x is computed"),
         PAR_KNOB,
-    ), valid=lambda s: (s["tx"] == 0 or s["vec"] <= s["tx"]) and strips_valid(s)),
+    ), valid=lambda s: (s["tx"] == 0 or s["vec"] <= s["tx"]) and strips_valid(s),
+       canonical=rows_canonical),
     algorithm_code=_BLUR_CODE,
     _build=_blur_build, _schedule=_blur_schedule, _inputs=_blur_inputs,
     _output=_blur_output, _reference=_blur_reference, _estimates=_blur_estimates,

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..space import Knob, Recorder, Space
 from .base import (IMAGE_SIZES, PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
-                   place, strip_ty_knob, strips_valid, tile_and_parallel)
+                   place, strip_ty_knob, strips_valid, tile_and_parallel, rows_canonical)
 
 STAGES = 6
 _W = [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
@@ -158,7 +158,7 @@ PIPELINE = HalidePipeline(
         Knob("stage_at", ("tile", "root", "row"), categorical=True,
              description="where the stored stages are computed"),
         PAR_KNOB,
-    ), valid=_valid),
+    ), valid=_valid, canonical=rows_canonical),
     algorithm_code=_CODE,
     _build=_build, _schedule=_schedule, _inputs=_inputs, _output=_output,
     _reference=reference, _estimates=_estimates,
