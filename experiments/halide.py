@@ -469,8 +469,8 @@ def candidate_count_section(df, cands, comp, tun, args) -> list[str]:
     would use). Benchmarking N candidates costs the sum of their compile and sweep times;
     annpred costs predicting them (the measured time for all candidates, an upper bound)
     plus one compile. Quality: the pick among the first N (lowest prediction) against the
-    fastest of them, and against the best autoscheduler, both from the sweep's single
-    measurement per candidate (not the head-to-head rounds)."""
+    fastest of them, and against the best autoscheduler's head-to-head time; candidates are
+    timed by the sweep (one protocol measurement each, not the head-to-head rounds)."""
     if not {"compile_s", "bench_s", "index"} <= set(cands.columns):
         return []
     w = summarize(df).set_index(["pipeline", "size"])
@@ -494,8 +494,8 @@ def candidate_count_section(df, cands, comp, tun, args) -> list[str]:
          "The first N of the sampled candidates at every pipeline and size (the sampler is "
          "sequential: a run with N candidates gets these). Cost ratio: compiling and "
          "benchmarking the N candidates against annpred's prediction of all "
-         f"{args.candidates} plus one compile. Pick quality from the sweep's single "
-         "measurement per candidate (not the head-to-head rounds).", "",
+         f"{args.candidates} plus one compile. Pick quality from the sweep (one protocol "
+         "measurement per candidate, not the head-to-head rounds).", "",
          "| N | empirical / (annpred + compile): geomean | min | annpred's pick / fastest of "
          "the N (geomean) | speedup of the pick over best autoscheduler (geomean, sweep) | "
          "speedup of the fastest of the N (geomean, sweep) |",

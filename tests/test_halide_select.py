@@ -18,7 +18,7 @@ from annpred.halide.runtime import compile_schedule  # noqa: E402
 from annpred.halide.space import key_of  # noqa: E402
 
 SMALL = {"blur": "512,128", "matmul": "128,256,48", "unsharp": "512,128",
-         "harris": "256,64", "stencil_chain": "256,64", "max_filter": "256,64",
+         "harris": "256,64", "stencil_chain": "256,256", "max_filter": "256,64",
          "iir_blur": "280,264", "conv_layer": "24,6,64"}
 
 
