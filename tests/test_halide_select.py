@@ -253,7 +253,7 @@ def test_schedule_model_with_another_complexity_is_refused(tiny_model, tmp_path)
 
     d = json.loads((tiny_model / "blur.json").read_text())
     load_schedule_model("blur", tiny_model / "blur.json")  # matches: loads
-    d["complexity"] = {"pixels": "W*H*2"}
+    d["complexity"] = {k: f"2*({v})" for k, v in d["complexity"].items()}  # same names
     bad = tmp_path / "blur.json"
     bad.write_text(json.dumps(d))
     with pytest.raises(ModelFormatError, match="retrain"):
