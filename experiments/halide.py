@@ -25,7 +25,8 @@ than their CSV. The run is resumable: finished (pipeline, size) pairs are kept i
 ``experiments/results/halide_partial.csv``; ``--max-minutes`` stops after the size that
 crosses it (run the same command again to continue; ``--fresh`` starts over). When every
 pair is done it writes experiments/results/halide.csv (one row per pipeline x size x
-method), halide_candidates.csv (predicted and measured seconds of every candidate),
+method), halide_candidates.csv (predicted and measured seconds of every candidate, its compile and
+sweep time),
 halide.md and halide.png.
 """
 from __future__ import annotations
