@@ -25,7 +25,8 @@ than their CSV. The run is resumable: finished (pipeline, size) pairs are kept i
 ``experiments/results/halide_partial.csv``; ``--max-minutes`` stops after the size that
 crosses it (run the same command again to continue; ``--fresh`` starts over). When every
 pair is done it writes experiments/results/halide.csv (one row per pipeline x size x
-method), halide_candidates.csv (predicted and measured seconds of every candidate),
+method), halide_candidates.csv (predicted and measured seconds of every candidate, its compile and
+sweep time),
 halide.md and halide.png.
 """
 from __future__ import annotations
@@ -141,9 +142,12 @@ def run_size(p, sizes, model, cands, compiled_cands, args, bar):
     sweep = []
     pred = chosen.info["candidates"]
     order = np.random.default_rng(hash(label) % 2**32).permutation(len(cands))
+    bench_each = np.zeros(len(cands))
     for i in order:
         c = compiled_cands[i]
+        t1 = time.perf_counter()
         t = measure(c.bind(inputs, out), **MEASURE)
+        bench_each[i] = time.perf_counter() - t1
         sweep.append((int(i), t.median_s))
         bar.update(1)
     bench_s = time.perf_counter() - t0
@@ -204,7 +208,9 @@ def run_size(p, sizes, model, cands, compiled_cands, args, bar):
         })
     cand_rows = [{"pipeline": p.name, "size": label, "schedule": key_of(cands[i]),
                   "predicted_s": pred[i]["predicted_s"], "measured_s": measured[i],
-                  "chosen": i == pick_i} for i in range(len(cands))]
+                  "chosen": i == pick_i, "index": i,
+                  "compile_s": compiled_cands[i].compile_s, "bench_s": bench_each[i]}
+                 for i in range(len(cands))]
     return rows, cand_rows
 
 
@@ -420,6 +426,7 @@ def write_report(df, cands, model_info, args, out):
              "tuning time per autoscheduler: "
              + ", ".join(f"{m} {gmean(tun[m]):.3g} s" for m in AUTOS)
              + f"; annpred {gmean(tun['annpred']) * 1e3:.2f} ms.")
+    L += candidate_count_section(df, cands, comp, tun, args)
     L.append("")
     L.append("## Models")
     L.append("")
@@ -455,6 +462,50 @@ def write_report(df, cands, model_info, args, out):
     L.append("Discussion: `halide_notes.md` (written by hand after the run this table came "
              "from). Rerun: `python experiments/halide.py` (resumable; `--fresh` starts over).")
     (out / "halide.md").write_text("\n".join(L) + "\n")
+
+
+def candidate_count_section(df, cands, comp, tun, args) -> list[str]:
+    """How selection cost and quality depend on the number of candidates N: the first N of
+    the sampled candidates (the sampler is sequential, so they are the set a run with N
+    would use). Benchmarking N candidates costs the sum of their compile and sweep times;
+    annpred costs predicting them (the measured time for all candidates, an upper bound)
+    plus one compile. Quality: the pick among the first N (lowest prediction) against the
+    fastest of them, and against the best autoscheduler's head-to-head time; candidates are
+    timed by the sweep (one protocol measurement each, not the head-to-head rounds)."""
+    if not {"compile_s", "bench_s", "index"} <= set(cands.columns):
+        return []
+    w = summarize(df).set_index(["pipeline", "size"])
+    t = tun.set_index(["pipeline", "size"])
+    ns = [n for n in (8, 16, 32, 64, 128, 256) if n <= args.candidates]
+    if args.candidates not in ns:
+        ns.append(args.candidates)
+    rows = []
+    for (pipe, size), g in cands.groupby(["pipeline", "size"], sort=False):
+        g = g.sort_values("index")
+        sel_cost = t.loc[(pipe, size), "annpred"] + comp.loc[(pipe, size)]
+        for n in ns:
+            h = g.iloc[:n]
+            pick = h.iloc[int(np.argmin(h["predicted_s"].to_numpy()))]
+            rows.append({"n": n, "cost": (h["compile_s"] + h["bench_s"]).sum() / sel_cost,
+                         "gap": pick["measured_s"] / h["measured_s"].min(),
+                         "speedup": w.loc[(pipe, size), "best_auto"] / pick["measured_s"],
+                         "emp": w.loc[(pipe, size), "best_auto"] / h["measured_s"].min()})
+    r = pd.DataFrame(rows)
+    L = ["", "## Selection cost and quality vs number of candidates", "",
+         "The first N of the sampled candidates at every pipeline and size (the sampler is "
+         "sequential: a run with N candidates gets these). Cost ratio: compiling and "
+         "benchmarking the N candidates against annpred's prediction of all "
+         f"{args.candidates} plus one compile. Pick quality from the sweep (one protocol "
+         "measurement per candidate, not the head-to-head rounds).", "",
+         "| N | empirical / (annpred + compile): geomean | min | annpred's pick / fastest of "
+         "the N (geomean) | speedup of the pick over best autoscheduler (geomean, sweep) | "
+         "speedup of the fastest of the N (geomean, sweep) |",
+         "|---|---|---|---|---|---|"]
+    for n, g in r.groupby("n"):
+        L.append(f"| {n} | {gmean(g['cost']):,.0f}x | {g['cost'].min():,.0f}x | "
+                 f"{gmean(g['gap']):.3f} | {gmean(g['speedup']):.2f}x | "
+                 f"{gmean(g['emp']):.2f}x |")
+    return L
 
 
 def plot(df, path):

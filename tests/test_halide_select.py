@@ -18,7 +18,7 @@ from annpred.halide.runtime import compile_schedule  # noqa: E402
 from annpred.halide.space import key_of  # noqa: E402
 
 SMALL = {"blur": "512,128", "matmul": "128,256,48", "unsharp": "512,128",
-         "harris": "256,64", "stencil_chain": "256,64", "max_filter": "256,64",
+         "harris": "256,64", "stencil_chain": "256,256", "max_filter": "256,64",
          "iir_blur": "280,264", "conv_layer": "24,6,64"}
 
 
@@ -253,7 +253,7 @@ def test_schedule_model_with_another_complexity_is_refused(tiny_model, tmp_path)
 
     d = json.loads((tiny_model / "blur.json").read_text())
     load_schedule_model("blur", tiny_model / "blur.json")  # matches: loads
-    d["complexity"] = {"pixels": "W*H*2"}
+    d["complexity"] = {k: f"2*({v})" for k, v in d["complexity"].items()}  # same names
     bad = tmp_path / "blur.json"
     bad.write_text(json.dumps(d))
     with pytest.raises(ModelFormatError, match="retrain"):

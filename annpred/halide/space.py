@@ -47,6 +47,11 @@ class Knob:
 class Space:
     knobs: tuple[Knob, ...]
     valid: Callable[[Mapping[str, Any]], bool] = field(default=lambda s: True)
+    # maps a schedule to the one representative of the schedules that apply the same Halide
+    # directives (e.g. whole-row tiles: "parallel over tiles" is "parallel over rows"), so
+    # that one schedule has one encoding: the network never sees the same program under two
+    # feature vectors, and sampling does not spend candidates on duplicates
+    canonical: Callable[[Mapping[str, Any]], dict] | None = None
 
     @property
     def names(self) -> list[str]:
@@ -81,7 +86,11 @@ class Space:
             out[k.name] = v
         if not self.valid(out):
             raise ParameterError(f"schedule {out} violates the space's constraints")
-        return out
+        return self.canonicalize(out)
+
+    def canonicalize(self, schedule: Mapping[str, Any]) -> dict:
+        """The representative of ``schedule``'s equivalence class (itself by default)."""
+        return dict(schedule) if self.canonical is None else self.canonical(schedule)
 
     def sample(self, n: int, seed: int = 0) -> list[dict]:
         """``n`` distinct valid schedules, deterministic in ``seed`` (fewer if the space is
@@ -95,6 +104,7 @@ class Space:
             s = {k.name: _py(k.choices[rng.integers(len(k.choices))]) for k in self.knobs}
             if not self.valid(s):
                 continue
+            s = self.canonicalize(s)
             key = key_of(s)
             if key in seen:
                 continue
@@ -104,6 +114,8 @@ class Space:
 
     def features(self, schedule: Mapping[str, Any]) -> dict[str, float]:
         f: dict[str, float] = {}
+        if self.canonical is not None:
+            schedule = self.canonical(schedule)
         for k in self.knobs:
             f.update(k.features(schedule[k.name]))
         return f

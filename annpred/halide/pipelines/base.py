@@ -184,6 +184,8 @@ class HalidePipeline:
 
     def schedule_code(self, schedule: Mapping | None) -> str:
         """A self-contained Halide Python script: the algorithm, then the schedule."""
+        if schedule is not None:
+            schedule = self.space.check(schedule)
         built = self.build()
         rec = self.apply(built, schedule)
         head = (f"# annpred.halide pipeline {self.name!r}: {self.description}\n"
@@ -258,6 +260,15 @@ def strips_valid(s: Mapping) -> bool:
     """Column strips (``ty == 0``) need a strip width, and their one parallel loop is the
     strip loop (``par`` ``y`` and ``tiles`` would be the same schedule: keep ``y``)."""
     return s["ty"] != 0 or (s["tx"] != 0 and s["par"] != "tiles")
+
+
+def rows_canonical(s: Mapping) -> dict:
+    """Whole-row tiles (``tx == 0``) have one tile per row band, so ``par="tiles"`` applies
+    the same directives as ``par="y"`` (:func:`tile_and_parallel`): keep ``y``."""
+    out = dict(s)
+    if out.get("tx") == 0 and out.get("par") == "tiles":
+        out["par"] = "y"
+    return out
 
 
 def tile_and_parallel(rec: Recorder, out, x, y, tx: int, ty: int, par: str):

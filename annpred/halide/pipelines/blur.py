@@ -7,7 +7,7 @@ import numpy as np
 
 from ..space import Knob, Recorder, Space
 from .base import (PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
-                   strip_ty_knob, strips_valid, tile_and_parallel)
+                   strip_ty_knob, strips_valid, tile_and_parallel, rows_canonical)
 
 
 # ============================================================================================
@@ -68,13 +68,27 @@ def _blur_estimates(b: Built, sz):
     b.output.set_estimates([(0, sz["W"]), (0, sz["H"])])
 
 
+def _blur_complexity() -> dict[str, str]:
+    """Additions per output pixel, counting recompute: blur_y's 3 plus 3 per evaluation of
+    blur_x, which is evaluated 3 times per output (inline), once (root), or over the tile's
+    rows plus the 2-row halo (tile; row too, a sliding window restarts in every tile; a
+    column strip, ty = 0, is all H rows); blur_y reads blur_x at its own x, so no x halo.
+    Traffic: the input and output (8 bytes per pixel), and blur_x's image through memory
+    when it is computed at root."""
+    ty = "min(2**log2_ty, H)"
+    evals = (f"(3*blur_x_at_inline + blur_x_at_root + (1 - blur_x_at_inline - blur_x_at_root)"
+             f"*({ty} + 2)/{ty})")
+    return {"work": f"W*H*(3 + 3*{evals})", "traffic": "W*H*(8 + 8*blur_x_at_root)",
+            "pixels": "W*H"}
+
+
 BLUR = HalidePipeline(
     name="blur",
     description="3x3 separable box blur, float32 (blur_x -> blur_y)",
     size_names=("W", "H"),
     size_range={"W": (512, 4096), "H": (256, 4096)},
     size_multiple=16,
-    complexity={"pixels": "W*H"},
+    complexity=_blur_complexity(),
     space=Space((
         Knob("tx", (16, 32, 64, 128, 256, 512, 0), codes=((0, 13),),
              description="output tile width (0: whole rows)"),
@@ -83,7 +97,8 @@ BLUR = HalidePipeline(
         Knob("blur_x_at", ("tile", "inline", "root", "row"), categorical=True,
              description="where blur_x is computed"),
         PAR_KNOB,
-    ), valid=lambda s: (s["tx"] == 0 or s["vec"] <= s["tx"]) and strips_valid(s)),
+    ), valid=lambda s: (s["tx"] == 0 or s["vec"] <= s["tx"]) and strips_valid(s),
+       canonical=rows_canonical),
     algorithm_code=_BLUR_CODE,
     _build=_blur_build, _schedule=_blur_schedule, _inputs=_blur_inputs,
     _output=_blur_output, _reference=_blur_reference, _estimates=_blur_estimates,

@@ -12,7 +12,8 @@ import numpy as np
 
 from ..space import Knob, Recorder, Space
 from .base import (IMAGE_SIZES, PAR_KNOB, VEC_KNOB, Built, HalidePipeline, levels_valid,
-                   padded_image_sizes, place, strip_ty_knob, strips_valid, tile_and_parallel)
+                   padded_image_sizes, place, strip_ty_knob, strips_valid, tile_and_parallel,
+                   rows_canonical)
 
 K = 0.04
 _CR, _CG, _CB = (float(np.float32(v)) for v in (0.299, 0.587, 0.114))
@@ -150,7 +151,7 @@ PIPELINE = HalidePipeline(
         Knob("gray_at", ("tile", "inline", "root", "row"), categorical=True,
              description="where gray is computed"),
         PAR_KNOB,
-    ), valid=_valid),
+    ), valid=_valid, canonical=rows_canonical),
     algorithm_code=_CODE,
     _build=_build, _schedule=_schedule, _inputs=_inputs, _output=_output,
     _reference=reference, _estimates=_estimates,

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..space import Knob, Recorder, Space
 from .base import (IMAGE_SIZES, PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
-                   place, strip_ty_knob, strips_valid, tile_and_parallel)
+                   place, strip_ty_knob, strips_valid, tile_and_parallel, rows_canonical)
 
 SPAN = 16  # the window is SPAN + 1 = 17 pixels each way
 _STEPS = (1, 2, 4, 8)
@@ -157,7 +157,7 @@ PIPELINE = HalidePipeline(
         Knob("hsteps_at", ("inline", "tile", "root", "row"), categorical=True,
              description="where the horizontal doubling stages are computed"),
         PAR_KNOB,
-    ), valid=_valid),
+    ), valid=_valid, canonical=rows_canonical),
     algorithm_code=_CODE,
     _build=_build, _schedule=_schedule, _inputs=_inputs, _output=_output,
     _reference=reference, _estimates=_estimates,

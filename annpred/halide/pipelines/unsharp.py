@@ -7,7 +7,7 @@ import numpy as np
 
 from ..space import Knob, Recorder, Space
 from .base import (PAR_KNOB, VEC_KNOB, Built, HalidePipeline, padded_image_sizes,
-                   tile_and_parallel)
+                   tile_and_parallel, rows_canonical)
 
 
 # ============================================================================================
@@ -192,7 +192,7 @@ UNSHARP = HalidePipeline(
         Knob("ratio_chunk", (0, 64, 256), codes=((0, 12),),
              description="split ratio's x into chunks (0: no split)"),
         PAR_KNOB,
-    ), valid=_us_valid),
+    ), valid=_us_valid, canonical=rows_canonical),
     algorithm_code=_US_CODE,
     _build=_us_build, _schedule=_us_schedule, _inputs=_us_inputs,
     _output=_us_output, _reference=_us_reference, _estimates=_us_estimates,
