@@ -64,9 +64,11 @@ KERNEL = Kernel(
     # mixed-radix FFTs cost ~ n * (sum of the prime factors of n); n*log2(n) is the
     # power-of-two case. With only n*log(n), held-out MAPE was ~35%; with sopfr ~12-18%.
     # fftcost(n) adds the planner's choice of Bluestein's algorithm for lengths with a
-    # large prime factor (n*sopfr(n) would call a prime length n^2): on the Intel Xeon
-    # profiles (n up to 2^20) held-out MAPE 21->18% (numpy), 23->20% (scipy), 44->39%
-    # (torch), 3 seeds; neutral on the AMD profiles (n up to 16311).
+    # large prime factor (n*sopfr(n) would call a prime length n^2). Held-out MAPE (Intel
+    # Xeon models, n up to 2^20, 100 points): 1 thread numpy 15.0->13.1%, scipy 18.4->14.0%,
+    # torch 36.1->33.4%; 2 threads numpy 9.8->10.8%, scipy 13.4->11.3%, torch 29.7->27.6%.
+    # AMD EPYC 1 thread (n up to 16311, 3 seeds): numpy 6.9->6.5%, scipy 13.3->12.2%,
+    # torch 15.7->15.6%.
     complexity={"fft_cost": "b*fftcost(n)", "factor_flops": "b*n*sopfr(n)",
                 "flops": "b*n*log(n, 2)"},
     make_inputs=make_inputs,

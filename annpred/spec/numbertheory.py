@@ -61,34 +61,43 @@ class lpf(sp.Function):
             return sp.Integer(max(_factor(_int_arg(n, "lpf")), default=1))
 
 
-# fftcost: how FFT libraries plan a length-n transform (pocketfft, used by numpy and scipy;
-# FFTW, MKL and cuFFT make the same choice). A mixed-radix plan costs n * (sum of its prime
-# factors), with primes above 5 (no hand-written butterfly) 10% dearer; when the largest prime
-# factor exceeds sqrt(n) (and n >= 50), Bluestein's algorithm may be cheaper: a transform via
-# two FFTs of the smallest 2,3,5-smooth length m >= 2n-1, weighted 1.5 by pocketfft's planner.
-# The constants are pocketfft's own (cost_guess, good_size, make_cfftp/fftblue plans), not
-# fitted to any data.
+# fftcost: how FFT libraries plan a length-n transform, after pocketfft's C++ planner (used by
+# numpy >= 2 and scipy.fft; FFTW, MKL and cuFFT make the same kind of choice). A mixed-radix
+# plan costs n * (sum of its factor costs): a radix-4 or radix-2 pass 2, an odd prime p up to 5
+# p, larger primes (no hand-written butterfly) 1.1*p. When the largest prime factor exceeds
+# sqrt(n) (and n >= 50), Bluestein's algorithm may be cheaper: a transform via two FFTs of the
+# smallest 2,3,5,7,11-smooth length m >= 2n-1, weighted 1.5 by the planner. The constants are
+# pocketfft's own (cost_guess, good_size_cmplx, the pocketfft_c constructor), not fitted to
+# any data.
 _FFT_LARGE_PRIME_PENALTY = 1.1
 _FFT_BLUESTEIN_WEIGHT = 2 * 1.5
+_FFT_SMOOTH = (11, 7, 5, 3)  # with 2: the lengths the planner pads Bluestein transforms to
 
 
 def _mixed_radix_cost(n: int) -> float:
-    return n * sum(p if p <= 5 else _FFT_LARGE_PRIME_PENALTY * p for p in _factor(n))
+    m, c = n, 0.0
+    while m % 4 == 0:
+        c, m = c + 2, m // 4
+    while m % 2 == 0:
+        c, m = c + 2, m // 2
+    return n * (c + sum(p if p <= 5 else _FFT_LARGE_PRIME_PENALTY * p for p in _factor(m)))
 
 
-def _smooth235_at_least(n: int) -> int:
-    """Smallest 2,3,5-smooth integer >= n."""
+def _smooth_at_least(n: int) -> int:
+    """Smallest 2,3,5,7,11-smooth integer >= n."""
     best = 1 << max(n - 1, 0).bit_length()
-    f5 = 1
-    while f5 < best:
-        f3 = f5
-        while f3 < best:
-            f2 = f3
-            while f2 < n:
-                f2 *= 2
-            best = min(best, f2)
-            f3 *= 3
-        f5 *= 5
+
+    def walk(base: int, primes: tuple[int, ...]) -> None:
+        nonlocal best
+        if not primes:
+            while base < n:
+                base *= 2
+            best = min(best, base)
+            return
+        while base < best:
+            walk(base, primes[1:])
+            base *= primes[0]
+    walk(1, _FFT_SMOOTH)
     return best
 
 
@@ -97,14 +106,14 @@ def _fft_cost(n: int) -> float:
     direct = _mixed_radix_cost(n)
     if n < 50 or max(_factor(n)) ** 2 <= n:
         return direct
-    return min(direct, _FFT_BLUESTEIN_WEIGHT * _mixed_radix_cost(_smooth235_at_least(2 * n - 1)))
+    return min(direct, _FFT_BLUESTEIN_WEIGHT * _mixed_radix_cost(_smooth_at_least(2 * n - 1)))
 
 
 class fftcost(sp.Function):
     """Planned arithmetic cost of a complex FFT of length round(n): the cheaper of the
-    mixed-radix plan (n times its weighted prime factors) and Bluestein's algorithm, as
-    FFT libraries choose (constants from pocketfft's planner). For powers of two it is
-    2*n*log2(n); for a large prime it is about 3 FFTs of length >= 2n-1, not n**2."""
+    mixed-radix plan (n times its weighted factors) and Bluestein's algorithm, as FFT
+    libraries choose (constants from pocketfft's planner). For powers of two it is
+    n*log2(n); for a large prime it is about 3 FFTs of length >= 2n-1, not n**2."""
 
     is_real = True
 
@@ -159,13 +168,15 @@ C_SUPPORT = {
     "fftcost": """static double annpred_fftcost_radix(long long n) {
     long long p, m = n;
     double s = 0.0;
-    for (p = 2; p * p <= m; p += (p == 2 ? 1 : 2))
+    while (m % 4 == 0) { s += 2.0; m /= 4; }
+    while (m % 2 == 0) { s += 2.0; m /= 2; }
+    for (p = 3; p * p <= m; p += 2)
         while (m % p == 0) { s += p <= 5 ? (double)p : 1.1 * (double)p; m /= p; }
     if (m > 1) s += m <= 5 ? (double)m : 1.1 * (double)m;
     return s * (double)n;
 }
 static double annpred_fftcost(double x) {
-    long long n = (long long)(x + 0.5), m = 1, p, q, best, f5, f3, f2, t;
+    long long n = (long long)(x + 0.5), m = 1, p, q, best, f11, f7, f5, f3, f2, t;
     double direct, blue;
     if (n < 1) n = 1;
     direct = annpred_fftcost_radix(n);
@@ -175,11 +186,13 @@ static double annpred_fftcost(double x) {
     if (n < 50 || m * m <= n) return direct;
     t = 2 * n - 1;
     for (best = 1; best < t; best *= 2) {}
-    for (f5 = 1; f5 < best; f5 *= 5)
-        for (f3 = f5; f3 < best; f3 *= 3) {
-            for (f2 = f3; f2 < t; f2 *= 2) {}
-            if (f2 < best) best = f2;
-        }
+    for (f11 = 1; f11 < best; f11 *= 11)
+        for (f7 = f11; f7 < best; f7 *= 7)
+            for (f5 = f7; f5 < best; f5 *= 5)
+                for (f3 = f5; f3 < best; f3 *= 3) {
+                    for (f2 = f3; f2 < t; f2 *= 2) {}
+                    if (f2 < best) best = f2;
+                }
     blue = 3.0 * annpred_fftcost_radix(best);
     return blue < direct ? blue : direct;
 }""",
