@@ -6,7 +6,8 @@ import time
 from .description import Accelerator
 from .engine import Result, State, _advance, _span, fold, initial_state
 from .layers import Layer
-from .mapping import Plan, Skew, layer_folds, layer_steps, operand_shape, plan
+from .mapping import (Plan, Skew, buffer_halves, buffer_sets, layer_folds, layer_steps,
+                      operand_shape, plan)
 
 
 def _finish(st: State, p: Plan, folds_evaluated: int) -> Result:
@@ -284,9 +285,8 @@ def stall_free_shape(acc: Accelerator, layer: Layer, mode: str) -> bool:
     lengths = {"os": (T * Sr, T * Sc), "ws": (T * Sr, Sr * Sc), "is": (Sr * Sc, T * Sr)}.get(
         df, (T * Sr, T * Sc))
     for which, length in zip(("ifmap", "filter"), lengths):
-        total = acc.buffer_words(which)
-        per_set = _ceil(total, 100)
-        if length // per_set + 1 > _ceil(_ceil(total, 2), per_set):   # n_sets > active
+        _, n_sets, max_active = buffer_sets(acc, which, length)
+        if n_sets > max_active:              # the stream does not fit its first window
             return False
     vc = min(C, Sc)
     if df == "os":
@@ -297,12 +297,7 @@ def stall_free_shape(acc: Accelerator, layer: Layer, mode: str) -> bool:
         most, words = vc, Sr * Sc
     if most <= acc.dram_bandwidth:
         return True
-    total = acc.buffer_words("ofmap")
-    return words <= total - _ceil(total, 2)        # the drain size: nothing drains
-
-
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
+    return words <= buffer_halves(acc, "ofmap")[1]     # the drain size: nothing drains
 
 
 def fast_layer(acc: Accelerator, layer: Layer, mode: str = "user") -> Result:

@@ -258,14 +258,26 @@ def _diag(acc, which, block_rows, n_blocks, width, v_last, inner_rows, outer_row
     return s
 
 
+def buffer_halves(acc: Accelerator, which: str) -> tuple[int, int]:
+    """(active, prefetch or drain) words of ``which``'s double buffer (SCALE-Sim:
+    active_buf_frac 0.5)."""
+    total = acc.buffer_words(which)
+    active = -(-total // 2)
+    return active, total - active
+
+
+def buffer_sets(acc: Accelerator, which: str, length: int) -> tuple[int, int, int]:
+    """(words per set, sets, most sets in the active window) of a ``length``-word stream in
+    ``which``'s buffer: SCALE-Sim moves a read buffer in sets of 1/100 of its size and keeps
+    a last (partial) set."""
+    per_set = -(-acc.buffer_words(which) // 100)
+    return per_set, length // per_set + 1, -(-buffer_halves(acc, which)[0] // per_set)
+
+
 def _stream(acc: Accelerator, which: str, length: int, block: int, outer: int,
             rowmajor: bool = False) -> Stream:
-    total = acc.buffer_words(which)
-    active_words = math.ceil(total * 0.5)            # SCALE-Sim: active_buf_frac 0.5
-    prefetch_words = total - active_words
-    per_set = math.ceil(total / 100)
-    n_sets = length // per_set + 1                   # SCALE-Sim keeps a last (partial) set
-    max_active = math.ceil(active_words / per_set)
+    prefetch_words = buffer_halves(acc, which)[1]
+    per_set, n_sets, max_active = buffer_sets(acc, which, length)
     max_prefetch = math.ceil(prefetch_words / per_set)
     active = min(max_active, n_sets)
     advance = min(max_prefetch, n_sets - active)
@@ -367,11 +379,9 @@ def plan(acc: Accelerator, layer: Layer, mode: str = "user") -> Plan:
                                                             or lay.S > lay.stride):
         p.geometry = Geometry(df, lay.W, 1 if lay.kind == "dwconv" else lay.C, lay.R, lay.S,
                               lay.stride, lay.E, lay.F, T, Sr, R, C)
-    out_words = acc.buffer_words("ofmap")
     p.out_width = C if mode == "calc" else acc.dram_bandwidth
-    p.out_total = out_words
-    p.out_active = math.ceil(out_words * 0.5)
-    p.out_drain = out_words - p.out_active
+    p.out_total = acc.buffer_words("ofmap")
+    p.out_active, p.out_drain = buffer_halves(acc, "ofmap")
     return p
 
 

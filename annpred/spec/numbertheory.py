@@ -7,6 +7,7 @@ division stays fast).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -74,13 +75,13 @@ _FFT_BLUESTEIN_WEIGHT = 2 * 1.5
 _FFT_SMOOTH = (11, 7, 5, 3)  # with 2: the lengths the planner pads Bluestein transforms to
 
 
-def _mixed_radix_cost(n: int) -> float:
-    m, c = n, 0.0
-    while m % 4 == 0:
-        c, m = c + 2, m // 4
-    while m % 2 == 0:
-        c, m = c + 2, m // 2
-    return n * (c + sum(p if p <= 5 else _FFT_LARGE_PRIME_PENALTY * p for p in _factor(m)))
+def _mixed_radix_cost(n: int, factors: list[int] | None = None) -> float:
+    """``factors``: n's prime factors, ascending, when the caller has them."""
+    factors = _factor(n) if factors is None else factors
+    twos = factors.count(2)
+    passes = twos // 2 + twos % 2            # radix-4 passes, then a radix-2 one: 2 each
+    return n * (2 * passes + sum(p if p <= 5 else _FFT_LARGE_PRIME_PENALTY * p
+                                 for p in factors if p != 2))
 
 
 def _smooth_at_least(n: int) -> int:
@@ -103,8 +104,9 @@ def _smooth_at_least(n: int) -> int:
 
 def _fft_cost(n: int) -> float:
     n = max(n, 1)
-    direct = _mixed_radix_cost(n)
-    if n < 50 or max(_factor(n)) ** 2 <= n:
+    factors = _factor(n)
+    direct = _mixed_radix_cost(n, factors)
+    if n < 50 or factors[-1] ** 2 <= n:
         return direct
     return min(direct, _FFT_BLUESTEIN_WEIGHT * _mixed_radix_cost(_smooth_at_least(2 * n - 1)))
 
@@ -124,8 +126,9 @@ class fftcost(sp.Function):
 
 
 def _vectorised(name: str, fn: Callable[[int], float]):
-    """numpy version of an integer function, cached per distinct argument."""
-    cache: dict[int, float] = {}
+    """numpy version of an integer function, cached per distinct argument (a bounded cache:
+    a long-running process that sees many lengths does not grow without limit)."""
+    value = functools.lru_cache(maxsize=1 << 16)(lambda v: float(fn(v)))
 
     def call(x):
         arr = np.asarray(x, dtype=float)
@@ -134,11 +137,7 @@ def _vectorised(name: str, fn: Callable[[int], float]):
         flat = np.rint(arr.ravel()).astype(np.int64)
         out = np.empty(flat.shape, dtype=float)
         for i, v in enumerate(flat):
-            v = int(max(v, 1))
-            r = cache.get(v)
-            if r is None:
-                r = cache[v] = float(fn(v))
-            out[i] = r
+            out[i] = value(int(max(v, 1)))
         return out.reshape(arr.shape) if arr.ndim else float(out[0])
     return call
 
