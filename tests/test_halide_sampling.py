@@ -86,3 +86,58 @@ def test_step_model_round_trips_and_plain_model_refuses_stepped_file(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(d))
     with pytest.raises(ModelFormatError, match="retrain"):
         load_schedule_model(p, tmp_path / "bad.json")
+
+
+def test_ragged_terms_mark_sizes_that_are_not_whole_tiles():
+    from annpred.spec import expr
+
+    p = get("blur")
+    comp = p.complexity_for(ragged=True)
+    assert {"ragged_W", "ragged_H"} <= set(comp) and p.complexity_for() == dict(p.complexity)
+    s = {"tx": 64, "ty": 32, "vec": 8, "blur_x_at": "tile", "par": "y"}
+
+    def ragged(sizes, sched):
+        f = {k: np.array([v]) for k, v in p.features(sizes, sched).items()}
+        return [expr.evaluate(comp[n], f)[0] for n in ("ragged_W", "ragged_H")]
+    assert ragged({"W": 520, "H": 96}, s) == [1, 0]  # 520 = 8.1 tiles of 64; 96 = 3 x 32
+    assert ragged({"W": 512, "H": 100}, s) == [0, 1]
+    assert ragged({"W": 520, "H": 100}, {**s, "tx": 0}) == [0, 1]  # whole rows: never ragged
+    # matmul has no tile knobs: no ragged terms, whatever is asked
+    assert get("matmul").complexity_for(ragged=True) == dict(get("matmul").complexity)
+
+
+def _ragged_frame(p, n_schedules, cost):
+    """A profile of ``n_schedules`` schedules at 4 sizes each; partial tiles cost ``cost``x."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for i, s in enumerate(p.space.sample(n_schedules, seed=4)):
+        for sz in p.sample_sizes(4, seed=100 + i):
+            tx = sz["W"] if s["tx"] == 0 else min(s["tx"], sz["W"])
+            t = 1e-9 * sz["W"] * sz["H"] * (cost if sz["W"] % tx else 1.0)
+            t *= 1 + 0.01 * rng.standard_normal()
+            rows.append({"variant": key_of(s), **sz, "runtime_s": t, "runtime_min_s": t,
+                         "pass": 1})
+    return pd.DataFrame(rows)
+
+
+def test_the_complexity_form_is_chosen_over_held_out_schedules(tmp_path):
+    from annpred.halide.select import choose_form, train_pipeline
+    from annpred.halide.store import load_schedule_model
+
+    p = get("blur")
+    fast = {"max_epochs": 150, "patience": 30, "n_init": 1}
+    df = _ragged_frame(p, 32, cost=3.0)
+    steps, ragged, table = choose_form(p, df, **fast)
+    assert len(table) == 4 and ragged is True
+    best = min(r["cv_mape_pct"] for r in table)
+    plain = [r for r in table if not r["tile_steps"] and not r["ragged"]][0]
+    assert best < 0.5 * plain["cv_mape_pct"]  # the 3x partial-tile cost is what plain misses
+    # fixed choices are not searched; too few schedules: the plain form, no search
+    assert choose_form(p, df, steps=False, ragged=True, **fast)[:2] == (False, True)
+    assert choose_form(p, _ragged_frame(p, 10, cost=3.0), **fast) == (False, False, [])
+    # train_pipeline records the choice, and the model file round-trips with it
+    data = tmp_path / "blur.csv"
+    df.to_csv(data, index=False)
+    model, path = train_pipeline(p, data, tmp_path / "m.json", **fast)
+    back = load_schedule_model(p, path)
+    assert back.ragged_ is True and len(json.loads(path.read_text())["train"]["form_cv"]) == 4

@@ -144,13 +144,24 @@ def cmd_train(args) -> int:
         data = mine if mine.exists() else data_path(p.name, threads=args.threads)
     model, path = train_pipeline(p, data, args.out, threads=args.threads)
     out = {"pipeline": p.name, "model": str(path), "data": str(data),
-           "n_params": int(model.n_params_), "val_mape_pct": float(model.val_mape_)}
+           "n_params": int(model.n_params_), "val_mape_pct": float(model.val_mape_),
+           "tile_steps": bool(model.tile_steps_), "ragged": bool(model.ragged_),
+           "form_cv": json.loads(path.read_text())["train"].get("form_cv", [])}
     if args.json:
         print(json.dumps(out, indent=1))
     else:
         print(f"trained {path} from {data}: {out['n_params']} parameters, validation MAPE "
               f"{out['val_mape_pct']:.1f}%")
+        if out["form_cv"]:
+            tried = ", ".join(f"{_form(r)} {r['cv_mape_pct']:.1f}%" for r in out["form_cv"])
+            print(f"complexity form {_form(out)} (cross-validated over schedules: {tried})")
     return 0
+
+
+def _form(r) -> str:
+    """A complexity form as text: ``plain``, ``steps``, ``ragged`` or ``steps+ragged``."""
+    return "+".join(n for n, on in (("steps", r["tile_steps"]), ("ragged", r["ragged"]))
+                    if on) or "plain"
 
 
 # bounded re-profile on a mismatched machine: random schedules x sizes (the Halide profiler's

@@ -7,6 +7,7 @@ every member of a candidate set and compiles only the predicted best.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -26,21 +27,72 @@ TRAIN_SEED = 0
 
 
 def train_model(pipeline: str | HalidePipeline, df: pd.DataFrame, *, seed: int = TRAIN_SEED,
-                hidden=None, max_params: int | None = None, steps: bool = False, **kw):
+                hidden=None, max_params: int | None = None, steps: bool = False,
+                ragged: bool = False, **kw):
     """Fit an :class:`~annpred.model.estimator.AugmentedNNRegressor` on a profiling frame
-    (``steps``: on the pipeline's step-aware complexity, see :mod:`annpred.halide.sampling`)."""
+    (``steps``: on the pipeline's step-aware complexity, see :mod:`annpred.halide.sampling`;
+    ``ragged``: with the partial-tile terms, see
+    :meth:`~annpred.halide.pipelines.HalidePipeline.complexity_for`)."""
     from ..model.estimator import AugmentedNNRegressor
     from .profile import training_frame
 
     p = get(pipeline)
     X, y = training_frame(p, df)
     extra = {} if max_params is None else {"max_params": max_params}
-    model = AugmentedNNRegressor(complexity=p.complexity_for(steps), hidden=hidden, seed=seed,
-                                 **extra, **kw)
+    model = AugmentedNNRegressor(complexity=p.complexity_for(steps, ragged), hidden=hidden,
+                                 seed=seed, **extra, **kw)
     model.fit(X, y)
     model.tile_steps_ = bool(steps)
+    model.ragged_ = bool(ragged)
     model.protocol_factor_ = protocol_factor(df)
     return model
+
+
+FORM_FOLDS = 4
+FORM_MIN_SCHEDULES = 24  # fewer schedules than this: no cross-validation, the plain form
+
+
+def choose_form(pipeline: str | HalidePipeline, df: pd.DataFrame, *, seed: int = TRAIN_SEED,
+                steps: bool | None = None, ragged: bool | None = None,
+                folds: int = FORM_FOLDS, **kw) -> tuple[bool, bool, list[dict]]:
+    """Choose the complexity form (step-aware or not, partial-tile terms or not) of a
+    pipeline's schedule model by cross-validation over *schedules* on the profile: the
+    schedules are split into ``folds`` groups, each group is predicted by a model trained on
+    the others, and the form with the lowest MAPE over all held-out rows wins (the rows of
+    one schedule never sit on both sides, as at selection time, when the candidates are
+    schedules the profile may not hold). ``steps``/``ragged`` fixed to a bool are not
+    searched. Profile rows only: nothing of a study's or user's test data is looked at.
+    Returns ``(steps, ragged, table)`` with one row per form tried."""
+    from .profile import training_frame
+
+    p = get(pipeline)
+    tiled = bool(p.tile_knobs)
+    s_opts = [False, True] if steps is None and tiled else [bool(steps) and tiled]
+    r_opts = [False, True] if ragged is None and tiled else [bool(ragged) and tiled]
+    forms = [(s, r) for s in s_opts for r in r_opts]
+    first = df[df["pass"] == 1] if "pass" in df.columns else df
+    first = first.reset_index(drop=True)
+    variants = first["variant"].to_numpy()
+    unique = np.unique(variants)
+    if len(forms) == 1 or len(unique) < max(FORM_MIN_SCHEDULES, folds):
+        return forms[0][0], forms[0][1], []
+    X, y = training_frame(p, first)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    fold_of = {unique[i]: j % folds for j, i in enumerate(order)}
+    fold = np.array([fold_of[v] for v in variants])
+    table = []
+    for s, r in forms:
+        pred = np.empty(len(y))
+        for f in range(folds):
+            tr = fold != f
+            with warnings.catch_warnings():  # the final fit warns, once, not every fold
+                warnings.simplefilter("ignore", UserWarning)
+                m = train_model(p, first[tr], seed=seed, steps=s, ragged=r, **kw)
+            pred[~tr] = m.predict(X[~tr].reset_index(drop=True))
+        mape = float(np.mean(np.abs(pred - y) / y) * 100)
+        table.append({"tile_steps": s, "ragged": r, "cv_mape_pct": mape})
+    best = min(table, key=lambda row: row["cv_mape_pct"])
+    return best["tile_steps"], best["ragged"], table
 
 
 def protocol_factor(df: pd.DataFrame) -> float:
@@ -59,14 +111,15 @@ def protocol_factor(df: pd.DataFrame) -> float:
 
 def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = None,
                    out: str | Path | None = None, *, threads: int = 2, seed: int = TRAIN_SEED,
-                   steps: bool | str = "auto", **kw):
+                   steps: bool | str = "auto", ragged: bool | str = "auto", **kw):
     """Train the schedule model of ``pipeline`` from a profile and save it.
 
     ``data`` is a profiling CSV (default: this machine's profile in the shipped root,
     ``halide/<hardware>/data/<pipeline>.csv``); ``out`` is a model root (default: the user's,
     ``$ANNPRED_MODELS``), and the model goes to ``<out>/halide/<hardware>/<pipeline>.json``
     (``out`` ending in ``.json``: that file). ``steps="auto"`` uses the step-aware
-    complexity when the profile's width sweeps (PR profiles have them) show tile steps.
+    complexity when the profile's width sweeps (PR profiles have them) show tile steps, and
+    otherwise lets :func:`choose_form` decide, as it decides ``ragged="auto"``.
     Returns ``(model, path)``.
     """
     import hashlib
@@ -83,8 +136,11 @@ def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = Non
     if steps == "auto":
         from .sampling import detect_tile_steps
 
-        steps = detect_tile_steps(p, df)["steps"]
-    model = train_model(p, df, seed=seed, steps=bool(steps), **kw)
+        steps = True if detect_tile_steps(p, df)["steps"] else None
+    steps, ragged, form_cv = choose_form(p, df, seed=seed, steps=steps,
+                                         ragged=None if ragged == "auto" else bool(ragged),
+                                         **kw)
+    model = train_model(p, df, seed=seed, steps=steps, ragged=ragged, **kw)
     if out is not None and Path(out).suffix == ".json":
         path = Path(out)
     else:
@@ -94,7 +150,7 @@ def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = Non
 
     save_schedule_model(model, p, path, threads,
                         extra={"noise_floor_pct": noise_floor(df, p.size_names),
-                               "csv": data.name,
+                               "csv": data.name, "form_cv": form_cv,
                                "csv_sha256": hashlib.sha256(data.read_bytes()).hexdigest()})
     return model, path
 

@@ -89,6 +89,7 @@ def save_schedule_model(model, pipeline: str | HalidePipeline, path: str | Path,
                       hardware=hw.cpu_id(threads),
                       extra_train={"space": {k.name: list(k.choices) for k in p.space.knobs},
                                    "tile_steps": bool(getattr(model, "tile_steps_", False)),
+                                   "ragged": bool(getattr(model, "ragged_", False)),
                                    "median_over_min": float(getattr(model, "protocol_factor_",
                                                                     1.0)),
                                    **(extra or {})})
@@ -120,7 +121,8 @@ def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | Non
     # the model may keep a subset of the pipeline's complexity (select_complexity), never
     # another expression: a changed pipeline definition needs a retrained model
     steps = bool((d.get("train") or {}).get("tile_steps", False))
-    defined = p.complexity_for(steps)
+    ragged = bool((d.get("train") or {}).get("ragged", False))
+    defined = p.complexity_for(steps, ragged)
     foreign = [n for n, e in model.complexity_.items() if defined.get(n) != e]
     if foreign:
         raise ModelFormatError(f"model {path} was trained with complexity {foreign} that "
@@ -128,6 +130,7 @@ def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | Non
                                f"`annpred halide train {p.name}`")
     model.machine_match_ = check_machine(d, path, threads)
     model.tile_steps_ = steps
+    model.ragged_ = ragged
     model.protocol_factor_ = float((d.get("train") or {}).get("median_over_min", 1.0))
     model.path_ = str(path)
     return model

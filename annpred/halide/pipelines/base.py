@@ -66,26 +66,38 @@ class HalidePipeline:
     def tile_steps(self) -> bool:
         return bool(self.tile_knobs)
 
-    def complexity_for(self, steps: bool = False) -> dict[str, str]:
+    def complexity_for(self, steps: bool = False, ragged: bool = False) -> dict[str, str]:
         """The complexity expressions; with ``steps``, step-aware: the image area ``W*H``
         that each expression scales with becomes ``ceiling(W/TX)*TX*ceiling(H/TY)*TY`` for
         the schedule's tile extents (whole tiles are computed; the last one shifts inwards
-        over pixels already done)."""
-        if not steps or not self.tile_knobs:
-            return dict(self.complexity)
-        area = []
-        for n in self.size_names:
-            k = self.tile_knobs.get(n)
-            area.append(n if k is None else
-                        f"ceiling({n}/min(2**log2_{k}, {n}))*min(2**log2_{k}, {n})")
-        prod = "*".join(self.size_names)
-        out = {}
-        for name, e in self.complexity.items():
-            if prod not in e:
-                raise ParameterError(f"pipeline {self.name}: complexity {name!r} does not "
-                                     f"scale with {prod}; no tile steps for it")
-            out[name] = e.replace(prod, "(" + "*".join(area) + ")", 1)
+        over pixels already done). With ``ragged``, one 0/1 term per tiled size,
+        ``ragged_W = ceiling(W/TX) - floor(W/TX)``: 1 when the size is not a whole number of
+        tiles, so the last tile is shifted inwards (Halide's ``ShiftInwards``) and its
+        producers' regions no longer line up with the others'; the cost of that is not only
+        the recomputed area that ``steps`` counts."""
+        out = dict(self.complexity)
+        if steps and self.tile_knobs:
+            area = []
+            for n in self.size_names:
+                k = self.tile_knobs.get(n)
+                area.append(n if k is None else f"ceiling({n}/{self._tile_extent(n)})*"
+                            f"{self._tile_extent(n)}")
+            prod = "*".join(self.size_names)
+            for name, e in self.complexity.items():
+                if prod not in e:
+                    raise ParameterError(f"pipeline {self.name}: complexity {name!r} does "
+                                         f"not scale with {prod}; no tile steps for it")
+                out[name] = e.replace(prod, "(" + "*".join(area) + ")", 1)
+        if ragged:
+            for n in self.size_names:
+                if n in self.tile_knobs:
+                    t = self._tile_extent(n)
+                    out[f"ragged_{n}"] = f"ceiling({n}/{t}) - floor({n}/{t})"
         return out
+
+    def _tile_extent(self, size: str) -> str:
+        """The tile extent along ``size`` as an expression (whole size for code 0/"all")."""
+        return f"min(2**log2_{self.tile_knobs[size]}, {size})"
 
     # -- sizes ---------------------------------------------------------------------------
     def parse_size(self, text: str | Sequence[int] | Mapping[str, int]) -> dict[str, int]:
