@@ -66,6 +66,17 @@ def _scipy_prepare(inputs, p):
 
 
 # torch
+# Which backend torch's CPU conv2d takes (ATen's ConvParams::use_mkldnn, float32, batch 1,
+# stride 1, no dilation, groups 1): oneDNN ("Mkldnn") when the filter is larger than 3x3 or
+# the input holds more than 20480 values, except, at one thread, for 1x1 filters; else
+# ATen's own im2col + GEMM ("Slow2d"). oneDNN's per-call set-up costs tens of microseconds,
+# several times a small convolution's work. ``mkldnn`` is 1 where oneDNN runs at one thread,
+# ``mkldnn_mt`` where it runs at more (a model uses the one that fits its hardware's
+# threads); both are checked against torch._C._select_conv_backend in the tests.
+TORCH_MKLDNN_MT = "max(min(max(k - 3, 0), 1), min(max(c*n**2 - 20480, 0), 1))"
+TORCH_MKLDNN = f"min(k - 1, 1)*{TORCH_MKLDNN_MT}"
+
+
 def _torch_prepare(device):
     def prepare(inputs, p):
         return T.tensor(inputs["image"][None], device), T.tensor(inputs["weights"], device)
@@ -147,7 +158,10 @@ KERNEL = Kernel(
         Variant("scipy", run=_scipy_run, prepare=_scipy_prepare,
                 description="scipy.signal.correlate(mode='valid', method='auto') per filter"),
         Variant("torch", run=_torch_run, prepare=_torch_prepare("cpu"), to_numpy=T.to_numpy,
-                description="torch.nn.functional.conv2d on CPU"),
+                description="torch.nn.functional.conv2d on CPU",
+                complexity={"macs": "f*c*k**2*(n-k+1)**2",
+                            "memory": "c*n**2 + f*c*k**2 + f*(n-k+1)**2",
+                            "mkldnn": TORCH_MKLDNN, "mkldnn_mt": TORCH_MKLDNN_MT}),
         Variant("halide", run=_halide_run, prepare=_halide_prepare,
                 description="Halide: vector x 4-filter register tiles, reduction inside, "
                             "rows parallel",

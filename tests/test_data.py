@@ -85,3 +85,21 @@ def test_loader_accepts_exactly_finite_positive_runtimes(tmp_path_factory, rows)
     assert np.all(np.isfinite(df["runtime_s"])) and np.all(df["runtime_s"] > 0)
     assert np.all(np.isfinite(df["n"]))
     assert len(df) == len(rows)
+
+
+def test_variant_option_selects_rows_of_a_multi_variant_csv_and_renames_a_single_one(tmp_path):
+    from annpred.data.profiles import load_profiles
+
+    rows = [{"kernel": "k", "variant": v, "hardware": "h", "n": n, "runtime_s": 1e-3 * n,
+             "sampler": "random", "seed": 0, "point": n, "pass": 0}
+            for n in range(1, 6) for v in ("a", "b")]
+    path = tmp_path / "p.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    df = load_profiles([path], variant="b")
+    assert set(df["variant"]) == {"b"} and len(df) == 5
+    assert list(df["_row"]) == [3, 5, 7, 9, 11]  # the file's own row numbers
+    with pytest.raises(DataError, match=r"no rows with variant 'c'.*holds a, b"):
+        load_profiles([path], variant="c")
+    one = tmp_path / "one.csv"
+    pd.DataFrame([r for r in rows if r["variant"] == "a"]).to_csv(one, index=False)
+    assert set(load_profiles([one], variant="renamed")["variant"]) == {"renamed"}

@@ -131,3 +131,35 @@ def test_import_does_not_import_torch_or_halide():
             "assert 'torch' not in sys.modules and 'halide' not in sys.modules; "
             "assert 'scipy' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_torch_conv2d_backend_terms_follow_torch_own_choice():
+    """The ``mkldnn`` (one thread) and ``mkldnn_mt`` (more threads) complexity terms of
+    conv2d/torch are 1 exactly where torch runs oneDNN rather than its own im2col + GEMM,
+    as torch itself decides it."""
+    torch = pytest.importorskip("torch")
+    select = getattr(torch._C, "_select_conv_backend", None)
+    if select is None:
+        pytest.skip("this torch does not expose _select_conv_backend")
+    from annpred.spec import expr
+
+    comp = catalog.get_kernel("conv2d").complexity_for("torch")
+    old = torch.get_num_threads()
+    try:
+        for threads, term in ((1, comp["mkldnn"]), (2, comp["mkldnn_mt"])):
+            torch.set_num_threads(threads)
+            seen = set()
+            for n in (8, 16, 35, 36, 64):
+                for k in (1, 2, 3, 4, 7):
+                    for c in (1, 4, 16):
+                        backend = str(select(torch.zeros(1, c, n, n), torch.zeros(3, c, k, k),
+                                             None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
+                                             None))
+                        want = float("Mkldnn" in backend)
+                        got = expr.evaluate(term, {"n": np.array([n]), "k": np.array([k]),
+                                                   "c": np.array([c]), "f": np.array([3])})[0]
+                        assert got == want, (threads, n, k, c, backend)
+                        seen.add(want)
+            assert seen == {0.0, 1.0}  # both paths occur on this grid
+    finally:
+        torch.set_num_threads(old)

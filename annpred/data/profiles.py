@@ -118,8 +118,10 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
                   drift_correct: bool = False) -> pd.DataFrame:
     """Load and validate CSVs into one frame with numeric target and feature columns.
 
-    ``kernel``/``variant``/``hardware`` fill (or override) the key columns, which external
-    CSVs usually lack. The frame gains ``runtime_s`` (from ``target``) and ``_source``.
+    ``kernel``/``variant``/``hardware`` fill the key columns, which external CSVs usually
+    lack; where a CSV has the column with one value, they rename it, and where it holds
+    several (a profile of several variants), they select the rows of that value. The frame
+    gains ``runtime_s`` (from ``target``) and ``_source``.
     ``drift_correct``: runtimes corrected with the recorded reference timings (see
     :func:`correct_drift`).
     """
@@ -131,8 +133,16 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
             frames.append(_cache_frame(p, features, kernel, variant, hardware))
             continue
         df = read_csv(p)
+        keep = np.ones(len(df), bool)  # rows of the selected kernel/variant/hardware
         for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
-            if value is not None:
+            present = (sorted(df[key].dropna().astype(str).unique())
+                       if value is not None and key in df.columns else [])
+            if len(present) > 1:  # select, never merge several kernels/variants/hardware
+                keep &= (df[key].astype(str) == str(value)).to_numpy()
+                if not keep.any():
+                    raise DataError(f"{p}: no rows with {key} {value!r} (the column "
+                                    f"{key!r} holds {', '.join(present)})")
+            elif value is not None:
                 df[key] = value
             elif key not in df.columns:
                 raise DataError(f"{p}: missing column {key!r}; external CSVs need --kernel, "
@@ -171,7 +181,7 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
             out["timestamp"] = df["timestamp"]  # text (a category: millions of rows are cheap)
         out["_source"] = str(p)
         out["_row"] = np.arange(2, len(df) + 2)
-        frames.append(out)
+        frames.append(out if keep.all() else out[keep])
     df = pd.concat(frames, ignore_index=True)
     return correct_drift(df) if drift_correct else df
 
