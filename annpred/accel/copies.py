@@ -149,3 +149,132 @@ def quiet_steps(p, st, kind, fr: int, fc: int, l: int, n: int) -> int:
         done += k
         chunk *= 2
     return n
+
+
+# -- interval form of the copy test (output and weight stationary) ---------------------------
+#
+# On a "diag" ifmap stream (os, ws) step l of fold fr serves, on lane j, the word at stream
+# row fr*T + t, column j, with t = l - g - j: all its words lie on anti-diagonal fr*T + l - g.
+# A copy of the word (input row/column shift (a, b), see _copy_sets) moves the lane by a
+# fixed amount and t by a fixed amount, so on the full diagonals (where a position is
+# width*D - width*(width-1)/2 + column) the copy's position is width*(l + K) + c0 with K, c0
+# fixed per lane and copy: it lies in the window [A, B) for an interval of steps l, computed
+# with two integer divisions. Whether the copy exists (inside the filter and the image)
+# depends on the lane and on which piece of t the step is in (os: the window element
+# t // C; ws: the image row t // F, with the column condition an interval of the row). So
+# for every (lane, piece) the steps whose word hits form a union of at most ``copies``
+# intervals, and the first step that misses is the first point of the (lane, piece) range
+# not covered, found for all (lane, piece) cells at once.
+
+
+def _cells(p, kind, fr):
+    """Per fold row: arrays over (lane, piece, copy) of the step intervals in which the copy
+    exists, and K, c0 of its position. None where the interval form does not apply."""
+    g = p.geometry
+    s = p.streams["ifmap"]
+    d = kind.ifmap
+    Ra, T, st = g.arr_rows, g.T, g.stride
+    na, nb = (g.R - 1) // st, (g.S - 1) // st
+    a = np.repeat(np.arange(-na, na + 1), 2 * nb + 1)
+    b = np.tile(np.arange(-nb, nb + 1), 2 * na + 1)
+    dp = a * g.F + b                              # pixel shift of the copy (p2 = p - dp)
+    dw = st * (a * g.S + b) * g.C                 # window-index shift (w2 = w + dw)
+    j = np.arange(d.cols)[:, None, None]          # lanes (valid rows of the fold)
+    if g.dataflow == "os":
+        PL, npieces = g.C, g.R * g.S              # pieces of t: window elements (kr, ks)
+        e = np.arange(npieces)[None, :, None]
+        kr, ks = e // g.S, e % g.S
+        pix = fr * Ra + j
+        oy, ox = pix // g.F, pix % g.F
+        ok = (kr + st * a >= 0) & (kr + st * a < g.R) & (ks + st * b >= 0) & \
+            (ks + st * b < g.S) & (oy - a >= 0) & (oy - a < g.E) & (ox - b >= 0) & \
+            (ox - b < g.F)
+        t0 = np.broadcast_to(e * PL, ok.shape)
+        t1 = t0 + PL
+        lam, tau = -dp, dw
+    else:                                         # ws: pieces of t are image rows
+        PL, npieces = g.F, g.E
+        e = np.arange(npieces)[None, :, None]
+        w = fr * Ra + j
+        kr, ks = (w // g.C) // g.S, (w // g.C) % g.S
+        ok = (kr + st * a >= 0) & (kr + st * a < g.R) & (ks + st * b >= 0) & \
+            (ks + st * b < g.S) & (e - a >= 0) & (e - a < g.E)
+        t0 = e * PL + np.maximum(b, 0)            # columns ox with 0 <= ox - b < F
+        t1 = e * PL + PL + np.minimum(b, 0)
+        ok = ok & (t1 > t0)
+        lam, tau = dw, -dp
+    if npieces * PL != T:
+        return None
+    lane2 = j + lam
+    f2 = fr + lane2 // Ra
+    j2 = lane2 % Ra
+    gl = d.g + j                                  # l = g + j + t
+    K = f2 * T - gl + tau + j2                    # D2 = l + K
+    c0 = j2 - Ra * (Ra - 1) // 2                  # position = Ra * D2 + c0
+    big = np.iinfo(np.int64).max // 4
+    v0 = np.where(ok, gl + t0, big)
+    v1 = np.where(ok, gl + t1, -big)
+    c_lo = (gl + e * PL)[:, :, 0]                 # the (lane, piece) cell's steps
+    c_hi = c_lo + PL
+    shape = ok.shape
+    return (np.broadcast_to(K, shape), np.broadcast_to(c0, shape), v0, v1,
+            np.broadcast_to(c_lo, shape[:2]), np.broadcast_to(c_hi, shape[:2]), s)
+
+
+def quiet_steps_fast(p, st, kind, fr: int, fc: int, l: int, n: int):
+    """``quiet_steps`` by the interval form (os and ws ifmap streams), or None where it does
+    not apply (the copies or the words reach a diagonal that is not full: the stream's
+    first or last block), and the caller falls back to ``quiet_steps``."""
+    g = p.geometry
+    if g.dataflow not in ("os", "ws"):
+        return None
+    key = ("cells", fr, kind.ifmap)
+    cells = p.memo.get(key, False)
+    if cells is False:
+        cells = p.memo[key] = _cells(p, kind, fr)
+    if cells is None:
+        return None
+    K, c0, v0, v1, c_lo, c_hi, s = cells
+    L1 = l + n
+    x0 = np.maximum(c_lo, l)
+    xe = np.minimum(c_hi, L1)
+    live = x0 < xe
+    if not live.any():
+        return n
+    Ra = g.arr_rows
+    # existing copies within the queried steps must stay on full diagonals
+    lo = np.maximum(v0, l)
+    hi = np.minimum(v1, L1)
+    ex = lo < hi
+    if ex.any():
+        Kx = K[ex]
+        if (lo[ex] + Kx).min() < Ra - 1 or (hi[ex] - 1 + Kx).max() >= s.full_rows:
+            return None
+    ps, ns, act = s.per_set, s.n_sets, s.active
+    ws = st.reads["ifmap"].ws
+    wins = [(ws * ps, (ws + act) * ps)] if ws + act <= ns else \
+        [(ws * ps, ns * ps), (0, (ws + act - ns) * ps)]
+    ivs = []
+    for A, B in wins:            # steps with A <= Ra * (l + K) + c0 < B
+        a_ = -((c0 - A) // Ra) - K
+        b_ = -((c0 - B) // Ra) - K
+        ivs.append((np.maximum(a_, lo), np.minimum(b_, hi)))
+    if len(ivs) == 1:
+        ilo, ihi = ivs[0]
+    else:
+        ilo = np.concatenate([ivs[0][0], ivs[1][0]], axis=2)
+        ihi = np.concatenate([ivs[0][1], ivs[1][1]], axis=2)
+    x0 = x0[live]
+    xe = xe[live]
+    ilo = ilo[live]
+    ihi = ihi[live]
+    x = x0
+    while True:              # the first point from x0 that no interval covers
+        cov = (ilo <= x[:, None]) & (x[:, None] < ihi)
+        if not cov.any():
+            break
+        x = np.maximum(x, np.where(cov, ihi, x[:, None]).max(axis=1))
+    miss = x < xe
+    if not miss.any():
+        return n
+    return int(x[miss].min()) - l

@@ -333,9 +333,11 @@ def _quiet_len(st: State, p: Plan, kind, fr, fc, l: int, rem: int,
     if not copies or own == rem or not _quiet(st, p, kind, fr, fc, l, own + 1,
                                                skip_ifmap=True):
         return own, False
-    from .copies import quiet_steps
+    from .copies import quiet_steps, quiet_steps_fast
 
-    extra = quiet_steps(p, st, kind, fr, fc, l + own, rem - own)
+    extra = quiet_steps_fast(p, st, kind, fr, fc, l + own, rem - own)
+    if extra is None:
+        extra = quiet_steps(p, st, kind, fr, fc, l + own, rem - own)
     if extra == 0:
         return own, True
     return _longest(lambda k: _quiet(st, p, kind, fr, fc, l, k, skip_ifmap=True), own + 1,

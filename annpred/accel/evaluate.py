@@ -25,14 +25,25 @@ def full(p: Plan) -> Result:
     return _finish(st, p, p.folds)
 
 
-def _key(st: State, p: Plan, fr: int, fc: int):
-    parts = []
-    kind = p.kind(fr, fc)
-    for which, rs in st.reads.items():
-        s = p.streams[which]
+def _fold_span(p: Plan, which: str, fr: int, fc: int):
+    """(base, span) of fold (fr, fc)'s words of ``which`` (span: first and last stream
+    position, or None), memoised for the current evaluation (a pure function of the plan)."""
+    key = (which, fr, fc)
+    v = p.memo.get(key)
+    if v is None:
+        kind = p.kind(fr, fc)
         d = getattr(kind, which)
         base = p.base(which, fr, fc, d)
-        span = _span(d, s, base, fr, fc, 0, kind.steps) or (base, base)
+        v = p.memo[key] = (base, _span(d, p.streams[which], base, fr, fc, 0, kind.steps))
+    return v
+
+
+def _key(st: State, p: Plan, fr: int, fc: int):
+    parts = []
+    for which, rs in st.reads.items():
+        s = p.streams[which]
+        base, span = _fold_span(p, which, fr, fc)
+        span = span or (base, base)
         regular = s.layout != "diag" or s.row0(fr, fc) >= s.width
         parts.append((base % s.per_set, (rs.ws - base // s.per_set) % s.n_sets,
                       span[0] - base, span[1] - base, True if regular else s.row0(fr, fc)))
@@ -77,6 +88,16 @@ def _snapshot(st: State):
 
 def _last_safe(p: Plan, which_loop: str, start: int, stop: int, fr: int, fc: int) -> int:
     """Largest loop index < stop whose fold touches no stream's last (partial) set."""
+    # a function of (loop, fc) for the inner loop (fr < rf - 1: the kind is fc's), of
+    # nothing else for the outer one (fr = 0, fc < cf - 1); memoised per evaluation
+    key = ("safe", which_loop, stop, fc if which_loop == "r" else (fr, fc < p.col_folds - 1))
+    best = p.memo.get(key)
+    if best is None:
+        best = p.memo[key] = _last_safe_raw(p, which_loop, stop, fr, fc)
+    return max(best, start)
+
+
+def _last_safe_raw(p: Plan, which_loop: str, stop: int, fr: int, fc: int) -> int:
     best = stop
     kind = p.kind(fr, fc)
     for which, s in p.streams.items():
@@ -92,7 +113,7 @@ def _last_safe(p: Plan, which_loop: str, start: int, stop: int, fr: int, fc: int
         off = p.base(which, fr if which_loop == "c" else 0, fc if which_loop == "r" else 0, d)
         i_max = (limit - off - shift) // shift if limit - off - shift >= 0 else -1
         best = min(best, i_max + 1)
-    return max(best, start)
+    return best
 
 
 def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe: int,
@@ -150,7 +171,7 @@ def _quiet_folds(st: State, p: Plan, fr: int, fc: int, q: int, first: dict,
             rs = st.reads[which]
             d = getattr(kind, which)
             s = p.streams[which]
-            b = a if q == 1 else _span(d, s, p.base(which, lr, lc, d), lr, lc, 0, kind.steps)
+            b = a if q == 1 else _fold_span(p, which, lr, lc)[1]
             lo, hi = min(a[0], b[0]) // s.per_set, max(a[1], b[1]) // s.per_set
             if (lo - rs.ws) % s.n_sets + hi - lo >= s.active:
                 return False
@@ -173,8 +194,7 @@ def _quiet_run(st: State, p: Plan, fr: int, fc: int, cols: bool = False) -> int:
     first = {}
     if p.mode == "user":
         for which in st.reads:
-            d = getattr(kind, which)
-            a = _span(d, p.streams[which], p.base(which, fr, fc, d), fr, fc, 0, kind.steps)
+            a = _fold_span(p, which, fr, fc)[1]
             if a is not None:
                 first[which] = a
     if not _quiet_folds(st, p, fr, fc, 1, first, per_fold, cols):
@@ -231,6 +251,7 @@ def fast(p: Plan) -> Result:
         steps = p.total_steps()
         return Result(cycles=steps - 1, steps=steps, evaluated=1, folds=0, stall_cycles=0)
     st = initial_state(p)
+    p.memo = {}
     rf, cf = p.row_folds, p.col_folds
     outer_seen: dict = {}
     folds_done = 0
