@@ -180,17 +180,15 @@ def _cells(p, kind, fr):
     dp = a * g.F + b                              # pixel shift of the copy (p2 = p - dp)
     dw = st * (a * g.S + b) * g.C                 # window-index shift (w2 = w + dw)
     j = np.arange(d.cols)[:, None, None]          # lanes (valid rows of the fold)
-    if g.dataflow == "os":
-        PL, npieces = g.C, g.R * g.S              # pieces of t: window elements (kr, ks)
+    if g.dataflow == "os":                        # pieces of t: filter rows kr
+        PL, npieces = g.S * g.C, g.R
         e = np.arange(npieces)[None, :, None]
-        kr, ks = e // g.S, e % g.S
         pix = fr * Ra + j
         oy, ox = pix // g.F, pix % g.F
-        ok = (kr + st * a >= 0) & (kr + st * a < g.R) & (ks + st * b >= 0) & \
-            (ks + st * b < g.S) & (oy - a >= 0) & (oy - a < g.E) & (ox - b >= 0) & \
-            (ox - b < g.F)
-        t0 = np.broadcast_to(e * PL, ok.shape)
-        t1 = t0 + PL
+        ok = (e + st * a >= 0) & (e + st * a < g.R) & (oy - a >= 0) & (oy - a < g.E) & \
+            (ox - b >= 0) & (ox - b < g.F)
+        t0 = e * PL + np.maximum(-st * b, 0) * g.C     # window columns ks with
+        t1 = e * PL + np.minimum(g.S, g.S - st * b) * g.C   # 0 <= ks + stride*b < S
         lam, tau = -dp, dw
     else:                                         # ws: pieces of t are image rows
         PL, npieces = g.F, g.E
@@ -201,8 +199,8 @@ def _cells(p, kind, fr):
             (ks + st * b < g.S) & (e - a >= 0) & (e - a < g.E)
         t0 = e * PL + np.maximum(b, 0)            # columns ox with 0 <= ox - b < F
         t1 = e * PL + PL + np.minimum(b, 0)
-        ok = ok & (t1 > t0)
         lam, tau = dw, -dp
+    ok = ok & (t1 > t0)
     if npieces * PL != T:
         return None
     lane2 = j + lam
@@ -211,14 +209,21 @@ def _cells(p, kind, fr):
     gl = d.g + j                                  # l = g + j + t
     K = f2 * T - gl + tau + j2                    # D2 = l + K
     c0 = j2 - Ra * (Ra - 1) // 2                  # position = Ra * D2 + c0
-    big = np.iinfo(np.int64).max // 4
-    v0 = np.where(ok, gl + t0, big)
-    v1 = np.where(ok, gl + t1, -big)
-    c_lo = (gl + e * PL)[:, :, 0]                 # the (lane, piece) cell's steps
-    c_hi = c_lo + PL
     shape = ok.shape
-    return (np.broadcast_to(K, shape), np.broadcast_to(c0, shape), v0, v1,
-            np.broadcast_to(c_lo, shape[:2]), np.broadcast_to(c_hi, shape[:2]), s)
+    K, c0 = np.broadcast_to(K, shape), np.broadcast_to(c0, shape)
+    v0, v1 = np.broadcast_to(gl + t0, shape), np.broadcast_to(gl + t1, shape)
+    c_lo = np.broadcast_to((gl + e * PL)[:, :, 0], shape[:2])   # the (lane, piece) cell
+    c_hi = c_lo + PL
+    # keep only the copies that exist somewhere in the cell: (cells, most such copies)
+    order = np.argsort(~ok, axis=2, kind="stable")[:, :, :max(int(ok.sum(axis=2).max()), 1)]
+    okc = np.take_along_axis(ok, order, axis=2)
+    big = np.iinfo(np.int64).max // 4
+
+    def take(x):
+        return np.take_along_axis(x, order, axis=2).reshape(-1, order.shape[2])
+    v0 = np.where(okc.reshape(-1, order.shape[2]), take(v0), big)
+    v1 = np.where(okc.reshape(-1, order.shape[2]), take(v1), -big)
+    return take(K), take(c0), v0, v1, c_lo.reshape(-1), c_hi.reshape(-1), s
 
 
 def quiet_steps_fast(p, st, kind, fr: int, fc: int, l: int, n: int):
@@ -254,6 +259,9 @@ def quiet_steps_fast(p, st, kind, fr: int, fc: int, l: int, n: int):
     ws = st.reads["ifmap"].ws
     wins = [(ws * ps, (ws + act) * ps)] if ws + act <= ns else \
         [(ws * ps, ns * ps), (0, (ws + act - ns) * ps)]
+    x0 = x0[live]
+    xe = xe[live]
+    K, c0, lo, hi = K[live], c0[live], lo[live], hi[live]
     ivs = []
     for A, B in wins:            # steps with A <= Ra * (l + K) + c0 < B
         a_ = -((c0 - A) // Ra) - K
@@ -262,12 +270,8 @@ def quiet_steps_fast(p, st, kind, fr: int, fc: int, l: int, n: int):
     if len(ivs) == 1:
         ilo, ihi = ivs[0]
     else:
-        ilo = np.concatenate([ivs[0][0], ivs[1][0]], axis=2)
-        ihi = np.concatenate([ivs[0][1], ivs[1][1]], axis=2)
-    x0 = x0[live]
-    xe = xe[live]
-    ilo = ilo[live]
-    ihi = ihi[live]
+        ilo = np.concatenate([ivs[0][0], ivs[1][0]], axis=1)
+        ihi = np.concatenate([ivs[0][1], ivs[1][1]], axis=1)
     x = x0
     while True:              # the first point from x0 that no interval covers
         cov = (ilo <= x[:, None]) & (x[:, None] < ihi)
