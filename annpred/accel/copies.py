@@ -167,63 +167,83 @@ def quiet_steps(p, st, kind, fr: int, fc: int, l: int, n: int) -> int:
 # not covered, found for all (lane, piece) cells at once.
 
 
-def _cells(p, kind, fr):
-    """Per fold row: arrays over (lane, piece, copy) of the step intervals in which the copy
-    exists, and K, c0 of its position. None where the interval form does not apply."""
+def _cells_base(p, d):
+    """The fold-row-independent part of ``_cells`` for the fold's ifmap demand ``d``: over
+    (lane, piece, copy slot), the copy's K relative to the fold's (K - fr*T), c0, and the
+    steps [v0, v1) in which it exists as far as the piece decides; the copy index of each
+    slot (only copies that exist in the piece, padded), and the cells' step ranges."""
     g = p.geometry
-    s = p.streams["ifmap"]
-    d = kind.ifmap
     Ra, T, st = g.arr_rows, g.T, g.stride
     na, nb = (g.R - 1) // st, (g.S - 1) // st
-    a = np.repeat(np.arange(-na, na + 1), 2 * nb + 1)
-    b = np.tile(np.arange(-nb, nb + 1), 2 * na + 1)
+    a = np.repeat(np.arange(-na, na + 1), 2 * nb + 1)[None, :]
+    b = np.tile(np.arange(-nb, nb + 1), 2 * na + 1)[None, :]
     dp = a * g.F + b                              # pixel shift of the copy (p2 = p - dp)
     dw = st * (a * g.S + b) * g.C                 # window-index shift (w2 = w + dw)
-    j = np.arange(d.cols)[:, None, None]          # lanes (valid rows of the fold)
     if g.dataflow == "os":                        # pieces of t: filter rows kr
         PL, npieces = g.S * g.C, g.R
-        e = np.arange(npieces)[None, :, None]
-        pix = fr * Ra + j
-        oy, ox = pix // g.F, pix % g.F
-        ok = (e + st * a >= 0) & (e + st * a < g.R) & (oy - a >= 0) & (oy - a < g.E) & \
-            (ox - b >= 0) & (ox - b < g.F)
+        e = np.arange(npieces)[:, None]
+        okp = (e + st * a >= 0) & (e + st * a < g.R)
         t0 = e * PL + np.maximum(-st * b, 0) * g.C     # window columns ks with
         t1 = e * PL + np.minimum(g.S, g.S - st * b) * g.C   # 0 <= ks + stride*b < S
         lam, tau = -dp, dw
-    else:                                         # ws: pieces of t are image rows
+    else:                                         # ws: pieces of t are image rows oy
         PL, npieces = g.F, g.E
-        e = np.arange(npieces)[None, :, None]
-        w = fr * Ra + j
-        kr, ks = (w // g.C) // g.S, (w // g.C) % g.S
-        ok = (kr + st * a >= 0) & (kr + st * a < g.R) & (ks + st * b >= 0) & \
-            (ks + st * b < g.S) & (e - a >= 0) & (e - a < g.E)
+        e = np.arange(npieces)[:, None]
+        okp = (e - a >= 0) & (e - a < g.E)
         t0 = e * PL + np.maximum(b, 0)            # columns ox with 0 <= ox - b < F
         t1 = e * PL + PL + np.minimum(b, 0)
         lam, tau = dw, -dp
-    ok = ok & (t1 > t0)
     if npieces * PL != T:
         return None
-    lane2 = j + lam
-    f2 = fr + lane2 // Ra
+    okp = okp & (t1 > t0)                         # (piece, copy)
+    t0, t1 = np.broadcast_to(t0, okp.shape), np.broadcast_to(t1, okp.shape)
+    m = max(int(okp.sum(axis=1).max()), 1)
+    idx = np.argsort(~okp, axis=1, kind="stable")[:, :m]          # (piece, slot)
+    okc = np.take_along_axis(okp, idx, axis=1)
+    j = np.arange(d.cols)[:, None]                # lanes (valid rows of the fold)
+    lane2 = j + lam                               # (lane, copy)
     j2 = lane2 % Ra
     gl = d.g + j                                  # l = g + j + t
-    K = f2 * T - gl + tau + j2                    # D2 = l + K
+    Krel = (lane2 // Ra) * T - gl + tau + j2      # D2 = l + K, K = fr*T + Krel
     c0 = j2 - Ra * (Ra - 1) // 2                  # position = Ra * D2 + c0
-    shape = ok.shape
-    K, c0 = np.broadcast_to(K, shape), np.broadcast_to(c0, shape)
-    v0, v1 = np.broadcast_to(gl + t0, shape), np.broadcast_to(gl + t1, shape)
-    c_lo = np.broadcast_to((gl + e * PL)[:, :, 0], shape[:2])   # the (lane, piece) cell
-    c_hi = c_lo + PL
-    # keep only the copies that exist somewhere in the cell: (cells, most such copies)
-    order = np.argsort(~ok, axis=2, kind="stable")[:, :, :max(int(ok.sum(axis=2).max()), 1)]
-    okc = np.take_along_axis(ok, order, axis=2)
-    big = np.iinfo(np.int64).max // 4
+    gl3 = gl[:, :, None]
+    v0 = gl3 + np.take_along_axis(t0, idx, axis=1)[None]
+    v1 = gl3 + np.take_along_axis(t1, idx, axis=1)[None]
+    c_lo = gl + (np.arange(npieces) * PL)[None, :]               # (lane, piece)
+    return dict(a=a[0], b=b[0], idx=idx, okc=okc, Krel=Krel[:, idx], c0=c0[:, idx],
+                v0=v0, v1=v1, c_lo=c_lo.reshape(-1), c_hi=c_lo.reshape(-1) + PL,
+                m=m, lanes=np.arange(d.cols))
 
-    def take(x):
-        return np.take_along_axis(x, order, axis=2).reshape(-1, order.shape[2])
-    v0 = np.where(okc.reshape(-1, order.shape[2]), take(v0), big)
-    v1 = np.where(okc.reshape(-1, order.shape[2]), take(v1), -big)
-    return take(K), take(c0), v0, v1, c_lo.reshape(-1), c_hi.reshape(-1), s
+
+def _cells(p, kind, fr):
+    """Per fold row: arrays over (cell = (lane, piece), copy slot) of the steps [v0, v1) in
+    which the copy exists, and K, c0 of its position; None where the interval form does
+    not apply. The lane decides the rest of the copy's existence (os: the pixel's place in
+    the image; ws: the window element's place in the filter)."""
+    key = ("cellbase", kind.ifmap)
+    base = p.memo.get(key, False)
+    if base is False:
+        base = p.memo[key] = _cells_base(p, kind.ifmap)
+    if base is None:
+        return None
+    g = p.geometry
+    Ra, st = g.arr_rows, g.stride
+    a, b, j = base["a"][None, :], base["b"][None, :], base["lanes"][:, None]
+    if g.dataflow == "os":
+        pix = fr * Ra + j
+        oy, ox = pix // g.F, pix % g.F
+        lv = (oy - a >= 0) & (oy - a < g.E) & (ox - b >= 0) & (ox - b < g.F)
+    else:
+        w = (fr * Ra + j) // g.C
+        kr, ks = w // g.S, w % g.S
+        lv = (kr + st * a >= 0) & (kr + st * a < g.R) & (ks + st * b >= 0) & (ks + st * b < g.S)
+    mask = (base["okc"][None] & lv[:, base["idx"]]).reshape(-1, base["m"])
+    big = np.iinfo(np.int64).max // 4
+    K = (base["Krel"] + fr * g.T).reshape(-1, base["m"])
+    v0 = np.where(mask, base["v0"].reshape(-1, base["m"]), big)
+    v1 = np.where(mask, base["v1"].reshape(-1, base["m"]), -big)
+    return K, base["c0"].reshape(-1, base["m"]), v0, v1, base["c_lo"], base["c_hi"], \
+        p.streams["ifmap"]
 
 
 def quiet_steps_fast(p, st, kind, fr: int, fc: int, l: int, n: int):
