@@ -212,7 +212,7 @@ def _cells_base(p, d):
     c_lo = gl + (np.arange(npieces) * PL)[None, :]               # (lane, piece)
     return dict(a=a[0], b=b[0], idx=idx, okc=okc, Krel=Krel[:, idx], c0=c0[:, idx],
                 v0=v0, v1=v1, c_lo=c_lo.reshape(-1), c_hi=c_lo.reshape(-1) + PL,
-                m=m, lanes=np.arange(d.cols))
+                m=m, lanes=np.arange(d.cols), npieces=npieces, PL=PL)
 
 
 def _cells(p, kind, fr):
@@ -246,6 +246,26 @@ def _cells(p, kind, fr):
         p.streams["ifmap"]
 
 
+def _regions(s, K, c0, lo, hi):
+    """The stretches of diagonals where a position is linear in the diagonal D (slope *
+    D + c): the full diagonals (slope: the stream width) and, with a partial last block,
+    the diagonals inside it (slope: its valid columns), as (slope, c, first D, end D); None
+    if a copy that exists within the queried steps [lo, hi) reaches another diagonal (the
+    stream's first width - 1 ones, or where the last block starts)."""
+    W, fr_, tr, v = s.width, s.full_rows, s.total_rows, s.v_last
+    d3 = fr_ + W - 1 if v < W else tr         # first diagonal inside the partial block
+    ex = lo < hi
+    if ex.any():
+        Kx = K[ex]
+        d_lo, d_hi = lo[ex] + Kx, hi[ex] - 1 + Kx
+        if d_lo.min() < W - 1 or d_hi.max() >= tr or ((d_hi >= fr_) & (d_lo < d3)).any():
+            return None
+    out = [(W, c0, W - 1, fr_)]
+    if d3 < tr:
+        out.append((v, c0 + W * (W - 1) // 2 + s.count_lt(d3) - v * d3, d3, tr))
+    return out
+
+
 def quiet_steps_fast(p, st, kind, fr: int, fc: int, l: int, n: int):
     """``quiet_steps`` by the interval form (os and ws ifmap streams), or None where it does
     not apply (the copies or the words reach a diagonal that is not full: the stream's
@@ -266,32 +286,30 @@ def quiet_steps_fast(p, st, kind, fr: int, fc: int, l: int, n: int):
     live = x0 < xe
     if not live.any():
         return n
-    Ra = g.arr_rows
-    # existing copies within the queried steps must stay on full diagonals
     lo = np.maximum(v0, l)
     hi = np.minimum(v1, L1)
-    ex = lo < hi
-    if ex.any():
-        Kx = K[ex]
-        if (lo[ex] + Kx).min() < Ra - 1 or (hi[ex] - 1 + Kx).max() >= s.full_rows:
-            return None
+    regions = _regions(s, K, c0, lo, hi)
+    if regions is None:
+        return None
     ps, ns, act = s.per_set, s.n_sets, s.active
     ws = st.reads["ifmap"].ws
     wins = [(ws * ps, (ws + act) * ps)] if ws + act <= ns else \
         [(ws * ps, ns * ps), (0, (ws + act - ns) * ps)]
     x0 = x0[live]
     xe = xe[live]
-    K, c0, lo, hi = K[live], c0[live], lo[live], hi[live]
-    ivs = []
-    for A, B in wins:            # steps with A <= Ra * (l + K) + c0 < B
-        a_ = -((c0 - A) // Ra) - K
-        b_ = -((c0 - B) // Ra) - K
-        ivs.append((np.maximum(a_, lo), np.minimum(b_, hi)))
-    if len(ivs) == 1:
-        ilo, ihi = ivs[0]
+    K, lo, hi = K[live], lo[live], hi[live]
+    los, his = [], []
+    for slope, c, d_lo, d_hi in regions:
+        c = c[live]
+        r_lo = np.maximum(lo, d_lo - K)
+        r_hi = np.minimum(hi, d_hi - K)
+        for A, B in wins:        # steps with A <= slope * (l + K) + c < B
+            los.append(np.maximum(-((c - A) // slope) - K, r_lo))
+            his.append(np.minimum(-((c - B) // slope) - K, r_hi))
+    if len(los) == 1:
+        ilo, ihi = los[0], his[0]
     else:
-        ilo = np.concatenate([ivs[0][0], ivs[1][0]], axis=1)
-        ihi = np.concatenate([ivs[0][1], ivs[1][1]], axis=1)
+        ilo, ihi = np.concatenate(los, axis=1), np.concatenate(his, axis=1)
     x = x0
     while True:              # the first point from x0 that no interval covers
         cov = (ilo <= x[:, None]) & (x[:, None] < ihi)
@@ -302,3 +320,38 @@ def quiet_steps_fast(p, st, kind, fr: int, fc: int, l: int, n: int):
     if not miss.any():
         return n
     return int(x[miss].min()) - l
+
+
+def step_sets(p, kind, fr: int, l: int):
+    """The words step l of fold row fr serves (os and ws ifmap streams) in serving order:
+    (sets, exists), both (words, copy slots): the buffer set of every copy and whether the
+    copy exists (a word hits if any existing copy's set is in the window; the same copies
+    as ``word_sets``). None where the interval form does not apply (see quiet_steps_fast)."""
+    g = p.geometry
+    if g.dataflow not in ("os", "ws"):
+        return None
+    key = ("cells", fr, kind.ifmap)
+    cells = p.memo.get(key, False)
+    if cells is False:
+        cells = p.memo[key] = _cells(p, kind, fr)
+    if cells is None:
+        return None
+    K, c0, v0, v1, _, _, s = cells
+    base = p.memo[("cellbase", kind.ifmap)]
+    d = kind.ifmap
+    j = base["lanes"]
+    t = l - d.g - j
+    ok = (t >= 0) & (t < g.T)
+    rows = (j * base["npieces"] + t // base["PL"])[ok]
+    K, c0 = K[rows], c0[rows]
+    exists = (v0[rows] <= l) & (l < v1[rows])
+    regions = _regions(s, K, c0, np.where(exists, l, 1), np.where(exists, l + 1, 0))
+    if regions is None:
+        return None
+    D = l + K
+    W, c = regions[0][0], regions[0][1]
+    pos = W * D + c
+    if len(regions) > 1:
+        v, c3, d3 = regions[1][0], regions[1][1], regions[1][2]
+        pos = np.where(D >= d3, v * D + c3, pos)
+    return pos // s.per_set, exists

@@ -168,8 +168,31 @@ def _read(st: State, p: Plan, which: str, span, c: int, kind=None, fr=0, fc=0,
         a = (span[0] // s.per_set - rs.ws) % s.n_sets
         b = (span[1] // s.per_set - rs.ws) % s.n_sets
         if not (a < s.active and b < s.active and a <= b):
-            from .copies import hits, line_elements, word_sets
+            from .copies import hits, line_elements, step_sets, word_sets
 
+            n, act = s.n_sets, s.active
+            ss = step_sets(p, kind, fr, l)
+            if ss is not None:       # the same test from the interval form's cells
+                S, E = ss
+                i = 0
+                while i < len(S):
+                    h = (((S[i:] - rs.ws) % n < act) & E[i:]).any(axis=1)
+                    if h.all():
+                        break
+                    j = i + int(h.argmin())
+                    sets = S[j][E[j]].tolist()
+                    while not any((x - rs.ws) % n < act for x in sets):
+                        rs.ws = (rs.ws + s.advance) % s.n_sets
+                        rs.lead += s.fetch_cycles
+                        pot = rs.lead - off
+                        if first and pot > 0:
+                            dep = True
+                        first = False
+                        off += pot
+                        if pot > 0:
+                            off += pot
+                    i = j + 1
+                return off - 1, dep
             g = p.geometry
             P, Wd = line_elements(g, kind.ifmap, fr, fc, l)
             i = 0
