@@ -322,11 +322,12 @@ def quiet_steps_fast(p, st, kind, fr: int, fc: int, l: int, n: int):
     return int(x[miss].min()) - l
 
 
-def step_sets(p, kind, fr: int, l: int):
-    """The words step l of fold row fr serves (os and ws ifmap streams) in serving order:
-    (sets, exists), both (words, copy slots): the buffer set of every copy and whether the
-    copy exists (a word hits if any existing copy's set is in the window; the same copies
-    as ``word_sets``). None where the interval form does not apply (see quiet_steps_fast)."""
+def _range_sets(p, kind, fr: int, l0: int, l1: int):
+    """The words steps [l0, l1) of fold row fr serve (os and ws ifmap streams), in serving
+    order: (step, sets, exists); sets and exists are (words, copy slots): the buffer set of
+    every copy and whether the copy exists (a word hits if any existing copy's set is in the
+    window; the same copies as ``word_sets``). None for other dataflows or where the cells
+    do not apply."""
     g = p.geometry
     if g.dataflow not in ("os", "ws"):
         return None
@@ -339,19 +340,46 @@ def step_sets(p, kind, fr: int, l: int):
     K, c0, v0, v1, _, _, s = cells
     base = p.memo[("cellbase", kind.ifmap)]
     d = kind.ifmap
-    j = base["lanes"]
-    t = l - d.g - j
+    j = base["lanes"][None, :]
+    ls = np.arange(l0, l1)[:, None]
+    t = ls - d.g - j
     ok = (t >= 0) & (t < g.T)
     rows = (j * base["npieces"] + t // base["PL"])[ok]
+    L = np.broadcast_to(ls, ok.shape)[ok]
     K, c0 = K[rows], c0[rows]
-    exists = (v0[rows] <= l) & (l < v1[rows])
-    regions = _regions(s, K, c0, np.where(exists, l, 1), np.where(exists, l + 1, 0))
-    if regions is None:
-        return None
-    D = l + K
-    W, c = regions[0][0], regions[0][1]
-    pos = W * D + c
-    if len(regions) > 1:
-        v, c3, d3 = regions[1][0], regions[1][1], regions[1][2]
-        pos = np.where(D >= d3, v * D + c3, pos)
-    return pos // s.per_set, exists
+    Lc = L[:, None]
+    exists = (v0[rows] <= Lc) & (Lc < v1[rows])
+    D = Lc + K
+    W = s.width
+    pos = W * D + c0                  # on full diagonals; elsewhere as positions() does
+    other = exists & ((D < W - 1) | (D >= s.full_rows))
+    if other.any():
+        pos[other] = _general(s, D[other], c0[other] + W * (W - 1) // 2)
+    return L, pos // s.per_set, exists
+
+
+def step_sets(p, kind, fr: int, l: int):
+    """(sets, exists) of the words step l serves, in serving order (``_range_sets``)."""
+    r = _range_sets(p, kind, fr, l, l + 1)
+    return None if r is None else r[1:]
+
+
+def quiet_steps_cells(p, st, kind, fr: int, l: int, n: int):
+    """``quiet_steps`` word by word from the cells (where the interval form does not apply);
+    None where the cells do not apply either."""
+    s = p.streams["ifmap"]
+    ws, ns, act = st.reads["ifmap"].ws, s.n_sets, s.active
+    done, chunk = 0, 16
+    while done < n:
+        k = min(chunk, n - done)
+        r = _range_sets(p, kind, fr, l + done, l + done + k)
+        if r is None:
+            return None
+        L, S, E = r
+        if len(L):
+            h = (((S - ws) % ns < act) & E).any(axis=1)
+            if not h.all():
+                return int(L[np.argmin(h)]) - l
+        done += k
+        chunk *= 2
+    return n
