@@ -349,13 +349,27 @@ def _range_sets(p, kind, fr: int, l0: int, l1: int):
     K, c0 = K[rows], c0[rows]
     Lc = L[:, None]
     exists = (v0[rows] <= Lc) & (Lc < v1[rows])
-    D = Lc + K
-    W = s.width
-    pos = W * D + c0                  # on full diagonals; elsewhere as positions() does
-    other = exists & ((D < W - 1) | (D >= s.full_rows))
+    return L, _sets(s, Lc + K, c0, exists), exists
+
+
+def _sets(s, D, c0, exists):
+    """Buffer sets of the copies on diagonals D (column c0 + width*(width-1)/2): linear on
+    the full diagonals and inside a partial last block, as positions() elsewhere."""
+    W, fr_, tr, v = s.width, s.full_rows, s.total_rows, s.v_last
+    pos = W * D + c0
+    if v < W:
+        d3 = fr_ + W - 1
+        if d3 < tr:
+            inner = D >= d3
+            if inner.any():
+                pos = np.where(inner, v * D + (c0 + W * (W - 1) // 2 + s.count_lt(d3) - v * d3),
+                               pos)
+        other = exists & ((D < W - 1) | ((D >= fr_) & (D < d3)) | (D >= tr))
+    else:
+        other = exists & ((D < W - 1) | (D >= fr_))
     if other.any():
         pos[other] = _general(s, D[other], c0[other] + W * (W - 1) // 2)
-    return L, pos // s.per_set, exists
+    return pos // s.per_set
 
 
 def step_sets(p, kind, fr: int, l: int):
