@@ -268,11 +268,13 @@ def _quiet(st: State, p: Plan, kind, fr, fc, l: int, k: int, skip_ifmap=False) -
     """True if steps [l, l+k) of the fold provably have no event."""
     if p.mode == "user":
         for which in (("filter",) if skip_ifmap else ("ifmap", "filter")):
+            s = p.streams[which]
+            if s.n_sets <= s.active:     # the window holds the whole stream: never a miss
+                continue
             d = getattr(kind, which)
-            span = _span(d, p.streams[which], p.base(which, fr, fc, d), fr, fc, l, l + k)
+            span = _span(d, s, p.base(which, fr, fc, d), fr, fc, l, l + k)
             if span is None:
                 continue
-            s = p.streams[which]
             rs = st.reads[which]
             a = (span[0] // s.per_set - rs.ws) % s.n_sets
             b = (span[1] // s.per_set - rs.ws) % s.n_sets
