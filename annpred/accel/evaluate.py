@@ -42,6 +42,11 @@ def _key(st: State, p: Plan, fr: int, fc: int):
     parts = []
     for which, rs in st.reads.items():
         s = p.streams[which]
+        if s.n_sets <= s.active:
+            # the window holds the whole stream: it never moves and no read of it misses,
+            # so nothing about this stream decides what follows
+            parts.append(None)
+            continue
         base, span = _fold_span(p, which, fr, fc)
         span = span or (base, base)
         regular = s.layout != "diag" or s.row0(fr, fc) >= s.width
