@@ -232,9 +232,14 @@ def _fold_words(p: Plan, last_r: bool, last_c: bool) -> int:
 
 
 def _column_words(p: Plan, fc: int, fr: int = 0) -> int:
-    """Ofmap words of column fold fc's folds fr .. row_folds - 1."""
+    """Ofmap words of column fold fc's folds fr .. row_folds - 1 (memoised per evaluation)."""
     last_c = fc == p.col_folds - 1
-    return (p.row_folds - 1 - fr) * _fold_words(p, False, last_c) + _fold_words(p, True, last_c)
+    key = ("colwords", last_c, fr)
+    v = p.memo.get(key)
+    if v is None:
+        v = p.memo[key] = (p.row_folds - 1 - fr) * _fold_words(p, False, last_c) + \
+            _fold_words(p, True, last_c)
+    return v
 
 
 def _span_in_window(st: State, p: Plan, which: str, lo: int, hi: int) -> bool:
@@ -293,8 +298,9 @@ def _more_columns(st: State, p: Plan, fr: int, fc: int, q: int) -> int:
 
 def _jump_across(st: State, p: Plan, fr: int, fc: int, q: int, cols: int) -> None:
     """The quiet folds from (fr, fc) to the end of column fold fc + cols - 1 at once."""
-    words = sum(_column_words(p, c) for c in range(fc + 1, fc + cols))
-    words += _column_words(p, fc, fr)
+    words = _column_words(p, fc, fr)
+    if cols > 1:        # columns fc+1 .. fc+cols-1: the last one may be the last column
+        words += (cols - 2) * _column_words(p, fc + 1) + _column_words(p, fc + cols - 1)
     folds = p.row_folds - fr + (cols - 1) * p.row_folds
     _advance(st, p, words, folds * p.kinds[(True, True)].steps)   # every fold: same steps
 
