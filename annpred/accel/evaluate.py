@@ -186,16 +186,14 @@ def _quiet_folds(st: State, p: Plan, fr: int, fc: int, q: int, first: dict,
 def _jump_folds(st: State, p: Plan, fr: int, fc: int, q: int) -> None:
     """q quiet folds at once: time and DMA leads move, the writes queue up (as _jump)."""
     kind = p.kind(fr, fc)
-    o = kind.ofmap
-    _advance(st, p, q * (o.upto(kind.steps) - o.upto(0)), q * kind.steps)
+    _advance(st, p, q * _fold_words(p, fr == p.row_folds - 1, fc == p.col_folds - 1),
+             q * kind.steps)
 
 
 def _quiet_run(st: State, p: Plan, fr: int, fc: int, cols: bool = False) -> int:
     """The largest number of quiet folds from (fr, fc) of its kind, 0 if it is not quiet:
     along the row folds, or (``cols``, only with one row fold) along the column folds."""
-    kind = p.kind(fr, fc)
-    o = kind.ofmap
-    per_fold = o.upto(kind.steps) - o.upto(0)
+    per_fold = _fold_words(p, fr == p.row_folds - 1, fc == p.col_folds - 1)
     first = {}
     if p.mode == "user":
         for which in st.reads:
@@ -338,8 +336,10 @@ def _layer_writes(p: Plan) -> int:
     return n
 
 
-def fast(p: Plan) -> Result:
-    if stall_free(p):
+def fast(p: Plan, _certified: bool | None = None) -> Result:
+    """Evaluate until the state repeats; ``_certified``: the stall-free certificate if the
+    caller has decided it already (``fast_layer``, from the operand shape)."""
+    if stall_free(p) if _certified is None else _certified:
         steps = p.total_steps()
         return Result(cycles=steps - 1, steps=steps, evaluated=1, folds=0, stall_cycles=0)
     st = initial_state(p)
@@ -427,7 +427,7 @@ def fast_layer(acc: Accelerator, layer: Layer, mode: str = "user") -> Result:
     steps = layer_steps(acc, layer, mode)
     if stall_free_shape(acc, layer, mode):
         return Result(cycles=steps - 1, steps=steps, evaluated=1, folds=0, stall_cycles=0)
-    return fast(plan(acc, layer, mode))
+    return fast(plan(acc, layer, mode), _certified=False)
 
 
 def estimate(acc: Accelerator, layer: Layer, mode: str = "user", method: str = "fast") -> dict:
