@@ -266,6 +266,56 @@ def _regions(s, K, c0, lo, hi):
     return out
 
 
+def _clean_from(p, kind, fr: int, l: int, n: int):
+    """The first step from which every existing copy of the words of steps up to l + n stays
+    on diagonals where ``_regions`` applies (bad diagonals: the stream's first width - 1,
+    the start of a partial last block), or None if there is none before l + n."""
+    key = ("cells", fr, kind.ifmap)
+    cells = p.memo.get(key, False)
+    if cells is False:
+        cells = p.memo[key] = _cells(p, kind, fr)
+    if cells is None:
+        return None
+    K, _, v0, v1, _, _, s = cells
+    W, fr_, tr, v = s.width, s.full_rows, s.total_rows, s.v_last
+    L1 = l + n
+    lo, hi = np.maximum(v0, l), np.minimum(v1, L1)
+    ex = lo < hi
+    if not ex.any():
+        return None
+    K, lo, hi = K[ex], lo[ex], hi[ex]
+    if (hi - 1 + K).max() >= tr:
+        return None
+    ends = [np.where(lo + K < W - 1, np.minimum(hi, W - 1 - K), l)]
+    if v < W:                    # steps with fr_ <= l + K < fr_ + W - 1
+        a, b = np.maximum(lo, fr_ - K), np.minimum(hi, fr_ + W - 1 - K)
+        ends.append(np.where(a < b, b, l))
+    split = int(max(e.max() for e in ends))
+    return split if l < split < L1 else None
+
+
+def quiet_steps_split(p, st, kind, fr: int, fc: int, l: int, n: int):
+    """``quiet_steps`` for os and ws ifmap streams: the interval form where it applies,
+    else the cells word by word up to the step from which it applies and the interval form
+    from there; None for other dataflows (then ``quiet_steps``)."""
+    r = quiet_steps_fast(p, st, kind, fr, fc, l, n)
+    if r is not None or p.geometry.dataflow not in ("os", "ws"):
+        return r
+    split = _clean_from(p, kind, fr, l, n)
+    if split is not None:
+        a = quiet_steps_cells(p, st, kind, fr, l, split - l)
+        if a is not None:
+            if a < split - l:
+                return a
+            b = quiet_steps_fast(p, st, kind, fr, fc, split, l + n - split)
+            if b is not None:
+                return split - l + b
+            b = quiet_steps_cells(p, st, kind, fr, split, l + n - split)
+            if b is not None:
+                return split - l + b
+    return quiet_steps_cells(p, st, kind, fr, l, n)
+
+
 def quiet_steps_fast(p, st, kind, fr: int, fc: int, l: int, n: int):
     """``quiet_steps`` by the interval form (os and ws ifmap streams), or None where it does
     not apply (the copies or the words reach a diagonal that is not full: the stream's

@@ -358,11 +358,9 @@ def _quiet_len(st: State, p: Plan, kind, fr, fc, l: int, rem: int,
     if not copies or own == rem or not _quiet(st, p, kind, fr, fc, l, own + 1,
                                                skip_ifmap=True):
         return own, False
-    from .copies import quiet_steps, quiet_steps_cells, quiet_steps_fast
+    from .copies import quiet_steps, quiet_steps_split
 
-    extra = quiet_steps_fast(p, st, kind, fr, fc, l + own, rem - own)
-    if extra is None:
-        extra = quiet_steps_cells(p, st, kind, fr, l + own, rem - own)
+    extra = quiet_steps_split(p, st, kind, fr, fc, l + own, rem - own)
     if extra is None:
         extra = quiet_steps(p, st, kind, fr, fc, l + own, rem - own)
     if extra == 0:
