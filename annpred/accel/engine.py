@@ -294,6 +294,46 @@ def _quiet(st: State, p: Plan, kind, fr, fc, l: int, k: int, skip_ifmap=False) -
     return True
 
 
+def _quiet_pred(st: State, p: Plan, kind, fr, fc, l: int, skip_ifmap=False):
+    """``lambda k: _quiet(st, p, kind, fr, fc, l, k, skip_ifmap)`` with what does not
+    depend on k worked out once (the bisections call it many times; the state does not
+    change in between)."""
+    tests = []
+    if p.mode == "user":
+        for which in (("filter",) if skip_ifmap else ("ifmap", "filter")):
+            s = p.streams[which]
+            if s.n_sets <= s.active:
+                continue
+            d = getattr(kind, which)
+            tests.append((d, s, p.base(which, fr, fc, d), st.reads[which].ws))
+    o = kind.ofmap
+    w0 = o.upto(l)
+    dm = max(st.drain_end - st.c, 0)
+    free, active = st.free, p.out_active
+
+    def pred(k: int) -> bool:
+        for d, s, base, ws in tests:
+            span = _span(d, s, base, fr, fc, l, l + k)
+            if span is None:
+                continue
+            n = s.n_sets
+            a = (span[0] // s.per_set - ws) % n
+            b = (span[1] // s.per_set - ws) % n
+            if a >= s.active or b >= s.active or b < a:
+                return False
+        wk = o.upto(l + k) - w0
+        if wk == 0:
+            return True
+        m = dm if dm < k else k
+        wm = o.upto(l + m) - w0
+        if wm and free - wm < 1:
+            return False
+        if wk > wm and free - wk < active:
+            return False
+        return True
+    return pred
+
+
 def _jump(st: State, p: Plan, kind, l: int, k: int) -> None:
     o = kind.ofmap
     _advance(st, p, o.upto(l + k) - o.upto(l), k)
@@ -353,10 +393,13 @@ def _quiet_len(st: State, p: Plan, kind, fr, fc, l: int, rem: int,
     ifmap words hit through a copy, so that the whole run is one jump. Also says whether
     the copy test already found that the step after the run misses (then it is an event)."""
     own = 0
-    if _quiet(st, p, kind, fr, fc, l, 1):
-        own = _longest(lambda k: _quiet(st, p, kind, fr, fc, l, k), 1, rem)
-    if not copies or own == rem or not _quiet(st, p, kind, fr, fc, l, own + 1,
-                                               skip_ifmap=True):
+    pred = _quiet_pred(st, p, kind, fr, fc, l)
+    if pred(1):
+        own = _longest(pred, 1, rem)
+    if not copies or own == rem:
+        return own, False
+    pred_f = _quiet_pred(st, p, kind, fr, fc, l, skip_ifmap=True)
+    if not pred_f(own + 1):
         return own, False
     from .copies import quiet_steps, quiet_steps_split
 
@@ -365,8 +408,7 @@ def _quiet_len(st: State, p: Plan, kind, fr, fc, l: int, rem: int,
         extra = quiet_steps(p, st, kind, fr, fc, l + own, rem - own)
     if extra == 0:
         return own, True
-    return _longest(lambda k: _quiet(st, p, kind, fr, fc, l, k, skip_ifmap=True), own + 1,
-                    own + extra), False
+    return _longest(pred_f, own + 1, own + extra), False
 
 
 def initial_state(p: Plan) -> State:

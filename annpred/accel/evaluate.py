@@ -121,9 +121,11 @@ def _last_safe_raw(p: Plan, which_loop: str, stop: int, fr: int, fc: int) -> int
     return best
 
 
-def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe: int,
+def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe,
                  folds_per_iter: int) -> tuple[int, bool]:
-    """If ``key`` was seen, add whole periods; returns (new index, extrapolated?)."""
+    """If ``key`` was seen, add whole periods; returns (new index, extrapolated?).
+    ``safe``: a function giving the last index periods may reach (computed only when the
+    key was seen)."""
     snap = _snapshot(st)
     if key not in seen:
         seen[key] = (idx, snap)
@@ -136,7 +138,7 @@ def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe:
     if not (leads_equal or drift_ok):
         seen[key] = (idx, snap)
         return idx, False
-    q = (min(stop, safe) - idx) // period
+    q = (min(stop, safe()) - idx) // period
     if q <= 0:
         seen[key] = (idx, snap)
         return idx, False
@@ -207,6 +209,10 @@ def _quiet_run(st: State, p: Plan, fr: int, fc: int, cols: bool = False) -> int:
         return 0
     left = (p.col_folds - 1 - fc) if cols else (p.row_folds - 1 - fr)   # same kind
     hi = left if left > 0 else 1
+    if per_fold:        # the ofmap condition alone allows at most this many (closed form)
+        hi = min(hi, (st.free - p.out_active) // per_fold)
+    if not first:       # no stream to test: the ofmap condition decides
+        return hi
     if hi == 1 or _quiet_folds(st, p, fr, fc, hi, first, per_fold, cols):
         return hi
     lo = 1
@@ -350,7 +356,8 @@ def fast(p: Plan, _certified: bool | None = None) -> Result:
     fc = 0
     while fc < cf:
         if fc < cf - 1:
-            safe = min(_last_safe(p, "c", fc, cf - 1, 0, fc), _geometry_safe(p, "c", cf - 1))
+            def safe():
+                return min(_last_safe(p, "c", fc, cf - 1, 0, fc), _geometry_safe(p, "c", cf - 1))
             fc2, jumped = _extrapolate(st, p, outer_seen, _key(st, p, 0, fc), fc, cf - 1, safe,
                                        rf)
             if jumped:
@@ -367,7 +374,9 @@ def fast(p: Plan, _certified: bool | None = None) -> Result:
         fr = 0
         while fr < rf:
             if fr < rf - 1:
-                safe = min(_last_safe(p, "r", fr, rf - 1, fr, fc), _geometry_safe(p, "r", rf - 1))
+                def safe():
+                    return min(_last_safe(p, "r", fr, rf - 1, fr, fc),
+                               _geometry_safe(p, "r", rf - 1))
                 fr2, jumped = _extrapolate(st, p, inner_seen, _key(st, p, fr, fc), fr, rf - 1,
                                            safe, 1)
                 if jumped:
