@@ -264,40 +264,12 @@ def step(st: State, p: Plan, kind, fr: int, fc: int, l: int) -> None:
     st.evaluated += 1
 
 
-def _quiet(st: State, p: Plan, kind, fr, fc, l: int, k: int, skip_ifmap=False) -> bool:
-    """True if steps [l, l+k) of the fold provably have no event."""
-    if p.mode == "user":
-        for which in (("filter",) if skip_ifmap else ("ifmap", "filter")):
-            s = p.streams[which]
-            if s.n_sets <= s.active:     # the window holds the whole stream: never a miss
-                continue
-            d = getattr(kind, which)
-            span = _span(d, s, p.base(which, fr, fc, d), fr, fc, l, l + k)
-            if span is None:
-                continue
-            rs = st.reads[which]
-            a = (span[0] // s.per_set - rs.ws) % s.n_sets
-            b = (span[1] // s.per_set - rs.ws) % s.n_sets
-            if a >= s.active or b >= s.active or b < a:
-                return False
-    o = kind.ofmap
-    w0 = o.upto(l)
-    wk = o.upto(l + k) - w0
-    if wk == 0:
-        return True
-    m = min(max(st.drain_end - st.c, 0), k)
-    wm = o.upto(l + m) - w0
-    if wm and st.free - wm < 1:
-        return False
-    if wk > wm and st.free - wk < p.out_active:
-        return False
-    return True
-
-
 def _quiet_pred(st: State, p: Plan, kind, fr, fc, l: int, skip_ifmap=False):
-    """``lambda k: _quiet(st, p, kind, fr, fc, l, k, skip_ifmap)`` with what does not
-    depend on k worked out once (the bisections call it many times; the state does not
-    change in between)."""
+    """A predicate of k: True if steps [l, l+k) of the fold provably have no event (every
+    word read sits in the current window by its own position, skipping the ifmap with
+    ``skip_ifmap``; no drain starts, no write waits). What does not depend on k is worked
+    out once: the bisections call it many times and the state does not change in between.
+    A stream that fits its window entirely is not tested (the window holds every set)."""
     tests = []
     if p.mode == "user":
         for which in (("filter",) if skip_ifmap else ("ifmap", "filter")):
