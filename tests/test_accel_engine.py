@@ -114,7 +114,7 @@ def test_interval_copy_test_matches_word_by_word(layer, rows, cols, df, kb, data
     # against the per-word reference, for random windows, fold rows and step ranges
     import numpy as np
 
-    from annpred.accel import copies
+    from annpred.accel import copies, intervals
     from annpred.accel.engine import initial_state
 
     acc = _acc(rows, cols, df, (kb, 1, 1), 2)
@@ -132,11 +132,11 @@ def test_interval_copy_test_matches_word_by_word(layer, rows, cols, df, kb, data
         n = data.draw(st.integers(1, steps - l))
         st_.reads["ifmap"].ws = data.draw(st.integers(0, s.n_sets - 1))
         want = copies.quiet_steps(p, st_, kind, fr, 0, l, n)
-        assert copies.quiet_steps_split(p, st_, kind, fr, 0, l, n) == want
-        assert copies.quiet_steps_cells(p, st_, kind, fr, l, n) == want
-        fast_form = copies.quiet_steps_fast(p, st_, kind, fr, 0, l, n)
+        assert intervals.quiet_steps_split(p, st_, kind, fr, 0, l, n) == want
+        assert intervals.quiet_steps_cells(p, st_, kind, fr, l, n) == want
+        fast_form = intervals.quiet_steps_fast(p, st_, kind, fr, 0, l, n)
         assert fast_form in (None, want)
-        S, E = copies.step_sets(p, kind, fr, l)
+        S, E = intervals.step_sets(p, kind, fr, l)
         P, Wd = copies.line_elements(p.geometry, kind.ifmap, fr, 0, l)
         assert len(S) == len(P)
         for i in range(len(P)):

@@ -168,7 +168,8 @@ def _read(st: State, p: Plan, which: str, span, c: int, kind=None, fr=0, fc=0,
         a = (span[0] // s.per_set - rs.ws) % s.n_sets
         b = (span[1] // s.per_set - rs.ws) % s.n_sets
         if not (a < s.active and b < s.active and a <= b):
-            from .copies import hits, line_elements, step_sets, word_sets
+            from .copies import hits, line_elements, word_sets
+            from .intervals import step_sets
 
             n, act = s.n_sets, s.active
             ss = step_sets(p, kind, fr, l)
@@ -373,7 +374,8 @@ def _quiet_len(st: State, p: Plan, kind, fr, fc, l: int, rem: int,
     pred_f = _quiet_pred(st, p, kind, fr, fc, l, skip_ifmap=True)
     if not pred_f(own + 1):
         return own, False
-    from .copies import quiet_steps, quiet_steps_split
+    from .copies import quiet_steps
+    from .intervals import quiet_steps_split
 
     extra = quiet_steps_split(p, st, kind, fr, fc, l + own, rem - own)
     if extra is None:
