@@ -97,3 +97,49 @@ def test_stall_free_certificate():
     assert stall_free(plan(D.get("gemmini"), small, "calc"))   # ideal bandwidth: always
     p = plan(D.get("systolic32"), make("gemm", dict(M=1024, K=256, N=64)), "user")
     assert not stall_free(p) and full(p).stall_cycles > 0
+
+
+conv_layers = st.builds(
+    lambda h, w, r, s, c, m, stride: make("conv2d", dict(H=h, W=h + w, R=r, S=s, C=c, M=m,
+                                                         stride=stride)),
+    st.integers(4, 24), st.integers(0, 4), st.integers(2, 5), st.integers(1, 5),
+    st.integers(1, 12), st.integers(1, 20), st.integers(1, 3))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(conv_layers, st.integers(2, 12), st.integers(2, 12), st.sampled_from(["os", "ws"]),
+       st.integers(1, 4), st.data())
+def test_interval_copy_test_matches_word_by_word(layer, rows, cols, df, kb, data):
+    # the copy test of overlapping windows: the interval form (and the cells word by word)
+    # against the per-word reference, for random windows, fold rows and step ranges
+    import numpy as np
+
+    from annpred.accel import copies, intervals
+    from annpred.accel.engine import initial_state
+
+    acc = _acc(rows, cols, df, (kb, 1, 1), 2)
+    p = plan(acc, layer, "user")
+    if p.geometry is None:
+        return
+    p.memo = {}
+    st_ = initial_state(p)
+    s = p.streams["ifmap"]
+    for _ in range(6):
+        fr = data.draw(st.integers(0, p.row_folds - 1))
+        kind = p.kind(fr, 0)
+        steps = kind.steps
+        l = data.draw(st.integers(0, steps - 1))
+        n = data.draw(st.integers(1, steps - l))
+        st_.reads["ifmap"].ws = data.draw(st.integers(0, s.n_sets - 1))
+        want = copies.quiet_steps(p, st_, kind, fr, 0, l, n)
+        assert intervals.quiet_steps_split(p, st_, kind, fr, 0, l, n) == want
+        assert intervals.quiet_steps_cells(p, st_, kind, fr, l, n) == want
+        fast_form = intervals.quiet_steps_fast(p, st_, kind, fr, 0, l, n)
+        assert fast_form in (None, want)
+        S, E = intervals.step_sets(p, kind, fr, l)
+        P, Wd = copies.line_elements(p.geometry, kind.ifmap, fr, 0, l)
+        assert len(S) == len(P)
+        for i in range(len(P)):
+            assert sorted(S[i][E[i]].tolist()) == \
+                sorted(copies.word_sets(p.geometry, s, int(P[i]), int(Wd[i])))
+        assert np.all(E.sum(axis=1) >= 1)        # every word has itself as a copy

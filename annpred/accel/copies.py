@@ -4,7 +4,10 @@ SCALE-Sim's buffer holds sets of stream positions; an ifmap word hits if *any* o
 (the positions of every (pixel, window element) pair that reads the same input word) lies in
 the active window. Checking word by word in Python is slow on big arrays, so this module
 tests whole runs of steps at once with numpy: ``quiet_steps`` returns how many steps from a
-given one hit entirely under the current window (those steps change nothing).
+given one hit entirely under the current window (those steps change nothing), word by word.
+For output and weight stationary ``intervals.quiet_steps_split`` answers the same without
+visiting the words (the interval form), and ``intervals.step_sets`` gives an event step's
+words' copy sets; the engine uses those and keeps ``quiet_steps`` for input stationary.
 """
 from __future__ import annotations
 

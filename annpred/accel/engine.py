@@ -169,7 +169,31 @@ def _read(st: State, p: Plan, which: str, span, c: int, kind=None, fr=0, fc=0,
         b = (span[1] // s.per_set - rs.ws) % s.n_sets
         if not (a < s.active and b < s.active and a <= b):
             from .copies import hits, line_elements, word_sets
+            from .intervals import step_sets
 
+            n, act = s.n_sets, s.active
+            ss = step_sets(p, kind, fr, l)
+            if ss is not None:       # the same test from the interval form's cells
+                S, E = ss
+                i = 0
+                while i < len(S):
+                    h = (((S[i:] - rs.ws) % n < act) & E[i:]).any(axis=1)
+                    if h.all():
+                        break
+                    j = i + int(h.argmin())
+                    sets = S[j][E[j]].tolist()
+                    while not any((x - rs.ws) % n < act for x in sets):
+                        rs.ws = (rs.ws + s.advance) % s.n_sets
+                        rs.lead += s.fetch_cycles
+                        pot = rs.lead - off
+                        if first and pot > 0:
+                            dep = True
+                        first = False
+                        off += pot
+                        if pot > 0:
+                            off += pot
+                    i = j + 1
+                return off - 1, dep
             g = p.geometry
             P, Wd = line_elements(g, kind.ifmap, fr, fc, l)
             i = 0
@@ -241,32 +265,46 @@ def step(st: State, p: Plan, kind, fr: int, fc: int, l: int) -> None:
     st.evaluated += 1
 
 
-def _quiet(st: State, p: Plan, kind, fr, fc, l: int, k: int, skip_ifmap=False) -> bool:
-    """True if steps [l, l+k) of the fold provably have no event."""
+def _quiet_pred(st: State, p: Plan, kind, fr, fc, l: int, skip_ifmap=False):
+    """A predicate of k: True if steps [l, l+k) of the fold provably have no event (every
+    word read sits in the current window by its own position, skipping the ifmap with
+    ``skip_ifmap``; no drain starts, no write waits). What does not depend on k is worked
+    out once: the bisections call it many times and the state does not change in between.
+    A stream that fits its window entirely is not tested (the window holds every set)."""
+    tests = []
     if p.mode == "user":
         for which in (("filter",) if skip_ifmap else ("ifmap", "filter")):
-            d = getattr(kind, which)
-            span = _span(d, p.streams[which], p.base(which, fr, fc, d), fr, fc, l, l + k)
-            if span is None:
-                continue
             s = p.streams[which]
-            rs = st.reads[which]
-            a = (span[0] // s.per_set - rs.ws) % s.n_sets
-            b = (span[1] // s.per_set - rs.ws) % s.n_sets
-            if a >= s.active or b >= s.active or b < a:
-                return False
+            if s.n_sets <= s.active:
+                continue
+            d = getattr(kind, which)
+            tests.append((d, s, p.base(which, fr, fc, d), st.reads[which].ws))
     o = kind.ofmap
     w0 = o.upto(l)
-    wk = o.upto(l + k) - w0
-    if wk == 0:
+    dm = max(st.drain_end - st.c, 0)
+    free, active = st.free, p.out_active
+
+    def pred(k: int) -> bool:
+        for d, s, base, ws in tests:
+            span = _span(d, s, base, fr, fc, l, l + k)
+            if span is None:
+                continue
+            n = s.n_sets
+            a = (span[0] // s.per_set - ws) % n
+            b = (span[1] // s.per_set - ws) % n
+            if a >= s.active or b >= s.active or b < a:
+                return False
+        wk = o.upto(l + k) - w0
+        if wk == 0:
+            return True
+        m = dm if dm < k else k
+        wm = o.upto(l + m) - w0
+        if wm and free - wm < 1:
+            return False
+        if wk > wm and free - wk < active:
+            return False
         return True
-    m = min(max(st.drain_end - st.c, 0), k)
-    wm = o.upto(l + m) - w0
-    if wm and st.free - wm < 1:
-        return False
-    if wk > wm and st.free - wk < p.out_active:
-        return False
-    return True
+    return pred
 
 
 def _jump(st: State, p: Plan, kind, l: int, k: int) -> None:
@@ -328,18 +366,23 @@ def _quiet_len(st: State, p: Plan, kind, fr, fc, l: int, rem: int,
     ifmap words hit through a copy, so that the whole run is one jump. Also says whether
     the copy test already found that the step after the run misses (then it is an event)."""
     own = 0
-    if _quiet(st, p, kind, fr, fc, l, 1):
-        own = _longest(lambda k: _quiet(st, p, kind, fr, fc, l, k), 1, rem)
-    if not copies or own == rem or not _quiet(st, p, kind, fr, fc, l, own + 1,
-                                               skip_ifmap=True):
+    pred = _quiet_pred(st, p, kind, fr, fc, l)
+    if pred(1):
+        own = _longest(pred, 1, rem)
+    if not copies or own == rem:
+        return own, False
+    pred_f = _quiet_pred(st, p, kind, fr, fc, l, skip_ifmap=True)
+    if not pred_f(own + 1):
         return own, False
     from .copies import quiet_steps
+    from .intervals import quiet_steps_split
 
-    extra = quiet_steps(p, st, kind, fr, fc, l + own, rem - own)
+    extra = quiet_steps_split(p, st, kind, fr, fc, l + own, rem - own)
+    if extra is None:
+        extra = quiet_steps(p, st, kind, fr, fc, l + own, rem - own)
     if extra == 0:
         return own, True
-    return _longest(lambda k: _quiet(st, p, kind, fr, fc, l, k, skip_ifmap=True), own + 1,
-                    own + extra), False
+    return _longest(pred_f, own + 1, own + extra), False
 
 
 def initial_state(p: Plan) -> State:

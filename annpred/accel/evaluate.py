@@ -4,10 +4,11 @@ from __future__ import annotations
 import time
 
 from .description import Accelerator
-from .engine import Result, State, _advance, _span, fold, initial_state
+from .engine import Result, State, _advance, fold, initial_state
 from .layers import Layer
 from .mapping import (Plan, Skew, buffer_halves, buffer_sets, layer_folds, layer_steps,
                       operand_shape, plan)
+from .runs import _fold_span, _fold_words, _jump_across, _more_columns
 
 
 def _finish(st: State, p: Plan, folds_evaluated: int) -> Result:
@@ -27,12 +28,15 @@ def full(p: Plan) -> Result:
 
 def _key(st: State, p: Plan, fr: int, fc: int):
     parts = []
-    kind = p.kind(fr, fc)
     for which, rs in st.reads.items():
         s = p.streams[which]
-        d = getattr(kind, which)
-        base = p.base(which, fr, fc, d)
-        span = _span(d, s, base, fr, fc, 0, kind.steps) or (base, base)
+        if s.n_sets <= s.active:
+            # the window holds the whole stream: it never moves and no read of it misses,
+            # so nothing about this stream decides what follows
+            parts.append(None)
+            continue
+        base, span = _fold_span(p, which, fr, fc)
+        span = span or (base, base)
         regular = s.layout != "diag" or s.row0(fr, fc) >= s.width
         parts.append((base % s.per_set, (rs.ws - base // s.per_set) % s.n_sets,
                       span[0] - base, span[1] - base, True if regular else s.row0(fr, fc)))
@@ -77,6 +81,16 @@ def _snapshot(st: State):
 
 def _last_safe(p: Plan, which_loop: str, start: int, stop: int, fr: int, fc: int) -> int:
     """Largest loop index < stop whose fold touches no stream's last (partial) set."""
+    # a function of (loop, fc) for the inner loop (fr < rf - 1: the kind is fc's), of
+    # nothing else for the outer one (fr = 0, fc < cf - 1); memoised per evaluation
+    key = ("safe", which_loop, stop, fc if which_loop == "r" else (fr, fc < p.col_folds - 1))
+    best = p.memo.get(key)
+    if best is None:
+        best = p.memo[key] = _last_safe_raw(p, which_loop, stop, fr, fc)
+    return max(best, start)
+
+
+def _last_safe_raw(p: Plan, which_loop: str, stop: int, fr: int, fc: int) -> int:
     best = stop
     kind = p.kind(fr, fc)
     for which, s in p.streams.items():
@@ -92,12 +106,14 @@ def _last_safe(p: Plan, which_loop: str, start: int, stop: int, fr: int, fc: int
         off = p.base(which, fr if which_loop == "c" else 0, fc if which_loop == "r" else 0, d)
         i_max = (limit - off - shift) // shift if limit - off - shift >= 0 else -1
         best = min(best, i_max + 1)
-    return max(best, start)
+    return best
 
 
-def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe: int,
+def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe,
                  folds_per_iter: int) -> tuple[int, bool]:
-    """If ``key`` was seen, add whole periods; returns (new index, extrapolated?)."""
+    """If ``key`` was seen, add whole periods; returns (new index, extrapolated?).
+    ``safe``: a function giving the last index periods may reach (computed only when the
+    key was seen)."""
     snap = _snapshot(st)
     if key not in seen:
         seen[key] = (idx, snap)
@@ -110,7 +126,7 @@ def _extrapolate(st: State, p: Plan, seen: dict, key, idx: int, stop: int, safe:
     if not (leads_equal or drift_ok):
         seen[key] = (idx, snap)
         return idx, False
-    q = (min(stop, safe) - idx) // period
+    q = (min(stop, safe()) - idx) // period
     if q <= 0:
         seen[key] = (idx, snap)
         return idx, False
@@ -150,7 +166,7 @@ def _quiet_folds(st: State, p: Plan, fr: int, fc: int, q: int, first: dict,
             rs = st.reads[which]
             d = getattr(kind, which)
             s = p.streams[which]
-            b = a if q == 1 else _span(d, s, p.base(which, lr, lc, d), lr, lc, 0, kind.steps)
+            b = a if q == 1 else _fold_span(p, which, lr, lc)[1]
             lo, hi = min(a[0], b[0]) // s.per_set, max(a[1], b[1]) // s.per_set
             if (lo - rs.ws) % s.n_sets + hi - lo >= s.active:
                 return False
@@ -160,27 +176,31 @@ def _quiet_folds(st: State, p: Plan, fr: int, fc: int, q: int, first: dict,
 def _jump_folds(st: State, p: Plan, fr: int, fc: int, q: int) -> None:
     """q quiet folds at once: time and DMA leads move, the writes queue up (as _jump)."""
     kind = p.kind(fr, fc)
-    o = kind.ofmap
-    _advance(st, p, q * (o.upto(kind.steps) - o.upto(0)), q * kind.steps)
+    _advance(st, p, q * _fold_words(p, fr == p.row_folds - 1, fc == p.col_folds - 1),
+             q * kind.steps)
 
 
 def _quiet_run(st: State, p: Plan, fr: int, fc: int, cols: bool = False) -> int:
     """The largest number of quiet folds from (fr, fc) of its kind, 0 if it is not quiet:
     along the row folds, or (``cols``, only with one row fold) along the column folds."""
-    kind = p.kind(fr, fc)
-    o = kind.ofmap
-    per_fold = o.upto(kind.steps) - o.upto(0)
+    per_fold = _fold_words(p, fr == p.row_folds - 1, fc == p.col_folds - 1)
     first = {}
     if p.mode == "user":
         for which in st.reads:
-            d = getattr(kind, which)
-            a = _span(d, p.streams[which], p.base(which, fr, fc, d), fr, fc, 0, kind.steps)
+            s = p.streams[which]
+            if s.n_sets <= s.active:     # the window holds the whole stream: never a miss
+                continue
+            a = _fold_span(p, which, fr, fc)[1]
             if a is not None:
                 first[which] = a
     if not _quiet_folds(st, p, fr, fc, 1, first, per_fold, cols):
         return 0
     left = (p.col_folds - 1 - fc) if cols else (p.row_folds - 1 - fr)   # same kind
     hi = left if left > 0 else 1
+    if per_fold:        # the ofmap condition alone allows at most this many (closed form)
+        hi = min(hi, (st.free - p.out_active) // per_fold)
+    if not first:       # no stream to test: the ofmap condition decides
+        return hi
     if hi == 1 or _quiet_folds(st, p, fr, fc, hi, first, per_fold, cols):
         return hi
     lo = 1
@@ -226,18 +246,22 @@ def _layer_writes(p: Plan) -> int:
     return n
 
 
-def fast(p: Plan) -> Result:
-    if stall_free(p):
+def fast(p: Plan, _certified: bool | None = None) -> Result:
+    """Evaluate until the state repeats; ``_certified``: the stall-free certificate if the
+    caller has decided it already (``fast_layer``, from the operand shape)."""
+    if stall_free(p) if _certified is None else _certified:
         steps = p.total_steps()
         return Result(cycles=steps - 1, steps=steps, evaluated=1, folds=0, stall_cycles=0)
     st = initial_state(p)
+    p.memo = {}
     rf, cf = p.row_folds, p.col_folds
     outer_seen: dict = {}
     folds_done = 0
     fc = 0
     while fc < cf:
         if fc < cf - 1:
-            safe = min(_last_safe(p, "c", fc, cf - 1, 0, fc), _geometry_safe(p, "c", cf - 1))
+            def safe():
+                return min(_last_safe(p, "c", fc, cf - 1, 0, fc), _geometry_safe(p, "c", cf - 1))
             fc2, jumped = _extrapolate(st, p, outer_seen, _key(st, p, 0, fc), fc, cf - 1, safe,
                                        rf)
             if jumped:
@@ -254,7 +278,9 @@ def fast(p: Plan) -> Result:
         fr = 0
         while fr < rf:
             if fr < rf - 1:
-                safe = min(_last_safe(p, "r", fr, rf - 1, fr, fc), _geometry_safe(p, "r", rf - 1))
+                def safe():
+                    return min(_last_safe(p, "r", fr, rf - 1, fr, fc),
+                               _geometry_safe(p, "r", rf - 1))
                 fr2, jumped = _extrapolate(st, p, inner_seen, _key(st, p, fr, fc), fr, rf - 1,
                                            safe, 1)
                 if jumped:
@@ -262,6 +288,12 @@ def fast(p: Plan) -> Result:
                     continue
             q = _quiet_run(st, p, fr, fc)
             if q:
+                cols = _more_columns(st, p, fr, fc, q) if fr + q == rf - 1 else 0
+                if cols:             # the run goes on to the column's end and beyond
+                    _jump_across(st, p, fr, fc, q, cols)
+                    folds_done += 1
+                    fc += cols - 1   # lands at the start of column fold fc + cols
+                    break
                 _jump_folds(st, p, fr, fc, q)
                 folds_done += 1
                 fr += q
@@ -308,7 +340,7 @@ def fast_layer(acc: Accelerator, layer: Layer, mode: str = "user") -> Result:
     steps = layer_steps(acc, layer, mode)
     if stall_free_shape(acc, layer, mode):
         return Result(cycles=steps - 1, steps=steps, evaluated=1, folds=0, stall_cycles=0)
-    return fast(plan(acc, layer, mode))
+    return fast(plan(acc, layer, mode), _certified=False)
 
 
 def estimate(acc: Accelerator, layer: Layer, mode: str = "user", method: str = "fast") -> dict:

@@ -42,7 +42,14 @@ def rect_lt(r0: int, r1: int, c0: int, c1: int, d: int) -> int:
     if r1 <= r0 or c1 <= c0:
         return 0
     h = r1 - r0
-    return tri(d - r0 - c0, h) - tri(d - r0 - c1, h)
+    x = d - r0 - c0              # tri(x, h) - tri(y, h), inlined (a hot path)
+    if x <= 0:
+        return 0
+    a = x * (x + 1) // 2 if x <= h else h * (h + 1) // 2 + (x - h) * h
+    y = x - c1 + c0
+    if y <= 0:
+        return a
+    return a - (y * (y + 1) // 2 if y <= h else h * (h + 1) // 2 + (y - h) * h)
 
 
 @dataclass(frozen=True)
@@ -131,13 +138,15 @@ class Stream:
         """Stream position of the word at (row, col) of a diag stream."""
         D = row + col
         W = self.width
-        if W - 1 <= D < self.full_rows:    # a full diagonal inside the full blocks
+        fr = self.full_rows
+        if W - 1 <= D < fr:    # a full diagonal inside the full blocks
             return W * D - W * (W - 1) // 2 + col
-        w1, w2 = min(self.width, col), min(self.v_last, col)
-        return self.count_lt(D) + \
-            rect_lt(0, self.full_rows, 0, w1, D + 1) - rect_lt(0, self.full_rows, 0, w1, D) + \
-            rect_lt(self.full_rows, self.total_rows, 0, w2, D + 1) - \
-            rect_lt(self.full_rows, self.total_rows, 0, w2, D)
+        # the valid words on diagonals < D, plus those on diagonal D in columns < col: an
+        # interval of columns in the full rows, one in the last block's (copies._general)
+        tr = self.total_rows
+        a = min(col, W, D + 1) - max(D - fr + 1, 0)
+        b = min(col, self.v_last, D - fr + 1) - max(D - tr + 1, 0)
+        return self.count_lt(D) + (a if a > 0 else 0) + (b if b > 0 else 0)
 
     def row0(self, fr: int, fc: int) -> int:
         return fr * self.inner_rows + fc * self.outer_rows
@@ -220,6 +229,9 @@ class Plan:
     out_active: int = 1
     out_drain: int = 1
     geometry: Geometry | None = None   # ifmap words read by several windows
+    # pure functions of this plan's folds, memoised by one fast evaluation (evaluate.fast
+    # empties it at its start, so nothing is carried from one evaluation to the next)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def folds(self) -> int:
