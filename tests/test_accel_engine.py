@@ -102,7 +102,7 @@ def test_stall_free_certificate():
 conv_layers = st.builds(
     lambda h, w, r, s, c, m, stride: make("conv2d", dict(H=h, W=h + w, R=r, S=s, C=c, M=m,
                                                          stride=stride)),
-    st.integers(4, 24), st.integers(0, 4), st.integers(2, 5), st.integers(1, 5),
+    st.integers(5, 24), st.integers(0, 4), st.integers(2, 5), st.integers(1, 5),
     st.integers(1, 12), st.integers(1, 20), st.integers(1, 3))
 
 

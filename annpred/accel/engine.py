@@ -181,54 +181,47 @@ def _read(st: State, p: Plan, which: str, span, c: int, kind=None, fr=0, fc=0,
                     if h.all():
                         break
                     j = i + int(h.argmin())
-                    sets = S[j][E[j]].tolist()
-                    while not any((x - rs.ws) % n < act for x in sets):
-                        rs.ws = (rs.ws + s.advance) % s.n_sets
-                        rs.lead += s.fetch_cycles
-                        pot = rs.lead - off
-                        if first and pot > 0:
-                            dep = True
-                        first = False
-                        off += pot
-                        if pot > 0:
-                            off += pot
+                    off, first, dep = _fetch_into_window(rs, s, S[j][E[j]].tolist(), off,
+                                                         first, dep)
                     i = j + 1
                 return off - 1, dep
             g = p.geometry
             P, Wd = line_elements(g, kind.ifmap, fr, fc, l)
             i = 0
-            n, act = s.n_sets, s.active
             while i < len(P):
                 h = hits(g, s, rs.ws, P[i:], Wd[i:])
                 if h.all():
                     break
                 j = i + int(h.argmin())
                 sets = word_sets(g, s, int(P[j]), int(Wd[j]))
-                while not any((x - rs.ws) % n < act for x in sets):
-                    rs.ws = (rs.ws + s.advance) % s.n_sets
-                    rs.lead += s.fetch_cycles
-                    pot = rs.lead - off
-                    if first and pot > 0:
-                        dep = True
-                    first = False
-                    off += pot
-                    if pot > 0:
-                        off += pot
+                off, first, dep = _fetch_into_window(rs, s, sets, off, first, dep)
                 i = j + 1
             return off - 1, dep
     for pos in span:
         set_ = pos // s.per_set
-        while not _in_window(rs, s, set_):
-            rs.ws = (rs.ws + s.advance) % s.n_sets
-            rs.lead += s.fetch_cycles
-            pot = rs.lead - off
-            if first and pot > 0:
-                dep = True
-            first = False
-            off += pot
-            if pot > 0:
-                off += pot
+        if not _in_window(rs, s, set_):
+            off, first, dep = _fetch_into_window(rs, s, (set_,), off, first, dep)
     return off - 1, dep
+
+
+def _fetch_into_window(rs: ReadState, s, sets, off: int, first: bool, dep: bool
+                       ) -> tuple[int, bool, bool]:
+    """Prefetch (advance the read window one set, one fetch each) until one of ``sets``, the
+    buffer sets of a word's copies, is in the window; SCALE-Sim's stall accounting of each
+    fetch (the potential stall counts twice; the first one marks the read lead-dependent).
+    Returns the updated ``(off, first, dep)``."""
+    n, act = s.n_sets, s.active
+    while not any((x - rs.ws) % n < act for x in sets):
+        rs.ws = (rs.ws + s.advance) % s.n_sets
+        rs.lead += s.fetch_cycles
+        pot = rs.lead - off
+        if first and pot > 0:
+            dep = True
+        first = False
+        off += pot
+        if pot > 0:
+            off += pot
+    return off, first, dep
 
 
 def step(st: State, p: Plan, kind, fr: int, fc: int, l: int) -> None:

@@ -71,6 +71,18 @@ def _cells_base(p, d):
                 m=m, lanes=np.arange(d.cols), npieces=npieces, PL=PL)
 
 
+def _cells_memo(p, kind, fr):
+    """``_cells`` of fold row ``fr``, computed once per evaluation (``Plan.memo``); None for
+    dataflows other than os and ws, and where the cells do not apply."""
+    if p.geometry.dataflow not in ("os", "ws"):
+        return None
+    key = ("cells", fr, kind.ifmap)
+    cells = p.memo.get(key, False)
+    if cells is False:
+        cells = p.memo[key] = _cells(p, kind, fr)
+    return cells
+
+
 def _cells(p, kind, fr):
     """Per fold row: arrays over (cell = (lane, piece), copy slot) of the steps [v0, v1) in
     which the copy exists, and K, c0 of its position; None where the interval form does
@@ -126,10 +138,7 @@ def _clean_from(p, kind, fr: int, l: int, n: int):
     """The first step from which every existing copy of the words of steps up to l + n stays
     on diagonals where ``_regions`` applies (bad diagonals: the stream's first width - 1,
     the start of a partial last block), or None if there is none before l + n."""
-    key = ("cells", fr, kind.ifmap)
-    cells = p.memo.get(key, False)
-    if cells is False:
-        cells = p.memo[key] = _cells(p, kind, fr)
+    cells = _cells_memo(p, kind, fr)
     if cells is None:
         return None
     K, _, v0, v1, _, _, s = cells
@@ -176,13 +185,7 @@ def quiet_steps_fast(p, st, kind, fr: int, fc: int, l: int, n: int):
     """``quiet_steps`` by the interval form (os and ws ifmap streams), or None where it does
     not apply (the copies or the words reach a diagonal that is not full: the stream's
     first or last block), and the caller falls back to ``quiet_steps``."""
-    g = p.geometry
-    if g.dataflow not in ("os", "ws"):
-        return None
-    key = ("cells", fr, kind.ifmap)
-    cells = p.memo.get(key, False)
-    if cells is False:
-        cells = p.memo[key] = _cells(p, kind, fr)
+    cells = _cells_memo(p, kind, fr)
     if cells is None:
         return None
     K, c0, v0, v1, c_lo, c_hi, s = cells
@@ -234,15 +237,10 @@ def _range_sets(p, kind, fr: int, l0: int, l1: int):
     every copy and whether the copy exists (a word hits if any existing copy's set is in the
     window; the same copies as ``word_sets``). None for other dataflows or where the cells
     do not apply."""
-    g = p.geometry
-    if g.dataflow not in ("os", "ws"):
-        return None
-    key = ("cells", fr, kind.ifmap)
-    cells = p.memo.get(key, False)
-    if cells is False:
-        cells = p.memo[key] = _cells(p, kind, fr)
+    cells = _cells_memo(p, kind, fr)
     if cells is None:
         return None
+    g = p.geometry
     K, c0, v0, v1, _, _, s = cells
     base = p.memo[("cellbase", kind.ifmap)]
     d = kind.ifmap

@@ -38,3 +38,12 @@ def fmt_seconds(s: float | None) -> str:
     if s < 1:
         return f"{s * 1e3:.3f} ms"
     return f"{s:.3f} s"
+
+
+def add_key_options(s, verb: str) -> None:
+    """``--kernel``, ``--variant``, ``--hardware``: fill the key columns of external CSVs,
+    or select the rows of one value where a CSV holds several (``load_profiles``)."""
+    for key, what in (("kernel", "kernel name"), ("variant", "variant name"),
+                      ("hardware", "hardware id")):
+        s.add_argument(f"--{key}", help=f"{what} for rows without a {key} column (external "
+                       f"CSVs); with a CSV of several, {verb} only this one")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shlex
 import sys
 
+from annpred.cli.common import add_key_options
 from annpred.errors import ParameterError
 
 
@@ -122,12 +123,7 @@ def register(sub) -> None:
     s.add_argument("--features", help="comma-separated feature columns (external CSVs)")
     s.add_argument("--complexity", help="complexity expression over --features, or 'auto' "
                    "(adds the NN+C-auto model)")
-    s.add_argument("--kernel", help="fill the kernel column (external CSVs); with a CSV "
-                   "of several, evaluate only this one")
-    s.add_argument("--variant", help="fill the variant column (external CSVs); with a CSV "
-                   "of several, evaluate only this one")
-    s.add_argument("--hardware", help="fill the hardware column (external CSVs); with a CSV "
-                   "of several, evaluate only this one")
+    add_key_options(s, "evaluate")
     s.add_argument("--notes", help="Markdown file appended to accuracy.md")
     s.add_argument("--command-line", help=argparse_suppress(), default=None)
     s.add_argument("--quiet", action="store_true", help="no progress bar")

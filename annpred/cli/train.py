@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 import warnings
 
+from annpred.cli.common import add_key_options
 from annpred.errors import ParameterError
 
 
@@ -87,12 +88,7 @@ def register(sub) -> None:
                    "'auto': derive candidates from the columns (and the catalog entry, GPU "
                    "launch structure) and keep those that validate better on a split of the "
                    "training rows")
-    s.add_argument("--kernel", help="kernel name for rows without a kernel column (external "
-                   "CSVs); with a CSV of several kernels, train only this one")
-    s.add_argument("--variant", help="variant name for rows without a variant column; with a "
-                   "CSV of several variants, train only this one")
-    s.add_argument("--hardware", help="hardware id for rows without a hardware column; with a "
-                   "CSV of several, train only this one")
+    add_key_options(s, "train")
     s.add_argument("--seed", type=int, default=0,
                    help="seed of the network initialisation and the validation split (default 0)")
     s.add_argument("--n-train", type=int, default=None,
