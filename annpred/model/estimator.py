@@ -73,6 +73,9 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
     problem_size : sequence of float | None
         With ``complexity="auto"``: the problem size of a GPU tuning space (x, y, z), for
         grid and padding candidates.
+    constants : dict[str, float] | None
+        With ``complexity="auto"``: parameters with one value in the whole space (e.g. a
+        convolution's ``filter_width``), for stencil-halo candidates.
     parameters : list[str] | None
         Columns of X used as inputs (default: all columns).
     coverage : float
@@ -106,8 +109,9 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
                  weight_decay=0.0, val_fraction=0.2, n_init=2, input_transform="auto",
                  max_params=network.MAX_PARAMS, steps=None, optimizer="lbfgs", loss="huber",
                  huber_delta=0.1, select_complexity=True, feature_names=None, coverage=0.9,
-                 base_complexity=None, problem_size=None):
+                 base_complexity=None, problem_size=None, constants=None):
         self.complexity = complexity
+        self.constants = constants
         self.coverage = coverage
         self.base_complexity = base_complexity
         self.problem_size = problem_size
@@ -249,7 +253,8 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         if not len(val_idx):  # too few rows to validate a choice: keep the base
             self.auto_log_ = [{"tried": "(too few rows to select)", "kept": True}]
             return dict(base)
-        cands = _auto.candidates(df, params, self.problem_size or (), base)
+        cands = _auto.candidates(df, params, self.problem_size or (), base,
+                                 constants=self.constants)
 
         def score(comp):
             return self._fit_candidate(_train, df, y, params, comp, tr_idx, val_idx,

@@ -139,6 +139,15 @@ def _problem_size(g: pd.DataFrame) -> list | None:
     return parse_problem_size(g["_problem_size"].iloc[0]) or None
 
 
+def _constants(g: pd.DataFrame) -> dict | None:
+    """The constant parameters of a GPU tuning space (Kernel Tuner cache rows), else None."""
+    if "_constants" not in g.columns:
+        return None
+    from annpred.data.kerneltuner import parse_constants
+
+    return parse_constants(g["_constants"].iloc[0]) or None
+
+
 def _structure(g: pd.DataFrame, feats: list[str]) -> dict:
     """Without a catalog entry, a GPU tuning space's launch structure is its complexity."""
     psize = _problem_size(g)
@@ -146,7 +155,7 @@ def _structure(g: pd.DataFrame, feats: list[str]) -> dict:
         return {}
     from annpred.model.autocomplexity import default_structure
 
-    return default_structure(feats, psize)
+    return default_structure(feats, psize, _constants(g), columns=g)
 
 
 def _measured(g: pd.DataFrame) -> dict:
@@ -243,7 +252,7 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             found, fits = detect_steps(g.iloc[fit_rows].reset_index(drop=True), feats, comp)
         if auto:
             regressor_kw = {**regressor_kw, "base_complexity": comp or None,
-                            "problem_size": _problem_size(g)}
+                            "problem_size": _problem_size(g), "constants": _constants(g)}
         model = AugmentedNNRegressor(complexity="auto" if auto else (comp or None),
                                      parameters=feats, hidden=hidden,
                                      seed=seed, steps=(found if comp else None) or None,

@@ -127,6 +127,7 @@ class Network(_Model):
         if self.use_complexity == "auto":
             comp, kw["base_complexity"] = "auto", comp
             kw["problem_size"] = list(getattr(c, "problem_size", ()) or ()) or None
+            kw["constants"] = dict(getattr(c, "constants", None) or {}) or None
         self.model_ = AugmentedNNRegressor(complexity=comp, parameters=list(c.params),
                                            seed=seed, **kw)
         self.model_.fit(c.X.iloc[rows], c.y[rows])
