@@ -172,7 +172,7 @@ def test_select_on_space_regret_is_judged_on_the_space(cache_file):
     from annpred.study.zoo import make_model
 
     c = T.space_combination(load_profiles([cache_file]))
-    assert set(c.complexity) == {"grid_blocks", "threads"}
+    assert {"grid_blocks", "threads"} <= set(c.complexity)
     r = T.select_on_space(c, make_model("NN+C"), budget=80, top=5, seed=0)
     assert r.regret >= 1.0 and r.random_regret >= 1.0
     assert len(r.top_rows) == 5 and not set(r.top_rows) & set(r.measured.tolist())
