@@ -220,6 +220,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         n_val = int(round(len(y) * self.val_fraction)) if len(y) >= 20 else 0
         val_idx, tr_idx = order[:n_val], order[n_val:]
         self.auto_log_ = None
+        base = complexity
         if auto:
             complexity = self._auto_complexity(_train, df, y, params, complexity, tr_idx,
                                                val_idx)
@@ -227,6 +228,10 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         if self.select_complexity and len(complexity) > 1 and n_val:
             first = next(iter(complexity))
             candidates.append({first: complexity[first]})
+            # the search screened with short single-start fits: the full fit of its starting
+            # set competes too (the margin the search kept a feature by can be noise)
+            if auto and base and base != complexity and base not in candidates:
+                candidates.append(dict(base))
         losses = LOSS_AUTO if self.loss == AUTO and n_val else \
             (LOSS_AUTO[:1] if self.loss == AUTO else (self.loss,))
         best = None
