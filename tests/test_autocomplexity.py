@@ -19,7 +19,70 @@ def test_structure_candidates_from_kernel_tuner_names():
     assert "warp_eff32" in s and "padding" in s
     assert A.structure_candidates(["m", "n"]) == {}
     d = A.default_structure(["block_size_x", "block_size_y", "tile_size_x"], [4096, 1024])
-    assert set(d) == {"grid_blocks", "threads"}
+    assert list(d) == ["ragged", "guarded_work", "grid_blocks", "threads"]
+
+
+_CONV = ["block_size_x", "block_size_y", "tile_size_x", "tile_size_y"]
+
+
+def _eval(text, **v):
+    cols = {k: np.array([float(x)]) for k, x in v.items()}
+    return float(A.feature_matrix(cols, list(cols), [text])[0, -1])
+
+
+def test_ragged_is_any_partial_block_and_guards_the_tile_work():
+    s = A.structure_candidates(_CONV, [4096, 4096])
+    v = dict(block_size_x=32, block_size_y=4, tile_size_x=2, tile_size_y=1)
+    assert _eval(s["ragged"], **v) == 0 and _eval(s["guarded_work"], **v) == 1
+    v = dict(block_size_x=48, block_size_y=4, tile_size_x=1, tile_size_y=1)  # x partial
+    assert _eval(s["ragged"], **v) == 1 and _eval(s["guarded_work"], **v) == 1
+    v = dict(block_size_x=32, block_size_y=4, tile_size_x=2, tile_size_y=3)  # y partial
+    assert _eval(s["ragged"], **v) == 1 and _eval(s["guarded_work"], **v) == 6
+    # lanes of a warp (32) or wavefront (64) used along x
+    assert _eval(s["warp_eff_x32"], block_size_x=48) == pytest.approx(0.75)
+    assert _eval(s["warp_eff_x64"], block_size_x=128) == 1
+    # one dimension only: ragged is that dimension's indicator
+    one = A.structure_candidates(["block_size_x", "tile_size_x"], [1000])
+    assert one["ragged"] == one["ragged_x"]
+
+
+def test_stencil_halo_from_constant_or_parameter_filter_size():
+    assert "halo_ratio" not in A.structure_candidates(_CONV, [4096, 4096])
+    s = A.structure_candidates(_CONV, [4096, 4096], {"filter_width": 15, "filter_height": 5})
+    v = dict(block_size_x=16, block_size_y=2, tile_size_x=2, tile_size_y=1)
+    assert _eval(s["halo_words"], **v) == (32 + 14) * (2 + 4)
+    assert _eval(s["halo_ratio"], **v) == pytest.approx((32 + 14) * (2 + 4) / (32 * 2))
+    p = A.structure_candidates(_CONV + ["filter_width"], [4096, 4096])  # a tuned filter
+    assert _eval(p["halo_words"], filter_width=3, **v) == 32 + 2
+    d = A.default_structure(_CONV, [4096, 4096], {"filter_width": 15, "filter_height": 15})
+    assert list(d) == ["ragged", "guarded_work", "grid_blocks", "halo_ratio", "threads"]
+
+
+def test_default_structure_leaves_out_what_the_data_does_not_vary():
+    cols = {"block_size_x": np.array([32., 64, 128]), "block_size_y": np.array([1., 2, 4]),
+            "tile_size_x": np.array([1., 2, 4]), "tile_size_y": np.array([1., 1, 2])}
+    d = A.default_structure(_CONV, [4096, 4096], columns=cols)  # every block divides 4096
+    assert "ragged" not in d and "guarded_work" not in d and "grid_blocks" in d
+
+
+def _jumps(n=250, seed=0):
+    """Runtimes that jump 8x on a flag and follow a power law otherwise."""
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(1, 100, n)
+    f = rng.integers(0, 2, n).astype(float)
+    y = 1e-3 * a ** 0.5 * np.where(f > 0, 8.0, 1.0) * (1 + 0.01 * rng.standard_normal(n))
+    return pd.DataFrame({"a": a, "f": f}), y
+
+
+def test_loss_auto_keeps_the_loss_with_the_lower_validation_error():
+    X, y = _jumps()
+    fits = {loss: AugmentedNNRegressor(loss=loss, seed=0, select_complexity=False).fit(X, y)
+            for loss in ("huber", "mse", "auto")}
+    assert fits["auto"].loss_ in ("huber", "mse")
+    assert fits["huber"].loss_ == "huber" and fits["mse"].loss_ == "mse"
+    assert fits["auto"].val_mape_ == pytest.approx(
+        min(fits["huber"].val_mape_, fits["mse"].val_mape_))
+    assert fits["auto"].get_params()["loss"] == "auto"
 
 
 def test_candidates_drop_constant_duplicate_and_invalid():

@@ -203,9 +203,32 @@ def load_frame(path: str | os.PathLike):
     df["_source"] = str(path)
     df["_row"] = np.arange(1, len(df) + 1)
     df["_problem_size"] = "x".join(str(v) for v in c.problem_size)
+    # the constant parameters (e.g. a convolution's filter size), for structure expressions
+    df["_constants"] = format_constants(c.constants)
     df.attrs.update({"n_failed": c.n_failed, "problem_size": c.problem_size,
                      "constants": dict(c.constants)})
     return df
+
+
+def format_constants(constants: dict) -> str:
+    """``{"filter_width": 15.0}`` -> ``"filter_width=15"`` (the ``_constants`` column)."""
+    return ";".join(f"{k}={int(v) if float(v).is_integer() else v}"
+                    for k, v in sorted(constants.items()))
+
+
+def parse_constants(text) -> dict[str, float]:
+    """``"filter_height=15;filter_width=15"`` -> ``{"filter_height": 15.0, ...}``; entries
+    that are not ``name=number`` are ignored."""
+    out = {}
+    for part in str(text or "").split(";"):
+        name, _, value = part.partition("=")
+        try:
+            v = float(value)
+        except ValueError:
+            continue
+        if re.fullmatch(r"[A-Za-z_]\w*", name.strip()) and math.isfinite(v):
+            out[name.strip()] = v
+    return out
 
 
 def parse_problem_size(text) -> list[float]:

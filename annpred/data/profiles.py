@@ -238,7 +238,7 @@ def _cache_frame(p, features, kernel, variant, hardware) -> pd.DataFrame:
             if c not in df.columns:
                 _missing(df, c, p)
         keep = [*KEY_COLUMNS, *features, TARGET, "runtime_cv", "repeats", "_source", "_row",
-                "_problem_size"]
+                "_problem_size", "_constants"]
         df = df[[c for c in dict.fromkeys(keep) if c in df.columns]]
     return df
 

@@ -39,9 +39,32 @@ def _prod(terms: Sequence[str]) -> str:
     return "*".join(f"({t})" if not re.fullmatch(r"\w+", t) else t for t in terms)
 
 
-def structure_candidates(params: Sequence[str], problem_size: Sequence[float] = ()) -> dict:
-    """GPU launch-structure expressions from Kernel Tuner parameter names."""
+# stencil halo: a filter extent along each dimension, by Kernel Tuner's naming
+_FILTER = {"x": ("filter_width", "filter_size_x"), "y": ("filter_height", "filter_size_y"),
+           "z": ("filter_depth", "filter_size_z")}
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _filter_extent(d: str, params, constants) -> str | None:
+    """The filter extent along dimension ``d``: a parameter name, a constant's value, or
+    None when the space names no filter."""
+    for name in _FILTER[d]:
+        if name in params:
+            return name
+        if name in constants and constants[name] >= 1:
+            return _num(constants[name])
+    return None
+
+
+def structure_candidates(params: Sequence[str], problem_size: Sequence[float] = (),
+                         constants: Mapping[str, float] | None = None) -> dict:
+    """GPU launch-structure expressions from Kernel Tuner parameter names (and constant
+    parameters such as a convolution's ``filter_width``, given in ``constants``)."""
     ps = set(params)
+    constants = dict(constants or {})
     out: dict[str, str] = {}
     blocks = {d: f"block_size_{d}" for d in _DIMS if f"block_size_{d}" in ps}
     tiles = {d: f"tile_size_{d}" for d in _DIMS if f"tile_size_{d}" in ps}
@@ -77,17 +100,62 @@ def structure_candidates(params: Sequence[str], problem_size: Sequence[float] = 
         out["padding"] = _prod(pad)
         if blocks:
             out["grid_threads"] = _prod([out["grid_blocks"], _prod(list(blocks.values()))])
+    ragged = [out[f"ragged_{d}"] for d in _DIMS if f"ragged_{d}" in out]
+    if ragged:
+        # a partial block in ANY dimension: GPU kernels compile their bounds checks only then
+        # (``#if N % (block*tile) != 0``), a different code path for the whole launch
+        out["ragged"] = ragged[0] if len(ragged) == 1 else f"max({', '.join(ragged)})"
+        if len(tiles) >= 1:
+            # the work per thread that runs under those checks: tile products when ragged, 1
+            # otherwise (guarded unrolled tile loops are what compilers handle worst)
+            out["guarded_work"] = f"({out['ragged']})*({_prod(list(tiles.values()))}-1)+1"
+    if "x" in blocks:
+        for w in WARP_SIZES:  # coalescing: the fraction of each warp's lanes along x in use
+            out[f"warp_eff_x{w}"] = f"{blocks['x']}/({w}*ceiling({blocks['x']}/{w}))"
+    # stencils: the input tile a block reads is its output tile plus the filter halo
+    # ((block*tile + filter - 1) per dimension); its size (4-byte words, the shared-memory
+    # footprint when it is staged there) and its ratio to the output tile (redundant loads)
+    halo_in, halo_out = [], []
+    for d in _DIMS:
+        ext = [t for t in (blocks.get(d), tiles.get(d)) if t]
+        f = _filter_extent(d, ps, constants)
+        if ext and f is not None:
+            e = _prod(ext)
+            halo_in.append(f"({e}+{f}-1)")
+            halo_out.append(f"({e})")
+    if halo_in:
+        out["halo_words"] = _prod(halo_in)
+        out["halo_ratio"] = f"{_prod(halo_in)}/({_prod(halo_out)})"
     return out
 
 
-def default_structure(params: Sequence[str], problem_size: Sequence[float] = ()) -> dict:
+DEFAULT_STRUCTURE = ("ragged", "guarded_work", "grid_blocks", "halo_ratio")
+
+
+def default_structure(params: Sequence[str], problem_size: Sequence[float] = (),
+                      constants: Mapping[str, float] | None = None,
+                      columns: Mapping[str, np.ndarray] | None = None) -> dict:
     """The fixed complexity of a GPU tuning space without a catalog entry (the ``C`` of
-    NN+C on Kernel Tuner caches): blocks in the grid and threads per block."""
-    s = structure_candidates(params, problem_size)
-    out = {k: s[k] for k in ("grid_blocks",) if k in s}
+    NN+C on Kernel Tuner caches): whether any dimension ends in a partial block (the
+    bounds-checked code path) and the tile work run under those checks, blocks in the grid,
+    the stencil halo ratio when the space names a filter, and threads per block. The first
+    is the main one (``select_complexity`` may keep it alone). With ``columns`` (the data),
+    expressions that do not vary over it are left out."""
+    s = structure_candidates(params, problem_size, constants)
+    out = {k: s[k] for k in DEFAULT_STRUCTURE if k in s}
     thr = [f"block_size_{d}" for d in _DIMS if f"block_size_{d}" in params]
     if thr:
         out["threads"] = _prod(thr)
+    if columns is not None:
+        keep = {}
+        for k, text in out.items():
+            try:
+                col = feature_matrix(columns, params, [text])[:, -1]
+            except Exception:  # an expression this data cannot evaluate is left out
+                continue
+            if np.all(np.isfinite(col)) and np.ptp(col) > 1e-12 * max(1.0, np.abs(col).max()):
+                keep[k] = text
+        out = keep
     return out
 
 
@@ -114,11 +182,12 @@ def pair_candidates(columns: Mapping[str, np.ndarray], params: Sequence[str],
 
 
 def candidates(columns: Mapping[str, np.ndarray], params: Sequence[str],
-               problem_size: Sequence[float] = (), base: Mapping[str, str] | None = None
-               ) -> dict[str, str]:
+               problem_size: Sequence[float] = (), base: Mapping[str, str] | None = None,
+               constants: Mapping[str, float] | None = None) -> dict[str, str]:
     """Every candidate expression (name -> sympy text) whose values are finite and vary."""
     raw = {**{f"catalog:{k}": v for k, v in (base or {}).items()},
-           **structure_candidates(params, problem_size), **pair_candidates(columns, params)}
+           **structure_candidates(params, problem_size, constants),
+           **pair_candidates(columns, params)}
     out, seen = {}, []
     for name, text in raw.items():
         try:

@@ -26,6 +26,7 @@ from annpred.spec import expr as _expr
 
 
 AUTO = "auto"
+LOSS_AUTO = ("huber", "mse")  # loss="auto": the first screens, the final fit tries both
 
 
 def conformal_interval(residuals: np.ndarray, coverage: float) -> dict | None:
@@ -73,6 +74,9 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
     problem_size : sequence of float | None
         With ``complexity="auto"``: the problem size of a GPU tuning space (x, y, z), for
         grid and padding candidates.
+    constants : dict[str, float] | None
+        With ``complexity="auto"``: parameters with one value in the whole space (e.g. a
+        convolution's ``filter_width``), for stencil-halo candidates.
     parameters : list[str] | None
         Columns of X used as inputs (default: all columns).
     coverage : float
@@ -87,10 +91,14 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         Hidden layer sizes; default: the widest single layer under ``max_params``.
     optimizer : "lbfgs" | "adam"
         Full-batch L-BFGS (default) or Adam.
-    loss : "huber" | "mse" | "l1"
+    loss : "huber" | "mse" | "l1" | "auto"
         Loss on the log runtime; ``huber`` (default) is squared below a relative error of
         about ``huber_delta`` (in log units; 0.1 ~ 10%) and absolute above it, so a few
-        spoiled measurements do not drag the fit.
+        spoiled measurements do not drag the fit. ``auto`` fits the final network with
+        ``huber`` and with ``mse`` and keeps the lower validation MAPE (spaces with real
+        jumps of several times, such as GPU tuning spaces, are fitted better by squared
+        error, which does not treat the jumps as outliers; ``complexity="auto"`` screens
+        with ``huber``). The loss used is in ``loss_``.
     select_complexity : bool
         With several complexity expressions, also fit the network on the first (main) one
         alone and keep whichever has the lower MAPE on the validation split (fewer inputs
@@ -106,8 +114,9 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
                  weight_decay=0.0, val_fraction=0.2, n_init=2, input_transform="auto",
                  max_params=network.MAX_PARAMS, steps=None, optimizer="lbfgs", loss="huber",
                  huber_delta=0.1, select_complexity=True, feature_names=None, coverage=0.9,
-                 base_complexity=None, problem_size=None):
+                 base_complexity=None, problem_size=None, constants=None):
         self.complexity = complexity
+        self.constants = constants
         self.coverage = coverage
         self.base_complexity = base_complexity
         self.problem_size = problem_size
@@ -211,6 +220,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         n_val = int(round(len(y) * self.val_fraction)) if len(y) >= 20 else 0
         val_idx, tr_idx = order[:n_val], order[n_val:]
         self.auto_log_ = None
+        base = complexity
         if auto:
             complexity = self._auto_complexity(_train, df, y, params, complexity, tr_idx,
                                                val_idx)
@@ -218,11 +228,19 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         if self.select_complexity and len(complexity) > 1 and n_val:
             first = next(iter(complexity))
             candidates.append({first: complexity[first]})
+            # the search screened with short single-start fits: the full fit of its starting
+            # set competes too (the margin the search kept a feature by can be noise)
+            if auto and base and base != complexity and base not in candidates:
+                candidates.append(dict(base))
+        losses = LOSS_AUTO if self.loss == AUTO and n_val else \
+            (LOSS_AUTO[:1] if self.loss == AUTO else (self.loss,))
         best = None
         for comp in candidates:
-            fitted = self._fit_candidate(_train, df, y, params, comp, tr_idx, val_idx)
-            if best is None or fitted["val_mape_"] < best["val_mape_"]:
-                best = fitted
+            for loss in losses:
+                fitted = self._fit_candidate(_train, df, y, params, comp, tr_idx, val_idx,
+                                             loss=loss)
+                if best is None or fitted["val_mape_"] < best["val_mape_"]:
+                    best = fitted
         for k, v in best.items():
             setattr(self, k, v)
         self.parameters_ = params
@@ -249,19 +267,23 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         if not len(val_idx):  # too few rows to validate a choice: keep the base
             self.auto_log_ = [{"tried": "(too few rows to select)", "kept": True}]
             return dict(base)
-        cands = _auto.candidates(df, params, self.problem_size or (), base)
+        cands = _auto.candidates(df, params, self.problem_size or (), base,
+                                 constants=self.constants)
 
         def score(comp):
             return self._fit_candidate(_train, df, y, params, comp, tr_idx, val_idx,
-                                       n_init=1)["val_mape_"]
+                                       n_init=1, loss=self._loss0())["val_mape_"]
 
         chosen, log = _auto.select(df, params, y, tr_idx, val_idx, cands, score, base=base)
         self.auto_log_ = log
         self.auto_n_candidates_ = len(cands)
         return chosen
 
+    def _loss0(self) -> str:
+        return LOSS_AUTO[0] if self.loss == AUTO else self.loss
+
     def _fit_candidate(self, _train, df, y, params, complexity, tr_idx, val_idx,
-                       n_init=None) -> dict:
+                       n_init=None, loss=None) -> dict:
         """Fit one network on ``params`` + ``complexity``; its learned attributes."""
         Xf = self._feature_matrix(df, params, complexity)
         if not np.all(np.isfinite(Xf)):
@@ -294,14 +316,14 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             max_epochs=self.max_epochs, patience=self.patience, lr=self.lr,
             weight_decay=self.weight_decay, n_init=n_init or self.n_init,
             max_params=self.max_params,
-            optimizer=self.optimizer, loss=self.loss,
+            optimizer=self.optimizer, loss=loss or self._loss0(),
             huber_delta=(self.huber_delta / y_std) if self.huber_delta else None)
         layers, skip = model.export()
         out = {"complexity_": complexity, "features_": params + list(complexity),
                "input_transform_": transforms, "scaler_mean_": mean, "scaler_std_": std,
                "y_mean_": y_mean, "y_std_": y_std, "layers_": layers, "skip_": skip,
                "hidden_": hidden, "n_params_": network.count_params(Z.shape[1], hidden, self.skip),
-               "n_epochs_": epochs}
+               "n_epochs_": epochs, "loss_": loss or self._loss0()}
         core = {"input_transform": transforms,
                 "scaler": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
                 "target_scaler": {"mean": y_mean, "std": y_std}, "layers": layers,
@@ -379,6 +401,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
              "train": {"n_samples": int(self.n_samples_), "val_mape": self.val_mape_,
                        "data_sha256": self.data_sha256_, "seed": self.seed,
                        "epochs": int(self.n_epochs_), "train_time_s": self.train_time_s_,
+                       **({"loss": self.loss_} if getattr(self, "loss_", None) else {}),
                        "range": self.train_range_,
                        **({"auto_complexity": self.auto_log_}
                           if getattr(self, "auto_log_", None) else {}),

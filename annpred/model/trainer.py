@@ -139,6 +139,24 @@ def _problem_size(g: pd.DataFrame) -> list | None:
     return parse_problem_size(g["_problem_size"].iloc[0]) or None
 
 
+# training options for GPU tuning spaces (rows with a problem size: Kernel Tuner caches),
+# unless the caller sets them: their runtimes jump several times between neighbouring
+# configurations (bounds-checked code paths, shared memory on or off), jumps a robust loss
+# treats as outliers, so the loss is chosen on the validation split (huber or mse), and a
+# tiny tanh network fitting such jumps lands in poor local minima from some starts, so four
+# initialisations are tried, the best on the validation split kept
+SPACE_OPTIONS = {"loss": "auto", "n_init": 4}
+
+
+def _constants(g: pd.DataFrame) -> dict | None:
+    """The constant parameters of a GPU tuning space (Kernel Tuner cache rows), else None."""
+    if "_constants" not in g.columns:
+        return None
+    from annpred.data.kerneltuner import parse_constants
+
+    return parse_constants(g["_constants"].iloc[0]) or None
+
+
 def _structure(g: pd.DataFrame, feats: list[str]) -> dict:
     """Without a catalog entry, a GPU tuning space's launch structure is its complexity."""
     psize = _problem_size(g)
@@ -146,7 +164,7 @@ def _structure(g: pd.DataFrame, feats: list[str]) -> dict:
         return {}
     from annpred.model.autocomplexity import default_structure
 
-    return default_structure(feats, psize)
+    return default_structure(feats, psize, _constants(g), columns=g)
 
 
 def _measured(g: pd.DataFrame) -> dict:
@@ -241,13 +259,16 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             from annpred.model.steps import detect_steps
 
             found, fits = detect_steps(g.iloc[fit_rows].reset_index(drop=True), feats, comp)
+        kw_g = regressor_kw
+        if _problem_size(g) is not None:
+            kw_g = {**SPACE_OPTIONS, **regressor_kw}
         if auto:
-            regressor_kw = {**regressor_kw, "base_complexity": comp or None,
-                            "problem_size": _problem_size(g)}
+            kw_g = {**kw_g, "base_complexity": comp or None,
+                    "problem_size": _problem_size(g), "constants": _constants(g)}
         model = AugmentedNNRegressor(complexity="auto" if auto else (comp or None),
                                      parameters=feats, hidden=hidden,
                                      seed=seed, steps=(found if comp else None) or None,
-                                     **regressor_kw)
+                                     **kw_g)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             model.fit(X.iloc[fit_rows], y[fit_rows])

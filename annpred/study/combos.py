@@ -35,6 +35,7 @@ class Combination:
     floor_median: float = float("nan")  # median |pass 1 - pass 0| / pass 0 (percent)
     source: str = ""
     problem_size: tuple = ()  # a GPU tuning space's problem size (Kernel Tuner caches)
+    constants: dict | None = None  # its parameters with one value (e.g. filter_width)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -137,9 +138,11 @@ def prepare_combination(key, g: pd.DataFrame, *, features: Sequence[str] | None 
         from annpred.data.kerneltuner import parse_problem_size
 
         psize = tuple(parse_problem_size(g["_problem_size"].iloc[0]))
+    from annpred.model.trainer import _constants
+
     return Combination(kernel, variant, hw_id, params, dict(complexity), X, F, y,
                        test, pool, floor, floor_source, y_repeat, floor_median=floor_median,
-                       source=src, problem_size=psize)
+                       source=src, problem_size=psize, constants=_constants(g) or {})
 
 
 def prepare(df: pd.DataFrame, **kw) -> list[Combination]:

@@ -133,16 +133,9 @@ def space_combination(df, *, complexity: dict | None = None) -> Combination:
     g = g.drop(columns=[c for c in ("pass",) if c in g.columns])
     if complexity is None:
         params = [p for p in _data.feature_columns(g)]
-        psize = ()
-        if "_problem_size" in g.columns:
-            from annpred.data.kerneltuner import parse_problem_size
+        from annpred.model.trainer import _catalog_complexity, _structure
 
-            psize = parse_problem_size(g["_problem_size"].iloc[0])
-        from annpred.model.autocomplexity import default_structure
-        from annpred.model.trainer import _catalog_complexity
-
-        complexity = (_catalog_complexity(key[0], key[1], params)
-                      or default_structure(params, psize))
+        complexity = (_catalog_complexity(key[0], key[1], params) or _structure(g, params))
     c = prepare_combination(key, g, complexity=complexity, n_test=1)
     return c
 

@@ -124,9 +124,14 @@ class Network(_Model):
 
         comp = dict(c.complexity) if self.use_complexity and c.complexity else None
         kw = dict(self.kw)
+        if getattr(c, "problem_size", ()):  # a GPU tuning space: its training options
+            from annpred.model.trainer import SPACE_OPTIONS
+
+            kw = {**SPACE_OPTIONS, **kw}
         if self.use_complexity == "auto":
             comp, kw["base_complexity"] = "auto", comp
             kw["problem_size"] = list(getattr(c, "problem_size", ()) or ()) or None
+            kw["constants"] = dict(getattr(c, "constants", None) or {}) or None
         self.model_ = AugmentedNNRegressor(complexity=comp, parameters=list(c.params),
                                            seed=seed, **kw)
         self.model_.fit(c.X.iloc[rows], c.y[rows])
