@@ -287,3 +287,19 @@ def test_interrupted_evaluation_resumes_from_its_checkpoint(tmp_path, monkeypatc
     assert sum(len(g) for g in ran) == len(res.runs) - saved
     full = E.evaluate(df, cfg, complexity=COMPLEXITY, progress=False, cost=False)
     assert np.allclose(res.summary.mape_mean.to_numpy(), full.summary.mape_mean.to_numpy())
+
+
+def test_checkpoint_key_changes_with_the_catalog_complexity(tmp_path, monkeypatch):
+    """Fits made before a catalog expression changed are not resumed."""
+    import pandas as pd
+
+    from annpred.spec.catalog import get_kernel
+
+    df = pd.DataFrame({"kernel": ["conv2d"] * 2, "variant": ["torch"] * 2, "n": [8.0, 9.0]})
+    before = runner._Checkpoint(tmp_path / "c.jsonl", df, "cfg", ["n"], None).key
+    k = get_kernel("conv2d")
+    changed = {**k.complexity_for("torch"), "extra": "n**2"}
+    monkeypatch.setattr(type(k), "complexity_for",
+                        lambda self, variant: changed if variant == "torch" else {})
+    after = runner._Checkpoint(tmp_path / "c.jsonl", df, "cfg", ["n"], None).key
+    assert before != after

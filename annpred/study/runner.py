@@ -141,13 +141,31 @@ def _groups(fits: list[Fit]) -> list[list[Fit]]:
     return sorted(by.values(), key=lambda g: -sum(max(f.n, 50) for f in g))
 
 
+def _catalog_text(df) -> list:
+    """The catalog complexity of every (kernel, variant) in ``df``: fits made before a
+    catalog expression changed are not resumed."""
+    from annpred.errors import UnknownKernelError
+    from annpred.spec.catalog import get_kernel
+
+    out = []
+    if not {"kernel", "variant"} <= set(df.columns):
+        return out
+    for kernel, variant in sorted(set(zip(df["kernel"].astype(str), df["variant"].astype(str)))):
+        try:
+            comp = get_kernel(kernel).complexity_for(variant)
+            out.append((kernel, variant, sorted(comp.items())))
+        except UnknownKernelError:
+            continue
+    return out
+
+
 class _Checkpoint:
     """Finished fits of one study, appended as JSON lines and keyed by data and config."""
 
     def __init__(self, path, df, cfg, features, complexity):
         self.path = Path(path)
         h = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes())
-        h.update(repr((cfg, features, complexity)).encode())
+        h.update(repr((cfg, features, complexity, _catalog_text(df))).encode())
         self.key = h.hexdigest()[:16]
 
     def load(self) -> list:
