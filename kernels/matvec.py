@@ -100,7 +100,11 @@ KERNEL = Kernel(
                 description="torch.mv on CPU", complexity=_DENSE, params=_DENSE_PARAMS),
         Variant("sparse", run=product_run, prepare=sparse_product_prepare("A", "x"),
                 description="scipy.sparse CSR(A) @ x (CSR built in prepare)",
-                complexity={"sparse_flops": "m*n*density", "rows": "m"}),
+                # CSR traversal: one multiply-add per stored value and one pass per row
+                # (the row-pointer loop), so the work is their sum, which log inputs alone
+                # cannot add
+                complexity={"csr": "m*n*density + m", "sparse_flops": "m*n*density",
+                            "rows": "m"}),
         Variant("halide", run=_halide_run, prepare=_halide_prepare,
                 description="Halide: 4 rows at a time, 2 vector accumulators per row, "
                             "row blocks parallel", complexity=_DENSE, params=_DENSE_PARAMS),
