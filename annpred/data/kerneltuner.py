@@ -240,3 +240,18 @@ def parse_problem_size(text) -> list[float]:
         except ValueError:
             return []
     return out
+
+
+def space_problem_size(frame) -> list[float] | None:
+    """The problem size of the GPU tuning space a frame's rows come from (the
+    ``_problem_size`` column of Kernel Tuner cache rows), else None."""
+    if "_problem_size" not in getattr(frame, "columns", ()):
+        return None
+    return parse_problem_size(frame["_problem_size"].iloc[0]) or None
+
+
+def space_constants(frame) -> dict[str, float] | None:
+    """The constant parameters of that space (the ``_constants`` column), else None."""
+    if "_constants" not in getattr(frame, "columns", ()):
+        return None
+    return parse_constants(frame["_constants"].iloc[0]) or None

@@ -146,7 +146,7 @@ def cmd_train(args) -> int:
     out = {"pipeline": p.name, "model": str(path), "data": str(data),
            "n_params": int(model.n_params_), "val_mape_pct": float(model.val_mape_),
            "tile_steps": bool(model.tile_steps_), "ragged": bool(model.ragged_),
-           "form_cv": json.loads(path.read_text())["train"].get("form_cv", [])}
+           "form_cv": model.form_cv_}
     if args.json:
         print(json.dumps(out, indent=1))
     else:

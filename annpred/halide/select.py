@@ -120,7 +120,8 @@ def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = Non
     (``out`` ending in ``.json``: that file). ``steps="auto"`` uses the step-aware
     complexity when the profile's width sweeps (PR profiles have them) show tile steps, and
     otherwise lets :func:`choose_form` decide, as it decides ``ragged="auto"``.
-    Returns ``(model, path)``.
+    Returns ``(model, path)``; ``model.form_cv_`` is the table of forms tried (empty when
+    none was searched).
     """
     import hashlib
 
@@ -141,6 +142,7 @@ def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = Non
                                          ragged=None if ragged == "auto" else bool(ragged),
                                          **kw)
     model = train_model(p, df, seed=seed, steps=steps, ragged=ragged, **kw)
+    model.form_cv_ = form_cv
     if out is not None and Path(out).suffix == ".json":
         path = Path(out)
     else:

@@ -147,16 +147,21 @@ def default_structure(params: Sequence[str], problem_size: Sequence[float] = (),
     if thr:
         out["threads"] = _prod(thr)
     if columns is not None:
-        keep = {}
-        for k, text in out.items():
-            try:
-                col = feature_matrix(columns, params, [text])[:, -1]
-            except Exception:  # an expression this data cannot evaluate is left out
-                continue
-            if np.all(np.isfinite(col)) and np.ptp(col) > 1e-12 * max(1.0, np.abs(col).max()):
-                keep[k] = text
-        out = keep
+        out = {k: text for k, text in out.items()
+               if _column_if_varies(columns, params, text) is not None}
     return out
+
+
+def _column_if_varies(columns, params, text) -> np.ndarray | None:
+    """The values of expression ``text`` on the data, or None where it cannot be evaluated
+    there, is not finite everywhere or does not vary (no use as a feature)."""
+    try:
+        col = feature_matrix(columns, params, [text])[:, -1]
+    except Exception:  # an expression this data cannot evaluate
+        return None
+    if not np.all(np.isfinite(col)) or np.ptp(col) <= 1e-12 * max(1.0, np.abs(col).max()):
+        return None
+    return col
 
 
 def _sizelike(name: str, values: np.ndarray) -> bool:
@@ -190,11 +195,8 @@ def candidates(columns: Mapping[str, np.ndarray], params: Sequence[str],
            **pair_candidates(columns, params)}
     out, seen = {}, []
     for name, text in raw.items():
-        try:
-            col = feature_matrix(columns, params, [text])[:, -1]
-        except Exception:  # an expression this data cannot evaluate is no candidate
-            continue
-        if not np.all(np.isfinite(col)) or np.ptp(col) <= 1e-12 * max(1.0, np.abs(col).max()):
+        col = _column_if_varies(columns, params, text)
+        if col is None:
             continue
         if any(np.allclose(col, s) for s in seen):  # duplicates (e.g. one-dimension grids)
             continue

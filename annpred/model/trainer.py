@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from annpred.data import profiles as _data
+from annpred.data.kerneltuner import space_constants, space_problem_size
 from annpred.spec import expr as _expr
 from annpred import validate as _v
 from annpred.errors import DataError, ParameterError, UnknownKernelError
@@ -130,15 +131,6 @@ def _catalog_params(kernel: str, variant: str, feats: list[str]) -> list[str]:
     return kept or feats
 
 
-def _problem_size(g: pd.DataFrame) -> list | None:
-    """The problem size of a GPU tuning space (Kernel Tuner cache rows), else None."""
-    if "_problem_size" not in g.columns:
-        return None
-    from annpred.data.kerneltuner import parse_problem_size
-
-    return parse_problem_size(g["_problem_size"].iloc[0]) or None
-
-
 # training options for GPU tuning spaces (rows with a problem size: Kernel Tuner caches),
 # unless the caller sets them: their runtimes jump several times between neighbouring
 # configurations (bounds-checked code paths, shared memory on or off), jumps a robust loss
@@ -148,23 +140,14 @@ def _problem_size(g: pd.DataFrame) -> list | None:
 SPACE_OPTIONS = {"loss": "auto", "n_init": 4}
 
 
-def _constants(g: pd.DataFrame) -> dict | None:
-    """The constant parameters of a GPU tuning space (Kernel Tuner cache rows), else None."""
-    if "_constants" not in g.columns:
-        return None
-    from annpred.data.kerneltuner import parse_constants
-
-    return parse_constants(g["_constants"].iloc[0]) or None
-
-
 def _structure(g: pd.DataFrame, feats: list[str]) -> dict:
     """Without a catalog entry, a GPU tuning space's launch structure is its complexity."""
-    psize = _problem_size(g)
+    psize = space_problem_size(g)
     if psize is None:
         return {}
     from annpred.model.autocomplexity import default_structure
 
-    return default_structure(feats, psize, _constants(g), columns=g)
+    return default_structure(feats, psize, space_constants(g), columns=g)
 
 
 def _measured(g: pd.DataFrame) -> dict:
@@ -260,11 +243,11 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
 
             found, fits = detect_steps(g.iloc[fit_rows].reset_index(drop=True), feats, comp)
         kw_g = regressor_kw
-        if _problem_size(g) is not None:
+        if space_problem_size(g) is not None:
             kw_g = {**SPACE_OPTIONS, **regressor_kw}
         if auto:
             kw_g = {**kw_g, "base_complexity": comp or None,
-                    "problem_size": _problem_size(g), "constants": _constants(g)}
+                    "problem_size": space_problem_size(g), "constants": space_constants(g)}
         model = AugmentedNNRegressor(complexity="auto" if auto else (comp or None),
                                      parameters=feats, hidden=hidden,
                                      seed=seed, steps=(found if comp else None) or None,

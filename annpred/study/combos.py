@@ -133,16 +133,12 @@ def prepare_combination(key, g: pd.DataFrame, *, features: Sequence[str] | None 
         raise DataError(f"{src}: combination {kernel}/{variant}/{hw_id}: the complexity "
                         f"features are not finite at {dict(X.iloc[i])}")
     floor_median = (mdape(y[test], y_repeat) if y_repeat is not None else float("nan"))
-    psize = ()
-    if "_problem_size" in g.columns:
-        from annpred.data.kerneltuner import parse_problem_size
-
-        psize = tuple(parse_problem_size(g["_problem_size"].iloc[0]))
-    from annpred.model.trainer import _constants
+    from annpred.data.kerneltuner import space_constants, space_problem_size
 
     return Combination(kernel, variant, hw_id, params, dict(complexity), X, F, y,
                        test, pool, floor, floor_source, y_repeat, floor_median=floor_median,
-                       source=src, problem_size=psize, constants=_constants(g) or {})
+                       source=src, problem_size=tuple(space_problem_size(g) or ()),
+                       constants=space_constants(g) or {})
 
 
 def prepare(df: pd.DataFrame, **kw) -> list[Combination]:
