@@ -89,12 +89,18 @@ def _ridge_init(model: AugmentedMLP, Z: np.ndarray, t: np.ndarray, alpha: float 
 
 
 OPTIMIZERS = ("lbfgs", "adam")
-LOSSES = ("huber", "mse", "l1")
+LOSSES = ("huber", "mse", "l1", "mape")
 DEFAULT_EPOCHS = {"adam": (3000, 300), "lbfgs": (500, 50)}  # (max_epochs, patience)
 _LBFGS_ROUND = 10  # L-BFGS iterations between validations
 
 
-def _loss_fn(loss: str, delta: float | None):
+def _loss_fn(loss: str, delta: float | None, scale: float = 1.0):
+    if loss == "mape":
+        # the relative error of the runtime itself, |exp(log-error) - 1|: the metric the
+        # models are judged by (over-predictions cost without bound, under-predictions at
+        # most 1); ``scale`` turns the standardised target back into log units
+        k = float(scale)
+        return lambda a, b: torch.mean(torch.abs(torch.expm1((a - b) * k)))
     if loss == "mse":
         return lambda a, b: torch.mean((a - b) ** 2)
     if loss == "l1":
@@ -110,7 +116,8 @@ def fit_network(Z_tr: np.ndarray, t_tr: np.ndarray, Z_val: np.ndarray | None,
                 t_val: np.ndarray | None, *, hidden: tuple[int, ...], activation: str,
                 skip: bool, seed: int, max_epochs: int | None, patience: int | None,
                 lr: float, weight_decay: float, n_init: int, max_params: int,
-                optimizer: str = "adam", loss: str = "mse", huber_delta: float | None = None):
+                optimizer: str = "adam", loss: str = "mse", huber_delta: float | None = None,
+                target_scale: float = 1.0):
     """Train and return ``(model, best_val_loss, epochs_run)``.
 
     ``huber_delta`` is in the units of the (standardised) target. For ``lbfgs`` an epoch is
@@ -118,7 +125,7 @@ def fit_network(Z_tr: np.ndarray, t_tr: np.ndarray, Z_val: np.ndarray | None,
     L2 penalty on the hidden weights instead)."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    lossf = _loss_fn(loss, huber_delta)
+    lossf = _loss_fn(loss, huber_delta, target_scale)
     d_epochs, d_patience = DEFAULT_EPOCHS[optimizer]
     max_epochs = d_epochs if max_epochs is None else int(max_epochs)
     patience = d_patience if patience is None else int(patience)
@@ -146,6 +153,9 @@ def fit_network(Z_tr: np.ndarray, t_tr: np.ndarray, Z_val: np.ndarray | None,
                 raise AssertionError("parameter count mismatch")
             _ridge_init(model, Z_tr, t_tr)
             if optimizer == "lbfgs":
+                if loss == "mape":  # from the squared-error fit: MAPE alone stalls early
+                    model, _, _ = _fit_lbfgs(model, zt, tt, zv, tv, _loss_fn("mse", None),
+                                             max_epochs, patience, weight_decay)
                 model, best_i, epochs = _fit_lbfgs(model, zt, tt, zv, tv, lossf, max_epochs,
                                                    patience, weight_decay)
                 if best_i < best[0]:

@@ -134,8 +134,8 @@ def _catalog_params(kernel: str, variant: str, feats: list[str]) -> list[str]:
 # training options for GPU tuning spaces (rows with a problem size: Kernel Tuner caches),
 # unless the caller sets them: their runtimes jump several times between neighbouring
 # configurations (bounds-checked code paths, shared memory on or off), jumps a robust loss
-# treats as outliers, so the loss is chosen on the validation split (huber or mse), and a
-# tiny tanh network fitting such jumps lands in poor local minima from some starts, so four
+# treats as outliers, so the loss is chosen on the validation split (huber, mse or mape),
+# and a tiny tanh network fitting such jumps lands in poor local minima from some starts, so four
 # initialisations are tried, the best on the validation split kept
 SPACE_OPTIONS = {"loss": "auto", "n_init": 4}
 
