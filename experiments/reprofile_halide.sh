@@ -6,7 +6,10 @@
 # it, a random subset of the 24 pool sizes); a rerun resumes the CSV. Remove a pipeline's
 # CSV first to start it over (a changed schedule space needs that). Run it on an idle
 # machine: each row records the load average it was measured under, and the log line before
-# each pipeline prints `uptime`.
+# each pipeline prints `uptime`. REFINE=N then adds N refinement points per pipeline (the
+# predicted-fastest schedules of a model trained on the profile, in 2 rounds; `annpred
+# halide profile --sampler refine`, resumable); PROFILE=0 skips the random profile:
+#   flock /tmp/annpred-timing.lock env PROFILE=0 REFINE=160 bash experiments/reprofile_halide.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -15,13 +18,22 @@ shift || true
 PIPES=${*:-blur conv_layer harris iir_blur matmul max_filter stencil_chain unsharp}
 SCHEDULES=${SCHEDULES:-160}
 SIZES=${SIZES:-5}
+REFINE=${REFINE:-0}
+PROFILE=${PROFILE:-1}
 hw=$($PY -c "from annpred.spec import hardware as hw; print(hw.cpu_id(2))")
 d=trained/halide/$hw/data
 for p in $PIPES; do
   echo "== $p: $(date -u +%H:%M:%S) $(uptime)"
-  $PY -m annpred.cli halide profile "$p" --threads 2 --schedules "$SCHEDULES" \
-      --sizes-per-schedule "$SIZES" --seed 0 --max-seconds "$BUDGET" --out "$d/$p.csv" \
-      > /dev/null
+  if [ "$PROFILE" != 0 ]; then
+    $PY -m annpred.cli halide profile "$p" --threads 2 --schedules "$SCHEDULES" \
+        --sizes-per-schedule "$SIZES" --seed 0 --max-seconds "$BUDGET" --out "$d/$p.csv" \
+        > /dev/null
+  fi
+  if [ "$REFINE" != 0 ]; then
+    echo "   refine: $(date -u +%H:%M:%S) $(uptime)"
+    $PY -m annpred.cli halide profile "$p" --threads 2 --sampler refine --budget "$REFINE" \
+        --rounds 2 --seed 0 --out "$d/$p.csv" > /dev/null
+  fi
 done
 echo "== train: $(date -u +%H:%M:%S) $(uptime)"
 for p in $PIPES; do

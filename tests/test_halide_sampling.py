@@ -141,3 +141,50 @@ def test_the_complexity_form_is_chosen_over_held_out_schedules(tmp_path):
     model, path = train_pipeline(p, data, tmp_path / "m.json", **fast)
     back = load_schedule_model(p, path)
     assert back.ragged_ is True and len(json.loads(path.read_text())["train"]["form_cv"]) == 4
+
+
+class _VecModel:
+    """A stand-in schedule model: wider vectors and bigger tiles predicted faster."""
+
+    def predict(self, X):
+        return np.exp(-X["log2_vec"].to_numpy() - 0.1 * X["log2_tx"].to_numpy()) * 1e-3
+
+
+def test_refine_plan_measures_the_predicted_fastest_schedules_not_yet_profiled():
+    from annpred.halide.sampling import REFINE_MAX_REPEATS, REFINE_PER_SIZE, refine_plan
+
+    p = get("blur")
+    m = _VecModel()
+    a = refine_plan(p, m, 20, seed=3)
+    assert [(s, key_of(k)) for s, k, _ in a] == [
+        (s, key_of(k)) for s, k, _ in refine_plan(p, m, 20, seed=3)]
+    assert len(a) == 20 and all(pass_no == 1 for *_, pass_no in a)
+    for sizes, sched, _ in a:
+        assert p.space.check(sched) == sched and p.in_range(sizes)
+    # at each size, the stand-in's fastest: the widest vectors only
+    assert {s["vec"] for _, s, _ in a} == {max(p.space.knob("vec").choices)}
+    per_size: dict = {}
+    for sz, s, _ in a:
+        per_size.setdefault(tuple(sz.values()), []).append(key_of(s))
+    assert max(len(v) for v in per_size.values()) <= REFINE_PER_SIZE
+    assert all(len(set(v)) == len(v) for v in per_size.values())
+    counts = pd.Series([key_of(s) for _, s, _ in a]).value_counts()
+    assert counts.max() <= REFINE_MAX_REPEATS
+    # points the profile already holds are not measured again
+    first = a[0]
+    held = pd.DataFrame([{"variant": key_of(first[1]), **first[0]}])
+    b = refine_plan(p, m, 20, held, seed=3)
+    assert (key_of(first[1]), tuple(first[0].values())) not in {
+        (key_of(s), tuple(sz.values())) for sz, s, _ in b}
+
+
+def test_refine_needs_an_existing_profile(tmp_path):
+    from annpred.cli.app import main
+    from annpred.errors import DataError
+    from annpred.halide.sampling import refine_profile
+
+    with pytest.raises(DataError, match="does not exist"):
+        refine_profile("blur", tmp_path / "none.csv", 16)
+    assert main(["halide", "profile", "blur", "--sampler", "refine", "--budget", "8",
+                 "--out", str(tmp_path / "none.csv")]) == 2
+    assert not (tmp_path / "none.csv").exists()

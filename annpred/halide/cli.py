@@ -53,14 +53,19 @@ def register(subparsers) -> None:
     pr = hs.add_parser("profile", help="measure sampled schedules of a pipeline on this "
                        "machine (resumable: run the same command again to continue)")
     pr.add_argument("pipeline", help="pipeline to profile (see `annpred halide list`)")
-    pr.add_argument("--sampler", choices=("random", "pr"), default="random",
-                    help="random schedules x sizes, or PR (performance representatives: "
-                         "a few schedules swept over sizes where tiles create steps)")
+    pr.add_argument("--sampler", choices=("random", "pr", "refine"), default="random",
+                    help="random schedules x sizes; PR (performance representatives: "
+                         "a few schedules swept over sizes where tiles create steps); or "
+                         "refine: add --budget points to an existing profile (--out) where "
+                         "a model trained on it predicts the fastest schedules")
     pr.add_argument("--schedules", type=int, default=200, help="schedules to sample")
     pr.add_argument("--sizes-per-schedule", type=int, default=5,
                     help="image/problem sizes measured per schedule (default 5)")
     pr.add_argument("--budget", type=int, default=None,
-                    help="points to measure (PR; default: schedules x sizes-per-schedule)")
+                    help="points to measure (PR; default: schedules x sizes-per-schedule; "
+                         "refine: points marked refine in the profile when done, default 160)")
+    pr.add_argument("--rounds", type=int, default=2,
+                    help="refine: rounds, the model retrained before each (default 2)")
     pr.add_argument("--threads", type=int, default=2,
                     help="Halide threads (HL_NUM_THREADS); part of the hardware id (default 2)")
     pr.add_argument("--seed", type=int, default=0, help="seed of schedules and sizes (default 0)")
@@ -116,6 +121,15 @@ def cmd_profile(args) -> int:
     out = args.out or data_path(p.name, user_root(), args.threads)
     from .profile import profile_pipeline
 
+    if args.sampler == "refine":
+        from .sampling import refine_profile
+
+        df = refine_profile(p, out, args.budget or 160, rounds=args.rounds, seed=args.seed,
+                            threads=args.threads, max_seconds=args.max_seconds)
+        n_ref = int((df["sampler"] == "refine").sum()) if "sampler" in df.columns else 0
+        print(f"{len(df)} points of {p.name} in {out} ({n_ref} refinement points); train "
+              f"with `annpred halide train {p.name} --data {out}`")
+        return 0
     plan = None
     if args.sampler == "pr":
         from .sampling import pr_plan

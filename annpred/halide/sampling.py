@@ -14,6 +14,15 @@ points:
    (k-means on the encoded knobs and log sizes) and the pool point nearest each centre is
    measured, so every kind of schedule is seen once before any is seen twice.
 
+**Refinement** (:func:`refine_plan`, ``annpred halide profile --sampler refine``) adds
+points to an existing profile where selection needs the model to be right: a model trained
+on the profile predicts a pool of schedules (sampled with a seed of its own, never the
+candidate set's) at sizes from the training range, and the predicted fastest schedules at
+each size that the profile has not measured there are measured. A random profile spends
+most of its points on slow schedules; the choice is made among the fast ones, and a tiny
+network extrapolating into the fast corner of the space picks by its errors there (the
+winner's curse). Rounds retrain between them.
+
 With steps accepted, the model is trained on the pipeline's *step-aware* complexity
 (:meth:`~annpred.halide.pipelines.HalidePipeline.complexity_for`): every ``W`` and ``H`` in
 the expressions becomes ``ceiling(W/TX)*TX`` with the schedule's tile extent ``TX``.
@@ -111,3 +120,101 @@ def detect_tile_steps(pipeline: str | HalidePipeline, df: pd.DataFrame) -> dict:
             fits.append({"variant": variant, "tile": tile, **{k: sw.fixed.get(k) for k in others},
                          **fit.to_dict(), "on_tile_lattice": bool(on_lattice)})
     return {"steps": ok, "fits": fits}
+
+
+REFINE_SEED = 4099  # the refinement pool's seed offset (profiles use 0, candidates 2024)
+REFINE_POOL = 512  # schedules predicted at each refinement size
+REFINE_PER_SIZE = 8  # predicted-fastest schedules measured per size
+REFINE_MAX_REPEATS = 3  # times one schedule may be chosen within a round (at other sizes)
+
+
+def refine_plan(pipeline: str | HalidePipeline, model, n: int, df: pd.DataFrame | None = None,
+                seed: int = 0) -> list[tuple[dict, dict, int]]:
+    """``n`` points where ``model`` predicts the fastest schedules (see module doc): at each
+    of ``ceil(n / REFINE_PER_SIZE)`` sizes from the training range, the predicted-fastest
+    schedules of a pool of ``REFINE_POOL`` that ``df`` (the profile so far) has not measured
+    at that size, none chosen more than ``REFINE_MAX_REPEATS`` times. Deterministic in
+    ``seed`` and the model."""
+    from .profile import size_pool
+    from .select import predict_schedules
+    from .space import key_of
+
+    p = get(pipeline)
+    if n < 1:
+        raise ParameterError(f"refinement budget must be >= 1, got {n}")
+    scheds = p.space.sample(REFINE_POOL, seed=seed + REFINE_SEED)
+    n_sizes = -(-int(n) // REFINE_PER_SIZE)
+    pool = size_pool(p, max(n_sizes, 8), seed + REFINE_SEED)
+    rng = np.random.default_rng(seed + REFINE_SEED)
+    sizes = [pool[int(i)] for i in rng.permutation(len(pool))]
+    done = set()
+    if df is not None and len(df):
+        for r in df[["variant", *p.size_names]].itertuples(index=False):
+            done.add((r[0], *(int(v) for v in r[1:])))
+    keys = [key_of(s) for s in scheds]
+    used: dict[str, int] = {}
+    plan: list[tuple[dict, dict, int]] = []
+    for i in range(len(sizes) * 4):  # sizes are revisited if every schedule was used up
+        if len(plan) >= n:
+            break
+        sz = sizes[i % len(sizes)]
+        at = tuple(int(sz[k]) for k in p.size_names)
+        pred = predict_schedules(model, p, sz, scheds)
+        take = 0
+        for j in np.argsort(pred, kind="stable"):
+            k = keys[int(j)]
+            if (k, *at) in done or used.get(k, 0) >= REFINE_MAX_REPEATS:
+                continue
+            plan.append((dict(sz), scheds[int(j)], 1))
+            done.add((k, *at))
+            used[k] = used.get(k, 0) + 1
+            take += 1
+            if take >= REFINE_PER_SIZE or len(plan) >= n:
+                break
+    return plan
+
+
+def refine_profile(pipeline: str | HalidePipeline, out, budget: int, *, rounds: int = 2,
+                   seed: int = 0, threads: int = 2, progress: bool = True,
+                   max_seconds: float | None = None) -> pd.DataFrame:
+    """Add ``budget`` refinement points (``sampler == "refine"``) to the profile CSV ``out``
+    in ``rounds`` rounds, retraining the model on the profile before each
+    (:func:`annpred.halide.select.fit_profile`). Resumable: the points already marked
+    ``refine`` count towards the budget, so an interrupted run continues where it stopped."""
+    import time
+    import warnings
+    from pathlib import Path
+
+    from ..errors import DataError
+    from .profile import load_profile, profile_pipeline
+    from .select import fit_profile
+
+    p = get(pipeline)
+    out = Path(out)
+    if budget < 1 or rounds < 1:
+        raise ParameterError(f"refinement needs --budget >= 1 and rounds >= 1, got "
+                             f"{budget} and {rounds}")
+    if not out.exists():
+        raise DataError(f"refinement adds to an existing profile, and {out} does not exist: "
+                        f"measure one first (`annpred halide profile {p.name} --out {out}`)")
+    t0 = time.perf_counter()
+    df = load_profile(out, p)
+    for r in range(rounds):
+        have = int((df.get("sampler", pd.Series(dtype=str)) == "refine").sum())
+        left = budget - have
+        if left <= 0:
+            break
+        per_round = -(-budget // rounds)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            model = fit_profile(p, df)
+        plan = refine_plan(p, model, min(left, per_round), df, seed=seed + 1000 * (have + 1))
+        if not plan:
+            break
+        remaining = None if max_seconds is None else max_seconds - (time.perf_counter() - t0)
+        if remaining is not None and remaining <= 0:
+            break
+        profile_pipeline(p, seed=seed, threads=threads, out=out, plan=plan, sampler="refine",
+                         progress=progress, max_seconds=remaining)
+        df = load_profile(out, p)
+    return df

@@ -109,6 +109,24 @@ def protocol_factor(df: pd.DataFrame) -> float:
     return float(np.median(r)) if r.size else 1.0
 
 
+def fit_profile(pipeline: str | HalidePipeline, df: pd.DataFrame, *, seed: int = TRAIN_SEED,
+                steps: bool | str = "auto", ragged: bool | str = "auto", **kw):
+    """The schedule model of a profile frame, its complexity form chosen as
+    :func:`train_pipeline` documents (nothing saved). ``model.form_cv_`` is the table of
+    forms tried."""
+    p = get(pipeline)
+    if steps == "auto":
+        from .sampling import detect_tile_steps
+
+        steps = True if detect_tile_steps(p, df)["steps"] else None
+    steps, ragged, form_cv = choose_form(p, df, seed=seed, steps=steps,
+                                         ragged=None if ragged == "auto" else bool(ragged),
+                                         **kw)
+    model = train_model(p, df, seed=seed, steps=steps, ragged=ragged, **kw)
+    model.form_cv_ = form_cv
+    return model
+
+
 def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = None,
                    out: str | Path | None = None, *, threads: int = 2, seed: int = TRAIN_SEED,
                    steps: bool | str = "auto", ragged: bool | str = "auto", **kw):
@@ -134,15 +152,8 @@ def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = Non
                         f"with `annpred halide profile {p.name}` (Python: "
                         "annpred.halide.profile.profile_pipeline)")
     df = load_profile(data, p)
-    if steps == "auto":
-        from .sampling import detect_tile_steps
-
-        steps = True if detect_tile_steps(p, df)["steps"] else None
-    steps, ragged, form_cv = choose_form(p, df, seed=seed, steps=steps,
-                                         ragged=None if ragged == "auto" else bool(ragged),
-                                         **kw)
-    model = train_model(p, df, seed=seed, steps=steps, ragged=ragged, **kw)
-    model.form_cv_ = form_cv
+    model = fit_profile(p, df, seed=seed, steps=steps, ragged=ragged, **kw)
+    form_cv = model.form_cv_
     if out is not None and Path(out).suffix == ".json":
         path = Path(out)
     else:
