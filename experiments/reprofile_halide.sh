@@ -7,7 +7,7 @@
 # CSV first to start it over (a changed schedule space needs that). Run it on an idle
 # machine: each row records the load average it was measured under, and the log line before
 # each pipeline prints `uptime`. REFINE=N then adds N refinement points per pipeline (the
-# predicted-fastest schedules of a model trained on the profile, in 2 rounds; `annpred
+# predicted-fastest schedules of a model trained on the profile, in 4 rounds; `annpred
 # halide profile --sampler refine`, resumable); PROFILE=0 skips the random profile:
 #   flock /tmp/annpred-timing.lock env PROFILE=0 REFINE=160 bash experiments/reprofile_halide.sh
 set -euo pipefail
@@ -32,7 +32,7 @@ for p in $PIPES; do
   if [ "$REFINE" != 0 ]; then
     echo "   refine: $(date -u +%H:%M:%S) $(uptime)"
     $PY -m annpred.cli halide profile "$p" --threads 2 --sampler refine --budget "$REFINE" \
-        --rounds 2 --seed 0 --out "$d/$p.csv" > /dev/null
+        --rounds 4 --seed 0 --out "$d/$p.csv" > /dev/null
   fi
 done
 echo "== train: $(date -u +%H:%M:%S) $(uptime)"

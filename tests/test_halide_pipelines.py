@@ -259,3 +259,34 @@ def test_one_schedule_has_one_encoding(name):
     # a tiled schedule keeps its parallel choice
     t = next(c for c in p.space.sample(400, seed=3) if c["tx"] != 0 and c["par"] == "tiles")
     assert p.space.check(t)["par"] == "tiles"
+
+
+def test_conv_layer_complexity_counts_blocks_loads_and_spills():
+    from annpred.spec.machine import vector_registers
+
+    regs = vector_registers()
+    blk = {"vec": 16, "cb": 4, "xb": 4, "conv_at": "block", "red": "ci_inner", "par": "y",
+           "unroll_r": 1}
+    c = _complexity("conv_layer", "32,32,96", blk)
+    # C = 96 in blocks of 64 channels: two blocks, the second shifted inwards (128 computed)
+    assert c["flops"] == 36 * 32 * 32 * 96 * 128
+    assert _complexity("conv_layer", "32,32,128", blk)["flops"] == 36 * 32 * 32 * 128 * 128
+    # 4 filter vectors + 4 broadcasts per 16 multiply-adds of 16 lanes
+    assert c["loads"] == pytest.approx(18 * 32 * 32 * 96 * 96 / 16 * 8 / 16)
+    narrow = _complexity("conv_layer", "32,32,96", {**blk, "cb": 1, "xb": 8})
+    assert narrow["loads"] > c["loads"]  # 9 loads per 8 multiply-adds
+    assert c["spill"] == max(0, 16 + 4 + 1 - regs)
+    big = _complexity("conv_layer", "32,32,96", {**blk, "xb": 8})  # 32 accumulators
+    assert big["spill"] == 32 + 4 + 1 - regs > 0
+    # accumulators in memory: no register block to spill, three loads per multiply-add
+    row = _complexity("conv_layer", "32,32,96", {**blk, "xb": 8, "conv_at": "row"})
+    assert row["spill"] == 0
+    assert row["loads"] == pytest.approx(18 * 32 * 32 * 96 * 96 / 16 * 3)
+
+
+def test_vector_registers_follow_the_isa():
+    from annpred.spec.machine import vector_registers
+
+    assert vector_registers({"isa": ["sse4_2", "avx", "avx2", "fma"]}) == 16
+    assert vector_registers({"isa": ["avx2", "avx512f"]}) == 32
+    assert vector_registers({"arch": "aarch64", "isa": ["asimd"]}) == 32

@@ -64,8 +64,9 @@ def register(subparsers) -> None:
     pr.add_argument("--budget", type=int, default=None,
                     help="points to measure (PR; default: schedules x sizes-per-schedule; "
                          "refine: points marked refine in the profile when done, default 160)")
-    pr.add_argument("--rounds", type=int, default=2,
-                    help="refine: rounds, the model retrained before each (default 2)")
+    pr.add_argument("--rounds", type=int, default=4,
+                    help="refine: rounds, the model retrained before each with another "
+                         "network seed (default 4)")
     pr.add_argument("--threads", type=int, default=2,
                     help="Halide threads (HL_NUM_THREADS); part of the hardware id (default 2)")
     pr.add_argument("--seed", type=int, default=0, help="seed of schedules and sizes (default 0)")

@@ -21,7 +21,9 @@ candidate set's) at sizes from the training range, and the predicted fastest sch
 each size that the profile has not measured there are measured. A random profile spends
 most of its points on slow schedules; the choice is made among the fast ones, and a tiny
 network extrapolating into the fast corner of the space picks by its errors there (the
-winner's curse). Rounds retrain between them.
+winner's curse). Rounds retrain between them, each with another network seed: where the
+profile says little, networks from different starts disagree about the fastest schedules,
+so the rounds spread over what some plausible model ranks first.
 
 With steps accepted, the model is trained on the pipeline's *step-aware* complexity
 (:meth:`~annpred.halide.pipelines.HalidePipeline.complexity_for`): every ``W`` and ``H`` in
@@ -174,12 +176,12 @@ def refine_plan(pipeline: str | HalidePipeline, model, n: int, df: pd.DataFrame 
     return plan
 
 
-def refine_profile(pipeline: str | HalidePipeline, out, budget: int, *, rounds: int = 2,
+def refine_profile(pipeline: str | HalidePipeline, out, budget: int, *, rounds: int = 4,
                    seed: int = 0, threads: int = 2, progress: bool = True,
                    max_seconds: float | None = None) -> pd.DataFrame:
     """Add ``budget`` refinement points (``sampler == "refine"``) to the profile CSV ``out``
     in ``rounds`` rounds, retraining the model on the profile before each
-    (:func:`annpred.halide.select.fit_profile`). Resumable: the points already marked
+    (:func:`annpred.halide.select.fit_profile`, network seed = the round). Resumable: the points already marked
     ``refine`` count towards the budget, so an interrupted run continues where it stopped."""
     import time
     import warnings
@@ -199,6 +201,7 @@ def refine_profile(pipeline: str | HalidePipeline, out, budget: int, *, rounds: 
                         f"measure one first (`annpred halide profile {p.name} --out {out}`)")
     t0 = time.perf_counter()
     df = load_profile(out, p)
+    form: dict = {}
     for r in range(rounds):
         have = int((df.get("sampler", pd.Series(dtype=str)) == "refine").sum())
         left = budget - have
@@ -207,7 +210,13 @@ def refine_profile(pipeline: str | HalidePipeline, out, budget: int, *, rounds: 
         per_round = -(-budget // rounds)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            model = fit_profile(p, df)
+            # a new network seed each round: where the profile says little, networks from
+            # different starts disagree about which schedules are fastest, so the rounds
+            # explore the schedules that some plausible model ranks first (as Thompson
+            # sampling would), not one model's favourites over and over
+            model = fit_profile(p, df, seed=have // per_round, **form)
+        # the complexity form is chosen (cross-validated) once, in the first round
+        form = {"steps": bool(model.tile_steps_), "ragged": bool(model.ragged_)}
         plan = refine_plan(p, model, min(left, per_round), df, seed=seed + 1000 * (have + 1))
         if not plan:
             break

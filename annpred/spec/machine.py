@@ -191,6 +191,18 @@ def cpu_slug_of(d: dict) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", s.lower()).strip("-")[:80]
 
 
+def vector_registers(d: dict | None = None) -> int:
+    """Architectural vector registers of a CPU description (default: this one): 32 with
+    AVX-512 (zmm0-31) and on AArch64 (v0-31), else 16 (x86 SSE/AVX ymm0-15). Register
+    blocking that holds more accumulators than this spills."""
+    d = this_cpu() if d is None else d
+    isa = set(d.get("isa") or ())
+    if "avx512f" in isa or str(d.get("arch", "")).lower() in ("aarch64", "arm64") or \
+            {"asimd", "neon", "sve"} & isa:
+        return 32
+    return 16
+
+
 def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))

@@ -15,10 +15,14 @@ from typing import Mapping
 
 import numpy as np
 
+from ...spec.machine import vector_registers
 from ..space import Knob, Recorder, Space
 from .base import VEC_KNOB, Built, HalidePipeline
 
 BATCH = 2
+_CW = "(2**log2_vec*2**log2_cb)"  # output channels per register block
+_BLOCK = "(1 - conv_at_row - conv_at_root)"  # 1 where conv is accumulated in registers
+_REGS = vector_registers()
 
 
 def _build() -> Built:
@@ -132,12 +136,23 @@ PIPELINE = HalidePipeline(
     size_names=("W", "H", "C"),
     size_range={"W": (16, 96), "H": (16, 96), "C": (64, 192)},
     size_multiple=16,
-    complexity={"flops": f"{2 * 9 * BATCH}*W*H*C*C",
-                "input_bytes": f"{4 * BATCH}*(W + 2)*(H + 2)*C",
-                # accumulators held by conv per block / row / batch (bytes)
-                "acc_bytes": f"4*((1 - conv_at_row - conv_at_root)*2**log2_vec*2**log2_cb"
-                             f"*2**log2_xb + conv_at_row*W*2**log2_vec*2**log2_cb"
-                             f" + conv_at_root*{BATCH}*W*H*C)"},
+    complexity={
+        # whole channel blocks are computed (the last one shifted inwards over channels
+        # already done), so the work steps with ceiling(C / block channels)
+        "flops": f"{2 * 9 * BATCH}*W*H*C*ceiling(C/{_CW})*{_CW}",
+        "input_bytes": f"{4 * BATCH}*(W + 2)*(H + 2)*C",
+        # accumulators held by conv per block / row / batch (bytes)
+        "acc_bytes": f"4*({_BLOCK}*2**log2_vec*2**log2_cb"
+                     f"*2**log2_xb + conv_at_row*W*2**log2_vec*2**log2_cb"
+                     f" + conv_at_root*{BATCH}*W*H*C)",
+        # vector loads: a register block of cb vectors x xb pixels loads cb filter vectors
+        # and xb broadcast inputs per cb*xb fused multiply-adds; accumulators in memory
+        # load and store the accumulator as well (about 3 per multiply-add)
+        "loads": f"{9 * BATCH}*W*H*C*C/2**log2_vec*({_BLOCK}*(2**log2_cb + 2**log2_xb)"
+                 f"/(2**log2_cb*2**log2_xb) + 3*(conv_at_row + conv_at_root))",
+        # registers a block needs beyond this CPU's vector registers (cb*xb accumulators,
+        # cb filter vectors, one broadcast input): the block spills
+        "spill": f"{_BLOCK}*max(0, 2**log2_cb*2**log2_xb + 2**log2_cb + 1 - {_REGS})"},
     space=Space((
         VEC_KNOB,
         Knob("cb", (1, 2, 4), description="channel vectors per register block"),
