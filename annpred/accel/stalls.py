@@ -13,9 +13,11 @@ the dependency-graph evaluation.
 """
 from __future__ import annotations
 
+import ast
 import math
 
 from .description import Accelerator
+from ..spec.expr import MAX_DEPTH, MAX_LENGTH, MAX_NODES, _shape
 from .mapping import fold_count_expression
 
 
@@ -56,24 +58,77 @@ def _preloaded(acc: Accelerator, which: str) -> bool:
     return (acc.dataflow, which) in (("ws", "filter"), ("is", "ifmap"))
 
 
-def stall_expressions(acc: Accelerator, pixels: str, window: str, filters: str,
-                      compute: str) -> dict:
-    """``prefetch``: 1 + DRAM cycles of the prefetches after the first windows (both read
-    operands; positive, so a log transform is safe); ``user``: compute + 2 * the DRAM time
-    by which each operand's prefetches outlast the time its demand reaches the stream's
-    last advance (a stall counts twice; prefetch k completes at k * fetch - 1, the first
-    step's cycle being 0). Demand reaches a stream position uniformly over the compute time
-    for streamed operands, and at the start of the fold that holds it for preloaded ones
-    (their stream runs in fold order, one tile per fold)."""
-    P, T, M = f"({pixels})", f"({window})", f"({filters})"
-    cc = f"({compute})"
+def _straddle(acc: Accelerator, which: str, P: str, T: str, M: str) -> str:
+    """Probability that a window boundary makes the operand's demand step back behind the
+    window (see the module docstring): preloaded tiles (R x C words, rows read last row
+    first) straddle every boundary not at a tile start; a streamed diag operand's
+    consecutive fold blocks (``block`` rows of ``w`` words, read along anti-diagonals)
+    interleave over w*(w - 1) positions of the stream; the output-stationary filter block
+    is re-read by every row fold, so any boundary inside it steps back."""
+    R, C, df = acc.rows, acc.cols, acc.dataflow
+    if df == "vector":
+        return "0"
+    if _preloaded(acc, which) or (df == "os" and which == "filter"):
+        return f"{1 - 1 / (R * C)!r}"
+    return "0"
+
+
+def _prefetch_count(acc: Accelerator, which: str, words: str, passes: str, q: str,
+                    overlap: str, whole: bool = True) -> str:
+    """Expected prefetches of one operand's stream over the layer (sympy text)."""
+    b = _buffer(acc, which)
+    A, mp, ps = b["max_active"], b["max_prefetch"], b["per_set"]
+    n = f"floor({words}/{ps} + 1)"
+    beyond = f"max({n} - {A}, 0)"
+    if mp >= A and q != "0":   # the advance can equal the window: steps back wrap around
+        wrap = f"min(max({n} - {2 * A - 1}, 0), 1)"
+        # net move of a wrap-around in sets, A*ceiling(n/A) - n, or A where that is 0
+        r = f"({A}*floor({n}/{A} + 1) - {n})"
+        keep = f"{(1 - float(q)) * A!r}" if _numeric(q) else f"(1 - {q})*{A}"
+        move = f"({wrap}*({keep} + {q}*{r}) + (1 - {wrap})*max({n} - {A}, 1))"
+        # (n + r)/A prefetches per step back; where A divides n, the window comes back
+        # where it was and the step back repeats within the tile (a boundary inside a row
+        # is read on both sides): twice as many
+        twice = f"*(2 - min({n} - {A}*floor({n}/{A}), 1))" if whole else ""
+        per_event = f"(1 + {wrap}*{q}*floor({n}/{A}){twice})"
+    else:
+        wrap, move, per_event = "0", f"max(min({mp}, {n} - {A}), 1)", "1"
+    events = beyond
+    if passes != "1":
+        again = n if overlap == "0" else f"({n} - {overlap}*{A})" if wrap == "0" else \
+            f"({n} - {overlap}*(1 - {wrap})*{A})"
+        events = f"({beyond} + ({passes} - 1)*{again}*min({beyond}, 1))"
+    return f"{events}*{per_event}/{move}"
+
+
+def _fits(text: str) -> bool:
+    """True if the parser takes ``text`` (its length and syntax-tree bounds)."""
+    if len(text) > MAX_LENGTH:
+        return False
+    count, depth = _shape(ast.parse(text, mode="eval"))
+    return count <= MAX_NODES and depth <= MAX_DEPTH
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_order(acc: Accelerator, P: str, T: str, M: str, cc: str) -> str:
+    """The first-order stall estimate: compute + 2 * the DRAM time by which each operand's
+    prefetches (no wrap-arounds) outlast the time its demand reaches the stream's last
+    advance (a stall counts twice; prefetch k completes at k * fetch - 1, the first step's
+    cycle being 0). Demand reaches a stream position uniformly over the compute time for
+    streamed operands, and at the start of the fold that holds it for preloaded ones
+    (their stream runs in fold order, one tile per fold). Exact for one late prefetch."""
     folds = fold_count_expression(acc, P, T, M)
-    dram, excess = [], []
+    excess = []
     for which, (words, passes) in _streams(acc, P, T, M).items():
         b = _buffer(acc, which)
-        n_pf = _prefetches(b, words, passes)
-        busy = f"{n_pf}*{b['fetch']}"
-        dram.append(busy)
+        busy = f"{_prefetches(b, words, passes)}*{b['fetch']}"
         n_sets = f"(floor({words}/{b['per_set']}) + 1)"
         # the last prefetch is needed when demand reaches the stream's last advance
         adv = f"min({b['max_prefetch']}, max({n_sets} - {b['max_active']}, 0))"
@@ -83,4 +138,53 @@ def stall_expressions(acc: Accelerator, pixels: str, window: str, filters: str,
         else:
             need = f"{cc}*(1 - {adv}/{n_sets})"
         excess.append(f"2*max({busy} - 2 - {need}, 0)")
-    return {"prefetch": f"1 + {' + '.join(dram)}", "user": f"{cc} + {' + '.join(excess)}"}
+    return f"{cc} + {' + '.join(excess)}"
+
+
+def stall_expressions(acc: Accelerator, pixels: str, window: str, filters: str,
+                      compute: str, overlap: str = "0") -> dict:
+    """``prefetch``: 1 + DRAM cycles of every prefetch (both read operands, wrap-arounds
+    included; positive, so a log transform is safe); ``user``: the cycles, as the largest of
+    the compute and, per operand, the time its prefetch chain needs (the chain runs on a
+    fixed schedule: prefetch k completes at k * fetch) plus the compute that follows its
+    last advance (the last advance's share of the last pass); ``first_order``: the earlier
+    estimate (``_first_order``), exact for one late prefetch but blind to wrap-arounds.
+    ``overlap``: sympy text that is 1 where an ifmap word sits at several stream positions
+    (convolution windows overlap, k > stride) and 0 elsewhere."""
+    P, T, M = f"({pixels})", f"({window})", f"({filters})"
+    cc = f"({compute})"
+    folds = fold_count_expression(acc, P, T, M)
+    for tails, whole in (((0, 1), True), ((1,), True), ((), True), ((), False)):
+        dram, bounds = [], [cc]
+        for which, (words, passes) in _streams(acc, P, T, M).items():
+            b = _buffer(acc, which)
+            A, ps, fetch = b["max_active"], b["per_set"], b["fetch"]
+            q = _straddle(acc, which, P, T, M)
+            ov = overlap if which == "ifmap" else "0"
+            busy = f"({_prefetch_count(acc, which, words, passes, q, ov, whole)})*{fetch}"
+            dram.append(busy)
+            n = f"floor({words}/{ps} + 1)"
+            adv = f"min({b['max_prefetch']}, {n} - {A})"    # the last advance (if n > A)
+            # the chain's bound, plus the compute after its last advance
+            tail = f" + {cc}*{adv}/({n}*{passes})" if len(dram) - 1 in tails else ""
+            bounds.append(busy + tail)
+            # one late prefetch: its stall counts twice; demand reaches the last advance
+            # after this share of the compute: streamed words evenly over the last pass; a
+            # preloaded tile (R rows of C words, fewer columns in the last column fold) at
+            # the start of its fold
+            before = f"(1 - {adv}/({n}*{passes}))"
+            if _preloaded(acc, which):
+                rows, cols = (T, M) if acc.dataflow == "ws" else (T, P)
+                x = f"({n} - {adv})*{ps}"
+                x1 = f"{rows}*{acc.cols}*(ceiling({cols}/{acc.cols}) - 1)"   # full col. folds
+                vc = f"({cols} - {acc.cols}*(ceiling({cols}/{acc.cols}) - 1))"
+                before = (f"floor(min({x}, {x1})/{acc.rows * acc.cols} + max({x} - {x1}, 0)"
+                          f"/({acc.rows}*{vc}))/({folds})")
+            bounds.append(f"{cc} + 2*({fetch}*min({n} - {A}, 1) - 2 - {cc}*{before})")
+        # without spaces; what does not fit the parser's bounds (spec.expr) goes: first the
+        # tails, then the doubled step-backs of whole-window streams
+        user = f"max({', '.join(bounds)})".replace(" ", "")
+        if _fits(user):
+            break
+    return {"prefetch": f"1+{'+'.join(dram)}".replace(" ", ""), "user": user,
+            "first_order": _first_order(acc, P, T, M, cc)}
