@@ -2,14 +2,45 @@
 
 With ideal bandwidth a layer's cycles are the fold expression (``mapping.cycles_expression``).
 With finite bandwidth SCALE-Sim's read buffers stall when an operand's prefetch stream is
-longer than the buffer's active half: after the first window, every prefetch moves the
-window by ``advance`` sets and takes ``fetch`` cycles (half the buffer at the DRAM
-bandwidth, whatever the advance), and a stall counts twice. These expressions encode that
-memory bound with the description's constants, as sympy text over three sub-expressions
-(output pixels, window size, filters), for NN+C: the number of prefetches after the first
-window, the DRAM cycles they take, and a first-order stall estimate (assuming demand spread
-evenly over the compute time). They are features, not the model: the exact cycles come from
-the dependency-graph evaluation.
+longer than the buffer's active half (``A`` sets of 1 % of the buffer): after the first
+window, every prefetch moves the circular window by ``advance`` sets and takes ``fetch``
+cycles (half the buffer at the DRAM bandwidth, whatever the advance). These expressions
+encode that memory bound with the description's constants, as sympy text over three
+sub-expressions (output pixels, window size, filters), for NN+C. They are features, not the
+model: the exact cycles come from the dependency-graph evaluation.
+
+What decides the cycles (compared with the exact fast model over the NN study's domain):
+
+- The prefetch chain runs on a fixed schedule (prefetch k completes at k * fetch, whenever
+  it was asked for), so a layer takes at least the chain's time plus the compute after its
+  last advance, and, where the chain is behind, about that (a stall counts twice, but the
+  next one is shortened by as much: the time follows the chain). ``user`` is the largest of
+  the compute and these per-operand chain bounds.
+- Wrap-arounds. Where the advance equals the window (streams of at least 2A sets), a window
+  boundary that falls inside a preloaded tile (the weight-stationary filter, the
+  input-stationary ifmap: R x C words read last row first) makes the tile's lower rows fall
+  behind the new window, and the buffer prefetches its way around the whole stream:
+  ceiling(n/A) prefetches that move the window by only r = A*ceiling(n/A) - n sets. Every
+  boundary but one at a tile start does this (probability 1 - 1/(R*C)), so a stream of n
+  sets costs about (n - A)/r * ceiling(n/A) prefetches instead of (n - A)/A: on gemmini
+  (16x16 tiles, 1311-word sets) 20-50x the array steps for 3x3x256+ filters. Where A
+  divides n the wrap-around brings the window back where it was and a boundary inside a
+  tile row is stepped over twice: about twice the prefetches, window moving by A.
+- Streamed operands (the ifmap of weight stationary, read along anti-diagonals) also step
+  back where consecutive folds' diagonals interleave, but their words have copies where
+  convolution windows overlap (k > stride) and a copy in the window is a hit, which makes
+  those wrap-arounds irregular (the expected count did not describe them: no term). The
+  copies also keep later passes over a stream of fewer than 2A sets from missing
+  (``overlap``): only the sets beyond the first window are fetched again per pass.
+- One late prefetch (tpu-v1's large buffers): its stall counts twice, 2 * (fetch - the
+  compute before demand reaches it); for a preloaded operand that demand point is the fold
+  whose tile holds the advance's first word (tiles of fewer columns in the last column
+  fold), which makes it exact for one prefetch.
+
+``prefetch`` is 1 + the DRAM cycles of all prefetches; ``first_order`` the earlier estimate
+(compute + twice the excess of each operand's prefetches without wrap-arounds over its
+demand), kept for comparison. The texts stay within the parser's bounds (``spec.expr``):
+where a description's constants make them longer, the tails go first.
 """
 from __future__ import annotations
 
@@ -60,16 +91,13 @@ def _preloaded(acc: Accelerator, which: str) -> bool:
 
 def _straddle(acc: Accelerator, which: str, P: str, T: str, M: str) -> str:
     """Probability that a window boundary makes the operand's demand step back behind the
-    window (see the module docstring): preloaded tiles (R x C words, rows read last row
-    first) straddle every boundary not at a tile start; a streamed diag operand's
-    consecutive fold blocks (``block`` rows of ``w`` words, read along anti-diagonals)
-    interleave over w*(w - 1) positions of the stream; the output-stationary filter block
-    is re-read by every row fold, so any boundary inside it steps back."""
-    R, C, df = acc.rows, acc.cols, acc.dataflow
-    if df == "vector":
-        return "0"
-    if _preloaded(acc, which) or (df == "os" and which == "filter"):
-        return f"{1 - 1 / (R * C)!r}"
+    new window (module docstring): preloaded tiles (R x C words, rows read last row first)
+    do at every boundary not at a tile start; streamed operands get no term (copies of
+    ifmap words make their step-backs irregular; output stationary's filter blocks, which
+    every row fold re-reads, are not modelled either: the expected count overestimated them
+    by up to 300x on systolic32/eyeriss)."""
+    if _preloaded(acc, which):
+        return f"{1 - 1 / (acc.rows * acc.cols)!r}"
     return "0"
 
 
