@@ -1,6 +1,7 @@
 """Memory-bound complexity expressions (annpred.accel.stalls): parseable by the whitelist,
 equal to the fold expression when every stream fits its window, and close to the exact
-cycles where a stream overflows (ResNet-18's last stage on tpu-v1)."""
+cycles where a stream overflows (ResNet-18's last stage on tpu-v1; one late prefetch in the
+narrower last column fold; the preloaded filter tiles' wrap-around thrash on gemmini)."""
 import numpy as np
 import pytest
 
@@ -39,6 +40,43 @@ def test_overflowing_filter_stream_is_estimated():
     assert prefetch == 1 + 32769                 # one prefetch of half the buffer at 64 w/c
     assert abs(folds - exact) / exact > 0.3      # ideal bandwidth misses the stall
     assert user == exact + 1     # one prefetch, needed at fold 32: the estimate is exact
+
+
+def test_late_prefetch_in_the_last_column_fold():
+    acc = D.get("tpu-v1")   # 7875 x 363 filter words: the advance falls in column fold 2,
+    layer = make("conv2d", dict(H=9, W=9, R=5, S=5, C=315, M=363, stride=2))   # 107 wide
+    folds, user, _ = _eval(acc, layer)
+    exact = estimate(acc, layer, "user")["cycles"]
+    assert abs(folds - exact) / exact > 0.2
+    assert user == exact + 1     # demanded at fold 32, not at 45 (the word-share estimate)
+
+
+@pytest.mark.parametrize("size", [(8, 3, 404, 430, 2), (9, 5, 315, 363, 2),
+                                  (10, 5, 448, 376, 1), (7, 6, 319, 418, 2)])
+def test_filter_wrap_around_thrash(size):
+    """Gemmini's filter streams of 10-40 windows: a window boundary inside a (reversed)
+    filter tile sends the buffer around the whole stream; 20-50x the array steps. The ifmap
+    fits its window, so the filter's prefetch chain is the layer (within 2%)."""
+    n, k, c, f, s = size
+    acc = D.get("gemmini")
+    layer = make("conv2d", dict(H=n, W=n, R=k, S=k, C=c, M=f, stride=s))
+    folds, user, _ = _eval(acc, layer)
+    exact = estimate(acc, layer, "user")["cycles"]
+    old = E.evaluate(stall_expressions(acc, f"{OUT}**2", "k**2*c", "f", cycles_expression(
+        acc, f"{OUT}**2", "k**2*c", "f"))["first_order"], {"n": n, "k": k, "c": c, "f": f,
+                                                           "s": s})
+    assert folds < 0.07 * exact and float(old) < 0.3 * exact   # blind to the wrap-arounds
+    assert abs(user - exact) / exact < 0.02
+
+
+def test_whole_window_filter_stream_steps_back_twice():
+    """9x9x512 -> 512 on gemmini: 1800 filter sets, 36 whole windows; each boundary costs
+    about twice the 36 prefetches of a wrap-around (within 12%)."""
+    acc = D.get("gemmini")
+    layer = make("conv2d", dict(H=9, W=9, R=3, S=3, C=512, M=512, stride=1))
+    _, user, _ = _eval(acc, layer)
+    exact = estimate(acc, layer, "user")["cycles"]
+    assert abs(user - exact) / exact < 0.12
 
 
 @pytest.mark.parametrize("name", ["systolic32", "eyeriss", "gemmini", "vector64"])
