@@ -79,6 +79,17 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
+def _busy_seconds(timestamps, gap: float = 120.0) -> float:
+    """Time spent measuring: the sum of the intervals between consecutive rows, leaving out
+    breaks longer than ``gap`` seconds (a profile resumed hours later, or extended by
+    refinement in another session)."""
+    if len(timestamps) < 2:
+        return 0.0
+    ts = np.sort(pd.to_datetime(timestamps).to_numpy()).astype("datetime64[s]").astype(float)
+    d = np.diff(ts)
+    return float(d[d <= gap].sum())
+
+
 def ensure_model(name, args, log):
     from annpred.halide import select as sel
     from annpred.halide.pipelines import get
@@ -97,8 +108,10 @@ def ensure_model(name, args, log):
         stale = json.loads(mpath.read_text())["train"].get("csv_sha256") != csv_sha
     info = {"noise_floor_pct": noise_floor(df, p.size_names),
             "n_rows": int((df["pass"] == 1).sum()), "n_schedules": int(df["variant"].nunique())}
-    ts = pd.to_datetime(df["timestamp"])
-    info["profile_s"] = float((ts.max() - ts.min()).total_seconds())
+    info["profile_s"] = _busy_seconds(df["timestamp"])
+    refine = df["sampler"] == "refine" if "sampler" in df.columns else df["pass"] < 0
+    info["refine_s"] = _busy_seconds(df.loc[refine, "timestamp"])
+    info["n_refine"] = int(refine.sum())
     if args.retrain or stale:
         t0 = time.perf_counter()
         model, _ = sel.train_pipeline(p, data, mpath, threads=args.threads)
@@ -430,7 +443,8 @@ def write_report(df, cands, model_info, args, out):
     L.append("")
     L.append("## Models")
     L.append("")
-    L.append("| pipeline | profiled points | schedules | profiling time | parameters | "
+    L.append("| pipeline | profiled points (refinement) | schedules | profiling time "
+             "(refinement) | parameters | "
              "val MAPE | noise floor | tile-step features | Spearman rho of predicted vs "
              "measured candidates (median over sizes) | median pred/meas over all candidates |")
     L.append("|---|---|---|---|---|---|---|---|---|---|")
@@ -440,8 +454,9 @@ def write_report(df, cands, model_info, args, out):
             continue
         rhos = [spearmanr(g["predicted_s"], g["measured_s"])[0] for _, g in c.groupby("size")]
         nf = info.get("noise_floor_pct")
-        L.append(f"| {name} | {info['n_rows']} | {info['n_schedules']} | "
-                 f"{info['profile_s'] / 60:.1f} min | {info['n_params']} | "
+        L.append(f"| {name} | {info['n_rows']} ({info.get('n_refine', 0)}) | "
+                 f"{info['n_schedules']} | {info['profile_s'] / 60:.1f} min "
+                 f"({info.get('refine_s', 0.0) / 60:.1f} min) | {info['n_params']} | "
                  f"{info['val_mape_pct']:.1f}% | {'n/a' if nf is None else f'{nf:.1f}%'} | "
                  f"{'yes' if info.get('tile_steps') else 'no'} | {np.median(rhos):.2f} | "
                  f"{np.median(c['predicted_s'] / c['measured_s']):.2f} |")

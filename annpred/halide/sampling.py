@@ -181,8 +181,9 @@ def refine_profile(pipeline: str | HalidePipeline, out, budget: int, *, rounds: 
                    max_seconds: float | None = None) -> pd.DataFrame:
     """Add ``budget`` refinement points (``sampler == "refine"``) to the profile CSV ``out``
     in ``rounds`` rounds, retraining the model on the profile before each
-    (:func:`annpred.halide.select.fit_profile`, network seed = the round). Resumable: the points already marked
-    ``refine`` count towards the budget, so an interrupted run continues where it stopped."""
+    (:func:`annpred.halide.select.fit_profile`; network seed = the round). Resumable: the
+    points already marked ``refine`` count towards the budget, so an interrupted run
+    continues where it stopped."""
     import time
     import warnings
     from pathlib import Path
