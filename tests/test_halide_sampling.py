@@ -180,7 +180,7 @@ def test_refine_plan_measures_the_predicted_fastest_schedules_not_yet_profiled()
 
 def test_refine_needs_an_existing_profile(tmp_path):
     from annpred.cli.app import main
-    from annpred.errors import DataError
+    from annpred.errors import DataError, ParameterError
     from annpred.halide.sampling import refine_profile
 
     with pytest.raises(DataError, match="does not exist"):
@@ -188,3 +188,7 @@ def test_refine_needs_an_existing_profile(tmp_path):
     assert main(["halide", "profile", "blur", "--sampler", "refine", "--budget", "8",
                  "--out", str(tmp_path / "none.csv")]) == 2
     assert not (tmp_path / "none.csv").exists()
+    with pytest.raises(ParameterError, match="budget >= 1"):
+        refine_profile("blur", tmp_path / "none.csv", 0)
+    assert main(["halide", "profile", "blur", "--sampler", "refine", "--budget", "0",
+                 "--out", str(tmp_path / "none.csv")]) == 2

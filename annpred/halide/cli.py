@@ -125,7 +125,8 @@ def cmd_profile(args) -> int:
     if args.sampler == "refine":
         from .sampling import refine_profile
 
-        df = refine_profile(p, out, args.budget or 160, rounds=args.rounds, seed=args.seed,
+        df = refine_profile(p, out, 160 if args.budget is None else args.budget,
+                            rounds=args.rounds, seed=args.seed,
                             threads=args.threads, max_seconds=args.max_seconds)
         n_ref = int((df["sampler"] == "refine").sum()) if "sampler" in df.columns else 0
         print(f"{len(df)} points of {p.name} in {out} ({n_ref} refinement points); train "
@@ -341,6 +342,8 @@ def compare(p, sizes, chosen, threads: int, rounds: int = 3) -> list[dict]:
             times[m].append(measure(runs[m], **MEASURE).median_s)
     rows = []
     for m, c in compiled.items():
+        if m == "default" and not p.default_schedule_ok:
+            continue  # impractical for this pipeline (see HalidePipeline.default_schedule_ok)
         rows.append({"method": m,
                      "runtime_s": float(np.median(times[m])) if m in times else None,
                      "predicted_s": chosen.info["predicted_s"] if m == "annpred" else None,
