@@ -141,3 +141,14 @@ def test_arbitrary_text_parses_or_raises_expression_error(text):
     except ExpressionError:
         return
     assert {str(s) for s in e.free_symbols} <= {"m", "n", "k"}
+
+
+def test_within_bounds_matches_what_parse_accepts():
+    from annpred.spec.expr import MAX_LENGTH, within_bounds
+
+    assert within_bounds("m*n*k + ceiling(m/8)")
+    assert not within_bounds("m" * (MAX_LENGTH + 1))
+    deep = "(" * 150 + "m" + ")*2" * 150
+    assert not within_bounds(deep)
+    with pytest.raises(ExpressionError):
+        expr.parse(deep)

@@ -44,11 +44,10 @@ where a description's constants make them longer, the tails go first.
 """
 from __future__ import annotations
 
-import ast
 import math
 
 from .description import Accelerator
-from ..spec.expr import MAX_DEPTH, MAX_LENGTH, MAX_NODES, _shape
+from ..spec.expr import within_bounds
 from .mapping import fold_count_expression
 
 
@@ -129,14 +128,6 @@ def _prefetch_count(acc: Accelerator, which: str, words: str, passes: str, q: st
     return f"{events}*{per_event}/{move}"
 
 
-def _fits(text: str) -> bool:
-    """True if the parser takes ``text`` (its length and syntax-tree bounds)."""
-    if len(text) > MAX_LENGTH:
-        return False
-    count, depth = _shape(ast.parse(text, mode="eval"))
-    return count <= MAX_NODES and depth <= MAX_DEPTH
-
-
 def _numeric(text: str) -> bool:
     try:
         float(text)
@@ -212,7 +203,7 @@ def stall_expressions(acc: Accelerator, pixels: str, window: str, filters: str,
         # without spaces; what does not fit the parser's bounds (spec.expr) goes: first the
         # tails, then the doubled step-backs of whole-window streams
         user = f"max({', '.join(bounds)})".replace(" ", "")
-        if _fits(user):
+        if within_bounds(user):
             break
     return {"prefetch": f"1+{'+'.join(dram)}".replace(" ", ""), "user": user,
             "first_order": _first_order(acc, P, T, M, cc)}

@@ -120,7 +120,9 @@ def fit_network(Z_tr: np.ndarray, t_tr: np.ndarray, Z_val: np.ndarray | None,
                 target_scale: float = 1.0):
     """Train and return ``(model, best_val_loss, epochs_run)``.
 
-    ``huber_delta`` is in the units of the (standardised) target. For ``lbfgs`` an epoch is
+    ``huber_delta`` is in the units of the (standardised) target; ``target_scale`` is the
+    target's standard deviation in log units (the ``mape`` loss needs log errors; with
+    ``lbfgs`` it starts from an ``mse`` fit of the same start). For ``lbfgs`` an epoch is
     one L-BFGS iteration and ``lr``/``weight_decay`` are not used (``weight_decay`` adds an
     L2 penalty on the hidden weights instead)."""
     if optimizer not in OPTIMIZERS:

@@ -229,6 +229,18 @@ def _parse(text: str, symbols: Iterable[str] | None = None) -> sp.Expr:
     return expr
 
 
+def within_bounds(text: str) -> bool:
+    """True if ``text`` is within the parser's size bounds (length, syntax-tree nodes,
+    nesting): for code that builds long expressions and shortens them until they fit."""
+    if len(text) > MAX_LENGTH:
+        return False
+    try:
+        count, depth = _shape(ast.parse(text.strip(), mode="eval"))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return count <= MAX_NODES and depth <= MAX_DEPTH
+
+
 def to_text(expr: sp.Expr) -> str:
     """Canonical text of an expression, parseable again by :func:`parse`."""
     return sp.sstr(expr).replace("Min(", "min(").replace("Max(", "max(")
