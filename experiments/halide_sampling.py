@@ -3,7 +3,8 @@
     python experiments/halide_sampling.py [--pipelines blur,harris,stencil_chain] [--budget 150]
 
 For each pipeline, two profiles of ``--budget`` points are measured on this machine (both
-resumable, kept under experiments/results/data/halide_sampling/<hardware>/):
+resumable, kept under experiments/results/data/halide_sampling/<hardware>/,
+``<pipeline>_<method>_<budget>.csv``):
 - ``random``: budget/4 random schedules at 4 random sizes each (the shipped profiles' design,
   another seed),
 - ``pr``: the PR plan of annpred.halide.sampling (width sweeps of tiled schedules for step
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
                  "pr": pr_plan(p, args.budget, seed=0)}
         dfs = {}
         for method, plan in plans.items():
-            path = data / f"{name}_{method}.csv"
+            path = data / f"{name}_{method}_{args.budget}.csv"
             key = f"{name}_{method}_{args.budget}"
             t0 = time.perf_counter()
             dfs[method] = profile_pipeline(p, threads=args.threads, out=path, plan=plan,
