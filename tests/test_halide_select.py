@@ -258,3 +258,26 @@ def test_schedule_model_with_another_complexity_is_refused(tiny_model, tmp_path)
     bad.write_text(json.dumps(d))
     with pytest.raises(ModelFormatError, match="retrain"):
         load_schedule_model("blur", bad)
+
+
+def test_reprofile_profiles_refines_trains_and_selects_here(tmp_path, monkeypatch):
+    """`halide tune --reprofile`: a bounded profile on this machine, refined, trained and
+    saved where selection finds it (it used to save where no lookup looked)."""
+    from annpred.halide.select import select_schedule
+    from annpred.halide.store import data_path, model_path
+
+    monkeypatch.setattr(hcli, "REPROFILE", {"n_schedules": 5, "sizes_per_schedule": 2,
+                                            "n_sizes": 3})
+    monkeypatch.setattr(hcli, "REPROFILE_REFINE", {"budget": 3, "rounds": 1})
+    p = get("blur")
+    root = hcli._reprofile(p, 2, tmp_path)
+    data = data_path("blur", root, 2)
+    df = pd.read_csv(data)
+    assert (df["sampler"] == "refine").sum() == 3 and (df["sampler"] == "random").sum() >= 10
+    assert model_path("blur", root, 2).exists()
+    c = select_schedule(p, "512,512", candidates=8, models=root, threads=2, compile=False)
+    assert c.info["n_candidates"] == 8 and c.info["predicted_s"] > 0
+    # the estimate reads the profile beside a model (here: the one just made)
+    est = hcli._reprofile_estimate(p, model_path("blur", root, 2))
+    assert est is not None and est > 0
+    assert hcli._reprofile_estimate(p, tmp_path / "elsewhere" / "blur.json") is None

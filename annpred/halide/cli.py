@@ -183,6 +183,8 @@ def _form(r) -> str:
 # bounded re-profile on a mismatched machine: random schedules x sizes (the Halide profiler's
 # sampler), then a model trained on them; saved as the user's model of this machine
 REPROFILE = {"n_schedules": 40, "sizes_per_schedule": 3, "n_sizes": 10}
+# then points where the model of that profile predicts the fastest schedules (sampling.py)
+REPROFILE_REFINE = {"budget": 40, "rounds": 2}
 
 
 def _reprofile_estimate(p, model_path, compile_here: float | None = None) -> float | None:
@@ -193,7 +195,7 @@ def _reprofile_estimate(p, model_path, compile_here: float | None = None) -> flo
     from pathlib import Path
     from statistics import median
 
-    data = Path(model_path).parent.parent / "data" / f"halide_{p.name}.csv"
+    data = Path(model_path).parent / "data" / f"{p.name}.csv"  # beside it (store.py)
     try:
         with open(data, newline="") as f:
             rows = list(csv.DictReader(f))
@@ -202,24 +204,30 @@ def _reprofile_estimate(p, model_path, compile_here: float | None = None) -> flo
     except (OSError, KeyError, ValueError):
         return None
     n_points = REPROFILE["n_schedules"] * REPROFILE["sizes_per_schedule"] * 1.1
-    return REPROFILE["n_schedules"] * comp + n_points * run
+    # refinement points are mostly schedules not compiled yet: one compile each, at most
+    n_refine = REPROFILE_REFINE["budget"]
+    return (REPROFILE["n_schedules"] + n_refine) * comp + (n_points + n_refine) * run
 
 
 def _reprofile(p, threads, out_root):
+    """Profile ``p`` here (bounded: ``REPROFILE``), refine the profile where its model
+    predicts the fastest schedules (``REPROFILE_REFINE`` points), train, and save the model
+    where ``select_schedule(models=root)`` finds it. Returns the model root."""
     from ..model.layout import user_root
     from .profile import profile_pipeline
-    from .select import save_schedule_model, train_model
-    from ..spec import hardware as hw
+    from .sampling import refine_profile
+    from .select import train_pipeline
+    from .store import data_path
 
     root = out_root or user_root()
-    hw_dir = root / hw.cpu_id(threads)
-    df = profile_pipeline(p, threads=threads, out=hw_dir / "data" / f"halide_{p.name}.csv",
-                          **REPROFILE)
-    model = train_model(p, df)
-    path = save_schedule_model(model, p, hw_dir / "halide" / f"{p.name}.json", threads,
-                               extra={"reprofile": dict(REPROFILE)})
-    print(f"re-profiled {len(df)} points of {REPROFILE['n_schedules']} schedules; model "
-          f"saved to {path}", file=sys.stderr)
+    data = data_path(p.name, root, threads)
+    profile_pipeline(p, threads=threads, out=data, **REPROFILE)
+    df = refine_profile(p, data, REPROFILE_REFINE["budget"], rounds=REPROFILE_REFINE["rounds"],
+                        threads=threads)
+    _, path = train_pipeline(p, data, root, threads=threads)
+    print(f"re-profiled {len(df)} points of {p.name} ({REPROFILE['n_schedules']} schedules, "
+          f"{REPROFILE_REFINE['budget']} refinement points); model saved to {path}",
+          file=sys.stderr)
     return root
 
 
