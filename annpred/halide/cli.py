@@ -181,7 +181,7 @@ def _form(r) -> str:
 
 
 # bounded re-profile on a mismatched machine: random schedules x sizes (the Halide profiler's
-# sampler), then a model trained on them; saved as the user's model of this machine
+# sampler), refined (below), then a model trained on them; saved as the user's model here
 REPROFILE = {"n_schedules": 40, "sizes_per_schedule": 3, "n_sizes": 10}
 # then points where the model of that profile predicts the fastest schedules (sampling.py)
 REPROFILE_REFINE = {"budget": 40, "rounds": 2}
@@ -192,10 +192,11 @@ def _reprofile_estimate(p, model_path, compile_here: float | None = None) -> flo
     (as long as the chosen one took here, else as recorded in the profile the model was
     trained on) and timing each point (as recorded there; None without that profile)."""
     import csv
-    from pathlib import Path
     from statistics import median
 
-    data = Path(model_path).parent / "data" / f"{p.name}.csv"  # beside it (store.py)
+    from .store import data_beside
+
+    data = data_beside(model_path, p.name)
     try:
         with open(data, newline="") as f:
             rows = list(csv.DictReader(f))

@@ -203,12 +203,12 @@ def refine_profile(pipeline: str | HalidePipeline, out, budget: int, *, rounds: 
     t0 = time.perf_counter()
     df = load_profile(out, p)
     form: dict = {}
-    for r in range(rounds):
+    per_round = -(-budget // rounds)
+    for _ in range(rounds):
         have = int((df.get("sampler", pd.Series(dtype=str)) == "refine").sum())
         left = budget - have
         if left <= 0:
             break
-        per_round = -(-budget // rounds)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             # a new network seed each round: where the profile says little, networks from

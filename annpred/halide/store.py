@@ -56,6 +56,11 @@ def data_path(pipeline: str, root: str | Path | None = None, threads: int = 2) -
     return halide_root(root) / hw.cpu_id(threads) / "data" / f"{pipeline}.csv"
 
 
+def data_beside(model: str | Path, pipeline: str) -> Path:
+    """The profile stored beside a model file: ``<model's folder>/data/<pipeline>.csv``."""
+    return Path(model).parent / "data" / f"{pipeline}.csv"
+
+
 def machine() -> dict:
     """This machine's description (:func:`annpred.spec.hardware.machine`, one definition)."""
     return hw.machine()
