@@ -11,7 +11,8 @@ sampling with the same 260 measurements (the seed's 250 + 10 random) is ``model=
 launch structure, blocks in the grid and threads per block, as complexity), NN+C-auto
 (complexity="auto"), RF+C and GBT+C (trees on the same parameters + structure features, log
 target) and NN (no complexity); NN+C-auto and GBT+C also spend the same budget guided (half
-at random, the rest in rounds on the fastest predicted configurations): ``<model> guided``.
+at random, the rest in rounds on the best predicted neighbours of the fastest measured
+configurations and the fastest predicted ones; annpred.study.tunespace): ``<model> guided``.
 For guided rows MAPE is over the configurations left unmeasured, mostly slow ones.
 
 Writes ``experiments/results/foreign.csv`` (``dataset, hardware, model, n_train, seed, mape,
@@ -31,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "experiments" / "results"
 MODELS = ("NN+C", "NN+C-auto", "RF+C", "GBT+C", "NN")
 TOP = 10
-# models also run with the guided strategy (half the budget at random, then rounds of the
-# fastest predicted configurations; annpred.study.tunespace), reported as "<model> guided"
+# models also run with the guided strategy (half the budget at random, then rounds of a
+# local search and the fastest predicted; annpred.study.tunespace), reported as "<model> guided"
 GUIDED = ("NN+C-auto", "GBT+C")
 HEADROOM = (1000, 3000)  # training sizes of the learnability check (GBT+C, seed 0)
 
@@ -113,8 +114,10 @@ def report(summ, runs, noise, args, headroom) -> str:
          f"{args.n_train} random configurations measured (training), every other "
          "configuration of the space held out; mean over "
          f"{args.seeds} seeds (± standard deviation of MAPE); `guided` rows spend the "
-         "same measurements half at random and half in rounds on the fastest predicted "
-         "configurations (their MAPE is over the unmeasured rest, mostly slow ones). "
+         "same measurements half at random and half in rounds, each round half on the "
+         "best predicted neighbours (one parameter changed) of the fastest measured "
+         "configurations and half on the fastest predicted ones (their MAPE is over the "
+         "unmeasured rest, mostly slow ones). "
          "Regret: best of "
          f"({args.n_train} measured + {TOP} best predicted) / true optimum; `random` is "
          f"the expected best of the same {args.n_train} measured + {TOP} random "

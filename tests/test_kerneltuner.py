@@ -200,6 +200,28 @@ def test_guided_strategy_spends_the_budget_on_the_fast_region(cache_file):
         T.select_on_space(c, make_model("GBT+C"), budget=40, top=3, seed=1, strategy="x")
 
 
+def test_guided_local_search_takes_the_best_predicted_neighbours_of_the_fastest_measured():
+    """The local half of a guided round: unmeasured configurations one parameter away from a
+    measured one, the NEIGHBOURS_EACH best predicted per measured row, fastest row first."""
+    from annpred.study import tunespace as T
+
+    grid = np.array([(a, b, d) for a in range(3) for b in range(3) for d in range(2)])
+    y = np.arange(len(grid), dtype=float) + 1.0
+    measured = np.zeros(len(grid), dtype=bool)
+    slow, fast = 0, len(grid) - 1  # (0, 0, 0) and (2, 2, 1)
+    measured[[slow, fast]] = True
+    y[fast] = 0.5  # the fastest measured row is searched first
+    pred = -np.arange(len(grid), dtype=float)  # later rows predicted faster
+    got = T._local_search(grid, y, measured, pred, want=3)
+    one_away = lambda i, j: (grid[i] != grid[j]).sum() == 1  # noqa: E731
+    assert all(one_away(fast, j) for j in got[:T.NEIGHBOURS_EACH])
+    assert one_away(slow, got[T.NEIGHBOURS_EACH])
+    near_fast = [j for j in range(len(grid)) if one_away(fast, j)]
+    assert got[:T.NEIGHBOURS_EACH] == sorted(near_fast, key=lambda j: pred[j])[:T.NEIGHBOURS_EACH]
+    assert not measured[got].any() and len(set(got)) == 3
+    assert T._local_search(grid, y, measured, pred, want=0) == []
+
+
 def test_evaluate_cli_on_a_cache_file_uses_the_launch_structure(cache_file, tmp_path):
     r = run_cli(["evaluate", cache_file, "--out", tmp_path / "ev", "--n-train", "60",
                  "--n-test", "60", "--seeds", "1", "--no-curves", "--no-cost", "--no-plots",

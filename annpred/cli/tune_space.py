@@ -70,7 +70,8 @@ def register(sub) -> None:
                    "(default NN+C-auto)")
     s.add_argument("--strategy", default="guided",
                    help="how the budget is measured: guided (default: half at random, then "
-                        "rounds of the fastest predicted) or random (all at random, one fit)")
+                        "rounds of the best predicted neighbours of the fastest measured "
+                        "and the fastest predicted) or random (all at random, one fit)")
     s.add_argument("--seed", type=int, default=0,
                    help="seed of the draw of measured configurations and of the fit (default 0)")
     s.set_defaults(func=cmd_tune_space)
