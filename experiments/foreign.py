@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "kernel_tuner"))
     ap.add_argument("--n-train", type=int, default=250)
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
