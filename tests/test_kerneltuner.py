@@ -161,6 +161,9 @@ def test_tune_space_cli_reports_pick_and_regret(cache_file):
     import re
 
     assert len([l for l in r.stdout.splitlines() if re.match(r"\s+\d+\. ", l)]) == 5
+    # the fastest measured configuration is named, not only its time
+    assert re.search(r"best measured of the 60: block_size_x=\d+ block_size_y=\d+ .*s$",
+                     r.stdout, re.M)
     r = run_cli(["tune-space", cache_file, "--budget", "100000"])
     assert r.returncode == 2 and "--budget" in r.stderr
     r = run_cli(["tune-space", cache_file, "--strategy", "smart"])

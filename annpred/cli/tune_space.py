@@ -33,8 +33,10 @@ def cmd_tune_space(args) -> int:
     print(f"top {args.top} predicted (of the {len(c.y) - args.budget} not measured):")
     for i, row in enumerate(T.predicted_table(c, r.top_rows, r.predicted), 1):
         print(f" {i:3d}. " + _fmt(row, c.params))
-    meas = c.y[r.measured]
-    print(f"best measured of the {args.budget}: {fmt_seconds(float(meas.min()))}")
+    fastest = int(r.measured[c.y[r.measured].argmin()])
+    print(f"best measured of the {args.budget}: "
+          + " ".join(f"{p}={c.X.iloc[fastest][p]:g}" for p in c.params)
+          + f"  {fmt_seconds(float(c.y[fastest]))}")
     print(f"the file holds every measurement, so the pick can be judged: MAPE {r.mape:.2f}% "
           f"over the {len(c.y) - args.budget} unmeasured configurations; regret (best of "
           f"{args.budget} measured + top {args.top}) / optimum = {r.regret:.3f}; random "
