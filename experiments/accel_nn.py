@@ -89,7 +89,8 @@ def complexity(acc, mode: str = "user") -> dict:
     and keeps whichever validates better on its validation rows (select_complexity)."""
     args = (acc, f"{OUT_SIDE}**2", "k**2*c", "f")
     folds = cycles_expression(*args)
-    stalls = stall_expressions(*args, folds, overlap="min(max(k - s, 0), 1)")
+    stalls = stall_expressions(*args, folds, overlap="min(max(k - s, 0), 1)",
+                               copy_rows="s*k*c")
     out = {"stall": stalls["user"]} if mode == "user" else {}
     out.update({"folds": folds, **COMPLEXITY, "dma": dma_expression(*args),
                 "prefetch": stalls["prefetch"]})

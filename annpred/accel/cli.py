@@ -72,9 +72,10 @@ def cmd_show(args) -> int:
     conv = ("(n-k+1)**2", "k**2*c", "f")
     d["complexity"] = {"conv2d": cycles_expression(acc, *conv),
                        "matmul": cycles_expression(acc, "m", "k", "n")}
-    # stride 1: windows overlap where k > 1
+    # stride 1: windows overlap where k > 1; every word of window rows k*c on has a copy
     d["complexity"]["conv2d_finite_bandwidth"] = stall_expressions(
-        acc, *conv, d["complexity"]["conv2d"], overlap="min(max(k-1,0),1)")["user"]
+        acc, *conv, d["complexity"]["conv2d"], overlap="min(max(k-1,0),1)",
+        copy_rows="k*c")["user"]
     if args.json:
         print(json.dumps(d, indent=1))
         return 0
