@@ -50,7 +50,7 @@ def measure_all(kernels, min_time_ms: float, threads=THREADS) -> None:
                 print(f"  {time.time() - t0:.0f} s", flush=True)
 
 
-def train_all(kernels) -> pd.DataFrame:
+def train_all(kernels, variants=None) -> pd.DataFrame:
     from annpred.data.profiles import load_profiles
     from annpred.runtime.predictor import load_models
     from annpred.model.trainer import train_frame
@@ -62,7 +62,14 @@ def train_all(kernels) -> pd.DataFrame:
     p0 = df[df["pass"] == 0]
     p1 = df[df["pass"] == 1]
     for (kernel, variant, hw_id), g in p0.groupby(["kernel", "variant", "hardware"]):
+        if variants and variant not in variants:
+            continue
         pool = g[g["point"] >= N_TEST]
+        if len(pool) < N_TRAIN:  # not this script's protocol (e.g. reprofile_catalog.sh's)
+            print(f"{kernel}/{variant}/{hw_id}: skipped, {len(pool)} pool points beyond the "
+                  f"{N_TEST} test points (profiled by experiments/reprofile_catalog.sh; "
+                  "retrain it with `annpred train CSV --n-train 250`)", flush=True)
+            continue
         train = pool.sample(n=min(N_TRAIN, len(pool)), random_state=0)
         rep = train_frame(train, ROOT / "trained", seed=0)[0]
         test = g[g["point"] < N_TEST].set_index("point")
@@ -103,11 +110,13 @@ def main(argv=None) -> int:
     ap.add_argument("--kernels", default=",".join(KERNELS))
     ap.add_argument("--min-time-ms", type=float, default=10.0)
     ap.add_argument("--threads", default="1,2", help="thread counts to measure (default 1,2)")
+    ap.add_argument("--variants", default="", help="with --train-only: retrain only these "
+                    "variants (comma-separated; default all)")
     args = ap.parse_args(argv)
     kernels = args.kernels.split(",")
     if not args.train_only:
         measure_all(kernels, args.min_time_ms, [int(t) for t in args.threads.split(",")])
-    train_all(kernels)
+    train_all(kernels, [v for v in args.variants.split(",") if v])
     return 0
 
 
