@@ -1,10 +1,10 @@
 """The foreign-data study: Kernel Tuner cache files (real GPU tuning spaces nobody here made).
 
-    python experiments/foreign.py            # a few minutes on 1 core; run it under
-                                             # flock /tmp/annpred-timing.lock on a shared box
+    python experiments/foreign.py            # about 10 minutes on 2 cores; no timing, so
+                                             # run it under nice beside other work
 
 For every cache file in ``../shared/data/kernel_tuner/`` (override with ``--data DIR``), for
-3 seeds: draw 250 configurations (``--n-train``) as the measured ones, fit each model on them,
+5 seeds (``--seeds``): draw 250 configurations (``--n-train``) as the measured ones, fit each model on them,
 predict every configuration, and score MAPE over ALL the others and the regret of the best of
 (250 measured + 10 predicted) against the true optimum (``annpred.study.tunespace``). Random
 sampling with the same 260 measurements (the seed's 250 + 10 random) is ``model=random``. Models: NN+C (the GPU
