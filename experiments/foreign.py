@@ -1,10 +1,10 @@
 """The foreign-data study: Kernel Tuner cache files (real GPU tuning spaces nobody here made).
 
-    python experiments/foreign.py            # about 10 minutes on 2 cores; no timing, so
+    python experiments/foreign.py            # about 20 minutes on 2 cores; no timing, so
                                              # run it under nice beside other work
 
 For every cache file in ``../shared/data/kernel_tuner/`` (override with ``--data DIR``), for
-5 seeds (``--seeds``): draw 250 configurations (``--n-train``) as the measured ones, fit each model on them,
+10 seeds (``--seeds``): draw 250 configurations (``--n-train``) as the measured ones, fit each model on them,
 predict every configuration, and score MAPE over ALL the others and the regret of the best of
 (250 measured + 10 predicted) against the true optimum (``annpred.study.tunespace``). Random
 sampling with the same 260 measurements (the seed's 250 + 10 random) is ``model=random``. Models: NN+C (the GPU
@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "kernel_tuner"))
     ap.add_argument("--n-train", type=int, default=250)
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
