@@ -34,9 +34,9 @@ def cmd_tune_space(args) -> int:
     for i, row in enumerate(T.predicted_table(c, r.top_rows, r.predicted), 1):
         print(f" {i:3d}. " + _fmt(row, c.params))
     fastest = int(r.measured[c.y[r.measured].argmin()])
-    print(f"best measured of the {args.budget}: "
-          + " ".join(f"{p}={c.X.iloc[fastest][p]:g}" for p in c.params)
-          + f"  {fmt_seconds(float(c.y[fastest]))}")
+    row = T.predicted_table(c, [fastest], r.predicted)[0]
+    print(f"best measured of the {args.budget}: {_params(row, c.params)}  "
+          f"{fmt_seconds(row['measured_s'])}")
     print(f"the file holds every measurement, so the pick can be judged: MAPE {r.mape:.2f}% "
           f"over the {len(c.y) - args.budget} unmeasured configurations; regret (best of "
           f"{args.budget} measured + top {args.top}) / optimum = {r.regret:.3f}; random "
@@ -48,18 +48,22 @@ def _chosen(r, c):
     return c.complexity if r.complexity is None else r.complexity
 
 
+def _params(row: dict, params) -> str:
+    return " ".join(f"{p}={row[p]:g}" for p in params)
+
+
 def _fmt(row: dict, params) -> str:
-    ps = " ".join(f"{p}={row[p]:g}" for p in params)
-    return (f"{ps}  predicted {fmt_seconds(row['predicted_s'])}  "
+    return (f"{_params(row, params)}  predicted {fmt_seconds(row['predicted_s'])}  "
             f"(measured {fmt_seconds(row['measured_s'])})")
 
 
 def register(sub) -> None:
     s = sub.add_parser("tune-space", help="fit on a few measured configurations of a tuning "
                        "space and predict the best",
-                       description="Fit a model on --budget configurations drawn at random "
-                       "from a tuning space (a Kernel Tuner cache file, or a profiling CSV "
-                       "with one kernel on one device), predict every configuration, and "
+                       description="Fit a model on --budget configurations of a tuning "
+                       "space (a Kernel Tuner cache file, or a profiling CSV with one kernel "
+                       "on one device), measured as --strategy says, predict every "
+                       "configuration, and "
                        "print the predicted best and the top k. The file holds every "
                        "measurement, so the pick is judged: MAPE, and the regret of the best "
                        "of (budget measured + top k predicted) beside random sampling with "
