@@ -231,3 +231,108 @@ def test_evaluate_cli_on_a_cache_file_uses_the_launch_structure(cache_file, tmp_
                  "--models", "NN+C,GBT+C", "--quiet", "--max-epochs", "60"])
     assert r.returncode == 0, r.stderr
     assert "| NN+C |" in r.stdout and "| GBT+C |" in r.stdout and "skipped" not in r.stdout
+
+
+def _partial(tmp_path, n: int, seed: int = 0, name: str = "partial.json"):
+    """A cache of a partial tuning run: ``n`` of the synthetic space's configurations
+    (and its failures), as Kernel Tuner writes it when a search stops early."""
+    doc = make_cache()
+    keys = sorted(doc["cache"])
+    rng = np.random.default_rng(seed)
+    failed = [k for k in keys if isinstance(doc["cache"][k]["time"], str)]
+    ok = [k for k in keys if k not in failed]
+    pick = set(rng.choice(ok, n, replace=False).tolist()) | set(failed)
+    doc["cache"] = {k: v for k, v in doc["cache"].items() if k in pick}
+    p = tmp_path / name
+    p.write_text(json.dumps(doc))
+    return p, make_cache()
+
+
+def _truth(doc) -> dict:
+    return {tuple(float(v[k]) for k in ("block_size_x", "block_size_y", "tile_size_x",
+                                          "tile_size_y", "use_shmem")): v["time"] / 1000
+            for v in doc["cache"].values() if not isinstance(v["time"], str)}
+
+
+def test_product_space_minus_failures_and_restrictions(tmp_path):
+    p, _ = _partial(tmp_path, 60)
+    c = kt.read_cache(p)
+    full = kt.product_space(c)
+    assert full.n_product == 5 * 4 * 4 * 2 * 2 and full.n_failed == 3
+    assert full.size == full.n_product - 3 and full.n_restricted == 0
+    r = kt.product_space(c, ["block_size_x*block_size_y <= 256", "use_shmem == 0 or "
+                             "tile_size_x in (1, 2)"])
+    cols = r.columns
+    assert np.all(cols["block_size_x"] * cols["block_size_y"] <= 256)
+    assert not np.any((cols["use_shmem"] == 1) & (cols["tile_size_x"] > 2))
+    assert r.size + r.n_restricted + r.n_failed == r.n_product
+    with pytest.raises(Exception) as e:
+        kt.product_space(c, ["block_size_z < 4"])
+    assert "block_size_z" in str(e.value)
+    with pytest.raises(Exception) as e:
+        kt.product_space(c, limit=100)
+    assert "320" in str(e.value) and "100" in str(e.value)
+
+
+def test_product_space_holds_a_parameter_the_run_never_varied(tmp_path):
+    doc = make_cache(n_failed=0)
+    doc["tune_params"]["filter_width"] = [7, 15]  # tuned, but the run measured 15 only
+    p = tmp_path / "held.json"
+    p.write_text(json.dumps(doc))
+    s = kt.product_space(kt.read_cache(p))
+    assert s.held == {"filter_width": (15.0, [7.0])} and "filter_width" not in s.columns
+    doc["tune_params"]["use_shmem"] = [0, "yes"]
+    p.write_text(json.dumps(doc))
+    with pytest.raises(DataError) as e:
+        kt.product_space(kt.read_cache(p))
+    assert "use_shmem" in str(e.value) and "'yes'" in str(e.value)
+
+
+def test_tune_space_product_predicts_the_unmeasured_rest(tmp_path):
+    """A partial run of 80 configurations: --space product fits on them and ranks the rest
+    of the space; the predicted best is close to the true best of the unmeasured ones, and
+    --out holds every candidate, fastest predicted first."""
+    p, doc = _partial(tmp_path, 80)
+    out = tmp_path / "pred.csv"
+    r = run_cli(["tune-space", p, "--space", "product", "--model", "NN+C", "--top", "5",
+                 "--restrict", "block_size_x*block_size_y <= 512", "--out", out])
+    assert r.returncode == 0, r.stderr
+    assert "to predict" in r.stdout and "not judged" in r.stdout
+    import re
+
+    assert len([l for l in r.stdout.splitlines() if re.match(r"\s+\d+\. ", l)]) == 5
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    truth = _truth(doc)
+    measured = _truth(json.loads(p.read_text()))
+    params = ("block_size_x", "block_size_y", "tile_size_x", "tile_size_y", "use_shmem")
+    keys = [tuple(float(r[k]) for k in params) for r in rows]
+    expect = {k for k in truth if k not in measured and k[0] * k[1] <= 512}
+    assert set(keys) == expect and len(keys) == len(expect)  # failures left out too
+    pred = [float(r["predicted_s"]) for r in rows]
+    assert pred == sorted(pred) and [int(r["rank"]) for r in rows][:3] == [1, 2, 3]
+    best_true = min(truth[k] for k in expect)
+    assert truth[keys[0]] <= 1.15 * best_true  # the structure is learnable: a good pick
+    # an interval where the network could calibrate one (enough validation rows)
+    assert ("low_s" in rows[0]) == ("interval" in r.stdout)
+
+
+def test_tune_space_product_refuses_bad_use(tmp_path, cache_file):
+    p, _ = _partial(tmp_path, 40)
+    out = tmp_path / "pred.csv"
+    for args, words in [
+        (["--restrict", "block_size_x <"], ["restriction", "syntax"]),
+        (["--restrict", "__import__('os')"], ["unknown name", "__import__"]),
+        (["--restrict", "threads > 1"], ["unknown name", "threads"]),
+        (["--strategy", "guided"], ["--strategy"]),
+        (["--budget", "1000"], ["--budget"]),
+    ]:
+        r = run_cli(["tune-space", p, "--space", "product", "--out", out, *args])
+        assert r.returncode == 2 and all(w in r.stderr for w in words), (args, r.stderr)
+        assert "Traceback" not in r.stderr and not out.exists()
+    r = run_cli(["tune-space", cache_file, "--restrict", "block_size_x > 16"])
+    assert r.returncode == 2 and "--space product" in r.stderr
+    csv_path = tmp_path / "space.csv"
+    assert run_cli(["convert", p, "-o", csv_path]).returncode == 0
+    r = run_cli(["tune-space", csv_path, "--space", "product"])
+    assert r.returncode == 2 and "tune_params" in r.stderr

@@ -11,45 +11,148 @@ def cmd_tune_space(args) -> int:
     from annpred.study import tunespace as T
     from annpred.study.zoo import make_model, MODELS
 
-    if args.budget < 8:
+    if args.budget is not None and args.budget < 8:
         raise ParameterError(f"--budget must be >= 8, got {args.budget}")
     if args.top < 1:
         raise ParameterError(f"--top must be >= 1, got {args.top}")
-    if args.strategy not in T.STRATEGIES:
+    if args.strategy is not None and args.strategy not in T.STRATEGIES:
         raise ParameterError(f"--strategy: unknown strategy {args.strategy!r}; strategies: "
                              f"{', '.join(T.STRATEGIES)}")
     if args.model not in MODELS:
         raise ParameterError(f"--model: unknown model {args.model!r}; models: "
                              f"{', '.join(MODELS)}")
-    df = _data.load_profiles([args.space])
+    if args.space == "product":
+        return _product(args)
+    if args.restrict:
+        raise ParameterError("--restrict applies to --space product (the cache's own "
+                             "configurations already obey the tuning run's restrictions)")
+    budget, strategy = args.budget or 250, args.strategy or "guided"
+    df = _data.load_profiles([args.space_file])
     c = T.space_combination(df)
-    r = T.select_on_space(c, make_model(args.model), budget=args.budget, top=args.top,
-                          seed=args.seed, name=args.model, strategy=args.strategy)
-    print(f"{c.name}: {len(c.y)} configurations; {args.model} fitted on {args.budget} "
-          f"measured ({args.strategy}, seed {args.seed}); complexity: "
+    r = T.select_on_space(c, make_model(args.model), budget=budget, top=args.top,
+                          seed=args.seed, name=args.model, strategy=strategy)
+    print(f"{c.name}: {len(c.y)} configurations; {args.model} fitted on {budget} "
+          f"measured ({strategy}, seed {args.seed}); complexity: "
           + (", ".join(f"{k} = {v}" for k, v in _chosen(r, c).items()) or "none"))
     best = T.predicted_table(c, [r.best_row], r.predicted)[0]
     print("predicted best: " + _fmt(best, c.params))
-    print(f"top {args.top} predicted (of the {len(c.y) - args.budget} not measured):")
+    print(f"top {args.top} predicted (of the {len(c.y) - budget} not measured):")
     for i, row in enumerate(T.predicted_table(c, r.top_rows, r.predicted), 1):
         print(f" {i:3d}. " + _fmt(row, c.params))
     fastest = int(r.measured[c.y[r.measured].argmin()])
     row = T.predicted_table(c, [fastest], r.predicted)[0]
-    print(f"best measured of the {args.budget}: {_params(row, c.params)}  "
+    print(f"best measured of the {budget}: {_params(row, c.params)}  "
           f"{fmt_seconds(row['measured_s'])}")
     print(f"the file holds every measurement, so the pick can be judged: MAPE {r.mape:.2f}% "
-          f"over the {len(c.y) - args.budget} unmeasured configurations; regret (best of "
-          f"{args.budget} measured + top {args.top}) / optimum = {r.regret:.3f}; random "
-          f"sampling of as many ({args.budget} + {args.top}): {r.random_regret:.3f}")
+          f"over the {len(c.y) - budget} unmeasured configurations; regret (best of "
+          f"{budget} measured + top {args.top}) / optimum = {r.regret:.3f}; random "
+          f"sampling of as many ({budget} + {args.top}): {r.random_regret:.3f}")
+    if args.out:
+        import numpy as np
+
+        rest = np.setdiff1d(np.arange(len(c.y)), r.measured)
+        rest = rest[np.argsort(r.predicted[rest], kind="stable")]
+        _write(args.out, c.X.iloc[rest], c.params, r.predicted[rest], measured=c.y[rest])
     return 0
+
+
+def _product(args) -> int:
+    """--space product: fit on every measured configuration of a (partial) cache and
+    predict the rest of the product of its tune_params."""
+    import numpy as np
+
+    from annpred.data import kerneltuner as kt
+    from annpred.data import profiles as _data
+    from annpred.study import tunespace as T
+    from annpred.study.zoo import make_model
+
+    if not kt.is_cache_file(args.space_file):
+        raise ParameterError(f"{args.space_file}: --space product needs a Kernel Tuner cache "
+                             "file (.json or .json.gz): its tune_params define the space")
+    if args.strategy is not None:
+        raise ParameterError("--strategy applies to --space cache; with --space product the "
+                             "model is fitted on the configurations the cache has measured")
+    cache = kt.read_cache(args.space_file)
+    space = kt.product_space(cache, args.restrict)  # checks the restrictions first
+    c = T.space_combination(_data.load_profiles([args.space_file]))
+    cand = T.unmeasured(c, space.columns)
+    if not len(cand):
+        raise ParameterError(f"{args.space_file}: every configuration of the space is "
+                             "measured or failed; nothing to predict (use --space cache to "
+                             "judge a model on it)")
+    sp = T.predict_unmeasured(c, make_model(args.model), cand, seed=args.seed,
+                              budget=args.budget, name=args.model)
+    n_fit = len(sp.fitted)
+    print(f"{c.name}: {len(c.y)} measured configurations"
+          + (f" ({cache.n_failed} failed)" if cache.n_failed else "")
+          + f"; the product of tune_params has {space.n_product:,}: "
+          f"{space.n_restricted:,} break a restriction, {space.n_failed:,} failed, "
+          f"{space.size - len(cand):,} measured, {len(cand):,} to predict")
+    for k, (v, others) in space.held.items():
+        print(f"note: {k} has one measured value ({v:g}); its other values "
+              f"({', '.join(f'{o:g}' for o in others)}) are not predicted")
+    comp = sp.complexity if sp.complexity is not None else c.complexity
+    print(f"{args.model} fitted on {n_fit} measured"
+          + (" (all)" if n_fit == len(c.y) else f" (drawn at random, seed {args.seed})")
+          + "; complexity: " + (", ".join(f"{k} = {v}" for k, v in comp.items()) or "none"))
+    fit_y = c.y[sp.fitted]
+    best_row = int(sp.fitted[np.argmin(fit_y)])
+    best_s = float(c.y[best_row])
+    print(f"best measured: {_params(c.X.iloc[best_row], c.params)}  {fmt_seconds(best_s)}")
+    top = sp.order[:args.top]
+    print(f"top {len(top)} predicted (of the {len(cand):,} not measured; predicted speed-up over "
+          "the best measured" + (f"; the network's {sp.coverage:.0%} interval" if sp.low is not None
+                             else "")
+          + "):")
+    for i, j in enumerate(top, 1):
+        iv = (f"  [{fmt_seconds(sp.low[j])} - {fmt_seconds(sp.high[j])}]"
+              if sp.low is not None else "")
+        print(f" {i:3d}. {_params(cand.iloc[j], c.params)}  predicted "
+              f"{fmt_seconds(sp.predicted[j])}{iv}  {best_s / sp.predicted[j]:.2f}x")
+    if sp.outside:
+        print(f"note: {sp.outside:,} of the candidates have a parameter outside the measured "
+              "range (extrapolation)")
+    print(f"not judged: these configurations are unmeasured, and the fastest predictions are "
+          f"where a model errs low most often; measure the top {len(top)} before believing a "
+          "speed-up" + ("" if args.out else " (--out FILE.csv writes every prediction)"))
+    if args.out:
+        o = sp.order
+        _write(args.out, cand.iloc[o], c.params, sp.predicted[o],
+               low=None if sp.low is None else sp.low[o],
+               high=None if sp.high is None else sp.high[o])
+    return 0
+
+
+def _write(path, X, params, predicted, *, measured=None, low=None, high=None) -> None:
+    """Every unmeasured configuration, fastest predicted first, as a CSV (atomic)."""
+    import csv
+    import io
+
+    from annpred.files import atomic_write_text
+
+    cols = ["rank", *params, "predicted_s"] + (["low_s", "high_s"] if low is not None else []) \
+        + (["measured_s"] if measured is not None else [])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    vals = X[list(params)].to_numpy(dtype=float)
+    for i in range(len(vals)):
+        row = [i + 1, *(f"{v:g}" for v in vals[i]), f"{predicted[i]:.6g}"]
+        if low is not None:
+            row += [f"{low[i]:.6g}", f"{high[i]:.6g}"]
+        if measured is not None:
+            row.append(f"{measured[i]:.6g}")
+        w.writerow(row)
+    atomic_write_text(path, buf.getvalue())
+    print(f"wrote {len(vals):,} predicted configurations to {path}")
 
 
 def _chosen(r, c):
     return c.complexity if r.complexity is None else r.complexity
 
 
-def _params(row: dict, params) -> str:
-    return " ".join(f"{p}={row[p]:g}" for p in params)
+def _params(row, params) -> str:
+    return " ".join(f"{p}={float(row[p]):g}" for p in params)
 
 
 def _fmt(row: dict, params) -> str:
@@ -67,14 +170,30 @@ def register(sub) -> None:
                        "print the predicted best and the top k. The file holds every "
                        "measurement, so the pick is judged: MAPE, and the regret of the best "
                        "of (budget measured + top k predicted) beside random sampling with "
-                       "the same number of measurements.")
-    s.add_argument("space", help="Kernel Tuner cache file (.json/.json.gz) or profiling CSV")
-    s.add_argument("--budget", type=int, default=250, help="measured configurations "
-                   "(default 250)")
+                       "the same number of measurements. With --space product the file is a "
+                       "partial tuning run instead: the model is fitted on what it measured "
+                       "and predicts the rest of the product of its tune_params (minus "
+                       "failures and --restrict conditions), ranked, with intervals.")
+    s.add_argument("space_file", metavar="FILE",
+                   help="Kernel Tuner cache file (.json/.json.gz) or profiling CSV")
+    s.add_argument("--space", choices=("cache", "product"), default="cache",
+                   help="cache (default): the file's configurations, all measured, so the "
+                        "pick is judged; product: the product of the cache's tune_params "
+                        "minus failures and --restrict, fitted on every measured "
+                        "configuration (a partial tuning run) and predicted, not judged")
+    s.add_argument("--restrict", action="append", default=[], metavar="CONDITION",
+                   help="with --space product: a condition every configuration must meet, "
+                        "in Kernel Tuner's syntax, e.g. 'block_size_x*block_size_y<=1024' "
+                        "(repeatable; parsed with a whitelist, never run as Python)")
+    s.add_argument("--budget", type=int, default=None, help="measured configurations to fit "
+                   "on (default: 250 with --space cache; every measured one with --space "
+                   "product)")
+    s.add_argument("--out", metavar="FILE.csv", help="write every unmeasured configuration "
+                   "with its prediction, fastest first (atomic)")
     s.add_argument("--top", type=int, default=10, help="predicted candidates (default 10)")
     s.add_argument("--model", default="NN+C-auto", help="model from the study's zoo "
                    "(default NN+C-auto)")
-    s.add_argument("--strategy", default="guided",
+    s.add_argument("--strategy", default=None,
                    help="how the budget is measured: guided (default: half at random, then "
                         "rounds of the best predicted neighbours of the fastest measured "
                         "and the fastest predicted) or random (all at random, one fit)")

@@ -64,6 +64,7 @@ class TuningCache:
     rows: list[dict] = field(default_factory=list)  # params + runtime_s, runtime_cv, ...
     n_failed: int = 0
     failures: dict = field(default_factory=dict)  # failure string -> count
+    failed_rows: list[dict] = field(default_factory=list)  # parameters of each failure
     constants: dict = field(default_factory=dict)  # parameters with one value everywhere
 
     @property
@@ -157,6 +158,9 @@ def read_cache(path: str | os.PathLike) -> TuningCache:
         if isinstance(t, str):
             out.n_failed += 1
             out.failures[t] = out.failures.get(t, 0) + 1
+            vals = {k: _number(rec.get(k)) for k in keys}
+            if None not in vals.values():
+                out.failed_rows.append(vals)
             continue
         t = _number(t)
         if t is None or t <= 0:
@@ -185,6 +189,82 @@ def read_cache(path: str | os.PathLike) -> TuningCache:
         out.constants = const
         out.params = [k for k in keys if k not in const]
     return out
+
+
+MAX_PRODUCT = 2_000_000  # configurations of a tuning space enumerated at most
+
+
+@dataclass
+class ProductSpace:
+    """The product of a cache's ``tune_params`` (over the parameters that vary among its
+    measured configurations), minus the configurations that failed and those that break a
+    restriction."""
+
+    params: list[str]
+    columns: dict  # parameter -> numpy array, one entry per configuration left
+    n_product: int  # configurations in the product of every parameter's values
+    n_restricted: int  # removed by a restriction
+    n_failed: int  # removed because they failed in the cache
+    held: dict = field(default_factory=dict)  # parameter -> (measured value, other values)
+
+    @property
+    def size(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+
+def product_space(cache: TuningCache, restrictions=(), limit: int = MAX_PRODUCT
+                  ) -> ProductSpace:
+    """Every configuration of ``cache``'s ``tune_params`` (Kernel Tuner's search space before
+    its restrictions), minus failures and configurations that break one of
+    ``restrictions`` (conditions in Kernel Tuner's Python syntax, parsed with a whitelist:
+    :mod:`annpred.spec.condition`). A parameter with one value among the measured
+    configurations stays at that value (a model cannot predict values it never saw); it is
+    listed in ``held`` when ``tune_params`` has others."""
+    import numpy as np
+
+    from annpred.errors import ParameterError
+    from annpred.spec.condition import evaluate_condition, parse_condition
+
+    values = {}
+    for k in cache.params + sorted(cache.constants):
+        v = cache.tune_params.get(k)
+        if not isinstance(v, list) or not v:
+            raise DataError(f"{cache.path}: 'tune_params' has no list of values for {k!r}; "
+                            "the product of the tuning space cannot be formed")
+        nums = [_number(x) for x in v]
+        if None in nums:
+            raise DataError(f"{cache.path}: 'tune_params' {k!r} holds a value that is not a "
+                            f"number ({v[nums.index(None)]!r})")
+        values[k] = sorted(set(nums))
+    names = cache.params + sorted(cache.constants)
+    for text in restrictions:
+        parse_condition(text, names)
+    n_product = math.prod(len(values[k]) for k in names)
+    held = {k: (cache.constants[k], [x for x in values[k] if x != cache.constants[k]])
+            for k in sorted(cache.constants) if len(values[k]) > 1}
+    size = math.prod(len(values[k]) for k in cache.params)
+    if size > limit:
+        raise ParameterError(f"{cache.path}: the product of tune_params has {size:,} "
+                             f"configurations, more than {limit:,}; restrict the space or "
+                             "use the cache's own configurations")
+    grids = np.meshgrid(*[np.asarray(values[k], dtype=float) for k in cache.params],
+                        indexing="ij")
+    cols = {k: g.ravel() for k, g in zip(cache.params, grids)}
+    every = {**cols, **{k: np.full(size, float(v)) for k, v in cache.constants.items()}}
+    keep = np.ones(size, dtype=bool)
+    for text in restrictions:
+        keep &= evaluate_condition(text, every)
+    n_restricted = int((~keep).sum())
+    failed = {tuple(r[k] for k in cache.params) for r in cache.failed_rows
+              if all(r.get(k) == v for k, v in cache.constants.items())}
+    n_failed = 0
+    if failed:
+        tuples = zip(*(cols[k] for k in cache.params))
+        hit = np.fromiter((t in failed for t in tuples), dtype=bool, count=size)
+        n_failed = int((hit & keep).sum())
+        keep &= ~hit
+    return ProductSpace(list(cache.params), {k: v[keep] for k, v in cols.items()}, n_product,
+                        n_restricted, n_failed, held)
 
 
 def load_frame(path: str | os.PathLike):

@@ -18,7 +18,13 @@ fastest measured configurations (those that differ in one tuning parameter), the
 fastest predicted configurations anywhere. A model that ranks a basin right but misses its
 floor by one parameter step still reaches it, and the search does not stay where the model
 alone points. Guided measurements crowd the fast region, so the MAPE over the rest (mostly
-slow configurations) says less about the model than the regret does."""
+slow configurations) says less about the model than the regret does.
+
+:func:`predict_unmeasured` is the same fit for a space that is *not* fully measured (a
+cache of a partial tuning run): fit on the measured configurations, predict the others
+(e.g. the product of the cache's ``tune_params``, :func:`annpred.data.kerneltuner.product_space`),
+rank them. Nothing can be judged there; the network's conformal interval says how far to
+trust each prediction."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -148,6 +154,65 @@ def _local_search(values: np.ndarray, y: np.ndarray, measured: np.ndarray, pred:
             if len(chosen) >= want:
                 return chosen
     return chosen
+
+
+@dataclass
+class SpacePrediction:
+    model: str
+    fitted: np.ndarray  # rows of the combination the model was fitted on
+    candidates: "pd.DataFrame"  # the unmeasured configurations (parameter columns)
+    predicted: np.ndarray  # predicted runtime of each candidate (s)
+    low: np.ndarray | None  # the network's conformal interval, where it has one
+    high: np.ndarray | None
+    order: np.ndarray  # candidate rows, fastest predicted first
+    outside: int  # candidates with a parameter outside the fitted configurations' range
+    complexity: dict | None = None
+    coverage: float | None = None  # nominal coverage of [low, high]
+
+
+def unmeasured(c: Combination, columns: dict) -> "pd.DataFrame":
+    """The configurations of ``columns`` (parameter -> array, e.g. a product space) that
+    ``c`` has not measured, as a frame of ``c.params``."""
+    import pandas as pd
+
+    cand = pd.DataFrame({p: np.asarray(columns[p], dtype=float) for p in c.params})
+    seen = set(map(tuple, c.X[list(c.params)].to_numpy(dtype=float).tolist()))
+    keep = [t not in seen for t in map(tuple, cand.to_numpy().tolist())]
+    return cand[keep].reset_index(drop=True)
+
+
+def predict_unmeasured(c: Combination, model, candidates, *, seed: int,
+                       budget: int | None = None, name: str = "") -> SpacePrediction:
+    """Fit ``model`` on the measured configurations of ``c`` (all, or ``budget`` drawn at
+    random) and predict ``candidates`` (a frame of ``c.params``), fastest first."""
+    import dataclasses
+
+    from annpred.model.features import feature_matrix
+
+    n = len(c.y)
+    if budget is not None and not 8 <= budget <= n:
+        from annpred.errors import ParameterError
+
+        raise ParameterError(f"--budget must be between 8 and the {n} measured "
+                             f"configurations, got {budget}")
+    order = np.random.default_rng([int(seed), 31337, n]).permutation(n)
+    rows = np.arange(n) if budget is None else np.sort(order[:budget])
+    model.fit(c, rows, seed)
+    X = candidates[list(c.params)].reset_index(drop=True).astype(float)
+    m = len(X)
+    cc = dataclasses.replace(c, X=X, F=feature_matrix(X, c.params, c.complexity),
+                             y=np.full(m, np.nan), test=np.arange(0), pool=np.arange(m))
+    pred = np.asarray(model.predict(cc, np.arange(m)), dtype=float)
+    low = high = None
+    est = getattr(model, "model_", None)
+    if hasattr(est, "predict_interval") and getattr(est, "interval_", None):
+        _, low, high = est.predict_interval(X)
+    lo, hi = c.X.iloc[rows].min(), c.X.iloc[rows].max()
+    outside = int(((X < lo) | (X > hi)).any(axis=1).sum())
+    return SpacePrediction(name or getattr(model, "name", ""), rows, X, pred, low, high,
+                           np.argsort(pred, kind="stable"), outside,
+                           getattr(est, "complexity_", None),
+                           None if low is None else float(est.coverage))
 
 
 def space_combination(df, *, complexity: dict | None = None) -> Combination:
