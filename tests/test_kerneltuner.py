@@ -233,14 +233,16 @@ def test_evaluate_cli_on_a_cache_file_uses_the_launch_structure(cache_file, tmp_
     assert "| NN+C |" in r.stdout and "| GBT+C |" in r.stdout and "skipped" not in r.stdout
 
 
-def _partial(tmp_path, n: int, seed: int = 0, name: str = "partial.json"):
+def _partial(tmp_path, n: int, seed: int = 0, name: str = "partial.json", slowest=1.0):
     """A cache of a partial tuning run: ``n`` of the synthetic space's configurations
-    (and its failures), as Kernel Tuner writes it when a search stops early."""
+    (and its failures), as Kernel Tuner writes it when a search stops early; drawn from the
+    ``slowest`` share of the configurations."""
     doc = make_cache()
     keys = sorted(doc["cache"])
     rng = np.random.default_rng(seed)
     failed = [k for k in keys if isinstance(doc["cache"][k]["time"], str)]
-    ok = [k for k in keys if k not in failed]
+    ok = sorted((k for k in keys if k not in failed), key=lambda k: doc["cache"][k]["time"])
+    ok = sorted(ok[int(len(ok) * (1 - slowest)):])
     pick = set(rng.choice(ok, n, replace=False).tolist()) | set(failed)
     doc["cache"] = {k: v for k, v in doc["cache"].items() if k in pick}
     p = tmp_path / name
@@ -336,3 +338,55 @@ def test_tune_space_product_refuses_bad_use(tmp_path, cache_file):
     assert run_cli(["convert", p, "-o", csv_path]).returncode == 0
     r = run_cli(["tune-space", csv_path, "--space", "product"])
     assert r.returncode == 2 and "tune_params" in r.stderr
+
+
+def test_suggest_next_is_one_guided_round_and_the_loop_finds_the_optimum(tmp_path):
+    """A user's loop on a partial run: fit, measure the suggested batch (here: looked up in
+    the complete synthetic space), add it, again. Each batch is new, unmeasured, of the size
+    asked, neighbours of the fastest measured first; three rounds of 10 after 40 random
+    measurements, all among the slower half, end near the optimum of the whole space."""
+    import pandas as pd
+
+    from annpred.study import tunespace as T
+    from annpred.study.zoo import make_model
+
+    p, doc = _partial(tmp_path, 40, seed=3, slowest=0.5)
+    truth = _truth(doc)
+    params = ["block_size_x", "block_size_y", "tile_size_x", "tile_size_y", "use_shmem"]
+    start = min(_truth(json.loads(p.read_text())).values())
+    assert start >= 1.2 * min(truth.values())  # far from the optimum to begin with
+    part = json.loads(p.read_text())
+    for rnd in range(3):
+        p.write_text(json.dumps(part))
+        cache = kt.read_cache(p)
+        c = T.space_combination(load_profiles([p]))
+        cand = T.unmeasured(c, kt.product_space(cache).columns)
+        sp = T.predict_unmeasured(c, make_model("NN+C"), cand, seed=rnd)
+        nxt = T.suggest_next(c, sp, 10)
+        assert len(nxt) == len(set(nxt.tolist())) == 10 and nxt.min() >= 0
+        seen = set(map(tuple, c.X[params].to_numpy().tolist()))
+        picks = [tuple(cand.iloc[j][params].tolist()) for j in nxt]
+        assert not set(picks) & seen
+        # the first half: one parameter away from a measured configuration
+        assert all(min(sum(a != b for a, b in zip(q, s)) for s in seen) == 1
+                   for q in picks[:5])
+        for q in picks:  # "measure" them
+            rec = dict(zip(params, (int(v) for v in q)), filter_width=15)
+            part["cache"][",".join(str(rec[k]) for k in part["tune_params_keys"])] = {
+                **rec, "time": truth[q] * 1000, "times": [truth[q] * 1000]}
+    found = min(_truth(part).values())
+    assert found <= start and found <= 1.05 * min(truth.values())
+
+
+def test_tune_space_next_cli(tmp_path, cache_file):
+    p, _ = _partial(tmp_path, 50)
+    r = run_cli(["tune-space", p, "--space", "product", "--model", "NN+C", "--top", "2",
+                 "--next", "4"])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    i = next(k for k, l in enumerate(lines) if l.startswith("next 4 to measure"))
+    assert all(l.strip().startswith(f"{n}. ") for n, l in zip(range(1, 5), lines[i + 1:i + 5]))
+    r = run_cli(["tune-space", cache_file, "--next", "4"])
+    assert r.returncode == 2 and "--space product" in r.stderr
+    r = run_cli(["tune-space", p, "--space", "product", "--next", "0"])
+    assert r.returncode == 2 and "--next" in r.stderr

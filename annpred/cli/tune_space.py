@@ -23,6 +23,8 @@ def cmd_tune_space(args) -> int:
                              f"{', '.join(MODELS)}")
     if args.space == "product":
         return _product(args)
+    if args.next is not None:
+        raise ParameterError("--next applies to --space product (a partial tuning run)")
     if args.restrict:
         raise ParameterError("--restrict applies to --space product (the cache's own "
                              "configurations already obey the tuning run's restrictions)")
@@ -69,6 +71,8 @@ def _product(args) -> int:
     if not kt.is_cache_file(args.space_file):
         raise ParameterError(f"{args.space_file}: --space product needs a Kernel Tuner cache "
                              "file (.json or .json.gz): its tune_params define the space")
+    if args.next is not None and args.next < 1:
+        raise ParameterError(f"--next must be >= 1, got {args.next}")
     if args.strategy is not None:
         raise ParameterError("--strategy applies to --space cache; with --space product the "
                              "model is fitted on the configurations the cache has measured")
@@ -109,6 +113,14 @@ def _product(args) -> int:
               if sp.low is not None else "")
         print(f" {i:3d}. {_params(cand.iloc[j], c.params)}  predicted "
               f"{fmt_seconds(sp.predicted[j])}{iv}  {best_s / sp.predicted[j]:.2f}x")
+    if args.next:
+        nxt = T.suggest_next(c, sp, args.next)
+        print(f"next {len(nxt)} to measure (one guided round: the best predicted one-parameter "
+              "neighbours of the fastest measured, then the fastest predicted); add their "
+              "results to the cache and run this again:")
+        for i, j in enumerate(nxt, 1):
+            print(f" {i:3d}. {_params(cand.iloc[j], c.params)}  predicted "
+                  f"{fmt_seconds(sp.predicted[j])}")
     if sp.outside:
         print(f"note: {sp.outside:,} of the candidates have a parameter outside the measured "
               "range (extrapolation)")
@@ -185,6 +197,9 @@ def register(sub) -> None:
                    help="with --space product: a condition every configuration must meet, "
                         "in Kernel Tuner's syntax, e.g. 'block_size_x*block_size_y<=1024' "
                         "(repeatable; parsed with a whitelist, never run as Python)")
+    s.add_argument("--next", type=int, default=None, metavar="N",
+                   help="with --space product: also suggest N configurations to measure "
+                        "next, as one round of the guided strategy")
     s.add_argument("--budget", type=int, default=None, help="measured configurations to fit "
                    "on (default: 250 with --space cache; every measured one with --space "
                    "product)")

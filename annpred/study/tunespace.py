@@ -124,16 +124,38 @@ def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int):
         take = -(-left // r)  # what is left, spread over the rounds that are left
         if take <= 0:
             break
-        chosen = _local_search(values, c.y, measured, pred, round(take * NEIGHBOUR_SHARE))
-        free = ~measured
-        free[chosen] = False
-        cand = np.flatnonzero(free)
-        chosen += cand[np.argsort(pred[cand], kind="stable")[:take - len(chosen)]].tolist()
+        chosen = next_batch(values, c.y, measured, pred, take)
         measured[chosen] = True
         left -= len(chosen)
     train = np.flatnonzero(measured)
     model.fit(c, train, seed)
     return train, np.asarray(model.predict(c, all_rows), dtype=float)
+
+
+def next_batch(values: np.ndarray, y: np.ndarray, measured: np.ndarray, pred: np.ndarray,
+               take: int) -> list[int]:
+    """One guided round: ``take`` unmeasured rows to measure next, ``NEIGHBOUR_SHARE`` of
+    them the best predicted one-parameter neighbours of the fastest measured rows, the rest
+    the fastest predicted anywhere (``y`` is read on measured rows only)."""
+    chosen = _local_search(values, y, measured, pred, round(take * NEIGHBOUR_SHARE))
+    free = ~measured
+    free[chosen] = False
+    cand = np.flatnonzero(free)
+    chosen += cand[np.argsort(pred[cand], kind="stable")[:take - len(chosen)]].tolist()
+    return chosen
+
+
+def suggest_next(c: Combination, sp: "SpacePrediction", take: int) -> np.ndarray:
+    """The guided strategy's next round for a partial run: ``take`` candidate rows of ``sp``
+    (indices into ``sp.candidates``) to measure next, from every measured configuration of
+    ``c`` and the predictions ``sp`` made."""
+    n, m = len(c.y), len(sp.candidates)
+    values = np.vstack([c.X[list(c.params)].to_numpy(dtype=float),
+                        sp.candidates[list(c.params)].to_numpy(dtype=float)])
+    y = np.concatenate([c.y, np.full(m, np.inf)])
+    measured = np.arange(n + m) < n
+    pred = np.concatenate([np.full(n, np.inf), sp.predicted])
+    return np.asarray(next_batch(values, y, measured, pred, min(take, m)), dtype=int) - n
 
 
 def _local_search(values: np.ndarray, y: np.ndarray, measured: np.ndarray, pred: np.ndarray,
