@@ -99,15 +99,13 @@ def _product(args) -> int:
     print(f"{args.model} fitted on {n_fit} measured"
           + (" (all)" if n_fit == len(c.y) else f" (drawn at random, seed {args.seed})")
           + "; complexity: " + (", ".join(f"{k} = {v}" for k, v in comp.items()) or "none"))
-    fit_y = c.y[sp.fitted]
-    best_row = int(sp.fitted[np.argmin(fit_y)])
+    best_row = int(np.argmin(c.y))  # of every measured configuration, fitted on or not
     best_s = float(c.y[best_row])
     print(f"best measured: {_params(c.X.iloc[best_row], c.params)}  {fmt_seconds(best_s)}")
     top = sp.order[:args.top]
-    print(f"top {len(top)} predicted (of the {len(cand):,} not measured; predicted speed-up over "
-          "the best measured" + (f"; the network's {sp.coverage:.0%} interval" if sp.low is not None
-                             else "")
-          + "):")
+    interval = "" if sp.low is None else f"; the network's {sp.coverage:.0%} interval"
+    print(f"top {len(top)} predicted (of the {len(cand):,} not measured; predicted speed-up "
+          f"over the best measured{interval}):")
     for i, j in enumerate(top, 1):
         iv = (f"  [{fmt_seconds(sp.low[j])} - {fmt_seconds(sp.high[j])}]"
               if sp.low is not None else "")
