@@ -16,7 +16,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from annpred.errors import ExpressionError
-from annpred.spec.expr import MAX_DEPTH, MAX_LENGTH, MAX_NODES, _shape
+from annpred.spec.expr import syntax_tree
 
 _BIN = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply,
         ast.Div: np.true_divide, ast.FloorDiv: np.floor_divide, ast.Mod: np.mod,
@@ -32,19 +32,7 @@ def parse_condition(text: str, names: Iterable[str]) -> ast.Expression:
     if not isinstance(text, str) or not text.strip():
         raise ExpressionError("a restriction must be a non-empty condition, e.g. "
                               "'block_size_x*block_size_y <= 1024'")
-    if len(text) > MAX_LENGTH:
-        raise ExpressionError(f"restriction is longer than {MAX_LENGTH} characters")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
-        col = f" at column {exc.offset}" if exc.offset else ""
-        raise ExpressionError(f"restriction {text!r}: syntax error{col}") from None
-    except (ValueError, RecursionError, MemoryError) as exc:
-        raise ExpressionError(f"restriction {text!r}: cannot parse ({exc})") from None
-    count, depth = _shape(tree)
-    if count > MAX_NODES or depth > MAX_DEPTH:
-        raise ExpressionError(f"restriction {text!r}: more than {MAX_NODES} terms or nested "
-                              f"more than {MAX_DEPTH} levels")
+    tree = syntax_tree(text, "restriction")
     known = set(names)
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id not in known and node.id not in _CALLS:

@@ -192,26 +192,32 @@ def _parse_cached(text: str, symbols: tuple[str, ...] | None) -> sp.Expr:
     return _parse(text, symbols)
 
 
+def syntax_tree(text: str, what: str) -> ast.Expression:
+    """``text``'s syntax tree (:func:`ast.parse` only, nothing runs) within the size bounds
+    (length, nodes, nesting); ``what`` names the text in the one error raised otherwise."""
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"{what} is longer than {MAX_LENGTH} characters")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        col = f" at column {exc.offset}" if exc.offset else ""
+        raise ExpressionError(f"{what} {text!r}: syntax error{col}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ExpressionError(f"{what} {text!r}: cannot parse ({exc})") from None
+    count, depth = _shape(tree)
+    if count > MAX_NODES:
+        raise ExpressionError(f"{what} {text!r}: more than {MAX_NODES} terms")
+    if depth > MAX_DEPTH:
+        raise ExpressionError(f"{what} {text!r}: nested more than {MAX_DEPTH} levels deep")
+    return tree
+
+
 def _parse(text: str, symbols: Iterable[str] | None = None) -> sp.Expr:
     if not isinstance(text, str):
         raise ExpressionError(f"complexity expression must be text, got {type(text).__name__}")
     if not text.strip():
         raise ExpressionError("complexity expression is empty")
-    if len(text) > MAX_LENGTH:
-        raise ExpressionError(f"complexity expression is longer than {MAX_LENGTH} characters")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
-        col = f" at column {exc.offset}" if exc.offset else ""
-        raise ExpressionError(f"complexity expression {text!r}: syntax error{col}") from None
-    except (ValueError, RecursionError, MemoryError) as exc:
-        raise ExpressionError(f"complexity expression {text!r}: cannot parse ({exc})") from None
-    count, depth = _shape(tree)
-    if count > MAX_NODES:
-        raise ExpressionError(f"complexity expression {text!r}: more than {MAX_NODES} terms")
-    if depth > MAX_DEPTH:
-        raise ExpressionError(f"complexity expression {text!r}: nested more than {MAX_DEPTH} "
-                              "levels deep")
+    tree = syntax_tree(text, "complexity expression")
     try:
         expr = _Builder(text, symbols).build(tree)
     except ExpressionError:
