@@ -89,7 +89,7 @@ def _product(args) -> int:
     n_fit = len(sp.fitted)
     print(f"{c.name}: {len(c.y)} measured configurations"
           + (f" ({cache.n_failed} failed)" if cache.n_failed else "")
-          + f"; the product of tune_params has {space.n_product:,}: "
+          + f"; the product of its tune_params has {space.n_product:,}: "
           f"{space.n_restricted:,} break a restriction, {space.n_failed:,} failed, "
           f"{space.size - len(cand):,} measured, {len(cand):,} to predict")
     for k, (v, others) in space.held.items():

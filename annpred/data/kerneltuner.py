@@ -202,7 +202,7 @@ class ProductSpace:
 
     params: list[str]
     columns: dict  # parameter -> numpy array, one entry per configuration left
-    n_product: int  # configurations in the product of every parameter's values
+    n_product: int  # configurations in the product of the varying parameters' values
     n_restricted: int  # removed by a restriction
     n_failed: int  # removed because they failed in the cache
     held: dict = field(default_factory=dict)  # parameter -> (measured value, other values)
@@ -239,7 +239,6 @@ def product_space(cache: TuningCache, restrictions=(), limit: int = MAX_PRODUCT
     names = cache.params + sorted(cache.constants)
     for text in restrictions:
         parse_condition(text, names)
-    n_product = math.prod(len(values[k]) for k in names)
     held = {k: (cache.constants[k], [x for x in values[k] if x != cache.constants[k]])
             for k in sorted(cache.constants) if len(values[k]) > 1}
     size = math.prod(len(values[k]) for k in cache.params)
@@ -263,7 +262,7 @@ def product_space(cache: TuningCache, restrictions=(), limit: int = MAX_PRODUCT
         hit = np.fromiter((t in failed for t in tuples), dtype=bool, count=size)
         n_failed = int((hit & keep).sum())
         keep &= ~hit
-    return ProductSpace(list(cache.params), {k: v[keep] for k, v in cols.items()}, n_product,
+    return ProductSpace(list(cache.params), {k: v[keep] for k, v in cols.items()}, size,
                         n_restricted, n_failed, held)
 
 

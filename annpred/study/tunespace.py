@@ -180,6 +180,8 @@ def _local_search(values: np.ndarray, y: np.ndarray, measured: np.ndarray, pred:
 
 @dataclass
 class SpacePrediction:
+    """What :func:`predict_unmeasured` fitted and predicted for a partial run."""
+
     model: str
     fitted: np.ndarray  # rows of the combination the model was fitted on
     candidates: "pd.DataFrame"  # the unmeasured configurations (parameter columns)
