@@ -390,3 +390,27 @@ def test_tune_space_next_cli(tmp_path, cache_file):
     assert r.returncode == 2 and "--space product" in r.stderr
     r = run_cli(["tune-space", p, "--space", "product", "--next", "0"])
     assert r.returncode == 2 and "--next" in r.stderr
+
+
+def test_tune_space_judges_the_interval_on_the_picks_too(cache_file):
+    """With a network, the judged run also says how its interval did: over the unmeasured
+    configurations and on the top k (where a model errs low)."""
+    import re
+
+    from annpred.study import tunespace as T
+    from annpred.study.zoo import make_model
+
+    c = T.space_combination(load_profiles([cache_file]))
+    r = T.select_on_space(c, make_model("NN+C"), budget=200, top=5, seed=0)
+    assert r.low is not None and np.all(r.low <= r.predicted) and np.all(r.predicted <= r.high)
+    rest = np.setdiff1d(np.arange(len(c.y)), r.measured)
+    cover = np.mean((c.y[rest] >= r.low[rest]) & (c.y[rest] <= r.high[rest]))
+    assert cover >= 0.5  # a 90% interval on a learnable space
+    g = T.select_on_space(c, make_model("GBT+C"), budget=200, top=5, seed=0)
+    assert g.low is None  # trees carry no interval
+    out = run_cli(["tune-space", cache_file, "--budget", "200", "--top", "5", "--model",
+                   "NN+C", "--strategy", "random"])
+    assert out.returncode == 0, out.stderr
+    m = re.search(r"interval covers (\d+)% of the unmeasured configurations and (\d) of the "
+                  r"top 5", out.stdout)
+    assert m and abs(int(m.group(1)) - cover * 100) <= 1 and int(m.group(2)) <= 5

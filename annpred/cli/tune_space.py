@@ -49,6 +49,8 @@ def cmd_tune_space(args) -> int:
           f"over the {len(c.y) - budget} unmeasured configurations; regret (best of "
           f"{budget} measured + top {args.top}) / optimum = {r.regret:.3f}; random "
           f"sampling of as many ({budget} + {args.top}): {r.random_regret:.3f}")
+    if r.low is not None:
+        _judge_interval(c, r)
     if args.out:
         import numpy as np
 
@@ -56,6 +58,20 @@ def cmd_tune_space(args) -> int:
         rest = rest[np.argsort(r.predicted[rest], kind="stable")]
         _write(args.out, c.X.iloc[rest], c.params, r.predicted[rest], measured=c.y[rest])
     return 0
+
+
+def _judge_interval(c, r) -> None:
+    """How the network's interval did on the unmeasured configurations, and on the picks."""
+    import numpy as np
+
+    rest = np.setdiff1d(np.arange(len(c.y)), r.measured)
+    inside = (c.y >= r.low) & (c.y <= r.high)
+    top = np.asarray(r.top_rows, dtype=int)
+    print(f"the network's interval covers {inside[rest].mean():.0%} of the unmeasured "
+          "configurations "
+          f"and {int(inside[top].sum())} of the top {len(top)}; the top {len(top)} run a "
+          f"median {np.median(c.y[top] / r.predicted[top]):.2f}x their prediction (the "
+          "picks are where a model errs low)")
 
 
 def _product(args) -> int:

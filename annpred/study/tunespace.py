@@ -53,6 +53,8 @@ class SpaceResult:
     predicted: np.ndarray | None = None  # predicted runtime of every configuration (s)
     measured: np.ndarray | None = None  # rows measured (training)
     complexity: dict | None = None  # the expressions the fitted network uses (if a network)
+    low: np.ndarray | None = None  # the network's conformal interval for every configuration
+    high: np.ndarray | None = None
 
 
 def random_regret(y: np.ndarray, measured: np.ndarray, extra: int, draws: int = 2000,
@@ -97,6 +99,7 @@ def select_on_space(c: Combination, model, *, budget: int, top: int, seed: int,
     ranked = rest[np.argsort(pred[rest], kind="stable")]
     top_rows = ranked[:top]
     found = min(c.y[train].min(), c.y[top_rows].min() if top else np.inf)
+    low, high, _ = _interval(model, c.X)
     return SpaceResult(name or getattr(model, "name", ""), seed, budget, top,
                        mape(c.y[rest], pred[rest]), float(found / c.y.min()),
                        # random sampling with as many measurements: the first budget of
@@ -104,7 +107,17 @@ def select_on_space(c: Combination, model, *, budget: int, top: int, seed: int,
                        random_regret(c.y, np.sort(order[:budget]), top, seed=seed),
                        int(ranked[0]),
                        [int(r) for r in top_rows], pred, train,
-                       getattr(getattr(model, "model_", None), "complexity_", None))
+                       getattr(getattr(model, "model_", None), "complexity_", None), low, high)
+
+
+def _interval(model, X):
+    """``(low, high, coverage)`` of a fitted network's conformal interval over the rows of
+    ``X``, or Nones for a model without one."""
+    est = getattr(model, "model_", None)
+    if not (hasattr(est, "predict_interval") and getattr(est, "interval_", None)):
+        return None, None, None
+    _, low, high = est.predict_interval(X)
+    return low, high, float(est.coverage)
 
 
 def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int):
@@ -227,16 +240,13 @@ def predict_unmeasured(c: Combination, model, candidates, *, seed: int,
     cc = dataclasses.replace(c, X=X, F=feature_matrix(X, c.params, c.complexity),
                              y=np.full(m, np.nan), test=np.arange(0), pool=np.arange(m))
     pred = np.asarray(model.predict(cc, np.arange(m)), dtype=float)
-    low = high = None
-    est = getattr(model, "model_", None)
-    if hasattr(est, "predict_interval") and getattr(est, "interval_", None):
-        _, low, high = est.predict_interval(X)
+    low, high, coverage = _interval(model, X)
     lo, hi = c.X.iloc[rows].min(), c.X.iloc[rows].max()
     outside = int(((X < lo) | (X > hi)).any(axis=1).sum())
     return SpacePrediction(name or getattr(model, "name", ""), rows, X, pred, low, high,
                            np.argsort(pred, kind="stable"), outside,
-                           getattr(est, "complexity_", None),
-                           None if low is None else float(est.coverage))
+                           getattr(getattr(model, "model_", None), "complexity_", None),
+                           coverage)
 
 
 def space_combination(df, *, complexity: dict | None = None) -> Combination:
