@@ -35,7 +35,7 @@ def cmd_tune_space(args) -> int:
                           seed=args.seed, name=args.model, strategy=strategy)
     print(f"{c.name}: {len(c.y)} configurations; {args.model} fitted on {budget} "
           f"measured ({strategy}, seed {args.seed}); complexity: "
-          + (", ".join(f"{k} = {v}" for k, v in _chosen(r, c).items()) or "none"))
+          + _chosen(r, c))
     best = T.predicted_table(c, [r.best_row], r.predicted)[0]
     print("predicted best: " + _fmt(best, c.params))
     print(f"top {args.top} predicted (of the {len(c.y) - budget} not measured):")
@@ -54,7 +54,7 @@ def cmd_tune_space(args) -> int:
     if args.out:
         import numpy as np
 
-        rest = np.setdiff1d(np.arange(len(c.y)), r.measured)
+        rest = r.unmeasured
         rest = rest[np.argsort(r.predicted[rest], kind="stable")]
         _write(args.out, c.X.iloc[rest], c.params, r.predicted[rest], measured=c.y[rest])
     return 0
@@ -64,7 +64,7 @@ def _judge_interval(c, r) -> None:
     """How the network's interval did on the unmeasured configurations, and on the picks."""
     import numpy as np
 
-    rest = np.setdiff1d(np.arange(len(c.y)), r.measured)
+    rest = r.unmeasured
     inside = (c.y >= r.low) & (c.y <= r.high)
     top = np.asarray(r.top_rows, dtype=int)
     print(f"the network's interval covers {inside[rest].mean():.0%} of the unmeasured "
@@ -111,10 +111,9 @@ def _product(args) -> int:
     for k, (v, others) in space.held.items():
         print(f"note: {k} has one measured value ({v:g}); its other values "
               f"({', '.join(f'{o:g}' for o in others)}) are not predicted")
-    comp = sp.complexity if sp.complexity is not None else c.complexity
     print(f"{args.model} fitted on {n_fit} measured"
           + (" (all)" if n_fit == len(c.y) else f" (drawn at random, seed {args.seed})")
-          + "; complexity: " + (", ".join(f"{k} = {v}" for k, v in comp.items()) or "none"))
+          + "; complexity: " + _chosen(sp, c))
     best_row = int(np.argmin(c.y))  # of every measured configuration, fitted on or not
     best_s = float(c.y[best_row])
     print(f"best measured: {_params(c.X.iloc[best_row], c.params)}  {fmt_seconds(best_s)}")
@@ -173,8 +172,10 @@ def _write(path, X, params, predicted, *, measured=None, low=None, high=None) ->
     print(f"wrote {len(vals):,} predicted configurations to {path}")
 
 
-def _chosen(r, c):
-    return c.complexity if r.complexity is None else r.complexity
+def _chosen(r, c) -> str:
+    """The expressions the fitted model uses (the space's own where it chose none)."""
+    comp = c.complexity if r.complexity is None else r.complexity
+    return ", ".join(f"{k} = {v}" for k, v in comp.items()) or "none"
 
 
 def _params(row, params) -> str:

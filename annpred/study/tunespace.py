@@ -56,6 +56,11 @@ class SpaceResult:
     low: np.ndarray | None = None  # the network's conformal interval for every configuration
     high: np.ndarray | None = None
 
+    @property
+    def unmeasured(self) -> np.ndarray:
+        """Rows of the space not measured, ascending."""
+        return np.setdiff1d(np.arange(len(self.predicted)), self.measured)
+
 
 def random_regret(y: np.ndarray, measured: np.ndarray, extra: int, draws: int = 2000,
                   seed: int = 0) -> float:
