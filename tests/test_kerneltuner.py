@@ -414,3 +414,25 @@ def test_tune_space_judges_the_interval_on_the_picks_too(cache_file):
     m = re.search(r"interval covers (\d+)% of the unmeasured configurations and (\d) of the "
                   r"top 5", out.stdout)
     assert m and abs(int(m.group(1)) - cover * 100) <= 1 and int(m.group(2)) <= 5
+
+
+def test_empty_device_name_takes_the_hardware_from_the_file_name(tmp_path):
+    """Published caches with an empty device_name (e.g. an MI250X run) must not merge into
+    one 'gpu-unknown' combination: the id comes from the file name, with a warning, unless
+    --hardware names it."""
+    from annpred.errors import AnnpredWarning
+
+    for name in ("MI250X.json.gz", "W7800.json.gz"):
+        doc = {**make_cache(), "device_name": " "}
+        (tmp_path / name).write_bytes(gzip.compress(json.dumps(doc).encode()))
+    with pytest.warns(AnnpredWarning, match="'device_name' is empty.*'gpu-mi250x'"):
+        assert kt.read_cache(tmp_path / "MI250X.json.gz").hardware == "gpu-mi250x"
+    with pytest.warns(AnnpredWarning):
+        df = load_profiles([tmp_path / "MI250X.json.gz", tmp_path / "W7800.json.gz"])
+    assert sorted(df["hardware"].unique()) == ["gpu-mi250x", "gpu-w7800"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # named by the user: nothing to warn about
+        df = load_profiles([tmp_path / "MI250X.json.gz"], hardware="gpu-instinct")
+    assert set(df["hardware"]) == {"gpu-instinct"}

@@ -18,10 +18,11 @@ import json
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from annpred.errors import DataError
+from annpred.errors import AnnpredWarning, DataError
 from annpred.spec.hardware import slug as _hw_slug
 
 VARIANT = "default"
@@ -41,6 +42,18 @@ def hardware_id(device_name: str) -> str:
     if "nvidia" in name.lower():
         return "cuda-" + _hw_slug(re.sub("nvidia", "", name, flags=re.I))
     return "gpu-" + _hw_slug(name)
+
+
+def _hardware(p: Path, device_name) -> str:
+    """The hardware id of a cache file: from ``device_name``, or, where a run left it empty
+    (some published caches do), from the file name, with a warning, so that two GPUs' files
+    never merge into one ``gpu-unknown`` combination."""
+    if str(device_name).strip():
+        return hardware_id(device_name)
+    hw = "gpu-" + _hw_slug(re.sub(r"\.json(\.gz)?$", "", p.name, flags=re.I))
+    warnings.warn(f"{p}: 'device_name' is empty; hardware id {hw!r} taken from the file "
+                  "name (--hardware names it)", AnnpredWarning, stacklevel=3)
+    return hw
 
 
 def _slug(text: str) -> str:
@@ -148,7 +161,7 @@ def read_cache(path: str | os.PathLike) -> TuningCache:
     if psize:
         kernel += "_" + "x".join(str(v) for v in psize)
     tune = doc.get("tune_params") if isinstance(doc.get("tune_params"), dict) else {}
-    out = TuningCache(str(p), kernel, VARIANT, hardware_id(doc["device_name"]),
+    out = TuningCache(str(p), kernel, VARIANT, _hardware(p, doc["device_name"]),
                       str(doc["device_name"]), str(doc["kernel_name"]), psize, list(keys),
                       tune)
     for ckey, rec in cache.items():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -11,7 +12,7 @@ import pandas as pd
 
 from annpred.data import kerneltuner as _kt
 from annpred.data.rows import KEY_COLUMNS, META_COLUMNS, TARGET, read_header, read_machines
-from annpred.errors import DataError
+from annpred.errors import AnnpredWarning, DataError
 from annpred.validate import safe_name
 
 MIN_ROWS = 8
@@ -229,7 +230,10 @@ def correct_drift(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cache_frame(p, features, kernel, variant, hardware) -> pd.DataFrame:
-    df = _kt.load_frame(p)
+    with warnings.catch_warnings():
+        if hardware is not None:  # named by the user: no guess from the file name to report
+            warnings.simplefilter("ignore", AnnpredWarning)
+        df = _kt.load_frame(p)
     for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
         if value is not None:
             df[key] = value
