@@ -164,6 +164,10 @@ def test_tune_space_cli_reports_pick_and_regret(cache_file):
     # the fastest measured configuration is named, not only its time
     assert re.search(r"best measured of the 60: block_size_x=\d+ block_size_y=\d+ .*s$",
                      r.stdout, re.M)
+    # warnings are one "annpred: warning:" line each (the final fit's few rows per parameter),
+    # never Python's; the guided rounds' partial fits say nothing
+    assert "UserWarning" not in r.stderr and r.stderr.count("rows for") <= 1, r.stderr
+    assert all(l.startswith("annpred: warning:") for l in r.stderr.splitlines()), r.stderr
     r = run_cli(["tune-space", cache_file, "--budget", "100000"])
     assert r.returncode == 2 and "--budget" in r.stderr
     r = run_cli(["tune-space", cache_file, "--strategy", "smart"])

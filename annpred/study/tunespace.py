@@ -27,9 +27,12 @@ rank them. Nothing can be judged there; the network's conformal interval says ho
 trust each prediction."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+
 import numpy as np
 
+from annpred.errors import AnnpredWarning
 from annpred.study.combos import Combination
 from annpred.study.metrics import mape
 
@@ -137,7 +140,9 @@ def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int):
     left = budget - int(measured.sum())
     all_rows = np.arange(n)
     for r in range(GUIDED_ROUNDS, 0, -1):
-        model.fit(c, np.flatnonzero(measured), seed)
+        with warnings.catch_warnings():  # a round's fit on part of the budget only guides
+            warnings.simplefilter("ignore", AnnpredWarning)  # (few rows per parameter)
+            model.fit(c, np.flatnonzero(measured), seed)
         pred = np.asarray(model.predict(c, all_rows), dtype=float)
         take = -(-left // r)  # what is left, spread over the rounds that are left
         if take <= 0:
