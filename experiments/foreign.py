@@ -114,6 +114,18 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _command(args) -> str:
+    """The command line that made the report (a data folder named ``DIR``: no paths of
+    this machine in committed results)."""
+    cmd = "python experiments/foreign.py"
+    if Path(args.data).resolve() != (ROOT.parent / "shared" / "data" / "kernel_tuner").resolve():
+        cmd += " --data DIR"
+    for opt, value, default in (("--seeds", args.seeds, 10), ("--n-train", args.n_train, 250)):
+        if value != default:
+            cmd += f" {opt} {value}"
+    return cmd
+
+
 def report(summ, runs, noise, args, headroom) -> str:
     L = ["# Foreign data: Kernel Tuner cache files", "",
          f"{args.n_train} random configurations measured (training), every other "
@@ -127,7 +139,7 @@ def report(summ, runs, noise, args, headroom) -> str:
          f"({args.n_train} measured + {TOP} best predicted) / true optimum; `random` is "
          f"the expected best of the same {args.n_train} measured + {TOP} random "
          "configurations (paired with each seed's draw). Noise: median "
-         "robust CV of each configuration's repeats. Command: `python experiments/foreign.py`.",
+         f"robust CV of each configuration's repeats. Command: `{_command(args)}`.",
          "", "| dataset | noise | model | MAPE % | regret (mean) | regret (worst seed) | "
          "fit s |", "|---|---:|---|---:|---:|---:|---:|"]
     for _, r in summ.iterrows():

@@ -6,6 +6,7 @@ import gzip
 import itertools
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -434,8 +435,6 @@ def test_empty_device_name_takes_the_hardware_from_the_file_name(tmp_path):
     with pytest.warns(AnnpredWarning):
         df = load_profiles([tmp_path / "MI250X.json.gz", tmp_path / "W7800.json.gz"])
     assert sorted(df["hardware"].unique()) == ["gpu-mi250x", "gpu-w7800"]
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # named by the user: nothing to warn about
         df = load_profiles([tmp_path / "MI250X.json.gz"], hardware="gpu-instinct")

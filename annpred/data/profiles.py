@@ -232,7 +232,7 @@ def correct_drift(df: pd.DataFrame) -> pd.DataFrame:
 def _cache_frame(p, features, kernel, variant, hardware) -> pd.DataFrame:
     with warnings.catch_warnings():
         if hardware is not None:  # named by the user: no guess from the file name to report
-            warnings.simplefilter("ignore", AnnpredWarning)
+            warnings.filterwarnings("ignore", ".*'device_name' is empty", AnnpredWarning)
         df = _kt.load_frame(p)
     for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
         if value is not None:
