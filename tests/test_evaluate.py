@@ -303,3 +303,42 @@ def test_checkpoint_key_changes_with_the_catalog_complexity(tmp_path, monkeypatc
                         lambda self, variant: changed if variant == "torch" else {})
     after = runner._Checkpoint(tmp_path / "c.jsonl", df, "cfg", ["n"], None).key
     assert before != after
+
+
+def test_figures_of_one_combination_keep_their_text_inside_and_apart(tmp_path, monkeypatch):
+    """With one combination the predicted-vs-measured figure is one panel: its title and
+    the note naming data and models must still fit in the figure, and the note must not
+    cover the x label (it did, on a figure 2.9 in wide)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from annpred.study import plots as P
+
+    df = load_profiles([synthetic_csv(tmp_path / "s.csv")], variant="fast")
+    assert df["variant"].nunique() == 1
+    cfg = E.Config(n_train=60, seeds=1, curve_sizes=(), curve_seeds=1, nn_options=FAST_NN,
+                   models=("GBT+C", "NN+C"))
+    res = E.evaluate(df, cfg, complexity=COMPLEXITY, progress=False, cost=False)
+    figs = {}
+    monkeypatch.setattr(P, "_save", lambda fig, path: figs.setdefault(path.name, fig))
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "close", lambda fig=None: None)  # keep them to measure
+    P.plots(res, tmp_path)
+    assert {"pred_vs_measured_cpu-test-t1.png", "mape_by_combination.png"} <= set(figs)
+    for name, fig in figs.items():
+        fig.canvas.draw()
+        r = fig.canvas.get_renderer()
+        box = fig.bbox
+        texts = [t for t in [fig._suptitle, *fig.texts] if t is not None and t.get_text()]
+        for ax in fig.axes:
+            texts += [t for t in (ax.title, ax.xaxis.label, ax.yaxis.label) if t.get_text()]
+        for t in texts:
+            e = t.get_window_extent(r)
+            assert e.x0 >= box.x0 - 1 and e.x1 <= box.x1 + 1, (name, t.get_text()[:40])
+            assert e.y0 >= box.y0 - 1 and e.y1 <= box.y1 + 1, (name, t.get_text()[:40])
+        for note in fig.texts:
+            for ax in fig.axes:
+                if ax.xaxis.label.get_text():
+                    assert not note.get_window_extent(r).overlaps(
+                        ax.xaxis.label.get_window_extent(r)), name

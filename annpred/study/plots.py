@@ -57,8 +57,13 @@ def plots(res: Result, out: Path) -> list[Path]:
         n = len(idx)
         cols = min(6, max(1, math.ceil(math.sqrt(n))))
         rows = math.ceil(n / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols, 2.8 * rows + 0.9),
-                                 squeeze=False)
+        # at least 6.5 in wide, so that the title and the data note fit over one or two
+        # panels; the note's lines get room of their own below the x labels
+        width_in = max(6.5, 2.9 * cols)
+        note = _wrap(_data_label(res) + ". " + FLOOR_NOTE, int(width_in * 17))
+        note_in = 0.11 * (note.count("\n") + 1) + 0.1
+        height_in = 2.8 * rows + 0.6 + note_in
+        fig, axes = plt.subplots(rows, cols, figsize=(width_in, height_in), squeeze=False)
         for ax in axes.ravel()[n:]:
             ax.axis("off")
         for k, (ax, i) in enumerate(zip(axes.ravel(), idx)):
@@ -83,10 +88,8 @@ def plots(res: Result, out: Path) -> list[Path]:
                 ax.set_xlabel("measured runtime (s)", fontsize=7)
         fig.suptitle(f"{ours} (< 75 parameters, seed 0): predicted vs measured runtime\n"
                      f"on {hw_id}; grey band = +-10%", fontsize=9)
-        width = int(2.9 * cols * 17)  # characters that fit the figure's width at 6 pt
-        fig.text(0.5, 0.005, _wrap(_data_label(res) + ". " + FLOOR_NOTE, width),
-                 ha="center", va="bottom", fontsize=6)
-        fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+        fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=6)
+        fig.tight_layout(rect=(0, note_in / height_in, 1, 1 - 0.45 / height_in))
         p = out / f"pred_vs_measured_{_slug(hw_id)}.png"
         _save(fig, p)
         plt.close(fig)
@@ -151,12 +154,13 @@ def plots(res: Result, out: Path) -> list[Path]:
                 ax.annotate(f"floor {f:.0f}%*", (cap, yy), xytext=(3, -3),
                             textcoords="offset points", fontsize=6)
         ax.set_xscale("log")
-        from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+        from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
         lo = np.nanmin([np.nanmin(w.values), np.nanmin(shown)])
-        ticks = [t for t in (0.5, 1, 2, 3, 5, 10, 20, 30, 50, 100) if t >= lo * 0.8]
+        ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 3, 5, 10, 20, 30, 50, 100)
+                 if t >= lo * 0.8]
         ax.xaxis.set_major_locator(FixedLocator(ticks))
-        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_yticks(y)
         ax.set_yticklabels(w.index, fontsize=7)
