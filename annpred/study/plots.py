@@ -42,6 +42,19 @@ FLOOR_NOTE = ("* floor = MAPE between two measurement passes of the same points;
               "model")
 
 
+PCT_TICKS = (0.05, 0.1, 0.2, 0.5, 1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000)
+
+
+def _pct_axis(axis, lo: float, hi: float) -> None:
+    """A log-scaled percentage axis labelled with plain numbers over the range [lo, hi]
+    (the noise floor included, however low it is)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    axis.set_major_locator(FixedLocator([t for t in PCT_TICKS if lo * 0.8 <= t <= hi * 1.25]))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def plots(res: Result, out: Path) -> list[Path]:
     import matplotlib
 
@@ -119,9 +132,7 @@ def plots(res: Result, out: Path) -> list[Path]:
             ax.set_xticks(list(t.columns))
             ax.xaxis.set_major_formatter(ScalarFormatter())
             ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.yaxis.set_major_formatter(ScalarFormatter())
-            ax.yaxis.set_minor_formatter(NullFormatter())
-            ax.set_yticks([3, 5, 10, 20, 30, 50])
+            _pct_axis(ax.yaxis, *ax.get_ylim())
             ax.set_xlabel("training points")
             ax.set_title(f"Test MAPE vs training points: {title}", fontsize=9)
             ax.grid(True, which="both", alpha=0.3)
@@ -154,14 +165,8 @@ def plots(res: Result, out: Path) -> list[Path]:
                 ax.annotate(f"floor {f:.0f}%*", (cap, yy), xytext=(3, -3),
                             textcoords="offset points", fontsize=6)
         ax.set_xscale("log")
-        from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-
-        lo = np.nanmin([np.nanmin(w.values), np.nanmin(shown)])
-        ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 3, 5, 10, 20, 30, 50, 100)
-                 if t >= lo * 0.8]
-        ax.xaxis.set_major_locator(FixedLocator(ticks))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        _pct_axis(ax.xaxis, np.nanmin([np.nanmin(w.values), np.nanmin(shown)]),
+                  np.nanmax([np.nanmax(w.values), np.nanmax(shown)]))
         ax.set_yticks(y)
         ax.set_yticklabels(w.index, fontsize=7)
         ax.set_xlabel("test MAPE (%), all held-out points, mean over seeds (log scale)")
