@@ -132,10 +132,11 @@ def plots(res: Result, out: Path) -> list[Path]:
             ax.set_xticks(list(t.columns))
             ax.xaxis.set_major_formatter(ScalarFormatter())
             ax.xaxis.set_minor_formatter(NullFormatter())
-            _pct_axis(ax.yaxis, *ax.get_ylim())
             ax.set_xlabel("training points")
             ax.set_title(f"Test MAPE vs training points: {title}", fontsize=9)
             ax.grid(True, which="both", alpha=0.3)
+        for ax in axes[0]:  # after every panel: they share the y range
+            _pct_axis(ax.yaxis, *axes[0][0].get_ylim())
         axes[0][0].set_ylabel("test MAPE (%), median over combinations")
         axes[0][0].legend(fontsize=7)
         fig.text(0.5, 0.005, _wrap(_data_label(res) + f"; models: {', '.join(t.index)}",
