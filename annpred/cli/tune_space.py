@@ -94,7 +94,7 @@ def _product(args) -> int:
                              "model is fitted on the configurations the cache has measured")
     cache = kt.read_cache(args.space_file)
     space = kt.product_space(cache, args.restrict)  # checks the restrictions first
-    c = T.space_combination(_data.load_profiles([args.space_file]))
+    c = T.space_combination(kt.frame(cache))  # the rows load_profiles would give
     cand = T.unmeasured(c, space.columns)
     if not len(cand):
         raise ParameterError(f"{args.space_file}: every configuration of the space is "

@@ -284,10 +284,15 @@ def load_frame(path: str | os.PathLike):
     (key columns, parameters, ``runtime_s``, ``runtime_cv``, ``repeats``, ``_source``,
     ``_row``, ``_problem_size``); parameters with one value in the whole space are dropped
     as constants. The frame's ``attrs`` carry ``n_failed``, ``problem_size``, ``constants``."""
+    return frame(read_cache(path))
+
+
+def frame(c: TuningCache):
+    """:func:`load_frame` of a cache already read (no second parse of a large file)."""
     import numpy as np
     import pandas as pd
 
-    c = read_cache(path)
+    path = c.path
     df = pd.DataFrame(c.rows).drop(columns=list(c.constants))
     df.insert(0, "kernel", c.kernel)
     df.insert(1, "variant", c.variant)
