@@ -292,12 +292,11 @@ def frame(c: TuningCache):
     import numpy as np
     import pandas as pd
 
-    path = c.path
     df = pd.DataFrame(c.rows).drop(columns=list(c.constants))
     df.insert(0, "kernel", c.kernel)
     df.insert(1, "variant", c.variant)
     df.insert(2, "hardware", c.hardware)
-    df["_source"] = str(path)
+    df["_source"] = c.path
     df["_row"] = np.arange(1, len(df) + 1)
     df["_problem_size"] = "x".join(str(v) for v in c.problem_size)
     # the constant parameters (e.g. a convolution's filter size), for structure expressions
