@@ -32,6 +32,13 @@ class ParameterError(AnnpredError, ValueError):
 class AnnpredWarning(UserWarning):
     """Something was skipped or is doubtful (a broken model file among good ones); the CLI
     prints it as one ``annpred: warning: ...`` line."""
+
+
+class FewRowsWarning(AnnpredWarning):
+    """A network was fitted on fewer than two rows per trainable parameter and can memorise
+    them. Studies and guided sampling fit small training sets on purpose and silence it."""
+
+
 class MachineMismatchWarning(AnnpredWarning):
     """A model was measured on another machine (or one it does not describe) and has not
     been adapted to this one; see ``annpred calibrate``."""

@@ -192,6 +192,10 @@ def test_cli_writes_expected_files(tmp_path):
     md = (out / "accuracy.md").read_text()
     assert "## Headline" in md and "filtered MAPE" in md and "noise floor" in md.lower()
     assert "median MAPE" in r.stdout
+    # the learning curves' small fits are the point of a study: no warning per fit, one note
+    # for the study's own fits with fewer than 2 rows per parameter (40 rows, ~70 parameters)
+    assert "measure more points" not in r.stderr, r.stderr
+    assert r.stderr.count("fewer than 2 training rows per trainable parameter") == 1, r.stderr
 
 
 @pytest.mark.parametrize("args, message", [

@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import NotFittedError
 
 from annpred.data.rows import version as _version
-from annpred.errors import AnnpredWarning, DataError
+from annpred.errors import DataError, FewRowsWarning
 from annpred.model import network
 from annpred.model.features import feature_matrix
 from annpred.model.schema import FORMAT
@@ -256,7 +256,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         if self.n_samples_ < 2 * self.n_params_:
             warnings.warn(f"{self.n_samples_} training rows for {self.n_params_} trainable "
                           "parameters (fewer than 2 rows per parameter): the network can "
-                          "memorise them; measure more points", AnnpredWarning, stacklevel=2)
+                          "memorise them; measure more points", FewRowsWarning, stacklevel=2)
         Xf = self._feature_matrix(df, params, self.complexity_)
         self.data_sha256_ = hashlib.sha256(
             np.ascontiguousarray(np.column_stack([Xf, y])).tobytes()).hexdigest()

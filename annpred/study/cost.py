@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 
+from annpred.errors import FewRowsWarning
 from annpred.study.combos import Combination
 from annpred.study.zoo import make_model
 from annpred.threads import pool_limits
@@ -37,7 +39,9 @@ def cost_benchmark(c: Combination, n_train: int = 250, nn_options: dict | None =
     one process, one thread."""
     limits = pool_limits(1)
     try:
-        return _cost(c, n_train, nn_options, n_batch, seed)
+        with warnings.catch_warnings():  # its fits are timed, not used: the study notes
+            warnings.simplefilter("ignore", FewRowsWarning)  # few rows per parameter once
+            return _cost(c, n_train, nn_options, n_batch, seed)
     finally:
         if limits is not None:
             limits.restore_original_limits()

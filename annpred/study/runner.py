@@ -32,6 +32,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -39,7 +40,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from annpred.errors import DataError, ParameterError
+from annpred.errors import DataError, FewRowsWarning, ParameterError
 from annpred.threads import pool_limits
 from annpred.study.cost import cost_benchmark, cost_combination
 from annpred.study.metrics import score
@@ -122,7 +123,9 @@ def _run_group(group: list[Fit]) -> list[tuple[Fit, dict, np.ndarray | None]]:
         rows = c.train_rows(f.seed, f.n)
         model = make_model(f.model, _WORK["nn"])
         t0 = time.perf_counter()
-        model.fit(c, rows, f.seed)
+        with warnings.catch_warnings():  # small fits are the study's point (learning
+            warnings.simplefilter("ignore", FewRowsWarning)  # curves); noted once instead
+            model.fit(c, rows, f.seed)
         t_fit = time.perf_counter() - t0
         t0 = time.perf_counter()
         pred = model.predict(c, c.test)
@@ -287,6 +290,12 @@ def evaluate(df: pd.DataFrame, config: Config | None = None, *,
     runs["model"] = pd.Categorical(runs["model"], categories=list(MODELS), ordered=True)
     runs = runs.sort_values(["combo", "model", "n_train", "seed"]).reset_index(drop=True)
     summary = _summarise(runs, combos, cfg)
+    few = summary[summary.model.astype(str).str.startswith("NN")
+                  & (summary.n_train < 2 * summary.n_params)]
+    if not few.empty:
+        say(f"note: {len(few)} study fit(s) had fewer than 2 training rows per trainable "
+            f"parameter (e.g. {few.model.iloc[0]}: {few.n_train.iloc[0]} rows, "
+            f"{few.n_params.iloc[0]} parameters): their networks can memorise them")
     curves = _curves(runs, combos, cfg)
     res = Result(combos, cfg, runs, summary, curves, preds, skipped=skipped)
     res.timings["fits_s"] = t_fit

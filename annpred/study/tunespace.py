@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from annpred.errors import AnnpredWarning
+from annpred.errors import FewRowsWarning
 from annpred.study.combos import Combination
 from annpred.study.metrics import mape
 
@@ -141,7 +141,7 @@ def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int):
     all_rows = np.arange(n)
     for r in range(GUIDED_ROUNDS, 0, -1):
         with warnings.catch_warnings():  # a round's fit on part of the budget only guides
-            warnings.simplefilter("ignore", AnnpredWarning)  # (few rows per parameter)
+            warnings.simplefilter("ignore", FewRowsWarning)
             model.fit(c, np.flatnonzero(measured), seed)
         pred = np.asarray(model.predict(c, all_rows), dtype=float)
         take = -(-left // r)  # what is left, spread over the rounds that are left
