@@ -164,3 +164,47 @@ def atomic_write_many(files: Mapping[str | os.PathLike, str | bytes]) -> list[Pa
                 except OSError:
                     pass
     return [p for _, p in temps]
+
+
+class JsonlCheckpoint:
+    """Finished pieces of a long job, appended as JSON lines tagged with ``key`` (a hash of
+    the job's data and configuration): a rerun reads back the records of the same key and
+    skips that work, so an interrupted job resumes. A torn last line (a killed run) and
+    records of another key are ignored. Appends are flushed per call: what was reported
+    done is on disk."""
+
+    def __init__(self, path: str | os.PathLike, key: str):
+        self.path, self.key = Path(path), key
+
+    def load(self) -> list[dict]:
+        import json
+
+        out: list[dict] = []
+        if not self.path.exists():
+            return out
+        with open(self.path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(d, dict) and d.get("key") == self.key:
+                    out.append(d)
+        return out
+
+    def append(self, records) -> None:
+        import json
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(self.path, "a+b") as f:  # a torn last line (a killed run) is ended
+                if f.tell() > 0:                # first, so that it costs only itself
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        f.write(b"\n")
+            with open(self.path, "a", encoding="utf-8") as f:
+                for r in records:
+                    f.write(json.dumps({"key": self.key, **r}, default=float) + "\n")
+                f.flush()
+        except OSError as exc:
+            raise _fail(self.path, exc) from None

@@ -105,3 +105,19 @@ def test_training_two_combinations_writes_both_or_none(tmp_path):
                          n_init=1, steps=None)
     assert len(reports) == 2 and all(r.path.exists() for r in reports)
     assert _temps(reports[0].path.parent) == []
+
+
+def test_jsonl_checkpoint_skips_torn_lines_and_other_keys(tmp_path):
+    """A killed job leaves a torn last line; a job with other options left records of
+    another key: neither is read back, and appends after the torn line still load."""
+    from annpred.files import JsonlCheckpoint
+
+    path = tmp_path / "ck.jsonl"
+    JsonlCheckpoint(path, "a").append([{"task": [1], "v": 1.5}])
+    JsonlCheckpoint(path, "b").append([{"task": [1], "v": 9.0}])
+    with open(path, "a", encoding="utf-8") as f:
+        f.write('{"key": "a", "task": [2], "v"')  # torn: no value, no newline
+    JsonlCheckpoint(path, "a").append([{"task": [3], "v": 3.0}])
+    got = JsonlCheckpoint(path, "a").load()
+    assert [(d["task"], d["v"]) for d in got] == [([1], 1.5), ([3], 3.0)]
+    assert JsonlCheckpoint(tmp_path / "absent.jsonl", "a").load() == []

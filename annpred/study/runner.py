@@ -28,7 +28,6 @@ Nothing here imports torch at module level (the network models import it when fi
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 import time
@@ -41,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from annpred.errors import DataError, FewRowsWarning, ParameterError
+from annpred.files import JsonlCheckpoint
 from annpred.threads import pool_limits
 from annpred.study.cost import cost_benchmark, cost_combination
 from annpred.study.metrics import score
@@ -163,39 +163,24 @@ def _catalog_text(df) -> list:
 
 
 class _Checkpoint:
-    """Finished fits of one study, appended as JSON lines and keyed by data and config."""
+    """Finished fits of one study (:class:`annpred.files.JsonlCheckpoint`), keyed by data
+    and config."""
 
     def __init__(self, path, df, cfg, features, complexity):
-        self.path = Path(path)
         h = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes())
         h.update(repr((cfg, features, complexity, _catalog_text(df))).encode())
         self.key = h.hexdigest()[:16]
+        self._file = JsonlCheckpoint(path, self.key)
 
     def load(self) -> list:
-        out = []
-        if not self.path.exists():
-            return out
-        with open(self.path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    d = json.loads(line)
-                except ValueError:
-                    continue  # a torn last line of an interrupted run
-                if d.get("key") != self.key:
-                    continue
-                pred = None if d["pred"] is None else np.asarray(d["pred"], dtype=float)
-                out.append((Fit(*d["fit"]), d["rec"], pred))
-        return out
+        return [(Fit(*d["fit"]), d["rec"],
+                 None if d["pred"] is None else np.asarray(d["pred"], dtype=float))
+                for d in self._file.load()]
 
     def append(self, res) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            for fit, rec, pred in res:
-                f.write(json.dumps({"key": self.key, "fit": [fit.combo, fit.model, fit.n,
-                                                            fit.seed], "rec": rec,
-                                    "pred": None if pred is None else pred.tolist()},
-                                   default=float) + "\n")
-            f.flush()
+        self._file.append({"fit": [fit.combo, fit.model, fit.n, fit.seed], "rec": rec,
+                           "pred": None if pred is None else pred.tolist()}
+                          for fit, rec, pred in res)
 
 
 def evaluate(df: pd.DataFrame, config: Config | None = None, *,
