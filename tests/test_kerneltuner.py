@@ -6,6 +6,7 @@ import gzip
 import itertools
 import json
 import math
+import re
 import warnings
 
 import numpy as np
@@ -122,9 +123,17 @@ def test_convert_cli_writes_profiling_csv(cache_file, tmp_path):
     assert len(data) == len(make_cache()["cache"]) - 3
     assert data[0]["kernel"] == "conv_kernel_2048x512" and "filter_width" not in data[0]
     assert float(data[0]["runtime_s"]) > 0
-    # the CSV trains like the cache file
-    r = run_cli(["train", out, "--out", tmp_path / "m", "--n-train", "60"])
-    assert r.returncode == 0, r.stderr
+    assert data[0]["_problem_size"] == "2048x512" and data[0]["_constants"] == "filter_width=15"
+    # the CSV trains as the cache file does: the same launch structure, options and model
+    # (it trained without them, 276% against 50% held-out MAPE on a W6600 convolution)
+    models = {}
+    for name, src in (("csv", out), ("cache", cache_file)):
+        r = run_cli(["train", src, "--out", tmp_path / name, "--n-train", "60"])
+        assert r.returncode == 0, r.stderr
+        models[name] = json.loads((tmp_path / name / "cuda-test-gpu" / "conv_kernel_2048x512"
+                                   / "default.json").read_text())
+    assert models["csv"]["complexity"] == models["cache"]["complexity"] != {}
+    assert models["csv"]["train"]["val_mape"] == models["cache"]["train"]["val_mape"]
 
 
 def test_convert_bad_file_exit_2_nothing_written(tmp_path):
@@ -439,3 +448,85 @@ def test_empty_device_name_takes_the_hardware_from_the_file_name(tmp_path):
         warnings.simplefilter("error")  # named by the user: nothing to warn about
         df = load_profiles([tmp_path / "MI250X.json.gz"], hardware="gpu-instinct")
     assert set(df["hardware"]) == {"gpu-instinct"}
+
+
+def as_t4(doc: dict, unit: str = "miliseconds", scale: float = 1.0) -> dict:
+    """The cache ``doc`` as a T4 results document (Kernel Tuner's store_output_file), its
+    times multiplied by ``scale`` (to express them in ``unit``)."""
+    results = []
+    for rec in doc["cache"].values():
+        conf = {k: rec[k] for k in doc["tune_params_keys"]}
+        if isinstance(rec["time"], str):
+            results.append({"configuration": conf, "times": {"runtimes": []},
+                            "invalidity": "compile", "correctness": 0, "measurements": []})
+            continue
+        results.append({"timestamp": rec.get("timestamp"), "configuration": conf,
+                        "times": {"compilation": 100.0, "runtimes": [
+                            t * scale for t in rec["times"]]},
+                        "invalidity": "correct", "correctness": 1,
+                        "measurements": [{"name": "time", "value": rec["time"] * scale,
+                                          "unit": ""}], "objectives": ["time"]})
+    return {"schema_version": "1.0.0", "metadata": {"timeunit": unit}, "results": results}
+
+
+def test_t4_results_file_reads_as_the_same_cache(tmp_path, cache_file):
+    """A T4 results file of the same run gives the same rows (runtime in seconds whatever
+    its time unit, the spread, the repeats), counts invalid configurations as failures and
+    names kernel and hardware from the file name, with a warning each, unless named."""
+    from annpred.errors import AnnpredWarning
+
+    ref = kt.read_cache(cache_file)
+    p = tmp_path / "A100_T4.json.gz"
+    p.write_bytes(gzip.compress(json.dumps(as_t4(make_cache(), "microseconds", 1e3))
+                                .encode()))
+    with pytest.warns(AnnpredWarning) as seen:
+        c = kt.read_cache(p)
+    text = " ".join(str(w.message) for w in seen)
+    assert "names no kernel; kernel 'a100_t4'" in text
+    assert "names no device; hardware id 'gpu-a100-t4'" in text
+    assert c.n_failed == 3 and c.failures == {"invalid: compile": 3}
+    assert c.params == ref.params and c.constants == ref.constants
+    assert len(c.rows) == len(ref.rows)
+    for a, b in zip(c.rows, ref.rows):
+        assert {k: a[k] for k in ref.params} == {k: b[k] for k in ref.params}
+        assert a["runtime_s"] == pytest.approx(b["runtime_s"], rel=1e-12)
+        assert a["runtime_cv"] == pytest.approx(b["runtime_cv"], rel=1e-9)
+        assert a["repeats"] == b["repeats"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # both named by the user: nothing to warn about
+        df = load_profiles([p], kernel="conv", hardware="cuda-a100")
+    assert set(df["kernel"]) == {"conv"} and set(df["hardware"]) == {"cuda-a100"}
+    out = tmp_path / "t4.csv"
+    r = run_cli(["convert", p, "-o", out, "--kernel", "conv", "--hardware", "cuda-a100"])
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    assert "3 invalid: compile" in r.stdout
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(ref.rows) and rows[0]["kernel"] == "conv"
+    assert float(rows[0]["runtime_s"]) == pytest.approx(ref.rows[0]["runtime_s"], rel=1e-9)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(results=[]), "the results are empty"),
+    (lambda d: d.update(results={"a": 1}), "'results' must be a list"),
+    (lambda d: d["results"][5].pop("configuration"), "result 5: no 'configuration'"),
+    (lambda d: d["metadata"].update(timeunit="fortnights"), "'fortnights' is not a time unit"),
+    (lambda d: d["results"][4].update(measurements=[], times={}),
+     "result 4: neither a 'time' measurement nor 'times.runtimes'"),
+    (lambda d: d["results"][4]["measurements"][0].update(value="fast"),
+     "result 4: the 'time' measurement 'fast' is not a number"),
+    (lambda d: [r.update(invalidity="runtime") for r in d["results"]],
+     "every configuration failed (320 invalid: runtime)"),
+])
+def test_broken_t4_files_get_one_clear_error_and_nothing_written(tmp_path, edit, message):
+    doc = as_t4(make_cache())
+    edit(doc)
+    p = tmp_path / "broken_T4.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=re.escape(message)):
+        kt.read_cache(p)
+    out = tmp_path / "out.csv"
+    r = run_cli(["convert", p, "-o", out])
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr  # the error alone: no name guesses before it
+    assert not out.exists()

@@ -1,6 +1,7 @@
 """``annpred convert``: a Kernel Tuner cache file as a profiling CSV."""
 from __future__ import annotations
 
+import warnings
 
 
 def cmd_convert(args) -> int:
@@ -8,15 +9,30 @@ def cmd_convert(args) -> int:
     import io
 
     from annpred.data import kerneltuner as kt
-    from annpred.data.rows import columns_for, row_values, version
+    from annpred.data.rows import SPACE_COLUMNS, columns_for, row_values, version
     from annpred.errors import ParameterError
     from annpred.files import atomic_write_text
+    from annpred.validate import safe_name
 
     if not kt.is_cache_file(args.cache):
-        raise ParameterError(f"{args.cache}: expected a Kernel Tuner cache file "
-                             "(.json or .json.gz)")
-    c = kt.read_cache(args.cache)  # raises DataError before anything is written
-    cols = columns_for(c.params, optional=False)  # no load average or machine of ours
+        raise ParameterError(f"{args.cache}: expected a Kernel Tuner cache file or T4 "
+                             "results file (.json or .json.gz)")
+    for what, value in (("--kernel", args.kernel), ("--hardware", args.hardware)):
+        if value is not None:
+            safe_name(value, what, ParameterError)
+    with warnings.catch_warnings():  # what the user names needs no guess from the file name
+        for what, value in (("hardware id", args.hardware), ("kernel", args.kernel)):
+            if value is not None:
+                warnings.filterwarnings("ignore", f".*; {what} '.*' taken from the file name",
+                                        kt.NameFromFileWarning)
+        c = kt.read_cache(args.cache)  # raises DataError before anything is written
+    c.kernel = args.kernel or c.kernel
+    c.hardware = args.hardware or c.hardware
+    # no load average or machine of ours; the space's problem size and constants, so that
+    # the CSV trains as the cache does
+    cols = columns_for(c.params, optional=False) + SPACE_COLUMNS
+    space = {"_problem_size": "x".join(str(v) for v in c.problem_size),
+             "_constants": kt.format_constants(c.constants)}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
@@ -26,6 +42,7 @@ def cmd_convert(args) -> int:
                          c.params, runtime_s=r["runtime_s"], runtime_cv=r["runtime_cv"],
                          repeats=r["repeats"], runtime_min_s=r["runtime_min_s"],
                          sampler="kerneltuner", point_id=i, version=ver)
+        row.update(space)
         w.writerow([row[col] for col in cols])
     atomic_write_text(args.out, buf.getvalue())
     failed = (f"; skipped {c.n_failed} failed configuration(s) (" + ", ".join(
@@ -41,10 +58,16 @@ def _fmt(v: float) -> str:
 
 def register(sub) -> None:
     s = sub.add_parser("convert", help="write a Kernel Tuner cache file as a profiling CSV",
-                       description="Read a Kernel Tuner cache file (.json or .json.gz) and "
-                       "write one profiling-CSV row per configuration: tuning parameters as "
-                       "columns, time (ms) as runtime_s (s), the spread of times as "
-                       "runtime_cv; failed configurations are skipped and counted.")
-    s.add_argument("cache", help="Kernel Tuner cache file (.json or .json.gz)")
+                       description="Read a Kernel Tuner cache file, or a T4 results file "
+                       "(Kernel Tuner's store_output_file, the FAIR Benchmark Hub), .json or "
+                       ".json.gz, and write one profiling-CSV row per configuration: tuning "
+                       "parameters as columns, time (ms) as runtime_s (s), the spread of "
+                       "times as runtime_cv; failed configurations are skipped and counted.")
+    s.add_argument("cache", help="Kernel Tuner cache file or T4 results file (.json or "
+                   ".json.gz)")
     s.add_argument("-o", "--out", required=True, help="output CSV")
+    s.add_argument("--kernel", help="kernel name (default: the file's kernel_name and "
+                   "problem size; a T4 file's name)")
+    s.add_argument("--hardware", help="hardware id (default: from the file's device_name; "
+                   "where it is empty, and for T4 files, from the file name)")
     s.set_defaults(func=cmd_convert)

@@ -11,14 +11,15 @@ import numpy as np
 import pandas as pd
 
 from annpred.data import kerneltuner as _kt
-from annpred.data.rows import KEY_COLUMNS, META_COLUMNS, TARGET, read_header, read_machines
-from annpred.errors import AnnpredWarning, DataError
+from annpred.data.rows import (KEY_COLUMNS, META_COLUMNS, SPACE_COLUMNS, TARGET, read_header,
+                               read_machines)
+from annpred.errors import DataError
 from annpred.validate import safe_name
 
 MIN_ROWS = 8
 
 
-TEXT_COLUMNS = (*KEY_COLUMNS, "sampler", "timestamp", "annpred_version")
+TEXT_COLUMNS = (*KEY_COLUMNS, "sampler", "timestamp", "annpred_version", *SPACE_COLUMNS)
 MIN_RUNTIME, MAX_RUNTIME = 1e-15, 1e9  # seconds a measured runtime can take (1 fs .. 30 yr)
 
 
@@ -178,6 +179,9 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
             out["sampler"] = df["sampler"].astype(str)
         out["machine"] = (df["machine"].astype(str).str.strip() if "machine" in df.columns
                           else "")
+        for extra in SPACE_COLUMNS:  # a converted Kernel Tuner cache's problem size and
+            if extra in df.columns:  # constant parameters, for the launch structure
+                out[extra] = df[extra].astype(object).where(df[extra].notna(), "").astype(str)
         if "timestamp" in df.columns:  # provenance: when the rows were measured
             out["timestamp"] = df["timestamp"]  # text (a category: millions of rows are cheap)
         out["_source"] = str(p)
@@ -230,9 +234,13 @@ def correct_drift(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cache_frame(p, features, kernel, variant, hardware) -> pd.DataFrame:
-    with warnings.catch_warnings():
-        if hardware is not None:  # named by the user: no guess from the file name to report
-            warnings.filterwarnings("ignore", ".*'device_name' is empty", AnnpredWarning)
+    with warnings.catch_warnings():  # named by the user: no guess from the file name
+        if hardware is not None:
+            warnings.filterwarnings("ignore", ".*; hardware id '.*' taken from the file name",
+                                    _kt.NameFromFileWarning)
+        if kernel is not None:
+            warnings.filterwarnings("ignore", ".*; kernel '.*' taken from the file name",
+                                    _kt.NameFromFileWarning)
         df = _kt.load_frame(p)
     for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
         if value is not None:

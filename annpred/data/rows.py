@@ -40,6 +40,11 @@ TAIL_COLUMNS = ["runtime_s", "runtime_cv", "repeats", "runtime_min_s", "threads"
 # median seconds of a fixed reference kernel timed right after the point (``annpred profile
 # --reference``; empty otherwise), for drift correction (:func:`annpred.data.profiles.correct_drift`).
 OPTIONAL_COLUMNS = ["load_avg", "machine", "ref_s"]
+# a GPU tuning space's problem size ("4096x4096") and constant parameters
+# ("filter_height=15;filter_width=15"), written by ``annpred convert`` beside the rows of a
+# Kernel Tuner cache so that the CSV trains as the cache does (launch structure); like every
+# column starting with "_", never a feature
+SPACE_COLUMNS = ["_problem_size", "_constants"]
 META_COLUMNS = set(KEY_COLUMNS) | set(TAIL_COLUMNS) | set(OPTIONAL_COLUMNS)
 MACHINES_FORMAT = "annpred-machines/1"
 
