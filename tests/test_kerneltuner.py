@@ -484,6 +484,7 @@ def test_t4_results_file_reads_as_the_same_cache(tmp_path, cache_file):
     text = " ".join(str(w.message) for w in seen)
     assert "names no kernel; kernel 'a100_t4'" in text
     assert "names no device; hardware id 'gpu-a100-t4'" in text
+    assert "records no problem size or constant parameters" in text  # what is lost
     assert c.n_failed == 3 and c.failures == {"invalid: compile": 3}
     assert c.params == ref.params and c.constants == ref.constants
     assert len(c.rows) == len(ref.rows)

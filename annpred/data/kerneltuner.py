@@ -300,7 +300,11 @@ def read_cache(path: str | os.PathLike) -> TuningCache:
     # names guessed from the file name are reported once the file has been read whole
     if t4:
         warnings.warn(f"{p}: a T4 results file names no kernel; kernel {kernel!r} taken from "
-                      "the file name (--kernel names it)", NameFromFileWarning, stacklevel=2)
+                      "the file name (--kernel names it). It records no problem size or "
+                      "constant parameters either: the launch-structure features that need "
+                      "them (blocks in the grid, stencil halo) are left out, where the "
+                      "run's Kernel Tuner cache file would give them", NameFromFileWarning,
+                      stacklevel=2)
     if guessed:
         warnings.warn(guessed, NameFromFileWarning, stacklevel=2)
     # a parameter with one value in the whole space is a constant of the kernel, not a
