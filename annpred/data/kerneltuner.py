@@ -14,7 +14,7 @@ in ``time``) are skipped and counted. A file that is not such a cache raises one
 Kernel Tuner's other output, a T4 results file (the Open Autotuning Results schema that
 ``kernel_tuner.util.store_output_file`` writes and the FAIR Benchmark Hub publishes:
 ``metadata.timeunit`` and ``results``, each with ``configuration``, ``times.runtimes``,
-``measurements`` and ``invalidity``), is read into the same form (:func:`t4_as_cache`). It
+``measurements`` and ``invalidity``), is read into the same form (:mod:`annpred.data.t4`). It
 names neither kernel nor device: both come from the file name, with a warning
 (``--kernel`` and ``--hardware`` name them); an ``invalidity`` other than ``correct``
 is a failed configuration.
@@ -71,81 +71,6 @@ def _hardware(p: Path, device_name, why: str = "'device_name' is empty"
     hw = "gpu-" + _hw_slug(_stem(p))
     return hw, (f"{p}: {why}; hardware id {hw!r} taken from the file name (--hardware "
                 "names it)")
-
-
-# T4 ``metadata.timeunit`` -> milliseconds (Kernel Tuner's unit; "miliseconds" is how
-# Kernel Tuner spells it)
-_T4_UNITS = {"s": 1e3, "sec": 1e3, "second": 1e3, "seconds": 1e3, "ms": 1.0,
-             "millisecond": 1.0, "milliseconds": 1.0, "miliseconds": 1.0, "us": 1e-3,
-             "microsecond": 1e-3, "microseconds": 1e-3, "ns": 1e-6, "nanosecond": 1e-6,
-             "nanoseconds": 1e-6}
-
-
-def is_t4(doc) -> bool:
-    """Whether a parsed JSON document is a T4 results file (not a Kernel Tuner cache)."""
-    return isinstance(doc, dict) and "results" in doc and "cache" not in doc
-
-
-def _t4_unit(p: Path, text, where: str) -> float:
-    f = _T4_UNITS.get(str(text).strip().lower())
-    if f is None:
-        raise DataError(f"{p}: {where} {text!r} is not a time unit (one of "
-                        f"{', '.join(sorted(_T4_UNITS))})")
-    return f
-
-
-def t4_as_cache(p: Path, doc: dict) -> dict:
-    """A T4 results document as the cache document :func:`read_cache` reads: runtimes in
-    milliseconds, ``time`` from the ``time`` measurement (else the mean of the runtimes),
-    an ``invalidity`` other than ``correct`` as the failure string ``invalid: <kind>``,
-    ``kernel_name`` from the file name and ``device_name`` empty (:func:`read_cache` warns
-    about both once the file has been read)."""
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
-    unit = _t4_unit(p, meta.get("timeunit", "milliseconds"), "'metadata.timeunit'")
-    results = doc["results"]
-    if not isinstance(results, list):
-        raise DataError(f"{p}: 'results' must be a list of configurations")
-    if not results:
-        raise DataError(f"{p}: the results are empty (no configurations)")
-    keys: dict[str, None] = {}
-    cache = {}
-    for i, r in enumerate(results):
-        conf = r.get("configuration") if isinstance(r, dict) else None
-        if not isinstance(conf, dict) or not conf:
-            raise DataError(f"{p}: result {i}: no 'configuration' object")
-        keys.update(dict.fromkeys(conf))
-        rec = dict(conf)
-        bad = r.get("invalidity")
-        times = r.get("times") if isinstance(r.get("times"), dict) else {}
-        runs = [x * unit for x in (times.get("runtimes") or []) if _number(x) is not None]
-        if bad not in (None, "", "correct"):
-            rec["time"] = f"invalid: {bad}"
-        else:
-            t = None
-            for m in r.get("measurements") or []:
-                if isinstance(m, dict) and m.get("name") == "time":
-                    u = unit if not str(m.get("unit") or "").strip() else _t4_unit(
-                        p, m["unit"], f"result {i}: the 'time' measurement's unit")
-                    v = _number(m.get("value"))
-                    t = None if v is None else v * u
-                    if t is None:
-                        raise DataError(f"{p}: result {i}: the 'time' measurement "
-                                        f"{m.get('value')!r} is not a number")
-            if t is None and runs:
-                t = sum(runs) / len(runs)
-            if t is None:
-                raise DataError(f"{p}: result {i}: neither a 'time' measurement nor "
-                                "'times.runtimes'")
-            rec["time"], rec["times"] = t, runs
-        cache[str(i)] = rec
-    tune: dict[str, list] = {k: [] for k in keys}
-    for rec in cache.values():
-        for k in keys:
-            v = rec.get(k)
-            if v not in tune[k]:
-                tune[k].append(v)
-    return {"device_name": "", "kernel_name": _stem(p), "problem_size": [],
-            "tune_params_keys": list(keys), "tune_params": tune, "cache": cache}
 
 
 def _kernel_id(kernel_name, psize) -> str:
@@ -242,9 +167,11 @@ def read_cache(path: str | os.PathLike) -> TuningCache:
                             f"{exc.msg})") from None
     if not isinstance(doc, dict):
         raise DataError(f"{p}: not a Kernel Tuner cache file (top level is not an object)")
-    t4 = is_t4(doc)
+    from annpred.data import t4 as _t4
+
+    t4 = _t4.is_t4(doc)
     if t4:
-        doc = t4_as_cache(p, doc)
+        doc = _t4.as_cache(p, doc)
     missing = [k for k in REQUIRED if k not in doc]
     if missing:
         raise DataError(f"{p}: not a Kernel Tuner cache file (missing key(s): "
