@@ -516,6 +516,10 @@ def test_t4_results_file_reads_as_the_same_cache(tmp_path, cache_file):
      "result 4: neither a 'time' measurement nor 'times.runtimes'"),
     (lambda d: d["results"][4]["measurements"][0].update(value="fast"),
      "result 4: the 'time' measurement 'fast' is not a number"),
+    (lambda d: d["results"][7]["configuration"].pop("tile_size_x"),
+     "result 7: tuning parameter 'tile_size_x' is missing"),
+    (lambda d: d["results"][7]["configuration"].update(tile_size_x="2"),
+     "result 7: tuning parameter 'tile_size_x' is '2', not a number"),
     (lambda d: [r.update(invalidity="runtime") for r in d["results"]],
      "every configuration failed (320 invalid: runtime)"),
 ])

@@ -194,8 +194,9 @@ def read_cache(path: str | os.PathLike) -> TuningCache:
                       str(doc["device_name"]), str(doc["kernel_name"]), psize, list(keys),
                       tune)
     for ckey, rec in cache.items():
+        where = ckey if t4 else f"configuration {ckey!r}"  # a T4 file's: "result <i>"
         if not isinstance(rec, dict) or "time" not in rec:
-            raise DataError(f"{p}: configuration {ckey!r}: record without a 'time'")
+            raise DataError(f"{p}: {where}: record without a 'time'")
         t = rec["time"]
         if isinstance(t, str):
             out.n_failed += 1
@@ -206,14 +207,13 @@ def read_cache(path: str | os.PathLike) -> TuningCache:
             continue
         t = _number(t)
         if t is None or t <= 0:
-            raise DataError(f"{p}: configuration {ckey!r}: 'time' {rec['time']!r} is not a "
-                            "positive number")
+            raise DataError(f"{p}: {where}: 'time' {rec['time']!r} is not a positive number")
         row = {}
         for k in keys:
             v = _number(rec.get(k))
             if v is None:
-                raise DataError(f"{p}: configuration {ckey!r}: tuning parameter {k!r} is "
-                                f"{rec.get(k)!r}, not a number")
+                raise DataError(f"{p}: {where}: tuning parameter {k!r} is "
+                                + (f"{rec[k]!r}, not a number" if k in rec else "missing"))
             row[k] = v
         times = [x for x in (rec.get("times") or []) if _number(x) is not None]
         row["runtime_s"] = t / 1000.0

@@ -81,7 +81,7 @@ def as_cache(p: Path, doc: dict) -> dict:
                 raise DataError(f"{p}: result {i}: neither a 'time' measurement nor "
                                 "'times.runtimes'")
             rec["time"], rec["times"] = t, runs
-        cache[str(i)] = rec
+        cache[f"result {i}"] = rec
     # the values each parameter takes (numbers; read_cache names any other value's row)
     tune = {k: list(dict.fromkeys(_number(rec.get(k)) for rec in cache.values()))
             for k in keys}
