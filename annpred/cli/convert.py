@@ -1,7 +1,6 @@
 """``annpred convert``: a Kernel Tuner cache file as a profiling CSV."""
 from __future__ import annotations
 
-import warnings
 
 
 def cmd_convert(args) -> int:
@@ -20,14 +19,8 @@ def cmd_convert(args) -> int:
     for what, value in (("--kernel", args.kernel), ("--hardware", args.hardware)):
         if value is not None:
             safe_name(value, what, ParameterError)
-    with warnings.catch_warnings():  # what the user names needs no guess from the file name
-        for what, value in (("hardware id", args.hardware), ("kernel", args.kernel)):
-            if value is not None:
-                warnings.filterwarnings("ignore", f".*; {what} '.*' taken from the file name",
-                                        kt.NameFromFileWarning)
-        c = kt.read_cache(args.cache)  # raises DataError before anything is written
-    c.kernel = args.kernel or c.kernel
-    c.hardware = args.hardware or c.hardware
+    # raises DataError before anything is written
+    c = kt.read_cache(args.cache, kernel=args.kernel, hardware=args.hardware)
     # no load average or machine of ours; the space's problem size and constants, so that
     # the CSV trains as the cache does
     cols = columns_for(c.params, optional=False) + SPACE_COLUMNS

@@ -54,7 +54,8 @@ def hardware_id(device_name: str) -> str:
 
 class NameFromFileWarning(AnnpredWarning):
     """A cache file does not name its device (or, a T4 file, its kernel): the id comes from
-    the file name. Silenced where the user names it (``--hardware``, ``--kernel``)."""
+    the file name. Not given where the user names it (``read_cache(kernel=, hardware=)``,
+    ``--kernel``, ``--hardware``)."""
 
 
 def _stem(p: Path) -> str:
@@ -133,8 +134,11 @@ def _number(v) -> float | None:
     return None
 
 
-def read_cache(path: str | os.PathLike) -> TuningCache:
-    """Read and check one cache file; failed configurations are skipped and counted."""
+def read_cache(path: str | os.PathLike, kernel: str | None = None,
+               hardware: str | None = None) -> TuningCache:
+    """Read and check one cache file; failed configurations are skipped and counted.
+    ``kernel``/``hardware``: names the user gives (``--kernel``, ``--hardware``) in place of
+    the file's; no guess from the file name is reported for a name given."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -186,10 +190,13 @@ def read_cache(path: str | os.PathLike) -> TuningCache:
         raise DataError(f"{p}: the cache is empty (no configurations)")
     psize = doc.get("problem_size", [])
     psize = psize if isinstance(psize, list) else [psize]
-    kernel = _kernel_id(doc["kernel_name"], psize)
+    guess_kernel = t4 and kernel is None
+    kernel = kernel or _kernel_id(doc["kernel_name"], psize)
     tune = doc.get("tune_params") if isinstance(doc.get("tune_params"), dict) else {}
-    hardware, guessed = _hardware(p, doc["device_name"], "a T4 results file names no "
-                                  "device" if t4 else "'device_name' is empty")
+    guessed = None
+    if hardware is None:
+        hardware, guessed = _hardware(p, doc["device_name"], "a T4 results file names no "
+                                      "device" if t4 else "'device_name' is empty")
     out = TuningCache(str(p), kernel, VARIANT, hardware,
                       str(doc["device_name"]), str(doc["kernel_name"]), psize, list(keys),
                       tune)
@@ -225,7 +232,7 @@ def read_cache(path: str | os.PathLike) -> TuningCache:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(out.failures.items()))
         raise DataError(f"{p}: every configuration failed ({kinds}); nothing to use")
     # names guessed from the file name are reported once the file has been read whole
-    if t4:
+    if guess_kernel:
         warnings.warn(f"{p}: a T4 results file names no kernel; kernel {kernel!r} taken from "
                       "the file name (--kernel names it). It records no problem size or "
                       "constant parameters either: the launch-structure features that need "
@@ -318,12 +325,14 @@ def product_space(cache: TuningCache, restrictions=(), limit: int = MAX_PRODUCT
                         n_restricted, n_failed, held)
 
 
-def load_frame(path: str | os.PathLike):
+def load_frame(path: str | os.PathLike, kernel: str | None = None,
+               hardware: str | None = None):
     """The cache as a frame in the form :func:`annpred.data.profiles.load_profiles` returns
     (key columns, parameters, ``runtime_s``, ``runtime_cv``, ``repeats``, ``_source``,
     ``_row``, ``_problem_size``); parameters with one value in the whole space are dropped
-    as constants. The frame's ``attrs`` carry ``n_failed``, ``problem_size``, ``constants``."""
-    return frame(read_cache(path))
+    as constants. The frame's ``attrs`` carry ``n_failed``, ``problem_size``, ``constants``.
+    ``kernel``/``hardware`` as in :func:`read_cache`."""
+    return frame(read_cache(path, kernel, hardware))
 
 
 def frame(c: TuningCache):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -234,17 +233,9 @@ def correct_drift(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cache_frame(p, features, kernel, variant, hardware) -> pd.DataFrame:
-    with warnings.catch_warnings():  # named by the user: no guess from the file name
-        if hardware is not None:
-            warnings.filterwarnings("ignore", ".*; hardware id '.*' taken from the file name",
-                                    _kt.NameFromFileWarning)
-        if kernel is not None:
-            warnings.filterwarnings("ignore", ".*; kernel '.*' taken from the file name",
-                                    _kt.NameFromFileWarning)
-        df = _kt.load_frame(p)
-    for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
-        if value is not None:
-            df[key] = value
+    df = _kt.load_frame(p, kernel, hardware)  # names the user gives: no guesses reported
+    if variant is not None:
+        df["variant"] = variant
     if features is not None:
         for c in features:
             if c not in df.columns:
