@@ -19,7 +19,7 @@ from annpred.errors import DataError
 
 # T4 ``metadata.timeunit`` -> milliseconds (Kernel Tuner's unit; "miliseconds" is how
 # Kernel Tuner spells it)
-_T4_UNITS = {"s": 1e3, "sec": 1e3, "second": 1e3, "seconds": 1e3, "ms": 1.0,
+_UNITS = {"s": 1e3, "sec": 1e3, "second": 1e3, "seconds": 1e3, "ms": 1.0,
              "millisecond": 1.0, "milliseconds": 1.0, "miliseconds": 1.0, "us": 1e-3,
              "microsecond": 1e-3, "microseconds": 1e-3, "ns": 1e-6, "nanosecond": 1e-6,
              "nanoseconds": 1e-6}
@@ -30,22 +30,23 @@ def is_t4(doc) -> bool:
     return isinstance(doc, dict) and "results" in doc and "cache" not in doc
 
 
-def _t4_unit(p: Path, text, where: str) -> float:
-    f = _T4_UNITS.get(str(text).strip().lower())
+def _unit(p: Path, text, where: str) -> float:
+    f = _UNITS.get(str(text).strip().lower())
     if f is None:
         raise DataError(f"{p}: {where} {text!r} is not a time unit (one of "
-                        f"{', '.join(sorted(_T4_UNITS))})")
+                        f"{', '.join(sorted(_UNITS))})")
     return f
 
 
 def as_cache(p: Path, doc: dict) -> dict:
-    """A T4 results document as the cache document :func:`~annpred.data.kerneltuner.read_cache` reads: runtimes in
-    milliseconds, ``time`` from the ``time`` measurement (else the mean of the runtimes),
-    an ``invalidity`` other than ``correct`` as the failure string ``invalid: <kind>``,
-    ``kernel_name`` from the file name and ``device_name`` empty (:func:`~annpred.data.kerneltuner.read_cache` warns
-    about both once the file has been read)."""
+    """A T4 results document as the cache document that
+    :func:`~annpred.data.kerneltuner.read_cache` reads: runtimes in milliseconds, ``time``
+    from the ``time`` measurement (else the mean of the runtimes), an ``invalidity`` other
+    than ``correct`` as the failure string ``invalid: <kind>``, ``kernel_name`` from the
+    file name and ``device_name`` empty (``read_cache`` warns about both once the file has
+    been read)."""
     meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
-    unit = _t4_unit(p, meta.get("timeunit", "milliseconds"), "'metadata.timeunit'")
+    unit = _unit(p, meta.get("timeunit", "milliseconds"), "'metadata.timeunit'")
     results = doc["results"]
     if not isinstance(results, list):
         raise DataError(f"{p}: 'results' must be a list of configurations")
@@ -68,13 +69,13 @@ def as_cache(p: Path, doc: dict) -> dict:
             t = None
             for m in r.get("measurements") or []:
                 if isinstance(m, dict) and m.get("name") == "time":
-                    u = unit if not str(m.get("unit") or "").strip() else _t4_unit(
+                    u = unit if not str(m.get("unit") or "").strip() else _unit(
                         p, m["unit"], f"result {i}: the 'time' measurement's unit")
                     v = _number(m.get("value"))
-                    t = None if v is None else v * u
-                    if t is None:
+                    if v is None:
                         raise DataError(f"{p}: result {i}: the 'time' measurement "
                                         f"{m.get('value')!r} is not a number")
+                    t = v * u
             if t is None and runs:
                 t = sum(runs) / len(runs)
             if t is None:
