@@ -97,7 +97,8 @@ def register(sub) -> None:
         "on held-out points (the points re-measured in a second pass when present, which "
         "also gives the noise floor). Writes accuracy.csv, accuracy.md, learning curves, "
         "a cost table and plots into --out.")
-    s.add_argument("csv", nargs="+", help="profiling CSV(s)")
+    s.add_argument("csv", nargs="+", help="profiling CSV(s), Kernel Tuner cache or T4 "
+                   "results files (.json[.gz])")
     s.add_argument("--out", required=True, help="output directory")
     s.add_argument("--n-train", type=int, default=250, help="training points (default 250)")
     s.add_argument("--n-test", type=int, default=250,

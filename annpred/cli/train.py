@@ -76,7 +76,8 @@ def _parse_steps(text):
 
 def register(sub) -> None:
     s = sub.add_parser("train", help="train one model per combination in profiling CSVs")
-    s.add_argument("csv", nargs="+", help="profiling CSV(s) (or external CSVs with --target/--features)")
+    s.add_argument("csv", nargs="+", help="profiling CSV(s) (or external CSVs with "
+                   "--target/--features), Kernel Tuner cache or T4 results files (.json[.gz])")
     s.add_argument("--out", default="models", help="model directory (default: models)")
     s.add_argument("--target", default="runtime_s", help="runtime column (seconds)")
     s.add_argument("--drift-correct", action="store_true",

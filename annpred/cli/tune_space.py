@@ -202,7 +202,8 @@ def register(sub) -> None:
                        "and predicts the rest of the product of its tune_params (minus "
                        "failures and --restrict conditions), ranked, with intervals.")
     s.add_argument("space_file", metavar="FILE",
-                   help="Kernel Tuner cache file (.json/.json.gz) or profiling CSV")
+                   help="Kernel Tuner cache file or T4 results file (.json/.json.gz), or "
+                   "profiling CSV")
     s.add_argument("--space", choices=("cache", "product"), default="cache",
                    help="cache (default): the file's configurations, all measured, so the "
                         "pick is judged; product: the product of the cache's tune_params "
