@@ -196,6 +196,7 @@ def test_cli_writes_expected_files(tmp_path):
     # for the study's own fits with fewer than 2 rows per parameter (40 rows, ~70 parameters)
     assert "measure more points" not in r.stderr, r.stderr
     assert r.stderr.count("fewer than 2 training rows per trainable parameter") == 1, r.stderr
+    assert "synth/fast/cpu-test-t1: 40 rows" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("args, message", [

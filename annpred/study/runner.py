@@ -278,9 +278,11 @@ def evaluate(df: pd.DataFrame, config: Config | None = None, *,
     few = summary[summary.model.astype(str).str.startswith("NN")
                   & (summary.n_train < 2 * summary.n_params)]
     if not few.empty:
-        say(f"note: {len(few)} study fit(s) had fewer than 2 training rows per trainable "
-            f"parameter (e.g. {few.model.iloc[0]}: {few.n_train.iloc[0]} rows, "
-            f"{few.n_params.iloc[0]} parameters): their networks can memorise them")
+        say(f"note: {len(few)} network model(s) of the study (model and combination) had "
+            f"fewer than 2 training rows per trainable parameter (e.g. {few.model.iloc[0]} on "
+            f"{few.kernel.iloc[0]}/{few.variant.iloc[0]}/{few.hardware.iloc[0]}: "
+            f"{few.n_train.iloc[0]} rows, {few.n_params.iloc[0]} parameters); they can "
+            "memorise them")
     curves = _curves(runs, combos, cfg)
     res = Result(combos, cfg, runs, summary, curves, preds, skipped=skipped)
     res.timings["fits_s"] = t_fit
