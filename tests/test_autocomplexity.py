@@ -20,12 +20,6 @@ def test_structure_candidates_from_kernel_tuner_names():
     assert A.structure_candidates(["m", "n"]) == {}
     d = A.default_structure(["block_size_x", "block_size_y", "tile_size_x"], [4096, 1024])
     assert list(d) == ["ragged", "guarded_work", "grid_blocks", "threads"]
-    # a 1-D kernel's tile has no dimension suffix (Kernel Tuner's pnpoly): it is x's tile
-    d = A.default_structure(["block_size_x", "tile_size", "use_method"], [20000000])
-    assert d["grid_blocks"] == "(ceiling(20000000/(block_size_x*tile_size)))"
-    assert "tile_size-1" in d["guarded_work"]
-    both = A.structure_candidates(["block_size_x", "tile_size", "tile_size_x"], [4096])
-    assert both["grid_blocks"] == "(ceiling(4096/(block_size_x*tile_size_x)))"
 
 
 _CONV = ["block_size_x", "block_size_y", "tile_size_x", "tile_size_y"]

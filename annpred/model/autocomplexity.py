@@ -4,8 +4,7 @@ kept only when they lower the error on a validation split carved from the traini
 Candidates (sympy text over the parameter names, see :func:`candidates`):
 
 * the catalog expression(s) when there are any (the ``base``);
-* GPU launch structure from Kernel Tuner naming (``block_size_x/y/z``, ``tile_size_x/y/z``,
-  a 1-D kernel's ``tile_size`` as ``x``)
+* GPU launch structure from Kernel Tuner naming (``block_size_x/y/z``, ``tile_size_x/y/z``)
   and the problem size: threads per block, work per thread, blocks in the grid
   (``ceiling(N/(block*tile))`` per dimension), the fraction of launched work that is padding,
   warp/wavefront occupancy of a block (``ceiling(threads/32)``, ``/64``), whether a
@@ -69,8 +68,6 @@ def structure_candidates(params: Sequence[str], problem_size: Sequence[float] = 
     out: dict[str, str] = {}
     blocks = {d: f"block_size_{d}" for d in _DIMS if f"block_size_{d}" in ps}
     tiles = {d: f"tile_size_{d}" for d in _DIMS if f"tile_size_{d}" in ps}
-    if "tile_size" in ps and "x" not in tiles:  # a 1-D kernel's tile (e.g. Kernel Tuner's
-        tiles["x"] = "tile_size"                # pnpoly: each thread takes tile_size points)
     if blocks:
         threads = _prod(list(blocks.values()))
         if len(blocks) > 1:
