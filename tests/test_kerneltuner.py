@@ -535,3 +535,36 @@ def test_broken_t4_files_get_one_clear_error_and_nothing_written(tmp_path, edit,
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert r.stderr.count("\n") == 1, r.stderr  # the error alone: no name guesses before it
     assert not out.exists()
+
+
+def test_problem_size_and_constants_given_make_a_t4_file_train_as_its_cache(tmp_path, cache_file):
+    """A T4 file records no problem size: with --problem-size it trains to the same model as
+    the cache file of the same run; bad values get one error each and nothing is written."""
+    t4 = tmp_path / "run_T4.json.gz"
+    t4.write_bytes(gzip.compress(json.dumps(as_t4(make_cache())).encode()))
+    models = {}
+    for name, args in (("cache", [cache_file]),
+                       ("t4", [t4, "--kernel", "conv_kernel_2048x512", "--hardware",
+                               "cuda-test-gpu", "--problem-size", "2048x512"])):
+        r = run_cli(["train", *args, "--out", tmp_path / name, "--n-train", "60"])
+        assert r.returncode == 0 and "taken from the file name" not in r.stderr, r.stderr
+        models[name] = json.loads((tmp_path / name / "cuda-test-gpu" / "conv_kernel_2048x512"
+                                   / "default.json").read_text())
+    assert "grid_blocks" in models["cache"]["complexity"]
+    assert models["t4"]["complexity"] == models["cache"]["complexity"]
+    assert models["t4"]["train"]["val_mape"] == models["cache"]["train"]["val_mape"]
+    df = load_profiles([t4], kernel="k", hardware="h", problem_size="2048x512",
+                       constants="filter_height=3;filter_width=15")
+    assert kt.space_problem_size(df) == [2048.0, 512.0]
+    assert kt.space_constants(df) == {"filter_height": 3.0, "filter_width": 15.0}
+    for cmd in ("train", "tune-space", "convert"):
+        for bad, message in ((["--problem-size", "2048x"], "--problem-size '2048x'"),
+                             (["--problem-size", "0x512"], "--problem-size '0x512'"),
+                             (["--constants", "filter_width"], "'filter_width' is not "
+                              "name=number"),
+                             (["--constants", "1x=3"], "'1x=3' is not name=number")):
+            out = tmp_path / f"bad_{cmd}"
+            r = run_cli([cmd, cache_file, *bad, *(["--out", out] if cmd == "train" else
+                                                  ["-o", out] if cmd == "convert" else [])])
+            assert r.returncode == 2 and message in r.stderr, (cmd, bad, r.stderr)
+            assert r.stderr.count("\n") == 1 and not out.exists(), r.stderr

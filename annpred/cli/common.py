@@ -47,3 +47,14 @@ def add_key_options(s, verb: str) -> None:
                       ("hardware", "hardware id")):
         s.add_argument(f"--{key}", help=f"{what} for rows without a {key} column (external "
                        f"CSVs); with a CSV of several, {verb} only this one")
+
+
+def add_space_options(s) -> None:
+    """``--problem-size``, ``--constants``: what a GPU tuning space's launch structure needs
+    and T4 files or other tools' CSVs do not record (``load_profiles``)."""
+    s.add_argument("--problem-size", metavar="NxM",
+                   help="problem size of a GPU tuning space, e.g. 4096x4096 (blocks in the "
+                   "grid; Kernel Tuner caches record it, T4 files and other CSVs do not)")
+    s.add_argument("--constants", metavar="NAME=V,...",
+                   help="constant parameters of the space, e.g. filter_width=15,"
+                   "filter_height=15 (the stencil halo)")

@@ -1,6 +1,8 @@
 """``annpred convert``: a Kernel Tuner cache file as a profiling CSV."""
 from __future__ import annotations
 
+from annpred.cli.common import add_space_options
+
 
 
 def cmd_convert(args) -> int:
@@ -24,8 +26,10 @@ def cmd_convert(args) -> int:
     # no load average or machine of ours; the space's problem size and constants, so that
     # the CSV trains as the cache does
     cols = columns_for(c.params, optional=False) + SPACE_COLUMNS
-    space = {"_problem_size": "x".join(str(v) for v in c.problem_size),
-             "_constants": kt.format_constants(c.constants)}
+    size, const = kt.space_arguments(args.problem_size, args.constants)
+    space = {"_problem_size": size if size is not None else "x".join(
+        str(v) for v in c.problem_size),
+        "_constants": const if const is not None else kt.format_constants(c.constants)}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
@@ -63,4 +67,5 @@ def register(sub) -> None:
                    "problem size; a T4 file's name)")
     s.add_argument("--hardware", help="hardware id (default: from the file's device_name; "
                    "where it is empty, and for T4 files, from the file name)")
+    add_space_options(s)
     s.set_defaults(func=cmd_convert)

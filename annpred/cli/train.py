@@ -4,11 +4,12 @@ from __future__ import annotations
 import sys
 import warnings
 
-from annpred.cli.common import add_key_options
+from annpred.cli.common import add_key_options, add_space_options
 from annpred.errors import ParameterError
 
 
 def cmd_train(args) -> int:
+    from annpred.data import kerneltuner as kt
     from annpred.model.trainer import check_options, train_csvs
 
     feats = [f.strip() for f in args.features.split(",")] if args.features is not None else None
@@ -17,6 +18,7 @@ def cmd_train(args) -> int:
     check_options(features=feats, target=args.target, n_train=args.n_train, seed=args.seed,
                   steps=steps, kernel=args.kernel, variant=args.variant,
                   hardware=args.hardware, out=args.out)
+    kt.space_arguments(args.problem_size, args.constants)
 
     def show(r):
         ho = f"  holdout MAPE {r.holdout_mape:6.2f}% (n={r.n_holdout})" if r.holdout_mape is not None else ""
@@ -41,7 +43,8 @@ def cmd_train(args) -> int:
                              complexity=args.complexity, kernel=args.kernel,
                              variant=args.variant, hardware=args.hardware, seed=args.seed,
                              n_train=args.n_train, on_done=show, steps=steps,
-                             progress=progress, drift_correct=args.drift_correct)
+                             progress=progress, drift_correct=args.drift_correct,
+                             problem_size=args.problem_size, constants=args.constants)
     for w in caught:
         if issubclass(w.category, UserWarning):
             print(f"warning: {w.message}", file=sys.stderr)
@@ -90,6 +93,7 @@ def register(sub) -> None:
                    "launch structure) and keep those that validate better on a split of the "
                    "training rows")
     add_key_options(s, "train")
+    add_space_options(s)
     s.add_argument("--seed", type=int, default=0,
                    help="seed of the network initialisation and the validation split (default 0)")
     s.add_argument("--n-train", type=int, default=None,

@@ -2,7 +2,7 @@
 and name the best candidates."""
 from __future__ import annotations
 
-from annpred.cli.common import fmt_seconds
+from annpred.cli.common import add_key_options, add_space_options, fmt_seconds
 from annpred.errors import ParameterError
 
 
@@ -29,7 +29,9 @@ def cmd_tune_space(args) -> int:
         raise ParameterError("--restrict applies to --space product (the cache's own "
                              "configurations already obey the tuning run's restrictions)")
     budget, strategy = args.budget or 250, args.strategy or "guided"
-    df = _data.load_profiles([args.space_file])
+    df = _data.load_profiles([args.space_file], kernel=args.kernel, variant=args.variant,
+                             hardware=args.hardware, problem_size=args.problem_size,
+                             constants=args.constants)
     c = T.space_combination(df)
     r = T.select_on_space(c, make_model(args.model), budget=budget, top=args.top,
                           seed=args.seed, name=args.model, strategy=strategy)
@@ -92,9 +94,12 @@ def _product(args) -> int:
     if args.strategy is not None:
         raise ParameterError("--strategy applies to --space cache; with --space product the "
                              "model is fitted on the configurations the cache has measured")
-    cache = kt.read_cache(args.space_file)
+    cache = kt.read_cache(args.space_file, kernel=args.kernel, hardware=args.hardware)
+    if args.variant is not None:
+        cache.variant = args.variant
     space = kt.product_space(cache, args.restrict)  # checks the restrictions first
-    c = T.space_combination(kt.frame(cache))  # the rows load_profiles would give
+    # the rows load_profiles would give
+    c = T.space_combination(kt.with_space(kt.frame(cache), args.problem_size, args.constants))
     cand = T.unmeasured(c, space.columns)
     if not len(cand):
         raise ParameterError(f"{args.space_file}: every configuration of the space is "
@@ -230,4 +235,6 @@ def register(sub) -> None:
                         "and the fastest predicted) or random (all at random, one fit)")
     s.add_argument("--seed", type=int, default=0,
                    help="seed of the draw of measured configurations and of the fit (default 0)")
+    add_key_options(s, "use")
+    add_space_options(s)
     s.set_defaults(func=cmd_tune_space)

@@ -236,8 +236,8 @@ def read_cache(path: str | os.PathLike, kernel: str | None = None,
         warnings.warn(f"{p}: a T4 results file names no kernel; kernel {kernel!r} taken from "
                       "the file name (--kernel names it). It records no problem size or "
                       "constant parameters either: the launch-structure features that need "
-                      "them (blocks in the grid, stencil halo) are left out, where the "
-                      "run's Kernel Tuner cache file would give them", NameFromFileWarning,
+                      "them (blocks in the grid, stencil halo) are left out unless "
+                      "--problem-size and --constants give them", NameFromFileWarning,
                       stacklevel=2)
     if guessed:
         warnings.warn(guessed, NameFromFileWarning, stacklevel=2)
@@ -384,6 +384,48 @@ def parse_problem_size(text) -> list[float]:
         except ValueError:
             return []
     return out
+
+
+def space_arguments(problem_size: str | None, constants: str | None
+                    ) -> tuple[str | None, str | None]:
+    """The user's ``--problem-size`` (``4096x4096``) and ``--constants``
+    (``filter_width=15,filter_height=15``) checked and written as the ``_problem_size`` and
+    ``_constants`` columns hold them; None where not given."""
+    from annpred.errors import ParameterError
+
+    size = None
+    if problem_size is not None:
+        dims = parse_problem_size(str(problem_size).strip().lower())
+        if not dims or len(dims) > 3 or not all(math.isfinite(v) and v >= 1 for v in dims):
+            raise ParameterError(f"--problem-size {problem_size!r}: one to three sizes of at "
+                                 "least 1 joined by 'x', e.g. 4096x4096")
+        size = "x".join(str(int(v)) if v.is_integer() else repr(v) for v in dims)
+    const = None
+    if constants is not None:
+        out = {}
+        for part in re.split(r"[,;]", str(constants)):
+            name, eq, value = (x.strip() for x in part.partition("="))
+            try:
+                v = float(value)
+            except ValueError:
+                v = float("nan")
+            if not eq or not re.fullmatch(r"[A-Za-z_]\w{0,99}", name) or not math.isfinite(v):
+                raise ParameterError(f"--constants: {part.strip()!r} is not name=number "
+                                     "(e.g. filter_width=15,filter_height=15)")
+            out[name] = v
+        const = format_constants(out)
+    return size, const
+
+
+def with_space(frame, problem_size: str | None = None, constants: str | None = None):
+    """``frame`` with the user's ``--problem-size`` and ``--constants`` (checked by
+    :func:`space_arguments`) in its ``_problem_size`` and ``_constants`` columns, in place of
+    what its file recorded; unchanged where neither is given."""
+    for col, value in zip(("_problem_size", "_constants"),
+                          space_arguments(problem_size, constants)):
+        if value is not None:
+            frame[col] = value
+    return frame
 
 
 def space_problem_size(frame) -> list[float] | None:

@@ -116,7 +116,8 @@ def numeric_column(df: pd.DataFrame, col: str, path, *, positive: bool = False) 
 def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
                   features: Sequence[str] | None = None, kernel: str | None = None,
                   variant: str | None = None, hardware: str | None = None,
-                  drift_correct: bool = False) -> pd.DataFrame:
+                  drift_correct: bool = False, problem_size: str | None = None,
+                  constants: str | None = None) -> pd.DataFrame:
     """Load and validate CSVs into one frame with numeric target and feature columns.
 
     ``kernel``/``variant``/``hardware`` fill the key columns, which external CSVs usually
@@ -125,7 +126,11 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
     gains ``runtime_s`` (from ``target``) and ``_source``.
     ``drift_correct``: runtimes corrected with the recorded reference timings (see
     :func:`correct_drift`).
+    ``problem_size``/``constants``: a GPU tuning space's problem size (``4096x4096``) and
+    constant parameters (``filter_width=15``) for every row, in place of what a file
+    records (T4 files and other tools' CSVs record none), for the launch structure.
     """
+    _kt.space_arguments(problem_size, constants)  # checked before any file is read
     if not paths:
         raise DataError("no CSV files given")
     frames = []
@@ -187,6 +192,7 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         out["_row"] = np.arange(2, len(df) + 2)
         frames.append(out if keep.all() else out[keep])
     df = pd.concat(frames, ignore_index=True)
+    df = _kt.with_space(df, problem_size, constants)
     return correct_drift(df) if drift_correct else df
 
 
@@ -233,6 +239,9 @@ def correct_drift(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cache_frame(p, features, kernel, variant, hardware) -> pd.DataFrame:
+    for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
+        if value is not None:
+            safe_name(value, key, DataError)
     df = _kt.load_frame(p, kernel, hardware)  # names the user gives: no guesses reported
     if variant is not None:
         df["variant"] = variant

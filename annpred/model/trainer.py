@@ -305,6 +305,7 @@ def train_csvs(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
                complexity: str | None = None, kernel: str | None = None,
                variant: str | None = None, hardware: str | None = None, seed: int = 0,
                n_train: int | None = None, on_done=None, drift_correct: bool = False,
+               problem_size: str | None = None, constants: str | None = None,
                **kw) -> list[TrainReport]:
     features = check_options(features=features, target=target, n_train=n_train, seed=seed,
                              steps=kw.get("steps", "auto"), kernel=kernel, variant=variant,
@@ -317,7 +318,8 @@ def train_csvs(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
     if kw.get("progress") and size > 10 << 20:  # only large inputs take noticeable time
         kw["progress"](f"reading {size / 1e6:,.0f} MB from {', '.join(map(str, paths))}")
     df = _data.load_profiles(paths, target=target, features=features, kernel=kernel,
-                             variant=variant, hardware=hardware, drift_correct=drift_correct)
+                             variant=variant, hardware=hardware, drift_correct=drift_correct,
+                             problem_size=problem_size, constants=constants)
     return train_frame(df, out, complexity=complexity, features=features, seed=seed,
                        n_train=n_train, on_done=on_done, **kw)
 
