@@ -4,7 +4,6 @@ from __future__ import annotations
 from annpred.cli.common import add_space_options
 
 
-
 def cmd_convert(args) -> int:
     import csv
     import io
@@ -21,15 +20,17 @@ def cmd_convert(args) -> int:
     for what, value in (("--kernel", args.kernel), ("--hardware", args.hardware)):
         if value is not None:
             safe_name(value, what, ParameterError)
+    size, const = kt.space_arguments(args.problem_size, args.constants)
     # raises DataError before anything is written
     c = kt.read_cache(args.cache, kernel=args.kernel, hardware=args.hardware)
     # no load average or machine of ours; the space's problem size and constants, so that
     # the CSV trains as the cache does
     cols = columns_for(c.params, optional=False) + SPACE_COLUMNS
-    size, const = kt.space_arguments(args.problem_size, args.constants)
-    space = {"_problem_size": size if size is not None else "x".join(
-        str(v) for v in c.problem_size),
-        "_constants": const if const is not None else kt.format_constants(c.constants)}
+    if size is None:
+        size = "x".join(str(v) for v in c.problem_size)
+    if const is None:
+        const = kt.format_constants(c.constants)
+    space = {"_problem_size": size, "_constants": const}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
