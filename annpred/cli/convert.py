@@ -27,7 +27,7 @@ def cmd_convert(args) -> int:
     # the CSV trains as the cache does
     cols = columns_for(c.params, optional=False) + SPACE_COLUMNS
     if size is None:
-        size = "x".join(str(v) for v in c.problem_size)
+        size = kt.format_problem_size(c.problem_size)
     if const is None:
         const = kt.format_constants(c.constants)
     space = {"_problem_size": size, "_constants": const}

@@ -77,7 +77,7 @@ def _hardware(p: Path, device_name, why: str = "'device_name' is empty"
 def _kernel_id(kernel_name, psize) -> str:
     kernel = _slug(kernel_name).replace("-", "_")
     if psize:
-        kernel += "_" + "x".join(str(v) for v in psize)
+        kernel += "_" + format_problem_size(psize)
     return kernel
 
 
@@ -346,7 +346,7 @@ def frame(c: TuningCache):
     df.insert(2, "hardware", c.hardware)
     df["_source"] = c.path
     df["_row"] = np.arange(1, len(df) + 1)
-    df["_problem_size"] = "x".join(str(v) for v in c.problem_size)
+    df["_problem_size"] = format_problem_size(c.problem_size)
     # the constant parameters (e.g. a convolution's filter size), for structure expressions
     df["_constants"] = format_constants(c.constants)
     df.attrs.update({"n_failed": c.n_failed, "problem_size": c.problem_size,
@@ -373,6 +373,11 @@ def parse_constants(text) -> dict[str, float]:
         if re.fullmatch(r"[A-Za-z_]\w*", name.strip()) and math.isfinite(v):
             out[name.strip()] = v
     return out
+
+
+def format_problem_size(psize) -> str:
+    """``[4096, 4096]`` -> ``"4096x4096"`` (the ``_problem_size`` column, kernel ids)."""
+    return "x".join(str(v) for v in psize)
 
 
 def parse_problem_size(text) -> list[float]:
