@@ -58,3 +58,13 @@ def add_space_options(s) -> None:
     s.add_argument("--constants", metavar="NAME=V,...",
                    help="constant parameters of the space, e.g. filter_width=15,"
                    "filter_height=15 (the stencil halo)")
+
+
+def add_transfer_option(s) -> None:
+    """``--transfer FILE``: the same tuning space measured on another device, whose runtimes
+    become an input (``annpred.data.transfer``)."""
+    s.add_argument("--transfer", metavar="FILE",
+                   help="the same tuning space measured on another device (Kernel Tuner "
+                   "cache, T4 file or profiling CSV): each configuration's runtime there "
+                   "becomes the input column transfer_s, so far fewer measurements are "
+                   "needed here")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shlex
 import sys
 
-from annpred.cli.common import add_key_options, add_space_options
+from annpred.cli.common import add_key_options, add_space_options, add_transfer_option
 from annpred.errors import ParameterError
 
 
@@ -58,7 +58,8 @@ def cmd_evaluate(args) -> int:
     df = _data.load_profiles(args.csv, target=args.target, features=feats, kernel=args.kernel,
                              variant=args.variant, hardware=args.hardware,
                              drift_correct=args.drift_correct,
-                             problem_size=args.problem_size, constants=args.constants)
+                             problem_size=args.problem_size, constants=args.constants,
+                             transfer=args.transfer)
     cfg = E.Config(n_train=args.n_train, n_test=args.n_test, seeds=args.seeds, models=models,
                    curve_sizes=sizes, curve_seeds=0 if args.no_curves else args.curve_seeds,
                    jobs=args.jobs, nn_options=nn)
@@ -127,6 +128,7 @@ def register(sub) -> None:
                    "(adds the NN+C-auto model)")
     add_key_options(s, "evaluate")
     add_space_options(s)
+    add_transfer_option(s)
     s.add_argument("--notes", help="Markdown file appended to accuracy.md")
     s.add_argument("--command-line", help=argparse_suppress(), default=None)
     s.add_argument("--quiet", action="store_true", help="no progress bar")

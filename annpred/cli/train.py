@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from annpred.cli.common import add_key_options, add_space_options
+from annpred.cli.common import add_key_options, add_space_options, add_transfer_option
 from annpred.errors import ParameterError
 
 
@@ -44,7 +44,8 @@ def cmd_train(args) -> int:
                              variant=args.variant, hardware=args.hardware, seed=args.seed,
                              n_train=args.n_train, on_done=show, steps=steps,
                              progress=progress, drift_correct=args.drift_correct,
-                             problem_size=args.problem_size, constants=args.constants)
+                             problem_size=args.problem_size, constants=args.constants,
+                             transfer=args.transfer)
     for w in caught:
         if issubclass(w.category, UserWarning):
             print(f"warning: {w.message}", file=sys.stderr)
@@ -94,6 +95,7 @@ def register(sub) -> None:
                    "training rows")
     add_key_options(s, "train")
     add_space_options(s)
+    add_transfer_option(s)
     s.add_argument("--seed", type=int, default=0,
                    help="seed of the network initialisation and the validation split (default 0)")
     s.add_argument("--n-train", type=int, default=None,

@@ -2,7 +2,8 @@
 and name the best candidates."""
 from __future__ import annotations
 
-from annpred.cli.common import add_key_options, add_space_options, fmt_seconds
+from annpred.cli.common import (add_key_options, add_space_options, add_transfer_option,
+                                fmt_seconds)
 from annpred.errors import ParameterError
 
 
@@ -31,6 +32,7 @@ def cmd_tune_space(args) -> int:
     budget, strategy = args.budget or 250, args.strategy or "guided"
     df = _data.load_profiles([args.space_file], kernel=args.kernel, variant=args.variant,
                              hardware=args.hardware, problem_size=args.problem_size,
+                             transfer=args.transfer,
                              constants=args.constants)
     c = T.space_combination(df)
     r = T.select_on_space(c, make_model(args.model), budget=budget, top=args.top,
@@ -83,6 +85,7 @@ def _product(args) -> int:
 
     from annpred.data import kerneltuner as kt
     from annpred.data import profiles as _data
+    from annpred.data import transfer as tr
     from annpred.study import tunespace as T
     from annpred.study.zoo import make_model
 
@@ -99,8 +102,11 @@ def _product(args) -> int:
         cache.variant = args.variant
     space = kt.product_space(cache, args.restrict)  # checks the restrictions first
     # the rows load_profiles would give
-    c = T.space_combination(kt.with_space(kt.frame(cache), args.problem_size, args.constants))
-    cand = T.unmeasured(c, space.columns)
+    frame = kt.with_space(kt.frame(cache), args.problem_size, args.constants)
+    table = None if args.transfer is None else tr.read_table(args.transfer, args.kernel,
+                                                               args.variant)
+    c = T.space_combination(tr.with_transfer(frame, table))
+    cand = tr.with_transfer(T.unmeasured(c, space.columns), table)
     if not len(cand):
         raise ParameterError(f"{args.space_file}: every configuration of the space is "
                              "measured or failed; nothing to predict (use --space cache to "
@@ -237,4 +243,5 @@ def register(sub) -> None:
                    help="seed of the draw of measured configurations and of the fit (default 0)")
     add_key_options(s, "use")
     add_space_options(s)
+    add_transfer_option(s)
     s.set_defaults(func=cmd_tune_space)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from annpred.data import kerneltuner as _kt
+from annpred.data import transfer as _transfer
 from annpred.data.rows import (KEY_COLUMNS, META_COLUMNS, SPACE_COLUMNS, TARGET, read_header,
                                read_machines)
 from annpred.errors import DataError
@@ -117,7 +118,7 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
                   features: Sequence[str] | None = None, kernel: str | None = None,
                   variant: str | None = None, hardware: str | None = None,
                   drift_correct: bool = False, problem_size: str | None = None,
-                  constants: str | None = None) -> pd.DataFrame:
+                  constants: str | None = None, transfer: str | None = None) -> pd.DataFrame:
     """Load and validate CSVs into one frame with numeric target and feature columns.
 
     ``kernel``/``variant``/``hardware`` fill the key columns, which external CSVs usually
@@ -129,6 +130,8 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
     ``problem_size``/``constants``: a GPU tuning space's problem size (``4096x4096``) and
     constant parameters (``filter_width=15``) for every row, in place of what a file
     records (T4 files and other tools' CSVs record none), for the launch structure.
+    ``transfer``: a file of the same tuning space on another device, whose runtimes become
+    the input column ``transfer_s`` (:mod:`annpred.data.transfer`).
     """
     _kt.space_arguments(problem_size, constants)  # checked before any file is read
     if not paths:
@@ -193,7 +196,8 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         frames.append(out if keep.all() else out[keep])
     df = pd.concat(frames, ignore_index=True)
     df = _kt.with_space(df, problem_size, constants)
-    return correct_drift(df) if drift_correct else df
+    df = correct_drift(df) if drift_correct else df
+    return _transfer.with_transfer(df, transfer, kernel, variant)
 
 
 REF_WINDOW = 15  # measurements (in time order) in the reference's running median

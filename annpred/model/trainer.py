@@ -306,6 +306,7 @@ def train_csvs(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
                variant: str | None = None, hardware: str | None = None, seed: int = 0,
                n_train: int | None = None, on_done=None, drift_correct: bool = False,
                problem_size: str | None = None, constants: str | None = None,
+               transfer: str | None = None,
                **kw) -> list[TrainReport]:
     features = check_options(features=features, target=target, n_train=n_train, seed=seed,
                              steps=kw.get("steps", "auto"), kernel=kernel, variant=variant,
@@ -319,7 +320,8 @@ def train_csvs(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
         kw["progress"](f"reading {size / 1e6:,.0f} MB from {', '.join(map(str, paths))}")
     df = _data.load_profiles(paths, target=target, features=features, kernel=kernel,
                              variant=variant, hardware=hardware, drift_correct=drift_correct,
-                             problem_size=problem_size, constants=constants)
+                             problem_size=problem_size, constants=constants,
+                             transfer=transfer)
     return train_frame(df, out, complexity=complexity, features=features, seed=seed,
                        n_train=n_train, on_done=on_done, **kw)
 

@@ -219,11 +219,12 @@ class SpacePrediction:
 
 def unmeasured(c: Combination, columns: dict) -> "pd.DataFrame":
     """The configurations of ``columns`` (parameter -> array, e.g. a product space) that
-    ``c`` has not measured, as a frame of ``c.params``."""
+    ``c`` has not measured, as a frame of the ``c.params`` that ``columns`` has."""
     import pandas as pd
 
-    cand = pd.DataFrame({p: np.asarray(columns[p], dtype=float) for p in c.params})
-    seen = set(map(tuple, c.X[list(c.params)].to_numpy(dtype=float).tolist()))
+    params = [p for p in c.params if p in columns]  # not an input such as transfer_s
+    cand = pd.DataFrame({p: np.asarray(columns[p], dtype=float) for p in params})
+    seen = set(map(tuple, c.X[params].to_numpy(dtype=float).tolist()))
     keep = [t not in seen for t in map(tuple, cand.to_numpy().tolist())]
     return cand[keep].reset_index(drop=True)
 
