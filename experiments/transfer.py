@@ -36,6 +36,13 @@ def _kernel(path: Path) -> str:
     return path.name.split(".json")[0].rsplit("_", 1)[0]
 
 
+def _vendors(a: str, b: str) -> str:
+    """Whether two hardware ids are both NVIDIA (``cuda-*``), both another vendor's, or
+    mixed: all a hardware id tells of the architecture."""
+    kinds = {"NVIDIA" if h.startswith("cuda-") else "other" for h in (a, b)}
+    return "both " + kinds.pop() if len(kinds) == 1 else "mixed"
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="folder of cache/T4 files")
@@ -73,6 +80,7 @@ def main(argv: list[str]) -> int:
         (budgets, version())).encode()).hexdigest()[:16])
     done = {tuple(d["task"]): d for d in ckpt.load()}
     sha = {f: hashlib.sha256(f.read_bytes()).hexdigest()[:16] for f in files}
+    hardware = {}
     rows, t0 = [], time.time()
 
     def run(task, fn):
@@ -83,6 +91,10 @@ def main(argv: list[str]) -> int:
 
     for target, ref in pairs:
         base = profiles.load_profiles([str(target)])
+        if ref not in hardware:
+            hardware[ref] = str(profiles.load_profiles([str(ref)])["hardware"].iloc[0])
+        hardware[target] = str(base["hardware"].iloc[0])
+        vendors = _vendors(hardware[target], hardware[ref])
         with_ref = tr.with_transfer(base, str(ref))
         for budget in budgets:
             for seed in range(args.seeds):
@@ -96,7 +108,8 @@ def main(argv: list[str]) -> int:
                             return {"mape": r.mape, "regret": r.regret}
                         rec = run((sha[target], key, name, budget, seed), fit)
                         rows.append({"target": target.name.split(".json")[0],
-                                     "reference": ref.name.split(".json")[0], "model": label,
+                                     "reference": ref.name.split(".json")[0], "vendors": vendors,
+                                     "model": label,
                                      "n_train": budget, "seed": seed, "mape": rec["mape"],
                                      "regret": rec["regret"]})
 
@@ -110,7 +123,8 @@ def main(argv: list[str]) -> int:
                     return {"mape": mape(c.y[rest], pred[rest]), "regret": found / c.y.min()}
                 rec = run((sha[target], sha[ref], "scaled", budget, seed), scaled)
                 rows.append({"target": target.name.split(".json")[0],
-                             "reference": ref.name.split(".json")[0], "model": "scaled",
+                             "reference": ref.name.split(".json")[0], "vendors": vendors,
+                             "model": "scaled",
                              "n_train": budget, "seed": seed, "mape": rec["mape"],
                              "regret": rec["regret"]})
         print(f"[{time.time() - t0:6.0f}s] {target.name} <- {ref.name}", flush=True)
@@ -151,6 +165,21 @@ def report(runs, args) -> str:
                 better = f"{int((m['mape'] < p.reindex(m.index)).sum())} of {len(m)}"
             lines.append(f"| {kernel} | {n} | {model} | {np.median(m['mape']):.2f} | "
                          f"{better} | {np.median(m['regret']):.4f} |")
+    lines += ["", "## By vendor pair", "",
+              "The same medians over the pairs whose two hardware ids are both NVIDIA "
+              "(`cuda-*`), both another vendor's, or mixed.", "",
+              "| kernel | n_train | vendors | pairs | " + " | ".join(pair["model"].unique())
+              + " | +transfer better (NN+C-auto) |",
+              "|---|---:|---|---:|" + "---:|" * (pair["model"].nunique() + 1)]
+    pair["vendors"] = pair.set_index(["target", "reference"]).index.map(
+        runs.drop_duplicates(["target", "reference"]).set_index(["target", "reference"])
+        ["vendors"])
+    for (kernel, n, v), g in pair.groupby(["kernel", "n_train", "vendors"]):
+        med = g.groupby("model")["mape"].median()
+        w = g.pivot_table(index=["target", "reference"], columns="model", values="mape")
+        better = int((w["NN+C-auto +transfer"] < w["NN+C-auto"]).sum())
+        lines.append(f"| {kernel} | {n} | {v} | {len(w)} | " + " | ".join(
+            f"{med[m]:.2f}" for m in pair["model"].unique()) + f" | {better} of {len(w)} |")
     lines += ["", "## Every pair", "", "| target | reference | n_train | " +
               " | ".join(pair["model"].unique()) + " |",
               "|---|---|---:|" + "---:|" * pair["model"].nunique()]
