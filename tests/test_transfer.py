@@ -117,6 +117,8 @@ def test_product_space_candidates_get_the_column(tmp_path):
      ["no parameter 'use_shmem'", "same tuning space"]),
     (lambda d: [v.update(block_size_x=v["block_size_x"] + 1000) for v in d["cache"].values()],
      ["shares no configuration"]),
+    (lambda d: [v.update(filter_width=7) for v in d["cache"].values()]
+     and d["tune_params"].update(filter_width=[7]), ["filter_width=7", "filter_width=15"]),
 ])
 def test_a_reference_of_another_space_is_one_clear_error(tmp_path, change, words):
     _, target, _ = _devices(tmp_path)

@@ -32,8 +32,7 @@ def cmd_tune_space(args) -> int:
     budget, strategy = args.budget or 250, args.strategy or "guided"
     df = _data.load_profiles([args.space_file], kernel=args.kernel, variant=args.variant,
                              hardware=args.hardware, problem_size=args.problem_size,
-                             transfer=args.transfer,
-                             constants=args.constants)
+                             constants=args.constants, transfer=args.transfer)
     c = T.space_combination(df)
     r = T.select_on_space(c, make_model(args.model), budget=budget, top=args.top,
                           seed=args.seed, name=args.model, strategy=strategy)

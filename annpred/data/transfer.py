@@ -2,8 +2,8 @@
 
 A tuning space measured on one GPU says much about the same space on another: the same
 configurations are fast or slow for the same reasons (tiles, shared memory, launch shape),
-scaled and bent by the device. ``--transfer FILE`` (``train``, ``evaluate``, ``tune-space``,
-``convert``) reads FILE, a Kernel Tuner cache, T4 results file or profiling CSV of the
+scaled and bent by the device. ``--transfer FILE`` (``train``, ``evaluate``,
+``tune-space``) reads FILE, a Kernel Tuner cache, T4 results file or profiling CSV of the
 same kernel on another device, and gives every row one more input column, ``transfer_s``:
 that configuration's runtime in FILE. The model then learns how this device differs, which
 takes far fewer measurements than learning the space (``experiments/transfer.py``).
@@ -130,6 +130,11 @@ def with_transfer(df: pd.DataFrame, source: "str | os.PathLike | TransferTable |
     if extra:
         raise DataError(f"--transfer {path} has no parameter {extra[0]!r}, which the data "
                         "vary: is it the same tuning space?")
+    held = _kt.space_constants(df) or {}  # e.g. the filter size both spaces fix
+    for p, v in held.items():
+        if p in table.constants and table.constants[p] != v:
+            raise DataError(f"--transfer {path} holds {p}={table.constants[p]:g}, the data "
+                            f"{p}={v:g}: another tuning space")
     out = df.copy()
     values, gap = table.lookup(out)
     out[COLUMN] = values
