@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,13 +103,9 @@ def read_table(path: str | os.PathLike, kernel: str | None = None,
 
 def _has_hardware(path) -> bool:
     """Whether a CSV names its hardware (caches and T4 files always give one)."""
-    if _kt.is_cache_file(path):
-        return True
-    try:
-        with open(path, newline="") as f:
-            return "hardware" in f.readline().strip().split(",")
-    except OSError:
-        return True  # load_profiles reports the file
+    from .rows import read_header
+
+    return _kt.is_cache_file(path) or "hardware" in read_header(Path(path))
 
 
 def with_transfer(df: pd.DataFrame, source: "str | os.PathLike | TransferTable | None",
