@@ -154,3 +154,35 @@ def test_a_converted_csv_or_another_tools_csv_serves_as_the_reference(tmp_path):
     got = load_profiles([target], transfer=str(bare), kernel="conv_kernel_2048x512",
                         variant="default")[tr.COLUMN].to_numpy()
     np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+def test_the_transfer_study_runs_and_resumes(tmp_path):
+    """experiments/transfer.py on two synthetic devices of one kernel: both ordered pairs,
+    every model, and a rerun that fits nothing again."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ref, target, _ = _devices(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    ref.rename(data / "conv_ref.json.gz")
+    target.rename(data / "conv_target.json.gz")
+    script = Path(__file__).resolve().parent.parent / "experiments" / "transfer.py"
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(script), "--data", str(data), "--budgets", "40", "--seeds",
+           "1", "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    with open(out / "transfer.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {(x["target"], x["reference"]) for x in rows} == {("conv_ref", "conv_target"),
+                                                             ("conv_target", "conv_ref")}
+    assert {x["model"] for x in rows} == {"NN+C-auto", "NN+C-auto +transfer", "GBT+C",
+                                          "GBT+C +transfer", "scaled"}
+    assert all(float(x["mape"]) > 0 and float(x["regret"]) >= 1 for x in rows)
+    report = (out / "transfer.md").read_text()
+    assert "## By vendor pair" in report and "both NVIDIA" in report
+    before = (out / ".transfer_checkpoint.jsonl").read_text()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and (out / ".transfer_checkpoint.jsonl").read_text() == before
