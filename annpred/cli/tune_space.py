@@ -189,7 +189,12 @@ def _chosen(r, c) -> str:
 
 
 def _params(row, params) -> str:
-    return " ".join(f"{p}={float(row[p]):g}" for p in params)
+    """A configuration's tuning parameters; with --transfer, the reference's runtime of it."""
+    from annpred.data.transfer import COLUMN
+
+    text = " ".join(f"{p}={float(row[p]):g}" for p in params if p != COLUMN)
+    return text + (f" (reference {fmt_seconds(float(row[COLUMN]))})" if COLUMN in params
+                   else "")
 
 
 def _fmt(row: dict, params) -> str:
