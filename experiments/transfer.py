@@ -36,6 +36,27 @@ def _kernel(path: Path) -> str:
     return path.name.split(".json")[0].rsplit("_", 1)[0]
 
 
+class Scaled:
+    """Transfer without a model: the reference's runtime times the median ratio
+    target / reference over the measured configurations (the study's zoo interface)."""
+
+    name = "scaled"
+
+    def fit(self, c, rows, seed):
+        import numpy as np
+
+        from annpred.data.transfer import COLUMN
+
+        x = c.X[COLUMN].to_numpy()
+        self.ratio_ = float(np.exp(np.median(np.log(c.y[rows] / x[rows]))))
+        return self
+
+    def predict(self, c, rows):
+        from annpred.data.transfer import COLUMN
+
+        return c.X[COLUMN].to_numpy()[rows] * self.ratio_
+
+
 def _vendors(a: str, b: str) -> str:
     """Whether two hardware ids are both NVIDIA (``cuda-*``), both another vendor's, or
     mixed: all a hardware id tells of the architecture."""
@@ -52,7 +73,6 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", default=str(ROOT / "experiments" / "results" / "transfer"))
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import numpy as np
     import pandas as pd
 
     from annpred.data import profiles
@@ -61,7 +81,6 @@ def main(argv: list[str]) -> int:
     from annpred.errors import AnnpredWarning
     from annpred.files import JsonlCheckpoint, atomic_write_text
     from annpred.study import tunespace as T
-    from annpred.study.metrics import mape
     from annpred.study.zoo import make_model
 
     warnings.simplefilter("ignore", AnnpredWarning)  # small fits, names from file names
@@ -80,7 +99,13 @@ def main(argv: list[str]) -> int:
         (budgets, version())).encode()).hexdigest()[:16])
     done = {tuple(d["task"]): d for d in ckpt.load()}
     sha = {f: hashlib.sha256(f.read_bytes()).hexdigest()[:16] for f in files}
-    hardware = {}
+    frames: dict[Path, object] = {}
+
+    def loaded(f: Path):
+        if f not in frames:
+            frames[f] = profiles.load_profiles([str(f)])
+        return frames[f]
+
     rows, t0 = [], time.time()
 
     def run(task, fn):
@@ -90,11 +115,8 @@ def main(argv: list[str]) -> int:
         return done[task]
 
     for target, ref in pairs:
-        base = profiles.load_profiles([str(target)])
-        if ref not in hardware:
-            hardware[ref] = str(profiles.load_profiles([str(ref)])["hardware"].iloc[0])
-        hardware[target] = str(base["hardware"].iloc[0])
-        vendors = _vendors(hardware[target], hardware[ref])
+        base = loaded(target)
+        vendors = _vendors(str(base["hardware"].iloc[0]), str(loaded(ref)["hardware"].iloc[0]))
         with_ref = tr.with_transfer(base, str(ref))
         for budget in budgets:
             for seed in range(args.seeds):
@@ -114,13 +136,9 @@ def main(argv: list[str]) -> int:
                                      "regret": rec["regret"]})
 
                 def scaled():
-                    c = T.space_combination(with_ref)
-                    order = np.random.default_rng([seed, 31337, len(c.y)]).permutation(len(c.y))
-                    train, rest = order[:budget], order[budget:]
-                    x = c.X["transfer_s"].to_numpy()
-                    pred = x * np.exp(np.median(np.log(c.y[train] / x[train])))
-                    found = min(c.y[train].min(), c.y[rest[np.argsort(pred[rest])[:10]]].min())
-                    return {"mape": mape(c.y[rest], pred[rest]), "regret": found / c.y.min()}
+                    r = T.select_on_space(T.space_combination(with_ref), Scaled(),
+                                          budget=budget, top=10, seed=seed, strategy="random")
+                    return {"mape": r.mape, "regret": r.regret}
                 rec = run((sha[target], sha[ref], "scaled", budget, seed), scaled)
                 rows.append({"target": target.name.split(".json")[0],
                              "reference": ref.name.split(".json")[0], "vendors": vendors,
