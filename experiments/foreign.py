@@ -16,8 +16,10 @@ configurations and the fastest predicted ones; annpred.study.tunespace): ``<mode
 For guided rows MAPE is over the configurations left unmeasured, mostly slow ones.
 
 Writes ``experiments/results/foreign.csv`` (``dataset, hardware, model, n_train, seed, mape,
-regret``), ``foreign_summary.csv`` and ``foreign.md`` (means over seeds, the noise of each
-file, the targets of issue 12, and a learnability check: GBT+C trained on 1000 and 3000
+regret``), ``foreign_summary.csv``, ``foreign_picks.csv`` (per guided run: how each interval
+covered the 10 predicted fastest and how they ran against the prediction,
+``annpred.study.tunespace.judge_picks``) and ``foreign.md`` (means over seeds, the noise of each
+file, the targets of issue 12, trusting the picks, and a learnability check: GBT+C trained on 1000 and 3000
 configurations, NN+C-auto on 3000 with its training MAPE, what the network can represent). No
 timing is measured here. Every finished fit is appended to ``.foreign_checkpoint.jsonl`` in
 ``--out``: an interrupted run resumes where it stopped, and a finished one rewrites its
@@ -77,7 +79,7 @@ def main(argv: list[str]) -> int:
     done = {tuple(d["task"]): d for d in ckpt.load()}
     if done:
         print(f"resuming: {len(done)} fits read from {out / CHECKPOINT}", flush=True)
-    rows, noise, headroom = [], {}, []
+    rows, noise, headroom, picks = [], {}, [], []
     t0 = time.time()
     for f in files:
         df = _data.load_profiles([str(f)])
@@ -97,7 +99,8 @@ def main(argv: list[str]) -> int:
                     rec = {"task": list(task), "mape": r.mape, "regret": r.regret,
                            "fit_s": time.time() - t, "random_regret": r.random_regret,
                            "complexity": "; ".join(f"{k}={v}" for k, v in
-                                                   (r.complexity or {}).items())}
+                                                   (r.complexity or {}).items()),
+                           "picks": T.judge_picks(r, c.y)}
                     ckpt.append([rec])
                     done[task] = rec
                     print(f"[{time.time() - t0:6.0f}s] {dataset} seed {seed} "
@@ -111,6 +114,8 @@ def main(argv: list[str]) -> int:
                              "n_train": args.n_train, "seed": seed, "mape": rec["mape"],
                              "regret": rec["regret"], "fit_s": rec["fit_s"],
                              "complexity": rec["complexity"]})
+                picks.append({"dataset": dataset, "model": rows[-1]["model"], "seed": seed,
+                              **rec["picks"]})
             if random_regret is not None:
                 rows.append({"dataset": dataset, "hardware": c.hardware, "model": "random",
                              "n_train": args.n_train + TOP, "seed": seed,
@@ -143,9 +148,12 @@ def main(argv: list[str]) -> int:
                  regret_max=("regret", "max"), fit_s=("fit_s", "mean")).reset_index())
     atomic_write_text(out / "foreign_summary.csv", summ.to_csv(index=False,
                                                                float_format="%.5g"))
+    picks = pd.DataFrame(picks)
+    atomic_write_text(out / "foreign_picks.csv", picks.to_csv(index=False,
+                                                              float_format="%.5g"))
     atomic_write_text(out / "foreign.md", report(summ, runs, noise, args,
-                                                 pd.DataFrame(headroom)))
-    print(f"wrote foreign.csv, foreign_summary.csv, foreign.md into {out} "
+                                                 pd.DataFrame(headroom), picks))
+    print(f"wrote foreign.csv, foreign_summary.csv, foreign_picks.csv, foreign.md into {out} "
           f"in {time.time() - t0:.0f} s")
     return 0
 
@@ -162,7 +170,39 @@ def _command(args) -> str:
     return cmd
 
 
-def report(summ, runs, noise, args, headroom) -> str:
+def _picks_section(picks) -> list[str]:
+    """How far the top predicted configurations can be trusted: each interval's coverage of
+    them over all seeds, and how they ran against the prediction and the expected runtime."""
+    if not len(picks):
+        return []
+    L = ["", "## Trusting the picks", "",
+         f"The {TOP} configurations each guided run predicts fastest (not measured), over "
+         "all seeds: how many of them each 90% interval covers, and the median of measured / "
+         "predicted and measured / expected. The network's interval is split conformal on "
+         "its random validation rows; the picks' interval and the expected runtime "
+         "(predicted x the median ratio) come from the configurations the search's rounds "
+         "picked, measured / predicted when picked (`annpred.study.tunespace.pick_interval`). "
+         "Width: high / low (median).", "",
+         "| dataset | model | network interval covers | picks' interval covers | measured / "
+         "predicted | measured / expected | width network | width picks |",
+         "|---|---|---:|---:|---:|---:|---:|---:|"]
+
+    def pct(col, g):
+        v = g[col].dropna()
+        return "" if not len(v) else f"{v.sum() / g.loc[v.index, 'top'].sum():.0%}"
+
+    def med(col, g):
+        v = g[col].dropna()
+        return "" if not len(v) else f"{v.median():.2f}"
+
+    for (ds, model), g in picks.groupby(["dataset", "model"], sort=False):
+        L.append(f"| {ds} | {model} | {pct('net_covered', g)} | {pct('picks_covered', g)} | "
+                 f"{med('over_predicted', g)} | {med('over_expected', g)} | "
+                 f"{med('net_width', g)} | {med('picks_width', g)} |")
+    return L
+
+
+def report(summ, runs, noise, args, headroom, picks=()) -> str:
     L = ["# Foreign data: Kernel Tuner cache files", "",
          f"{args.n_train} random configurations measured (training), every other "
          "configuration of the space held out; mean over "
@@ -220,6 +260,7 @@ def report(summ, runs, noise, args, headroom) -> str:
               "|---|---|---:|---:|---:|---:|"]
         L += [f"| {r.dataset} | {r.model} | {r.n_train} | {r.mape:.2f} | "
               f"{r.train_mape:.2f} | {r.regret:.4f} |" for _, r in headroom.iterrows()]
+    L += _picks_section(picks)
     L += ["", "Complexity chosen by NN+C-auto (per seed):", ""]
     for _, r in runs[runs.model == "NN+C-auto"].iterrows():
         L.append(f"- {r.dataset} seed {r.seed}: {r.complexity or 'none'}")

@@ -568,3 +568,118 @@ def test_problem_size_and_constants_given_make_a_t4_file_train_as_its_cache(tmp_
                                                   ["-o", out] if cmd == "convert" else [])])
             assert r.returncode == 2 and message in r.stderr, (cmd, bad, r.stderr)
             assert r.stderr.count("\n") == 1 and not out.exists(), r.stderr
+
+
+class _Overoptimistic:
+    """A 'model' that knows each runtime up to a fixed log-normal error per configuration
+    (sigma 0.5), whatever it is fitted on: the configurations it ranks fastest are those it
+    underestimates most, as with any model that picks from thousands."""
+
+    name = "biased"
+
+    def __init__(self, n: int):
+        self.err = np.random.default_rng(7).normal(0.0, 0.5, n)
+
+    def fit(self, c, rows, seed):
+        return self
+
+    def predict(self, c, rows):
+        return c.y[rows] * np.exp(self.err[rows])
+
+
+def test_picks_interval_is_calibrated_on_the_guided_rounds_picks(cache_file):
+    """The guided search records measured / predicted of what its rounds picked; the
+    expected runtime and interval of the final picks come from it. With a model that errs
+    low on what it ranks first, the picks run slower than predicted, and the picks' interval
+    (not a plain one) accounts for it."""
+    from annpred.study import tunespace as T
+
+    c = T.space_combination(load_profiles([cache_file]))
+    model = _Overoptimistic(len(c.y))
+    r = T.select_on_space(c, model, budget=120, top=10, seed=1, strategy="guided")
+    p = r.picks
+    assert p is not None and p["n"] == 120 - 60 and p["nominal"] == T.PICK_COVERAGE
+    assert p["lo"] <= p["median"] <= p["hi"]
+    assert p["median"] > 0.1  # the rounds' picks ran slower than their prediction
+    j = T.judge_picks(r, c.y)
+    assert j["over_predicted"] > 1.1  # ... and so do the final ones
+    assert 0.85 <= j["over_expected"] <= 1.15  # which the expected runtime corrects
+    assert j["picks_covered"] >= 7 and j["net_covered"] is None
+    expected, low, high = T.apply_picks(p, r.predicted[r.top_rows])
+    assert np.allclose(expected, r.predicted[r.top_rows] * np.exp(p["median"]))
+    assert np.all(low < expected) and np.all(expected < high)
+    # a random draw has no rounds, so no picks to learn from
+    assert T.select_on_space(c, model, budget=120, top=10, seed=1).picks is None
+
+
+def test_pick_interval_needs_enough_picks():
+    from annpred.study.tunespace import pick_interval
+
+    assert pick_interval(np.zeros(10)) is None  # a 90% split-conformal bound needs 19
+    r = np.log(np.linspace(0.5, 3.0, 39))
+    iv = pick_interval(r)
+    assert iv["n"] == 39 and np.isclose(iv["lo"], r[1]) and np.isclose(iv["hi"], r[-2])
+    assert np.isclose(iv["median"], r[19])
+    assert pick_interval(np.r_[r, np.nan, np.inf])["n"] == 39  # non-finite ratios dropped
+
+
+def test_tune_space_prints_expected_runtimes_of_the_picks(cache_file):
+    out = run_cli(["tune-space", cache_file, "--budget", "120", "--top", "4", "--model",
+                   "GBT+C"])
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"expected = predicted x \d+\.\d\d, how the 60 configurations the "
+                     r"search picked ran", out.stdout)
+    rows = re.findall(r"predicted (\S+ \S+), expected (\S+ \S+) \[(\S+ \S+) - (\S+ \S+)\]",
+                      out.stdout)
+    assert len(rows) == 1 + 4  # the predicted best and the top 4
+    assert re.search(r"the picks' interval covers [0-4] of the top 4; they run a median "
+                     r"\d+\.\d\dx the expected runtime", out.stdout)
+
+
+def test_tune_space_product_previous_calibrates_the_picks(tmp_path):
+    """A partial run's rounds: --out keeps every prediction; once the suggestions are
+    measured, --previous reads them back, and the picks' ratio to their prediction there
+    gives the top picks an expected runtime and interval."""
+    p, full = _partial(tmp_path, 50)
+    out1 = tmp_path / "round1.csv"
+    r = run_cli(["tune-space", p, "--space", "product", "--model", "GBT+C", "--next", "30",
+                 "--out", out1])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    i = next(k for k, l in enumerate(lines) if l.startswith("next 30 to measure"))
+    part, truth = json.loads(p.read_text()), _truth(full)
+    params = ("block_size_x", "block_size_y", "tile_size_x", "tile_size_y", "use_shmem")
+    with open(out1) as f:
+        then = {tuple(float(row[k]) for k in params): float(row["predicted_s"])
+                for row in csv.DictReader(f)}
+    ratios = []
+    for line in lines[i + 1:i + 31]:  # measure the 30 suggestions
+        q = tuple(float(dict(kv.split("=") for kv in line.split()[1:6])[k]) for k in params)
+        rec = dict(zip(params, (int(v) for v in q)), filter_width=15)
+        part["cache"][",".join(str(rec[k]) for k in part["tune_params_keys"])] = {
+            **rec, "time": truth[q] * 1000, "times": [truth[q] * 1000]}
+        ratios.append(truth[q] / then[q])
+    p.write_text(json.dumps(part))
+    r = run_cli(["tune-space", p, "--space", "product", "--model", "GBT+C", "--top", "3",
+                 "--previous", out1])
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"the 30 configurations of \S+ measured since ran a median (\d+\.\d\d)x "
+                  r"their prediction there", r.stdout)
+    assert m and abs(float(m.group(1)) - np.median(ratios)) < 0.006
+    assert len(re.findall(r"expected \S+ \S+ \[\S+ \S+ - \S+ \S+\]", r.stdout)) == 3
+    # too few measured since: a note, no interval
+    few = tmp_path / "few.csv"
+    few.write_text("\n".join(out1.read_text().splitlines()[:5]) + "\n")
+    r = run_cli(["tune-space", p, "--space", "product", "--model", "GBT+C", "--previous", few])
+    assert r.returncode == 0 and "needs at least 19" in r.stdout and "expected " not in r.stdout
+    # bad files: one error each, exit 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("rank,block_size_x\n1,16\n")
+    r = run_cli(["tune-space", p, "--space", "product", "--previous", bad])
+    assert r.returncode == 2 and "bad.csv: no column" in r.stderr and "predicted_s" in r.stderr
+    text = out1.read_text().splitlines()
+    bad.write_text("\n".join(text[:3] + [text[3].rsplit(",", 1)[0] + ",-1"]) + "\n")
+    r = run_cli(["tune-space", p, "--space", "product", "--previous", bad])
+    assert r.returncode == 2 and "row 4, column predicted_s" in r.stderr
+    r = run_cli(["tune-space", p, "--previous", out1])
+    assert r.returncode == 2 and "--previous applies to --space product" in r.stderr

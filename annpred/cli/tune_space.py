@@ -24,11 +24,14 @@ def cmd_tune_space(args) -> int:
                              f"{', '.join(MODELS)}")
     if args.space == "product":
         return _product(args)
-    if args.next is not None:
-        raise ParameterError("--next applies to --space product (a partial tuning run)")
+    if args.next is not None or args.previous is not None:
+        raise ParameterError(f"{'--next' if args.next is not None else '--previous'} applies "
+                             "to --space product (a partial tuning run)")
     if args.restrict:
         raise ParameterError("--restrict applies to --space product (the cache's own "
                              "configurations already obey the tuning run's restrictions)")
+    import numpy as np
+
     budget, strategy = args.budget or 250, args.strategy or "guided"
     df = _data.load_profiles([args.space_file], kernel=args.kernel, variant=args.variant,
                              hardware=args.hardware, problem_size=args.problem_size,
@@ -40,10 +43,14 @@ def cmd_tune_space(args) -> int:
           f"measured ({strategy}, seed {args.seed}); complexity: "
           + _chosen(r, c))
     best = T.predicted_table(c, [r.best_row], r.predicted)[0]
-    print("predicted best: " + _fmt(best, c.params))
-    print(f"top {args.top} predicted (of the {len(c.y) - budget} not measured):")
+    print("predicted best: " + _fmt(best, c.params, r.picks))
+    print(f"top {args.top} predicted (of the {len(c.y) - budget} not measured)"
+          + (":" if r.picks is None else
+             f"; expected = predicted x {np.exp(r.picks['median']):.2f}, how the "
+             f"{r.picks['n']} configurations the search picked ran against their prediction, "
+             f"with their {r.picks['nominal']:.0%} interval:"))
     for i, row in enumerate(T.predicted_table(c, r.top_rows, r.predicted), 1):
-        print(f" {i:3d}. " + _fmt(row, c.params))
+        print(f" {i:3d}. " + _fmt(row, c.params, r.picks))
     fastest = int(r.measured[c.y[r.measured].argmin()])
     row = T.predicted_table(c, [fastest], r.predicted)[0]
     print(f"best measured of the {budget}: {_params(row, c.params)}  "
@@ -52,11 +59,9 @@ def cmd_tune_space(args) -> int:
           f"over the {len(c.y) - budget} unmeasured configurations; regret (best of "
           f"{budget} measured + top {args.top}) / optimum = {r.regret:.3f}; random "
           f"sampling of as many ({budget} + {args.top}): {r.random_regret:.3f}")
-    if r.low is not None:
+    if r.low is not None or r.picks is not None:
         _judge_interval(c, r)
     if args.out:
-        import numpy as np
-
         rest = r.unmeasured
         rest = rest[np.argsort(r.predicted[rest], kind="stable")]
         _write(args.out, c.X.iloc[rest], c.params, r.predicted[rest], measured=c.y[rest])
@@ -64,17 +69,22 @@ def cmd_tune_space(args) -> int:
 
 
 def _judge_interval(c, r) -> None:
-    """How the network's interval did on the unmeasured configurations, and on the picks."""
-    import numpy as np
+    """How the network's interval did on the unmeasured configurations, and each interval
+    on the picks."""
+    from annpred.study import tunespace as T
 
-    rest = r.unmeasured
-    inside = (c.y >= r.low) & (c.y <= r.high)
-    top = np.asarray(r.top_rows, dtype=int)
-    print(f"the network's interval covers {inside[rest].mean():.0%} of the unmeasured "
-          "configurations "
-          f"and {int(inside[top].sum())} of the top {len(top)}; the top {len(top)} run a "
-          f"median {np.median(c.y[top] / r.predicted[top]):.2f}x their prediction (the "
-          "picks are where a model errs low)")
+    j = T.judge_picks(r, c.y)
+    k = j["top"]
+    if r.low is not None:
+        rest = r.unmeasured
+        inside = (c.y[rest] >= r.low[rest]) & (c.y[rest] <= r.high[rest])
+        print(f"the network's interval covers {inside.mean():.0%} of the unmeasured "
+              f"configurations and {j['net_covered']} of the top {k}; the top {k} run a "
+              f"median {j['over_predicted']:.2f}x their prediction (the picks are where a "
+              "model errs low)")
+    if r.picks is not None:
+        print(f"the picks' interval covers {j['picks_covered']} of the top {k}; they run a "
+              f"median {j['over_expected']:.2f}x the expected runtime")
 
 
 def _product(args) -> int:
@@ -110,6 +120,7 @@ def _product(args) -> int:
         raise ParameterError(f"{args.space_file}: every configuration of the space is "
                              "measured or failed; nothing to predict (use --space cache to "
                              "judge a model on it)")
+    previous = None if args.previous is None else _read_previous(args.previous, c.params)
     sp = T.predict_unmeasured(c, make_model(args.model), cand, seed=args.seed,
                               budget=args.budget, name=args.model)
     n_fit = len(sp.fitted)
@@ -128,12 +139,20 @@ def _product(args) -> int:
     best_s = float(c.y[best_row])
     print(f"best measured: {_params(c.X.iloc[best_row], c.params)}  {fmt_seconds(best_s)}")
     top = sp.order[:args.top]
+    picks = None if previous is None else _previous_picks(c, previous, args.previous,
+                                                          sp.coverage)
     interval = "" if sp.low is None else f"; the network's {sp.coverage:.0%} interval"
     print(f"top {len(top)} predicted (of the {len(cand):,} not measured; predicted speed-up "
-          f"over the best measured{interval}):")
+          f"over the best measured{interval}"
+          + ("" if picks is None else
+             f"; expected = predicted x {np.exp(picks['median']):.2f} with the picks' "
+             f"{picks['nominal']:.0%} interval") + "):")
     for i, j in enumerate(top, 1):
         iv = (f"  [{fmt_seconds(sp.low[j])} - {fmt_seconds(sp.high[j])}]"
               if sp.low is not None else "")
+        if picks is not None:
+            e, lo, hi = (float(v) for v in T.apply_picks(picks, sp.predicted[j]))
+            iv += f"  expected {fmt_seconds(e)} [{fmt_seconds(lo)} - {fmt_seconds(hi)}]"
         print(f" {i:3d}. {_params(cand.iloc[j], c.params)}  predicted "
               f"{fmt_seconds(sp.predicted[j])}{iv}  {best_s / sp.predicted[j]:.2f}x")
     if args.next:
@@ -182,6 +201,49 @@ def _write(path, X, params, predicted, *, measured=None, low=None, high=None) ->
     print(f"wrote {len(vals):,} predicted configurations to {path}")
 
 
+def _read_previous(path, params) -> "pd.DataFrame":
+    """An earlier ``--out`` file: the parameters and ``predicted_s`` of each row."""
+    import pandas as pd
+
+    from annpred.errors import DataError
+
+    try:
+        prev = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise DataError(f"{path}: cannot read it as a CSV ({e})") from None
+    need = [p for p in params if p != "transfer_s"] + ["predicted_s"]
+    missing = [p for p in need if p not in prev.columns]
+    if missing:
+        raise DataError(f"{path}: no column {', '.join(missing)} (--previous takes a file "
+                        "that tune-space --out wrote for this tuning space)")
+    for col in need:
+        v = pd.to_numeric(prev[col], errors="coerce")
+        bad = v.isna() | (v <= 0 if col == "predicted_s" else False)
+        if bad.any():
+            raise DataError(f"{path}: row {int(bad.idxmax()) + 2}, column {col}: "
+                            f"{prev[col].iloc[int(bad.idxmax())]!r} is not "
+                            + ("a positive number" if col == "predicted_s" else "a number"))
+    return prev
+
+
+def _previous_picks(c, previous, path, coverage) -> dict | None:
+    """The picks' calibration from the configurations measured since ``previous`` was
+    predicted, or None (with a note) when too few of them are."""
+    import numpy as np
+
+    from annpred.study import tunespace as T
+
+    ratios = T.picks_since(c, previous)
+    picks = T.pick_interval(ratios, coverage or T.PICK_COVERAGE)
+    if picks is None:
+        print(f"note: {len(ratios)} configurations of {path} are measured now; the picks' "
+              "interval needs at least 19 (measure more of the suggestions)")
+    else:
+        print(f"the {picks['n']} configurations of {path} measured since ran a median "
+              f"{np.exp(picks['median']):.2f}x their prediction there")
+    return picks
+
+
 def _chosen(r, c) -> str:
     """The expressions the fitted model uses (the space's own where it chose none)."""
     comp = c.complexity if r.complexity is None else r.complexity
@@ -197,9 +259,16 @@ def _params(row, params) -> str:
                    else "")
 
 
-def _fmt(row: dict, params) -> str:
-    return (f"{_params(row, params)}  predicted {fmt_seconds(row['predicted_s'])}  "
-            f"(measured {fmt_seconds(row['measured_s'])})")
+def _fmt(row: dict, params, picks: dict | None = None) -> str:
+    """A configuration, its prediction (with ``picks``, the expected runtime and interval of
+    :func:`annpred.study.tunespace.pick_interval`) and its measurement."""
+    text = f"{_params(row, params)}  predicted {fmt_seconds(row['predicted_s'])}"
+    if picks is not None:
+        from annpred.study.tunespace import apply_picks
+
+        e, lo, hi = (float(v) for v in apply_picks(picks, row["predicted_s"]))
+        text += f", expected {fmt_seconds(e)} [{fmt_seconds(lo)} - {fmt_seconds(hi)}]"
+    return text + f"  (measured {fmt_seconds(row['measured_s'])})"
 
 
 def register(sub) -> None:
@@ -231,6 +300,11 @@ def register(sub) -> None:
     s.add_argument("--next", type=int, default=None, metavar="N",
                    help="with --space product: also suggest N configurations to measure "
                         "next, as one round of the guided strategy")
+    s.add_argument("--previous", metavar="FILE.csv", default=None,
+                   help="with --space product: a file an earlier run wrote with --out; the "
+                        "configurations measured since then calibrate the expected runtime "
+                        "and interval of the top picks (a model errs low on what it ranks "
+                        "fastest)")
     s.add_argument("--budget", type=int, default=None, help="measured configurations to fit "
                    "on (default: 250 with --space cache; every measured one with --space "
                    "product)")

@@ -24,7 +24,16 @@ slow configurations) says less about the model than the regret does.
 cache of a partial tuning run): fit on the measured configurations, predict the others
 (e.g. the product of the cache's ``tune_params``, :func:`annpred.data.kerneltuner.product_space`),
 rank them. Nothing can be judged there; the network's conformal interval says how far to
-trust each prediction."""
+trust each prediction.
+
+The picks: of thousands of candidates, those a model ranks fastest are those it
+underestimates most, so they run slower than predicted, and an interval calibrated on random
+validation rows covers them far less often than it says. The guided rounds pick the same
+way, so each round records log(measured / predicted when picked) of what it picked;
+:func:`pick_interval` turns those into the picks' expected runtime (the median ratio) and a
+split-conformal interval for the final top picks (``SpaceResult.picks``, judged by
+:func:`judge_picks`). In a partial run, :func:`picks_since` reads the same ratios from an
+earlier prediction (``tune-space --previous``)."""
 from __future__ import annotations
 
 import warnings
@@ -40,6 +49,7 @@ STRATEGIES = ("random", "guided")
 GUIDED_ROUNDS = 5  # rounds after the random half
 NEIGHBOUR_SHARE = 0.5  # share of each guided round spent on neighbours of the fastest measured
 NEIGHBOURS_EACH = 2  # best predicted unmeasured neighbours taken per measured configuration
+PICK_COVERAGE = 0.9  # nominal coverage of the picks' interval for models without their own
 
 
 @dataclass
@@ -58,6 +68,7 @@ class SpaceResult:
     complexity: dict | None = None  # the expressions the fitted network uses (if a network)
     low: np.ndarray | None = None  # the network's conformal interval for every configuration
     high: np.ndarray | None = None
+    picks: dict | None = None  # guided: the interval calibrated on the rounds' picks
 
     @property
     def unmeasured(self) -> np.ndarray:
@@ -102,12 +113,13 @@ def select_on_space(c: Combination, model, *, budget: int, top: int, seed: int,
         model.fit(c, train, seed)
         pred = np.asarray(model.predict(c, np.arange(n)), dtype=float)
     else:
-        train, pred = _guided(c, model, order, budget, seed)
+        train, pred, picked = _guided(c, model, order, budget, seed)
     rest = np.setdiff1d(np.arange(n), train)
     ranked = rest[np.argsort(pred[rest], kind="stable")]
     top_rows = ranked[:top]
     found = min(c.y[train].min(), c.y[top_rows].min() if top else np.inf)
-    low, high, _ = _interval(model, c.X)
+    low, high, coverage = _interval(model, c.X)
+    picks = None if strategy == "random" else pick_interval(picked, coverage or PICK_COVERAGE)
     return SpaceResult(name or getattr(model, "name", ""), seed, budget, top,
                        mape(c.y[rest], pred[rest]), float(found / c.y.min()),
                        # random sampling with as many measurements: the first budget of
@@ -115,7 +127,71 @@ def select_on_space(c: Combination, model, *, budget: int, top: int, seed: int,
                        random_regret(c.y, np.sort(order[:budget]), top, seed=seed),
                        int(ranked[0]),
                        [int(r) for r in top_rows], pred, train,
-                       getattr(getattr(model, "model_", None), "complexity_", None), low, high)
+                       getattr(getattr(model, "model_", None), "complexity_", None), low, high,
+                       picks)
+
+
+def pick_interval(log_ratios, coverage: float | None = None) -> dict | None:
+    """How the configurations a model picks as fastest really run: from ``log(measured /
+    predicted when picked)`` of the guided rounds' picks, the median (``expected`` =
+    predicted * exp(median)) and split-conformal bounds at ``coverage``, to be applied to
+    the final top picks. A model's fastest predictions are where it errs low (of thousands
+    of candidates, those it underestimates most rank first), so its interval from random
+    validation rows covers them far less often than it says; the rounds' picks were chosen
+    the same way, by an earlier fit of the same model. None when there are too few picks."""
+    from annpred.model.estimator import conformal_interval
+
+    r = np.asarray(log_ratios, dtype=float)
+    r = r[np.isfinite(r)]
+    iv = conformal_interval(r, PICK_COVERAGE if coverage is None else coverage)
+    if iv is None:
+        return None
+    return {**iv, "median": float(np.median(r)),
+            "method": "split conformal on the guided rounds' picks, log(measured / predicted "
+                      "when picked)"}
+
+
+def picks_since(c: Combination, previous) -> np.ndarray:
+    """log(measured / predicted) of the configurations ``c`` has measured that an earlier
+    prediction (``previous``: a frame of the parameters and ``predicted_s``, as
+    ``tune-space --out`` writes it for the then unmeasured ones) covered: in a partial tuning
+    run, the rounds' picks (see :func:`pick_interval`)."""
+    params = [p for p in c.params if p in previous.columns]
+    then = dict(zip(map(tuple, previous[params].to_numpy(dtype=float).tolist()),
+                    previous["predicted_s"].to_numpy(dtype=float)))
+    now = map(tuple, c.X[params].to_numpy(dtype=float).tolist())
+    hit = [(i, then[t]) for i, t in enumerate(now) if t in then]
+    if not hit:
+        return np.zeros(0)
+    rows, pred = (np.asarray(v) for v in zip(*hit))
+    return np.log(c.y[rows.astype(int)] / pred)
+
+
+def apply_picks(picks: dict, predicted) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(expected, low, high)`` seconds for picks predicted at ``predicted`` seconds, from a
+    :func:`pick_interval`."""
+    p = np.asarray(predicted, dtype=float)
+    return p * np.exp(picks["median"]), p * np.exp(picks["lo"]), p * np.exp(picks["hi"])
+
+
+def judge_picks(r: SpaceResult, y: np.ndarray) -> dict:
+    """How the top picks of ``r`` ran (``y``: every configuration's runtime): how many of
+    them each interval covers (``None`` where there is no such interval), the median of
+    measured / predicted and of measured / expected, and each interval's width (high / low)."""
+    top = np.asarray(r.top_rows, dtype=int)
+    out = {"top": len(top), "over_predicted": float(np.median(y[top] / r.predicted[top])),
+           "net_covered": None, "net_width": None, "picks_covered": None,
+           "over_expected": None, "picks_width": None, "picks_n": None}
+    if r.low is not None:
+        out["net_covered"] = int(((y[top] >= r.low[top]) & (y[top] <= r.high[top])).sum())
+        out["net_width"] = float(np.median(r.high[top] / r.low[top]))
+    if r.picks is not None:
+        expected, low, high = apply_picks(r.picks, r.predicted[top])
+        out.update(picks_covered=int(((y[top] >= low) & (y[top] <= high)).sum()),
+                   over_expected=float(np.median(y[top] / expected)),
+                   picks_width=float(np.exp(r.picks["hi"] - r.picks["lo"])),
+                   picks_n=int(r.picks["n"]))
+    return out
 
 
 def _interval(model, X):
@@ -132,13 +208,15 @@ def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int):
     """Half the budget at random, then rounds of: fit, measure the best predicted unmeasured
     neighbours of the fastest measured configurations (``NEIGHBOUR_SHARE`` of the round),
     then the fastest predicted unmeasured configurations. Returns the measured rows and the
-    last fit's predictions."""
+    last fit's predictions, and log(measured / predicted) of every configuration a round
+    picked, as its fit predicted it when picking (see :func:`pick_interval`)."""
     n = len(c.y)
     values = c.X[list(c.params)].to_numpy()
     measured = np.zeros(n, dtype=bool)
     measured[order[:max(8, budget // 2)]] = True
     left = budget - int(measured.sum())
     all_rows = np.arange(n)
+    picked: list[float] = []
     for r in range(GUIDED_ROUNDS, 0, -1):
         with warnings.catch_warnings():  # a round's fit on part of the budget only guides
             warnings.simplefilter("ignore", FewRowsWarning)
@@ -148,11 +226,12 @@ def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int):
         if take <= 0:
             break
         chosen = next_batch(values, c.y, measured, pred, take)
+        picked.extend(np.log(c.y[chosen] / pred[chosen]).tolist())
         measured[chosen] = True
         left -= len(chosen)
     train = np.flatnonzero(measured)
     model.fit(c, train, seed)
-    return train, np.asarray(model.predict(c, all_rows), dtype=float)
+    return train, np.asarray(model.predict(c, all_rows), dtype=float), picked
 
 
 def next_batch(values: np.ndarray, y: np.ndarray, measured: np.ndarray, pred: np.ndarray,
