@@ -211,7 +211,9 @@ def _read_previous(path, params) -> "pd.DataFrame":
         prev = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise DataError(f"{path}: cannot read it as a CSV ({e})") from None
-    need = [p for p in params if p != "transfer_s"] + ["predicted_s"]
+    from annpred.data.transfer import COLUMN
+
+    need = [p for p in params if p != COLUMN] + ["predicted_s"]
     missing = [p for p in need if p not in prev.columns]
     if missing:
         raise DataError(f"{path}: no column {', '.join(missing)} (--previous takes a file "

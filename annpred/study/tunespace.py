@@ -156,7 +156,9 @@ def picks_since(c: Combination, previous) -> np.ndarray:
     prediction (``previous``: a frame of the parameters and ``predicted_s``, as
     ``tune-space --out`` writes it for the then unmeasured ones) covered: in a partial tuning
     run, the rounds' picks (see :func:`pick_interval`)."""
-    params = [p for p in c.params if p in previous.columns]
+    from annpred.data.transfer import COLUMN  # an input, not a tuning parameter
+
+    params = [p for p in c.params if p in previous.columns and p != COLUMN]
     then = dict(zip(map(tuple, previous[params].to_numpy(dtype=float).tolist()),
                     previous["predicted_s"].to_numpy(dtype=float)))
     now = map(tuple, c.X[params].to_numpy(dtype=float).tolist())
