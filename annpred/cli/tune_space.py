@@ -205,14 +205,13 @@ def _read_previous(path, params) -> "pd.DataFrame":
     """An earlier ``--out`` file: the parameters and ``predicted_s`` of each row."""
     import pandas as pd
 
+    from annpred.data.transfer import COLUMN
     from annpred.errors import DataError
 
     try:
         prev = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise DataError(f"{path}: cannot read it as a CSV ({e})") from None
-    from annpred.data.transfer import COLUMN
-
     need = [p for p in params if p != COLUMN] + ["predicted_s"]
     missing = [p for p in need if p not in prev.columns]
     if missing:
