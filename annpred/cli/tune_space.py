@@ -43,14 +43,14 @@ def cmd_tune_space(args) -> int:
           f"measured ({strategy}, seed {args.seed}); complexity: "
           + _chosen(r, c))
     best = T.predicted_table(c, [r.best_row], r.predicted)[0]
-    print("predicted best: " + _fmt(best, c.params, r.picks))
+    print("predicted best: " + _fmt(best, c.params, r.expected([r.best_row])))
     print(f"top {args.top} predicted (of the {len(c.y) - budget} not measured)"
           + (":" if r.picks is None else
-             f"; expected = predicted x {np.exp(r.picks['median']):.2f}, how the "
-             f"{r.picks['n']} configurations the search picked ran against their prediction, "
-             f"with their {r.picks['nominal']:.0%} interval:"))
+             f"; expected = the slower of the last two fits' predictions x "
+             f"{np.exp(r.picks['median']):.2f}, how the {r.picks['n']} configurations the "
+             f"search picked ran against it, with their {r.picks['nominal']:.0%} interval:"))
     for i, row in enumerate(T.predicted_table(c, r.top_rows, r.predicted), 1):
-        print(f" {i:3d}. " + _fmt(row, c.params, r.picks))
+        print(f" {i:3d}. " + _fmt(row, c.params, r.expected([r.top_rows[i - 1]])))
     fastest = int(r.measured[c.y[r.measured].argmin()])
     row = T.predicted_table(c, [fastest], r.predicted)[0]
     print(f"best measured of the {budget}: {_params(row, c.params)}  "
@@ -141,17 +141,20 @@ def _product(args) -> int:
     top = sp.order[:args.top]
     picks = None if previous is None else _previous_picks(c, previous, args.previous,
                                                           sp.coverage)
+    if picks is not None:  # cautious: the slower of this prediction and the earlier one
+        cautious = np.fmax(sp.predicted, T.previous_predictions(cand, c.params, previous))
     interval = "" if sp.low is None else f"; the network's {sp.coverage:.0%} interval"
     print(f"top {len(top)} predicted (of the {len(cand):,} not measured; predicted speed-up "
           f"over the best measured{interval}"
           + ("" if picks is None else
-             f"; expected = predicted x {np.exp(picks['median']):.2f} with the picks' "
-             f"{picks['nominal']:.0%} interval") + "):")
+             f"; expected = the slower of this and the earlier prediction x "
+             f"{np.exp(picks['median']):.2f}, with the picks' {picks['nominal']:.0%} interval")
+          + "):")
     for i, j in enumerate(top, 1):
         iv = (f"  [{fmt_seconds(sp.low[j])} - {fmt_seconds(sp.high[j])}]"
               if sp.low is not None else "")
         if picks is not None:
-            e, lo, hi = (float(v) for v in T.apply_picks(picks, sp.predicted[j]))
+            e, lo, hi = (float(v) for v in T.apply_picks(picks, cautious[j]))
             iv += f"  expected {fmt_seconds(e)} [{fmt_seconds(lo)} - {fmt_seconds(hi)}]"
         print(f" {i:3d}. {_params(cand.iloc[j], c.params)}  predicted "
               f"{fmt_seconds(sp.predicted[j])}{iv}  {best_s / sp.predicted[j]:.2f}x")
@@ -260,14 +263,12 @@ def _params(row, params) -> str:
                    else "")
 
 
-def _fmt(row: dict, params, picks: dict | None = None) -> str:
-    """A configuration, its prediction (with ``picks``, the expected runtime and interval of
-    :func:`annpred.study.tunespace.pick_interval`) and its measurement."""
+def _fmt(row: dict, params, expected=None) -> str:
+    """A configuration, its prediction (with ``expected``, the ``(expected, low, high)`` of
+    :meth:`annpred.study.tunespace.SpaceResult.expected` for it) and its measurement."""
     text = f"{_params(row, params)}  predicted {fmt_seconds(row['predicted_s'])}"
-    if picks is not None:
-        from annpred.study.tunespace import apply_picks
-
-        e, lo, hi = (float(v) for v in apply_picks(picks, row["predicted_s"]))
+    if expected is not None:
+        e, lo, hi = (float(v[0]) for v in expected)
         text += f", expected {fmt_seconds(e)} [{fmt_seconds(lo)} - {fmt_seconds(hi)}]"
     return text + f"  (measured {fmt_seconds(row['measured_s'])})"
 

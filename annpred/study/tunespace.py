@@ -32,8 +32,12 @@ validation rows covers them far less often than it says. The guided rounds pick 
 way, so each round records log(measured / predicted when picked) of what it picked;
 :func:`pick_interval` turns those into the picks' expected runtime (the median ratio) and a
 split-conformal interval for the final top picks (``SpaceResult.picks``, judged by
-:func:`judge_picks`). In a partial run, :func:`picks_since` reads the same ratios from an
-earlier prediction (``tune-space --previous``)."""
+:func:`judge_picks`). A pick's prediction there is the *cautious* one, the slower of the
+last two fits' (``SpaceResult.cautious``): a fit that alone predicts a region far faster
+than the fit before it (e.g. 8x on a configuration family it never measured) is not
+believed; the ranking itself stays the last fit's, which finds the optimum more often. In a
+partial run, :func:`picks_since` reads the ratios from an earlier prediction, which is also
+the cautious one's second fit (``tune-space --previous``)."""
 from __future__ import annotations
 
 import warnings
@@ -69,6 +73,14 @@ class SpaceResult:
     low: np.ndarray | None = None  # the network's conformal interval for every configuration
     high: np.ndarray | None = None
     picks: dict | None = None  # guided: the interval calibrated on the rounds' picks
+    cautious: np.ndarray | None = None  # guided: the slower of the last two fits' predictions
+
+    def expected(self, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(expected, low, high)`` seconds of configurations ``rows`` as picks (see
+        :func:`pick_interval`), or None without a guided search's picks."""
+        if self.picks is None:
+            return None
+        return apply_picks(self.picks, self.cautious[np.asarray(rows, dtype=int)])
 
     @property
     def unmeasured(self) -> np.ndarray:
@@ -113,13 +125,14 @@ def select_on_space(c: Combination, model, *, budget: int, top: int, seed: int,
         model.fit(c, train, seed)
         pred = np.asarray(model.predict(c, np.arange(n)), dtype=float)
     else:
-        train, pred, picked = _guided(c, model, order, budget, seed)
+        train, pred, picked, last = _guided(c, model, order, budget, seed)
     rest = np.setdiff1d(np.arange(n), train)
     ranked = rest[np.argsort(pred[rest], kind="stable")]
     top_rows = ranked[:top]
     found = min(c.y[train].min(), c.y[top_rows].min() if top else np.inf)
     low, high, coverage = _interval(model, c.X)
     picks = None if strategy == "random" else pick_interval(picked, coverage or PICK_COVERAGE)
+    cautious = None if strategy == "random" else np.maximum(pred, last)
     return SpaceResult(name or getattr(model, "name", ""), seed, budget, top,
                        mape(c.y[rest], pred[rest]), float(found / c.y.min()),
                        # random sampling with as many measurements: the first budget of
@@ -128,17 +141,18 @@ def select_on_space(c: Combination, model, *, budget: int, top: int, seed: int,
                        int(ranked[0]),
                        [int(r) for r in top_rows], pred, train,
                        getattr(getattr(model, "model_", None), "complexity_", None), low, high,
-                       picks)
+                       picks, cautious)
 
 
 def pick_interval(log_ratios, coverage: float | None = None) -> dict | None:
     """How the configurations a model picks as fastest really run: from ``log(measured /
     predicted when picked)`` of the guided rounds' picks, the median (``expected`` =
     predicted * exp(median)) and split-conformal bounds at ``coverage``, to be applied to
-    the final top picks. A model's fastest predictions are where it errs low (of thousands
-    of candidates, those it underestimates most rank first), so its interval from random
-    validation rows covers them far less often than it says; the rounds' picks were chosen
-    the same way, by an earlier fit of the same model. None when there are too few picks."""
+    the final top picks (both predicted cautiously: the slower of the last two fits). A
+    model's fastest predictions are where it errs low (of thousands of candidates, those it
+    underestimates most rank first), so its interval from random validation rows covers
+    them far less often than it says; the rounds' picks were chosen the same way, by an
+    earlier fit of the same model. None when there are too few picks."""
     from annpred.model.estimator import conformal_interval
 
     r = np.asarray(log_ratios, dtype=float)
@@ -147,26 +161,30 @@ def pick_interval(log_ratios, coverage: float | None = None) -> dict | None:
     if iv is None:
         return None
     return {**iv, "median": float(np.median(r)),
-            "method": "split conformal on the guided rounds' picks, log(measured / predicted "
-                      "when picked)"}
+            "method": "split conformal on the guided rounds' picks, log(measured / the "
+                      "slower of the last two fits' predictions when picked)"}
+
+
+def previous_predictions(X, params, previous) -> np.ndarray:
+    """An earlier prediction (``previous``: a frame of the parameters and ``predicted_s``,
+    as ``tune-space --out`` writes it) of each row of ``X``, matched by the tuning
+    parameters; NaN where it has none."""
+    from annpred.data.transfer import COLUMN  # an input, not a tuning parameter
+
+    keys = [p for p in params if p in previous.columns and p != COLUMN]
+    then = dict(zip(map(tuple, previous[keys].to_numpy(dtype=float).tolist()),
+                    previous["predicted_s"].to_numpy(dtype=float)))
+    return np.array([then.get(t, np.nan) for t in
+                     map(tuple, X[keys].to_numpy(dtype=float).tolist())], dtype=float)
 
 
 def picks_since(c: Combination, previous) -> np.ndarray:
     """log(measured / predicted) of the configurations ``c`` has measured that an earlier
-    prediction (``previous``: a frame of the parameters and ``predicted_s``, as
-    ``tune-space --out`` writes it for the then unmeasured ones) covered: in a partial tuning
-    run, the rounds' picks (see :func:`pick_interval`)."""
-    from annpred.data.transfer import COLUMN  # an input, not a tuning parameter
-
-    params = [p for p in c.params if p in previous.columns and p != COLUMN]
-    then = dict(zip(map(tuple, previous[params].to_numpy(dtype=float).tolist()),
-                    previous["predicted_s"].to_numpy(dtype=float)))
-    now = map(tuple, c.X[params].to_numpy(dtype=float).tolist())
-    hit = [(i, then[t]) for i, t in enumerate(now) if t in then]
-    if not hit:
-        return np.zeros(0)
-    rows, pred = (np.asarray(v) for v in zip(*hit))
-    return np.log(c.y[rows.astype(int)] / pred)
+    prediction covered (then unmeasured): in a partial tuning run, the rounds' picks (see
+    :func:`pick_interval`)."""
+    then = previous_predictions(c.X, c.params, previous)
+    ok = np.isfinite(then)
+    return np.log(c.y[ok] / then[ok])
 
 
 def apply_picks(picks: dict, predicted) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -188,7 +206,7 @@ def judge_picks(r: SpaceResult, y: np.ndarray) -> dict:
         out["net_covered"] = int(((y[top] >= r.low[top]) & (y[top] <= r.high[top])).sum())
         out["net_width"] = float(np.median(r.high[top] / r.low[top]))
     if r.picks is not None:
-        expected, low, high = apply_picks(r.picks, r.predicted[top])
+        expected, low, high = r.expected(top)
         out.update(picks_covered=int(((y[top] >= low) & (y[top] <= high)).sum()),
                    over_expected=float(np.median(y[top] / expected)),
                    picks_width=float(np.exp(r.picks["hi"] - r.picks["lo"])),
@@ -210,8 +228,9 @@ def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int):
     """Half the budget at random, then rounds of: fit, measure the best predicted unmeasured
     neighbours of the fastest measured configurations (``NEIGHBOUR_SHARE`` of the round),
     then the fastest predicted unmeasured configurations. Returns the measured rows and the
-    last fit's predictions, and log(measured / predicted) of every configuration a round
-    picked, as its fit predicted it when picking (see :func:`pick_interval`)."""
+    last fit's predictions, log(measured / predicted) of every configuration a round picked
+    (predicted by the slower of that round's fit and the one before it, see
+    :func:`pick_interval`), and the last round's predictions."""
     n = len(c.y)
     values = c.X[list(c.params)].to_numpy()
     measured = np.zeros(n, dtype=bool)
@@ -219,21 +238,23 @@ def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int):
     left = budget - int(measured.sum())
     all_rows = np.arange(n)
     picked: list[float] = []
+    pred = None
     for r in range(GUIDED_ROUNDS, 0, -1):
         with warnings.catch_warnings():  # a round's fit on part of the budget only guides
             warnings.simplefilter("ignore", FewRowsWarning)
             model.fit(c, np.flatnonzero(measured), seed)
-        pred = np.asarray(model.predict(c, all_rows), dtype=float)
+        pred, before = np.asarray(model.predict(c, all_rows), dtype=float), pred
         take = -(-left // r)  # what is left, spread over the rounds that are left
         if take <= 0:
             break
         chosen = next_batch(values, c.y, measured, pred, take)
-        picked.extend(np.log(c.y[chosen] / pred[chosen]).tolist())
+        cautious = pred if before is None else np.maximum(pred, before)
+        picked.extend(np.log(c.y[chosen] / cautious[chosen]).tolist())
         measured[chosen] = True
         left -= len(chosen)
     train = np.flatnonzero(measured)
     model.fit(c, train, seed)
-    return train, np.asarray(model.predict(c, all_rows), dtype=float), picked
+    return train, np.asarray(model.predict(c, all_rows), dtype=float), picked, pred
 
 
 def next_batch(values: np.ndarray, y: np.ndarray, measured: np.ndarray, pred: np.ndarray,
