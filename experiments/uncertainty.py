@@ -13,7 +13,9 @@ model saw:
   over 10 seeds (draws and initialisations). Also judged on the 10 configurations it
   predicts fastest, the ones a tuner would pick: their coverage and the median of measured /
   predicted (above 1: the picks are slower than predicted; selection from thousands finds
-  the configurations the model errs low on).
+  the configurations the model errs low on). The guided search's calibration of its picks
+  (`tune-space`'s expected runtime and picks' interval) is judged by `experiments/foreign.py`
+  (`experiments/results/foreign_picks.csv`).
 Columns: kernel, variant, hardware, nominal, coverage, median_width (median of
 (high - low) / predicted, percent), n_test, dataset, seeds, top10_coverage,
 top10_measured_over_predicted (median over the picks and seeds).

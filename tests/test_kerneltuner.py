@@ -667,6 +667,11 @@ def test_tune_space_prints_expected_runtimes_of_the_picks(cache_file):
     assert len(rows) == 1 + 4  # the predicted best and the top 4
     assert re.search(r"the picks' interval covers [0-4] of the top 4; they run a median "
                      r"\d+\.\d\dx the expected runtime", out.stdout)
+    assert "picked too few" not in out.stdout
+    out = run_cli(["tune-space", cache_file, "--budget", "30", "--top", "2", "--model",
+                   "GBT+C"])  # 15 picks: no interval, and a note says why
+    assert out.returncode == 0 and "picked too few" in out.stdout
+    assert ", expected " not in out.stdout
 
 
 def test_tune_space_product_previous_calibrates_the_picks(tmp_path):

@@ -51,6 +51,9 @@ def cmd_tune_space(args) -> int:
              f"search picked ran against it, with their {r.picks['nominal']:.0%} interval:"))
     for i, row in enumerate(T.predicted_table(c, r.top_rows, r.predicted), 1):
         print(f" {i:3d}. " + _fmt(row, c.params, r.expected([r.top_rows[i - 1]])))
+    if strategy == "guided" and r.picks is None:
+        print("note: the search's rounds picked too few configurations (a 90% interval needs "
+              "19) for the picks' expected runtime; a larger --budget gives it")
     fastest = int(r.measured[c.y[r.measured].argmin()])
     row = T.predicted_table(c, [fastest], r.predicted)[0]
     print(f"best measured of the {budget}: {_params(row, c.params)}  "
