@@ -16,11 +16,12 @@ configurations and the fastest predicted ones; annpred.study.tunespace): ``<mode
 For guided rows MAPE is over the configurations left unmeasured, mostly slow ones.
 
 Writes ``experiments/results/foreign.csv`` (``dataset, hardware, model, n_train, seed, mape,
-regret``), ``foreign_summary.csv``, ``foreign_picks.csv`` (per guided run: how each interval
-covered the 10 predicted fastest and how they ran against the prediction,
-``annpred.study.tunespace.judge_picks``) and ``foreign.md`` (means over seeds, the noise of each
-file, the targets of issue 12, trusting the picks, and a learnability check: GBT+C trained on 1000 and 3000
-configurations, NN+C-auto on 3000 with its training MAPE, what the network can represent). No
+regret``), ``foreign_summary.csv``, ``foreign_picks.csv`` (per run: how each interval covered
+the 10 predicted fastest and how they ran against the prediction and the expected runtime,
+``annpred.study.tunespace.judge_picks``) and ``foreign.md`` (means over seeds, the noise of
+each file, the targets of issue 12, trusting the picks, and a learnability check: GBT+C
+trained on 1000 and 3000 configurations, NN+C-auto on 3000 with its training MAPE, what the
+network can represent). No
 timing is measured here. Every finished fit is appended to ``.foreign_checkpoint.jsonl`` in
 ``--out``: an interrupted run resumes where it stopped, and a finished one rewrites its
 reports in seconds (delete the file after changing annpred's code).
@@ -173,16 +174,19 @@ def _command(args) -> str:
 def _picks_section(picks) -> list[str]:
     """How far the top predicted configurations can be trusted: each interval's coverage of
     them over all seeds, and how they ran against the prediction and the expected runtime."""
+    import pandas as pd
+
     if not len(picks):
         return []
     L = ["", "## Trusting the picks", "",
-         f"The {TOP} configurations each guided run predicts fastest (not measured), over "
-         "all seeds: how many of them each 90% interval covers, and the median of measured / "
+         f"The {TOP} configurations each run predicts fastest (not measured), over all "
+         "seeds: how many of them each 90% interval covers, and the median of measured / "
          "predicted and measured / expected. The network's interval is split conformal on "
-         "its random validation rows; the picks' interval and the expected runtime "
-         "(predicted x the median ratio) come from the configurations the search's rounds "
-         "picked, measured / predicted when picked (`annpred.study.tunespace.pick_interval`). "
-         "Width: high / low (median).", "",
+         "its random validation rows. Guided runs only: the picks' interval and the "
+         "expected runtime (the slower of the last two fits' predictions x the median "
+         "ratio) come from the configurations the search's rounds picked, measured / "
+         "predicted when picked (`annpred.study.tunespace.pick_interval`). Width: high / "
+         "low (median). `all files`: every run of the model pooled.", "",
          "| dataset | model | network interval covers | picks' interval covers | measured / "
          "predicted | measured / expected | width network | width picks |",
          "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -195,7 +199,8 @@ def _picks_section(picks) -> list[str]:
         v = g[col].dropna()
         return "" if not len(v) else f"{v.median():.2f}"
 
-    for (ds, model), g in picks.groupby(["dataset", "model"], sort=False):
+    pooled = picks.assign(dataset="all files")
+    for (ds, model), g in pd.concat([picks, pooled]).groupby(["dataset", "model"], sort=False):
         L.append(f"| {ds} | {model} | {pct('net_covered', g)} | {pct('picks_covered', g)} | "
                  f"{med('over_predicted', g)} | {med('over_expected', g)} | "
                  f"{med('net_width', g)} | {med('picks_width', g)} |")
