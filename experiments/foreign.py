@@ -18,7 +18,7 @@ For guided rows MAPE is over the configurations left unmeasured, mostly slow one
 Writes ``experiments/results/foreign.csv`` (``dataset, hardware, model, n_train, seed, mape,
 regret``), ``foreign_summary.csv``, ``foreign_picks.csv`` (per run: how each interval covered
 the 10 predicted fastest and how they ran against the prediction and the expected runtime,
-``annpred.study.tunespace.judge_picks``) and ``foreign.md`` (means over seeds, the noise of
+``annpred.study.picks.judge_picks``) and ``foreign.md`` (means over seeds, the noise of
 each file, the targets of issue 12, trusting the picks, and a learnability check: GBT+C
 trained on 1000 and 3000 configurations, NN+C-auto on 3000 with its training MAPE, what the
 network can represent). No
@@ -64,6 +64,7 @@ def main(argv: list[str]) -> int:
     from annpred.data.rows import version
     from annpred.files import JsonlCheckpoint, atomic_write_text
     from annpred.study import tunespace as T
+    from annpred.study.picks import judge_picks
     from annpred.study.metrics import mape
     from annpred.study.zoo import make_model
 
@@ -101,7 +102,7 @@ def main(argv: list[str]) -> int:
                            "fit_s": time.time() - t, "random_regret": r.random_regret,
                            "complexity": "; ".join(f"{k}={v}" for k, v in
                                                    (r.complexity or {}).items()),
-                           "picks": T.judge_picks(r, c.y)}
+                           "picks": judge_picks(r, c.y)}
                     ckpt.append([rec])
                     done[task] = rec
                     print(f"[{time.time() - t0:6.0f}s] {dataset} seed {seed} "
@@ -185,7 +186,7 @@ def _picks_section(picks) -> list[str]:
          "its random validation rows. Guided runs only: the picks' interval and the "
          "expected runtime (the slower of the last two fits' predictions x the median "
          "ratio) come from the configurations the search's rounds picked, measured / "
-         "predicted when picked (`annpred.study.tunespace.pick_interval`). Width: high / "
+         "predicted when picked (`annpred.study.picks.pick_interval`). Width: high / "
          "low (median). `all files`: every run of the model pooled.", "",
          "| dataset | model | network interval covers | picks' interval covers | measured / "
          "predicted | measured / expected | width network | width picks |",

@@ -592,16 +592,17 @@ def test_picks_interval_is_calibrated_on_the_guided_rounds_picks(cache_file):
     expected runtime and interval of the final picks come from it. With a model that errs
     low on what it ranks first, the picks run slower than predicted, and the picks' interval
     (not a plain one) accounts for it."""
+    from annpred.study import picks as P
     from annpred.study import tunespace as T
 
     c = T.space_combination(load_profiles([cache_file]))
     model = _Overoptimistic(len(c.y))
     r = T.select_on_space(c, model, budget=120, top=10, seed=1, strategy="guided")
     p = r.picks
-    assert p is not None and p["n"] == 120 - 60 and p["nominal"] == T.PICK_COVERAGE
+    assert p is not None and p["n"] == 120 - 60 and p["nominal"] == P.PICK_COVERAGE
     assert p["lo"] <= p["median"] <= p["hi"]
     assert p["median"] > 0.1  # the rounds' picks ran slower than their prediction
-    j = T.judge_picks(r, c.y)
+    j = P.judge_picks(r, c.y)
     assert j["over_predicted"] > 1.1  # ... and so do the final ones
     assert 0.85 <= j["over_expected"] <= 1.15  # which the expected runtime corrects
     assert j["picks_covered"] >= 7 and j["net_covered"] is None
@@ -633,6 +634,7 @@ def test_picks_expected_is_cautious_about_a_last_fit_alone(cache_file):
     """The final fit ranks the family it dreams up first (the ranking stays the last fit's),
     but the expected runtime takes the slower of the last two fits' predictions: the picks
     run about as expected, not 8x slower."""
+    from annpred.study import picks as P
     from annpred.study import tunespace as T
 
     c = T.space_combination(load_profiles([cache_file]))
@@ -640,13 +642,13 @@ def test_picks_expected_is_cautious_about_a_last_fit_alone(cache_file):
                           strategy="guided")
     X = c.X.iloc[r.top_rows]
     assert ((X["use_shmem"] == 1) & (X["tile_size_x"] == 1)).all()
-    j = T.judge_picks(r, c.y)
+    j = P.judge_picks(r, c.y)
     assert j["over_predicted"] > 5
     assert 0.7 <= j["over_expected"] <= 1.4 and j["picks_covered"] >= 7
 
 
 def test_pick_interval_needs_enough_picks():
-    from annpred.study.tunespace import pick_interval
+    from annpred.study.picks import pick_interval
 
     assert pick_interval(np.zeros(10)) is None  # a 90% split-conformal bound needs 19
     r = np.log(np.linspace(0.5, 3.0, 39))

@@ -74,9 +74,9 @@ def cmd_tune_space(args) -> int:
 def _judge_interval(c, r) -> None:
     """How the network's interval did on the unmeasured configurations, and each interval
     on the picks."""
-    from annpred.study import tunespace as T
+    from annpred.study.picks import judge_picks
 
-    j = T.judge_picks(r, c.y)
+    j = judge_picks(r, c.y)
     k = j["top"]
     if r.low is not None:
         rest = r.unmeasured
@@ -98,6 +98,7 @@ def _product(args) -> int:
     from annpred.data import kerneltuner as kt
     from annpred.data import profiles as _data
     from annpred.data import transfer as tr
+    from annpred.study import picks as P
     from annpred.study import tunespace as T
     from annpred.study.zoo import make_model
 
@@ -145,7 +146,7 @@ def _product(args) -> int:
     picks = None if previous is None else _previous_picks(c, previous, args.previous,
                                                           sp.coverage)
     if picks is not None:  # cautious: the slower of this prediction and the earlier one
-        cautious = np.fmax(sp.predicted, T.previous_predictions(cand, c.params, previous))
+        cautious = np.fmax(sp.predicted, P.previous_predictions(cand, c.params, previous))
     interval = "" if sp.low is None else f"; the network's {sp.coverage:.0%} interval"
     print(f"top {len(top)} predicted (of the {len(cand):,} not measured; predicted speed-up "
           f"over the best measured{interval}"
@@ -157,7 +158,7 @@ def _product(args) -> int:
         iv = (f"  [{fmt_seconds(sp.low[j])} - {fmt_seconds(sp.high[j])}]"
               if sp.low is not None else "")
         if picks is not None:
-            e, lo, hi = (float(v) for v in T.apply_picks(picks, cautious[j]))
+            e, lo, hi = (float(v) for v in P.apply_picks(picks, cautious[j]))
             iv += f"  expected {fmt_seconds(e)} [{fmt_seconds(lo)} - {fmt_seconds(hi)}]"
         print(f" {i:3d}. {_params(cand.iloc[j], c.params)}  predicted "
               f"{fmt_seconds(sp.predicted[j])}{iv}  {best_s / sp.predicted[j]:.2f}x")
@@ -238,10 +239,10 @@ def _previous_picks(c, previous, path, coverage) -> dict | None:
     predicted, or None (with a note) when too few of them are."""
     import numpy as np
 
-    from annpred.study import tunespace as T
+    from annpred.study import picks as P
 
-    ratios = T.picks_since(c, previous)
-    picks = T.pick_interval(ratios, coverage or T.PICK_COVERAGE)
+    ratios = P.picks_since(c, previous)
+    picks = P.pick_interval(ratios, coverage or P.PICK_COVERAGE)
     if picks is None:
         print(f"note: {len(ratios)} configurations of {path} are measured now; the picks' "
               "interval needs at least 19 (measure more of the suggestions)")

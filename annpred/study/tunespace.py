@@ -26,18 +26,10 @@ cache of a partial tuning run): fit on the measured configurations, predict the 
 rank them. Nothing can be judged there; the network's conformal interval says how far to
 trust each prediction.
 
-The picks: of thousands of candidates, those a model ranks fastest are those it
-underestimates most, so they run slower than predicted, and an interval calibrated on random
-validation rows covers them far less often than it says. The guided rounds pick the same
-way, so each round records log(measured / predicted when picked) of what it picked;
-:func:`pick_interval` turns those into the picks' expected runtime (the median ratio) and a
-split-conformal interval for the final top picks (``SpaceResult.picks``, judged by
-:func:`judge_picks`). A pick's prediction there is the *cautious* one, the slower of the
-last two fits' (``SpaceResult.cautious``): a fit that alone predicts a region far faster
-than the fit before it (e.g. 8x on a configuration family it never measured) is not
-believed; the ranking itself stays the last fit's, which finds the optimum more often. In a
-partial run, :func:`picks_since` reads the ratios from an earlier prediction, which is also
-the cautious one's second fit (``tune-space --previous``)."""
+The picks' expected runtime and interval (``SpaceResult.picks``, ``SpaceResult.expected``)
+come from :mod:`annpred.study.picks`: each guided round records how what it picked ran
+against its prediction when picked, cautiously predicted (the slower of that fit's and the
+previous fit's prediction)."""
 from __future__ import annotations
 
 import warnings
@@ -48,12 +40,12 @@ import numpy as np
 from annpred.errors import FewRowsWarning
 from annpred.study.combos import Combination
 from annpred.study.metrics import mape
+from annpred.study.picks import PICK_COVERAGE, apply_picks, pick_interval
 
 STRATEGIES = ("random", "guided")
 GUIDED_ROUNDS = 5  # rounds after the random half
 NEIGHBOUR_SHARE = 0.5  # share of each guided round spent on neighbours of the fastest measured
 NEIGHBOURS_EACH = 2  # best predicted unmeasured neighbours taken per measured configuration
-PICK_COVERAGE = 0.9  # nominal coverage of the picks' interval for models without their own
 
 
 @dataclass
@@ -77,7 +69,7 @@ class SpaceResult:
 
     def expected(self, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``(expected, low, high)`` seconds of configurations ``rows`` as picks (see
-        :func:`pick_interval`), or None without a guided search's picks."""
+        :func:`~annpred.study.picks.pick_interval`), or None without a guided search's picks."""
         if self.picks is None:
             return None
         return apply_picks(self.picks, self.cautious[np.asarray(rows, dtype=int)])
@@ -144,76 +136,6 @@ def select_on_space(c: Combination, model, *, budget: int, top: int, seed: int,
                        picks, cautious)
 
 
-def pick_interval(log_ratios, coverage: float | None = None) -> dict | None:
-    """How the configurations a model picks as fastest really run: from ``log(measured /
-    predicted when picked)`` of the guided rounds' picks, the median (``expected`` =
-    predicted * exp(median)) and split-conformal bounds at ``coverage``, to be applied to
-    the final top picks (both predicted cautiously: the slower of the last two fits). A
-    model's fastest predictions are where it errs low (of thousands of candidates, those it
-    underestimates most rank first), so its interval from random validation rows covers
-    them far less often than it says; the rounds' picks were chosen the same way, by an
-    earlier fit of the same model. None when there are too few picks."""
-    from annpred.model.estimator import conformal_interval
-
-    r = np.asarray(log_ratios, dtype=float)
-    r = r[np.isfinite(r)]
-    iv = conformal_interval(r, PICK_COVERAGE if coverage is None else coverage)
-    if iv is None:
-        return None
-    return {**iv, "median": float(np.median(r)),
-            "method": "split conformal on the guided rounds' picks, log(measured / the "
-                      "slower of the last two fits' predictions when picked)"}
-
-
-def previous_predictions(X, params, previous) -> np.ndarray:
-    """An earlier prediction (``previous``: a frame of the parameters and ``predicted_s``,
-    as ``tune-space --out`` writes it) of each row of ``X``, matched by the tuning
-    parameters; NaN where it has none."""
-    from annpred.data.transfer import COLUMN  # an input, not a tuning parameter
-
-    keys = [p for p in params if p in previous.columns and p != COLUMN]
-    then = dict(zip(map(tuple, previous[keys].to_numpy(dtype=float).tolist()),
-                    previous["predicted_s"].to_numpy(dtype=float)))
-    return np.array([then.get(t, np.nan) for t in
-                     map(tuple, X[keys].to_numpy(dtype=float).tolist())], dtype=float)
-
-
-def picks_since(c: Combination, previous) -> np.ndarray:
-    """log(measured / predicted) of the configurations ``c`` has measured that an earlier
-    prediction covered (then unmeasured): in a partial tuning run, the rounds' picks (see
-    :func:`pick_interval`)."""
-    then = previous_predictions(c.X, c.params, previous)
-    ok = np.isfinite(then)
-    return np.log(c.y[ok] / then[ok])
-
-
-def apply_picks(picks: dict, predicted) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(expected, low, high)`` seconds for picks predicted at ``predicted`` seconds, from a
-    :func:`pick_interval`."""
-    p = np.asarray(predicted, dtype=float)
-    return p * np.exp(picks["median"]), p * np.exp(picks["lo"]), p * np.exp(picks["hi"])
-
-
-def judge_picks(r: SpaceResult, y: np.ndarray) -> dict:
-    """How the top picks of ``r`` ran (``y``: every configuration's runtime): how many of
-    them each interval covers (``None`` where there is no such interval), the median of
-    measured / predicted and of measured / expected, and each interval's width (high / low)."""
-    top = np.asarray(r.top_rows, dtype=int)
-    out = {"top": len(top), "over_predicted": float(np.median(y[top] / r.predicted[top])),
-           "net_covered": None, "net_width": None, "picks_covered": None,
-           "over_expected": None, "picks_width": None, "picks_n": None}
-    if r.low is not None:
-        out["net_covered"] = int(((y[top] >= r.low[top]) & (y[top] <= r.high[top])).sum())
-        out["net_width"] = float(np.median(r.high[top] / r.low[top]))
-    if r.picks is not None:
-        expected, low, high = r.expected(top)
-        out.update(picks_covered=int(((y[top] >= low) & (y[top] <= high)).sum()),
-                   over_expected=float(np.median(y[top] / expected)),
-                   picks_width=float(np.exp(r.picks["hi"] - r.picks["lo"])),
-                   picks_n=int(r.picks["n"]))
-    return out
-
-
 def _interval(model, X):
     """``(low, high, coverage)`` of a fitted network's conformal interval over the rows of
     ``X``, or Nones for a model without one."""
@@ -230,7 +152,7 @@ def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int):
     then the fastest predicted unmeasured configurations. Returns the measured rows and the
     last fit's predictions, log(measured / predicted) of every configuration a round picked
     (predicted by the slower of that round's fit and the one before it, see
-    :func:`pick_interval`), and the last round's predictions."""
+    :func:`annpred.study.picks.pick_interval`), and the last round's predictions."""
     n = len(c.y)
     values = c.X[list(c.params)].to_numpy()
     measured = np.zeros(n, dtype=bool)
