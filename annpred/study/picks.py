@@ -54,9 +54,9 @@ def previous_predictions(X, params, previous) -> np.ndarray:
 
 
 def picks_since(c, previous) -> np.ndarray:
-    """log(measured / predicted) of the configurations ``c`` (a combination) has measured that an earlier
-    prediction covered (then unmeasured): in a partial tuning run, the rounds' picks (see
-    :func:`pick_interval`)."""
+    """log(measured / predicted) of the configurations ``c`` (a combination) has measured
+    that an earlier prediction covered (then unmeasured): in a partial tuning run, the
+    rounds' picks (see :func:`pick_interval`)."""
     then = previous_predictions(c.X, c.params, previous)
     ok = np.isfinite(then)
     return np.log(c.y[ok] / then[ok])
@@ -70,9 +70,10 @@ def apply_picks(picks: dict, predicted) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def judge_picks(r, y: np.ndarray) -> dict:
-    """How the top picks of ``r`` (a :class:`~annpred.study.tunespace.SpaceResult`) ran (``y``: every configuration's runtime): how many of
-    them each interval covers (``None`` where there is no such interval), the median of
-    measured / predicted and of measured / expected, and each interval's width (high / low)."""
+    """How the top picks of ``r`` (a :class:`~annpred.study.tunespace.SpaceResult`) ran
+    (``y``: every configuration's runtime): how many of them each interval covers (``None``
+    where there is no such interval), the median of measured / predicted and of measured /
+    expected, and each interval's width (high / low)."""
     top = np.asarray(r.top_rows, dtype=int)
     out = {"top": len(top), "over_predicted": float(np.median(y[top] / r.predicted[top])),
            "net_covered": None, "net_width": None, "picks_covered": None,
