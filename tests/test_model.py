@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from annpred.model import network
-from annpred.errors import DataError, ModelFormatError
+from annpred.errors import DataError, FewRowsWarning, ModelFormatError
 from annpred.model.estimator import AugmentedNNRegressor
 from annpred.model.schema import load_model, save_model, validate
 
@@ -150,3 +150,26 @@ def test_save_refuses_invalid_and_writes_nothing(tmp_path, fitted):
     with pytest.raises(ModelFormatError):
         save_model(d, tmp_path / "x.json")
     assert not list(tmp_path.iterdir())
+
+
+def test_final_pass_uses_every_row_and_keeps_the_validation_verdict():
+    """refit_iter: after the choices, the chosen network trains on all rows (validation rows
+    included); its squared log error over all rows can only go down (L-BFGS with a line
+    search), and the validation MAPE and interval stay those of the network that was
+    validated."""
+    df, y = synthetic(n=200, seed=5, noise=0.05)
+    kw = dict(complexity="m*n*k", seed=1, loss="mse")
+    base = AugmentedNNRegressor(refit_iter=0, **kw).fit(df, y)
+    final = AugmentedNNRegressor(refit_iter=60, **kw).fit(df, y)
+    sq = lambda m: float(np.mean(np.log(m.predict(df) / y) ** 2))
+    assert sq(final) < sq(base)
+    assert final.val_mape_ == base.val_mape_
+    assert final.interval_ == base.interval_
+    assert final.to_dict()["train"]["refit_iter"] == 60
+    assert "refit_iter" not in base.to_dict()["train"]
+    again = AugmentedNNRegressor.from_dict(json.loads(json.dumps(final.to_dict())))
+    np.testing.assert_allclose(again.predict(df), final.predict(df), rtol=1e-12)
+    # without validation rows there is nothing to fold back in
+    with pytest.warns(FewRowsWarning):
+        tiny = AugmentedNNRegressor(refit_iter=60, **kw).fit(df[:15], y[:15])
+    assert "refit_iter" not in tiny.to_dict()["train"]

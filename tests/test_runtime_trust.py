@@ -12,7 +12,7 @@ import pytest
 
 from annpred import AugmentedNNRegressor
 from annpred.errors import ParameterError
-from annpred.model.estimator import conformal_interval
+from annpred.model.interval import conformal_interval
 from annpred.errors import ModelFormatError
 from annpred.model.schema import load_model, save_model, validate
 from annpred.runtime import caches

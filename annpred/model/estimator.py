@@ -20,42 +20,23 @@ from sklearn.exceptions import NotFittedError
 from annpred.data.rows import version as _version
 from annpred.errors import DataError, FewRowsWarning
 from annpred.model import network
-from annpred.model.features import feature_matrix
+from annpred.model.features import AUTO, feature_matrix, normalise_complexity
+from annpred.model.interval import conformal_interval
 from annpred.model.schema import FORMAT
 from annpred.spec import expr as _expr
 
 
-AUTO = "auto"
 LOSS_AUTO = ("huber", "mse", "mape")  # loss="auto": the first screens, the final fit tries all
+REFIT_ITER = 80  # L-BFGS iterations on all training rows after the choice (dev splits chose)
 
 
-def conformal_interval(residuals: np.ndarray, coverage: float) -> dict | None:
-    """Split-conformal bounds on log(measured / predicted): the ``floor((n+1) a/2)``-th and
-    ``ceil((n+1)(1 - a/2))``-th smallest of ``n`` held-out residuals (a = 1 - coverage),
-    which cover a new point with probability >= coverage when it is exchangeable with the
-    held-out ones. None when ``n`` is too small for that coverage."""
-    if not 0 < coverage < 1:
-        raise DataError(f"coverage must be in (0, 1), got {coverage}")
-    r, a = np.sort(np.asarray(residuals, dtype=float)), 1.0 - coverage
-    n = len(r)
-    k_lo = int(np.floor((n + 1) * a / 2 + 1e-9))  # 1e-9: 1 - 0.9 is 0.0999... in floats
-    k_hi = int(np.ceil((n + 1) * (1 - a / 2) - 1e-9))
-    if n == 0 or k_lo < 1 or k_hi > n:
-        return None
-    return {"nominal": float(coverage), "lo": float(r[k_lo - 1]), "hi": float(r[k_hi - 1]),
-            "n": int(n), "method": "split conformal, log runtime, validation split"}
-
-
-def normalise_complexity(complexity) -> dict[str, str]:
-    if complexity is None:
-        return {}
-    if isinstance(complexity, str) and complexity == AUTO:
-        raise TypeError("complexity='auto' is resolved inside fit")
-    if isinstance(complexity, str):
-        return {"complexity": complexity}
-    if isinstance(complexity, Mapping):
-        return {str(k): str(v) for k, v in complexity.items()}
-    raise TypeError("complexity must be None, an expression string, or a dict name -> expr")
+def _core(att: Mapping, activation: str) -> dict:
+    """The network part of a model file from learned attributes (``layers_``, ...)."""
+    return {"input_transform": list(att["input_transform_"]), "target_transform": "log",
+            "scaler": {"mean": [float(v) for v in att["scaler_mean_"]],
+                       "std": [float(v) for v in att["scaler_std_"]]},
+            "target_scaler": {"mean": att["y_mean_"], "std": att["y_std_"]},
+            "layers": att["layers_"], "skip": att["skip_"], "activation": activation}
 
 
 class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
@@ -111,6 +92,13 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
     max_epochs, patience : int | None
         Iterations (L-BFGS) or epochs (Adam) and early-stopping patience; ``None`` = the
         optimizer's default (L-BFGS 500/50, Adam 3000/300).
+    refit_iter : int
+        Once the validation split has chosen the features, loss, initialisation and stopping
+        point, the chosen network goes on for this many L-BFGS iterations on *all* training
+        rows, validation rows included (default 80; 0 = off, as with Adam), so the rows
+        that chose are not lost to the fit. ``val_mape_`` and the interval are those of the
+        network before this pass (its validation rows were then held out); the interval is
+        therefore a little conservative.
     """
 
     def __init__(self, complexity=None, parameters=None, hidden=None, seed=0,
@@ -118,8 +106,9 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
                  weight_decay=0.0, val_fraction=0.2, n_init=2, input_transform="auto",
                  max_params=network.MAX_PARAMS, steps=None, optimizer="lbfgs", loss="huber",
                  huber_delta=0.1, select_complexity=True, feature_names=None, coverage=0.9,
-                 base_complexity=None, problem_size=None, constants=None):
+                 base_complexity=None, problem_size=None, constants=None, refit_iter=REFIT_ITER):
         self.complexity = complexity
+        self.refit_iter = refit_iter
         self.constants = constants
         self.coverage = coverage
         self.base_complexity = base_complexity
@@ -245,6 +234,8 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
                                              loss=loss)
                 if best is None or fitted["val_mape_"] < best["val_mape_"]:
                     best = fitted
+        if self.refit_iter and n_val and self.optimizer == "lbfgs":
+            best = self._refit_all(_train, df, y, params, best)
         for k, v in best.items():
             setattr(self, k, v)
         self.parameters_ = params
@@ -261,6 +252,20 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         self.data_sha256_ = hashlib.sha256(
             np.ascontiguousarray(np.column_stack([Xf, y])).tobytes()).hexdigest()
         return self
+
+    def _refit_all(self, _train, df, y, params, best: dict) -> dict:
+        """The chosen network after ``refit_iter`` more iterations on every row (same
+        scalers, features and loss; validation MAPE and interval kept from before)."""
+        T = network.transform_inputs(self._feature_matrix(df, params, best["complexity_"]),
+                                     best["input_transform_"])
+        Z = (T - best["scaler_mean_"]) / best["scaler_std_"]
+        t = (np.log(y) - best["y_mean_"]) / best["y_std_"]
+        layers, skip = _train.continue_network(
+            best["layers_"], best["skip_"], self.activation, Z, t, n_iter=self.refit_iter,
+            loss=best["loss_"], target_scale=best["y_std_"], weight_decay=self.weight_decay,
+            huber_delta=(self.huber_delta / best["y_std_"]) if self.huber_delta else None)
+        out = {**best, "layers_": layers, "skip_": skip, "refit_iter_": int(self.refit_iter)}
+        return {**out, "_compiled": network.compile_model(_core(out, self.activation))}
 
     def _auto_complexity(self, _train, df, y, params, base, tr_idx, val_idx) -> dict:
         """``complexity="auto"``: candidates from the columns and structure, kept greedily
@@ -329,11 +334,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
                "y_mean_": y_mean, "y_std_": y_std, "layers_": layers, "skip_": skip,
                "hidden_": hidden, "n_params_": network.count_params(Z.shape[1], hidden, self.skip),
                "n_epochs_": epochs, "loss_": loss or self._loss0()}
-        core = {"input_transform": transforms,
-                "scaler": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
-                "target_scaler": {"mean": y_mean, "std": y_std}, "layers": layers,
-                "skip": skip, "activation": self.activation, "target_transform": "log"}
-        compiled = network.compile_model(core)
+        compiled = network.compile_model(_core(out, self.activation))
         rows = val_idx if n_val else np.arange(len(y))
         pred = network.predict_seconds(Xf[rows], compiled)
         out["_compiled"] = compiled
@@ -372,16 +373,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
 
     # -- serialisation ----------------------------------------------------------------
     def _dict_core(self) -> dict:
-        return {
-            "input_transform": list(self.input_transform_),
-            "target_transform": "log",
-            "scaler": {"mean": [float(v) for v in self.scaler_mean_],
-                       "std": [float(v) for v in self.scaler_std_]},
-            "target_scaler": {"mean": self.y_mean_, "std": self.y_std_},
-            "layers": self.layers_,
-            "skip": self.skip_,
-            "activation": self.activation,
-        }
+        return _core(vars(self), self.activation)
 
     def to_dict(self, kernel="custom", variant="custom", hardware="unknown",
                 extra_train: dict | None = None) -> dict:
@@ -407,6 +399,8 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
                        "data_sha256": self.data_sha256_, "seed": self.seed,
                        "epochs": int(self.n_epochs_), "train_time_s": self.train_time_s_,
                        **({"loss": self.loss_} if getattr(self, "loss_", None) else {}),
+                       **({"refit_iter": self.refit_iter_}
+                          if getattr(self, "refit_iter_", None) else {}),
                        "range": self.train_range_,
                        **({"auto_complexity": self.auto_log_}
                           if getattr(self, "auto_log_", None) else {}),

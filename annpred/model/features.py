@@ -1,5 +1,6 @@
 """The network's raw input matrix: the parameters, then one column per complexity expression
-evaluated over them. One function for training, prediction and the study (numpy only)."""
+evaluated over them. One function for training, prediction and the study (numpy only); and
+the forms a ``complexity`` argument may take."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -8,6 +9,8 @@ import numpy as np
 
 from annpred.errors import DataError
 from annpred.spec import expr as _expr
+
+AUTO = "auto"  # complexity="auto": derived and selected inside the estimator's fit
 
 
 def feature_matrix(columns: Mapping[str, np.ndarray], params: Sequence[str],
@@ -27,3 +30,15 @@ def feature_matrix(columns: Mapping[str, np.ndarray], params: Sequence[str],
         for f in fns:
             cols.append(np.broadcast_to(np.asarray(f(*cols[:len(params)]), dtype=float), (n,)))
     return np.column_stack(cols).astype(float, copy=False) if cols else np.empty((n, 0))
+
+
+def normalise_complexity(complexity) -> dict[str, str]:
+    if complexity is None:
+        return {}
+    if isinstance(complexity, str) and complexity == AUTO:
+        raise TypeError("complexity='auto' is resolved inside fit")
+    if isinstance(complexity, str):
+        return {"complexity": complexity}
+    if isinstance(complexity, Mapping):
+        return {str(k): str(v) for k, v in complexity.items()}
+    raise TypeError("complexity must be None, an expression string, or a dict name -> expr")

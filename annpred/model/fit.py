@@ -228,6 +228,45 @@ def _fit_lbfgs(model, zt, tt, zv, tv, lossf, max_epochs, patience, l2):
     return model, best, epochs
 
 
+def continue_network(layers, skip, activation: str, Z: np.ndarray, t: np.ndarray, *,
+                     n_iter: int, loss: str, huber_delta: float | None = None,
+                     target_scale: float = 1.0, weight_decay: float = 0.0):
+    """``(layers, skip)`` after ``n_iter`` more L-BFGS iterations from the given weights on
+    rows ``Z``, ``t`` (the final pass over all training rows, validation rows included,
+    once the choices are made; nothing is validated here, the length is fixed in advance).
+    A round that makes the loss non-finite is undone and ends the pass."""
+    model = AugmentedMLP.from_weights(layers, skip, activation)
+    lossf = _loss_fn(loss, huber_delta, target_scale)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        zt = torch.tensor(Z, dtype=torch.float64)
+        tt = torch.tensor(t, dtype=torch.float64)
+        opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=_LBFGS_ROUND,
+                                history_size=20, line_search_fn="strong_wolfe",
+                                tolerance_grad=1e-9, tolerance_change=1e-12)
+        hidden_w = [lin.weight for lin in model.linears[:-1]]
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            value = lossf(model(zt), tt)
+            if weight_decay:
+                value = value + weight_decay * sum((w ** 2).sum() for w in hidden_w)
+            value.backward()
+            return value
+
+        for _ in range(max(0, -(-int(n_iter) // _LBFGS_ROUND))):
+            state = copy.deepcopy(model.state_dict())
+            opt.step(closure)
+            with torch.no_grad():
+                if not np.isfinite(float(lossf(model(zt), tt))):
+                    model.load_state_dict(state)
+                    break
+        return model.export()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def torch_predictor(model_dict: dict):
     """``f(X) -> seconds``: the torch forward pass of a saved model, built once (for tests
     and the cost benchmark; the product predicts with :mod:`annpred.model.network`)."""

@@ -28,7 +28,7 @@ def pick_interval(log_ratios, coverage: float | None = None) -> dict | None:
     underestimates most rank first), so its interval from random validation rows covers
     them far less often than it says; the rounds' picks were chosen the same way, by an
     earlier fit of the same model. None when there are too few picks."""
-    from annpred.model.estimator import conformal_interval
+    from annpred.model.interval import conformal_interval
 
     r = np.asarray(log_ratios, dtype=float)
     r = r[np.isfinite(r)]
