@@ -191,8 +191,10 @@ def fit_network(Z_tr: np.ndarray, t_tr: np.ndarray, Z_val: np.ndarray | None,
         torch.set_num_threads(threads)
 
 
-def _fit_lbfgs(model, zt, tt, zv, tv, lossf, max_epochs, patience, l2):
-    """Full-batch L-BFGS; validation every ``_LBFGS_ROUND`` iterations, best state kept."""
+def _lbfgs_rounds(model, zt, tt, lossf, l2):
+    """A function that runs one round (``_LBFGS_ROUND`` iterations) of full-batch L-BFGS on
+    ``lossf`` (+ ``l2`` times the squared hidden weights) and keeps its history between
+    calls."""
     opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=_LBFGS_ROUND, history_size=20,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-9,
                             tolerance_change=1e-12)
@@ -206,13 +208,19 @@ def _fit_lbfgs(model, zt, tt, zv, tv, lossf, max_epochs, patience, l2):
         value.backward()
         return value
 
+    return lambda: opt.step(closure)
+
+
+def _fit_lbfgs(model, zt, tt, zv, tv, lossf, max_epochs, patience, l2):
+    """Full-batch L-BFGS; validation every ``_LBFGS_ROUND`` iterations, best state kept."""
+    step = _lbfgs_rounds(model, zt, tt, lossf, l2)
     with torch.no_grad():
         best = float(lossf(model(zv), tv))
     state, since, epochs = copy.deepcopy(model.state_dict()), 0, 0
     rounds = max(1, -(-max_epochs // _LBFGS_ROUND))
     wait = max(1, -(-patience // _LBFGS_ROUND))
     for r in range(rounds):
-        opt.step(closure)
+        step()
         epochs = (r + 1) * _LBFGS_ROUND
         with torch.no_grad():
             val = float(lossf(model(zv), tv))
@@ -242,22 +250,10 @@ def continue_network(layers, skip, activation: str, Z: np.ndarray, t: np.ndarray
     try:
         zt = torch.tensor(Z, dtype=torch.float64)
         tt = torch.tensor(t, dtype=torch.float64)
-        opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=_LBFGS_ROUND,
-                                history_size=20, line_search_fn="strong_wolfe",
-                                tolerance_grad=1e-9, tolerance_change=1e-12)
-        hidden_w = [lin.weight for lin in model.linears[:-1]]
-
-        def closure():
-            opt.zero_grad(set_to_none=True)
-            value = lossf(model(zt), tt)
-            if weight_decay:
-                value = value + weight_decay * sum((w ** 2).sum() for w in hidden_w)
-            value.backward()
-            return value
-
+        step = _lbfgs_rounds(model, zt, tt, lossf, weight_decay)
         for _ in range(max(0, -(-int(n_iter) // _LBFGS_ROUND))):
             state = copy.deepcopy(model.state_dict())
-            opt.step(closure)
+            step()
             with torch.no_grad():
                 if not np.isfinite(float(lossf(model(zt), tt))):
                     model.load_state_dict(state)
