@@ -5,7 +5,7 @@
 #    CSVs in experiments/results/data/paper_protocol_*.csv are complete; delete them to
 #    measure afresh, about 10 minutes on an idle machine), then analyse
 #    -> experiments/results/paper_protocol.{csv,md}
-# 2. Kernel Tuner cache files in ../shared/data/kernel_tuner/ (about 3 minutes)
+# 2. Kernel Tuner cache files in ../shared/data/kernel_tuner/ (about 20-30 minutes, 10 seeds)
 #    -> experiments/results/foreign.{csv,md}
 # 3. the catalog study on the shipped profiles (about 15 minutes on 2 cores)
 #    -> experiments/results/accuracy.{csv,md}, plots
