@@ -96,7 +96,6 @@ def _product(args) -> int:
     import numpy as np
 
     from annpred.data import kerneltuner as kt
-    from annpred.data import profiles as _data
     from annpred.data import transfer as tr
     from annpred.study import picks as P
     from annpred.study import tunespace as T

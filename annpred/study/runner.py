@@ -32,7 +32,6 @@ import os
 import sys
 import time
 import warnings
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
