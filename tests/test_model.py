@@ -169,6 +169,8 @@ def test_final_pass_uses_every_row_and_keeps_the_validation_verdict():
     assert "refit_iter" not in base.to_dict()["train"]
     again = AugmentedNNRegressor.from_dict(json.loads(json.dumps(final.to_dict())))
     np.testing.assert_allclose(again.predict(df), final.predict(df), rtol=1e-12)
+    with pytest.raises(ValueError, match="refit_iter"):
+        AugmentedNNRegressor(refit_iter=-1, **kw).fit(df, y)
     # without validation rows there is nothing to fold back in
     with pytest.warns(FewRowsWarning):
         tiny = AugmentedNNRegressor(refit_iter=60, **kw).fit(df[:15], y[:15])

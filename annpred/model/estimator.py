@@ -182,6 +182,8 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         from annpred.model import fit as _train  # torch is imported here, never by predict
 
         t0 = time.perf_counter()
+        if not isinstance(self.refit_iter, (int, np.integer)) or self.refit_iter < 0:
+            raise ValueError(f"refit_iter must be an integer >= 0, got {self.refit_iter!r}")
         from sklearn.utils.validation import column_or_1d
 
         df = self._columns(X, reset=True)
