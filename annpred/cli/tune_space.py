@@ -145,7 +145,7 @@ def _product(args) -> int:
     picks = None if previous is None else _previous_picks(c, previous, args.previous,
                                                           sp.coverage)
     if picks is not None:  # cautious: the slower of this prediction and the earlier one
-        cautious = np.fmax(sp.predicted, P.previous_predictions(cand, c.params, previous))
+        cautious = P.cautious(sp.predicted, P.previous_predictions(cand, c.params, previous))
     interval = "" if sp.low is None else f"; the network's {sp.coverage:.0%} interval"
     print(f"top {len(top)} predicted (of the {len(cand):,} not measured; predicted speed-up "
           f"over the best measured{interval}"

@@ -40,6 +40,14 @@ def pick_interval(log_ratios, coverage: float | None = None) -> dict | None:
                       "slower of the last two fits' predictions when picked)"}
 
 
+def cautious(predicted, earlier=None) -> np.ndarray:
+    """The cautious prediction of picks: the slower of ``predicted`` and an ``earlier``
+    prediction of the same configurations (``predicted`` where there is none: ``earlier``
+    None or NaN)."""
+    p = np.asarray(predicted, dtype=float)
+    return p if earlier is None else np.fmax(p, np.asarray(earlier, dtype=float))
+
+
 def previous_predictions(X, params, previous) -> np.ndarray:
     """An earlier prediction (``previous``: a frame of the parameters and ``predicted_s``,
     as ``tune-space --out`` writes it) of each row of ``X``, matched by the tuning

@@ -40,7 +40,7 @@ import numpy as np
 from annpred.errors import FewRowsWarning
 from annpred.study.combos import Combination
 from annpred.study.metrics import mape
-from annpred.study.picks import PICK_COVERAGE, apply_picks, pick_interval
+from annpred.study.picks import PICK_COVERAGE, apply_picks, cautious, pick_interval
 
 STRATEGIES = ("random", "guided")
 GUIDED_ROUNDS = 5  # rounds after the random half
@@ -124,7 +124,7 @@ def select_on_space(c: Combination, model, *, budget: int, top: int, seed: int,
     found = min(c.y[train].min(), c.y[top_rows].min() if top else np.inf)
     low, high, coverage = _interval(model, c.X)
     picks = None if strategy == "random" else pick_interval(picked, coverage or PICK_COVERAGE)
-    cautious = None if strategy == "random" else np.maximum(pred, last)
+    slower = None if strategy == "random" else cautious(pred, last)
     return SpaceResult(name or getattr(model, "name", ""), seed, budget, top,
                        mape(c.y[rest], pred[rest]), float(found / c.y.min()),
                        # random sampling with as many measurements: the first budget of
@@ -133,7 +133,7 @@ def select_on_space(c: Combination, model, *, budget: int, top: int, seed: int,
                        int(ranked[0]),
                        [int(r) for r in top_rows], pred, train,
                        getattr(getattr(model, "model_", None), "complexity_", None), low, high,
-                       picks, cautious)
+                       picks, slower)
 
 
 def _interval(model, X):
@@ -170,8 +170,7 @@ def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int):
         if take <= 0:
             break
         chosen = next_batch(values, c.y, measured, pred, take)
-        cautious = pred if before is None else np.maximum(pred, before)
-        picked.extend(np.log(c.y[chosen] / cautious[chosen]).tolist())
+        picked.extend(np.log(c.y[chosen] / cautious(pred, before)[chosen]).tolist())
         measured[chosen] = True
         left -= len(chosen)
     train = np.flatnonzero(measured)
