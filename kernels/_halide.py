@@ -9,6 +9,12 @@ Schedules here split the innermost (vectorised) dimension with Halide's default 
 (ShiftInwards), which needs every output extent to be at least the split factor. ``prepare``
 therefore allocates outputs padded up to the tile size (and pads inputs with zeros where the
 padded output would read past them); ``run`` returns a view of the valid region.
+
+The catalog's complexity expressions for these variants count the work the schedule does,
+padding included, with ``LANES`` for the vector width: this machine's float32 lanes read
+from its ISA (:func:`annpred.spec.machine.vector_lanes`, no Halide import), which the tests
+hold equal to :func:`lanes`, Halide's own. Data measured on a machine of another vector
+width gets expressions with this machine's, a feature that is still monotone in the work.
 """
 from __future__ import annotations
 
@@ -16,6 +22,9 @@ from typing import Callable
 
 import numpy as np
 
+from annpred.spec.machine import vector_lanes
+
+LANES = vector_lanes()
 _CACHE: dict[str, object] = {}
 
 

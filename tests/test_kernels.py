@@ -163,3 +163,61 @@ def test_torch_conv2d_backend_terms_follow_torch_own_choice():
             assert seen == {0.0, 1.0}  # both paths occur on this grid
     finally:
         torch.set_num_threads(old)
+
+
+def test_vector_lanes_follow_the_isa_and_halide():
+    from annpred.spec.machine import vector_lanes
+
+    assert vector_lanes({"isa": ["sse4_2"]}) == 4
+    assert vector_lanes({"arch": "aarch64", "isa": ["asimd"]}) == 4
+    assert vector_lanes({"isa": ["sse4_2", "avx", "avx2", "fma"]}) == 8
+    assert vector_lanes({"isa": ["avx2", "avx512f"]}) == 16
+    pytest.importorskip("halide")
+    from annpred.kernels import _halide as H
+
+    assert H.LANES == H.lanes()  # what the catalog assumes is what Halide compiles to
+
+
+def _halide_work(kernel, pt):
+    """The work the Halide variant's prepared buffers make it compute (its padded output
+    times the work per output element), from the buffers themselves."""
+    K = KERNELS[kernel]
+    state = K.variant("halide").prepare(K.make_inputs(pt, np.random.default_rng(0)), pt)
+    if kernel == "conv2d":
+        out = state[3]
+        return out.dim(0).extent() * out.dim(1).extent() * out.dim(2).extent() * \
+            pt["c"] * pt["k"] ** 2
+    if kernel == "maxpool":
+        out = state[4]
+        return out.dim(0).extent() * out.dim(1).extent() * out.dim(2).extent() * pt["w"] ** 2
+    # matmul: whole 2-vector x 4-row tiles over the padded operands (larger extents end in
+    # a tile shifted inwards, which recomputes columns/rows: a whole tile's work)
+    from annpred.kernels import _halide as H
+    from annpred.kernels.matmul import _TI
+
+    A, B = state[1], state[2]
+    cols, rows = B.dim(0).extent(), A.dim(1).extent()
+    return (-(-cols // (2 * H.lanes())) * 2 * H.lanes()) * (-(-rows // _TI) * _TI) * pt["k"]
+
+
+@pytest.mark.parametrize("kernel,term", [("conv2d", "macs"), ("maxpool", "window_work"),
+                                         ("matmul", "flops")])
+def test_halide_complexity_counts_the_padded_work(kernel, term):
+    """The main complexity of a Halide variant is the work its schedule computes, padding to
+    whole vectors and tiles included (not the valid output's work)."""
+    pytest.importorskip("halide")
+    from annpred.spec import expr
+
+    K = KERNELS[kernel]
+    text = K.complexity_for("halide")[term]
+    padded = 0
+    for pt in sample_points(K, 12, seed=5):
+        pt = {**pt, "da": 1.0, "db": 1.0} if kernel == "matmul" else pt
+        got = expr.evaluate(text, {k: np.array([v]) for k, v in pt.items()})[0]
+        want = _halide_work(kernel, pt)
+        assert got == pytest.approx(want), (kernel, pt)
+        valid = expr.evaluate(K.complexity_for("halide")[
+            {"conv2d": "valid_macs", "maxpool": "valid_work", "matmul": "valid_flops"}[kernel]],
+            {k: np.array([v]) for k, v in pt.items()})[0]
+        padded += got > valid
+    assert padded > 0  # the sample holds points where padding adds work

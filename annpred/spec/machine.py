@@ -203,6 +203,21 @@ def vector_registers(d: dict | None = None) -> int:
     return 16
 
 
+def vector_lanes(d: dict | None = None) -> int:
+    """float32 lanes of a CPU description's widest vector (default: this one): 16 with
+    AVX-512, 8 with AVX or AVX2, else 4 (SSE, NEON). It is the natural vector size that
+    Halide's host target uses for float32 (the test suite checks the two agree), so the
+    catalog's Halide variants can state how far their schedules pad a row, without importing
+    Halide."""
+    d = this_cpu() if d is None else d
+    isa = set(d.get("isa") or ())
+    if "avx512f" in isa:
+        return 16
+    if {"avx", "avx2"} & isa:
+        return 8
+    return 4
+
+
 def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
