@@ -135,8 +135,9 @@ def _halide_run(s):
 
 
 # The MACs the Halide schedule computes: output rows padded to whole vectors (LANES), filters
-# to a multiple of 4; the valid output's MACs beside them. Development splits (250 + 250
-# points of the pool, 4 seeds, test points never used), NN+C mean MAPE, before -> after:
+# to a multiple of 4; beside them `valid_macs`, the same without the padded output columns.
+# Development splits (250 + 250 points of the pool, 4 seeds, test points never used), NN+C
+# mean MAPE, before -> after:
 # AMD EPYC 1 thread 7.72 -> 2.20%, 2 threads 21.60 -> 21.26%; Intel Xeon 1 thread 11.48 ->
 # 6.74%, 2 threads 49.21 -> 47.81%.
 _HALIDE_COMPLEXITY = {
