@@ -84,6 +84,26 @@ def test_detect_steps_finds_sweeps_in_a_frame():
     assert detect_steps(df.iloc[14:], PARAMS, COMP) == ({}, [])
 
 
+def test_sweeps_fitted_together_give_each_sweep_own_fit():
+    """Detection evaluates the basis of all sweeps at once (one call per complexity
+    function); each sweep's misfit is the one it gets when fitted alone, including sweeps
+    where a column is unusable (here ``k - 70`` is negative at the second sweep's k)."""
+    from annpred.model.steps import _Fit, _chi2, stepped
+
+    rng = np.random.default_rng(11)
+    comp = {**COMP, "shifted": "m*n*(k - 70)"}
+    fns = [(names, expr.compile(t, names)) for t in comp.values()
+           for names in [tuple(expr.free_symbols(t, PARAMS))]]
+    sweeps = [_sweep(lambda x, m=m: 1e-6 + 1e-10 * m * np.ceil(x / 8) * 8 * k,
+                     _xs(rng, 1, 128, 12), 0.01, rng, {"m": m, "k": k})
+              for m, k in ((64, 80), (16, 32), (128, 100))]
+    for period in (1, 4, 8):
+        gs = [stepped(sw.x, period) for sw in sweeps]
+        alone = [_Fit(sw, g, fns) for sw, g in zip(sweeps, gs)]
+        assert _chi2(sweeps, gs, fns) == sum(f.chi2 for f in alone)
+        assert [len(f.keep) for f in alone] == [5, 4, 5]  # "shifted" dropped where k < 70
+
+
 def _kernel():
     return Kernel(name="synthetic_mm", params=[Param(p, "int", 1, 128, "uniform") for p in PARAMS],
                   complexity=dict(COMP), make_inputs=lambda p, rng: {},

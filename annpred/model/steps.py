@@ -118,25 +118,43 @@ class Sweep:
     sigma: np.ndarray  # relative noise per point
 
 
-def _columns(sweep: Sweep, g: np.ndarray, fns) -> list[np.ndarray]:
-    """Raw basis columns [1, x, complexity(x)...] at (stepped) values ``g``."""
-    cols = [np.ones_like(g), g]
+def _columns(sweeps: Sequence[Sweep], gs: Sequence[np.ndarray], fns) -> list[tuple]:
+    """Raw basis columns [1, x, complexity(x)...] of each sweep at its (stepped) values
+    ``gs[i]``, with the indices of the columns usable there (finite and non-negative on all
+    of the sweep's points). Every complexity function is evaluated once over all the sweeps'
+    points (the other parameters held at each sweep's fixed values), not once per sweep: a
+    tuning space holds hundreds of sweeps, each tried at every candidate period."""
+    lengths = [len(g) for g in gs]
+    G = np.concatenate([np.asarray(g, dtype=float) for g in gs])
+    cols = [np.ones_like(G), G]
     for names, fn in fns:
-        vals = [g if n == sweep.param else np.full_like(g, float(sweep.fixed[n])) for n in names]
+        vals = [G if n == sweeps[0].param else
+                np.repeat([float(sw.fixed[n]) for sw in sweeps], lengths) for n in names]
         with np.errstate(all="ignore"):
-            cols.append(np.broadcast_to(np.asarray(fn(*vals), dtype=float), g.shape))
-    return cols
+            cols.append(np.broadcast_to(np.asarray(fn(*vals), dtype=float), G.shape))
+    bounds = np.cumsum([0, *lengths])
+    with np.errstate(invalid="ignore"):
+        usable = np.logical_and.reduceat(
+            np.column_stack([np.isfinite(c) & (c >= 0) for c in cols]), bounds[:-1], axis=0)
+    return [([c[a:b] for c in cols], [int(j) for j in np.flatnonzero(ok)])
+            for a, b, ok in zip(bounds[:-1], bounds[1:], usable)]
+
+
+def _chi2(sweeps: Sequence[Sweep], gs: Sequence[np.ndarray], fns) -> float:
+    """The summed misfit of the sweeps' fits at values ``gs``."""
+    return sum(_Fit(sw, g, fns, basis).chi2
+               for sw, g, basis in zip(sweeps, gs, _columns(sweeps, gs, fns)))
 
 
 class _Fit:
-    """Noise-weighted non-negative least squares of a sweep on the basis at ``g``."""
+    """Noise-weighted non-negative least squares of a sweep on the basis at ``g`` (``basis``:
+    its :func:`_columns` entry, when the caller has it)."""
 
-    def __init__(self, sweep: Sweep, g: np.ndarray, fns):
+    def __init__(self, sweep: Sweep, g: np.ndarray, fns, basis=None):
         from scipy.optimize import nnls
 
         self.sweep, self.fns = sweep, fns
-        cols = _columns(sweep, g, fns)
-        self.keep = [i for i, c in enumerate(cols) if np.all(np.isfinite(c)) and np.all(c >= 0)]
+        cols, self.keep = _columns([sweep], [g], fns)[0] if basis is None else basis
         X = np.column_stack([cols[i] for i in self.keep])
         scale = np.abs(X).max(axis=0)
         self.scale = np.where(scale > 0, scale, 1.0)
@@ -146,7 +164,7 @@ class _Fit:
         self.chi2 = float(np.sum(((sweep.t - X @ self.coef) * w) ** 2))
 
     def predict(self, g: np.ndarray) -> np.ndarray:
-        cols = _columns(self.sweep, np.asarray(g, dtype=float), self.fns)
+        cols, _ = _columns([self.sweep], [g], self.fns)[0]
         X = np.column_stack([cols[i] for i in self.keep]) / self.scale
         return X @ self.coef
 
@@ -172,14 +190,14 @@ def detect_period(sweeps: Sequence[Sweep], complexity: Mapping[str, str] | None 
             fns.append((names, _expr.compile(text, names)))
     x_lo = min(float(np.min(s.x)) for s in sweeps)
     x_hi = max(float(np.max(s.x)) for s in sweeps)
-    chi0 = sum(_Fit(s, s.x.astype(float), fns).chi2 for s in sweeps)
+    chi0 = _chi2(sweeps, [s.x.astype(float) for s in sweeps], fns)
     top = int(min(max_period, (x_hi - x_lo) / min_edges))
     chis = {}
     for period in range(2, top + 1):
         # at least min_edges plateau edges (multiples of the period) inside some sweep
         if max(_edges_inside(s.x, period) for s in sweeps) < min_edges:
             continue
-        chis[period] = sum(_Fit(s, stepped(s.x, period), fns).chi2 for s in sweeps)
+        chis[period] = _chi2(sweeps, [stepped(s.x, period) for s in sweeps], fns)
     if not chis:
         return StepFit(name, None, chi0, chi0, n, len(sweeps), 0, "sweep too short for steps")
     chi_best = min(chis.values())
