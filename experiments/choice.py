@@ -195,6 +195,14 @@ def main(argv=None) -> int:
 
     kernels = a.kernels or sorted({k for k, v, h in pred.combinations()
                                    if h in here and k in catalog()})
+    if not kernels:
+        have = sorted({h for _, _, h in pred.combinations()})
+        print(f"choice.py: {models} holds no catalog models of this machine ({', '.join(sorted(here))}); "
+              f"it has {', '.join(have) or 'none'}. Train models on this machine first "
+              "(`annpred quickstart` trains matmul and blur; `annpred profile KERNEL` and "
+              "`annpred train` any kernel) and pass their directory with --models",
+              file=sys.stderr)
+        return 2
     per_kernel = math.ceil(a.calls / len(kernels))
     t0 = time.time()
     points_path = work / "choice_points.json"
