@@ -197,8 +197,9 @@ def main(argv=None) -> int:
                                    if h in here and k in catalog()})
     if not kernels:
         have = sorted({h for _, _, h in pred.combinations()})
-        print(f"choice.py: {models} holds no catalog models of this machine ({', '.join(sorted(here))}); "
-              f"it has {', '.join(have) or 'none'}. Train models on this machine first "
+        print(f"choice.py: {models} holds no catalog models of this machine "
+              f"({', '.join(sorted(here))}); it has {', '.join(have) or 'none'}. "
+              "Train models on this machine first "
               "(`annpred quickstart` trains matmul and blur; `annpred profile KERNEL` and "
               "`annpred train` any kernel) and pass their directory with --models",
               file=sys.stderr)
