@@ -4,6 +4,7 @@ importing the catalog does not import torch or halide."""
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 import sys
 
@@ -172,6 +173,13 @@ def test_vector_lanes_follow_the_isa_and_halide():
     assert vector_lanes({"arch": "aarch64", "isa": ["asimd"]}) == 4
     assert vector_lanes({"isa": ["sse4_2", "avx", "avx2", "fma"]}) == 8
     assert vector_lanes({"isa": ["avx2", "avx512f"]}) == 16
+    # the host's lanes, whatever machine ANNPRED_MACHINE emulates (even a broken one): the
+    # catalog imports without the machine description
+    code = ("import annpred.spec.catalog as c; c.kernels(); "
+            "from annpred.kernels import _halide as H; print(H.LANES)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, env={**os.environ, "ANNPRED_MACHINE": "/nonexistent.json"})
+    assert int(out.stdout) == vector_lanes()
     pytest.importorskip("halide")
     from annpred.kernels import _halide as H
 

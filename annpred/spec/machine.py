@@ -117,14 +117,19 @@ def _int(text: str | None) -> int | None:
         return None
 
 
+def _isa(info: dict[str, str]) -> list[str]:
+    """The ISA extensions of :data:`ISA` among a /proc/cpuinfo block's flags."""
+    flags = set((info.get("flags") or info.get("features") or "").split())
+    return [f for f in ISA if f in flags]
+
+
 def describe_cpu(info: dict[str, str], caches: dict[str, int], ghz: float | None,
                  cores: int, arch: str) -> dict:
     """A machine object from raw readings (pure: tests feed it other machines)."""
     vendor_raw = info.get("vendor_id", info.get("cpu implementer", ""))
     vendor = {"GenuineIntel": "intel", "AuthenticAMD": "amd", "0x41": "arm",
               "0x61": "apple"}.get(vendor_raw, vendor_raw.lower() or "unknown")
-    flags = set((info.get("flags") or info.get("features") or "").split())
-    isa = [f for f in ISA if f in flags]
+    isa = _isa(info)
     siblings, per_socket = _int(info.get("siblings")), _int(info.get("cpu cores"))
     tpc = siblings // per_socket if siblings and per_socket else 1
     d = {"format": FORMAT, "device": "cpu", "arch": arch, "vendor": vendor,
@@ -204,13 +209,13 @@ def vector_registers(d: dict | None = None) -> int:
 
 
 def vector_lanes(d: dict | None = None) -> int:
-    """float32 lanes of a CPU description's widest vector (default: this one): 16 with
-    AVX-512, 8 with AVX or AVX2, else 4 (SSE, NEON). It is the natural vector size that
-    Halide's host target uses for float32 (the test suite checks the two agree), so the
-    catalog's Halide variants can state how far their schedules pad a row, without importing
-    Halide."""
-    d = this_cpu() if d is None else d
-    isa = set(d.get("isa") or ())
+    """float32 lanes of a CPU description's widest vector: 16 with AVX-512, 8 with AVX or
+    AVX2, else 4 (SSE, NEON). It is the natural vector size that Halide's host target uses
+    for float32 (the test suite checks the two agree), so the catalog's Halide variants can
+    state how far their schedules pad a row, without importing Halide. The default is the
+    host's own flags, read from /proc/cpuinfo alone: Halide compiles for the host whatever
+    ``ANNPRED_MACHINE`` describes, and the catalog's import stays independent of it."""
+    isa = set(d.get("isa") or ()) if d is not None else set(_isa(_cpuinfo()))
     if "avx512f" in isa:
         return 16
     if {"avx", "avx2"} & isa:
