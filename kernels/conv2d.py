@@ -140,10 +140,12 @@ def _halide_run(s):
 # mean MAPE, before -> after:
 # AMD EPYC 1 thread 7.72 -> 2.20%, 2 threads 21.60 -> 21.26%; Intel Xeon 1 thread 11.48 ->
 # 6.74%, 2 threads 49.21 -> 47.81%.
+_MACS = "f*c*k**2*(n-k+1)**2"
+_MEMORY = "c*n**2 + f*c*k**2 + f*(n-k+1)**2"
 _HALIDE_COMPLEXITY = {
     "macs": f"4*ceiling(f/4)*c*k**2*(n-k+1)*{H.LANES}*ceiling((n-k+1)/{H.LANES})",
     "valid_macs": "4*ceiling(f/4)*c*k**2*(n-k+1)**2",
-    "memory": "c*n**2 + f*c*k**2 + f*(n-k+1)**2"}
+    "memory": _MEMORY}
 
 KERNEL = Kernel(
     name="conv2d",
@@ -155,7 +157,7 @@ KERNEL = Kernel(
         Param("c", "int", 1, 16, "log", description="input channels"),
         Param("f", "int", 1, 16, "log", description="filters (output channels)"),
     ],
-    complexity={"macs": "f*c*k**2*(n-k+1)**2", "memory": "c*n**2 + f*c*k**2 + f*(n-k+1)**2"},
+    complexity={"macs": _MACS, "memory": _MEMORY},
     constraint=_constraint,
     make_inputs=make_inputs,
     reference=reference,
@@ -165,13 +167,12 @@ KERNEL = Kernel(
     variants=[
         Variant("numpy", run=_np_run, prepare=_np_prepare,
                 description="im2col (sliding_window_view copy) + BLAS matmul",
-                complexity={"macs": "f*c*k**2*(n-k+1)**2", "im2col": "c*k**2*(n-k+1)**2"}),
+                complexity={"macs": _MACS, "im2col": "c*k**2*(n-k+1)**2"}),
         Variant("scipy", run=_scipy_run, prepare=_scipy_prepare,
                 description="scipy.signal.correlate(mode='valid', method='auto') per filter"),
         Variant("torch", run=_torch_run, prepare=_torch_prepare("cpu"), to_numpy=T.to_numpy,
                 description="torch.nn.functional.conv2d on CPU",
-                complexity={"macs": "f*c*k**2*(n-k+1)**2",
-                            "memory": "c*n**2 + f*c*k**2 + f*(n-k+1)**2",
+                complexity={"macs": _MACS, "memory": _MEMORY,
                             "mkldnn": TORCH_MKLDNN, "mkldnn_mt": TORCH_MKLDNN_MT}),
         Variant("halide", run=_halide_run, prepare=_halide_prepare,
                 description="Halide: vector x 4-filter register tiles, reduction inside, "

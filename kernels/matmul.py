@@ -75,7 +75,7 @@ _DENSE = {"flops": "m*n*k", "memory": "m*k + k*n + m*n"}
 # AMD EPYC 1 thread 7.55 -> 3.91%, 2 threads 16.23 -> 14.38%; Intel Xeon 1 thread 16.54 ->
 # 11.90%, 2 threads 41.79 -> 41.07%.
 _HALIDE = {"flops": f"{2 * H.LANES}*ceiling(n/{2 * H.LANES})*{_TI}*ceiling(m/{_TI})*k",
-           "valid_flops": "m*n*k", "memory": "m*k + k*n + m*n"}
+           "valid_flops": _DENSE["flops"], "memory": _DENSE["memory"]}
 _DENSE_PARAMS = ("m", "n", "k")  # a dense product's runtime does not depend on the densities
 
 def _budget(p):
