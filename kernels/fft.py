@@ -75,6 +75,20 @@ _SCIPY_COMPLEXITY = {  # the kernel's terms, vector_passes second
     **_COMPLEXITY,
 }
 
+# torch's CPU FFT calls MKL, which runs the power-of-two factor of a length in vectorised
+# radix-2^k passes and is comparatively slow on odd lengths: against scipy.fft (pocketfft)
+# on the same batch, torch took 1.3-2.5x as long at odd n and about as long from 4 x odd n on
+# (AMD EPYC, 1 thread, n = 343..1331 times 1, 2, 4, 8, 16). fftcost(n), after pocketfft's
+# planner, prices a radix-2 pass like the rest, so the network gets the radix-2 work beside
+# it (it learns what a power-of-two pass saves). Before it, the log residual of the 1-thread
+# AMD profile by twos(n) (n >= 256) ran from +0.10 at odd n to -0.31 at 16 x odd n.
+# Development splits (experiments/dev_splits.py protocol, 4 seeds), NN+C mean MAPE: AMD
+# EPYC 1 thread 14.11 -> 9.99%, 2 threads 23.40 -> 20.92%; Intel Xeon (87 training points
+# of its 175-point pool) 1 thread 45.56 -> 45.96%, 2 threads 42.23 -> 42.02% (its residuals there are
+# 0.5-0.9 in log at every size: noise this term cannot explain).
+_TORCH_COMPLEXITY = {"fft_cost": _COMPLEXITY["fft_cost"], "radix2_work": "b*n*(1 + twos(n))",
+                     **_COMPLEXITY}
+
 KERNEL = Kernel(
     name="fft",
     description="Batched complex-to-complex FFT of b complex64 signals of length n (any "
@@ -102,7 +116,7 @@ KERNEL = Kernel(
         Variant("scipy", run=_scipy_run, description="scipy.fft.fft (pocketfft C++, complex64)",
                 complexity=_SCIPY_COMPLEXITY),
         Variant("torch", run=_torch_run, prepare=_torch_prepare("cpu"), to_numpy=T.to_numpy,
-                description="torch.fft.fft on CPU"),
+                description="torch.fft.fft on CPU (MKL)", complexity=_TORCH_COMPLEXITY),
         Variant("torch_cuda", run=_torch_run, prepare=_torch_prepare("cuda"),
                 to_numpy=T.to_numpy, device="cuda", available=T.cuda_available,
                 sync=T.cuda_sync, description="torch.fft.fft (cuFFT) on the GPU"),

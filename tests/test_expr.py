@@ -22,6 +22,9 @@ from annpred.errors import ExpressionError
     ("sopfr(n)", {"n": 1024}, 20),
     ("lpf(n)", {"n": 9127}, 9127),
     ("lpf(n) + sopfr(m)", {"n": 360, "m": 1}, 5),
+    ("twos(n)", {"n": 96}, 5),  # 96 = 2^5 * 3
+    ("twos(n)", {"n": 7}, 0),
+    ("twos(n) + twos(m)", {"n": 1, "m": 2**30}, 30),
     ("fftcost(n)", {"n": 1024}, 1024 * 10),  # 4^5: five radix-4 passes at 2 each, n*log2(n)
     ("fftcost(n)", {"n": 60}, 60 * (2 + 3 + 5)),  # 4*3*5: mixed radix
     ("fftcost(n)", {"n": 77}, 77 * 1.1 * (7 + 11)),  # lpf 11 > sqrt(77), radix still cheaper
@@ -101,6 +104,13 @@ def test_fftcost_is_the_cheaper_plan_and_never_quadratic_in_a_prime():
         c = expr.evaluate("fftcost(n)", {"n": np.array([float(p)])})[0]
         assert c < 3 * 4 * p * np.log2(4 * p) * 2 and c < 0.2 * p * p
     assert float(expr.parse("fftcost(1024)")) == 10240.0
+
+
+def test_twos_divides_exactly():
+    ns = np.arange(1, 5000, dtype=float)
+    t = expr.evaluate("twos(n)", {"n": ns}).astype(int)
+    assert np.all(ns % 2.0**t == 0) and np.all(ns % 2.0**(t + 1) != 0)
+    assert float(expr.parse("twos(3145728)")) == 20.0  # 3 * 2^20
 
 
 def test_c_code_of_expression():

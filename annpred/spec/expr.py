@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from annpred.errors import ExpressionError
-from annpred.spec.numbertheory import C_NAMES, C_SUPPORT, NUMPY, fftcost, lpf, sopfr
+from annpred.spec.numbertheory import C_NAMES, C_SUPPORT, NUMPY, fftcost, lpf, sopfr, twos
 
 MAX_LENGTH = 2000
 MAX_CONST_EXPONENT = 16
@@ -81,6 +81,7 @@ FUNCTIONS: dict[str, Callable] = {
     "floor": _fixed("floor", 1, sp.floor),
     "sopfr": _fixed("sopfr", 1, lambda x: sopfr(x)),
     "lpf": _fixed("lpf", 1, lambda x: lpf(x)),
+    "twos": _fixed("twos", 1, lambda x: twos(x)),
     "fftcost": _fixed("fftcost", 1, lambda x: fftcost(x)),
 }
 
