@@ -69,19 +69,25 @@ def _halide_run(s):
 
 
 _DENSE = {"flops": "m*n*k", "memory": "m*k + k*n + m*n"}
-# The BLAS behind numpy (OpenBLAS) and torch (MKL) runs the columns of B and C (n, the
-# contiguous dimension) 4 at a time and the last n mod 4 one by one, so a product's cost
-# follows the column passes, floor(n/4) + n mod 4, not n: n = 4q + 3 costs about as much as
-# 4q + 6. Found in the residuals (pool points only) of a cross-validated tree model on the
-# sizes and the terms above: the log residual rose from -0.15 at n = 0 mod 16 to +0.11 at
-# 15 mod 16 on AMD torch, 1 thread, in steps within each 4. Passes with wider first groups
-# (16, then 4, then 1) were no better. Development splits (experiments/dev_splits.py, 4
-# seeds, test points never used), NN+C mean MAPE before -> after: AMD EPYC 1 thread numpy
-# 5.85 -> 5.45%, torch 9.99 -> 6.01%; 2 threads numpy 14.05 -> 13.92%, torch 26.15 ->
-# 25.75%; Intel Xeon 1 thread numpy 11.61 -> 11.46%, torch 13.58 -> 13.33%; 2 threads numpy
-# 17.91 -> 15.58%, torch 47.19 -> 45.32%.
-_BLAS = {"flops": _DENSE["flops"], "column_passes": "m*k*(floor(n/4) + n - 4*floor(n/4))",
-         "memory": _DENSE["memory"]}
+# BLAS kernels compute the result in register tiles and finish each dimension's remainder
+# with narrower edge kernels, so a product's cost follows the passes over a dimension, e.g.
+# floor(n/4) + n mod 4 for groups of 4, not n: n = 4q + 3 costs about as much as 4q + 6.
+# Found in the residuals (pool points only) of a cross-validated tree model on the sizes and
+# the terms above: on AMD, torch, 1 thread, the log residual rose from -0.15 at n = 0 mod 16
+# to +0.11 at 15 mod 16, in steps within each 4 (passes with wider first groups, 16 then 4,
+# were no better). torch (MKL) shows it along n, the contiguous dimension of B and C; numpy
+# (OpenBLAS, whose sgemm kernel here is 16 x 4) along both n and m. Development splits
+# (experiments/dev_splits.py, 4 seeds, test points never used), NN+C mean MAPE, none ->
+# n passes -> n and m passes:
+#   numpy: AMD EPYC 1 thread 5.85 -> 5.45 -> 4.31%, 2 threads 14.05 -> 13.92 -> 13.80%;
+#          Intel Xeon 1 thread 11.61 -> 11.46 -> 10.99%, 2 threads 17.91 -> 15.58 -> 18.47%
+#          (87 training points of a 175-point pool, two-pass floors of 20-60%)
+#   torch: AMD EPYC 1 thread 9.99 -> 6.01 -> 6.11%, 2 threads 26.15 -> 25.75 -> 26.08%;
+#          Intel Xeon 1 thread 13.58 -> 13.33 -> 13.58%, 2 threads 47.19 -> 45.32 -> 45.84%
+_COLUMN_PASSES = "m*k*(floor(n/4) + n - 4*floor(n/4))"
+_MKL = {"flops": _DENSE["flops"], "column_passes": _COLUMN_PASSES, "memory": _DENSE["memory"]}
+_OPENBLAS = {"flops": _DENSE["flops"], "column_passes": _COLUMN_PASSES,
+             "row_passes": "n*k*(floor(m/4) + m - 4*floor(m/4))", "memory": _DENSE["memory"]}
 # The flops the Halide schedule computes: whole 2-vector x 4-row tiles (its inputs are padded
 # to one tile, larger extents end in a shifted-inwards tile). Development splits (250 + 250
 # points of the pool, 4 seeds, test points never used), NN+C mean MAPE, before -> after:
@@ -115,9 +121,9 @@ KERNEL = Kernel(
     atol=1e-3,
     defaults={"da": 1.0, "db": 1.0},  # dense operands unless said otherwise
     variants=[
-        Variant("numpy", run=product_run, description="numpy @ (BLAS sgemm)", complexity=_BLAS, params=_DENSE_PARAMS),
+        Variant("numpy", run=product_run, description="numpy @ (BLAS sgemm)", complexity=_OPENBLAS, params=_DENSE_PARAMS),
         Variant("torch", run=product_run, prepare=torch_product_prepare("A", "B", "cpu"), to_numpy=T.to_numpy,
-                description="torch.matmul on CPU", complexity=_BLAS, params=_DENSE_PARAMS),
+                description="torch.matmul on CPU (MKL)", complexity=_MKL, params=_DENSE_PARAMS),
         Variant("halide", run=_halide_run, prepare=_halide_prepare,
                 description="Halide: 2-vector x 4-row register tiles, vectorised, "
                             "row blocks parallel", complexity=_HALIDE, params=_DENSE_PARAMS),

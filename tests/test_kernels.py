@@ -229,3 +229,24 @@ def test_halide_complexity_counts_the_padded_work(kernel, term):
             {k: np.array([v]) for k, v in pt.items()})[0]
         padded += got > valid
     assert padded > 0  # the sample holds points where padding adds work
+
+
+@pytest.mark.parametrize("kernel,variant,term,size,rest", [
+    ("matmul", "numpy", "column_passes", "n", {"m": 5, "k": 7}),
+    ("matmul", "numpy", "row_passes", "m", {"n": 5, "k": 7}),
+    ("matmul", "torch", "column_passes", "n", {"m": 5, "k": 7}),
+    ("conv2d", "numpy", "filter_passes", "f", {"n": 9, "k": 3, "c": 2}),
+])
+def test_blas_pass_terms_count_groups_of_four_and_the_rest_one_by_one(kernel, variant, term,
+                                                                      size, rest):
+    """A BLAS edge: a dimension of 4q + r takes q passes of 4 and r single ones, so 4q + 3
+    costs more passes than 4q + 4 (a padded or plain count would order them the other way)."""
+    from annpred.spec import expr
+
+    text = KERNELS[kernel].complexity_for(variant)[term]
+    per = rest["m" if size == "n" else "n"] * rest["k"] if kernel == "matmul" else (
+        rest["c"] * rest["k"] ** 2 * (rest["n"] - rest["k"] + 1) ** 2)
+    for v in range(1, 17):
+        got = expr.evaluate(text, {size: np.array([float(v)]),
+                                   **{k: np.array([float(x)]) for k, x in rest.items()}})[0]
+        assert got == per * (v // 4 + v % 4), (term, v)
