@@ -235,6 +235,7 @@ def test_halide_complexity_counts_the_padded_work(kernel, term):
     ("matmul", "numpy", "column_passes", "n", {"m": 5, "k": 7}),
     ("matmul", "numpy", "row_passes", "m", {"n": 5, "k": 7}),
     ("matmul", "torch", "column_passes", "n", {"m": 5, "k": 7}),
+    ("matvec", "numpy", "column_passes", "n", {"m": 5}),
     ("conv2d", "numpy", "filter_passes", "f", {"n": 9, "k": 3, "c": 2}),
 ])
 def test_blas_pass_terms_count_groups_of_four_and_the_rest_one_by_one(kernel, variant, term,
@@ -244,8 +245,9 @@ def test_blas_pass_terms_count_groups_of_four_and_the_rest_one_by_one(kernel, va
     from annpred.spec import expr
 
     text = KERNELS[kernel].complexity_for(variant)[term]
-    per = rest["m" if size == "n" else "n"] * rest["k"] if kernel == "matmul" else (
-        rest["c"] * rest["k"] ** 2 * (rest["n"] - rest["k"] + 1) ** 2)
+    per = {"matmul": lambda: rest["m" if size == "n" else "n"] * rest["k"],
+           "matvec": lambda: rest["m"],
+           "conv2d": lambda: rest["c"] * rest["k"] ** 2 * (rest["n"] - rest["k"] + 1) ** 2}[kernel]()
     for v in range(1, 17):
         got = expr.evaluate(text, {size: np.array([float(v)]),
                                    **{k: np.array([float(x)]) for k, x in rest.items()}})[0]
