@@ -139,6 +139,34 @@ def test_auto_finds_the_step_feature_and_beats_the_plain_network():
     assert np.allclose(back.predict(Xt), auto.predict(Xt))
 
 
+def test_edge_candidates_only_for_integer_sizes_off_the_group():
+    cols = {"n": np.array([5., 8, 13, 64]), "b": np.array([4., 8, 16, 32]),
+            "x": np.array([0.5, 1.5, 2.5, 3.5])}
+    c = A.edge_candidates(cols, ["n", "b", "x"])
+    assert list(c) == ["edge4(n)"]  # b is always a multiple of 4, x is not an integer
+    got = A.feature_matrix(cols, ["n", "b", "x"], [c["edge4(n)"]])[:, -1]
+    assert np.allclose(got, [(1 + 1) / 5, 2 / 8, (3 + 1) / 13, 16 / 64])
+
+
+def _edged(n=300, seed=0):
+    """A product whose columns run in groups of 4 and the remainder one by one."""
+    rng = np.random.default_rng(seed)
+    m, k, c = (rng.integers(8, 512, n).astype(float) for _ in range(3))
+    y = 1e-9 * m * k * (np.floor(c / 4) + c % 4) * (1 + 0.005 * rng.standard_normal(n))
+    return pd.DataFrame({"m": m, "k": k, "c": c}), y
+
+
+def test_auto_finds_the_edge_passes():
+    X, y = _edged()
+    Xt, yt = _edged(400, seed=1)
+    auto = AugmentedNNRegressor(complexity="auto", base_complexity={"flops": "m*k*c"},
+                                seed=0).fit(X, y)
+    plain = AugmentedNNRegressor(complexity={"flops": "m*k*c"}, seed=0).fit(X, y)
+    assert any("floor(c/4)" in t for t in auto.complexity_.values()), auto.complexity_
+    err = lambda m: np.mean(np.abs(m.predict(Xt) - yt) / yt)
+    assert err(auto) < 0.5 * err(plain)
+
+
 def test_auto_keeps_the_base_and_is_a_clonable_parameter():
     X, y = _tiled(120)
     est = AugmentedNNRegressor(complexity="auto", base_complexity={"tiles": "m/bm"},

@@ -11,7 +11,10 @@ Candidates (sympy text over the parameter names, see :func:`candidates`):
   dimension ends in a partial block, and the distance of block and tile extents from a
   power of two (``2**ceiling(log2(e))/e`` and a 0/1 indicator);
 * products, ratios and ``ceiling(a/b)`` of pairs of size-like (positive, varying) columns,
-  and the padding ``ceiling(a/b)*b/a`` where ``b`` is named like a tile or block.
+  and the padding ``ceiling(a/b)*b/a`` where ``b`` is named like a tile or block;
+* edge passes of integer sizes, ``(floor(a/4) + a mod 4)/a``: kernels that run a dimension
+  in groups of 4 and the remainder one by one (BLAS edge kernels; the catalog's
+  ``column_passes`` of matmul/numpy are this times the flops).
 
 Selection (:func:`select`) screens every candidate with a cheap model (least squares of the
 log runtime on the log inputs plus the candidate, scored on the validation rows) and then
@@ -186,13 +189,33 @@ def pair_candidates(columns: Mapping[str, np.ndarray], params: Sequence[str],
     return out
 
 
+EDGE_GROUP = 4  # SIMD/BLAS kernels run a dimension in groups, the remainder one by one
+
+
+def edge_candidates(columns: Mapping[str, np.ndarray], params: Sequence[str]) -> dict:
+    """For each integer size column ``a`` not always a multiple of the group: the passes a
+    kernel makes over it per element, ``(floor(a/4) + a mod 4)/a`` (groups of 4, then the
+    remainder one by one, as BLAS edge kernels and batched FFTs do; with log inputs the
+    network multiplies it into the work)."""
+    out = {}
+    g = EDGE_GROUP
+    for a in params:
+        v = np.asarray(columns[a], float)
+        v = v[np.isfinite(v)]
+        if not _sizelike(a, v) or not np.allclose(v, np.round(v)) or np.all(v % g == 0):
+            continue
+        out[f"edge{g}({a})"] = f"(floor({a}/{g}) + {a} - {g}*floor({a}/{g}))/{a}"
+    return out
+
+
 def candidates(columns: Mapping[str, np.ndarray], params: Sequence[str],
                problem_size: Sequence[float] = (), base: Mapping[str, str] | None = None,
                constants: Mapping[str, float] | None = None) -> dict[str, str]:
     """Every candidate expression (name -> sympy text) whose values are finite and vary."""
     raw = {**{f"catalog:{k}": v for k, v in (base or {}).items()},
            **structure_candidates(params, problem_size, constants),
-           **pair_candidates(columns, params)}
+           **pair_candidates(columns, params),
+           **edge_candidates(columns, params)}
     out, seen = {}, []
     for name, text in raw.items():
         col = _column_if_varies(columns, params, text)
