@@ -146,6 +146,8 @@ def test_edge_candidates_only_for_integer_sizes_off_the_group():
     assert list(c) == ["edge4(n)"]  # b is always a multiple of 4, x is not an integer
     got = A.feature_matrix(cols, ["n", "b", "x"], [c["edge4(n)"]])[:, -1]
     assert np.allclose(got, [(1 + 1) / 5, 2 / 8, (3 + 1) / 13, 16 / 64])
+    # sizes from 53 up leave the ratio in 0.25-0.29: no candidate (it would extrapolate)
+    assert A.edge_candidates({"n": np.array([53., 61, 99, 4001])}, ["n"]) == {}
 
 
 def _edged(n=300, seed=0):

@@ -190,19 +190,26 @@ def pair_candidates(columns: Mapping[str, np.ndarray], params: Sequence[str],
 
 
 EDGE_GROUP = 4  # SIMD/BLAS kernels run a dimension in groups, the remainder one by one
+EDGE_SMALL = 4 * EDGE_GROUP  # edge candidates need data down to this size (see below)
 
 
 def edge_candidates(columns: Mapping[str, np.ndarray], params: Sequence[str]) -> dict:
     """For each integer size column ``a`` not always a multiple of the group: the passes a
     kernel makes over it per element, ``(floor(a/4) + a mod 4)/a`` (groups of 4, then the
     remainder one by one, as BLAS edge kernels and batched FFTs do; with log inputs the
-    network multiplies it into the work)."""
+    network multiplies it into the work).
+
+    Only for columns whose data reach small sizes (at most ``EDGE_SMALL``): the ratio is
+    1/4 + O(1/a), so on sizes from 53 up it spans 0.25-0.29 and the slope fitted there
+    extrapolates wildly to a size of 5 (ratio 0.4: a test point of the paper protocol's
+    matvec/sparse, predicted 1,157x too slow)."""
     out = {}
     g = EDGE_GROUP
     for a in params:
         v = np.asarray(columns[a], float)
         v = v[np.isfinite(v)]
-        if not _sizelike(a, v) or not np.allclose(v, np.round(v)) or np.all(v % g == 0):
+        if not _sizelike(a, v) or not np.allclose(v, np.round(v)) or np.all(v % g == 0) \
+                or v.min() > EDGE_SMALL:
             continue
         out[f"edge{g}({a})"] = f"(floor({a}/{g}) + {a} - {g}*floor({a}/{g}))/{a}"
     return out
