@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from annpred.spec.expr import group_passes
 from annpred.spec.kernel import Kernel, Param, Variant
 
 from . import _halide as H
@@ -57,9 +58,9 @@ def _np_run(s):
 # groups of 4 and the last f mod 4 one by one (matmul's row passes; f is at most 16 here, so
 # f = 3 costs about what f = 6 does). Development splits (experiments/dev_splits.py, 4
 # seeds), NN+C mean MAPE before -> after: AMD EPYC 1 thread 5.62 -> 4.13%, 2 threads 9.15 ->
-# 9.05%; Intel Xeon 1 thread 14.08 -> 14.11%, 2 threads 11.68 -> 11.22%. The passes over o*o changed nothing in the
-# residual scan that found it.
-_FILTER_PASSES = "c*k**2*(n-k+1)**2*(floor(f/4) + f - 4*floor(f/4))"
+# 9.05%; Intel Xeon 1 thread 14.08 -> 14.11%, 2 threads 11.68 -> 11.22%. The passes over
+# o*o changed nothing in the residual scan that found it.
+_FILTER_PASSES = f"c*k**2*(n-k+1)**2*({group_passes('f', 4)})"
 
 
 # scipy: scipy.signal.correlate(mode="valid") of the (c,n,n) image with each (c,k,k) filter

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from annpred.spec.expr import group_passes
 from annpred.spec.kernel import Kernel, Param, Variant
 
 from . import _torch as T
@@ -71,7 +72,7 @@ _COMPLEXITY = {"fft_cost": "b*fftcost(n)", "factor_flops": "b*n*sopfr(n)",
 _SCIPY_VLEN = 4
 _SCIPY_COMPLEXITY = {  # the kernel's terms, vector_passes second
     "fft_cost": _COMPLEXITY["fft_cost"],
-    "vector_passes": f"(floor(b/{_SCIPY_VLEN}) + b - {_SCIPY_VLEN}*floor(b/{_SCIPY_VLEN}))*fftcost(n)",
+    "vector_passes": f"({group_passes('b', _SCIPY_VLEN)})*fftcost(n)",
     **_COMPLEXITY,
 }
 
@@ -84,8 +85,8 @@ _SCIPY_COMPLEXITY = {  # the kernel's terms, vector_passes second
 # AMD profile by twos(n) (n >= 256) ran from +0.10 at odd n to -0.31 at 16 x odd n.
 # Development splits (experiments/dev_splits.py protocol, 4 seeds), NN+C mean MAPE: AMD
 # EPYC 1 thread 14.11 -> 9.99%, 2 threads 23.40 -> 20.92%; Intel Xeon (87 training points
-# of its 175-point pool) 1 thread 45.56 -> 45.96%, 2 threads 42.23 -> 42.02% (its residuals there are
-# 0.5-0.9 in log at every size: noise this term cannot explain).
+# of its 175-point pool) 1 thread 45.56 -> 45.96%, 2 threads 42.23 -> 42.02% (its residuals
+# there are 0.5-0.9 in log at every size: noise this term cannot explain).
 _TORCH_COMPLEXITY = {"fft_cost": _COMPLEXITY["fft_cost"], "radix2_work": "b*n*(1 + twos(n))",
                      **_COMPLEXITY}
 

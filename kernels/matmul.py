@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from annpred.spec.expr import group_passes
 from annpred.spec.kernel import Kernel, Param, Variant
 
 from . import _halide as H
@@ -84,10 +85,10 @@ _DENSE = {"flops": "m*n*k", "memory": "m*k + k*n + m*n"}
 #          (87 training points of a 175-point pool, two-pass floors of 20-60%)
 #   torch: AMD EPYC 1 thread 9.99 -> 6.01 -> 6.11%, 2 threads 26.15 -> 25.75 -> 26.08%;
 #          Intel Xeon 1 thread 13.58 -> 13.33 -> 13.58%, 2 threads 47.19 -> 45.32 -> 45.84%
-_COLUMN_PASSES = "m*k*(floor(n/4) + n - 4*floor(n/4))"
+_COLUMN_PASSES = f"m*k*({group_passes('n', 4)})"
 _MKL = {"flops": _DENSE["flops"], "column_passes": _COLUMN_PASSES, "memory": _DENSE["memory"]}
 _OPENBLAS = {"flops": _DENSE["flops"], "column_passes": _COLUMN_PASSES,
-             "row_passes": "n*k*(floor(m/4) + m - 4*floor(m/4))", "memory": _DENSE["memory"]}
+             "row_passes": f"n*k*({group_passes('m', 4)})", "memory": _DENSE["memory"]}
 # The flops the Halide schedule computes: whole 2-vector x 4-row tiles (its inputs are padded
 # to one tile, larger extents end in a shifted-inwards tile). Development splits (250 + 250
 # points of the pool, 4 seeds, test points never used), NN+C mean MAPE, before -> after:

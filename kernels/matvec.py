@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from annpred.spec.expr import group_passes
 from annpred.spec.kernel import Kernel, Param, Variant
 
 from . import _halide as H
@@ -78,7 +79,7 @@ _DENSE = {"flops": "m*n", "memory": "m*n + m + n"}
 # 10.80 -> 10.68%; Intel Xeon 1 thread 8.19 -> 7.98%, 2 threads 13.58 -> 13.50%. torch.mv
 # (MKL) not: AMD 4.67 -> 4.10% and 9.07 -> 8.70%, but Intel 8.31 -> 10.14% and 20.56 -> 23.19%
 # (MKL's kernels on an Intel CPU show no such edge), so torch keeps the plain terms.
-_OPENBLAS = {"flops": _DENSE["flops"], "column_passes": "m*(floor(n/4) + n - 4*floor(n/4))",
+_OPENBLAS = {"flops": _DENSE["flops"], "column_passes": f"m*({group_passes('n', 4)})",
              "memory": _DENSE["memory"]}
 _DENSE_PARAMS = ("m", "n")  # a dense product's runtime does not depend on the density
 

@@ -247,7 +247,8 @@ def test_blas_pass_terms_count_groups_of_four_and_the_rest_one_by_one(kernel, va
     text = KERNELS[kernel].complexity_for(variant)[term]
     per = {"matmul": lambda: rest["m" if size == "n" else "n"] * rest["k"],
            "matvec": lambda: rest["m"],
-           "conv2d": lambda: rest["c"] * rest["k"] ** 2 * (rest["n"] - rest["k"] + 1) ** 2}[kernel]()
+           "conv2d": lambda: rest["c"] * rest["k"] ** 2 * (rest["n"] - rest["k"] + 1) ** 2,
+           }[kernel]()
     for v in range(1, 17):
         got = expr.evaluate(text, {size: np.array([float(v)]),
                                    **{k: np.array([float(x)]) for k, x in rest.items()}})[0]

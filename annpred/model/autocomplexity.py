@@ -31,6 +31,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from annpred.model.features import feature_matrix
+from annpred.spec.expr import group_passes
 
 WARP_SIZES = (32, 64)  # NVIDIA warps, AMD wavefronts (RDNA runs 32 or 64, CDNA 64)
 _DIMS = ("x", "y", "z")
@@ -211,7 +212,7 @@ def edge_candidates(columns: Mapping[str, np.ndarray], params: Sequence[str]) ->
         if not _sizelike(a, v) or not np.allclose(v, np.round(v)) or np.all(v % g == 0) \
                 or v.min() > EDGE_SMALL:
             continue
-        out[f"edge{g}({a})"] = f"(floor({a}/{g}) + {a} - {g}*floor({a}/{g}))/{a}"
+        out[f"edge{g}({a})"] = f"({group_passes(a, g)})/{a}"
     return out
 
 

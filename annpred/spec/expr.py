@@ -248,6 +248,13 @@ def within_bounds(text: str) -> bool:
     return count <= MAX_NODES and depth <= MAX_DEPTH
 
 
+def group_passes(size: str, group: int) -> str:
+    """Text of the passes a kernel makes over ``size`` when it runs groups of ``group`` and
+    then the remainder one by one: ``floor(size/group) + size mod group`` (SIMD lanes, BLAS
+    edge kernels; see kernels/matmul.py)."""
+    return f"floor({size}/{group}) + {size} - {group}*floor({size}/{group})"
+
+
 def to_text(expr: sp.Expr) -> str:
     """Canonical text of an expression, parseable again by :func:`parse`."""
     return sp.sstr(expr).replace("Min(", "min(").replace("Max(", "max(")
