@@ -134,10 +134,11 @@ def _catalog_params(kernel: str, variant: str, feats: list[str]) -> list[str]:
 # training options for GPU tuning spaces (rows with a problem size: Kernel Tuner caches),
 # unless the caller sets them: their runtimes jump several times between neighbouring
 # configurations (bounds-checked code paths, shared memory on or off), jumps a robust loss
-# treats as outliers, so the loss is chosen on the validation split (huber, mse or mape),
-# and a tiny tanh network fitting such jumps lands in poor local minima from some starts, so four
-# initialisations are tried, the best on the validation split kept
-SPACE_OPTIONS = {"loss": "auto", "n_init": 4}
+# treats as outliers, so the loss is chosen on the validation split (huber, mse or mape).
+# (A tiny tanh network fitting such jumps lands in poor local minima from some starts: the
+# estimator's default of 4 initialisations, the best on the validation split kept, was
+# chosen here first.)
+SPACE_OPTIONS = {"loss": "auto"}
 
 
 def _structure(g: pd.DataFrame, feats: list[str]) -> dict:

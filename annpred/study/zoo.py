@@ -22,7 +22,7 @@ DESCRIPTIONS = {
              "of trees chosen by early stopping on 20% validation) on parameters + complexity "
              "features, log target",
     "NN": "AugmentedNNRegressor without complexity features (< 75 parameters; defaults: "
-          "L-BFGS, Huber loss on log runtime, 2 initialisations)",
+          "L-BFGS, Huber loss on log runtime, 4 initialisations)",
     "NN+C": "AugmentedNNRegressor with the catalog complexity features (< 75 parameters; "
             "ours; same defaults, incl. keeping all complexity features or only the main one, "
             "whichever validates better)",
