@@ -28,11 +28,7 @@ from annpred.spec import expr as _expr
 
 LOSS_AUTO = ("huber", "mse", "mape")  # loss="auto": the first screens, the final fit tries all
 REFIT_ITER = 80  # L-BFGS iterations on all training rows after the choice (dev splits chose)
-# random starts of each final fit, the best on the validation split kept. Development splits
-# (experiments/dev_splits.py, 6 seeds, AMD EPYC 1 thread), NN+C mean over 24 combinations
-# 2 -> 4 -> 8 starts: 4.63 -> 4.47 -> 4.38% (median 4.45 -> 4.16 -> 4.13%; 4 starts better on
-# 18 of 24); 2 threads 12.78 -> 12.72%; Intel Xeon 1 thread 13.68 -> 13.39%. 4: twice the
-# time of 2, most of the gain
+# random starts per final fit (2 -> 4: dev-split NN+C mean 4.63 -> 4.47%, accuracy_notes)
 N_INIT = 4
 
 
@@ -106,8 +102,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         network before this pass (its validation rows were then held out); the interval is
         therefore a little conservative.
     n_init : int
-        Random starts of each final fit (default 4); the start with the lowest validation
-        loss is kept (``complexity="auto"`` screens its candidates with one start).
+        Random starts per final fit (default 4), the lowest validation loss kept.
     """
 
     def __init__(self, complexity=None, parameters=None, hidden=None, seed=0,
