@@ -171,7 +171,28 @@ def test_final_pass_uses_every_row_and_keeps_the_validation_verdict():
     np.testing.assert_allclose(again.predict(df), final.predict(df), rtol=1e-12)
     with pytest.raises(ValueError, match="refit_iter"):
         AugmentedNNRegressor(refit_iter=-1, **kw).fit(df, y)
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="n_init must be an integer >= 1"):
+            AugmentedNNRegressor(n_init=bad, **kw).fit(df, y)
     # without validation rows there is nothing to fold back in
     with pytest.warns(FewRowsWarning):
         tiny = AugmentedNNRegressor(refit_iter=60, **kw).fit(df[:15], y[:15])
     assert "refit_iter" not in tiny.to_dict()["train"]
+
+
+def test_more_starts_never_validate_worse():
+    """Start i is seeded by (seed, i) alone, so 4 starts include the 2 starts of n_init=2 and
+    keep a validation loss at most theirs; a wider search that found a lower one shows the
+    starts differ (a loop that reused one start would fail here)."""
+    from annpred.model import fit as _train
+
+    rng = np.random.default_rng(3)
+    Z = rng.standard_normal((120, 3))
+    t = np.tanh(2 * Z[:, 0]) * Z[:, 1] + 0.3 * np.sin(3 * Z[:, 2]) + 0.05 * rng.standard_normal(120)
+    kw = dict(hidden=(6,), activation="tanh", skip=True, seed=7, max_epochs=60, patience=60,
+              lr=0.02, weight_decay=0.0, max_params=network.MAX_PARAMS, optimizer="lbfgs",
+              loss="mse")
+    losses = [_train.fit_network(Z[:90], t[:90], Z[90:], t[90:], n_init=n, **kw)[1]
+              for n in (1, 2, 4, 8)]
+    assert all(b <= a for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < losses[0], losses

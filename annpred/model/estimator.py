@@ -16,6 +16,7 @@ import numpy as np
 
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import column_or_1d, validate_data
 
 from annpred.data.rows import version as _version
 from annpred.errors import DataError, FewRowsWarning
@@ -28,8 +29,7 @@ from annpred.spec import expr as _expr
 
 LOSS_AUTO = ("huber", "mse", "mape")  # loss="auto": the first screens, the final fit tries all
 REFIT_ITER = 80  # L-BFGS iterations on all training rows after the choice (dev splits chose)
-# random starts per final fit (2 -> 4: dev-split NN+C mean 4.63 -> 4.47%, accuracy_notes)
-N_INIT = 4
+N_INIT = 4  # random starts per final fit (2 -> 4: dev-split NN+C mean 4.63 -> 4.47%)
 
 
 def _core(att: Mapping, activation: str) -> dict:
@@ -149,7 +149,6 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         A DataFrame is cut to ``parameters`` first (it may carry other columns, e.g. the
         kernel name); array columns are named by ``feature_names``, else ``parameters``,
         else ``x0, x1, ...``."""
-        from sklearn.utils.validation import validate_data
 
         if hasattr(X, "columns"):
             if self.parameters is not None:
@@ -186,9 +185,9 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         from annpred.model import fit as _train  # torch is imported here, never by predict
 
         t0 = time.perf_counter()
-        if not isinstance(self.refit_iter, (int, np.integer)) or self.refit_iter < 0:
-            raise ValueError(f"refit_iter must be an integer >= 0, got {self.refit_iter!r}")
-        from sklearn.utils.validation import column_or_1d
+        for name, low in (("refit_iter", 0), ("n_init", 1)):
+            if not isinstance(getattr(self, name), (int, np.integer)) or getattr(self, name) < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {getattr(self, name)!r}")
 
         df = self._columns(X, reset=True)
         params = list(self.parameters or df)

@@ -134,10 +134,8 @@ def _catalog_params(kernel: str, variant: str, feats: list[str]) -> list[str]:
 # training options for GPU tuning spaces (rows with a problem size: Kernel Tuner caches),
 # unless the caller sets them: their runtimes jump several times between neighbouring
 # configurations (bounds-checked code paths, shared memory on or off), jumps a robust loss
-# treats as outliers, so the loss is chosen on the validation split (huber, mse or mape).
-# (A tiny tanh network fitting such jumps lands in poor local minima from some starts: the
-# estimator's default of 4 initialisations, the best on the validation split kept, was
-# chosen here first.)
+# treats as outliers, so the loss is chosen on the validation split (huber, mse or mape)
+# (their 4 random starts per fit, chosen here first, are the estimator's default now)
 SPACE_OPTIONS = {"loss": "auto"}
 
 
