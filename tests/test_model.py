@@ -9,7 +9,7 @@ import pytest
 from annpred.model import network
 from annpred.errors import DataError, FewRowsWarning, ModelFormatError
 from annpred.model.estimator import AugmentedNNRegressor
-from annpred.model.schema import load_model, save_model, validate
+from annpred.model.schema import load_model, save_model
 
 
 def synthetic(n=300, seed=0, noise=0.01):
