@@ -149,7 +149,6 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         A DataFrame is cut to ``parameters`` first (it may carry other columns, e.g. the
         kernel name); array columns are named by ``feature_names``, else ``parameters``,
         else ``x0, x1, ...``."""
-
         if hasattr(X, "columns"):
             if self.parameters is not None:
                 missing = [c for c in self.parameters if c not in X.columns]
@@ -186,8 +185,9 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
 
         t0 = time.perf_counter()
         for name, low in (("refit_iter", 0), ("n_init", 1)):
-            if not isinstance(getattr(self, name), (int, np.integer)) or getattr(self, name) < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
         df = self._columns(X, reset=True)
         params = list(self.parameters or df)
