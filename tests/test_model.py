@@ -99,6 +99,25 @@ def test_bad_targets(y, fragment):
         AugmentedNNRegressor().fit(df, y)
 
 
+def test_undefined_feature_fails_loudly_and_inf_passes_through_max():
+    """A point where a complexity expression is undefined gets one clear error, not a NaN or
+    a RuntimeWarning; an expression that goes through inf on purpose (max(0, -inf)) works."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"n": rng.integers(5, 100, 160)})
+    y = 1e-6 * df["n"].to_numpy() * 2.0
+    m, m2 = (AugmentedNNRegressor(complexity={"c": c}, n_init=1, max_epochs=30,
+                                  refit_iter=0).fit(df, y)
+             for c in ("n/(n - 4)", "n + max(0, -1/(n - 4))"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match=r"2 of 3 rows; first: row 0 \(n=4\)"):
+            m.predict(pd.DataFrame({"n": [4, 10, 3]}))
+        assert np.all(np.isfinite(m.predict(pd.DataFrame({"n": [5, 10]}))))
+        assert np.isfinite(m2.predict(pd.DataFrame({"n": [4]}))).all()
+
+
 def test_predict_does_not_import_torch(tmp_path, fitted):
     p = save_model(fitted.to_dict("k", "v", "hw"), tmp_path / "hw" / "k" / "v.json")
     code = (f"import sys, pandas as pd; from annpred.model.schema import load_model;"

@@ -1,10 +1,9 @@
 """``AugmentedNNRegressor``: scikit-learn style estimator for runtimes.
 
 Inputs are the kernel parameters plus complexity features computed from sympy expressions
-over those parameters; the target is runtime in seconds (fitted as log runtime).
-Parameters live in ``__init__``; learned attributes end in ``_``. Training imports torch;
-``predict`` runs in numpy only.
-"""
+over those parameters; the target is runtime in seconds (fitted as log runtime). Parameters
+live in ``__init__``; learned attributes end in ``_``. Training imports torch; ``predict``
+runs in numpy only."""
 from __future__ import annotations
 
 import hashlib
@@ -169,14 +168,10 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         return {n: arr[:, j] for j, n in enumerate(names)}
 
     # -- features ---------------------------------------------------------------------
-    @staticmethod
-    def _feature_matrix(df, params, complexity) -> np.ndarray:
-        return feature_matrix(df, params, complexity)
-
     def features_matrix(self, X) -> np.ndarray:
         """The network's raw input matrix (parameters, then complexity features)."""
         self._check_fitted()
-        return self._feature_matrix(self._columns(X, reset=False), self.parameters_,
+        return feature_matrix(self._columns(X, reset=False), self.parameters_,
                                     self.complexity_)
 
     # -- fit / predict ----------------------------------------------------------------
@@ -253,7 +248,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             warnings.warn(f"{self.n_samples_} training rows for {self.n_params_} trainable "
                           "parameters (fewer than 2 rows per parameter): the network can "
                           "memorise them; measure more points", FewRowsWarning, stacklevel=2)
-        Xf = self._feature_matrix(df, params, self.complexity_)
+        Xf = feature_matrix(df, params, self.complexity_)
         self.data_sha256_ = hashlib.sha256(
             np.ascontiguousarray(np.column_stack([Xf, y])).tobytes()).hexdigest()
         return self
@@ -261,7 +256,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
     def _refit_all(self, _train, df, y, params, best: dict) -> dict:
         """The chosen network after ``refit_iter`` more iterations on every row (same
         scalers, features and loss; validation MAPE and interval kept from before)."""
-        T = network.transform_inputs(self._feature_matrix(df, params, best["complexity_"]),
+        T = network.transform_inputs(feature_matrix(df, params, best["complexity_"]),
                                      best["input_transform_"])
         Z = (T - best["scaler_mean_"]) / best["scaler_std_"]
         t = (np.log(y) - best["y_mean_"]) / best["y_std_"]
@@ -299,7 +294,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
     def _fit_candidate(self, _train, df, y, params, complexity, tr_idx, val_idx,
                        n_init=None, loss=None) -> dict:
         """Fit one network on ``params`` + ``complexity``; its learned attributes."""
-        Xf = self._feature_matrix(df, params, complexity)
+        Xf = feature_matrix(df, params, complexity)
         if not np.all(np.isfinite(Xf)):
             raise DataError("features hold NaN or infinite values")
         if self.input_transform == "auto":
@@ -353,9 +348,15 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             raise NotFittedError("this AugmentedNNRegressor is not fitted yet; call fit first")
 
     def predict(self, X) -> np.ndarray:
-        self._check_fitted()
         Xf = self.features_matrix(X)
-        return network.predict_seconds(Xf, self._compiled)
+        with np.errstate(all="ignore"):
+            out = network.predict_seconds(Xf, self._compiled)
+        bad = np.flatnonzero(~np.isfinite(out))  # a complexity expression undefined there
+        if len(bad):
+            at = ", ".join(f"{p}={v:g}" for p, v in zip(self.parameters_, Xf[bad[0]]))
+            raise DataError(f"no finite prediction for {len(bad)} of {len(out)} rows; first: "
+                            f"row {bad[0]} ({at})")
+        return out
 
     def predict_interval(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(seconds, low, high)``: the prediction and its ``coverage`` interval (NaN bounds

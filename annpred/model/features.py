@@ -27,8 +27,12 @@ def feature_matrix(columns: Mapping[str, np.ndarray], params: Sequence[str],
     texts = complexity.values() if isinstance(complexity, Mapping) else complexity
     if texts:
         fns = [_expr.compile(t, params) for t in texts]
-        for f in fns:
-            cols.append(np.broadcast_to(np.asarray(f(*cols[:len(params)]), dtype=float), (n,)))
+        # IEEE semantics on purpose (e.g. max(0, -inf) where a demand point lies beyond a
+        # stream); callers check that the features or predictions they use are finite
+        with np.errstate(all="ignore"):
+            for f in fns:
+                cols.append(np.broadcast_to(np.asarray(f(*cols[:len(params)]), dtype=float),
+                                            (n,)))
     return np.column_stack(cols).astype(float, copy=False) if cols else np.empty((n, 0))
 
 
