@@ -134,6 +134,20 @@ def test_models_from_another_machine_are_flagged_and_warned_once(foreign_models)
         pred.predict("toy", "cumsum", {"n": 100}, hardware="cpu-legacybox-t1")
 
 
+def test_models_of_a_device_not_installed_here_get_a_warning_that_fits(tmp_path, monkeypatch):
+    """A GPU model (e.g. trained from a Kernel Tuner cache file) on a machine without that
+    GPU: the warning says so and does not suggest a calibration that cannot run here."""
+    monkeypatch.setenv("ANNPRED_NO_CUDA", "1")
+    hw.present.cache_clear()
+    make_toy_models(tmp_path / "m", {"cuda-rtx-a4000": 1}, variants=("cumsum",))
+    pred = load_models(tmp_path / "m")
+    with pytest.warns(MachineMismatchWarning) as rec:
+        pred.predict("toy", "cumsum", {"n": 100}, hardware="cuda-rtx-a4000")
+    msg = str(rec[0].message)
+    assert "cuda-rtx-a4000 is not installed here" in msg and "calibrate --quick" not in msg
+    hw.present.cache_clear()
+
+
 def test_choose_distrusts_unadapted_models_unless_the_user_opts_in(foreign_models):
     with pytest.warns(MachineMismatchWarning):
         c = choose("toy", {"n": 3000}, models=foreign_models)

@@ -86,10 +86,14 @@ def warn_mismatch(m, advice: str = ADVICE) -> None:
     if src in _WARNED:
         return
     _WARNED.add(src)
-    warnings.warn(
-        f"models of {hw_id} were measured on {source_description(m)}, not on "
-        f"{hw.describe_here(hw_id)}; their predictions may be off by a large factor and "
-        + advice, MachineMismatchWarning, stacklevel=3)
+    if info["device"] != "cpu" and not hw.present(hw_id):  # a device this machine lacks
+        tail = (f"{hw_id} is not installed here, so they predict its runtimes as measured "
+                "there; choose() leaves them out by default, and calibrating them needs a "
+                "machine with that device")
+    else:
+        tail = "their predictions may be off by a large factor and " + advice
+    warnings.warn(f"models of {hw_id} were measured on {source_description(m)}, not on "
+                  f"{hw.describe_here(hw_id)}; " + tail, MachineMismatchWarning, stacklevel=3)
 
 
 def check_model(meta: dict, advice: str = ADVICE) -> bool:
