@@ -171,8 +171,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
     def features_matrix(self, X) -> np.ndarray:
         """The network's raw input matrix (parameters, then complexity features)."""
         self._check_fitted()
-        return feature_matrix(self._columns(X, reset=False), self.parameters_,
-                                    self.complexity_)
+        return feature_matrix(self._columns(X, reset=False), self.parameters_, self.complexity_)
 
     # -- fit / predict ----------------------------------------------------------------
     def fit(self, X, y):
