@@ -203,7 +203,7 @@ def test_cli_writes_expected_files(tmp_path):
     (["--models", "NN+C,XGB"], "unknown model"),
     (["--n-train", "0"], "--n-train"),
     (["--curve-sizes", "10,abc"], "--curve-sizes"),
-    (["--complexity", "m*k"], "--complexity needs --features"),
+    (["--complexity", "m*q"], "synth/fast/cpu-test-t1: complexity expression 'm*q'"),
     (["--features", "m,k", "--complexity", "m*q"], "unknown symbol"),
 ])
 def test_cli_bad_options(tmp_path, capsys, args, message):

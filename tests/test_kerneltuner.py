@@ -164,6 +164,21 @@ def test_train_auto_and_predict_on_a_cache_file(cache_file, tmp_path):
     assert "conv_kernel_2048x512/default on cuda-test-gpu" in r.stdout
 
 
+def test_explicit_complexity_on_a_cache_file_needs_no_feature_list(cache_file, tmp_path):
+    """A cache file names its tuning parameters, so an expression of them is enough."""
+    r = run_cli(["train", cache_file, "--out", tmp_path / "m", "--n-train", "60",
+                 "--complexity", "block_size_x*block_size_y"])
+    assert r.returncode == 0, r.stderr
+    d = json.loads((tmp_path / "m" / "cuda-test-gpu" / "conv_kernel_2048x512"
+                    / "default.json").read_text())
+    assert list(d["complexity"].values()) == ["block_size_x*block_size_y"]
+    r = run_cli(["train", cache_file, "--out", tmp_path / "bad", "--complexity",
+                 "block_size_x*bogus"])
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "conv_kernel_2048x512/default/cuda-test-gpu" in r.stderr
+    assert "unknown symbol 'bogus'" in r.stderr and not (tmp_path / "bad").exists()
+
+
 def test_tune_space_cli_reports_pick_and_regret(cache_file):
     r = run_cli(["tune-space", cache_file, "--budget", "60", "--top", "5", "--model", "NN+C"])
     assert r.returncode == 0, r.stderr
@@ -359,7 +374,6 @@ def test_suggest_next_is_one_guided_round_and_the_loop_finds_the_optimum(tmp_pat
     the complete synthetic space), add it, again. Each batch is new, unmeasured, of the size
     asked, neighbours of the fastest measured first; three rounds of 10 after 40 random
     measurements, all among the slower half, end near the optimum of the whole space."""
-    import pandas as pd
 
     from annpred.study import tunespace as T
     from annpred.study.zoo import make_model

@@ -48,9 +48,7 @@ def cmd_evaluate(args) -> int:
     if args.complexity == "auto":  # the automatic search is a model of its own
         if "NN+C-auto" not in models:
             models = (*models, "NN+C-auto")
-    elif args.complexity:
-        if not feats:
-            raise ParameterError("--complexity needs --features (the columns it may use)")
+    elif args.complexity:  # checked against each combination's parameters
         complexity = {"complexity": args.complexity}
     nn = {}
     if args.max_epochs is not None:

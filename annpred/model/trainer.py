@@ -15,7 +15,7 @@ from annpred.data import profiles as _data
 from annpred.data.kerneltuner import space_constants, space_problem_size
 from annpred.spec import expr as _expr
 from annpred import validate as _v
-from annpred.errors import DataError, ParameterError, UnknownKernelError
+from annpred.errors import DataError, ExpressionError, ParameterError, UnknownKernelError
 from annpred.files import atomic_write_many
 from annpred.model.estimator import AugmentedNNRegressor
 from annpred.model.layout import model_path
@@ -118,6 +118,15 @@ def _catalog_complexity(kernel: str, variant: str, params: list[str]) -> dict[st
     return usable
 
 
+def _features_of(kernel: str, variant: str, g: pd.DataFrame,
+                 features: Sequence[str] | None) -> list[str]:
+    """A combination's model inputs: ``features`` where given, else its feature columns
+    (only the catalog variant's parameters where the kernel is in the catalog)."""
+    feats = list(features) if features else _catalog_params(
+        kernel, variant, _data.feature_columns(g))
+    return [c for c in feats if c not in ("pass",)]
+
+
 def _catalog_params(kernel: str, variant: str, feats: list[str]) -> list[str]:
     """The columns a model of a catalog variant takes: those of its parameters
     (:attr:`~annpred.spec.kernel.Variant.params`; a dense product ignores densities)."""
@@ -196,17 +205,23 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
     combos = list(_data.combinations(df))
     if not combos:
         raise DataError("no rows to train on")
-    for (kernel, variant, hw_id), g in combos:  # validate everything before writing anything
+    for (kernel, variant, hw_id), g in combos:  # validate everything before any fit
         model_path(".", kernel, variant, hw_id)
+        if complexity is not None and not (isinstance(complexity, str) and complexity == "auto"):
+            texts = complexity.values() if isinstance(complexity, dict) else [complexity]
+            feats = _features_of(kernel, variant, g, features)
+            for text in texts:
+                try:
+                    _expr.parse(text, feats)
+                except ExpressionError as e:
+                    raise ExpressionError(f"{kernel}/{variant}/{hw_id}: {e}") from None
         if len(g) < _data.MIN_ROWS:
             src = g["_source"].iloc[0]
             raise DataError(f"{src}: combination {kernel}/{variant}/{hw_id} has {len(g)} rows; "
                             f"at least {_data.MIN_ROWS} are needed to train a model")
     reports, files = [], {}
     for ci, ((kernel, variant, hw_id), g) in enumerate(combos):
-        feats = list(features) if features else _catalog_params(
-            kernel, variant, _data.feature_columns(g))
-        feats = [c for c in feats if c not in ("pass",)]
+        feats = _features_of(kernel, variant, g, features)
         if isinstance(steps, dict):
             unknown = [k for k in steps if k not in feats]
             if unknown:
@@ -217,8 +232,6 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             comp = _catalog_complexity(kernel, variant, feats) or {}
         elif complexity is not None:
             comp = complexity if isinstance(complexity, dict) else {"complexity": complexity}
-            for text in comp.values():
-                _expr.parse(text, feats)
         else:
             comp = _catalog_complexity(kernel, variant, feats) or _structure(g, feats)
         tr, ho = split_rows(len(g), n_train, seed)
@@ -310,10 +323,8 @@ def train_csvs(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
     features = check_options(features=features, target=target, n_train=n_train, seed=seed,
                              steps=kw.get("steps", "auto"), kernel=kernel, variant=variant,
                              hardware=hardware, out=out)
-    if complexity is not None and complexity != "auto":
-        if features is None:
-            raise DataError("--complexity needs --features (the columns it may use)")
-        _expr.parse(complexity, features)
+    if complexity is not None and complexity != "auto" and features is not None:
+        _expr.parse(complexity, features)  # without --features: per combination, below
     size = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
     if kw.get("progress") and size > 10 << 20:  # only large inputs take noticeable time
         kw["progress"](f"reading {size / 1e6:,.0f} MB from {', '.join(map(str, paths))}")
