@@ -206,7 +206,7 @@ def summarize(df: pd.DataFrame) -> str:
               f"Target 2 (<= 10% median MAPE where shipped >= 40%): {int(high.sum())} "
               f"combinations with shipped >= 40%; their median adapted MAPE "
               + (f"{eff[high].median():.2f}%" if high.any() else "n/a") + ".",
-              f"Adapted worse than shipped on held-out points: "
+              "Adapted worse than shipped on held-out points: "
               + (", ".join("/".join(k) for k in worse) if worse else "none") + "."]
     return "\n".join(lines)
 

@@ -82,7 +82,7 @@ def load(path: Path, kernel, variant: str, pass_id: int = 0) -> pd.DataFrame:
 
 
 def measure_all(kernel_name: str, variant: str, data: Path, threads: int, log) -> dict:
-    k = get_kernel(kernel_name)
+    get_kernel(kernel_name)  # an unknown name fails before anything is measured
     base = data / f"{kernel_name}__{variant}"
     paths = {"test": base.with_name(base.name + "__test.csv"),
              "random": base.with_name(base.name + "__random.csv")}

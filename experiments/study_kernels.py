@@ -7,8 +7,6 @@ variants are the catalog's own numpy and Halide variants (same code, same inputs
 """
 from __future__ import annotations
 
-import numpy as np
-
 from annpred.spec.kernel import Kernel, Param
 
 from annpred.kernels import matmul as _mm

@@ -1,7 +1,5 @@
 """Conditions on tuning parameters (Kernel Tuner restrictions): whitelist parsing, vectorised
 evaluation with Python's semantics, one ExpressionError for anything else."""
-import itertools
-
 import numpy as np
 import pytest
 

@@ -4,7 +4,6 @@ import shutil
 import subprocess
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from annpred.runtime.export_c import header_text

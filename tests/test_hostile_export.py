@@ -13,8 +13,6 @@ import pytest
 from annpred.errors import ModelFormatError
 from annpred.runtime.export_c import _c_string, _comment, header_text
 
-from conftest import run_cli
-
 # appended, not prepended: experiments/halide.py must not shadow the halide package
 sys.path.append(str(Path(__file__).resolve().parent.parent / "experiments"))
 from fuzz import make_model  # noqa: E402

@@ -160,11 +160,9 @@ def _quiet_folds(st: State, p: Plan, fr: int, fc: int, q: int, first: dict,
     if per_fold and st.free - q * per_fold < p.out_active:
         return False
     if p.mode == "user":
-        kind = p.kind(fr, fc)
         lr, lc = _nth(fr, fc, q - 1, cols)
         for which, a in first.items():
             rs = st.reads[which]
-            d = getattr(kind, which)
             s = p.streams[which]
             b = a if q == 1 else _fold_span(p, which, lr, lc)[1]
             lo, hi = min(a[0], b[0]) // s.per_set, max(a[1], b[1]) // s.per_set

@@ -207,7 +207,7 @@ def _write(path, X, params, predicted, *, measured=None, low=None, high=None) ->
     print(f"wrote {len(vals):,} predicted configurations to {path}")
 
 
-def _read_previous(path, params) -> "pd.DataFrame":
+def _read_previous(path, params):
     """An earlier ``--out`` file: the parameters and ``predicted_s`` of each row."""
     import pandas as pd
 

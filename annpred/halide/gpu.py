@@ -80,7 +80,7 @@ def _mm_gpu(b: Built, s: Mapping, rec: Recorder):
 
 
 def _us_gpu(b: Built, s: Mapping, rec: Recorder):
-    x, y, c = b.vars["x"], b.vars["y"], b.vars["c"]
+    x, y = b.vars["x"], b.vars["y"]
     out = rec.func(b.funcs["output"])
     xo, xi, yi = _gpu_tile(rec, out, x, y, s["tx"], s["ty"])
     for name in ("ratio", "blur_y", "gray"):

@@ -267,8 +267,9 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
     # the Choice receives lists and builds its dicts (and the reason's text) when read
     if pick >= 0 and not (unsure and _CONFIG["on_unsure"] == "fallback"):
         best = cands[pick]
-        reason = why_unsure
-        if not all_trusted:
+        if all_trusted:
+            reason = why_unsure
+        else:
             def reason():
                 return "; ".join(filter(None, [
                     "untrusted: " + _untrusted(plan, point, eligible, ok, inr, mine),

@@ -201,7 +201,7 @@ def header_text(model: dict, name: str | None = None, correction: dict | None = 
                   f"{_vec(correction[k])};")
     w("")
     # features
-    w(f"/* raw network inputs: the parameters, then the complexity features */")
+    w("/* raw network inputs: the parameters, then the complexity features */")
     w(f"static inline void {name}_features(const double *params, double *x)")
     w("{")
     for i, p in enumerate(params):
@@ -234,7 +234,7 @@ def header_text(model: dict, name: str | None = None, correction: dict | None = 
         w("    return a;")
     w("}")
     w("")
-    w(f"/* predicted runtime in seconds */")
+    w("/* predicted runtime in seconds */")
     w(f"static inline double {name}_predict(const double *params)")
     w("{")
     w(f"    double x[{N}_N_FEATURES], z[{N}_N_FEATURES];")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,6 +42,9 @@ from annpred.errors import FewRowsWarning
 from annpred.study.combos import Combination
 from annpred.study.metrics import mape
 from annpred.study.picks import PICK_COVERAGE, apply_picks, cautious, pick_interval
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STRATEGIES = ("random", "guided")
 GUIDED_ROUNDS = 5  # rounds after the random half
