@@ -48,11 +48,40 @@ def test_paths_are_under_their_own_root(tmp_path, monkeypatch):
     assert store.data_path("blur", tmp_path) == tmp_path / "halide" / hw_id / "data" / "blur.csv"
     assert store.model_path("blur", tmp_path) == tmp_path / "halide" / hw_id / "blur.json"
     # default: the user's model wins over the shipped one once it exists
-    assert store.model_path("blur") == store.shipped_root() / "halide" / hw_id / "blur.json"
     mine = tmp_path / "user" / "halide" / hw_id / "blur.json"
     mine.parent.mkdir(parents=True)
     mine.write_text("{}")
     assert store.model_path("blur") == mine
+
+
+def test_a_new_machine_uses_another_cpus_model_of_the_same_threads(tmp_path, monkeypatch):
+    """Shipped models are named by the CPU they were profiled on; a machine with another id
+    takes one of them (its legacy id's first) rather than failing, and its own once made."""
+    monkeypatch.setenv("ANNPRED_MODELS", str(tmp_path / "user"))
+    monkeypatch.setattr(store, "shipped_root", lambda: tmp_path / "shipped")
+    here, legacy = hw.cpu_id(2), f"cpu-{hw.legacy_cpu_slug()}-t2"
+
+    def put(root, hw_id):
+        f = tmp_path / root / "halide" / hw_id / "blur.json"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("{}")
+        return f
+
+    assert store.model_path("blur") == tmp_path / "shipped" / "halide" / here / "blur.json"
+    other = put("shipped", "cpu-aaa-other-t2")
+    put("shipped", "cpu-aaa-other-t1")  # another thread count never serves
+    assert store.model_path("blur") == other
+    assert store.model_path("blur", threads=1).parent.name == "cpu-aaa-other-t1"
+    if legacy != here:  # the same vendor and model name before another one
+        f = put("shipped", legacy)
+        assert store.model_path("blur") == f
+    fallback = store.model_path("blur")
+    assert store.model_path("blur", tmp_path / "shipped") == fallback  # an explicit root too
+    for root, hw_id in (("user", "cpu-zzz-other-t2"),  # the user's root before the shipped
+                        ("shipped", here),  # this machine's own before any other
+                        ("user", here)):
+        f = put(root, hw_id)
+        assert store.model_path("blur") == f, (root, hw_id)
 
 
 def test_shipped_schedule_models_are_not_in_kernel_folders():

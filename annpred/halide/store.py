@@ -35,7 +35,10 @@ def model_path(pipeline: str, models: str | Path | None = None, threads: int = 2
 
     ``models`` is a model root (``<models>/halide/<hardware>/<pipeline>.json``), a hardware
     folder (``<models>/<pipeline>.json``) or a ``.json`` file. Without it, the user's root
-    is searched first, then the shipped one.
+    is searched first, then the shipped one. Where no root has a model for this machine's
+    hardware id, one profiled on another CPU at the same thread count is taken
+    (:func:`_other_machine`; loading it warns), so that a shipped model serves a new machine
+    until it is re-profiled.
     """
     hw_id = hw.cpu_id(threads)
     if models is not None:
@@ -46,9 +49,30 @@ def model_path(pipeline: str, models: str | Path | None = None, threads: int = 2
                      base / hw_id / f"{pipeline}.json", base / f"{pipeline}.json"):
             if cand.exists():
                 return cand
-        return halide_root(base) / hw_id / f"{pipeline}.json"
-    user = halide_root(user_root()) / hw_id / f"{pipeline}.json"
-    return user if user.exists() else halide_root() / hw_id / f"{pipeline}.json"
+        return (_other_machine(halide_root(base), pipeline, threads)
+                or _other_machine(base, pipeline, threads)
+                or halide_root(base) / hw_id / f"{pipeline}.json")
+    roots = (halide_root(user_root()), halide_root())
+    for root in roots:
+        if (root / hw_id / f"{pipeline}.json").exists():
+            return root / hw_id / f"{pipeline}.json"
+    for root in roots:
+        found = _other_machine(root, pipeline, threads)
+        if found is not None:
+            return found
+    return halide_root() / hw_id / f"{pipeline}.json"
+
+
+def _other_machine(root: Path, pipeline: str, threads: int) -> Path | None:
+    """A model of ``pipeline`` profiled on another CPU at ``threads`` threads under
+    ``root``, where this machine has none: the one of this CPU's legacy id (vendor and model
+    name, e.g. ``cpu-amd-epyc-t2``) first, else the first by name. Loading it warns that it
+    comes from another machine (:func:`check_machine`)."""
+    suffix = f"-t{int(threads)}"
+    legacy = f"cpu-{hw.legacy_cpu_slug()}{suffix}"
+    found = sorted(root.glob(f"cpu-*{suffix}/{pipeline}.json"),
+                   key=lambda p: (p.parent.name != legacy, p.parent.name))
+    return found[0] if found else None
 
 
 def data_path(pipeline: str, root: str | Path | None = None, threads: int = 2) -> Path:
