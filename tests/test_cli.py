@@ -56,6 +56,36 @@ def test_profile_train_predict_round_trip(toy_env, tmp_path):
     out = json.loads(r.stdout)
     if not out["in_range"]:
         assert "outside the training range" in r.stderr
+    # --models repeated: directories searched in order, a kernel's models on one hardware
+    # id from the first that holds any (here a copy whose predictions are twice as long)
+    import math
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(models, other)
+    for f in other.rglob("*.json"):
+        d = json.loads(f.read_text())
+        d["target_scaler"]["mean"] += math.log(2)
+        f.write_text(json.dumps(d))
+
+    def seconds(*dirs, variant="cumsum"):
+        r = run_cli(["predict", "toy", "--variant", variant, *sum((["--models", d]
+                     for d in dirs), []), "--json", "n=100"], env=toy_env)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["seconds"]
+
+    base = seconds(models)
+    assert seconds(models, other) == pytest.approx(base)
+    assert seconds(other, models) == pytest.approx(2 * base)
+    assert seconds(tmp_path, models) == pytest.approx(base)  # a directory without models
+    r = run_cli(["choose", "toy", "--models", other, "--models", models, "--policy",
+                 "extrapolate", "--json", "n=100"], env=toy_env)
+    assert r.returncode == 0, r.stderr
+    assert sorted(json.loads(r.stdout)["predicted"].values())[0] > 1.5 * min(
+        seconds(models), seconds(models, variant="accumulate"))
+    r = run_cli(["predict", "toy", "--variant", "cumsum", "--models", models, "--models",
+                 tmp_path / "missing", "n=100"], env=toy_env)
+    assert r.returncode == 2 and "missing does not exist" in r.stderr
 
 
 def test_profile_interrupt_leaves_valid_csv_and_resumes(toy_env, tmp_path):

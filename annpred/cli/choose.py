@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from annpred.cli.common import fmt_seconds, parse_assignments
+from annpred.cli.common import add_models_option, fmt_seconds, models_arg, parse_assignments
 
 
 def cmd_choose(args) -> int:
@@ -12,7 +12,7 @@ def cmd_choose(args) -> int:
 
     params = parse_assignments(args.params)
     choice = choose(args.kernel, params, candidates=args.candidate or None,
-                    models=args.models, default=args.default, policy=args.policy,
+                    models=models_arg(args), default=args.default, policy=args.policy,
                     trust_machine=args.trust_machine)
     if args.json:
         print(json.dumps(choice.to_dict(), indent=1))
@@ -40,7 +40,7 @@ def cmd_choose(args) -> int:
 def register(sub) -> None:
     s = sub.add_parser("choose", help="choose the fastest variant and hardware for one call")
     s.add_argument("kernel", help="kernel name (see `annpred kernels`)")
-    s.add_argument("--models", help="model directory (default: calibrated, else shipped)")
+    add_models_option(s)
     s.add_argument("--candidate", action="append", metavar="VARIANT@HARDWARE",
                    help="restrict the candidates (repeatable; default: every variant with a "
                         "model for hardware present here)")

@@ -40,6 +40,22 @@ def fmt_seconds(s: float | None) -> str:
     return f"{s:.3f} s"
 
 
+def add_models_option(s) -> None:
+    """``--models DIR`` of ``predict`` and ``choose``: repeatable, searched in order."""
+    s.add_argument("--models", action="append", metavar="DIR",
+                   help="model directory; repeat it to search several in order: a kernel's "
+                   "models on one hardware id come from the first that holds any (e.g. "
+                   "--models my_models --models trained; default: your calibrated models, "
+                   "else the shipped ones)")
+
+
+def models_arg(args):
+    """The ``models`` argument of the runtime API from ``--models``: None, one directory or
+    a list of them."""
+    m = args.models
+    return None if not m else m[0] if len(m) == 1 else list(m)
+
+
 def add_key_options(s, verb: str) -> None:
     """``--kernel``, ``--variant``, ``--hardware``: fill the key columns of external CSVs,
     or select the rows of one value where a CSV holds several (``load_profiles``)."""

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from annpred.cli.common import fmt_seconds, parse_assignments, print_json
+from annpred.cli.common import (add_models_option, fmt_seconds, models_arg, parse_assignments,
+                                print_json)
 from annpred.errors import AnnpredError, ParameterError
 
 
@@ -11,7 +12,7 @@ def cmd_predict(args) -> int:
     from annpred.runtime.predictor import load_models
     from annpred.spec.catalog import get_kernel
 
-    models = load_models(args.models)
+    models = load_models(models_arg(args))
     try:
         kernel = get_kernel(args.kernel)
         kernel.variant(args.variant)
@@ -90,7 +91,7 @@ def register(sub) -> None:
     s.add_argument("--variant", required=True, help="variant whose runtime to predict")
     s.add_argument("--hardware", help="hardware id (default: calibrated here first, then the "
                    "model for this machine with the most threads)")
-    s.add_argument("--models", help="model directory (default: calibrated, else shipped)")
+    add_models_option(s)
     s.add_argument("--json", action="store_true", help="print a JSON object (seconds, interval, "
                    "in_range, provenance)")
     s.add_argument("--input", metavar="POINTS.csv", help="batch: a CSV with one column per "

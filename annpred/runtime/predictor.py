@@ -270,12 +270,11 @@ def load_models(path=None, reload: bool = False) -> Predictor:
     Cached per directory list (:func:`annpred.runtime.caches.clear` forgets them)."""
     if path is None:
         roots = [user_root(), shipped_root()]
-    elif isinstance(path, (list, tuple)):
-        roots = [Path(p) for p in path]
     else:
-        roots = [Path(path)]
-        if not roots[0].exists():
-            raise ModelFormatError(f"model directory {roots[0]} does not exist")
+        roots = [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
+        for r in roots:
+            if not r.exists():
+                raise ModelFormatError(f"model directory {r} does not exist")
     key = tuple(str(r.resolve()) for r in roots)
     pred = None if reload else caches.PREDICTORS_BY_ROOTS.get(key)
     if pred is None:
