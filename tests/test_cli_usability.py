@@ -87,3 +87,23 @@ def test_training_warns_below_two_rows_per_parameter(tmp_path):
                  tmp_path / "models"])
     assert r.returncode == 0, r.stderr
     assert "fewer than 2 rows per parameter" in r.stderr and "k/v/h" in r.stderr
+
+
+@pytest.mark.parametrize("n, label", [(12, "train MAPE (no validation split)"),
+                                      (40, "val MAPE")])
+def test_train_says_which_error_it_prints(tmp_path, n, label):
+    """Under 20 rows there is no validation split: the printed error is the training rows'."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    m = np.random.default_rng(0).integers(2, 500, n)
+    pd.DataFrame({"m": m, "time": 1e-6 * m}).to_csv(tmp_path / "ext.csv", index=False)
+    r = run_cli(["train", tmp_path / "ext.csv", "--target", "time", "--features", "m",
+                 "--kernel", "k", "--variant", "v", "--hardware", "h", "--out",
+                 tmp_path / "models"])
+    assert r.returncode == 0, r.stderr
+    assert f"k/v/h: {label} " in r.stdout
+    d = json.loads(next((tmp_path / "models").rglob("*.json")).read_text())
+    assert d["train"]["n_val"] == (0 if n < 20 else round(0.2 * n))

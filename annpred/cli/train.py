@@ -25,7 +25,7 @@ def cmd_train(args) -> int:
         st = ("  steps " + ", ".join(f"{k}:{v}" for k, v in r.steps.items())
               if getattr(r, "steps", None) else "")
         fit = f" (fit on {r.n_fit})" if r.n_fit is not None and r.n_fit < r.n_train else ""
-        print(f"{r.kernel}/{r.variant}/{r.hardware}: val MAPE {r.val_mape:6.2f}%  "
+        print(f"{r.kernel}/{r.variant}/{r.hardware}: {r.error_label} {r.val_mape:6.2f}%  "
               f"params {r.n_params}  n={r.n_train}{fit}  {r.train_time_s:.2f}s{ho}{st}",
               flush=True)
         if getattr(r, "auto", False):

@@ -166,7 +166,9 @@ def cmd_train(args) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
     else:
-        print(f"trained {path} from {data}: {out['n_params']} parameters, validation MAPE "
+        what = ("validation MAPE" if getattr(model, "n_val_", 1)
+                else "MAPE on the training rows (too few for a validation split)")
+        print(f"trained {path} from {data}: {out['n_params']} parameters, {what} "
               f"{out['val_mape_pct']:.1f}%")
         if out["form_cv"]:
             tried = ", ".join(f"{_form(r)} {r['cv_mape_pct']:.1f}%" for r in out["form_cv"])

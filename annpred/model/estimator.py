@@ -17,12 +17,11 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from annpred.data.rows import version as _version
 from annpred.errors import DataError, FewRowsWarning
 from annpred.model import network
 from annpred.model.features import AUTO, feature_matrix, normalise_complexity
 from annpred.model.interval import conformal_interval
-from annpred.model.schema import FORMAT
+from annpred.model.schema import FORMAT, versions
 from annpred.spec import expr as _expr
 
 
@@ -102,6 +101,8 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         therefore a little conservative.
     n_init : int
         Random starts per final fit (default 4), the lowest validation loss kept.
+    Fitted ``n_val_``: validation rows (a fifth from 20 rows on; with fewer there is no
+    split, and ``val_mape_`` is the error on the training rows).
     """
 
     def __init__(self, complexity=None, parameters=None, hidden=None, seed=0,
@@ -242,6 +243,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         self.complexity_candidates_ = [list(c) for c in candidates]
         self.train_range_ = {c: [float(np.min(df[c])), float(np.max(df[c]))] for c in params}
         self.n_samples_ = len(y)
+        self.n_val_ = int(n_val)
         self.train_time_s_ = time.perf_counter() - t0
         if self.n_samples_ < 2 * self.n_params_:
             warnings.warn(f"{self.n_samples_} training rows for {self.n_params_} trainable "
@@ -383,15 +385,6 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
     def to_dict(self, kernel="custom", variant="custom", hardware="unknown",
                 extra_train: dict | None = None) -> dict:
         self._check_fitted()
-        import platform
-
-        versions = {"annpred": _version(), "python": platform.python_version(),
-                    "numpy": np.__version__}
-        try:
-            import torch
-            versions["torch"] = torch.__version__
-        except ImportError:  # pragma: no cover
-            pass
         d = {"format": FORMAT, "kernel": kernel, "variant": variant, "hardware": hardware,
              "parameters": list(self.parameters_), "features": list(self.features_),
              "complexity": dict(self.complexity_),
@@ -401,6 +394,8 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
                 else {}),
              "n_params": int(self.n_params_),
              "train": {"n_samples": int(self.n_samples_), "val_mape": self.val_mape_,
+                       **({"n_val": self.n_val_} if getattr(self, "n_val_", None) is not None
+                          else {}),
                        "data_sha256": self.data_sha256_, "seed": self.seed,
                        "epochs": int(self.n_epochs_), "train_time_s": self.train_time_s_,
                        **({"loss": self.loss_} if getattr(self, "loss_", None) else {}),
@@ -410,7 +405,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
                        **({"auto_complexity": self.auto_log_}
                           if getattr(self, "auto_log_", None) else {}),
                        **(extra_train or {})},
-             "versions": versions}
+             "versions": versions()}
         return d
 
     @classmethod
@@ -441,7 +436,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         m.n_epochs_ = int(d["train"].get("epochs", 0))
         m.train_range_ = {k: list(v) for k, v in d["train"].get("range", {}).items()}
         m.n_samples_ = int(d["train"].get("n_samples", 0))
-        m.val_mape_ = d["train"].get("val_mape")
+        m.val_mape_, m.n_val_ = d["train"].get("val_mape"), d["train"].get("n_val")
         m.interval_ = dict(d["interval"]) if d.get("interval") else None
         m.data_sha256_ = d["train"].get("data_sha256", "")
         m.train_time_s_ = d["train"].get("train_time_s", 0.0)

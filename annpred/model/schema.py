@@ -27,6 +27,23 @@ _VALID: dict[str, dict] = {}  # sha256 of a file's text -> its validated model (
 _VALID_MAX = 1024
 
 
+def versions() -> dict:
+    """The software a model file was written with (its ``versions`` object)."""
+    import platform
+
+    import numpy as np
+
+    from annpred.data.rows import version
+
+    out = {"annpred": version(), "python": platform.python_version(), "numpy": np.__version__}
+    try:
+        import torch
+        out["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
 def to_json(model: dict) -> str:
     """The text of a model file (strict JSON: non-finite numbers are refused)."""
     try:

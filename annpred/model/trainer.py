@@ -37,6 +37,13 @@ class TrainReport:
     n_fit: int | None = None  # rows the network was fitted on (a subsample of n_train)
     complexity: dict | None = None  # the expressions the model uses
     auto: bool = False  # chosen by complexity="auto"
+    n_val: int | None = None  # validation rows; 0: none, val_mape is the training error
+
+    @property
+    def error_label(self) -> str:
+        """What ``val_mape`` is: the validation split's error, or the training rows' where
+        there were too few rows for a split."""
+        return "train MAPE (no validation split)" if self.n_val == 0 else "val MAPE"
 
 
 MAX_FIT_ROWS = 20_000  # a network of < 75 weights learns nothing more from more rows
@@ -303,7 +310,8 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
         rep = TrainReport(kernel, variant, hw_id, len(tr), len(ho), model.val_mape_,
                           holdout, model.n_params_, model.train_time_s_, path,
                           dict(model.steps_) if model.steps_ else None, n_fit=len(fit_rows),
-                          complexity=dict(model.complexity_), auto=auto)
+                          complexity=dict(model.complexity_), auto=auto,
+                          n_val=model.n_val_)
         reports.append(rep)
         if on_done:
             on_done(rep)
