@@ -331,6 +331,39 @@ def test_calibrate_measures_probes_and_adapts(foreign_models, tmp_path):
             (t.correction is not None)
 
 
+def test_calibrate_keeps_to_its_budget_when_inputs_are_slow_to_build(foreign_models, tmp_path,
+                                                                    monkeypatch):
+    """Building a probe's inputs counts in the budget and can dwarf its run (matvec: 4.5 s
+    for a 19 ms run): probes climb from the cheap end and stop where the next would not fit,
+    and a variant's untimed first run does not take the budget of those after it."""
+    import time
+
+    from annpred.measure import calibrate as C
+    from annpred.spec.catalog import get_kernel
+
+    k = get_kernel("toy")
+    make, first = k.make_inputs, {}
+
+    def slow(params, rng):  # 1 s for the largest n (4096), 4 ms for the smallest (16)
+        time.sleep(1.0 * params["n"] / 4096 + (0.0 if first else 0.4))
+        first["seen"] = True  # 0.4 s more the first time: like an import or a JIT compile
+        return make(params, rng)
+
+    monkeypatch.setattr(k, "make_inputs", slow)
+    budget = 0.6
+    t0 = time.perf_counter()
+    res = C.calibrate(["toy"], variants=["cumsum"], models=[foreign_models], budget=budget,
+                      out=tmp_path / "user", progress=False, save=False)
+    assert res.targets
+    share = budget / len(res.targets)
+    for t in res.targets:
+        assert len(t.probes) >= C.MIN_PROBES, t.note
+        # the share, plus what one estimate may miss (at most one step up the ladder)
+        assert t.seconds < share + 0.15, (t.seconds, [p["n"] for p, _, _ in t.probes])
+        assert max(p["n"] for p, _, _ in t.probes) < 4096 * share / 1.0
+    assert time.perf_counter() - t0 < budget + 2.0  # setup runs are outside the budget
+
+
 # -- profiling rows and model files ----------------------------------------------------------
 def test_rows_record_the_machine_and_models_carry_it(tmp_path):
     _toy()

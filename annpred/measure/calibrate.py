@@ -6,7 +6,10 @@ the kernel's domain (seed :data:`PROBE_SEED`) inside the model's training range;
 predicts each; points whose predicted cost would not fit the variant's share of the budget
 are dropped; of the rest, up to :data:`MAX_PROBES` points evenly spaced in predicted
 log-runtime are measured, extremes first and then ever finer midpoints, so a run stopped by
-the budget still spans the range. Each probe uses the measurement protocol (warm-up, at
+the budget still spans the range. A probe whose inputs would take longer to build than
+what is left of the share (estimated from the largest probe built so far; probes climb
+in steps of at most :data:`LADDER` times its predicted runtime) is skipped: a large input
+can take 100x its run to build. Each probe uses the measurement protocol (warm-up, at
 least 5 runs, median) with a short minimum time. The budget (default 10 s in all) is split
 evenly across the variants; time one variant leaves unused passes to the next.
 """
@@ -37,6 +40,7 @@ MAX_PROBES = 48
 MIN_PROBES = 4  # fewer cannot show (leave-one-out) that a correction helps
 MIN_TIME = 0.004  # seconds of repeats per probe (the protocol's default is 0.02)
 COST_SLACK = 3.0  # a probe may run this many times slower than predicted
+LADDER = 2.0  # a probe predicted at most this many times the largest built one so far
 
 
 @dataclass
@@ -131,7 +135,9 @@ def calibrate(kernels: Sequence[str] | None = None, *, models=None, out=None,
               on_target=None) -> CalibrationResult:
     """Measure probe points of every model that was not measured on this machine and store
     a correction per model in ``<out>/calibration/<fingerprint>.json`` (``out``: the user's
-    model directory). ``budget``: seconds of measuring in all (including building inputs).
+    model directory). ``budget``: seconds of measuring in all (including building inputs;
+    not each variant's first, untimed run, :attr:`Target.setup_s`, so the wall time is the
+    budget plus those).
     ``on_target(target)`` is called after each model (the CLI prints a line).
     ``threads``: the models of this thread count are adapted, measured with it."""
     if budget <= 0:
@@ -146,16 +152,17 @@ def calibrate(kernels: Sequence[str] | None = None, *, models=None, out=None,
     done = []
     try:
         for i, t in enumerate(todo):
-            left = budget - (time.perf_counter() - t_all)
-            share = left / (len(todo) - i)
+            # the budget is measuring time: a variant's first, untimed run (imports, JIT
+            # compiles) does not take it from the variants after it
+            spent = sum(d.seconds for d in done)
+            share = (budget - spent) / (len(todo) - i)
             if share <= 0:
                 t.note = "budget spent"
-                done.append(t)
-                continue
-            _probe(t, pred.models[(t.kernel, t.variant, t.hardware)], share)
-            bar.set_postfix_str(f"{t.kernel}/{t.variant}: {len(t.probes)} probes",
-                                refresh=False)
-            bar.update(max(0.0, min(time.perf_counter() - t_all, budget) - bar.n))
+            else:
+                _probe(t, pred.models[(t.kernel, t.variant, t.hardware)], share)
+                bar.set_postfix_str(f"{t.kernel}/{t.variant}: {len(t.probes)} probes",
+                                    refresh=False)
+                bar.update(max(0.0, min(spent + t.seconds, budget) - bar.n))
             done.append(t)
             if on_target is not None:
                 on_target(t)
@@ -180,11 +187,31 @@ def _probe(t: Target, model, share: float) -> None:
         v.run(v.prepare(kernel.make_inputs(point, np.random.default_rng(PROBE_SEED)), point))
         t.setup_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-    for j, (point, p_s) in enumerate(plan):
-        if time.perf_counter() - t0 > share:
+    runs = protocol.DEFAULT_MIN_RUNS + protocol.DEFAULT_WARMUP
+    pending = list(enumerate(plan))
+    built = []  # (predicted s, seconds of building its inputs)
+    ratio = largest = 0.0  # building s per predicted s near the largest built (the worst)
+    while pending:
+        left = share - (time.perf_counter() - t0)
+        # the first probe in plan order whose inputs and runs fit what is left: building a
+        # large input can take 100x its run (matvec: 4.5 s for a 19 ms run), and the cost
+        # of building is known only from inputs built, so probes climb in steps of at most
+        # LADDER x the largest built (or to the next planned one up, where the plan has a
+        # wider gap); one that does not fit now may fit later
+        rung = LADDER * max(largest, min((p for _, (_, p) in pending if p > largest),
+                                         default=0.0) / LADDER)  # the next one up at least
+        fits = [i for i, (j, (_, p_s)) in enumerate(pending)
+                if (not t.probes or p_s <= rung)
+                and ratio * p_s + max(p_s * runs, MIN_TIME) * COST_SLACK <= left]
+        if not fits:
             break
+        j, (point, p_s) = pending.pop(fits[0])
+        tb = time.perf_counter()
         inputs = kernel.make_inputs(point, np.random.default_rng([PROBE_SEED, j]))
         state = v.prepare(inputs, point)
+        built.append((p_s, time.perf_counter() - tb))
+        largest = max(largest, p_s)
+        ratio = max(b / p for p, b in built if p >= largest / LADDER)
         if "torch" in sys.modules:
             _threads.ensure_torch_threads()
         timing = protocol.measure(lambda: v.run(state), sync=v.sync, min_time=MIN_TIME,
