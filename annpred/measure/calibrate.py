@@ -6,10 +6,11 @@ the kernel's domain (seed :data:`PROBE_SEED`) inside the model's training range;
 predicts each; points whose predicted cost would not fit the variant's share of the budget
 are dropped; of the rest, up to :data:`MAX_PROBES` points evenly spaced in predicted
 log-runtime are measured, extremes first and then ever finer midpoints, so a run stopped by
-the budget still spans the range. A probe whose inputs would take longer to build than
-what is left of the share (estimated from the largest probe built so far; probes climb
-in steps of at most :data:`LADDER` times its predicted runtime) is skipped: a large input
-can take 100x its run to build. Each probe uses the measurement protocol (warm-up, at
+the budget still spans the range, except that building a large input can take 100x its
+run, and its cost is known only from the inputs built so far: probes climb from the cheap
+end in steps of at most :data:`LADDER` times the predicted runtime of the largest built
+(or to the next planned one), and one whose building and runs would not fit what is left
+of the share is skipped for now. Each probe uses the measurement protocol (warm-up, at
 least 5 runs, median) with a short minimum time. The budget (default 10 s in all) is split
 evenly across the variants; time one variant leaves unused passes to the next.
 """
@@ -198,8 +199,8 @@ def _probe(t: Target, model, share: float) -> None:
         # of building is known only from inputs built, so probes climb in steps of at most
         # LADDER x the largest built (or to the next planned one up, where the plan has a
         # wider gap); one that does not fit now may fit later
-        rung = LADDER * max(largest, min((p for _, (_, p) in pending if p > largest),
-                                         default=0.0) / LADDER)  # the next one up at least
+        rung = max(LADDER * largest,
+                   min((p for _, (_, p) in pending if p > largest), default=0.0))
         fits = [i for i, (j, (_, p_s)) in enumerate(pending)
                 if (not t.probes or p_s <= rung)
                 and ratio * p_s + max(p_s * runs, MIN_TIME) * COST_SLACK <= left]
