@@ -64,6 +64,9 @@ def cmd_tune_space(args) -> int:
           f"sampling of as many ({budget} + {args.top}): {r.random_regret:.3f}")
     if r.low is not None or r.picks is not None:
         _judge_interval(c, r)
+    if r.low is None and args.model.startswith("NN"):
+        print("note: no network interval: a 90% interval needs 19 validation rows, a fifth "
+              "of the rows the network is fitted on (a --budget of about 95 or more)")
     if args.out:
         rest = r.unmeasured
         rest = rest[np.argsort(r.predicted[rest], kind="stable")]
