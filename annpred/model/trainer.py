@@ -15,7 +15,7 @@ from annpred.data import profiles as _data
 from annpred.data.kerneltuner import space_constants, space_problem_size
 from annpred.spec import expr as _expr
 from annpred import validate as _v
-from annpred.errors import DataError, ExpressionError, ParameterError, UnknownKernelError
+from annpred.errors import DataError, ParameterError, UnknownKernelError
 from annpred.files import atomic_write_many
 from annpred.model.estimator import AugmentedNNRegressor
 from annpred.model.layout import model_path
@@ -214,14 +214,10 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
         raise DataError("no rows to train on")
     for (kernel, variant, hw_id), g in combos:  # validate everything before any fit
         model_path(".", kernel, variant, hw_id)
-        if complexity is not None and not (isinstance(complexity, str) and complexity == "auto"):
-            texts = complexity.values() if isinstance(complexity, dict) else [complexity]
-            feats = _features_of(kernel, variant, g, features)
-            for text in texts:
-                try:
-                    _expr.parse(text, feats)
-                except ExpressionError as e:
-                    raise ExpressionError(f"{kernel}/{variant}/{hw_id}: {e}") from None
+        if complexity is not None and complexity != "auto":
+            _expr.check_all(complexity.values() if isinstance(complexity, dict) else
+                            [complexity], _features_of(kernel, variant, g, features),
+                            f"{kernel}/{variant}/{hw_id}")
         if len(g) < _data.MIN_ROWS:
             src = g["_source"].iloc[0]
             raise DataError(f"{src}: combination {kernel}/{variant}/{hw_id} has {len(g)} rows; "

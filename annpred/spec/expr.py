@@ -174,6 +174,16 @@ class _Builder:
         self.fail(node, f"syntax {_describe(node)} is not allowed")
 
 
+def check_all(texts: Iterable[str], symbols: Iterable[str], where: str) -> None:
+    """Parse each of ``texts`` against ``symbols``; an error is prefixed with ``where``
+    (e.g. the combination the expressions are for)."""
+    for text in texts:
+        try:
+            parse(text, symbols)
+        except ExpressionError as e:
+            raise ExpressionError(f"{where}: {e}") from None
+
+
 def parse(text: str, symbols: Iterable[str] | None = None) -> sp.Expr:
     """Parse complexity text into a sympy expression.
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from annpred.data import profiles as _data
-from annpred.errors import DataError, ExpressionError
+from annpred.errors import DataError
 from annpred.model.features import feature_matrix
 from annpred.spec import expr as _expr
 from annpred.study.metrics import mdape, noise_floor, noise_floor_from_cv
@@ -77,11 +77,7 @@ def prepare_combination(key, g: pd.DataFrame, *, features: Sequence[str] | None 
 
         # without a catalog entry a GPU tuning space's launch structure is its complexity
         complexity = _catalog_complexity(kernel, variant, params) or _structure(g, params)
-    for text in complexity.values():
-        try:
-            _expr.parse(text, params)
-        except ExpressionError as e:
-            raise ExpressionError(f"{src}: combination {kernel}/{variant}/{hw_id}: {e}") from None
+    _expr.check_all(complexity.values(), params, f"{src}: combination {kernel}/{variant}/{hw_id}")
     passes = (g["pass"].fillna(0).astype(int) if "pass" in g.columns
               else pd.Series(0, index=g.index))
     idcols = [c for c in ("seed", "point") if c in g.columns and g[c].notna().all()]
