@@ -166,6 +166,35 @@ def atomic_write_many(files: Mapping[str | os.PathLike, str | bytes]) -> list[Pa
     return [p for _, p in temps]
 
 
+def frame_key(df, *config) -> str:
+    """A short hash of a job's input rows, its configuration and the catalog's complexity
+    expressions of the kernels in the rows: a checkpoint made from anything different is not
+    resumed (see :class:`JsonlCheckpoint`)."""
+    import hashlib
+
+    import pandas as pd
+
+    h = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes())
+    h.update(repr((config, _catalog_text(df))).encode())
+    return h.hexdigest()[:16]
+
+
+def _catalog_text(df) -> list:
+    from annpred.errors import UnknownKernelError
+    from annpred.spec.catalog import get_kernel
+
+    out = []
+    if not {"kernel", "variant"} <= set(df.columns):
+        return out
+    for kernel, variant in sorted(set(zip(df["kernel"].astype(str), df["variant"].astype(str)))):
+        try:
+            comp = get_kernel(kernel).complexity_for(variant)
+            out.append((kernel, variant, sorted(comp.items())))
+        except UnknownKernelError:
+            continue
+    return out
+
+
 class JsonlCheckpoint:
     """Finished pieces of a long job, appended as JSON lines tagged with ``key`` (a hash of
     the job's data and configuration): a rerun reads back the records of the same key and

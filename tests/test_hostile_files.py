@@ -107,6 +107,73 @@ def test_training_two_combinations_writes_both_or_none(tmp_path):
     assert _temps(reports[0].path.parent) == []
 
 
+def _count_fits(monkeypatch):
+    from annpred.model.estimator import AugmentedNNRegressor
+
+    fitted, real = [], AugmentedNNRegressor.fit
+
+    def fit(self, X, y, *a, **k):
+        fitted.append(len(y))
+        return real(self, X, y, *a, **k)
+
+    monkeypatch.setattr(AugmentedNNRegressor, "fit", fit)
+    return fitted
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """Ctrl-C after the first of two combinations: no model file is written, the finished
+    one is kept in the checkpoint, and the same call again fits only the second one."""
+    from annpred.model.trainer import CHECKPOINT
+
+    p = _csv(tmp_path, [HEAD, *_rows(12, 0, variant="v1"),
+                        *_rows(12, 1, variant="v2", start=100)])
+    out = tmp_path / "models"
+    kw = dict(features=["m", "n"], complexity="m*n", max_epochs=5, n_init=1, steps=None)
+    fitted = _count_fits(monkeypatch)
+
+    def stop(rep):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_csvs([p], out, on_done=stop, **kw)
+    assert fitted == [12] and (out / CHECKPOINT).exists()
+    assert not list(out.rglob("*.json"))  # no model file before all are trained
+    said = []
+    reports = train_csvs([p], out, progress=said.append, **kw)
+    assert fitted == [12, 12]  # the first combination was read back, not fitted again
+    assert any("resuming: 1 of 2" in s for s in said)
+    assert [r.variant for r in reports] == ["v1", "v2"] and all(r.path.exists() for r in reports)
+    assert not (out / CHECKPOINT).exists()
+    # other options are another job: nothing is resumed from its checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        train_csvs([p], out, on_done=stop, **kw)
+    train_csvs([p], out, **{**kw, "seed": 1})
+    assert fitted == [12] * 5
+
+
+def test_interrupt_message_says_what_each_command_kept(monkeypatch, capsys, tmp_path):
+    from annpred.cli import app
+    import annpred.model.trainer as trainer
+    import annpred.measure.calibrate as calibrate
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "train_csvs", interrupt)
+    monkeypatch.setattr(calibrate, "calibrate", interrupt)
+    out = tmp_path / "m"
+    assert app.main(["train", "x.csv", "--out", str(out)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (f"annpred: interrupted; finished combinations are kept in "
+                   f"{out}/.train_checkpoint.jsonl (the same command resumes); no model "
+                   "was written")
+    assert app.main(["calibrate", "--quick"]) == 130
+    assert "nothing was saved" in capsys.readouterr().err
+    monkeypatch.setenv(app.QUIET_INTERRUPT, "1")  # a child process of quickstart
+    assert app.main(["calibrate", "--quick"]) == 130
+    assert capsys.readouterr().err == ""
+
+
 def test_jsonl_checkpoint_skips_torn_lines_and_other_keys(tmp_path):
     """A killed job leaves a torn last line; a job with other options left records of
     another key: neither is read back, and appends after the torn line still load."""

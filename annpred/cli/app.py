@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 from typing import Sequence
 
 from annpred.errors import AnnpredError, AnnpredWarning
+
+# set in the environment of an annpred child process whose parent reports the interrupt
+QUIET_INTERRUPT = "ANNPRED_QUIET_INTERRUPT"
 
 # Each module adds its subcommand(s) with ``register(subparsers)``; each must be cheap to
 # import (no torch, no halide at module level).
@@ -80,8 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"annpred: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("annpred: interrupted; rows written so far are kept (rerun to resume)",
-              file=sys.stderr)
+        if not os.environ.get(QUIET_INTERRUPT):  # a child process: its parent says it
+            note = getattr(args, "interrupted", None)
+            print("annpred: interrupted" + (f"; {note.format(**vars(args))}" if note else ""),
+                  file=sys.stderr)
         return 130
     except BrokenPipeError:  # pragma: no cover
         return 0

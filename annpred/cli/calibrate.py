@@ -74,4 +74,5 @@ def register(sub) -> None:
                    help="also probe models measured on this machine")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--json", action="store_true", help="print the calibration report as JSON")
-    s.set_defaults(func=cmd_calibrate)
+    s.set_defaults(func=cmd_calibrate, interrupted="nothing was saved (the corrections "
+                   "are written at the end); the same command starts over")

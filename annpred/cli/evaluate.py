@@ -130,7 +130,8 @@ def register(sub) -> None:
     s.add_argument("--notes", help="Markdown file appended to accuracy.md")
     s.add_argument("--command-line", help=argparse_suppress(), default=None)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(func=cmd_evaluate)
+    s.set_defaults(func=cmd_evaluate, interrupted="finished fits are kept in "
+                   "{out}/.evaluate_checkpoint.jsonl (the same command resumes)")
 
 
 def argparse_suppress():

@@ -62,4 +62,4 @@ def register(sub) -> None:
     s.add_argument("--accel-mode", choices=("user", "calc"), default="user",
                    help="with --hardware sim-*: finite (user, default) or ideal (calc) DRAM "
                         "bandwidth")
-    s.set_defaults(func=cmd_profile)
+    s.set_defaults(func=cmd_profile, interrupted="rows measured so far are kept in {out} (the same command resumes)")

@@ -15,6 +15,7 @@ them by default), or under ``--out`` (then pass ``--models DIR`` or set ``ANNPRE
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -42,7 +43,12 @@ def _profile_process(kernel: str, path: Path, threads: int, budget: float, seed:
     cmd = [sys.executable, "-m", "annpred.cli", "profile", kernel, "--threads", str(threads),
            "--samples", "4000", "--seed", str(seed), "--time-budget", f"{budget:.3f}",
            "--min-time-ms", "5", "--out", str(path)]
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    from annpred.cli.app import QUIET_INTERRUPT
+
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True,
+                       env={**os.environ, QUIET_INTERRUPT: "1"})
+    if r.returncode == 130:  # Ctrl-C reached the child alone: stop here as well
+        raise KeyboardInterrupt
     if r.returncode != 0:
         raise AnnpredError(f"profiling {kernel} at {threads} thread(s) failed (exit "
                            f"{r.returncode}); rows measured so far are kept in {path}")
@@ -202,4 +208,5 @@ def register(sub) -> None:
     s.add_argument("--budget", type=float, default=120.0, help="seconds of measuring")
     s.add_argument("--out", default=None, help="model directory (default: user models)")
     s.add_argument("--seed", type=int, default=0, help="seed of sampling and training (default 0)")
-    s.set_defaults(func=cmd_quickstart)
+    s.set_defaults(func=cmd_quickstart, interrupted="rows measured so far are kept "
+                   "(a rerun adds to them)")

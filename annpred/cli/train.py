@@ -104,4 +104,6 @@ def register(sub) -> None:
                    help="step-aware features: auto (detect from 1-D sweeps, as written by "
                         "--sampler pr), none, or param=period,... (default auto)")
     s.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    s.set_defaults(func=cmd_train)
+    s.set_defaults(func=cmd_train, interrupted="finished combinations are kept in "
+                   "{out}/.train_checkpoint.jsonl (the same command resumes); no model "
+                   "was written")

@@ -75,7 +75,8 @@ def register(subparsers) -> None:
     pr.add_argument("--out", default=None,
                     help="profile CSV (default: <your models>/halide/<hardware>/data/"
                          "<pipeline>.csv)")
-    pr.set_defaults(func=cmd_profile)
+    pr.set_defaults(func=cmd_profile, interrupted="rows measured so far are kept "
+                    "(the same command resumes)")
 
     tr = hs.add_parser("train", help="train a pipeline's schedule model from a profile")
     tr.add_argument("pipeline", help="pipeline whose schedule model to train")

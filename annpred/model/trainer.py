@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+import json
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -16,7 +18,7 @@ from annpred.data.kerneltuner import space_constants, space_problem_size
 from annpred.spec import expr as _expr
 from annpred import validate as _v
 from annpred.errors import DataError, ParameterError, UnknownKernelError
-from annpred.files import atomic_write_many
+from annpred.files import JsonlCheckpoint, atomic_write_many, frame_key
 from annpred.model.estimator import AugmentedNNRegressor
 from annpred.model.layout import model_path
 from annpred.model.schema import to_json, validate
@@ -195,8 +197,11 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
     step-aware complexity features; a dict ``{param: period}`` forces periods; ``None``
     disables steps.
 
-    Every model is trained before any file is written, and the files are written all or
-    none. With more than ``max_fit_rows`` training rows a combination is fitted on a random
+    Every model is trained before any model file is written, and the files are written all
+    or none. Meanwhile each finished combination is appended to ``<out>/
+    .train_checkpoint.jsonl``: a rerun with the same rows and options reads those back
+    instead of fitting them again (an interrupted run resumes); the checkpoint is removed
+    once the models are written. With more than ``max_fit_rows`` training rows a combination is fitted on a random
     subsample of that many (the held-out error is still computed on every held-out row).
     ``progress(message)`` receives a line per stage."""
     def say(msg: str) -> None:  # progress lines only where the work takes noticeable time
@@ -223,97 +228,157 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             raise DataError(f"{src}: combination {kernel}/{variant}/{hw_id} has {len(g)} rows; "
                             f"at least {_data.MIN_ROWS} are needed to train a model")
     reports, files = [], {}
-    for ci, ((kernel, variant, hw_id), g) in enumerate(combos):
-        feats = _features_of(kernel, variant, g, features)
-        if isinstance(steps, dict):
-            unknown = [k for k in steps if k not in feats]
-            if unknown:
-                raise ParameterError(f"--steps names {unknown[0]!r}, which is not a feature "
-                                     f"of {kernel}/{variant}/{hw_id} ({', '.join(feats)})")
-        auto = isinstance(complexity, str) and complexity == "auto"
-        if auto:  # start from the catalog's expressions when the kernel is in the catalog
-            comp = _catalog_complexity(kernel, variant, feats) or {}
-        elif complexity is not None:
-            comp = complexity if isinstance(complexity, dict) else {"complexity": complexity}
-        else:
-            comp = _catalog_complexity(kernel, variant, feats) or _structure(g, feats)
-        tr, ho = split_rows(len(g), n_train, seed)
-        big = len(g) > PROGRESS_ROWS
-        fit_rows = tr
-        if len(tr) > max_fit_rows:
-            pick = np.random.default_rng([seed, 5151]).choice(len(tr), max_fit_rows,
-                                                              replace=False)
-            fit_rows = tr[np.sort(pick)]
-        say(f"{kernel}/{variant}/{hw_id} ({ci + 1}/{len(combos)}): fitting on "
-            f"{len(fit_rows):,} of {len(g):,} rows"
-            + (f" (a random subsample of the {len(tr):,} training rows)"
-               if len(fit_rows) < len(tr) else ""))
-        X = g[feats].reset_index(drop=True)
-        y = g["runtime_s"].to_numpy(dtype=float)
-        found, fits = {}, []
-        if isinstance(steps, dict):
-            found = {k: int(v) for k, v in steps.items() if k in feats}
-        elif steps == "auto" and comp:
-            from annpred.model.steps import detect_steps
+    ckpt, done = _checkpoint(out, df, complexity, features, seed, n_train, hidden, steps,
+                             max_fit_rows, regressor_kw)
+    if done and progress is not None:
+        progress(f"resuming: {len(done)} of {len(combos)} combination(s) read from "
+                 f"{ckpt.path}")
+    with _dropped_unless_interrupted(ckpt, out):
+        for ci, ((kernel, variant, hw_id), g) in enumerate(combos):
+            if (kernel, variant, hw_id) in done:
+                rec = done[(kernel, variant, hw_id)]
+                path = model_path(out, kernel, variant, hw_id)
+                validate(json.loads(rec["model"]), str(ckpt.path))
+                files[path] = rec["model"]
+                rep = TrainReport(**{**rec["report"], "path": path})
+                reports.append(rep)
+                if on_done:
+                    on_done(rep)
+                continue
+            feats = _features_of(kernel, variant, g, features)
+            if isinstance(steps, dict):
+                unknown = [k for k in steps if k not in feats]
+                if unknown:
+                    raise ParameterError(f"--steps names {unknown[0]!r}, which is not a feature "
+                                         f"of {kernel}/{variant}/{hw_id} ({', '.join(feats)})")
+            auto = isinstance(complexity, str) and complexity == "auto"
+            if auto:  # start from the catalog's expressions when the kernel is in the catalog
+                comp = _catalog_complexity(kernel, variant, feats) or {}
+            elif complexity is not None:
+                comp = complexity if isinstance(complexity, dict) else {"complexity": complexity}
+            else:
+                comp = _catalog_complexity(kernel, variant, feats) or _structure(g, feats)
+            tr, ho = split_rows(len(g), n_train, seed)
+            big = len(g) > PROGRESS_ROWS
+            fit_rows = tr
+            if len(tr) > max_fit_rows:
+                pick = np.random.default_rng([seed, 5151]).choice(len(tr), max_fit_rows,
+                                                                  replace=False)
+                fit_rows = tr[np.sort(pick)]
+            say(f"{kernel}/{variant}/{hw_id} ({ci + 1}/{len(combos)}): fitting on "
+                f"{len(fit_rows):,} of {len(g):,} rows"
+                + (f" (a random subsample of the {len(tr):,} training rows)"
+                   if len(fit_rows) < len(tr) else ""))
+            X = g[feats].reset_index(drop=True)
+            y = g["runtime_s"].to_numpy(dtype=float)
+            found, fits = {}, []
+            if isinstance(steps, dict):
+                found = {k: int(v) for k, v in steps.items() if k in feats}
+            elif steps == "auto" and comp:
+                from annpred.model.steps import detect_steps
 
-            found, fits = detect_steps(g.iloc[fit_rows].reset_index(drop=True), feats, comp)
-        kw_g = regressor_kw
-        if space_problem_size(g) is not None:
-            kw_g = {**SPACE_OPTIONS, **regressor_kw}
-        if auto:
-            kw_g = {**kw_g, "base_complexity": comp or None,
-                    "problem_size": space_problem_size(g), "constants": space_constants(g)}
-        model = AugmentedNNRegressor(complexity="auto" if auto else (comp or None),
-                                     parameters=feats, hidden=hidden,
-                                     seed=seed, steps=(found if comp else None) or None,
-                                     **kw_g)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            model.fit(X.iloc[fit_rows], y[fit_rows])
-        for w in caught:  # name the combination in every training warning
-            warnings.warn(f"{kernel}/{variant}/{hw_id}: {w.message}", w.category, stacklevel=2)
-        if len(fit_rows) < len(tr):  # the range of every training row, not of the subsample
-            Xt = X.iloc[tr]
-            model.train_range_ = {c: [float(Xt[c].min()), float(Xt[c].max())] for c in feats}
-        holdout = None
-        if len(ho):
-            say(f"{kernel}/{variant}/{hw_id}: held-out error on {len(ho):,} rows")
-            pred = model.predict(X.iloc[ho])
-            holdout = float(np.mean(np.abs(pred - y[ho]) / y[ho]) * 100)
-        if not np.isfinite(model.val_mape_) or (holdout is not None and not np.isfinite(holdout)):
-            raise DataError(f"{kernel}/{variant}/{hw_id}: the fitted model's error is not "
-                            "finite (runtimes too small or too spread to represent); "
-                            "nothing was written")
-        extra = {"n_holdout": int(len(ho)), "holdout_mape": holdout,
-                 "n_train_rows": int(len(tr)), "n_fit": int(len(fit_rows)),
-                 "sources": sorted({Path(s).name for s in g["_source"]})}
-        if fits:
-            extra["step_detection"] = [f.to_dict() for f in fits]
-        if "runtime_cv" in g.columns and g["runtime_cv"].notna().any():
-            extra["median_runtime_cv"] = float(g["runtime_cv"].median())
-        measured = _measured(g.iloc[tr])
-        if measured:
-            extra["measured"] = measured
-        path = None
-        if out is not None:
-            path = model_path(out, kernel, variant, hw_id)
-            d = model.to_dict(kernel, variant, hw_id, extra_train=extra)
-            machine = _data.machine_of(g)
-            if machine is not None:
-                d["machine"] = machine
-            validate(d, str(path))
-            files[path] = to_json(d)
-        rep = TrainReport(kernel, variant, hw_id, len(tr), len(ho), model.val_mape_,
-                          holdout, model.n_params_, model.train_time_s_, path,
-                          dict(model.steps_) if model.steps_ else None, n_fit=len(fit_rows),
-                          complexity=dict(model.complexity_), auto=auto,
-                          n_val=model.n_val_)
-        reports.append(rep)
-        if on_done:
-            on_done(rep)
+                found, fits = detect_steps(g.iloc[fit_rows].reset_index(drop=True), feats, comp)
+            kw_g = regressor_kw
+            if space_problem_size(g) is not None:
+                kw_g = {**SPACE_OPTIONS, **regressor_kw}
+            if auto:
+                kw_g = {**kw_g, "base_complexity": comp or None,
+                        "problem_size": space_problem_size(g), "constants": space_constants(g)}
+            model = AugmentedNNRegressor(complexity="auto" if auto else (comp or None),
+                                         parameters=feats, hidden=hidden,
+                                         seed=seed, steps=(found if comp else None) or None,
+                                         **kw_g)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UserWarning)
+                model.fit(X.iloc[fit_rows], y[fit_rows])
+            for w in caught:  # name the combination in every training warning
+                warnings.warn(f"{kernel}/{variant}/{hw_id}: {w.message}", w.category, stacklevel=2)
+            if len(fit_rows) < len(tr):  # the range of every training row, not of the subsample
+                Xt = X.iloc[tr]
+                model.train_range_ = {c: [float(Xt[c].min()), float(Xt[c].max())] for c in feats}
+            holdout = None
+            if len(ho):
+                say(f"{kernel}/{variant}/{hw_id}: held-out error on {len(ho):,} rows")
+                pred = model.predict(X.iloc[ho])
+                holdout = float(np.mean(np.abs(pred - y[ho]) / y[ho]) * 100)
+            if not np.isfinite(model.val_mape_) or (holdout is not None and not np.isfinite(holdout)):
+                raise DataError(f"{kernel}/{variant}/{hw_id}: the fitted model's error is not "
+                                "finite (runtimes too small or too spread to represent); "
+                                "nothing was written")
+            extra = {"n_holdout": int(len(ho)), "holdout_mape": holdout,
+                     "n_train_rows": int(len(tr)), "n_fit": int(len(fit_rows)),
+                     "sources": sorted({Path(s).name for s in g["_source"]})}
+            if fits:
+                extra["step_detection"] = [f.to_dict() for f in fits]
+            if "runtime_cv" in g.columns and g["runtime_cv"].notna().any():
+                extra["median_runtime_cv"] = float(g["runtime_cv"].median())
+            measured = _measured(g.iloc[tr])
+            if measured:
+                extra["measured"] = measured
+            path = None
+            if out is not None:
+                path = model_path(out, kernel, variant, hw_id)
+                d = model.to_dict(kernel, variant, hw_id, extra_train=extra)
+                machine = _data.machine_of(g)
+                if machine is not None:
+                    d["machine"] = machine
+                validate(d, str(path))
+                files[path] = to_json(d)
+            rep = TrainReport(kernel, variant, hw_id, len(tr), len(ho), model.val_mape_,
+                              holdout, model.n_params_, model.train_time_s_, path,
+                              dict(model.steps_) if model.steps_ else None, n_fit=len(fit_rows),
+                              complexity=dict(model.complexity_), auto=auto,
+                              n_val=model.n_val_)
+            reports.append(rep)
+            if ckpt is not None:
+                ckpt.append([{"combo": [kernel, variant, hw_id], "model": files[path],
+                              "report": {**asdict(rep), "path": None}}])
+            if on_done:
+                on_done(rep)
     if files:
         atomic_write_many(files)
+    if ckpt is not None:
+        ckpt.path.unlink(missing_ok=True)
     return reports
+
+
+CHECKPOINT = ".train_checkpoint.jsonl"
+
+
+@contextmanager
+def _dropped_unless_interrupted(ckpt, out):
+    """Keep the checkpoint for a rerun after Ctrl-C; after an error (bad data, a failed fit)
+    remove it, and ``out`` if the checkpoint created it, so that nothing is left behind."""
+    created = out is not None and not Path(out).exists()
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        if ckpt is not None:
+            ckpt.path.unlink(missing_ok=True)
+            if created:
+                try:
+                    Path(out).rmdir()
+                except OSError:
+                    pass
+        raise
+
+
+def _checkpoint(out, df, *options) -> tuple[JsonlCheckpoint | None, dict]:
+    """The checkpoint of this training job in ``out`` and the combinations finished there."""
+    if out is None:
+        return None, {}
+    from annpred import __version__
+
+    ckpt = JsonlCheckpoint(Path(out) / CHECKPOINT, frame_key(df, __version__, *options))
+    done = {}
+    for rec in ckpt.load():
+        try:
+            done[tuple(rec["combo"])] = rec
+        except (KeyError, TypeError):
+            continue
+    return ckpt, done
 
 
 def train_csvs(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None, *,

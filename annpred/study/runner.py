@@ -27,7 +27,6 @@ Nothing here imports torch at module level (the network models import it when fi
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -39,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from annpred.errors import DataError, FewRowsWarning, ParameterError
-from annpred.files import JsonlCheckpoint
+from annpred.files import JsonlCheckpoint, frame_key
 from annpred.threads import pool_limits
 from annpred.study.cost import cost_benchmark, cost_combination
 from annpred.study.metrics import score
@@ -143,32 +142,12 @@ def _groups(fits: list[Fit]) -> list[list[Fit]]:
     return sorted(by.values(), key=lambda g: -sum(max(f.n, 50) for f in g))
 
 
-def _catalog_text(df) -> list:
-    """The catalog complexity of every (kernel, variant) in ``df``: fits made before a
-    catalog expression changed are not resumed."""
-    from annpred.errors import UnknownKernelError
-    from annpred.spec.catalog import get_kernel
-
-    out = []
-    if not {"kernel", "variant"} <= set(df.columns):
-        return out
-    for kernel, variant in sorted(set(zip(df["kernel"].astype(str), df["variant"].astype(str)))):
-        try:
-            comp = get_kernel(kernel).complexity_for(variant)
-            out.append((kernel, variant, sorted(comp.items())))
-        except UnknownKernelError:
-            continue
-    return out
-
-
 class _Checkpoint:
     """Finished fits of one study (:class:`annpred.files.JsonlCheckpoint`), keyed by data
     and config."""
 
     def __init__(self, path, df, cfg, features, complexity):
-        h = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes())
-        h.update(repr((cfg, features, complexity, _catalog_text(df))).encode())
-        self.key = h.hexdigest()[:16]
+        self.key = frame_key(df, cfg, features, complexity)
         self._file = JsonlCheckpoint(path, self.key)
 
     def load(self) -> list:
