@@ -82,3 +82,18 @@ def test_two_concurrent_profilers_never_duplicate_keys(tmp_path, toy_env):
     keys = Counter((r["variant"], r["hardware"], r["sampler"], r["seed"], r["point"], r["pass"])
                    for r in rows)
     assert keys and max(keys.values()) == 1
+
+
+def test_halide_profile_refuses_a_csv_another_writer_holds(tmp_path):
+    """Two ``annpred halide profile`` runs on one --out: the second is refused before it
+    measures (it rewrote the whole file from memory, so one run's rows were lost)."""
+    pytest.importorskip("halide")
+    from annpred.data.rows import CsvLock
+    from annpred.halide.profile import profile_pipeline
+
+    out = tmp_path / "blur.csv"
+    with CsvLock(out):
+        with pytest.raises(DataError, match="another annpred process"):
+            profile_pipeline("blur", n_schedules=1, sizes_per_schedule=1, threads=1, out=out,
+                             progress=False)
+    assert not out.exists()

@@ -175,28 +175,18 @@ def row_values(kernel: str, variant: str, hardware: str, point: Mapping,
             "pass": pass_id, "timestamp": timestamp, "annpred_version": version}
 
 
-class RowWriter:
-    """Appends profiling rows to ``path`` (created with its header if new or empty).
+class CsvLock:
+    """An exclusive, non-blocking ``flock`` on the sidecar :func:`lock_path` of a CSV, held
+    until :meth:`release` (or the process ends, however it ends): a second writer of the
+    same CSV fails at once with a :class:`DataError` naming the file instead of waiting or
+    losing rows. Use as a context manager or with :meth:`acquire` (idempotent)."""
 
-    One writer per CSV at a time: :meth:`existing` and entering the writer take an
-    exclusive ``flock`` on the sidecar :func:`lock_path` file, held until the writer exits
-    (or the process ends, however it ends). A second writer -- another ``annpred profile``
-    on the same ``--out`` -- fails at once with a :class:`DataError` naming the file instead
-    of waiting or duplicating rows."""
-
-    def __init__(self, path: str | os.PathLike, param_names: Sequence[str]):
+    def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.param_names = list(param_names)
-        self.columns = columns_for(self.param_names)
-        self._version = version()
-        self._f = None
-        self._w = None
-        self._lock_fd = None
-        self._machines: dict[str, str] = {}  # hardware id -> fingerprint (sidecar written)
+        self._fd = None
 
     def acquire(self) -> None:
-        """Take the exclusive lock on the CSV (idempotent); raise if another holds it."""
-        if self._lock_fd is not None or fcntl is None:
+        if self._fd is not None or fcntl is None:
             return
         lp = lock_path(self.path)
         lp.parent.mkdir(parents=True, exist_ok=True)
@@ -208,12 +198,44 @@ class RowWriter:
             raise DataError(f"{self.path} is being written by another annpred process (it "
                             f"holds {lp.name}); wait for it to finish or choose another "
                             "--out") from None
-        self._lock_fd = fd
+        self._fd = fd
 
     def release(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
-            self._lock_fd = None
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> "CsvLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class RowWriter:
+    """Appends profiling rows to ``path`` (created with its header if new or empty).
+
+    One writer per CSV at a time: :meth:`existing` and entering the writer take its
+    :class:`CsvLock`, held until the writer exits. A second writer -- another ``annpred
+    profile`` on the same ``--out`` -- fails at once instead of duplicating rows."""
+
+    def __init__(self, path: str | os.PathLike, param_names: Sequence[str]):
+        self.path = Path(path)
+        self.param_names = list(param_names)
+        self.columns = columns_for(self.param_names)
+        self._version = version()
+        self._f = None
+        self._w = None
+        self._lock = CsvLock(self.path)
+        self._machines: dict[str, str] = {}  # hardware id -> fingerprint (sidecar written)
+
+    def acquire(self) -> None:
+        """Take the exclusive lock on the CSV (idempotent); raise if another holds it."""
+        self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
 
     def _older(self, header: list[str]) -> bool:
         """A header written before some optional columns existed (resumed as it is)."""

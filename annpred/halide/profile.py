@@ -8,6 +8,7 @@ order, gives the noise floor (rows with ``pass == 2``; training uses ``pass == 1
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -17,6 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.rows import CsvLock
 from ..spec import hardware as hw
 from ..measure.protocol import measure
 from .pipelines import HalidePipeline, get
@@ -99,9 +101,9 @@ def profile_pipeline(pipeline: str | HalidePipeline, *, n_schedules: int = PROFI
     within a size, run in shuffled order; each schedule is JIT-compiled once, when first
     needed. With ``out``, the CSV is rewritten atomically after every size, and a run with the
     same arguments resumes: points already in it are skipped. ``max_seconds`` stops after the
-    size that crosses it (run again to continue). Returns all rows measured so far.
+    size that crosses it (run again to continue). Returns all rows measured so far. Another
+    process writing the same ``out`` meanwhile is refused (:class:`annpred.data.rows.CsvLock`).
     """
-    from ..files import atomic_write_text
     from ..threads import fix_threads
 
     fix_threads(threads)
@@ -113,6 +115,13 @@ def profile_pipeline(pipeline: str | HalidePipeline, *, n_schedules: int = PROFI
     if plan is None:
         plan = random_plan(p, n_schedules, sizes_per_schedule, n_sizes, seed, noise_fraction)
     out = Path(out) if out is not None else None
+    with CsvLock(out) if out is not None else contextlib.nullcontext():
+        return _profile(p, threads, hardware, plan, out, seed, sampler, max_seconds, progress)
+
+
+def _profile(p, threads, hardware, plan, out, seed, sampler, max_seconds, progress):
+    from ..files import atomic_write_text
+
     old = load_profile(out, p) if out is not None and out.exists() else None
     rows = [] if old is None else old.to_dict("records")
     done = set() if old is None else {
