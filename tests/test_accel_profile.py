@@ -62,3 +62,24 @@ def test_choose_weighs_a_modelled_accelerator_against_cpu(tmp_path, capsys):
     # prediction still ranks the accelerator first)
     assert d["predicted_best"] == "sim@sim-tpu-v1"
     assert d["predicted"]["sim@sim-tpu-v1"] * 10 < d["predicted"][f"numpy@{cpu[0].parent.parent.name}"]
+
+
+def test_profile_says_what_its_time_budget_left(tmp_path, capsys):
+    """A run that the time budget ends says how many planned rows are left (it read as if
+    the CSV held them all); a run that finishes says nothing of the kind."""
+    import re
+
+    out = tmp_path / "tb.csv"
+    assert main(["profile", "matvec", "--samples", "50", "--threads", "1", "--time-budget",
+                 "0.3", "--min-time-ms", "1", "--quiet", "--out", str(out)]) == 0
+    line = capsys.readouterr().out
+    m = re.search(r"(\d+) rows measured, 0 already there; the time budget ended the run "
+                  r"\((\d+) of (\d+) planned rows left: the same command continues\)", line)
+    assert m, line
+    written, left, total = map(int, m.groups())
+    assert written + left == total and left > 0
+    assert len(list(csv.DictReader(out.open()))) == written
+    sim = tmp_path / "sim.csv"
+    assert main(["profile", "matmul", "--hardware", "sim-gemmini", "--samples", "4",
+                 "--quiet", "--out", str(sim)]) == 0
+    assert capsys.readouterr().out.endswith("4 rows measured, 0 already there (4 in all)\n")

@@ -23,8 +23,7 @@ def cmd_profile(args) -> int:
                   first=args.first, time_budget=args.time_budget,
                   min_time=args.min_time_ms / 1e3, hardware=args.hardware,
                   accel_mode=args.accel_mode, reference=args.reference)
-    print(f"{res.path}: {res.written} rows measured, {res.skipped} already there "
-          f"({res.total} in all)")
+    print(res.summary())
     return 0
 
 

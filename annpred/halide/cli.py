@@ -126,12 +126,14 @@ def cmd_profile(args) -> int:
     if args.sampler == "refine":
         from .sampling import refine_profile
 
-        df = refine_profile(p, out, 160 if args.budget is None else args.budget,
-                            rounds=args.rounds, seed=args.seed,
+        budget = 160 if args.budget is None else args.budget
+        df = refine_profile(p, out, budget, rounds=args.rounds, seed=args.seed,
                             threads=args.threads, max_seconds=args.max_seconds)
         n_ref = int((df["sampler"] == "refine").sum()) if "sampler" in df.columns else 0
-        print(f"{len(df)} points of {p.name} in {out} ({n_ref} refinement points); train "
-              f"with `annpred halide train {p.name} --data {out}`")
+        short = (f"; --max-seconds ended it: the same command adds the other "
+                 f"{budget - n_ref}" if args.max_seconds is not None and n_ref < budget else "")
+        print(f"{len(df)} points of {p.name} in {out} ({n_ref} refinement points{short}); "
+              f"train with `annpred halide train {p.name} --data {out}`")
         return 0
     plan = None
     if args.sampler == "pr":
@@ -143,7 +145,10 @@ def cmd_profile(args) -> int:
                           sizes_per_schedule=args.sizes_per_schedule, seed=args.seed,
                           threads=args.threads, out=out, plan=plan, sampler=args.sampler,
                           max_seconds=args.max_seconds)
-    print(f"{len(df)} points of {p.name} in {out}; train with "
+    left = df.attrs.get("left", 0)
+    short = (f" ({left} of {df.attrs['planned']} planned points left: --max-seconds ended "
+             "the run; the same command continues)" if left else "")
+    print(f"{len(df)} points of {p.name} in {out}{short}; train with "
           f"`annpred halide train {p.name} --data {out}`")
     return 0
 

@@ -101,7 +101,8 @@ def profile_pipeline(pipeline: str | HalidePipeline, *, n_schedules: int = PROFI
     within a size, run in shuffled order; each schedule is JIT-compiled once, when first
     needed. With ``out``, the CSV is rewritten atomically after every size, and a run with the
     same arguments resumes: points already in it are skipped. ``max_seconds`` stops after the
-    size that crosses it (run again to continue). Returns all rows measured so far. Another
+    size that crosses it (run again to continue). Returns all rows measured so far, with
+    ``attrs["left"]``: the planned points still to measure, of ``attrs["planned"]``. Another
     process writing the same ``out`` meanwhile is refused (:class:`annpred.data.rows.CsvLock`).
     """
     from ..threads import fix_threads
@@ -124,6 +125,7 @@ def _profile(p, threads, hardware, plan, out, seed, sampler, max_seconds, progre
 
     old = load_profile(out, p) if out is not None and out.exists() else None
     rows = [] if old is None else old.to_dict("records")
+    n_old = len(rows)
     done = set() if old is None else {
         _point_key(p, r, r["variant"], r.get("pass", 1)) for r in rows}
     todo: dict[tuple, list] = {}
@@ -135,7 +137,10 @@ def _profile(p, threads, hardware, plan, out, seed, sampler, max_seconds, progre
     rng = np.random.default_rng(seed + 15485863)
     compiled: dict[str, object] = {}
     t_start = time.perf_counter()
-    bar = _bar(sum(len(v) for v in todo.values()), f"profile {p.name}", progress)
+    n_todo = sum(len(v) for v in todo.values())
+    n_had = len(plan) - n_todo
+    bar = _bar(n_todo, f"profile {p.name}" + (f" ({n_had} already measured)" if n_had else ""),
+               progress)
     for zi in rng.permutation(len(todo)):
         size_key = list(todo)[int(zi)]
         sizes = dict(zip(p.size_names, size_key))
@@ -159,7 +164,10 @@ def _profile(p, threads, hardware, plan, out, seed, sampler, max_seconds, progre
         if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
             break
     bar.close()
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    df.attrs["left"] = n_todo - (len(rows) - n_old)  # planned points not measured (max_seconds ended it)
+    df.attrs["planned"] = len(plan)
+    return df
 
 
 def _row(p, hardware, threads, sizes, schedule, t, pass_no, compile_s, seed, point, sampler):

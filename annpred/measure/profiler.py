@@ -43,6 +43,16 @@ class ProfileResult:
     skipped: int
     total: int
     pr: dict = field(default_factory=dict)  # sampler pr: variant -> PRResult (steps, points)
+    stopped: bool = False  # the time budget ended the run before every planned point
+
+    def summary(self) -> str:
+        """One line: what was measured, and what is left when the time budget ended it."""
+        line = f"{self.path}: {self.written} rows measured, {self.skipped} already there"
+        if not self.stopped:
+            return line + f" ({self.total} in all)"
+        left = (f"{self.total - self.written - self.skipped} of {self.total} planned rows "
+                "left" if not self.pr else "more planned")
+        return line + f"; the time budget ended the run ({left}: the same command continues)"
 
 
 def measure_point(kernel: Kernel, v, inputs, point, *, min_runs: int, min_time: float,
@@ -265,7 +275,7 @@ def _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed
     s = _Session(kernel, writer, hws, n_threads, sampler, seed, pass_id, min_runs, min_time,
                  check, time_budget, bar, reference)
     s.load(existing)
-    results = {}
+    results, stopped = {}, False
     try:
         with writer:
             if planned:
@@ -281,14 +291,16 @@ def _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed
                         results[v.name] = PRPlanner(kernel, samples, seed=seed,
                                                     variant=v.name).run(measure)
                     except _Stop:
+                        stopped = True
                         break
             else:
                 for idx, v, point in tasks:
                     try:
                         s.measure(v, point, idx)
                     except _Stop:
+                        stopped = True
                         break
     finally:
         bar.close()
     return ProfileResult(Path(out), s.written, s.skipped, s.written + s.skipped if planned
-                         else len(tasks), results)
+                         else len(tasks), results, stopped)
