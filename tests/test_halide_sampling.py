@@ -192,3 +192,18 @@ def test_refine_needs_an_existing_profile(tmp_path):
         refine_profile("blur", tmp_path / "none.csv", 0)
     assert main(["halide", "profile", "blur", "--sampler", "refine", "--budget", "0",
                  "--out", str(tmp_path / "none.csv")]) == 2
+
+
+def test_halide_profile_reports_the_points_its_time_limit_left(tmp_path):
+    pytest.importorskip("halide")
+    from annpred.halide.profile import profile_pipeline
+
+    out = tmp_path / "blur.csv"
+    df = profile_pipeline("blur", n_schedules=3, sizes_per_schedule=2, threads=1, out=out,
+                          progress=False, max_seconds=0)  # stops after the first size
+    planned = df.attrs["planned"]  # 6 points and the plan's repeat passes
+    assert planned >= 6 and 0 < df.attrs["left"] < planned
+    assert len(df) + df.attrs["left"] == planned
+    df = profile_pipeline("blur", n_schedules=3, sizes_per_schedule=2, threads=1, out=out,
+                          progress=False)
+    assert len(df) == planned and df.attrs["left"] == 0
