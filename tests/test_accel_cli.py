@@ -31,6 +31,15 @@ def test_show_and_estimate(capsys):
     assert d["complexity"]["conv2d_finite_bandwidth"].startswith(compact + "-1+max(")
     rc, out, _ = run(capsys, "accel", "show", "tpu-v1")
     assert rc == 0 and "stall estimate of conv2d (for --complexity): " in out
+    # every number with its unit
+    for line in ("dram_bandwidth: 64 words/cycle", "clock_mhz: 700.0 MHz",
+                 "filter: 4096 KiB, 1 bank, double-buffered", "dram_latency: 1 cycles"):
+        assert f"  {line}\n" in out
+    rc, out, _ = run(capsys, "accel", "estimate", "systolic32", "--layer", "gemm:64,64,64")
+    head, cols = out.splitlines()[:2]
+    assert rc == 0 and head.endswith("user mode, 1000 MHz)")
+    assert cols.split() == ["layer", "cycles", "ms", "roofline", "cycles", "iterations",
+                            "evaluated/total"]
     rc, out, _ = run(capsys, "accel", "estimate", "systolic32", "--layer",
                      "conv2d:10,10,3,3,4,8,1", "--mode", "calc", "--json")
     d = json.loads(out)

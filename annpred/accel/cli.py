@@ -61,6 +61,12 @@ def cmd_list(args) -> int:
     return 0
 
 
+# the unit of each number in a description, as `accel show` prints it
+UNITS = {"rows": "PEs", "cols": "PEs", "dram_bandwidth": "words/cycle",
+         "dram_latency": "cycles", "clock_mhz": "MHz", "word_bytes": "bytes",
+         "mac_latency": "cycles", "sram_latency": "cycles", "address_space_words": "words"}
+
+
 def cmd_show(args) -> int:
     from .description import get
 
@@ -81,8 +87,12 @@ def cmd_show(args) -> int:
         return 0
     print(f"{acc.hardware_id()}: {acc.description}")
     for k, v in d.items():
-        if k not in ("name", "description", "format", "complexity"):
-            print(f"  {k}: {v}")
+        if k in ("name", "description", "format", "complexity"):
+            continue
+        if isinstance(v, dict) and "kb" in v:  # a buffer
+            v = (f"{v['kb']:g} KiB, {v['banks']} bank{'s' * (v['banks'] != 1)}"
+                 + (", double-buffered" if v.get("double_buffered") else ""))
+        print(f"  {k}: {v}" + (f" {UNITS[k]}" if k in UNITS else ""))
     for k, v in d["complexity"].items():
         what = "stall estimate of" if k.endswith("_finite_bandwidth") else \
             "ideal-bandwidth cycles of"
@@ -118,13 +128,16 @@ def cmd_estimate(args) -> int:
     if args.json:
         print(json.dumps(out, indent=1, default=float))
         return 0
-    print(f"{acc.hardware_id()} ({acc.rows}x{acc.cols} {acc.dataflow}, {args.mode} mode)")
-    print(f"  {'layer':<34}{'cycles':>14}{'ms':>11}{'roofline':>14}{'evaluated/total':>22}")
+    print(f"{acc.hardware_id()} ({acc.rows}x{acc.cols} {acc.dataflow}, {args.mode} mode, "
+          f"{acc.clock_mhz:g} MHz)")
+    print(f"  {'layer':<34}{'cycles':>14}{'ms':>11}{'roofline cycles':>17}"
+          f"{'iterations evaluated/total':>30}")
     for r in rows:
         print(f"  {r['layer']:<34}{r['cycles']:>14,}{r['seconds'] * 1e3:>11.4f}"
-              f"{r['roofline_cycles']:>14,}{r['iterations_evaluated']:>11,}/"
+              f"{r['roofline_cycles']:>17,}{r['iterations_evaluated']:>19,}/"
               f"{r['iterations_total']:<10,}")
     if len(rows) > 1:
         print(f"  {'total':<34}{total['cycles']:>14,}{total['seconds'] * 1e3:>11.4f}")
-    print(f"  (model time {total['elapsed_s'] * 1e3:.2f} ms)")
+    print(f"  (ms: cycles at the clock; annpred's own evaluation took "
+          f"{total['elapsed_s'] * 1e3:.2f} ms)")
     return 0
