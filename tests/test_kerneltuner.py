@@ -194,7 +194,10 @@ def test_tune_space_cli_reports_pick_and_regret(cache_file):
     # warnings are one "annpred: warning:" line each (the final fit's few rows per parameter),
     # never Python's; the guided rounds' partial fits say nothing
     assert "UserWarning" not in r.stderr and r.stderr.count("rows for") <= 1, r.stderr
-    assert all(l.startswith("annpred: warning:") for l in r.stderr.splitlines()), r.stderr
+    assert all(l.startswith("annpred: ") for l in r.stderr.splitlines()), r.stderr
+    # a fit takes seconds: each stage says so on stderr
+    assert "annpred: guided round 1 of 5: fitting on 30 configurations" in r.stderr
+    assert "annpred: final fit on 60 configurations" in r.stderr
     r = run_cli(["tune-space", cache_file, "--budget", "100000"])
     assert r.returncode == 2 and "--budget" in r.stderr
     r = run_cli(["tune-space", cache_file, "--strategy", "smart"])
@@ -328,9 +331,10 @@ def test_tune_space_product_predicts_the_unmeasured_rest(tmp_path):
     p, doc = _partial(tmp_path, 80)
     out = tmp_path / "pred.csv"
     r = run_cli(["tune-space", p, "--space", "product", "--model", "NN+C", "--top", "5",
-                 "--restrict", "block_size_x*block_size_y <= 512", "--out", out])
+                 "--restrict", "block_size_x*block_size_y <= 512", "--out", out, "--quiet"])
     assert r.returncode == 0, r.stderr
     assert "to predict" in r.stdout and "not judged" in r.stdout
+    assert "fitting" not in r.stderr  # --quiet
     import re
 
     assert len([l for l in r.stdout.splitlines() if re.match(r"\s+\d+\. ", l)]) == 5

@@ -33,12 +33,14 @@ def cmd_tune_space(args) -> int:
     import numpy as np
 
     budget, strategy = args.budget or 250, args.strategy or "guided"
+    say = _progress(args)
+    say(f"reading {args.space_file}")
     df = _data.load_profiles([args.space_file], kernel=args.kernel, variant=args.variant,
                              hardware=args.hardware, problem_size=args.problem_size,
                              constants=args.constants, transfer=args.transfer)
     c = T.space_combination(df)
     r = T.select_on_space(c, make_model(args.model), budget=budget, top=args.top,
-                          seed=args.seed, name=args.model, strategy=strategy)
+                          seed=args.seed, name=args.model, strategy=strategy, progress=say)
     print(f"{c.name}: {len(c.y)} configurations; {args.model} fitted on {budget} "
           f"measured ({strategy}, seed {args.seed}); complexity: "
           + _chosen(r, c))
@@ -127,6 +129,8 @@ def _product(args) -> int:
                              "measured or failed; nothing to predict (use --space cache to "
                              "judge a model on it)")
     previous = None if args.previous is None else _read_previous(args.previous, c.params)
+    _progress(args)(f"fitting {args.model} on {args.budget or len(c.y)} measured "
+                    f"configurations; predicting {len(cand):,}")
     sp = T.predict_unmeasured(c, make_model(args.model), cand, seed=args.seed,
                               budget=args.budget, name=args.model)
     n_fit = len(sp.fitted)
@@ -184,6 +188,16 @@ def _product(args) -> int:
                low=None if sp.low is None else sp.low[o],
                high=None if sp.high is None else sp.high[o])
     return 0
+
+
+def _progress(args):
+    """Stage lines on stderr (a fit takes seconds to a minute), unless --quiet."""
+    import sys
+
+    def say(msg: str) -> None:
+        if not args.quiet:
+            print(f"annpred: {msg}", file=sys.stderr, flush=True)
+    return say
 
 
 def _write(path, X, params, predicted, *, measured=None, low=None, high=None) -> None:
@@ -318,6 +332,7 @@ def register(sub) -> None:
                    "product)")
     s.add_argument("--out", metavar="FILE.csv", help="write every unmeasured configuration "
                    "with its prediction, fastest first (atomic)")
+    s.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     s.add_argument("--top", type=int, default=10, help="predicted candidates (default 10)")
     s.add_argument("--model", default="NN+C-auto", help="model from the study's zoo "
                    "(default NN+C-auto)")

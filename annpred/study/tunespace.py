@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -101,9 +101,12 @@ def random_regret(y: np.ndarray, measured: np.ndarray, extra: int, draws: int = 
 
 
 def select_on_space(c: Combination, model, *, budget: int, top: int, seed: int,
-                    name: str = "", strategy: str = "random") -> SpaceResult:
+                    name: str = "", strategy: str = "random",
+                    progress: Callable[[str], None] | None = None) -> SpaceResult:
     """Fit ``model`` (a :mod:`annpred.study.zoo` model) on ``budget`` configurations of
-    ``c`` (all rows are the space), measured as ``strategy`` says, and score the pick."""
+    ``c`` (all rows are the space), measured as ``strategy`` says, and score the pick.
+    ``progress(message)`` receives a line per fit."""
+    say = progress or (lambda msg: None)
     n = len(c.y)
     if budget >= n:
         from annpred.errors import ParameterError
@@ -118,10 +121,11 @@ def select_on_space(c: Combination, model, *, budget: int, top: int, seed: int,
     order = np.random.default_rng([int(seed), 31337, n]).permutation(n)
     if strategy == "random":
         train = np.sort(order[:budget])
+        say(f"fitting {name or 'the model'} on {budget} random configurations")
         model.fit(c, train, seed)
         pred = np.asarray(model.predict(c, np.arange(n)), dtype=float)
     else:
-        train, pred, picked, last = _guided(c, model, order, budget, seed)
+        train, pred, picked, last = _guided(c, model, order, budget, seed, say)
     rest = np.setdiff1d(np.arange(n), train)
     ranked = rest[np.argsort(pred[rest], kind="stable")]
     top_rows = ranked[:top]
@@ -150,7 +154,8 @@ def _interval(model, X):
     return low, high, float(est.coverage)
 
 
-def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int):
+def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int,
+            say: Callable[[str], None] = lambda msg: None):
     """Half the budget at random, then rounds of: fit, measure the best predicted unmeasured
     neighbours of the fastest measured configurations (``NEIGHBOUR_SHARE`` of the round),
     then the fastest predicted unmeasured configurations. Returns the measured rows and the
@@ -166,6 +171,8 @@ def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int):
     picked: list[float] = []
     pred = None
     for r in range(GUIDED_ROUNDS, 0, -1):
+        say(f"guided round {GUIDED_ROUNDS - r + 1} of {GUIDED_ROUNDS}: fitting on "
+            f"{int(measured.sum())} configurations")
         with warnings.catch_warnings():  # a round's fit on part of the budget only guides
             warnings.simplefilter("ignore", FewRowsWarning)
             model.fit(c, np.flatnonzero(measured), seed)
@@ -178,6 +185,7 @@ def _guided(c: Combination, model, order: np.ndarray, budget: int, seed: int):
         measured[chosen] = True
         left -= len(chosen)
     train = np.flatnonzero(measured)
+    say(f"final fit on {len(train)} configurations")
     model.fit(c, train, seed)
     return train, np.asarray(model.predict(c, all_rows), dtype=float), picked, pred
 
