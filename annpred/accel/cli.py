@@ -5,6 +5,7 @@ Cheap to import: nothing beyond the standard library is loaded before a command 
 from __future__ import annotations
 
 import json
+import sys
 
 
 def register(subparsers) -> None:
@@ -114,7 +115,11 @@ def cmd_estimate(args) -> int:
     if not layers:
         raise ParameterError("give --layer KIND:N,... and/or --network FILE.csv")
     rows = []
-    for layer in layers:
+    from tqdm import tqdm
+
+    # a network's full evaluation takes seconds to minutes: a bar on stderr (not for one layer)
+    for layer in tqdm(layers, desc=f"{acc.name} layers", unit="layer", leave=False,
+                      disable=len(layers) < 2 or not args.full, file=sys.stderr):
         r = estimate(acc, layer, args.mode, "full" if args.full else "fast")
         r["roofline_cycles"] = roofline_cycles(acc, layer, args.mode)
         rows.append(r)
