@@ -290,6 +290,13 @@ def test_interrupted_evaluation_resumes_from_its_checkpoint(tmp_path, monkeypatc
     res = E.evaluate(df, cfg, complexity=COMPLEXITY, progress=False, cost=False,
                      checkpoint=ckpt)
     assert sum(len(g) for g in ran) == len(res.runs) - saved
+    # the report counts only the fits made in this run, and says how many were read back
+    assert res.timings["n_resumed"] == saved
+    from annpred.study.report import _markdown
+
+    text = _markdown(res, [], None, None)
+    assert f"{len(res.runs) - saved} fits in " in text
+    assert f"({saved} more read back from an interrupted run's checkpoint)" in text
     full = E.evaluate(df, cfg, complexity=COMPLEXITY, progress=False, cost=False)
     assert np.allclose(res.summary.mape_mean.to_numpy(), full.summary.mape_mean.to_numpy())
 

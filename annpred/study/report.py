@@ -243,7 +243,8 @@ def _markdown(res: Result, pngs: list[Path], command: str | None, notes: str | N
     L += ["| model | definition |", "|---|---|"]
     L += [f"| {m} | {DESCRIPTIONS[m]} |" for m in MODELS if m in set(S.model)]
     L += ["", "## Per combination", "",
-          "Mean MAPE over seeds (+- std); **bold** = lowest. Floor = noise floor.", ""]
+          "Mean MAPE over seeds in % (+- std, in percentage points); **bold** = lowest. "
+          "Floor = noise floor (%).", ""]
     w, sd = _wide(S), _wide(S, "mape_std")
     fl = _wide(S, "noise_floor")
     tab = []
@@ -259,7 +260,7 @@ def _markdown(res: Result, pngs: list[Path], command: str | None, notes: str | N
             r[m] = f"**{cell}**" if np.isfinite(val) and val == lo else cell
         if "NN+C" in w.columns:
             md, fm = _wide(S, "mdape_mean"), _wide(S, "noise_floor_median")
-            r["NN+C MdAPE / floor MdAPE"] = (f"{_fmt(md.at[combo, 'NN+C'])} / "
+            r["NN+C MdAPE / floor MdAPE (%)"] = (f"{_fmt(md.at[combo, 'NN+C'])} / "
                                              f"{_fmt(fm.at[combo, 'NN+C'])}")
         if len(v) and combo in set(v.combination):
             vv = v[v.combination == combo].iloc[0]
@@ -314,9 +315,13 @@ def _markdown(res: Result, pngs: list[Path], command: str | None, notes: str | N
         L += [_md_table(t), ""]
     tt = (S.groupby("model", observed=True)["train_time_mean_s"].median()
           .reindex([m for m in MODELS if m in set(S.model)]))
+    resumed = res.timings.get("n_resumed", 0)
     L += ["## Timings", "",
-          f"{res.timings.get('n_fits', 0)} fits in {res.timings.get('fits_s', 0):.0f} s "
-          f"with {cfg.jobs} worker(s); whole run {res.timings.get('total_s', 0):.0f} s. "
+          f"{res.timings.get('n_fits', 0) - resumed} fits in {res.timings.get('fits_s', 0):.0f} s "
+          f"with {cfg.jobs} worker(s)"
+          + (f" ({resumed} more read back from an interrupted run's checkpoint)" if resumed
+             else "")
+          + f"; whole run {res.timings.get('total_s', 0):.0f} s. "
           "Median training time of one fit at the study size: "
           + ", ".join(f"{m} {x:.2f} s" for m, x in tt.items()) + ".", ""]
     if res.skipped:

@@ -265,6 +265,7 @@ def evaluate(df: pd.DataFrame, config: Config | None = None, *,
     res = Result(combos, cfg, runs, summary, curves, preds, skipped=skipped)
     res.timings["fits_s"] = t_fit
     res.timings["n_fits"] = len(fits)
+    res.timings["n_resumed"] = len(done)  # read back from the checkpoint, not fitted here
     if cost:
         t0 = time.perf_counter()
         try:
