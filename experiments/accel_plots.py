@@ -1,6 +1,7 @@
 """Figure of the accelerator study (reads experiments/results/accel.csv and accel_nn.csv):
 
-    python experiments/accel_plots.py      # -> experiments/results/accel.png
+    python experiments/accel_plots.py                # -> experiments/results/accel.png
+    python experiments/accel_plots.py --out DIR      # -> DIR/accel.png (the same CSVs)
 
 Left: CPU time of the fast evaluation against SCALE-Sim's per layer (both CPU seconds, same
 machine), with the 10,000x target line. Middle: iterations evaluated against total array
@@ -9,6 +10,7 @@ per accelerator/mode and sampler, with the 0.1 % target line.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -19,9 +21,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(RESULTS.parents[1]))  # annpred, from a checkout too
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(RESULTS),
+                    help="folder to write accel.png into (default: %(default)s)")
+    args = ap.parse_args(argv)
     d = pd.read_csv(RESULTS / "accel.csv")
     d = d[d["layer"] != "ALL"]
     nn = pd.read_csv(RESULTS / "accel_nn.csv")
@@ -61,8 +68,10 @@ def main() -> int:
     fig.suptitle("Accelerator study: annpred.accel (full/fast dependency-graph evaluation, "
                  "NN+C) against SCALE-Sim 3.0.0 runs (experiments/results/accel*.csv)")
     fig.tight_layout()
-    out = RESULTS / "accel.png"
-    fig.savefig(out, dpi=110)
+    from annpred.study.plots import save_png
+
+    out = Path(args.out) / "accel.png"
+    save_png(fig, out)  # atomic: never half a PNG
     print(out)
     return 0
 

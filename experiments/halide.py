@@ -22,12 +22,14 @@ compile of the chosen schedule (~0.1 s, every method pays it) is ``compile_s``.
 Models come from this machine's profiles, ``trained/halide/<hardware>/data/<pipeline>.csv``
 (``annpred halide profile PIPELINE`` measures one), and are retrained when missing or older
 than their CSV. The run is resumable: finished (pipeline, size) pairs are kept in
-``experiments/results/halide_partial.csv``; ``--max-minutes`` stops after the size that
-crosses it (run the same command again to continue; ``--fresh`` starts over). When every
-pair is done it writes experiments/results/halide.csv (one row per pipeline x size x
-method), halide_candidates.csv (predicted and measured seconds of every candidate, its compile and
-sweep time),
-halide.md and halide.png.
+``<--out>/halide_partial.csv`` (default ``experiments/results/``), the settings they were
+made with (--candidates, --rounds, --threads, the machine) in ``halide_partial_settings.json``
+beside it; a rerun with other settings stops with a message instead of mixing them.
+``--max-minutes`` stops after the size that crosses it, Ctrl-C at once (run the same command
+again to continue; ``--fresh`` starts over). When every pair is done it writes, atomically,
+``<--out>/halide.csv`` (one row per pipeline x size x method), halide_candidates.csv
+(predicted and measured seconds of every candidate, its compile and sweep time), halide.md
+and halide.png.
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(ROOT))
 
+from annpred.files import atomic_write_text  # noqa: E402
 from annpred.spec import hardware as hw  # noqa: E402
 from annpred.threads import fix_threads  # noqa: E402
 
@@ -240,8 +243,9 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     part, part_c = out / "halide_partial.csv", out / "halide_candidates_partial.csv"
     if args.fresh:
-        for f in (part, part_c):
+        for f in (part, part_c, _settings_path(part)):
             f.unlink(missing_ok=True)
+    check_settings(part, args)
     done = pd.read_csv(part) if part.exists() else pd.DataFrame()
     t_start = time.perf_counter()
     names = ([n.strip() for n in args.pipelines.split(",") if n.strip()] if args.pipelines
@@ -291,8 +295,8 @@ def main(argv=None) -> int:
     cands_df = cands_df[cands_df["pipeline"].isin(names)]
     lead = ["pipeline", "size", "method", "runtime_s", "predicted_s", "tuning_s"]
     df = df[lead + [c for c in df.columns if c not in lead]]
-    df.to_csv(out / "halide.csv", index=False)
-    cands_df.to_csv(out / "halide_candidates.csv", index=False)
+    atomic_write_text(out / "halide.csv", df.to_csv(index=False))
+    atomic_write_text(out / "halide_candidates.csv", cands_df.to_csv(index=False))
     write_report(df, cands_df, model_info, args, out)
     plot(df, out / "halide.png")
     if args.gpu:
@@ -301,10 +305,61 @@ def main(argv=None) -> int:
     return 0
 
 
+SETTINGS = {"candidates": "--candidates", "rounds": "--rounds", "threads": "--threads",
+            "hardware": "machine"}  # what the partial results were made with
+
+
+def _settings_path(part: Path) -> Path:
+    return part.with_name(part.stem + "_settings.json")
+
+
+def _settings(args) -> dict:
+    return {"candidates": args.candidates, "rounds": args.rounds, "threads": args.threads,
+            "hardware": hw.cpu_id(args.threads)}
+
+
+def _settings_of_rows(rows: pd.DataFrame, args) -> dict:
+    """The settings partial results written before they were stored with them say
+    themselves (not the rounds): every pipeline's candidate count is what ``--candidates``
+    gives it (fewer where its schedule space is smaller)."""
+    from annpred.halide.select import candidates_for
+
+    def one(col):
+        vals = sorted(set(rows[col].astype(str))) if col in rows.columns else []
+        return "/".join(vals) if vals else None
+
+    was = {"threads": one("threads"), "hardware": one("hardware")}
+    if was["threads"] == str(args.threads):
+        was["threads"] = args.threads
+    was["candidates"] = args.candidates
+    for name, g in rows.groupby("pipeline"):
+        if set(g["n_candidates"]) != {len(candidates_for(name, args.candidates))}:
+            was["candidates"] = "/".join(map(str, sorted(set(rows["n_candidates"]))))
+    return {k: v for k, v in was.items() if v is not None}
+
+
+def check_settings(part: Path, args) -> None:
+    """Resume only results made with this run's settings: without partial results, store
+    the settings beside them; with some, stop (SystemExit, one message) when they differ."""
+    meta, now = _settings_path(part), _settings(args)
+    if not part.exists():
+        atomic_write_text(meta, json.dumps(now, indent=1) + "\n")
+        return
+    if meta.exists():
+        was = json.loads(meta.read_text())
+    else:
+        was = _settings_of_rows(pd.read_csv(part), args)
+    diff = [f"{SETTINGS[k]} {was[k]} (this run: {now[k]})" for k in now
+            if k in was and was[k] != now[k]]
+    if diff:
+        raise SystemExit(f"halide.py: {part} holds results made with {'; '.join(diff)}: rerun "
+                         "with the same settings, or start over with --fresh or another --out")
+    if not meta.exists():
+        atomic_write_text(meta, json.dumps(now, indent=1) + "\n")
+
+
 def _append(path: Path, df: pd.DataFrame) -> None:
     """Add finished rows to a partial CSV (rewritten whole, atomically)."""
-    from annpred.files import atomic_write_text
-
     old = pd.read_csv(path) if path.exists() else None
     new = df if old is None else pd.concat([old, df], ignore_index=True)
     atomic_write_text(path, new.to_csv(index=False))
@@ -322,8 +377,8 @@ def run_gpu(names, args, out, log):
         p = get(name)
         try:
             df = profile_gpu(p, progress=not args.quiet)
-            df.to_csv(Path(args.trained) / "data" / f"halide_{name}_{hw.cuda_id()}.csv",
-                      index=False)
+            atomic_write_text(Path(args.trained) / "data" / f"halide_{name}_{hw.cuda_id()}.csv",
+                              df.to_csv(index=False))
             model = train_gpu(p, df)
             for sz in p.compare_sizes[:args.sizes]:
                 rows += compare_size(p, p.parse_size(sz), candidates=args.candidates,
@@ -331,7 +386,7 @@ def run_gpu(names, args, out, log):
         except NoCudaError as exc:
             log(f"GPU comparison skipped: {exc}")
             return
-    pd.DataFrame(rows).to_csv(out / "halide_gpu.csv", index=False)
+    atomic_write_text(out / "halide_gpu.csv", pd.DataFrame(rows).to_csv(index=False))
     log(f"wrote {out / 'halide_gpu.csv'}")
 
 
@@ -347,6 +402,16 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     wide["emp_speedup"] = wide["best_auto"] / wide["empirical_best"]
     wide["gap"] = wide["annpred"] / wide["empirical_best"]
     return wide.reset_index()
+
+
+def candidate_text(df: pd.DataFrame) -> str:
+    """How many candidates the rows of ``df`` had: "256 candidates", and the pipelines with
+    fewer (a schedule space smaller than --candidates)."""
+    n = df.groupby("pipeline", sort=False)["n_candidates"].max().astype(int)
+    fewer = n[n < n.max()]
+    return f"{n.max()} candidates" + (
+        " (" + ", ".join(f"{k} {v}" for k, v in fewer.items()) + ": its whole schedule space)"
+        if len(fewer) else "")
 
 
 def gmean(x) -> float:
@@ -369,7 +434,7 @@ def write_report(df, cands, model_info, args, out):
     L = ["# Halide schedule selection vs Halide's autoschedulers", ""]
     L.append(f"Machine `{df['hardware'].iloc[0]}`, {args.threads} threads (HL_NUM_THREADS, "
              f"autoscheduler parallelism={args.threads}), host JIT target. "
-             f"{args.candidates} candidate schedules per pipeline (sampled from its schedule "
+             f"{candidate_text(df)} per pipeline (schedules sampled from its schedule "
              "space with a seed different from the profiling seed). Runtimes: median of "
              f"{args.rounds} shuffled head-to-head rounds, each the protocol's median. "
              f"1-minute load average during the runs: {load.min():.2f}-{load.max():.2f}.")
@@ -418,7 +483,8 @@ def write_report(df, cands, model_info, args, out):
                  f"{pr / r.annpred:.2f} | {ms(r.mullapudi2016)} | {ms(r.adams2019)} | "
                  f"{ms(r.li2018)} | {ms(getattr(r, 'default', float('nan')))} | "
                  f"{ms(r.empirical_best)} | {r.best_auto_name} | **{r.speedup:.2f}x** | "
-                 f"{r.gap:.2f} | {ranks[(r.pipeline, r.size)]}/{args.candidates} |")
+                 f"{r.gap:.2f} | {ranks[(r.pipeline, r.size)]}/"
+                 f"{int(ours.loc[(r.pipeline, r.size), 'n_candidates'])} |")
     L.append("")
     L.append("## Tuning time (s): cost of deciding the schedule")
     L.append("")
@@ -476,7 +542,7 @@ def write_report(df, cands, model_info, args, out):
     L.append("")
     L.append("Discussion: `halide_notes.md` (written by hand after the run this table came "
              "from). Rerun: `python experiments/halide.py` (resumable; `--fresh` starts over).")
-    (out / "halide.md").write_text("\n".join(L) + "\n")
+    atomic_write_text(out / "halide.md", "\n".join(L) + "\n")
 
 
 def candidate_count_section(df, cands, comp, tun, args) -> list[str]:
@@ -523,7 +589,17 @@ def candidate_count_section(df, cands, comp, tun, args) -> list[str]:
     return L
 
 
+def _shown(path: Path) -> str:
+    """``path`` as a figure names it: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def plot(df, path):
+    """The speedups and tuning times of ``df`` (read from halide.csv beside ``path``) as
+    ``path``, a PNG written atomically."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -573,15 +649,31 @@ def plot(df, path):
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[m]) for m in METHODS]
     fig.legend(handles, METHODS, loc="lower center", ncol=len(METHODS), fontsize=9,
                frameon=False)
-    n_c = int(df["n_candidates"].iloc[0])
-    fig.suptitle(f"Halide schedules on {df['hardware'].iloc[0]}, {int(df['threads'].iloc[0])} "
-                 f"threads (experiments/results/halide.csv):\nannpred's pick of {n_c} candidates "
-                 "(schedule models profiled on this machine) vs Mullapudi2016, Adams2019, "
-                 "Li2018, Halide's default and the empirical best of the candidates, timed "
-                 "together", fontsize=10)
+    n_c = candidate_text(df)
+    title = (f"Halide schedules on {df['hardware'].iloc[0]}, {int(df['threads'].iloc[0])} "
+             f"threads ({_shown(Path(path).with_name('halide.csv'))}): annpred's pick of "
+             f"{n_c} (schedule models profiled on this machine) vs Mullapudi2016, "
+             "Adams2019, Li2018, Halide's default and the empirical best of the candidates, "
+             "timed together")
+    # wrapped to the figure's width (about 12 characters an inch at this size)
+    fig.suptitle(textwrap.fill(title, int(5 * ncols * 12), break_on_hyphens=False),
+                 fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=110)
+    from annpred.study.plots import save_png
+
+    save_png(fig, path)
+    plt.close(fig)
+
+
+def _entry() -> int:
+    """main(), with Ctrl-C a one-line message and exit status 130: every finished size is
+    in the partial results (written atomically), so the same command resumes."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_entry())

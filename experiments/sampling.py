@@ -15,10 +15,11 @@ experiments/study_kernels.py) with the Halide schedule (vector x row tiles) and 
 generic complexity w*h, so the steps must be discovered); blur/halide_tiled with the
 catalog's hand-written tile features; and blur/scipy, where there are no steps. The noise floor is the MAPE between two measurement passes over 100 test points.
 
-Measurements are cached as profiling CSVs under experiments/results/data/<hardware>/ and
-reused by reruns (resumable; ``--remeasure`` deletes them first). Results:
-experiments/results/sampling.csv (kernel, variant, hardware, method, n_measured, mape, ...),
-sampling_summary.csv (points needed per method to match 250 random points) and sampling.png.
+Measurements are cached as profiling CSVs under <--out>/data/<hardware>/ (default --out:
+experiments/results) and reused by reruns (resumable, Ctrl-C included; ``--remeasure``
+deletes them first). Results, written atomically: <--out>/sampling.csv (kernel, variant,
+hardware, method, n_measured, mape, ...), sampling_summary.csv (points needed per method to
+match 250 random points) and sampling.png (``--replot`` redraws it from sampling.csv).
 
     python experiments/sampling.py            # ~10 minutes on 2 cores, measuring included
 """
@@ -38,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
+from annpred.files import atomic_write_many  # noqa: E402
 from annpred.spec import hardware as hw  # noqa: E402
 from annpred.spec.catalog import get_kernel, register_kernel  # noqa: E402
 from annpred.data.profiles import load_profiles  # noqa: E402
@@ -160,14 +162,32 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def plot(df: pd.DataFrame, path: Path) -> None:
+def _counts(df: pd.DataFrame, col: str, what: str) -> str:
+    """``what`` with the number(s) in column ``col`` of ``df``: "3 training seeds"."""
+    vals = sorted(set(df[col].astype(int))) if col in df.columns else []
+    return f"{'/'.join(map(str, vals)) or 'n/a'} {what}"
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the figure names it: relative to the repository when inside it."""
+    path, root = Path(path).resolve(), HERE.parent
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def plot(df: pd.DataFrame, path: Path, csv: Path | None = None) -> None:
+    """The figure of ``df`` (the rows of ``csv``, by default sampling.csv beside ``path``)
+    as ``path``, a PNG written atomically; the measurements are named as cached under
+    ``data/<hardware>/`` beside the CSV (where main() keeps them)."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     combos = list(df.groupby(["kernel", "variant"], sort=False).groups)
-    fig, axes = plt.subplots(1, len(combos), figsize=(4.2 * len(combos), 4.3), squeeze=False)
+    width = max(6.5, 4.2 * len(combos))  # inches: room for the title and the paths below
+    fig, axes = plt.subplots(1, len(combos), figsize=(width, 4.3), squeeze=False)
     for ax, (k, v) in zip(axes[0], combos):
         g = df[(df.kernel == k) & (df.variant == v)]
         for method, style in (("random", "o-"), ("pr", "s-"), ("pr_steps", "^-")):
@@ -181,16 +201,33 @@ def plot(df: pd.DataFrame, path: Path) -> None:
         ax.set_xlabel("measured points (sweeps included)")
         ax.set_ylabel("test MAPE (%)")
         ax.set_ylim(bottom=0)
-    hws = ", ".join(sorted(df["hardware"].unique())) if "hardware" in df else "this machine"
-    fig.suptitle("Test MAPE of NN+C (< 75 parameters, mean +- std of 3 training seeds) on 200 "
-                 "held-out random points against measured points: random sampling vs performance representatives (pr) vs pr "
-                 f"with step-aware features; {hws}", fontsize=10)
+    hws = sorted(df["hardware"].unique()) if "hardware" in df else []
+    csv = Path(csv) if csv is not None else Path(path).with_name("sampling.csv")
+    title = (f"Test MAPE of NN+C (< 75 parameters, mean +- std of "
+             f"{_counts(df, 'seeds', 'training seeds')}) on {_counts(df, 'n_test', 'held-out')} "
+             "random points against measured points: random sampling vs performance "
+             "representatives (pr) vs pr with step-aware features; "
+             f"{', '.join(hws) or 'this machine'}")
+    # about 12 characters an inch at this size (18 in the note's); paths kept whole
+    fig.suptitle(textwrap.fill(title, max(40, int(width * 12)), break_on_hyphens=False),
+                 fontsize=10)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
-    fig.text(0.99, 0.01, "data: experiments/results/data/<hardware>/ (cached measurements); "
-             "results: sampling.csv", ha="right", va="bottom", fontsize=6)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.93))
-    fig.savefig(path, dpi=120)
+    data = ", ".join(f"{_shown(csv.parent / 'data' / h)}/" for h in hws) or "n/a"
+    note = textwrap.fill(f"data: {data} (cached measurements); results: {_shown(csv)}",
+                         max(40, int(width * 18)), break_on_hyphens=False,
+                         break_long_words=False)
+    note_in = 0.1 * (note.count("\n") + 1) + 0.05  # inches at the bottom: the note, then
+    ncol = min(len(labels), max(2, len(combos)))  # the legend (one row under a wide figure)
+    legend_in = 0.2 * -(-len(labels) // ncol) + 0.15
+    h = fig.get_figheight()
+    fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=6)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8,
+               bbox_to_anchor=(0.5, note_in / h))
+    fig.tight_layout(rect=(0, (note_in + legend_in) / h, 1, 1))
+    from annpred.study.plots import save_png
+
+    save_png(fig, path, dpi=120)
+    plt.close(fig)
 
 
 def _protocol_min_time(max_runs: int = 100_000) -> None:
@@ -215,10 +252,14 @@ def main(argv=None) -> int:
     ap.add_argument("--only", help="kernel/variant to run (repeatable, comma-separated)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--replot", action="store_true",
-                    help="only redraw sampling.png from the committed sampling.csv")
+                    help="only redraw sampling.png from the sampling.csv in --out")
     args = ap.parse_args(argv)
     if args.replot:
-        plot(pd.read_csv(Path(args.out) / "sampling.csv"), Path(args.out) / "sampling.png")
+        out = Path(args.out)
+        if not (out / "sampling.csv").is_file():
+            raise SystemExit(f"sampling.py: no {out / 'sampling.csv'} to replot (run the "
+                             "study first, or give the --out that holds it)")
+        plot(pd.read_csv(out / "sampling.csv"), out / "sampling.png")
         return 0
     _protocol_min_time()
     for kern in _study_kernels().KERNELS:
@@ -243,15 +284,27 @@ def main(argv=None) -> int:
         rows += study(kernel_name, variant, paths, list(range(args.seeds)), hw_id, log)
     df = pd.DataFrame(rows)
     suffix = "" if not only else "_partial"
-    df.to_csv(out / f"sampling{suffix}.csv", index=False, float_format="%.4g")
     summ = summary(df)
-    summ.to_csv(out / f"sampling_summary{suffix}.csv", index=False, float_format="%.4g")
-    plot(df, out / f"sampling{suffix}.png")
+    atomic_write_many({out / f"sampling{suffix}.csv": df.to_csv(index=False, float_format="%.4g"),
+                       out / f"sampling_summary{suffix}.csv":
+                           summ.to_csv(index=False, float_format="%.4g")})
+    plot(df, out / f"sampling{suffix}.png", out / f"sampling{suffix}.csv")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summ.to_string(index=False))
     log(f"wrote {out / f'sampling{suffix}.csv'}")
     return 0
 
 
+def _entry() -> int:
+    """main(), with Ctrl-C a one-line message and exit status 130: the measurements are
+    cached as they are made, so the same command resumes (the fits are redone)."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume (measurements so far are kept)",
+              file=sys.stderr)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_entry())

@@ -9,23 +9,72 @@ import numpy as np
 
 from annpred.study.metrics import mape
 from annpred.study.report import _fmt, _wide, curve_table
-from annpred.study.runner import Result
+from annpred.study.runner import Result, _study_n
 from annpred.study.zoo import MODELS
 
 
-def _data_label(res: Result) -> str:
-    """Which data the figure comes from: the CSV files and hardware ids of the combinations."""
-    files = sorted({Path(c.source).name for c in res.combos if c.source})
-    hws = sorted({c.hardware for c in res.combos})
+def _file_labels(paths) -> dict[str, str]:
+    """Each path's shortest trailing part (file name, then parent folders) that no other path
+    shares: two ``maxpool.csv`` of different folders stay two files."""
+    parts = {p: Path(p).parts for p in paths}
+    out = {}
+    for p, pp in parts.items():
+        k = 1
+        while k < len(pp) and any(q != p and qq[-k:] == pp[-k:] for q, qq in parts.items()):
+            k += 1
+        out[p] = "/".join(pp[-k:])
+    return out
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _data_label(res: Result, idx=None, training: str = "") -> str:
+    """Which data and training the figure comes from: the CSV files and hardware ids of
+    combinations ``idx`` (all by default), their count, and ``training`` (sizes, seeds)."""
+    idx = range(len(res.combos)) if idx is None else idx
+    combos = [res.combos[i] for i in idx]
+    names = _file_labels(sorted({c.source for c in res.combos if c.source}))
+    files = sorted({names[c.source] for c in combos if c.source})
+    hws = sorted({c.hardware for c in combos})
     f = ", ".join(files[:4]) + (f" (+{len(files) - 4} more)" if len(files) > 4 else "")
-    return (f"data: {f or 'profiling CSVs'} on {', '.join(hws)}; {len(res.combos)} "
-            f"combinations; test points never used in training")
+    return (f"data: {f or 'profiling CSVs'} on {', '.join(hws)}; "
+            f"{_plural(len(combos), 'combination')}; " + (f"{training}; " if training else "")
+            + "test points never used in training")
+
+
+def _study_sizes(res: Result, models, idx=None) -> str:
+    """The training sizes of ``models`` in the study (not the learning curves), e.g. "40
+    training points" or "40-80 training points" (NN+C-L: a combination's whole pool)."""
+    idx = range(len(res.combos)) if idx is None else idx
+    ns = sorted({_study_n(res.combos[i], m, res.config) for i in idx for m in models})
+    return (f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}-{ns[-1]}") + " training points"
+
+
+def _param_text(res: Result, model: str, idx) -> str:
+    """The parameter count of ``model``'s seed-0 fits on combinations ``idx`` (a range when
+    it differs between them)."""
+    r = res.runs
+    if r.empty or "combo" not in r.columns:
+        return "parameters n/a"
+    ns = {_study_n(res.combos[i], model, res.config) for i in idx}
+    r = r[r["combo"].isin(list(idx)) & (r["model"] == model) & (r["seed"] == 0)
+          & r["n_train"].isin(list(ns))]
+    if r.empty:
+        return "parameters n/a"
+    lo, hi = int(r["n_params"].min()), int(r["n_params"].max())
+    return f"{lo:,} parameters" if lo == hi else f"{lo:,}-{hi:,} parameters"
+
+
+def _model_list(models) -> str:
+    return ", ".join(f"{m} (ours)" if m == "NN+C" else m for m in models)
 
 
 def _wrap(text: str, width: int) -> str:
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, max(40, width)))
+    return "\n".join(textwrap.wrap(text, max(40, width), break_on_hyphens=False))
 
 
 def _floor_text(floor: float) -> str:
@@ -66,14 +115,20 @@ def plots(res: Result, out: Path) -> list[Path]:
     by_hw: dict[str, list[int]] = {}
     for i, c in enumerate(res.combos):
         by_hw.setdefault(c.hardware, []).append(i)
+    seeds = _plural(res.config.seeds, "seed")
     for hw_id, idx in by_hw.items():
+        idx = [i for i in idx if (i, ours) in res.predictions]  # the panels it shows
+        if not idx:
+            continue
         n = len(idx)
         cols = min(6, max(1, math.ceil(math.sqrt(n))))
         rows = math.ceil(n / cols)
         # at least 6.5 in wide, so that the title and the data note fit over one or two
         # panels; the note's lines get room of their own below the x labels
         width_in = max(6.5, 2.9 * cols)
-        note = _wrap(_data_label(res) + ". " + FLOOR_NOTE, int(width_in * 17))
+        training = (f"{ours} trained on {_study_sizes(res, [ours], idx)}, the fit of seed 0 "
+                    f"of {seeds}")
+        note = _wrap(_data_label(res, idx, training) + ". " + FLOOR_NOTE, int(width_in * 17))
         note_in = 0.11 * (note.count("\n") + 1) + 0.1
         height_in = 2.8 * rows + 0.6 + note_in
         fig, axes = plt.subplots(rows, cols, figsize=(width_in, height_in), squeeze=False)
@@ -81,11 +136,8 @@ def plots(res: Result, out: Path) -> list[Path]:
             ax.axis("off")
         for k, (ax, i) in enumerate(zip(axes.ravel(), idx)):
             c = res.combos[i]
-            pred = res.predictions.get((i, ours))
+            pred = res.predictions[(i, ours)]
             y = c.y[c.test]
-            if pred is None:
-                ax.axis("off")
-                continue
             lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
             g = np.array([lo, hi])
             ax.loglog(g, g, color="k", lw=0.8)
@@ -99,7 +151,8 @@ def plots(res: Result, out: Path) -> list[Path]:
                 ax.set_ylabel("predicted runtime (s)", fontsize=7)
             if k >= n - cols:
                 ax.set_xlabel("measured runtime (s)", fontsize=7)
-        fig.suptitle(f"{ours} (< 75 parameters, seed 0): predicted vs measured runtime\n"
+        fig.suptitle(f"{ours} ({_param_text(res, ours, idx)}, seed 0): predicted vs "
+                     f"measured runtime\n"
                      f"on {hw_id}; grey band = +-10%", fontsize=9)
         fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=6)
         fig.tight_layout(rect=(0, note_in / height_in, 1, 1 - 0.45 / height_in))
@@ -139,7 +192,10 @@ def plots(res: Result, out: Path) -> list[Path]:
             _pct_axis(ax.yaxis, *axes[0][0].get_ylim())
         axes[0][0].set_ylabel("test MAPE (%), median over combinations")
         axes[0][0].legend(fontsize=7)
-        fig.text(0.5, 0.005, _wrap(_data_label(res) + f"; models: {', '.join(t.index)}",
+        training = (f"training sizes {', '.join(map(str, t.columns))}, mean over "
+                    f"{_plural(res.config.curve_seeds, 'seed')} per size")
+        fig.text(0.5, 0.005, _wrap(_data_label(res, training=training)
+                                   + f"; models: {_model_list(t.index)}",
                                    int(5.2 * len(panels) * 17)),
                  ha="center", va="bottom", fontsize=6)
         fig.tight_layout(rect=(0, 0.04, 1, 1))
@@ -171,10 +227,16 @@ def plots(res: Result, out: Path) -> list[Path]:
         ax.set_yticks(y)
         ax.set_yticklabels(w.index, fontsize=7)
         ax.set_xlabel("test MAPE (%), all held-out points, mean over seeds (log scale)")
-        ax.set_title("Test MAPE per combination: ours (NN+C) and every baseline", fontsize=10)
+        ax.set_ylabel("combination (kernel/variant/hardware)")
+        ax.set_title(f"Test MAPE per combination: {_model_list(w.columns)}", fontsize=10)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.grid(True, axis="x", which="both", alpha=0.3)
-        fig.text(0.01, 0.005, _wrap(_data_label(res) + ". " + FLOOR_NOTE, 150), ha="left",
+        small = [m for m in w.columns if m != "NN+C-L"]
+        training = (f"models trained on {_study_sizes(res, small or w.columns)}"
+                    + ("; NN+C-L on the whole pool" if small and "NN+C-L" in w.columns else "")
+                    + f"; mean over {seeds}")
+        fig.text(0.01, 0.005, _wrap(_data_label(res, training=training) + ". " + FLOOR_NOTE,
+                                    150), ha="left",
                  va="bottom", fontsize=6)
         fig.tight_layout(rect=(0, 0.05, 1, 1))
         p = out / "mape_by_combination.png"
@@ -188,12 +250,18 @@ def _slug(s: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s)
 
 
-def _save(fig, path) -> None:
-    """A figure as PNG, written atomically (annpred.files)."""
+def save_png(fig, path, dpi: int = 110) -> None:
+    """A matplotlib figure as PNG, written atomically (annpred.files): a reader, or an
+    interrupted run, never leaves half a PNG. Also for the experiments' figures."""
     import io
 
     from annpred.files import atomic_write_bytes
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=dpi)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _save(fig, path) -> None:
+    """The study's figures go through here (tests replace it to inspect them)."""
+    save_png(fig, path)
