@@ -181,6 +181,23 @@ def test_non_representable_point_gives_an_error_not_nan():
             m.predict({"m": np.array([bad]), "n": np.array([4.0])})
 
 
+def test_a_runtime_at_or_below_zero_is_refused_and_never_chosen(tmp_path, cli):
+    """An identity-target network (the schema allows it) is not bounded below: a negative
+    prediction is an error in predict, and choose passes over that candidate."""
+    neg = _model(kernel="kern", variant="neg")
+    neg["target_transform"] = "identity"
+    neg["target_scaler"] = {"mean": -1.0, "std": 1e-9}  # predicts about -1 s everywhere
+    with pytest.raises(ParameterError, match="runtime <= 0"):
+        LoadedModel(neg).predict({"m": np.array([3.0]), "n": np.array([4.0])})
+    _write_dir(tmp_path)
+    model_path(tmp_path, "kern", "neg", "cpu-fuzz-t1").write_text(json.dumps(neg))
+    r = cli(["choose", "kern", "--models", tmp_path, "--candidate", "good@cpu-fuzz-t1",
+             "--candidate", "neg@cpu-fuzz-t1", "--policy", "extrapolate", "m=3", "n=4"])
+    assert r.returncode == 0, r.stderr
+    assert "choice: good on cpu-fuzz-t1" in r.stdout
+    assert "neg@cpu-fuzz-t1 predicts no usable runtime here" in r.stderr
+
+
 def test_cli_predict_nan_parameter_is_one_line(tmp_path, cli):
     _write_dir(tmp_path)
     r = cli(["predict", "kern", "--variant", "good", "--hardware", "cpu-fuzz-t1",

@@ -219,10 +219,10 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
             secs[i] += t
             transfer[cands[i]] = t
     inf = math.inf
-    if math.isfinite(sum(secs)):  # the common case: every prediction finite
+    if math.isfinite(sum(secs)) and min(secs) > 0:  # the common case: every one usable
         ok = plan.everyone if len(secs) == n else [True] * n
-    else:
-        ok = [s == s and s != inf for s in secs]
+    else:  # a runtime <= 0 (an identity-target network) is as unusable as inf or nan
+        ok = [s == s and 0 < s < inf for s in secs]
     if plan.supports:
         eligible = [True] * n
         unsupported = []
@@ -352,7 +352,7 @@ def _untrusted_text(plan: _Plan, point, eligible, ok, inr, mine=None) -> str:
         if i in plan.missing:
             parts.append(f"no model for {c}")
         elif not ok[i]:
-            parts.append(f"the model of {c} predicts a non-finite runtime here")
+            parts.append(f"the model of {c} predicts no usable runtime here (not finite, or <= 0)")
         else:
             if mine is not None and not mine[i]:
                 foreign.append(str(c))

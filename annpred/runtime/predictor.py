@@ -89,6 +89,13 @@ class LoadedModel:
             if self.correction is not None:
                 x = transform_inputs(F, self.compiled["input_transform"])
                 out = np.exp(apply_log(np.log(out), self.correction, x))
+        if np.any(out <= 0):  # an identity-target network is not bounded below
+            raise ParameterError(f"model {'/'.join(self.key)} "
+                                 + (f"({self.path}) " if self.path is not None else "")
+                                 + "predicts a runtime <= 0 for these parameters ("
+                                 + ", ".join(f"{p}={np.ravel(cols[p])[0]:g}"
+                                             for p in self.params) + "); it cannot be used "
+                                 "here")
         if not np.all(np.isfinite(out)):
             raise ParameterError(f"model {'/'.join(self.key)} gives no finite prediction for "
                                  "these parameters (outside what it can represent: "
