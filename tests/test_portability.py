@@ -331,6 +331,33 @@ def test_calibrate_measures_probes_and_adapts(foreign_models, tmp_path):
             (t.correction is not None)
 
 
+def test_calibrate_refuses_bad_input_before_measuring(foreign_models, tmp_path, monkeypatch):
+    """A misspelt variant, a folder without models, a non-finite budget and an unusable
+    --out are errors before any probe (they read as "nothing to adapt", or came after the
+    whole budget was spent)."""
+    from annpred.errors import AnnpredError
+    from annpred.measure import calibrate as C
+
+    def no_probe(*a, **k):
+        raise AssertionError("measured before refusing")
+
+    monkeypatch.setattr(C, "_probe", no_probe)
+    kw = dict(models=[foreign_models], out=tmp_path / "user", progress=False)
+    with pytest.raises(AnnpredError, match="'nosuch' is not a CPU variant of toy"):
+        C.calibrate(["toy"], variants=["nosuch"], **kw)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AnnpredError, match="no model files in"):
+        C.calibrate(["toy"], models=[tmp_path / "empty"], out=tmp_path / "user",
+                    progress=False)
+    for budget in (float("nan"), float("inf")):
+        with pytest.raises(AnnpredError, match="budget must be a finite number"):
+            C.calibrate(["toy"], budget=budget, **kw)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(AnnpredError, match="is a file, not a directory"):
+        C.calibrate(["toy"], models=[foreign_models], out=tmp_path / "afile" / "sub",
+                    progress=False)
+
+
 def test_calibrate_keeps_to_its_budget_when_inputs_are_slow_to_build(foreign_models, tmp_path,
                                                                     monkeypatch):
     """Building a probe's inputs counts in the budget and can dwarf its run (matvec: 4.5 s

@@ -27,6 +27,9 @@ def cmd_calibrate(args) -> int:
     if not args.quick:
         raise ParameterError("only the quick calibration exists: pass --quick (for a full "
                              "one, profile and train here: annpred quickstart)")
+    from annpred import validate
+
+    validate.number(args.budget, "--budget", positive=True, max_abs=1e7)
     m = hw.machine()
     if not args.json:
         print(f"calibrating models for this machine: {m['slug']} (fingerprint "

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from annpred import threads as _threads
-from annpred.errors import ParameterError, UnknownKernelError
+from annpred.errors import DataError, ParameterError, UnknownKernelError
 from annpred.measure import protocol
 from annpred.model import correction as _corr
 from annpred.model.layout import user_root
@@ -70,6 +70,18 @@ def targets_for(pred, kernels: Sequence[str] | None, threads: int, variants=None
     """The models to adapt: per catalog kernel and CPU variant, the model the default
     decision would use at ``threads`` threads, if it was not measured on this machine."""
     names = list(kernels) if kernels else pred.kernels()
+    if variants:  # a misspelt variant must not read as "nothing to adapt"
+        known = set()
+        for name in names:
+            try:
+                known |= {v.name for v in get_kernel(name).variants if v.device == "cpu"}
+            except UnknownKernelError:
+                if kernels:
+                    raise
+        unknown = [v for v in variants if v not in known]
+        if unknown:
+            raise ParameterError(f"--variant {unknown[0]!r} is not a CPU variant of "
+                                 f"{', '.join(names)}; variants: {', '.join(sorted(known))}")
     out = []
     for name in names:
         try:
@@ -141,11 +153,17 @@ def calibrate(kernels: Sequence[str] | None = None, *, models=None, out=None,
     budget plus those).
     ``on_target(target)`` is called after each model (the CLI prints a line).
     ``threads``: the models of this thread count are adapted, measured with it."""
-    if budget <= 0:
-        raise ParameterError(f"budget must be positive, got {budget}")
+    from annpred import validate as _v
+
+    budget = _v.number(budget, "budget", positive=True, max_abs=1e7)
     if threads < 1 or threads > hw.cpu_count():
         raise ParameterError(f"threads must be between 1 and {hw.cpu_count()}, got {threads}")
+    if save:  # before any measuring: an unusable --out would waste the whole budget
+        _v.output_dir(out if out is not None else user_root(), "--out")
     pred = load_models(models, reload=True)
+    if not pred.combinations():
+        where = models if models is not None else "the model directories"
+        raise DataError(f"no model files in {where} to adapt")
     todo = targets_for(pred, kernels, threads, variants, force)
     _threads.fix_threads(threads)
     bar = _bar(budget, progress)
