@@ -25,3 +25,28 @@ def test_quickstart_refuses_a_bad_out_and_seed(tmp_path, cli, toy_env):
     _cli_error(cli(["quickstart", "--out", tmp_path / "blocker"], env=toy_env))
     _cli_error(cli(["quickstart", "--out", tmp_path / "q", "--seed", "-1"], env=toy_env))
     assert not (tmp_path / "q").exists()
+
+
+def test_options_that_named_nothing_or_twice_are_refused(tmp_path, capsys):
+    """Found by a second audit: these ran (every model, epochs 0) or ended in a traceback
+    after writing part of the study."""
+    import pytest
+
+    from annpred.cli.app import main
+
+    p = _csv(tmp_path, [HEAD, *_rows(40)])
+    out = tmp_path / "ev"
+    base = ["evaluate", str(p), "--out", str(out), "--n-train", "16", "--n-test", "10",
+            "--seeds", "1", "--no-curves", "--no-cost", "--no-plots", "--quiet"]
+    for extra, words in ((["--models", "Cons,Cons"], "'Cons' is given twice"),
+                         (["--models", ""], "no model named"),
+                         (["--models", " , "], "no model named"),
+                         (["--models", "NN", "--max-epochs", "0"], "--max-epochs must be")):
+        assert main(base + extra) == 2
+        assert words in capsys.readouterr().err
+        assert not out.exists()
+    with pytest.raises(SystemExit):  # argparse: not even a number
+        main(["tune-space", str(p), "--seed", "x"])
+    capsys.readouterr()
+    assert main(["tune-space", str(p), "--budget", "20", "--seed", "-1"]) == 2
+    assert "--seed must be between 0 and" in capsys.readouterr().err

@@ -26,8 +26,13 @@ def cmd_evaluate(args) -> int:
     from annpred import study as E
     from annpred.study.zoo import DEFAULT_MODELS
 
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models \
-        else DEFAULT_MODELS
+    from annpred import validate
+
+    if args.models is not None and not args.models.strip(", "):
+        raise ParameterError("--models: no model named (leave it out for the default set)")
+    models = (tuple(validate.unique([m.strip() for m in args.models.split(",") if m.strip()],
+                                    "--models"))
+              if args.models else DEFAULT_MODELS)
     unknown = [m for m in models if m not in E.MODELS]
     if unknown:
         raise ParameterError(f"unknown model(s) {', '.join(unknown)}; models: "
@@ -39,7 +44,6 @@ def cmd_evaluate(args) -> int:
     if args.curve_seeds < 0:
         raise ParameterError(f"--curve-seeds must be >= 0, got {args.curve_seeds}")
     sizes = () if args.no_curves else _ints(args.curve_sizes, "--curve-sizes")
-    from annpred import validate
 
     validate.output_dir(args.out)
     feats = validate.feature_list([f.strip() for f in args.features.split(",")]
@@ -52,7 +56,7 @@ def cmd_evaluate(args) -> int:
         complexity = {"complexity": args.complexity}
     nn = {}
     if args.max_epochs is not None:
-        nn["max_epochs"] = args.max_epochs
+        nn["max_epochs"] = validate.integer(args.max_epochs, "--max-epochs", 1, 10**6)
     df = _data.load_profiles(args.csv, target=args.target, features=feats, kernel=args.kernel,
                              variant=args.variant, hardware=args.hardware,
                              drift_correct=args.drift_correct,

@@ -12,6 +12,9 @@ def cmd_tune_space(args) -> int:
     from annpred.study import tunespace as T
     from annpred.study.zoo import make_model, MODELS
 
+    from annpred import validate
+
+    validate.seed(args.seed)
     if args.budget is not None and args.budget < 8:
         raise ParameterError(f"--budget must be >= 8, got {args.budget}")
     if args.top < 1:
