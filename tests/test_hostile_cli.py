@@ -50,3 +50,31 @@ def test_options_that_named_nothing_or_twice_are_refused(tmp_path, capsys):
     capsys.readouterr()
     assert main(["tune-space", str(p), "--budget", "20", "--seed", "-1"]) == 2
     assert "--seed must be between 0 and" in capsys.readouterr().err
+
+
+def test_an_output_that_is_the_input_is_refused(tmp_path, capsys):
+    """export -o MODEL.json (and predict --output of its --input, convert -o of its cache)
+    replaced the input with the output."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from annpred.cli.app import main
+
+    repo = Path(__file__).resolve().parent.parent
+    model = tmp_path / "numpy.json"
+    shutil.copy(repo / "trained" / "cpu-amd-epyc-t1" / "matmul" / "numpy.json", model)
+    before = model.read_text()
+    assert main(["export", str(model), "--format", "c", "-o", str(model)]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert model.read_text() == before and json.loads(before)["kernel"] == "matmul"
+    pts = tmp_path / "pts.csv"
+    pts.write_text("m,n,k,da,db\n64,64,64,1,1\n")
+    assert main(["predict", "matmul", "--variant", "numpy", "--models",
+                 str(repo / "trained"), "--input", str(pts), "--output", str(pts)]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert pts.read_text() == "m,n,k,da,db\n64,64,64,1,1\n"
+    cache = tmp_path / "c.json"
+    cache.write_text("{}")
+    assert main(["convert", str(cache), "-o", str(cache)]) == 2
+    assert "is the input file" in capsys.readouterr().err and cache.read_text() == "{}"

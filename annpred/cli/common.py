@@ -25,6 +25,25 @@ def parse_assignments(items: Sequence[str]) -> dict[str, float]:
     return out
 
 
+def output_file(output, what: str, inputs: Sequence = ()):
+    """:func:`annpred.validate.output_file`, and not one of the command's ``inputs``:
+    writing it would destroy the input."""
+    import os
+
+    from annpred.validate import output_file as usable
+
+    p = usable(output, what)
+    for src in inputs:
+        try:
+            same = p.exists() and os.path.samefile(p, src)
+        except OSError:
+            same = False
+        if same:
+            raise ParameterError(f"{what} {p} is the input file {src}: writing it would "
+                                 "destroy the input; choose another name")
+    return p
+
+
 def print_json(obj) -> None:
     print(json.dumps(obj, indent=1, default=float))
 

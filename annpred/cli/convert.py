@@ -17,6 +17,9 @@ def cmd_convert(args) -> int:
     if not kt.is_cache_file(args.cache):
         raise ParameterError(f"{args.cache}: expected a Kernel Tuner cache file or T4 "
                              "results file (.json or .json.gz)")
+    from annpred.cli.common import output_file
+
+    output_file(args.out, "-o/--out", [args.cache])  # before reading a large file
     for what, value in (("--kernel", args.kernel), ("--hardware", args.hardware)):
         if value is not None:
             safe_name(value, what, ParameterError)

@@ -10,9 +10,9 @@ def cmd_export(args) -> int:
 
     if args.format != "c":
         raise ParameterError(f"unsupported export format {args.format!r} (supported: c)")
-    from annpred.validate import output_file
+    from annpred.cli.common import output_file
 
-    output_file(args.output, "-o/--output")
+    output_file(args.output, "-o/--output", [args.model])
     from pathlib import Path
 
     from annpred.runtime.correction import correction_of

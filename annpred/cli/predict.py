@@ -57,9 +57,9 @@ def _batch(args, models) -> int:
         raise ParameterError("batch prediction needs both --input and --output")
     if args.params:
         raise ParameterError("give name=value parameters or --input, not both")
-    from annpred.validate import output_file
+    from annpred.cli.common import output_file
 
-    output_file(args.output, "--output")
+    output_file(args.output, "--output", [args.input])
     df = read_csv(args.input)
     cols = {}
     for c in df.columns:
