@@ -78,3 +78,13 @@ def test_an_output_that_is_the_input_is_refused(tmp_path, capsys):
     cache.write_text("{}")
     assert main(["convert", str(cache), "-o", str(cache)]) == 2
     assert "is the input file" in capsys.readouterr().err and cache.read_text() == "{}"
+
+
+def test_choose_refuses_candidate_names_no_model_could_have(capsys):
+    from annpred.cli.app import main
+
+    for opt, value in (("--candidate", "numpy@../../x"), ("--default", "numpy@../x"),
+                       ("--candidate", "../v@cpu-x-t1")):
+        assert main(["choose", "matmul", "m=64", "n=64", "k=64", opt, value]) == 2
+        err = capsys.readouterr().err
+        assert "cannot be used in a file name" in err and value in err

@@ -100,6 +100,11 @@ def _plan(pred, kname: str, spec, candidates) -> _Plan:
     key = (kname, cands)
     plan = per.get(key)
     if plan is None:
+        from annpred.validate import safe_name
+
+        for c in cands:  # names that could never have a model (``../x``): say so
+            safe_name(c.variant, f"candidate {c}: variant", ParameterError)
+            safe_name(c.hardware, f"candidate {c}: hardware", ParameterError)
         if spec is not None:
             for c in cands:
                 if not c.hardware.startswith("sim-"):   # modelled accelerators: variant sim

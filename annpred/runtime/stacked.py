@@ -297,11 +297,19 @@ class _Plan:
         return Candidate(variant, max(hws, key=lambda h: hw.parse_id(h)["threads"] or 0))
 
     def resolve_default(self, value) -> Candidate:
+        from annpred.errors import ParameterError
+        from annpred.validate import safe_name
+
         if isinstance(value, str):
             if "@" in value:
-                return Candidate.parse(value)
+                c = Candidate.parse(value)
+                safe_name(c.variant, f"default {c}: variant", ParameterError)
+                safe_name(c.hardware, f"default {c}: hardware", ParameterError)
+                return c
             value = (value, None)
         v, h = value
+        if h is not None:
+            safe_name(h, f"default {v}@{h}: hardware", ParameterError)
         if self.spec is not None:
             self.spec.variant(v)  # raises, listing the variants
         if h is None:
