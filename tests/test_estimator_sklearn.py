@@ -68,3 +68,19 @@ def test_wrong_names_are_refused():
     X, y = _data(40)
     with pytest.raises(ValueError, match="names"):
         AugmentedNNRegressor(feature_names=["m", "n"]).fit(X, y)
+
+
+def test_a_feature_constant_in_training_is_ignored_not_broken():
+    """A launch-structure flag that was 1 on every training row (a small tuning budget) got
+    a log input transform and random weights: a 0 elsewhere predicted -inf or noise."""
+    X, y = _data(100)
+    X[:, 2] = 1.0  # k: the same on every training row
+    est = AugmentedNNRegressor(feature_names=["m", "n", "k"], complexity="m*n",
+                               max_epochs=40, n_init=1).fit(X, y)
+    assert est.input_transform_[2] == "identity"
+    assert all(row[2] == 0.0 for row in est.layers_[0]["weight"])
+    probe = X[:5].copy()
+    base = est.predict(probe)
+    for k in (0.0, 7.0):
+        probe[:, 2] = k
+        assert np.allclose(est.predict(probe), base)

@@ -304,6 +304,10 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         else:
             transforms = ([self.input_transform] * Xf.shape[1]
                           if isinstance(self.input_transform, str) else list(self.input_transform))
+        # a feature constant on the training rows teaches nothing: it is ignored (identity,
+        # zero weights below), so another value (a 0 where training saw 1s) breaks no log
+        const = np.ptp(Xf[tr_idx], axis=0) == 0
+        transforms = ["identity" if c else t for t, c in zip(transforms, const)]
         for j, t in enumerate(transforms):
             if t == "log" and np.any(Xf[:, j] <= 0):
                 raise DataError(f"feature {(params + list(complexity))[j]!r} has values <= 0; "
@@ -330,6 +334,8 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             huber_delta=(self.huber_delta / y_std) if self.huber_delta else None,
             target_scale=y_std)
         layers, skip = model.export()
+        for row in layers[0]["weight"] + (skip["weight"] if skip else []):
+            row[:] = [0.0 if c else w for w, c in zip(row, const)]
         out = {"complexity_": complexity, "features_": params + list(complexity),
                "input_transform_": transforms, "scaler_mean_": mean, "scaler_std_": std,
                "y_mean_": y_mean, "y_std_": y_std, "layers_": layers, "skip_": skip,
