@@ -275,4 +275,8 @@ def report(summ, runs, noise, args, headroom, picks=()) -> str:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    sys.exit(main(sys.argv[1:]))
+    from annpred.cli.app import run_script
+
+    sys.exit(run_script(main, sys.argv[1:],
+                        interrupted="finished fits are kept in the checkpoint; the same "
+                                    "command resumes"))

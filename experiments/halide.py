@@ -589,16 +589,12 @@ def candidate_count_section(df, cands, comp, tun, args) -> list[str]:
     return L
 
 
-def _shown(path: Path) -> str:
-    """``path`` as a figure names it: relative to the repository when inside it."""
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 def plot(df, path):
     """The speedups and tuning times of ``df`` (read from halide.csv beside ``path``) as
     ``path``, a PNG written atomically."""
     import textwrap
+
+    from annpred.study.plots import save_png, shown_path
 
     import matplotlib
 
@@ -651,7 +647,7 @@ def plot(df, path):
                frameon=False)
     n_c = candidate_text(df)
     title = (f"Halide schedules on {df['hardware'].iloc[0]}, {int(df['threads'].iloc[0])} "
-             f"threads ({_shown(Path(path).with_name('halide.csv'))}): annpred's pick of "
+             f"threads ({shown_path(Path(path).with_name('halide.csv'), ROOT)}): annpred's pick of "
              f"{n_c} (schedule models profiled on this machine) vs Mullapudi2016, "
              "Adams2019, Li2018, Halide's default and the empirical best of the candidates, "
              "timed together")
@@ -659,21 +655,12 @@ def plot(df, path):
     fig.suptitle(textwrap.fill(title, int(5 * ncols * 12), break_on_hyphens=False),
                  fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    from annpred.study.plots import save_png
-
     save_png(fig, path)
     plt.close(fig)
 
 
-def _entry() -> int:
-    """main(), with Ctrl-C a one-line message and exit status 130: every finished size is
-    in the partial results (written atomically), so the same command resumes."""
-    try:
-        return main()
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-
-
 if __name__ == "__main__":
-    sys.exit(_entry())
+    from annpred.cli.app import run_script
+
+    # every finished size is in the partial results (written atomically)
+    sys.exit(run_script(main))

@@ -267,4 +267,7 @@ def main(argv) -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    sys.exit(main(sys.argv[1:]))
+    from annpred.cli.app import run_script
+
+    sys.exit(run_script(main, sys.argv[1:],
+                        interrupted="measured points are kept; the same command resumes"))

@@ -168,16 +168,12 @@ def _counts(df: pd.DataFrame, col: str, what: str) -> str:
     return f"{'/'.join(map(str, vals)) or 'n/a'} {what}"
 
 
-def _shown(path: Path) -> str:
-    """``path`` as the figure names it: relative to the repository when inside it."""
-    path, root = Path(path).resolve(), HERE.parent
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-
-
 def plot(df: pd.DataFrame, path: Path, csv: Path | None = None) -> None:
     """The figure of ``df`` (the rows of ``csv``, by default sampling.csv beside ``path``)
     as ``path``, a PNG written atomically; the measurements are named as cached under
     ``data/<hardware>/`` beside the CSV (where main() keeps them)."""
+    from annpred.study.plots import save_png, shown_path
+
     import textwrap
 
     import matplotlib
@@ -212,8 +208,8 @@ def plot(df: pd.DataFrame, path: Path, csv: Path | None = None) -> None:
     fig.suptitle(textwrap.fill(title, max(40, int(width * 12)), break_on_hyphens=False),
                  fontsize=10)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    data = ", ".join(f"{_shown(csv.parent / 'data' / h)}/" for h in hws) or "n/a"
-    note = textwrap.fill(f"data: {data} (cached measurements); results: {_shown(csv)}",
+    data = ", ".join(f"{shown_path(csv.parent / 'data' / h, HERE.parent)}/" for h in hws) or "n/a"
+    note = textwrap.fill(f"data: {data} (cached measurements); results: {shown_path(csv, HERE.parent)}",
                          max(40, int(width * 18)), break_on_hyphens=False,
                          break_long_words=False)
     note_in = 0.1 * (note.count("\n") + 1) + 0.05  # inches at the bottom: the note, then
@@ -224,7 +220,6 @@ def plot(df: pd.DataFrame, path: Path, csv: Path | None = None) -> None:
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8,
                bbox_to_anchor=(0.5, note_in / h))
     fig.tight_layout(rect=(0, (note_in + legend_in) / h, 1, 1))
-    from annpred.study.plots import save_png
 
     save_png(fig, path, dpi=120)
     plt.close(fig)
@@ -295,16 +290,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def _entry() -> int:
-    """main(), with Ctrl-C a one-line message and exit status 130: the measurements are
-    cached as they are made, so the same command resumes (the fits are redone)."""
-    try:
-        return main()
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume (measurements so far are kept)",
-              file=sys.stderr)
-        return 130
-
-
 if __name__ == "__main__":
-    sys.exit(_entry())
+    from annpred.cli.app import run_script
+
+    # the measurements are cached as they are made (the fits are redone)
+    sys.exit(run_script(main, interrupted="rerun the same command to resume (measurements "
+                        "so far are kept)"))

@@ -98,6 +98,8 @@ def main(argv: list[str]) -> int:
     ckpt = JsonlCheckpoint(out / CHECKPOINT, hashlib.sha256(repr(
         (budgets, version())).encode()).hexdigest()[:16])
     done = {tuple(d["task"]): d for d in ckpt.load()}
+    if done:
+        print(f"resuming: {len(done)} finished runs read from {out / CHECKPOINT}", flush=True)
     sha = {f: hashlib.sha256(f.read_bytes()).hexdigest()[:16] for f in files}
     frames: dict[Path, object] = {}
 
@@ -211,4 +213,8 @@ def report(runs, args) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.path.insert(0, str(ROOT))
+    from annpred.cli.app import run_script
+
+    sys.exit(run_script(main, sys.argv[1:],
+                        interrupted="finished runs are kept; the same command resumes"))

@@ -93,6 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def run_script(main, *args, interrupted: str = "rerun the same command to resume") -> int:
+    """``main(*args)`` of a study script under ``experiments/``: Ctrl-C ends it with one line
+    (``interrupted; <interrupted>``) and exit status 130, not a traceback."""
+    try:
+        return int(main(*args) or 0)
+    except KeyboardInterrupt:
+        print(f"interrupted; {interrupted}", file=sys.stderr)
+        return 130
+
+
 def _one_line(exc) -> str:
     return " ".join(str(exc).split("\n"))
 

@@ -250,6 +250,12 @@ def _slug(s: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s)
 
 
+def shown_path(path, root) -> str:
+    """``path`` as a figure names it: relative to ``root`` (the repository) when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def save_png(fig, path, dpi: int = 110) -> None:
     """A matplotlib figure as PNG, written atomically (annpred.files): a reader, or an
     interrupted run, never leaves half a PNG. Also for the experiments' figures."""
