@@ -88,3 +88,22 @@ def test_choose_refuses_candidate_names_no_model_could_have(capsys):
         assert main(["choose", "matmul", "m=64", "n=64", "k=64", opt, value]) == 2
         err = capsys.readouterr().err
         assert "cannot be used in a file name" in err and value in err
+
+
+def test_batch_predict_names_the_file_line_and_the_bad_value(tmp_path, capsys):
+    """Text in a parameter column read as a missing column; rows were 0-based indices and
+    values numpy reprs (np.float64(nan))."""
+    from pathlib import Path
+
+    from annpred.cli.app import main
+
+    models = str(Path(__file__).resolve().parent.parent / "trained")
+    for row, words in (("abc,64,64,1,1", "row 3, column 'm': not a number: 'abc'"),
+                       ("-5,64,64,1,1", "row 3: parameter m=-5.0 is invalid"),
+                       ("64,64,64,1,1.5", "row 3: parameter db")):
+        p = tmp_path / "pts.csv"
+        p.write_text(f"m,n,k,da,db\n64,64,64,1,1\n{row}\n")
+        assert main(["predict", "matmul", "--variant", "numpy", "--models", models,
+                     "--input", str(p), "--output", str(tmp_path / "o.csv")]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "np.float64" not in err, err

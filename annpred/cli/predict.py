@@ -61,14 +61,23 @@ def _batch(args, models) -> int:
 
     output_file(args.output, "--output", [args.input])
     df = read_csv(args.input)
-    cols = {}
+    cols, text = {}, {}
     for c in df.columns:
         try:
             cols[c] = pd.to_numeric(df[c])
         except (ValueError, TypeError):
-            continue  # non-numeric columns (names, notes) are carried through untouched
+            text[c] = df[c]  # names, notes: carried through untouched
     try:
-        out = models.predict_many(args.kernel, args.variant, cols, hardware=args.hardware)
+        m = models.get(args.kernel, args.variant,
+                       args.hardware or models.default_hardware(args.kernel, args.variant))
+        for p in m.params:  # a parameter column with text in it is not "missing"
+            if p in text:
+                bad = pd.to_numeric(text[p], errors="coerce").isna() & text[p].notna()
+                i = int(bad.to_numpy().nonzero()[0][0]) if bad.any() else 0
+                raise ParameterError(f"row {i + 2}, column {p!r}: not a number: "
+                                     f"{text[p].iloc[i]!r}")
+        out = models.predict_many(args.kernel, args.variant, cols, hardware=args.hardware,
+                                  first_line=2)
     except ParameterError as exc:
         raise ParameterError(f"{args.input}: {exc}") from None
     except KeyError as exc:

@@ -242,10 +242,12 @@ class Predictor:
                           _correction.source_description(m))
 
     def predict_many(self, kernel: str, variant: str, columns: Mapping[str, object],
-                     hardware: str | None = None) -> dict[str, np.ndarray]:
+                     hardware: str | None = None,
+                     first_line: int | None = None) -> dict[str, np.ndarray]:
         """Batch prediction: ``columns`` maps each parameter to a 1-D array (a pandas
         DataFrame works); returns ``{"seconds", "low", "high", "in_range"}`` arrays (wrap them
-        in a DataFrame for a table). Catalog kernels' values are validated per row."""
+        in a DataFrame for a table). Catalog kernels' values are validated per row (errors
+        name the row, or the file line with ``first_line``, the line of row 0)."""
         from annpred.errors import UnknownKernelError as _Unknown
         from annpred.spec.catalog import get_kernel
 
@@ -258,7 +260,7 @@ class Predictor:
             spec = None
         if spec is not None:
             cols = spec.check_columns({**{k: columns[k] for k in spec.param_names
-                                          if k in columns}, **cols})
+                                          if k in columns}, **cols}, first_line)
         n = len(next(iter(cols.values()))) if cols else 0
         seconds = m.predict(cols)
         iv = m.interval_of(seconds)

@@ -280,9 +280,13 @@ class Kernel:
                                      f"({v.supports.__doc__ or 'see the kernel spec'})")
         return out
 
-    def check_columns(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def check_columns(self, columns: Mapping[str, Any],
+                      first_line: int | None = None) -> dict[str, np.ndarray]:
         """Vectorised :meth:`check_params` for a batch: ``{param: 1-D array}`` -> float arrays;
-        the first bad value is named by parameter and row (0-based)."""
+        the first bad value is named by parameter and row: 0-based, or, with ``first_line``
+        (the file line of row 0: 2 below a CSV header), its file line as CSV errors do."""
+        def row(i: int) -> str:
+            return f"row {i}" if first_line is None else f"row {i + first_line}"
         out = {}
         n = None
         for p in self.params:
@@ -306,8 +310,9 @@ class Kernel:
                 try:
                     p.check(v[i])
                 except ParameterError as exc:
-                    raise ParameterError(f"row {i}: {exc}") from None
-                raise ParameterError(f"row {i}: parameter {p.name}: invalid value {v[i]!r}")
+                    raise ParameterError(f"{row(i)}: {exc}") from None
+                raise ParameterError(f"{row(i)}: parameter {p.name}: invalid value "
+                                     f"{float(v[i])!r}")
             out[p.name] = v
         for name, value in self.defaults.items():
             if name not in out and n is not None:
@@ -315,7 +320,7 @@ class Kernel:
         if self.constraint is not None and n:
             for i in range(n):
                 if not self.constraint({k: out[k][i] for k in out}):
-                    raise ParameterError(f"kernel {self.name}: row {i} violates the kernel's "
+                    raise ParameterError(f"kernel {self.name}: {row(i)} violates the kernel's "
                                          f"constraint ({self.constraint.__doc__ or 'see the spec'})")
         return out
 
