@@ -26,7 +26,8 @@ def register(subparsers) -> None:
                    help="input size, comma-separated in the pipeline's size order (one "
                         "number: square/cube)")
     t.add_argument("--candidates", type=int, default=128,
-                   help="number of candidate schedules to predict (default 128)")
+                   help="number of candidate schedules to predict (default 128; at most "
+                        "the schedules the space holds: more predicts them all)")
     t.add_argument("--models", default=None,
                    help="model root, hardware folder or .json file (default: your models "
                         "in $ANNPRED_MODELS, then the shipped ones)")
@@ -86,8 +87,10 @@ def register(subparsers) -> None:
     tr.add_argument("--out", default=None,
                     help="model root (the model goes to OUT/halide/<hardware>/<pipeline>.json;"
                          " default: your models, $ANNPRED_MODELS) or a .json file")
-    tr.add_argument("--threads", type=int, default=2,
-                    help="thread count of the profile to train on (default 2)")
+    tr.add_argument("--threads", type=int, default=None,
+                    help="train on the profile rows measured with this many threads (its "
+                         "threads column); the model is filed under that count's hardware "
+                         "id (default: the profile's one thread count; 2 without --data)")
     tr.add_argument("--json", action="store_true", help="print the training report as JSON")
     tr.set_defaults(func=cmd_train)
 
@@ -95,11 +98,37 @@ def register(subparsers) -> None:
     ls.set_defaults(func=cmd_list)
 
 
-def _check_threads(threads: int) -> None:
-    from ..errors import ParameterError
+# upper bounds of the numeric options: far above any real use, low enough that a typo
+# (an extra zero or three) is refused before hours of profiling or an exhausted memory
+MAX_POINTS = 100_000  # points one profile command plans (--budget, schedules x sizes)
+MAX_ROUNDS = 1000  # --rounds
 
-    if threads < 1:
-        raise ParameterError(f"--threads must be >= 1, got {threads}")
+
+def _check_threads(threads: int) -> int:
+    from ..validate import integer
+    from .select import MAX_THREADS
+
+    return integer(threads, "--threads", 1, MAX_THREADS)
+
+
+def _check_profile_args(args) -> None:
+    """Every numeric option of ``halide profile``, before anything is sampled or measured
+    (``--seed -1`` reached numpy, ``--budget 0`` was taken for "unset")."""
+    from ..errors import ParameterError
+    from ..validate import integer, number, seed
+
+    _check_threads(args.threads)
+    seed(args.seed)
+    integer(args.schedules, "--schedules", 1, MAX_POINTS)
+    integer(args.sizes_per_schedule, "--sizes-per-schedule", 1, MAX_POINTS)
+    integer(args.rounds, "--rounds", 1, MAX_ROUNDS)
+    if args.budget is not None:
+        integer(args.budget, "--budget", 1, MAX_POINTS)
+    elif args.sampler != "refine" and args.schedules * args.sizes_per_schedule > MAX_POINTS:
+        raise ParameterError(f"--schedules {args.schedules} x --sizes-per-schedule "
+                             f"{args.sizes_per_schedule} is more than {MAX_POINTS:,} points")
+    if args.max_seconds is not None:
+        number(args.max_seconds, "--max-seconds", positive=True)
 
 
 def cmd_list(args) -> int:
@@ -112,14 +141,11 @@ def cmd_list(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    from ..errors import ParameterError
     from .pipelines import get
     from .store import data_path, user_root
 
     p = get(args.pipeline)
-    _check_threads(args.threads)
-    if args.schedules < 1 or args.sizes_per_schedule < 1:
-        raise ParameterError("--schedules and --sizes-per-schedule must be >= 1")
+    _check_profile_args(args)
     out = args.out or data_path(p.name, user_root(), args.threads)
     from .profile import profile_pipeline
 
@@ -139,7 +165,8 @@ def cmd_profile(args) -> int:
     if args.sampler == "pr":
         from .sampling import pr_plan
 
-        budget = args.budget or args.schedules * args.sizes_per_schedule
+        budget = (args.schedules * args.sizes_per_schedule if args.budget is None
+                  else args.budget)
         plan = pr_plan(p, budget, seed=args.seed)
     df = profile_pipeline(p, n_schedules=args.schedules,
                           sizes_per_schedule=args.sizes_per_schedule, seed=args.seed,
@@ -159,14 +186,15 @@ def cmd_train(args) -> int:
     from .store import data_path, user_root
 
     p = get(args.pipeline)
-    _check_threads(args.threads)
+    threads = None if args.threads is None else _check_threads(args.threads)
     data = args.data
     if data is None:
-        mine = data_path(p.name, user_root(), args.threads)
-        data = mine if mine.exists() else data_path(p.name, threads=args.threads)
-    model, path = train_pipeline(p, data, args.out, threads=args.threads)
+        mine = data_path(p.name, user_root(), threads or 2)
+        data = mine if mine.exists() else data_path(p.name, threads=threads or 2)
+    model, path = train_pipeline(p, data, args.out, threads=threads)
     out = {"pipeline": p.name, "model": str(path), "data": str(data),
-           "n_params": int(model.n_params_), "val_mape_pct": float(model.val_mape_),
+           "threads": int(model.threads_), "n_params": int(model.n_params_),
+           "val_mape_pct": float(model.val_mape_),
            "tile_steps": bool(model.tile_steps_), "ragged": bool(model.ragged_),
            "form_cv": model.form_cv_}
     if args.json:
@@ -174,7 +202,9 @@ def cmd_train(args) -> int:
     else:
         what = ("validation MAPE" if getattr(model, "n_val_", 1)
                 else "MAPE on the training rows (too few for a validation split)")
-        print(f"trained {path} from {data}: {out['n_params']} parameters, {what} "
+        print(f"trained {path} from {data} (rows at {out['threads']} "
+              f"thread{'s' if out['threads'] != 1 else ''}): "
+              f"{out['n_params']} parameters, {what} "
               f"{out['val_mape_pct']:.1f}%")
         if out["form_cv"]:
             tried = ", ".join(f"{_form(r)} {r['cv_mape_pct']:.1f}%" for r in out["form_cv"])
@@ -241,17 +271,21 @@ def _reprofile(p, threads, out_root):
 
 
 def cmd_tune(args) -> int:
-    from ..errors import ParameterError
     from ..threads import fix_threads
+    from ..validate import integer
     from .pipelines import get
+    from .select import check_sizes
 
     p = get(args.pipeline)  # ParameterError listing the known pipelines
-    sizes = p.parse_size(args.size)
-    if args.candidates < 1:
-        raise ParameterError(f"--candidates must be >= 1, got {args.candidates}")
-    if args.rounds < 1:
-        raise ParameterError(f"--rounds must be >= 1, got {args.rounds}")
+    sizes = check_sizes(p, args.size)  # empty fields, int32 extents, Halide's buffer limit
+    integer(args.candidates, "--candidates", 1)
+    integer(args.rounds, "--rounds", 1, MAX_ROUNDS)
     _check_threads(args.threads)
+    if args.candidates > p.space.count():
+        print(f"note: --candidates {args.candidates} is more than the {p.space.count()} "
+              f"schedules of {p.name}'s space; predicting all {p.space.count()}",
+              file=sys.stderr)
+        args.candidates = p.space.count()
     fix_threads(args.threads)
     from .select import select_schedule
 

@@ -190,7 +190,7 @@ def refine_profile(pipeline: str | HalidePipeline, out, budget: int, *, rounds: 
 
     from ..errors import DataError
     from .profile import load_profile, profile_pipeline
-    from .select import fit_profile
+    from .select import fit_profile, rows_at_threads
 
     p = get(pipeline)
     out = Path(out)
@@ -201,7 +201,8 @@ def refine_profile(pipeline: str | HalidePipeline, out, budget: int, *, rounds: 
         raise DataError(f"refinement adds to an existing profile, and {out} does not exist: "
                         f"measure one first (`annpred halide profile {p.name} --out {out}`)")
     t0 = time.perf_counter()
-    df = load_profile(out, p)
+    # only the rows measured with ``threads`` threads: the model ranks schedules at them
+    df = rows_at_threads(load_profile(out, p), out, threads)[0]
     form: dict = {}
     per_round = -(-budget // rounds)
     for _ in range(rounds):
@@ -226,5 +227,5 @@ def refine_profile(pipeline: str | HalidePipeline, out, budget: int, *, rounds: 
             break
         profile_pipeline(p, seed=seed, threads=threads, out=out, plan=plan, sampler="refine",
                          progress=progress, max_seconds=remaining)
-        df = load_profile(out, p)
+        df = rows_at_threads(load_profile(out, p), out, threads)[0]
     return df

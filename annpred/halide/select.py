@@ -16,11 +16,13 @@ import pandas as pd
 
 from ..spec import hardware as hw
 from ..errors import DataError, ParameterError
+from ..validate import integer
 from .pipelines import HalidePipeline, get
 from .runtime import Compiled, compile_schedule
 from .store import (data_path, halide_root, load_schedule_model, model_path,  # noqa: F401
                     save_schedule_model, user_root)
 
+MAX_THREADS = 1024  # --threads above this is refused (no machine here has more)
 CANDIDATE_SEED = 2024  # the candidate set is sampled with another seed than the profiling
 DEFAULT_CANDIDATES = 128
 TRAIN_SEED = 0
@@ -138,15 +140,56 @@ def fit_profile(pipeline: str | HalidePipeline, df: pd.DataFrame, *, seed: int =
     return model
 
 
+def rows_at_threads(df: pd.DataFrame, path, threads: int | None = None
+                    ) -> tuple[pd.DataFrame, int]:
+    """The rows of profile ``df`` (read from ``path``) measured with ``threads`` threads,
+    and that thread count. A model is filed under one thread count's hardware id
+    (``...-t<threads>``), so rows measured with another count are never pooled into it.
+    ``threads=None``: the profile's only thread count (2 for a profile without a
+    ``threads`` column, whose rows are all taken). A profile holding several thread counts
+    without ``threads``, or none at ``threads``, is refused naming the counts it holds."""
+    if "threads" not in df.columns:
+        return df, 2 if threads is None else threads
+    t = pd.to_numeric(df["threads"], errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(~(np.isfinite(t) & (t >= 1) & (t == np.round(t))))
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"profile {path}, row {i + 2}, column threads: "
+                        f"{df['threads'].iloc[i]!r} is not a thread count (an integer >= 1)")
+    held = sorted({int(v) for v in t})
+    counts = " and ".join([", ".join(str(v) for v in held[:-1]), str(held[-1])]
+                          if len(held) > 1 else [str(held[0])])
+    if threads is None:
+        if len(held) > 1:
+            raise ParameterError(f"profile {path} holds rows measured with {counts} threads; "
+                                 "choose which to train on with --threads (one model per "
+                                 "thread count)")
+        return df.reset_index(drop=True), held[0]
+    keep = t == threads
+    if not keep.any():
+        raise DataError(f"profile {path} has no rows measured with {threads} thread"
+                        f"{'s' if threads != 1 else ''} (its threads column holds {counts}); "
+                        + (f"use --threads {held[0]}" if len(held) == 1 else
+                           "use --threads with one of those")
+                        + f", or profile with --threads {threads} first")
+    return df[keep].reset_index(drop=True), threads
+
+
 def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = None,
-                   out: str | Path | None = None, *, threads: int = 2, seed: int = TRAIN_SEED,
-                   steps: bool | str = "auto", ragged: bool | str = "auto", **kw):
+                   out: str | Path | None = None, *, threads: int | None = None,
+                   seed: int = TRAIN_SEED, steps: bool | str = "auto",
+                   ragged: bool | str = "auto", **kw):
     """Train the schedule model of ``pipeline`` from a profile and save it.
 
     ``data`` is a profiling CSV (default: this machine's profile in the shipped root,
     ``halide/<hardware>/data/<pipeline>.csv``); ``out`` is a model root (default: the user's,
     ``$ANNPRED_MODELS``), and the model goes to ``<out>/halide/<hardware>/<pipeline>.json``
-    (``out`` ending in ``.json``: that file). ``steps="auto"`` uses the step-aware
+    (``out`` ending in ``.json``: that file). Only the profile rows measured with
+    ``threads`` threads (its ``threads`` column) are trained on, and the model is filed
+    under that thread count's hardware id; ``threads=None``: the profile's one thread count
+    (2 without ``data``, or for a profile without a ``threads`` column); a profile holding
+    several needs ``threads``, and one without rows at ``threads`` is refused
+    (:func:`rows_at_threads`). ``steps="auto"`` uses the step-aware
     complexity when the profile's width sweeps (PR profiles have them) show tile steps, and
     otherwise lets :func:`choose_form` decide, as it decides ``ragged="auto"``.
     Returns ``(model, path)``; ``model.form_cv_`` is the table of forms tried (empty when
@@ -157,14 +200,17 @@ def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = Non
     from .profile import load_profile
 
     p = get(pipeline)
-    data = Path(data) if data is not None else data_path(p.name, threads=threads)
+    if threads is not None:
+        threads = integer(threads, "threads", 1, MAX_THREADS)
+    data = Path(data) if data is not None else data_path(p.name, threads=threads or 2)
     if not data.exists():
         raise DataError(f"no profile for Halide pipeline {p.name!r} at {data}; measure one "
                         f"with `annpred halide profile {p.name}` (Python: "
                         "annpred.halide.profile.profile_pipeline)")
-    df = load_profile(data, p)
+    df, threads = rows_at_threads(load_profile(data, p), data, threads)
     model = fit_profile(p, df, seed=seed, steps=steps, ragged=ragged, **kw)
     form_cv = model.form_cv_
+    model.threads_ = threads
     if out is not None and Path(out).suffix == ".json":
         path = Path(out)
     else:
@@ -177,6 +223,83 @@ def train_pipeline(pipeline: str | HalidePipeline, data: str | Path | None = Non
                                "csv": data.name, "form_cv": form_cv,
                                "csv_sha256": hashlib.sha256(data.read_bytes()).hexdigest()})
     return model, path
+
+
+MAX_EXTENT = 2**31 - 1  # Halide extents are int32
+MAX_BUFFER_BYTES = 2**31 - 1  # Halide's buffer limit on targets without large_buffers
+
+
+def check_sizes(pipeline: str | HalidePipeline, sizes, what: str = "--size") -> dict[str, int]:
+    """``sizes`` (text ``"1920,1080"``, a sequence or a mapping) parsed by
+    :meth:`~annpred.halide.pipelines.HalidePipeline.parse_size`, and refused where Halide
+    could not run the pipeline at them: a text with an empty field (``"1920,,1080"``), a
+    size beyond Halide's 32-bit extents, or one whose input or output buffer is larger than
+    a Halide buffer may be (2**31 - 1 bytes without the ``large_buffers`` target feature).
+    Every refusal is one :class:`~annpred.errors.ParameterError` naming the size."""
+    p = get(pipeline)
+    if isinstance(sizes, str):
+        fields = sizes.replace("x", ",").replace("X", ",").split(",")
+        if not sizes.strip() or any(not f.strip() for f in fields):
+            raise ParameterError(f"{what} {sizes!r} of pipeline {p.name} has an empty field; "
+                                 f"give {','.join(p.size_names)} as integers separated by "
+                                 f"commas (e.g. {','.join(str(v) for v in p.example_size())})")
+    out = p.parse_size(sizes)
+    for n, v in out.items():
+        if v > MAX_EXTENT:
+            raise ParameterError(f"{what} {n}={v} of pipeline {p.name} is beyond "
+                                 f"Halide's 32-bit extents (at most {MAX_EXTENT})")
+    limit = _buffer_limit()
+    buffers = _buffer_elements(p, out)
+    for i, elems in enumerate(buffers):
+        if 4 * elems > limit:  # every buffer of the shipped pipelines is float32
+            which = ("output buffer" if i == len(buffers) - 1 else "input buffer"
+                     + (f" {i + 1}" if len(buffers) > 2 else ""))
+            raise ParameterError(
+                f"{what} {p.size_label(out)} of pipeline {p.name} needs a {4 * elems:,}-byte "
+                f"{which}; a Halide buffer holds at most {limit:,} bytes")
+    return out
+
+
+def _buffer_limit() -> int:
+    try:
+        import halide as hl
+
+        if hl.get_jit_target_from_environment().has_feature(hl.TargetFeature.LargeBuffers):
+            return 2**63 - 1
+    except Exception:  # noqa: BLE001 - no halide, or an older binding: the default limit
+        pass
+    return MAX_BUFFER_BYTES
+
+
+_BUFFER_PROBES: dict = {}  # pipeline name -> (base shapes, per-size shape increments)
+
+
+def _buffer_elements(p: HalidePipeline, sizes: Mapping[str, int]) -> list[int]:
+    """Elements of each input buffer and of the output (last) at ``sizes``, extrapolated
+    from the shapes the pipeline allocates at tiny sizes: every dimension of a shipped
+    pipeline's buffers is a constant or a size plus a pad (affine in one size), so two
+    probes per size give it exactly without allocating anything large."""
+    if p.name not in _BUFFER_PROBES:
+        base = {n: 4 for n in p.size_names}
+
+        def shapes(sz):
+            return [a.shape for a in p.make_inputs(sz)] + [p.make_output(sz).shape]
+        try:
+            at = shapes(base)
+            steps = {n: shapes({**base, n: 5}) for n in p.size_names}
+        except Exception:  # noqa: BLE001 - a pipeline that cannot be probed: no bound
+            at, steps = [], {}
+        _BUFFER_PROBES[p.name] = (at, steps)
+    at, steps = _BUFFER_PROBES[p.name]
+    out = []
+    for b, shape in enumerate(at):
+        elems = 1
+        for d, v in enumerate(shape):
+            v = int(v) + sum((int(steps[n][b][d]) - int(v)) * (int(sizes[n]) - 4)
+                             for n in p.size_names)
+            elems *= max(v, 0)
+        out.append(elems)
+    return out
 
 
 def candidates_for(pipeline: str | HalidePipeline, n: int = DEFAULT_CANDIDATES,
@@ -205,7 +328,7 @@ def select_schedule(pipeline: str | HalidePipeline, sizes,
     the training range.
     """
     p = get(pipeline)
-    sizes = p.parse_size(sizes)
+    sizes = check_sizes(p, sizes, "size")
     if model is None:
         model = load_schedule_model(p, models, threads)
     t0 = time.perf_counter()

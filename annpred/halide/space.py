@@ -8,6 +8,8 @@ is parallel) are one-hot encoded, so that the network sees every choice as a num
 """
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -64,7 +66,16 @@ class Space:
         raise ParameterError(f"unknown schedule knob {name!r}; knobs: {', '.join(self.names)}")
 
     def size(self) -> int:
+        """The number of knob combinations (valid or not, duplicates included); see
+        :meth:`count` for the number of distinct schedules."""
         return math.prod(len(k.choices) for k in self.knobs)
+
+    def count(self) -> int:
+        """The number of distinct valid schedules (after :meth:`canonicalize`): the most
+        :meth:`sample` can return. Enumerated once per space (under 0.2 s for the largest
+        shipped space); a space of more than ``MAX_ENUMERATE`` combinations is not
+        enumerated and its :meth:`size` is returned (an upper bound)."""
+        return _count(self)
 
     def check(self, schedule: Mapping[str, Any]) -> dict:
         """Validate a schedule (all knobs present, values among the choices, constraints)."""
@@ -96,6 +107,11 @@ class Space:
         """``n`` distinct valid schedules, deterministic in ``seed`` (fewer if the space is
         smaller than ``n``)."""
         rng = np.random.default_rng(seed)
+        if n > 64:
+            # never ask for more than the space holds: the loop below would otherwise try
+            # 200 * n draws after it has found every schedule (minutes for n = 10**6); the
+            # result is the same list, found sooner
+            n = min(n, self.count())
         seen: set[str] = set()
         out: list[dict] = []
         tries = 0
@@ -122,6 +138,21 @@ class Space:
 
     def feature_names(self) -> list[str]:
         return [n for k in self.knobs for n in k.feature_names()]
+
+
+MAX_ENUMERATE = 2_000_000  # knob combinations :meth:`Space.count` enumerates at most
+
+
+@functools.lru_cache(maxsize=64)
+def _count(space: Space) -> int:
+    if space.size() > MAX_ENUMERATE:
+        return space.size()
+    seen = set()
+    for combo in itertools.product(*(k.choices for k in space.knobs)):
+        s = {k.name: _py(v) for k, v in zip(space.knobs, combo)}
+        if space.valid(s):
+            seen.add(key_of(space.canonicalize(s)))
+    return len(seen)
 
 
 def _py(v):
