@@ -207,3 +207,19 @@ def test_halide_profile_reports_the_points_its_time_limit_left(tmp_path):
     df = profile_pipeline("blur", n_schedules=3, sizes_per_schedule=2, threads=1, out=out,
                           progress=False)
     assert len(df) == planned and df.attrs["left"] == 0
+
+
+def test_halide_profile_does_not_resume_a_csv_of_another_thread_count(tmp_path):
+    """Its resume key left threads out: a 1-thread run on a 2-thread CSV skipped those points
+    and appended 1-thread rows, a mixed file."""
+    from annpred.errors import DataError
+    from annpred.halide.profile import profile_pipeline
+
+    out = tmp_path / "blur.csv"
+    profile_pipeline("blur", n_schedules=1, sizes_per_schedule=1, threads=2, out=out,
+                     progress=False, noise_fraction=0)
+    before = out.read_text()
+    with pytest.raises(DataError, match="measured with 2 thread.*this run uses 1"):
+        profile_pipeline("blur", n_schedules=1, sizes_per_schedule=1, threads=1, out=out,
+                         progress=False, noise_fraction=0)
+    assert out.read_text() == before

@@ -124,6 +124,13 @@ def _profile(p, threads, hardware, plan, out, seed, sampler, max_seconds, progre
     from ..files import atomic_write_text
 
     old = load_profile(out, p) if out is not None and out.exists() else None
+    if old is not None and "threads" in old.columns:  # a resume must not mix thread counts
+        other = sorted({int(t) for t in old["threads"].dropna()} - {int(threads)})
+        if other:
+            from ..errors import DataError
+
+            raise DataError(f"{out} holds rows measured with {other[0]} thread(s); this run "
+                            f"uses {threads}: choose another --out")
     rows = [] if old is None else old.to_dict("records")
     n_old = len(rows)
     done = set() if old is None else {
