@@ -223,3 +223,24 @@ def test_non_finite_numbers_never_reach_a_model_file(tmp_path):
     with pytest.raises(ModelFormatError):
         save_model(d, tmp_path / "m.json")
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_model_whose_contents_disagree_with_its_path_is_skipped(tmp_path):
+    """A model saying hardware cpu-other under cpu-fuzz-t1/ was used as on cpu-other."""
+    _write_dir(tmp_path)
+    moved = _model(kernel="kern", variant="good2", hardware="cpu-other-t1")
+    model_path(tmp_path, "kern", "good2", "cpu-fuzz-t1").write_text(json.dumps(moved))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        pred = load_models(tmp_path, reload=True)
+    assert any("its path says kern/good2/cpu-fuzz-t1" in str(x.message) for x in w)
+    assert ("kern", "good2", "cpu-other-t1") not in pred.models
+
+
+def test_models_option_naming_a_file_or_an_empty_folder_says_so(tmp_path):
+    (tmp_path / "f.csv").write_text("x")
+    with pytest.raises(ModelFormatError, match="is a file, not a directory"):
+        load_models(tmp_path / "f.csv", reload=True)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UnknownKernelError, match="no model files .* in .*empty"):
+        load_models(tmp_path / "empty", reload=True).default_hardware("kern", "good")

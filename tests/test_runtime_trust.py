@@ -149,4 +149,4 @@ def test_batch_predict_cli(toy, tmp_path):
     bad.write_text("n\n5\n0\n")
     r = run_cli(["predict", "toy", "--variant", "cumsum", "--models", toy, "--hardware", T1,
                  "--input", bad, "--output", tmp_path / "x.csv"], env=env)
-    assert r.returncode == 2 and "row 1" in r.stderr and not (tmp_path / "x.csv").exists()
+    assert r.returncode == 2 and "row 3: parameter n" in r.stderr and not (tmp_path / "x.csv").exists()

@@ -173,6 +173,12 @@ class Predictor:
                     warnings.warn(f"skipping model file {p}: {exc}", AnnpredWarning,
                                   stacklevel=2)
                     continue
+                if m.key != path_key:  # a copied or edited file: it would be used as
+                    # what its contents say, under a path that says otherwise
+                    warnings.warn(f"skipping model file {p}: it holds "
+                                  f"{'/'.join(m.key)}, its path says "
+                                  f"{'/'.join(path_key)}", AnnpredWarning, stacklevel=2)
+                    continue
                 kh = (m.key[0], m.key[2])
                 if owner.setdefault(kh, i) == i and m.key not in self.models:
                     self.models[m.key] = m
@@ -216,7 +222,10 @@ class Predictor:
             variants = sorted({v for _, v, _ in self.combinations(kernel)})
             raise UnknownKernelError(
                 f"no model for {kernel}/{variant}; variants with models: "
-                + (", ".join(variants) if variants else "(none)"))
+                + (", ".join(variants) if variants else "(none)")
+                + ("" if self.models or self.skipped else
+                   f" (no model files <hardware>/<kernel>/<variant>.json in "
+                   f"{', '.join(map(str, self.roots))})"))
         here = [h for h in hws if hw.present(h)]
         if here:  # calibrated here, this machine's or adapted models first, most threads
             def rank(h):
@@ -284,6 +293,8 @@ def load_models(path=None, reload: bool = False) -> Predictor:
         for r in roots:
             if not r.exists():
                 raise ModelFormatError(f"model directory {r} does not exist")
+            if not r.is_dir():
+                raise ModelFormatError(f"model directory {r} is a file, not a directory")
     key = tuple(str(r.resolve()) for r in roots)
     pred = None if reload else caches.PREDICTORS_BY_ROOTS.get(key)
     if pred is None:
