@@ -83,3 +83,18 @@ def test_model_with_a_stalling_expression_is_refused(tmp_path):
     p.write_text(json.dumps(d))
     with pytest.raises(schema.ModelFormatError, match="sopfr"):
         schema.load_model(p)
+
+
+def test_a_complexity_that_overflows_names_itself_and_the_row():
+    import numpy as np
+
+    from annpred import AugmentedNNRegressor
+    from annpred.errors import DataError
+
+    X = np.array([[float(m), 3.0] for m in range(10, 40)])
+    y = X[:, 0] * 1e-6
+    est = AugmentedNNRegressor(feature_names=["m", "n"], complexity="exp(m*30)", max_epochs=5,
+                               n_init=1)
+    with pytest.raises(DataError, match=r"feature 'complexity' = exp\(m\*30\) is inf "
+                                        r"\(not finite\) on fitted row \d+ \(m=\d+, n=3\)"):
+        est.fit(X, y)

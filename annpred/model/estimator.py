@@ -19,7 +19,8 @@ from sklearn.utils.validation import column_or_1d, validate_data
 
 from annpred.errors import DataError, FewRowsWarning
 from annpred.model import network
-from annpred.model.features import AUTO, feature_matrix, normalise_complexity
+from annpred.model.features import (AUTO, feature_matrix, finite_features,
+                                     normalise_complexity)
 from annpred.model.interval import conformal_interval
 from annpred.model.schema import FORMAT, versions
 from annpred.spec import expr as _expr
@@ -295,9 +296,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
     def _fit_candidate(self, _train, df, y, params, complexity, tr_idx, val_idx,
                        n_init=None, loss=None) -> dict:
         """Fit one network on ``params`` + ``complexity``; its learned attributes."""
-        Xf = feature_matrix(df, params, complexity)
-        if not np.all(np.isfinite(Xf)):
-            raise DataError("features hold NaN or infinite values")
+        Xf = finite_features(df, params, complexity)
         if self.input_transform == "auto":
             transforms = ["log" if np.all(Xf[:, j] > 0) else "identity"
                           for j in range(Xf.shape[1])]

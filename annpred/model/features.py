@@ -46,3 +46,19 @@ def normalise_complexity(complexity) -> dict[str, str]:
     if isinstance(complexity, Mapping):
         return {str(k): str(v) for k, v in complexity.items()}
     raise TypeError("complexity must be None, an expression string, or a dict name -> expr")
+
+
+def finite_features(columns, params: Sequence[str], complexity: Mapping[str, str]) -> np.ndarray:
+    """:func:`feature_matrix`, refused with one error naming the first feature that is NaN or
+    infinite (its expression and the row's parameters) where one is."""
+    F = feature_matrix(columns, params, complexity)
+    bad = ~np.isfinite(F)
+    if bad.any():
+        i, j = (int(a[0]) for a in np.nonzero(bad))
+        names = list(params) + list(complexity)
+        what = (f"feature {names[j]!r} = {complexity[names[j]]}" if j >= len(params)
+                else f"parameter {names[j]!r}")
+        at = ", ".join(f"{p}={F[i, k]:g}" for k, p in enumerate(params))
+        raise DataError(f"{what} is {F[i, j]:g} (not finite) on fitted row {i} ({at}) and "
+                        f"{int(bad[:, j].sum()) - 1} more; features must be finite numbers")
+    return F
