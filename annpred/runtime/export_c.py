@@ -122,7 +122,7 @@ def header_text(model: dict, name: str | None = None, correction: dict | None = 
         raise ModelFormatError("features must list the parameters first")
     if name is not None and (not isinstance(name, str) or not _IDENT.match(name)
                              or len(name) > 64):
-        raise ModelFormatError(f"--name {_comment(str(name))[:80]!r} is not a C identifier "
+        raise ModelFormatError(f"--name {str(name)[:80]!r} is not a C identifier "
                                "(letters, digits, '_'; not starting with a digit; at most 64)")
     name = _c_ident(name or f"annpred_{d['kernel']}_{d['variant']}")[:64]
     if not _IDENT.match(name):

@@ -152,7 +152,9 @@ def _vectorised(name: str, fn: Callable[[int], float]):
     def call(x):
         arr = np.asarray(x, dtype=float)
         if arr.size and not np.all(np.abs(arr) <= MAX_FACTOR_INT):
-            raise ExpressionError(f"{name} takes finite integers up to {MAX_FACTOR_INT}")
+            bad = arr.ravel()[~(np.abs(arr.ravel()) <= MAX_FACTOR_INT)][0]
+            raise ExpressionError(f"{name} takes finite integers up to {MAX_FACTOR_INT}, got "
+                                  f"{float(bad):g} (a parameter value too large for it)")
         flat = np.rint(arr.ravel()).astype(np.int64)
         out = np.empty(flat.shape, dtype=float)
         for i, v in enumerate(flat):
