@@ -58,7 +58,8 @@ def test_show_and_estimate(capsys):
     (("accel", "estimate", "systolic32", "--layer", "conv2d:0,4,3,3,1,1,1"), "H must be positive"),
     (("accel", "estimate", "systolic32", "--layer", "conv2d:9,9,3,3,1,1"), "takes 7 numbers"),
     (("accel", "estimate", "systolic32"), "give --layer"),
-    (("accel", "estimate", "systolic32", "--network", "missing.csv"), "cannot read network"),
+    (("accel", "estimate", "systolic32", "--network", "missing.csv"),
+     "network table missing.csv does not exist"),
 ])
 def test_bad_input_exit_code_2(capsys, args, words):
     rc, out, err = run(capsys, *args)

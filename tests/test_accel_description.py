@@ -137,8 +137,8 @@ def test_network_tables(tmp_path):
     assert sum(layer.macs() for layer in mb) == pytest.approx(5.69e8, rel=0.01)
     assert len(read_network("bert_base_block")) == 30
     bad = tmp_path / "net.csv"
-    bad.write_text("name,kind,H,W,R,S,C,M,stride\nc1,conv2d,8,8,3,3,4,x,1\n")
-    with pytest.raises(DataError, match="row 2, column M"):
+    bad.write_text("name,kind,H,W,R,S,C,M,stride,pad\nc1,conv2d,8,8,3,3,4,x,1,0\n")
+    with pytest.raises(DataError, match="net.csv, line 2, column .M.: .x. is not an integer"):
         read_network(bad)
 
 

@@ -102,26 +102,40 @@ def cmd_show(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from ..errors import ParameterError
+    from ..errors import AnnpredError, ParameterError
     from .description import get
     from .evaluate import estimate
-    from .layers import parse, read_network
+    from .layers import parse, read_network_lines
+    from .mapping import _check as check_layer
     from .roofline import roofline_cycles
 
     acc = get(args.name)
-    layers = [parse(s) for s in args.layer]
+    # (where, layer): a network row's errors name its file and line
+    located = [("", parse(s)) for s in args.layer]
     if args.network:
-        layers += read_network(args.network)
-    if not layers:
+        located += read_network_lines(args.network)
+    if not located:
         raise ParameterError("give --layer KIND:N,... and/or --network FILE.csv")
+
+    def named(where, exc):
+        return type(exc)(f"{where}: {exc}") if where else exc
+
+    for where, layer in located:   # every layer fits the description, before any work
+        try:
+            check_layer(acc, layer, args.mode)
+        except AnnpredError as exc:
+            raise named(where, exc) from None
     rows = []
     from tqdm import tqdm
 
     # a network's full evaluation takes seconds to minutes: a bar on stderr (not for one layer)
-    for layer in tqdm(layers, desc=f"{acc.name} layers", unit="layer", leave=False,
-                      disable=len(layers) < 2 or not args.full, file=sys.stderr):
-        r = estimate(acc, layer, args.mode, "full" if args.full else "fast")
-        r["roofline_cycles"] = roofline_cycles(acc, layer, args.mode)
+    for where, layer in tqdm(located, desc=f"{acc.name} layers", unit="layer", leave=False,
+                             disable=len(located) < 2 or not args.full, file=sys.stderr):
+        try:
+            r = estimate(acc, layer, args.mode, "full" if args.full else "fast")
+            r["roofline_cycles"] = roofline_cycles(acc, layer, args.mode)
+        except AnnpredError as exc:
+            raise named(where, exc) from None
         rows.append(r)
     total = {"cycles": sum(r["cycles"] for r in rows),
              "seconds": sum(r["seconds"] for r in rows),

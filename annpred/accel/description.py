@@ -6,18 +6,44 @@ buffers (ifmap, filter, ofmap: size in KiB, banks, double buffering), the DRAM i
 (bandwidth in words per cycle, latency in cycles), the clock, the word size and per-unit
 latencies. Shipped descriptions live in ``annpred/accel/descriptions/*.yaml``; a user's file
 may be YAML (``.yaml``/``.yml``) or JSON (``.json``).
+
+Every field name is checked: an unknown (misspelt) one is an error naming it and the allowed
+ones, at every level. ``latency.mac`` is modelled by the ``vector`` dataflow only (the
+systolic ``os``/``ws``/``is`` arrays take one step per MAC, as SCALE-Sim does) and
+``latency.sram`` by none (a buffer hit is one step); a value other than 1 where it has no
+effect gives a warning. Files are read only if regular (not a FIFO or device) and at most
+:data:`MAX_BYTES`; JSON is parsed with bounded nesting and integer length.
 """
 from __future__ import annotations
 
+import difflib
 import json
+import math
+import os
+import warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
-from ..errors import ParameterError
+from ..errors import AnnpredWarning, ParameterError
 
 SHIPPED = Path(__file__).resolve().parent / "descriptions"
 DATAFLOWS = ("os", "ws", "is", "vector")
 FORMAT = "annpred-accel/1"
+
+# the field names of each level of a description (anything else is refused: a misspelt
+# optional field would otherwise silently give the default)
+FIELDS = ("format", "name", "description", "array", "buffers", "dram", "clock_mhz",
+          "word_bytes", "latency", "address_space_words")
+ARRAY_FIELDS = ("rows", "cols", "dataflow")
+BUFFERS = ("ifmap", "filter", "ofmap")
+BUFFER_FIELDS = ("kb", "banks", "double_buffered")
+DRAM_FIELDS = ("bandwidth", "latency")
+LATENCY_FIELDS = ("mac", "sram")
+# the flat form written by Accelerator.to_dict() and `annpred accel show --json` (whose
+# "complexity" is output only and ignored on reading)
+FLAT_FIELDS = ("format", "name", "description", "rows", "cols", "dataflow", "ifmap",
+               "filter", "ofmap", "dram_bandwidth", "dram_latency", "clock_mhz", "word_bytes",
+               "mac_latency", "sram_latency", "address_space_words", "complexity")
 
 
 @dataclass(frozen=True)
@@ -62,14 +88,36 @@ class Accelerator:
         return from_dict(d, source="override")
 
 
+def _shown(v) -> str:
+    """A value for an error message, bounded: a YAML alias can make a list of millions of
+    elements out of a few lines, and a string may be a megabyte long."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        r = repr(v) if not isinstance(v, int) or abs(v) < 10 ** 30 else \
+            f"an integer of {len(str(abs(v)))} digits"
+        return r if len(r) <= 60 else r[:50] + "..." + r[-6:]
+    return f"a {type(v).__name__}"
+
+
+def _check_fields(d: dict, allowed: tuple, where: str) -> None:
+    """Refuse a field name not in ``allowed``, naming it (and the nearest allowed one)."""
+    for key in d:
+        if key in allowed:
+            continue
+        near = difflib.get_close_matches(key, allowed, n=1) if isinstance(key, str) else []
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ParameterError(f"{where}: unknown field {_shown(key)}{hint}; allowed: "
+                             f"{', '.join(allowed)}")
+
+
 def _pos_int(d: dict, key: str, where: str, minimum: int = 1) -> int:
     if key not in d:
         raise ParameterError(f"{where}: missing field {key!r}")
     v = d[key]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v):
-        raise ParameterError(f"{where}: {key} must be an integer, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (
+            isinstance(v, float) and (not math.isfinite(v) or v != int(v))):
+        raise ParameterError(f"{where}: {key} must be an integer, got {_shown(v)}")
     if v < minimum:
-        raise ParameterError(f"{where}: {key} must be >= {minimum}, got {v!r}")
+        raise ParameterError(f"{where}: {key} must be >= {minimum}, got {_shown(v)}")
     return int(v)
 
 
@@ -78,11 +126,27 @@ def _buffer(d: dict, key: str, where: str) -> Buffer:
     if not isinstance(b, dict):
         raise ParameterError(f"{where}: missing buffer 'buffers.{key}' (an object with kb)")
     w = f"{where}: buffers.{key}"
+    _check_fields(b, BUFFER_FIELDS, w)
     db = b.get("double_buffered", True)
     if not isinstance(db, bool):
-        raise ParameterError(f"{w}: double_buffered must be true or false, got {db!r}")
+        raise ParameterError(f"{w}: double_buffered must be true or false, got {_shown(db)}")
     return Buffer(kb=_pos_int(b, "kb", w), banks=_pos_int(b, "banks", w) if "banks" in b else 1,
                   double_buffered=db)
+
+
+def _nested(d: dict, source: str) -> dict:
+    """The nested form of a flat description (:meth:`Accelerator.to_dict`'s, which
+    ``annpred accel show --json`` prints), its field names checked."""
+    _check_fields(d, FLAT_FIELDS, source)
+    out = {k: d[k] for k in ("format", "name", "description", "clock_mhz", "word_bytes",
+                             "address_space_words") if k in d}
+    out["array"] = {k: d[k] for k in ARRAY_FIELDS if k in d}
+    out["buffers"] = {k: d[k] for k in BUFFERS if k in d}
+    out["dram"] = {new: d[old] for old, new in (("dram_bandwidth", "bandwidth"),
+                                                ("dram_latency", "latency")) if old in d}
+    out["latency"] = {new: d[old] for old, new in (("mac_latency", "mac"),
+                                                   ("sram_latency", "sram")) if old in d}
+    return out
 
 
 def from_dict(d: dict, source: str = "description") -> Accelerator:
@@ -90,47 +154,65 @@ def from_dict(d: dict, source: str = "description") -> Accelerator:
     if not isinstance(d, dict):
         raise ParameterError(f"{source}: expected a mapping of fields (a YAML mapping or JSON "
                              f"object), got {type(d).__name__}")
-    if "buffers" not in d and "ifmap" in d:   # the flat form written by to_dict()
-        d = dict(d, buffers={k: d[k] for k in ("ifmap", "filter", "ofmap")},
-                 array={"rows": d["rows"], "cols": d["cols"], "dataflow": d["dataflow"]},
-                 dram={"bandwidth": d["dram_bandwidth"], "latency": d["dram_latency"]},
-                 latency={"mac": d.get("mac_latency", 1), "sram": d.get("sram_latency", 1)})
+    if "buffers" not in d and "array" not in d and any(
+            k in d for k in FLAT_FIELDS if k not in FIELDS and k != "complexity"):
+        d = _nested(d, source)   # the flat form written by to_dict()
+    else:
+        _check_fields(d, FIELDS, source)
     fmt = d.get("format", FORMAT)
     if fmt != FORMAT:
-        raise ParameterError(f"{source}: unknown format {fmt!r} (expected {FORMAT!r})")
+        raise ParameterError(f"{source}: unknown format {_shown(fmt)} (expected {FORMAT!r})")
     name = d.get("name")
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
+    if not isinstance(name, str) or not name or len(name) > 100 or \
+            not all(c.isalnum() or c in "-_" for c in name):
         raise ParameterError(f"{source}: name must be a non-empty string of letters, digits, "
-                             f"'-' and '_', got {name!r}")
+                             f"'-' and '_' (at most 100), got {_shown(name)}")
     where = f"{source} ({name})"
     arr = d.get("array")
     if not isinstance(arr, dict):
         raise ParameterError(f"{where}: missing 'array' (rows, cols, dataflow)")
+    _check_fields(arr, ARRAY_FIELDS, f"{where}: array")
     rows = _pos_int(arr, "rows", f"{where}: array")
     cols = _pos_int(arr, "cols", f"{where}: array")
     df = arr.get("dataflow")
     if df not in DATAFLOWS:
         raise ParameterError(f"{where}: array.dataflow must be one of {', '.join(DATAFLOWS)}, "
-                             f"got {df!r}")
+                             f"got {_shown(df)}")
     if df == "vector" and rows != 1:
         raise ParameterError(f"{where}: a vector unit has array.rows = 1, got {rows}")
     dram = d.get("dram")
     if not isinstance(dram, dict):
         raise ParameterError(f"{where}: missing 'dram' (bandwidth, latency)")
+    _check_fields(dram, DRAM_FIELDS, f"{where}: dram")
     bw = _pos_int(dram, "bandwidth", f"{where}: dram")
     lat = _pos_int(dram, "latency", f"{where}: dram", minimum=0) if "latency" in dram else 1
     clock = d.get("clock_mhz")
-    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not clock > 0:
-        raise ParameterError(f"{where}: clock_mhz must be a positive number, got {clock!r}")
+    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or \
+            not 0 < clock <= 1e9:   # NaN and infinity fail too
+        raise ParameterError(f"{where}: clock_mhz must be a positive number (finite, at "
+                             f"most 1e9 MHz), got {_shown(clock)}")
     word = _pos_int(d, "word_bytes", where) if "word_bytes" in d else 1
     latd = d.get("latency", {}) or {}
     if not isinstance(latd, dict):
         raise ParameterError(f"{where}: latency must be an object (mac, sram)")
+    _check_fields(latd, LATENCY_FIELDS, f"{where}: latency")
     mac = _pos_int(latd, "mac", f"{where}: latency") if "mac" in latd else 1
     sram = _pos_int(latd, "sram", f"{where}: latency") if "sram" in latd else 1
     space = _pos_int(d, "address_space_words", where) if "address_space_words" in d \
         else 10_000_000
-    acc = Accelerator(name=name, description=str(d.get("description", "")), rows=rows,
+    text = d.get("description")
+    if text is not None and not isinstance(text, str):
+        raise ParameterError(f"{where}: description must be text, got {_shown(text)}")
+    if mac != 1 and df != "vector":
+        warnings.warn(f"{where}: latency.mac = {mac} has no effect with array.dataflow {df} "
+                      f"(only the vector dataflow models a MAC latency; the systolic arrays take "
+                      f"one step per MAC, as in SCALE-Sim)", AnnpredWarning, stacklevel=2)
+    if sram != 1:
+        warnings.warn(f"{where}: latency.sram = {sram} has no effect (the model takes one "
+                      f"step per buffer hit, as SCALE-Sim does)", AnnpredWarning, stacklevel=2)
+    if isinstance(d.get("buffers"), dict):
+        _check_fields(d["buffers"], BUFFERS, f"{where}: buffers")
+    acc = Accelerator(name=name, description=text or "", rows=rows,
                       cols=cols, dataflow=df, ifmap=_buffer(d, "ifmap", where),
                       filter=_buffer(d, "filter", where), ofmap=_buffer(d, "ofmap", where),
                       dram_bandwidth=bw, dram_latency=lat, clock_mhz=float(clock),
@@ -151,7 +233,39 @@ def from_dict(d: dict, source: str = "description") -> Accelerator:
 
 YAML_SUFFIXES = (".yaml", ".yml")
 SUFFIXES = YAML_SUFFIXES + (".json",)
+# a description is a few hundred bytes; 1 MiB is generous and bounds the parser's work
 MAX_BYTES = 1 << 20
+
+
+class _Twice(ValueError):
+    pass
+
+
+def _no_twice(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Twice(f"field {_shown(k)} given twice")
+        out[k] = v
+    return out
+
+
+def _json(text: str, p: Path):
+    """Parse JSON with the model files' bounds (:mod:`annpred.model.schema`): nesting at most
+    ``MAX_DEPTH`` levels, integers of at most ``MAX_INT_DIGITS`` digits. NaN and Infinity
+    are parsed so that :func:`from_dict` refuses them naming the field."""
+    from ..model.schema import MAX_DEPTH, _depth_ok, _parse_int
+
+    if not _depth_ok(text):
+        raise ParameterError(f"{p}: not valid JSON (nested more than {MAX_DEPTH} levels deep)")
+    try:
+        return json.loads(text, parse_int=_parse_int, object_pairs_hook=_no_twice)
+    except json.JSONDecodeError as exc:
+        raise ParameterError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except _Twice as exc:
+        raise ParameterError(f"{p}: {exc}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ParameterError(f"{p}: not valid JSON ({str(exc)[:100]})") from None
 
 
 def _yaml(text: str, p: Path):
@@ -170,9 +284,14 @@ def _yaml(text: str, p: Path):
         keys = set()
         for k, _ in node.value:
             key = loader.construct_object(k, deep=deep)
-            if key in keys:
-                raise ParameterError(f"{p}: line {k.start_mark.line + 1}: field {key!r} given "
-                                     f"twice")
+            try:
+                again = key in keys
+            except TypeError:   # a list or mapping as a key
+                raise ParameterError(f"{p}: line {k.start_mark.line + 1}: a field name must "
+                                     f"be text, got a {type(key).__name__}") from None
+            if again:
+                raise ParameterError(f"{p}: line {k.start_mark.line + 1}: field "
+                                     f"{_shown(key)} given twice")
             keys.add(key)
         return loader.construct_mapping(node, deep=deep)
 
@@ -184,29 +303,28 @@ def _yaml(text: str, p: Path):
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ParameterError(f"{p}: not valid YAML ({where}{what})") from None
+    except ParameterError:   # a field given twice (a ValueError too)
+        raise
+    except RecursionError:
+        raise ParameterError(f"{p}: not valid YAML (nested too deeply)") from None
+    except (ValueError, OverflowError, MemoryError) as exc:
+        what = "an integer of more than 4300 digits" if "digits" in str(exc) else str(exc)
+        raise ParameterError(f"{p}: not valid YAML ({what[:100]})") from None
 
 
 def load(path) -> Accelerator:
     """Read and validate a description file: YAML (``.yaml``, ``.yml``) or JSON (``.json``;
-    any other name is read as YAML, of which JSON is a subset)."""
+    any other name is read as YAML, of which JSON is a subset). Only a regular file of at
+    most :data:`MAX_BYTES` is read (a FIFO would block, a device never end)."""
+    from ..validate import read_limited
+
     p = Path(path)
+    data = read_limited(p, "accelerator description", MAX_BYTES, ParameterError)
     try:
-        if p.is_file() and p.stat().st_size > MAX_BYTES:
-            raise ParameterError(f"{p}: accelerator description larger than {MAX_BYTES} bytes")
-        text = p.read_text()
-    except OSError as exc:
-        raise ParameterError(f"{p}: cannot read accelerator description ({exc.strerror})") \
-            from None
+        text = data.decode("utf-8-sig")   # a byte-order mark is ignored
     except UnicodeDecodeError:
         raise ParameterError(f"{p}: accelerator description is not UTF-8 text") from None
-    if p.suffix.lower() == ".json":
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ParameterError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") \
-                from None
-    else:
-        d = _yaml(text, p)
+    d = _json(text, p) if p.suffix.lower() == ".json" else _yaml(text, p)
     return from_dict(d, source=str(p))
 
 
@@ -225,7 +343,9 @@ def get(name_or_path: str) -> Accelerator:
     known = shipped()
     if name in known:
         return known[name]
-    if name_or_path.lower().endswith(SUFFIXES) or Path(name_or_path).is_file():
+    # a file name, or anything that exists (load names a directory, FIFO or missing file)
+    if name_or_path.lower().endswith(SUFFIXES) or os.path.lexists(name_or_path) or \
+            "/" in name_or_path or os.sep in name_or_path:
         return load(name_or_path)
     raise ParameterError(f"unknown accelerator {name_or_path!r}; known: {', '.join(known)} "
                          f"(or give a description file NAME.yaml or NAME.json)")

@@ -9,6 +9,7 @@ A GEMM ``M x K`` times ``K x N`` is SCALE-Sim's conv with H=M, W=K, R=1, S=K, C=
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,37 +119,115 @@ def parse(spec: str) -> Layer:
     return make(kind, vals)
 
 
+# a layer table is read whole: the shipped ones are under 5 KB; 16 MiB holds some 300,000 layers
+MAX_NETWORK_BYTES = 16 << 20
+COLUMNS = ("name", "kind", "H", "W", "R", "S", "C", "M", "stride", "pad", "K", "N")
+CONV_KINDS = ("conv2d", "dwconv")
+_INT = re.compile(r"[+-]?[0-9]{1,18}")   # larger never fits an operand's address space
+
+
+def _shown(cell: str) -> str:
+    return repr(cell if len(cell) <= 40 else cell[:30] + "..." + cell[-6:])
+
+
+def network_path(path) -> Path:
+    """``path``, or the shipped table of that name (``resnet18``) where ``path`` is not a
+    file."""
+    p = Path(path)
+    if not p.is_file() and re.fullmatch(r"[A-Za-z0-9_]+", str(path)) and \
+            (NETWORKS / f"{path}.csv").is_file():
+        p = NETWORKS / f"{path}.csv"
+    return p
+
+
 def read_network(path) -> list[Layer]:
     """A layer table: CSV with columns name, kind, then the kind's numbers (H, W, R, S, C, M,
     stride, pad for convolutions; M, K, N for GEMMs); empty cells where a kind has none."""
-    p = Path(path)
-    if not p.is_file() and (NETWORKS / f"{path}.csv").is_file():
-        p = NETWORKS / f"{path}.csv"
-    try:
-        rows = list(csv.DictReader(p.open(newline="")))
-    except OSError as exc:
-        raise DataError(f"{p}: cannot read network table ({exc.strerror})") from None
-    if not rows:
-        raise DataError(f"{p}: no layers")
-    missing = {"name", "kind"} - set(rows[0])
+    return [layer for _, layer in read_network_lines(path)]
+
+
+def read_network_lines(path) -> list[tuple[str, Layer]]:
+    """The layers of a table, each with where it is (``FILE, line N``) for later messages.
+
+    Checked as profiling CSVs are (:func:`annpred.data.rows.read_header`): a regular file of at
+    most :data:`MAX_NETWORK_BYTES`, UTF-8 (a byte-order mark is ignored), a header of unique
+    known column names (:data:`COLUMNS`), every row with as many fields as the header. A
+    convolution needs H, W, R, S, C, M (not a dwconv's: its M is C), stride and pad (0 for
+    none: there is no default), a GEMM M, K, N; the cells a kind does not use must be empty.
+    Every error names the file and line (the header is line 1) and the column."""
+    import io
+
+    from ..data.rows import read_header
+    from ..validate import column_name, read_limited
+
+    p = network_path(path)
+    data = read_limited(p, "network table", MAX_NETWORK_BYTES, DataError)
+    header = read_header(p)   # named, printable, unique columns; a BOM ignored
+    for h in header:
+        if h not in COLUMNS:
+            raise DataError(f"{p}: unknown column {h!r}; a layer table has the columns "
+                            f"{', '.join(COLUMNS)}")
+    missing = [c for c in ("name", "kind") if c not in header]
     if missing:
-        raise DataError(f"{p}: missing column(s) {', '.join(sorted(missing))}")
+        raise DataError(f"{p}: missing column(s) {', '.join(missing)}; the header is "
+                        f"{','.join(header)}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{p}: not a UTF-8 text CSV") from None
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
     out = []
-    for i, r in enumerate(rows, start=2):
-        kind = (r.get("kind") or "").strip()
-        if kind not in KINDS:
-            raise DataError(f"{p}, row {i}: unknown kind {kind!r}; known: {', '.join(KINDS)}")
-        vals = {}
-        for n in KINDS[kind]:
-            cell = (r.get(n) or "").strip()
-            try:
-                vals[n] = int(cell)
-            except ValueError:
-                raise DataError(f"{p}, row {i}, column {n}: {cell!r} is not an integer") \
-                    from None
-        pad = int((r.get("pad") or "0").strip() or 0)
-        try:
-            out.append(make(kind, vals, name=r["name"].strip(), pad=pad))
-        except ParameterError as exc:
-            raise DataError(f"{p}, row {i}: {exc}") from None
+    try:
+        next(reader)   # the header
+        for rec in reader:
+            if not rec:   # a blank line
+                continue
+            line = reader.line_num
+            where = f"{p}, line {line}"
+            if len(rec) != len(header):
+                raise DataError(f"{where} has {len(rec)} fields; the header names "
+                                f"{len(header)} columns")
+            r = {h: c.strip() for h, c in zip(header, rec)}
+            out.append((where, _row(r, where, header, column_name)))
+    except csv.Error as exc:
+        raise DataError(f"{p}, line {reader.line_num}: malformed CSV ({exc})") from None
+    if not out:
+        raise DataError(f"{p}: no layers")
     return out
+
+
+def _row(r: dict, where: str, header: list, column_name) -> Layer:
+    kind = r["kind"]
+    if kind not in KINDS:
+        raise DataError(f"{where}: unknown kind {_shown(kind)}; known: {', '.join(KINDS)}")
+    need = KINDS[kind] + (("pad",) if kind in CONV_KINDS else ())
+    vals = {}
+    for n in need:
+        if n not in header:
+            raise DataError(f"{where}: a {kind} layer needs column {n!r}"
+                            + (" (0 for no padding)" if n == "pad" else "")
+                            + f"; the header is {','.join(header)}")
+        cell = r[n]
+        if not cell:
+            raise DataError(f"{where}, column {n!r}: empty; a {kind} layer needs "
+                            f"{', '.join(need)}" + (" (0 for no padding)" if n == "pad" else ""))
+        if not _INT.fullmatch(cell):
+            raise DataError(f"{where}, column {n!r}: {_shown(cell)} is not an integer"
+                            + (" (at most 18 digits)" if cell.lstrip("+-").isdigit() else ""))
+        vals[n] = int(cell)
+    for c in header:
+        if c in ("name", "kind") or c in need or not r[c]:
+            continue
+        if kind == "dwconv" and c == "M" and _INT.fullmatch(r[c]) and int(r[c]) == vals["C"]:
+            continue   # a depthwise layer's M is its C
+        raise DataError(f"{where}, column {c!r}: a {kind} layer has no {c}"
+                        + (f" (its M is C = {vals['C']})" if kind == "dwconv" and c == "M"
+                           else "") + f"; leave the cell empty (got {_shown(r[c])})")
+    name = r["name"]
+    if name:
+        column_name(name, f"{where}: layer", DataError)
+    pad = vals.pop("pad", 0)
+    try:
+        return make(kind, vals, name=name, pad=pad)
+    except ParameterError as exc:
+        raise DataError(f"{where}: {exc}") from None
