@@ -102,6 +102,18 @@ def number(value, what: str, *, positive: bool = False, max_abs: float = 1e300,
     return v
 
 
+MAX_JSON_INT_DIGITS = 20  # JSON files annpred reads: models, descriptions, caches
+
+
+def json_int(text: str) -> int:
+    """``parse_int`` for :func:`json.loads`: an integer of at most ``MAX_JSON_INT_DIGITS``
+    digits (Python refuses more than 4300 with a traceback; we refuse far fewer, early)."""
+    if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits (at most "
+                         f"{MAX_JSON_INT_DIGITS})")
+    return int(text)
+
+
 def unique(items: Iterable[str], what: str, error=ParameterError) -> list[str]:
     out, seen = [], set()
     for x in items:

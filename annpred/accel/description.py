@@ -252,14 +252,15 @@ def _no_twice(pairs):
 
 def _json(text: str, p: Path):
     """Parse JSON with the model files' bounds (:mod:`annpred.model.schema`): nesting at most
-    ``MAX_DEPTH`` levels, integers of at most ``MAX_INT_DIGITS`` digits. NaN and Infinity
+    ``MAX_DEPTH`` levels, integers of at most ``MAX_JSON_INT_DIGITS`` digits. NaN and Infinity
     are parsed so that :func:`from_dict` refuses them naming the field."""
-    from ..model.schema import MAX_DEPTH, _depth_ok, _parse_int
+    from ..model.schema import MAX_DEPTH, depth_ok
+    from ..validate import json_int
 
-    if not _depth_ok(text):
+    if not depth_ok(text):
         raise ParameterError(f"{p}: not valid JSON (nested more than {MAX_DEPTH} levels deep)")
     try:
-        return json.loads(text, parse_int=_parse_int, object_pairs_hook=_no_twice)
+        return json.loads(text, parse_int=json_int, object_pairs_hook=_no_twice)
     except json.JSONDecodeError as exc:
         raise ParameterError(f"{p}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except _Twice as exc:

@@ -37,7 +37,6 @@ def cmd_tune_space(args) -> int:
 
     budget, strategy = args.budget or 250, args.strategy or "guided"
     say = _progress(args)
-    say(f"reading {args.space_file}")
     df = _data.load_profiles([args.space_file], kernel=args.kernel, variant=args.variant,
                              hardware=args.hardware, problem_size=args.problem_size,
                              constants=args.constants, transfer=args.transfer)

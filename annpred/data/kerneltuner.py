@@ -21,7 +21,6 @@ is a failed configuration.
 """
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
@@ -30,6 +29,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from annpred.data import jsondoc as _json
 from annpred.errors import AnnpredWarning, DataError
 from annpred.spec.hardware import slug as _hw_slug
 
@@ -135,37 +135,21 @@ def _number(v) -> float | None:
 
 
 def read_cache(path: str | os.PathLike, kernel: str | None = None,
-               hardware: str | None = None) -> TuningCache:
+               hardware: str | None = None, unique: bool = True) -> TuningCache:
     """Read and check one cache file; failed configurations are skipped and counted.
     ``kernel``/``hardware``: names the user gives (``--kernel``, ``--hardware``) in place of
-    the file's; no guess from the file name is reported for a name given."""
+    the file's; no guess from the file name is reported for a name given. ``unique``: refuse
+    two records of one configuration (False: keep both; ``--transfer`` takes their median)."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{p}: file does not exist") from None
-    except IsADirectoryError:
-        raise DataError(f"{p}: is a directory, not a Kernel Tuner cache file") from None
-    except OSError as exc:
-        raise DataError(f"{p}: cannot read ({exc.strerror})") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{p}: corrupt gzip data ({exc})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{p}: not a UTF-8 JSON Kernel Tuner cache file") from None
-    text = text.strip()
+    text = _json.read_text(p).strip()  # bounded: regular files, sizes, gzip, nesting
     if not text:
         raise DataError(f"{p}: file is empty")
     try:
-        doc = json.loads(text)
+        doc = _json.loads(text, p)
     except json.JSONDecodeError as exc:
         # a cache file written by a run that did not finish lacks its closing braces
         try:
-            doc = json.loads(text.rstrip().rstrip(",") + "}}")
+            doc = _json.loads(text.rstrip().rstrip(",") + "}}", p)
         except json.JSONDecodeError:
             raise DataError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: "
                             f"{exc.msg})") from None
@@ -190,6 +174,9 @@ def read_cache(path: str | os.PathLike, kernel: str | None = None,
         raise DataError(f"{p}: the cache is empty (no configurations)")
     psize = doc.get("problem_size", [])
     psize = psize if isinstance(psize, list) else [psize]
+    if psize and not _size_ok([None if isinstance(v, bool) else _number(v) for v in psize]):
+        raise DataError(f"{p}: 'problem_size' {json.dumps(doc['problem_size'])[:60]} is not "
+                        "one to three sizes of at least 1 (as --problem-size takes them)")
     guess_kernel = t4 and kernel is None
     kernel = kernel or _kernel_id(doc["kernel_name"], psize)
     tune = doc.get("tune_params") if isinstance(doc.get("tune_params"), dict) else {}
@@ -200,6 +187,7 @@ def read_cache(path: str | os.PathLike, kernel: str | None = None,
     out = TuningCache(str(p), kernel, VARIANT, hardware,
                       str(doc["device_name"]), str(doc["kernel_name"]), psize, list(keys),
                       tune)
+    seen: dict[tuple, str] = {}  # configuration -> where it was
     for ckey, rec in cache.items():
         where = ckey if t4 else f"configuration {ckey!r}"  # a T4 file's: "result <i>"
         if not isinstance(rec, dict) or "time" not in rec:
@@ -222,6 +210,13 @@ def read_cache(path: str | os.PathLike, kernel: str | None = None,
                 raise DataError(f"{p}: {where}: tuning parameter {k!r} is "
                                 + (f"{rec[k]!r}, not a number" if k in rec else "missing"))
             row[k] = v
+        conf = tuple(row[k] for k in keys)
+        if unique and conf in seen:  # two runtimes for one configuration
+            a = seen[conf]
+            raise DataError(f"{p}: {where} and {a if t4 else repr(a)} are the same configuration"
+                            " (" + ", ".join(f"{k}={row[k]:g}" for k in keys) + ") with times "
+                            f"{cache[a]['time']!r} and {rec['time']!r}; remove one of them")
+        seen[conf] = ckey
         times = [x for x in (rec.get("times") or []) if _number(x) is not None]
         row["runtime_s"] = t / 1000.0
         row["runtime_cv"] = _robust_cv(times) if times else float("nan")
@@ -248,6 +243,11 @@ def read_cache(path: str | os.PathLike, kernel: str | None = None,
         out.constants = const
         out.params = [k for k in keys if k not in const]
     return out
+
+
+def _size_ok(dims: list) -> bool:  # one to three problem sizes, finite and at least 1
+    return 1 <= len(dims) <= 3 and all(v is not None and math.isfinite(v) and v >= 1
+                                       for v in dims)
 
 
 MAX_PRODUCT = 2_000_000  # configurations of a tuning space enumerated at most
@@ -326,13 +326,13 @@ def product_space(cache: TuningCache, restrictions=(), limit: int = MAX_PRODUCT
 
 
 def load_frame(path: str | os.PathLike, kernel: str | None = None,
-               hardware: str | None = None):
+               hardware: str | None = None, unique: bool = True):
     """The cache as a frame in the form :func:`annpred.data.profiles.load_profiles` returns
     (key columns, parameters, ``runtime_s``, ``runtime_cv``, ``repeats``, ``_source``,
     ``_row``, ``_problem_size``); parameters with one value in the whole space are dropped
     as constants. The frame's ``attrs`` carry ``n_failed``, ``problem_size``, ``constants``.
-    ``kernel``/``hardware`` as in :func:`read_cache`."""
-    return frame(read_cache(path, kernel, hardware))
+    ``kernel``/``hardware``/``unique`` as in :func:`read_cache`."""
+    return frame(read_cache(path, kernel, hardware, unique))
 
 
 def frame(c: TuningCache):
@@ -401,7 +401,7 @@ def space_arguments(problem_size: str | None, constants: str | None
     size = None
     if problem_size is not None:
         dims = parse_problem_size(str(problem_size).strip().lower())
-        if not dims or len(dims) > 3 or not all(math.isfinite(v) and v >= 1 for v in dims):
+        if not _size_ok(dims):
             raise ParameterError(f"--problem-size {problem_size!r}: one to three sizes of at "
                                  "least 1 joined by 'x', e.g. 4096x4096")
         size = "x".join(str(int(v)) if v.is_integer() else repr(v) for v in dims)
@@ -417,6 +417,8 @@ def space_arguments(problem_size: str | None, constants: str | None
             if not eq or not re.fullmatch(r"[A-Za-z_]\w{0,99}", name) or not math.isfinite(v):
                 raise ParameterError(f"--constants: {part.strip()!r} is not name=number "
                                      "(e.g. filter_width=15,filter_height=15)")
+            if name in out:
+                raise ParameterError(f"--constants: {name!r} is given twice")
             out[name] = v
         const = format_constants(out)
     return size, const

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from annpred.data import checks as _checks
 from annpred.data import kerneltuner as _kt
 from annpred.data import transfer as _transfer
 from annpred.data.rows import (KEY_COLUMNS, META_COLUMNS, SPACE_COLUMNS, TARGET, read_header,
@@ -143,6 +144,8 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
             continue
         df = read_csv(p)
         keep = np.ones(len(df), bool)  # rows of the selected kernel/variant/hardware
+        file_kernels = (sorted(df["kernel"].dropna().astype(str).unique())
+                        if "kernel" in df.columns else [])  # before --kernel renames them
         for key, value in (("kernel", kernel), ("variant", variant), ("hardware", hardware)):
             present = (sorted(df[key].dropna().astype(str).unique())
                        if value is not None and key in df.columns else [])
@@ -163,6 +166,7 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
                     raise DataError(f"{p}: row {i + 2}, column {key!r} is empty")
                 for name in df[key].astype(str).unique():  # few distinct values
                     safe_name(name, f"{p}: column {key!r}:", DataError)
+        _checks.catalog_rows(df, p, keep, features, file_kernels)
         y = numeric_column(df, target, p, positive=True)
         if features is None:
             feats = [c for c in df.columns if c not in META_COLUMNS and c != target
@@ -178,10 +182,9 @@ def load_profiles(paths: Sequence[str | os.PathLike], target: str = TARGET,
         for c in feats:
             out[c] = numeric_column(df, c, p) if c in df.columns else _missing(df, c, p)
         out[TARGET] = y
-        for extra in ("runtime_cv", "repeats", "threads", "point", "pass", "seed", "load_avg",
-                      "ref_s"):
+        for extra in _checks.BOOKKEEPING:
             if extra in df.columns and extra not in out.columns:
-                out[extra] = floats(df[extra])
+                out[extra] = _checks.bookkeeping(df, extra, p)
         if "sampler" in df.columns:
             out["sampler"] = df["sampler"].astype(str)
         out["machine"] = (df["machine"].astype(str).str.strip() if "machine" in df.columns

@@ -125,6 +125,11 @@ def read_header(path: Path) -> list[str]:
     if not header or all(not h.strip() for h in header):
         raise DataError(f"{path}: file is empty (no header row)")
     header = [h.strip() for h in header]
+    for sep, name in ((";", "';'"), ("\t", "a tab")):
+        if len(header) == 1 and len(header[0].split(sep)) > 2:
+            raise DataError(f"{path}: the file seems to use {name} as the delimiter (its "
+                            f"header is one column holding {header[0].count(sep)} of them); "
+                            "CSVs must be comma-separated")
     seen = set()
     for i, h in enumerate(header):
         if not h:

@@ -38,6 +38,16 @@ def _unit(p: Path, text, where: str) -> float:
     return f
 
 
+def _list(p: Path, i: int, d: dict, key: str, what: str) -> list:
+    """``d[key]`` of result ``i``: a list (none when absent or null)."""
+    v = d.get(key)
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise DataError(f"{p}: result {i}: {what!r} must be a list, got {type(v).__name__}")
+    return v
+
+
 def as_cache(p: Path, doc: dict) -> dict:
     """A T4 results document as the cache document that
     :func:`~annpred.data.kerneltuner.read_cache` reads: runtimes in milliseconds, ``time``
@@ -62,12 +72,13 @@ def as_cache(p: Path, doc: dict) -> dict:
         rec = dict(conf)
         bad = r.get("invalidity")
         times = r.get("times") if isinstance(r.get("times"), dict) else {}
-        runs = [x * unit for x in (times.get("runtimes") or []) if _number(x) is not None]
+        runs = [_number(x) * unit for x in _list(p, i, times, "runtimes", "times.runtimes")
+                if _number(x) is not None]
         if bad not in (None, "", "correct"):
             rec["time"] = f"invalid: {bad}"
         else:
             t = None
-            for m in r.get("measurements") or []:
+            for m in _list(p, i, r, "measurements", "measurements"):
                 if isinstance(m, dict) and m.get("name") == "time":
                     u = unit if not str(m.get("unit") or "").strip() else _unit(
                         p, m["unit"], f"result {i}: the 'time' measurement's unit")

@@ -84,8 +84,11 @@ def read_table(path: str | os.PathLike, kernel: str | None = None,
 
     with warnings.catch_warnings():  # its kernel/device names do not matter here
         warnings.simplefilter("ignore", _kt.NameFromFileWarning)
-        df = profiles.load_profiles([str(path)], kernel=kernel, variant=variant,
-                                    hardware=None if _has_hardware(path) else "transfer")
+        if _kt.is_cache_file(path):  # a configuration recorded twice: the median, below
+            df = _kt.load_frame(path, kernel, unique=False)
+        else:
+            df = profiles.load_profiles([str(path)], kernel=kernel, variant=variant,
+                                        hardware=None if _has_hardware(path) else "transfer")
     combos = list(profiles.combinations(df))
     if len(combos) != 1:
         raise DataError(f"--transfer {path}: holds {len(combos)} kernel-variant-hardware "

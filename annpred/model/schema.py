@@ -13,12 +13,11 @@ from typing import Any
 from annpred.errors import AnnpredError, ModelFormatError
 from annpred.files import atomic_write_text
 from annpred.model.network import ACTIVATIONS, MAX_PARAMS, TRANSFORMS, count_params
-from annpred.validate import column_name, read_limited, safe_name
+from annpred.validate import column_name, json_int, read_limited, safe_name
 
 FORMAT = "annpred-model/1"
 MAX_FILE_BYTES = 1 << 20  # a model has < 75 weights; real files are a few kB
 MAX_DEPTH = 32  # JSON nesting
-MAX_INT_DIGITS = 20
 MAX_WEIGHT = 1e6  # |weight|, |bias| (trained ones stay below ~100)
 MAX_SCALE = 1e30  # |scaler mean|, scaler std
 MIN_STD = 1e-12  # the estimator replaces smaller standard deviations by 1
@@ -61,17 +60,12 @@ def save_model(model: dict, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise ValueError(f"an integer of {len(text)} digits")
-    return int(text)
-
-
 def _no_constant(name: str):
     raise ValueError(f"{name} is a non-finite number (not allowed in a model file)")
 
 
-def _depth_ok(text: str) -> bool:
+def depth_ok(text: str) -> bool:
+    """Whether JSON ``text`` nests at most ``MAX_DEPTH`` levels (counted outside strings)."""
     depth = 0
     in_str = esc = False
     for ch in text:
@@ -95,10 +89,10 @@ def _depth_ok(text: str) -> bool:
 
 def parse_json(text: str, where: str) -> Any:
     """Strict JSON of a model file: no NaN/Infinity, bounded nesting and integers."""
-    if not _depth_ok(text):
+    if not depth_ok(text):
         raise ModelFormatError(f"{where}: JSON nested more than {MAX_DEPTH} levels deep")
     try:
-        return json.loads(text, parse_int=_parse_int, parse_constant=_no_constant)
+        return json.loads(text, parse_int=json_int, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ModelFormatError(f"{where}: malformed JSON at line {exc.lineno} "
                                f"column {exc.colno}: {exc.msg}") from None

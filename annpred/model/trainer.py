@@ -17,7 +17,7 @@ from annpred.data import profiles as _data
 from annpred.data.kerneltuner import space_constants, space_problem_size
 from annpred.spec import expr as _expr
 from annpred import validate as _v
-from annpred.errors import DataError, ParameterError, UnknownKernelError
+from annpred.errors import AnnpredWarning, DataError, ParameterError, UnknownKernelError
 from annpred.files import JsonlCheckpoint, atomic_write_many, frame_key
 from annpred.model.estimator import AugmentedNNRegressor
 from annpred.model.layout import model_path
@@ -227,6 +227,10 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             src = g["_source"].iloc[0]
             raise DataError(f"{src}: combination {kernel}/{variant}/{hw_id} has {len(g)} rows; "
                             f"at least {_data.MIN_ROWS} are needed to train a model")
+        if n_train is not None and n_train != "auto" and n_train >= len(g):
+            warnings.warn(f"{kernel}/{variant}/{hw_id}: --n-train {n_train} is not below its "
+                          f"{len(g)} rows: every row trains and none is held out (no holdout "
+                          "error)", AnnpredWarning, stacklevel=2)
     reports, files = [], {}
     ckpt, done = _checkpoint(out, df, complexity, features, seed, n_train, hidden, steps,
                              max_fit_rows, regressor_kw)
