@@ -211,9 +211,9 @@ def read_cache(path: str | os.PathLike, kernel: str | None = None,
                                 + (f"{rec[k]!r}, not a number" if k in rec else "missing"))
             row[k] = v
         conf = tuple(row[k] for k in keys)
-        if unique and conf in seen:  # two runtimes for one configuration
-            a = seen[conf]
-            raise DataError(f"{p}: {where} and {a if t4 else repr(a)} are the same configuration"
+        if unique and conf in seen and not t4:  # a cache's keys are its configurations (a
+            a = seen[conf]  # T4 run may measure one twice, e.g. a search revisiting it)
+            raise DataError(f"{p}: {where} and {a!r} are the same configuration"
                             " (" + ", ".join(f"{k}={row[k]:g}" for k in keys) + ") with times "
                             f"{cache[a]['time']!r} and {rec['time']!r}; remove one of them")
         seen[conf] = ckey
