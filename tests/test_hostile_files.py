@@ -188,3 +188,42 @@ def test_jsonl_checkpoint_skips_torn_lines_and_other_keys(tmp_path):
     got = JsonlCheckpoint(path, "a").load()
     assert [(d["task"], d["v"]) for d in got] == [([1], 1.5), ([3], 3.0)]
     assert JsonlCheckpoint(tmp_path / "absent.jsonl", "a").load() == []
+
+
+def test_a_model_worse_than_a_constant_is_not_installed_when_asked(tmp_path, monkeypatch):
+    """quickstart with a tiny budget installed a model 10^7 % off on its held-out points
+    into the user's model folder, where predict and choose then used it."""
+    from annpred.data.profiles import load_profiles
+    from annpred.model.estimator import AugmentedNNRegressor
+    from annpred.model.trainer import CHECKPOINT, train_frame
+
+    p = _csv(tmp_path, [HEAD, *_rows(40, 0, variant="v1"), *_rows(40, 1, variant="v2",
+                                                                   start=100)])
+    df = load_profiles([p])
+    kw = dict(features=["m", "n"], complexity="m*n", max_epochs=5, n_init=1, steps=None,
+              n_train=30)
+    real = AugmentedNNRegressor.predict
+
+    def off_for_v2(self, X):  # v2's model predicts 1000x its runtimes
+        out = real(self, X)
+        return out * 1000 if self._v2 else out
+
+    monkeypatch.setattr(AugmentedNNRegressor, "predict", off_for_v2)
+    real_fit = AugmentedNNRegressor.fit
+
+    def fit(self, X, y, *a, **k):
+        v1, v2 = (set(df[df.variant == v]["m"]) for v in ("v1", "v2"))
+        self._v2 = set(X["m"]) <= v2 and not set(X["m"]) <= v1
+        return real_fit(self, X, y, *a, **k)
+
+    monkeypatch.setattr(AugmentedNNRegressor, "fit", fit)
+    out = tmp_path / "m"
+    reps = {r.variant: r for r in train_frame(df, out, keep_only_better=True, **kw)}
+    assert reps["v1"].written and reps["v1"].path.exists()
+    assert reps["v1"].holdout_mape < reps["v1"].constant_mape
+    assert not reps["v2"].written and reps["v2"].path is None
+    assert reps["v2"].holdout_mape > reps["v2"].constant_mape
+    assert sorted(p.stem for p in out.rglob("*.json")) == ["v1"]
+    assert not (out / CHECKPOINT).exists()
+    reps = train_frame(df, tmp_path / "all", **kw)  # by default every model is written
+    assert all(r.written and r.path.exists() for r in reps)

@@ -114,7 +114,10 @@ def run(budget: float = 120.0, out: str | None = None, seed: int = 0) -> int:
     if df.empty:
         raise DataError(f"no combination has {MIN_ROWS} measured rows after {budget:g} s; "
                         "rerun with a larger --budget (rows measured so far are kept)")
-    reports = train_frame(df, out_dir, seed=seed, n_train=None if len(df) < 40 else "auto")
+    # a model worse on its held-out points than a constant would mislead predict and choose:
+    # it is not installed (the models it would have replaced stay in use)
+    reports = train_frame(df, out_dir, seed=seed, n_train=None if len(df) < 40 else "auto",
+                          keep_only_better=True)
     print()
     print("step 3/4: held-out accuracy (points never used in training)")
     rows = []
@@ -124,7 +127,9 @@ def run(budget: float = 120.0, out: str | None = None, seed: int = 0) -> int:
         noise = g["runtime_cv"].median() * 100 if "runtime_cv" in g else float("nan")
         rows.append([f"{r.kernel}/{r.variant}@t{hw.parse_id(r.hardware)['threads']}",
                      r.n_train, r.n_holdout,
-                     f"{r.holdout_mape:.1f}%" if r.holdout_mape is not None else "-",
+                     (f"{r.holdout_mape:.1f}%" if r.holdout_mape is not None else "-")
+                     + ("" if r.written else f" (not installed: worse than a constant, "
+                        f"{r.constant_mape:.1f}%)"),
                      f"{noise:.1f}%", r.n_params, f"{r.train_time_s:.1f}s"])
     _table(rows, ["combination", "train", "test", "test MAPE", "repeat CV", "params", "fit"])
     mapes = [r.holdout_mape for r in reports if r.holdout_mape is not None]

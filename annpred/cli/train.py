@@ -21,7 +21,8 @@ def cmd_train(args) -> int:
     kt.space_arguments(args.problem_size, args.constants)
 
     def show(r):
-        ho = f"  holdout MAPE {r.holdout_mape:6.2f}% (n={r.n_holdout})" if r.holdout_mape is not None else ""
+        ho = (f"  holdout MAPE {r.holdout_mape:6.2f}% (n={r.n_holdout}; the training median "
+              f"for every point: {r.constant_mape:.2f}%)" if r.holdout_mape is not None else "")
         st = ("  steps " + ", ".join(f"{k}:{v}" for k, v in r.steps.items())
               if getattr(r, "steps", None) else "")
         fit = f" (fit on {r.n_fit})" if r.n_fit is not None and r.n_fit < r.n_train else ""

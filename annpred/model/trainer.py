@@ -40,6 +40,8 @@ class TrainReport:
     complexity: dict | None = None  # the expressions the model uses
     auto: bool = False  # chosen by complexity="auto"
     n_val: int | None = None  # validation rows; 0: none, val_mape is the training error
+    constant_mape: float | None = None  # held-out MAPE of the training rows' median runtime
+    written: bool = True  # False: dropped by keep_only_better (worse than that constant)
 
     @property
     def error_label(self) -> str:
@@ -188,7 +190,7 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
                 on_done: Callable[[TrainReport], None] | None = None,
                 steps: str | dict | None = "auto",
                 progress: Callable[[str], None] | None = None,
-                max_fit_rows: int = MAX_FIT_ROWS,
+                max_fit_rows: int = MAX_FIT_ROWS, keep_only_better: bool = False,
                 **regressor_kw) -> list[TrainReport]:
     """Train every combination in a loaded frame (see :func:`annpred.data.load_profiles`).
 
@@ -203,7 +205,9 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
     instead of fitting them again (an interrupted run resumes); the checkpoint is removed
     once the models are written. With more than ``max_fit_rows`` training rows a combination is fitted on a random
     subsample of that many (the held-out error is still computed on every held-out row).
-    ``progress(message)`` receives a line per stage."""
+    ``progress(message)`` receives a line per stage. ``keep_only_better``: a model whose
+    held-out MAPE is worse than predicting the training rows' median runtime for every
+    point (``TrainReport.constant_mape``) is not written (``written`` False)."""
     def say(msg: str) -> None:  # progress lines only where the work takes noticeable time
         if progress is not None and big:
             progress(msg)
@@ -242,9 +246,12 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
             if (kernel, variant, hw_id) in done:
                 rec = done[(kernel, variant, hw_id)]
                 path = model_path(out, kernel, variant, hw_id)
-                validate(json.loads(rec["model"]), str(ckpt.path))
-                files[path] = rec["model"]
                 rep = TrainReport(**{**rec["report"], "path": path})
+                if rep.written:
+                    validate(json.loads(rec["model"]), str(ckpt.path))
+                    files[path] = rec["model"]
+                else:
+                    rep.path = None
                 reports.append(rep)
                 if on_done:
                     on_done(rep)
@@ -305,6 +312,7 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
                 say(f"{kernel}/{variant}/{hw_id}: held-out error on {len(ho):,} rows")
                 pred = model.predict(X.iloc[ho])
                 holdout = float(np.mean(np.abs(pred - y[ho]) / y[ho]) * 100)
+                const = float(np.mean(np.abs(np.median(y[tr]) - y[ho]) / y[ho]) * 100)
             if not np.isfinite(model.val_mape_) or (holdout is not None and not np.isfinite(holdout)):
                 raise DataError(f"{kernel}/{variant}/{hw_id}: the fitted model's error is not "
                                 "finite (runtimes too small or too spread to represent); "
@@ -332,13 +340,16 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
                               holdout, model.n_params_, model.train_time_s_, path,
                               dict(model.steps_) if model.steps_ else None, n_fit=len(fit_rows),
                               complexity=dict(model.complexity_), auto=auto,
-                              n_val=model.n_val_)
+                              n_val=model.n_val_, constant_mape=const if len(ho) else None)
+            if keep_only_better and len(ho) and holdout > const and path is not None:
+                files[path], rep.path, rep.written = None, None, False
             reports.append(rep)
             if ckpt is not None:
                 ckpt.append([{"combo": [kernel, variant, hw_id], "model": files[path],
                               "report": {**asdict(rep), "path": None}}])
             if on_done:
                 on_done(rep)
+    files = {k: v for k, v in files.items() if v is not None}
     if files:
         atomic_write_many(files)
     if ckpt is not None:
