@@ -98,3 +98,24 @@ def test_halide_profile_refuses_a_csv_another_writer_holds(tmp_path):
                              progress=False)
     assert not out.exists()
 
+
+
+def test_a_refused_csv_is_left_as_it_was_without_a_lock_file(tmp_path):
+    """A foreign header or an untrainable row: refused, and no <csv>.lock left beside it
+    (profile appended to a CSV with a runtime 'fast' in it)."""
+    foreign = tmp_path / "f.csv"
+    foreign.write_text("hello,world\n1,2\n")
+    with pytest.raises(DataError, match="do not match"):
+        RowWriter(foreign, ["n"]).existing()
+    assert not lock_path(foreign).exists() and foreign.read_text() == "hello,world\n1,2\n"
+    bad = tmp_path / "b.csv"
+    w = RowWriter(bad, ["n"])
+    with w:
+        w.write("toy", "cumsum", "cpu-x-t1", {"n": 5}, runtime_s=1e-3, point_id=0)
+    w.release()
+    text = bad.read_text().replace(repr(1e-3), "fast")
+    bad.write_text(text)
+    lock_path(bad).unlink()
+    with pytest.raises(DataError, match="row 2, column 'runtime_s': 'fast'"):
+        RowWriter(bad, ["n"]).existing()
+    assert not lock_path(bad).exists() and bad.read_text() == text

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -189,12 +190,14 @@ class CsvLock:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._fd = None
+        self._created = False
 
     def acquire(self) -> None:
         if self._fd is not None or fcntl is None:
             return
         lp = lock_path(self.path)
         lp.parent.mkdir(parents=True, exist_ok=True)
+        self._created = not lp.exists()
         fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -205,10 +208,13 @@ class CsvLock:
                             "--out") from None
         self._fd = fd
 
-    def release(self) -> None:
+    def release(self, drop: bool = False) -> None:
+        """Release the lock; ``drop``: also remove the lock file if this lock created it."""
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
+            if drop and self._created:
+                lock_path(self.path).unlink(missing_ok=True)
 
     def __enter__(self) -> "CsvLock":
         self.acquire()
@@ -248,8 +254,16 @@ class RowWriter:
         return any(header == base + OPTIONAL_COLUMNS[:k] for k in range(len(OPTIONAL_COLUMNS)))
 
     def existing(self) -> list[dict]:
-        """Rows already in the file (after checking its header and cutting a torn tail)."""
+        """Rows already in the file (after checking its header and runtimes and cutting a
+        torn tail). A file refused here is left as it was, without a lock file beside it."""
         self.acquire()
+        try:
+            return self._existing()
+        except DataError:
+            self._lock.release(drop=True)
+            raise
+
+    def _existing(self) -> list[dict]:
         if not self.path.exists() or self.path.stat().st_size == 0:
             return []
         repair_tail(self.path)
@@ -260,7 +274,17 @@ class RowWriter:
             raise DataError(f"{self.path}: exists with columns {header}, which do not match "
                             f"this run ({self.columns}); choose another output file")
         with open(self.path, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
+            rows = list(csv.DictReader(f))
+        for i, r in enumerate(rows):  # appending to an untrainable file helps nobody
+            try:
+                ok = math.isfinite(t := float(r.get("runtime_s") or "nan")) and t > 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise DataError(f"{self.path}: row {i + 2}, column 'runtime_s': "
+                                f"{r.get('runtime_s')!r} is not a positive runtime; mend the "
+                                "file or choose another output file")
+        return rows
 
     def __enter__(self) -> "RowWriter":
         self.acquire()
