@@ -27,7 +27,8 @@ def _run_cli(argv):
     return args.func(args)
 
 
-def _profile(path, n=40):
+def _profile(path, n=40, threads=None):
+    """A synthetic blur profile; ``threads``: values cycled into a threads column."""
     p = get("blur")
     rng = np.random.default_rng(0)
     rows = []
@@ -37,7 +38,10 @@ def _profile(path, n=40):
             rows.append({"variant": key_of(s), **sz, "runtime_s": t * (1 + 0.02 *
                          rng.standard_normal()), "pass": 1})
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(path, index=False)
+    df = pd.DataFrame(rows)
+    if threads is not None:
+        df["threads"] = [threads[i % len(threads)] for i in range(len(df))]
+    df.to_csv(path, index=False)
     return path
 
 

@@ -10,7 +10,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-import yaml
 
 from annpred.accel import description as D
 from annpred.accel.layers import read_network
@@ -37,15 +36,7 @@ def refused(capsys, *args) -> str:
     return err
 
 
-def _desc(**over) -> dict:
-    d = yaml.safe_load(SYSTOLIC)
-    for k, v in over.items():
-        cur = d
-        *path, last = k.split(".")
-        for part in path:
-            cur = cur[part]
-        cur[last] = v
-    return d
+from test_accel_description import _desc  # noqa: E402
 
 
 # -- 1. NaN and infinity ---------------------------------------------------------------

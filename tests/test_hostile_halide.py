@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -81,18 +80,9 @@ def test_halide_profile_budget_zero_is_not_unset(monkeypatch, tmp_path):
 # -- 3: `halide train` uses only the rows at --threads ---------------------------------
 
 def _profile(path, threads, n=5):
-    p = get("blur")
-    rng = np.random.default_rng(0)
-    rows = []
-    for s in p.space.sample(n, seed=1):
-        for sz in p.sample_sizes(2, seed=len(rows)):
-            t = 1e-9 * sz["W"] * sz["H"] * (3.0 if s["par"] == "none" else 1.0)
-            rows.append({"variant": key_of(s), **sz,
-                         "runtime_s": t * (1 + 0.02 * rng.standard_normal()), "pass": 1})
-    df = pd.DataFrame(rows)
-    df["threads"] = [threads[i % len(threads)] for i in range(len(df))]
-    df.to_csv(path, index=False)
-    return path
+    from test_halide_store import _profile as profile
+
+    return profile(path, n, threads)
 
 
 def test_halide_train_refuses_a_profile_without_rows_at_threads(tmp_path, capsys):
