@@ -6,7 +6,7 @@ integer of more than 20 digits is one :class:`~annpred.errors.DataError` naming 
 NaN and Infinity are read (Kernel Tuner writes them; the cache reader refuses them where a
 number is needed).
 
-The largest published caches we use are 12 MB of JSON (``/work/shared/data/kernel_tuner``,
+The largest published caches we use are 12 MB of JSON (``shared/data/kernel_tuner``,
 dedispersion on an A4000, about 11,000 configurations); the limit is 20 times that.
 """
 from __future__ import annotations
