@@ -111,11 +111,10 @@ def _domain(df, path, spec, vname: str, pos: np.ndarray) -> None:
             continue
         raw = df[p.name].iloc[pos]
         v = floats(raw)
-        lo, hi = p.valid_range
         seen = ~np.isnan(v)  # empty and non-numeric cells: numeric_column names them
-        bad = seen & (~np.isfinite(v) | (v < lo) | (v > hi))
+        bad = seen & p.invalid(v)  # as predict checks them (Kernel.check_columns)
         if p.kind == "int":
-            bad |= seen & np.isfinite(v) & ((v != np.round(v)) | (np.abs(v) >= MAX_EXACT))
+            bad |= seen & np.isfinite(v) & (np.abs(v) >= MAX_EXACT)
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
             try:

@@ -101,6 +101,15 @@ class Param:
             return math.ulp(0.0), (1.0 if self.high <= 1 else math.inf)
         return float(self.low), float(self.high)
 
+    def invalid(self, v: np.ndarray) -> np.ndarray:
+        """Vectorised: where values ``v`` are no valid call (not finite, outside the valid
+        range, not an integer for an integer parameter); :meth:`check` says why."""
+        lo, hi = self._valid
+        bad = ~np.isfinite(v) | (v < lo) | (v > hi)
+        if self.kind == "int":
+            bad |= np.isfinite(v) & (v != np.round(v))
+        return bad
+
     def check(self, value: Any, strict: bool = False) -> int | float:
         """Coerce and validate one value; raises :class:`ParameterError` naming the parameter.
 
@@ -301,10 +310,7 @@ class Kernel:
             n = len(v) if n is None else n
             if len(v) != n:
                 raise ParameterError(f"parameter columns differ in length ({p.name}: {len(v)})")
-            lo, hi = p.valid_range
-            bad = ~np.isfinite(v) | (v < lo) | (v > hi)
-            if p.kind == "int":
-                bad |= np.isfinite(v) & (v != np.round(v))
+            bad = p.invalid(v)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 try:
