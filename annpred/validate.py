@@ -21,9 +21,14 @@ MAX_SEED = 2**32 - 1
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
-def _shown(text) -> str:
-    s = repr(text)
-    return s if len(s) <= 60 else s[:50] + "..." + s[-6:]
+def shown(v) -> str:
+    """A value for an error message, bounded: a YAML alias can make a list of millions of
+    elements out of a few lines, and a string may be a megabyte long."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        r = repr(v) if not isinstance(v, int) or abs(v) < 10 ** 30 else \
+            f"an integer of {len(str(abs(v)))} digits"
+        return r if len(r) <= 60 else r[:50] + "..." + r[-6:]
+    return f"a {type(v).__name__}"
 
 
 def safe_name(name, what: str, error=DataError) -> str:
@@ -31,7 +36,7 @@ def safe_name(name, what: str, error=DataError) -> str:
     ``. _ + -``, not starting with a punctuation character, at most 100 characters."""
     if not isinstance(name, str) or not _SAFE.fullmatch(name) or len(name) > MAX_NAME \
             or name in (".", "..") or name != name.strip():
-        raise error(f"{what} name {_shown(name)} cannot be used in a file name (letters, "
+        raise error(f"{what} name {shown(name)} cannot be used in a file name (letters, "
                     f"digits, '.', '_', '+', '-'; at most {MAX_NAME} characters)")
     return name
 
@@ -40,11 +45,11 @@ def column_name(name, what: str = "column", error=DataError) -> str:
     """A CSV column or feature name: printable text without control characters, at most
     100 characters (it may reach error messages, JSON and C comments, never code)."""
     if not isinstance(name, str) or not name.strip():
-        raise error(f"{what} name {_shown(name)} is empty or not text")
+        raise error(f"{what} name {shown(name)} is empty or not text")
     if len(name) > MAX_NAME:
-        raise error(f"{what} name {_shown(name)} is longer than {MAX_NAME} characters")
+        raise error(f"{what} name {shown(name)} is longer than {MAX_NAME} characters")
     if any(not c.isprintable() for c in name):
-        raise error(f"{what} name {_shown(name)} holds control or invisible characters")
+        raise error(f"{what} name {shown(name)} holds control or invisible characters")
     return name
 
 
@@ -73,7 +78,7 @@ def integer(value, what: str, lo: int | None = None, hi: int | None = None,
     """An integer within [lo, hi] (bools and non-integral floats refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (
             isinstance(value, float) and (not math.isfinite(value) or value != int(value))):
-        raise error(f"{what} must be an integer, got {_shown(value)}")
+        raise error(f"{what} must be an integer, got {shown(value)}")
     value = int(value)
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         rng = (f"between {lo} and {hi}" if lo is not None and hi is not None
@@ -90,13 +95,13 @@ def number(value, what: str, *, positive: bool = False, max_abs: float = 1e300,
            error=ParameterError) -> float:
     """A finite number (optionally > 0) of magnitude at most ``max_abs``."""
     if isinstance(value, bool):
-        raise error(f"{what} must be a number, got {_shown(value)}")
+        raise error(f"{what} must be a number, got {shown(value)}")
     try:
         v = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise error(f"{what} must be a number, got {_shown(value)}") from None
+        raise error(f"{what} must be a number, got {shown(value)}") from None
     if not math.isfinite(v) or abs(v) > max_abs:
-        raise error(f"{what} must be a finite number, got {_shown(value)}")
+        raise error(f"{what} must be a finite number, got {shown(value)}")
     if positive and v <= 0:
         raise error(f"{what} must be positive, got {v:g}")
     return v

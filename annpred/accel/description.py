@@ -25,6 +25,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 
 from ..errors import AnnpredWarning, ParameterError
+from ..validate import shown
 
 SHIPPED = Path(__file__).resolve().parent / "descriptions"
 DATAFLOWS = ("os", "ws", "is", "vector")
@@ -88,16 +89,6 @@ class Accelerator:
         return from_dict(d, source="override")
 
 
-def _shown(v) -> str:
-    """A value for an error message, bounded: a YAML alias can make a list of millions of
-    elements out of a few lines, and a string may be a megabyte long."""
-    if v is None or isinstance(v, (bool, int, float, str)):
-        r = repr(v) if not isinstance(v, int) or abs(v) < 10 ** 30 else \
-            f"an integer of {len(str(abs(v)))} digits"
-        return r if len(r) <= 60 else r[:50] + "..." + r[-6:]
-    return f"a {type(v).__name__}"
-
-
 def _check_fields(d: dict, allowed: tuple, where: str) -> None:
     """Refuse a field name not in ``allowed``, naming it (and the nearest allowed one)."""
     for key in d:
@@ -105,7 +96,7 @@ def _check_fields(d: dict, allowed: tuple, where: str) -> None:
             continue
         near = difflib.get_close_matches(key, allowed, n=1) if isinstance(key, str) else []
         hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ParameterError(f"{where}: unknown field {_shown(key)}{hint}; allowed: "
+        raise ParameterError(f"{where}: unknown field {shown(key)}{hint}; allowed: "
                              f"{', '.join(allowed)}")
 
 
@@ -115,9 +106,9 @@ def _pos_int(d: dict, key: str, where: str, minimum: int = 1) -> int:
     v = d[key]
     if isinstance(v, bool) or not isinstance(v, (int, float)) or (
             isinstance(v, float) and (not math.isfinite(v) or v != int(v))):
-        raise ParameterError(f"{where}: {key} must be an integer, got {_shown(v)}")
+        raise ParameterError(f"{where}: {key} must be an integer, got {shown(v)}")
     if v < minimum:
-        raise ParameterError(f"{where}: {key} must be >= {minimum}, got {_shown(v)}")
+        raise ParameterError(f"{where}: {key} must be >= {minimum}, got {shown(v)}")
     return int(v)
 
 
@@ -129,7 +120,7 @@ def _buffer(d: dict, key: str, where: str) -> Buffer:
     _check_fields(b, BUFFER_FIELDS, w)
     db = b.get("double_buffered", True)
     if not isinstance(db, bool):
-        raise ParameterError(f"{w}: double_buffered must be true or false, got {_shown(db)}")
+        raise ParameterError(f"{w}: double_buffered must be true or false, got {shown(db)}")
     return Buffer(kb=_pos_int(b, "kb", w), banks=_pos_int(b, "banks", w) if "banks" in b else 1,
                   double_buffered=db)
 
@@ -161,12 +152,12 @@ def from_dict(d: dict, source: str = "description") -> Accelerator:
         _check_fields(d, FIELDS, source)
     fmt = d.get("format", FORMAT)
     if fmt != FORMAT:
-        raise ParameterError(f"{source}: unknown format {_shown(fmt)} (expected {FORMAT!r})")
+        raise ParameterError(f"{source}: unknown format {shown(fmt)} (expected {FORMAT!r})")
     name = d.get("name")
     if not isinstance(name, str) or not name or len(name) > 100 or \
             not all(c.isalnum() or c in "-_" for c in name):
         raise ParameterError(f"{source}: name must be a non-empty string of letters, digits, "
-                             f"'-' and '_' (at most 100), got {_shown(name)}")
+                             f"'-' and '_' (at most 100), got {shown(name)}")
     where = f"{source} ({name})"
     arr = d.get("array")
     if not isinstance(arr, dict):
@@ -177,7 +168,7 @@ def from_dict(d: dict, source: str = "description") -> Accelerator:
     df = arr.get("dataflow")
     if df not in DATAFLOWS:
         raise ParameterError(f"{where}: array.dataflow must be one of {', '.join(DATAFLOWS)}, "
-                             f"got {_shown(df)}")
+                             f"got {shown(df)}")
     if df == "vector" and rows != 1:
         raise ParameterError(f"{where}: a vector unit has array.rows = 1, got {rows}")
     dram = d.get("dram")
@@ -190,7 +181,7 @@ def from_dict(d: dict, source: str = "description") -> Accelerator:
     if isinstance(clock, bool) or not isinstance(clock, (int, float)) or \
             not 0 < clock <= 1e9:   # NaN and infinity fail too
         raise ParameterError(f"{where}: clock_mhz must be a positive number (finite, at "
-                             f"most 1e9 MHz), got {_shown(clock)}")
+                             f"most 1e9 MHz), got {shown(clock)}")
     word = _pos_int(d, "word_bytes", where) if "word_bytes" in d else 1
     latd = d.get("latency", {}) or {}
     if not isinstance(latd, dict):
@@ -202,7 +193,7 @@ def from_dict(d: dict, source: str = "description") -> Accelerator:
         else 10_000_000
     text = d.get("description")
     if text is not None and not isinstance(text, str):
-        raise ParameterError(f"{where}: description must be text, got {_shown(text)}")
+        raise ParameterError(f"{where}: description must be text, got {shown(text)}")
     if mac != 1 and df != "vector":
         warnings.warn(f"{where}: latency.mac = {mac} has no effect with array.dataflow {df} "
                       f"(only the vector dataflow models a MAC latency; the systolic arrays take "
@@ -245,7 +236,7 @@ def _no_twice(pairs):
     out = {}
     for k, v in pairs:
         if k in out:
-            raise _Twice(f"field {_shown(k)} given twice")
+            raise _Twice(f"field {shown(k)} given twice")
         out[k] = v
     return out
 
@@ -292,7 +283,7 @@ def _yaml(text: str, p: Path):
                                      f"be text, got a {type(key).__name__}") from None
             if again:
                 raise ParameterError(f"{p}: line {k.start_mark.line + 1}: field "
-                                     f"{_shown(key)} given twice")
+                                     f"{shown(key)} given twice")
             keys.add(key)
         return loader.construct_mapping(node, deep=deep)
 

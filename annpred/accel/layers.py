@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError, ParameterError
+from ..validate import shown
 
 KINDS = {"conv2d": ("H", "W", "R", "S", "C", "M", "stride"),
          "dwconv": ("H", "W", "R", "S", "C", "stride"),
@@ -126,10 +127,6 @@ CONV_KINDS = ("conv2d", "dwconv")
 _INT = re.compile(r"[+-]?[0-9]{1,18}")   # larger never fits an operand's address space
 
 
-def _shown(cell: str) -> str:
-    return repr(cell if len(cell) <= 40 else cell[:30] + "..." + cell[-6:])
-
-
 def network_path(path) -> Path:
     """``path``, or the shipped table of that name (``resnet18``) where ``path`` is not a
     file."""
@@ -199,7 +196,7 @@ def read_network_lines(path) -> list[tuple[str, Layer]]:
 def _row(r: dict, where: str, header: list, column_name) -> Layer:
     kind = r["kind"]
     if kind not in KINDS:
-        raise DataError(f"{where}: unknown kind {_shown(kind)}; known: {', '.join(KINDS)}")
+        raise DataError(f"{where}: unknown kind {shown(kind)}; known: {', '.join(KINDS)}")
     need = KINDS[kind] + (("pad",) if kind in CONV_KINDS else ())
     vals = {}
     for n in need:
@@ -212,7 +209,7 @@ def _row(r: dict, where: str, header: list, column_name) -> Layer:
             raise DataError(f"{where}, column {n!r}: empty; a {kind} layer needs "
                             f"{', '.join(need)}" + (" (0 for no padding)" if n == "pad" else ""))
         if not _INT.fullmatch(cell):
-            raise DataError(f"{where}, column {n!r}: {_shown(cell)} is not an integer"
+            raise DataError(f"{where}, column {n!r}: {shown(cell)} is not an integer"
                             + (" (at most 18 digits)" if cell.lstrip("+-").isdigit() else ""))
         vals[n] = int(cell)
     for c in header:
@@ -222,7 +219,7 @@ def _row(r: dict, where: str, header: list, column_name) -> Layer:
             continue   # a depthwise layer's M is its C
         raise DataError(f"{where}, column {c!r}: a {kind} layer has no {c}"
                         + (f" (its M is C = {vals['C']})" if kind == "dwconv" and c == "M"
-                           else "") + f"; leave the cell empty (got {_shown(r[c])})")
+                           else "") + f"; leave the cell empty (got {shown(r[c])})")
     name = r["name"]
     if name:
         column_name(name, f"{where}: layer", DataError)
