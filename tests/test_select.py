@@ -414,3 +414,16 @@ def test_dispatch_beyond_the_catalog_domain_runs_and_flags_the_extrapolation():
     _, ex = dispatch("matmul", A, B, models=str(shipped_root()), candidates=cands,
                      policy="extrapolate", return_choice=True)
     assert not ex.fallback and ex.seconds > 0
+
+
+def test_a_bad_default_is_refused_at_once_even_when_not_needed(toy_models):
+    cands = [("cumsum", T1), ("accumulate", T1)]
+    ok = choose("toy", {"n": 3000}, candidates=cands, models=toy_models)
+    assert not ok.fallback  # the default is not needed here, and still checked:
+    with pytest.raises(ParameterError, match="hardware 'nohw' is neither a candidate's"):
+        choose("toy", {"n": 3000}, candidates=cands, models=toy_models, default="cumsum@nohw")
+    with pytest.raises(UnknownKernelError, match="no variant 'nosuch'"):
+        choose("toy", {"n": 3000}, candidates=cands, models=toy_models, default=f"nosuch@{T1}")
+    # a candidate's hardware, or one present here, is a valid fallback
+    assert choose("toy", {"n": 3000}, candidates=cands, models=toy_models,
+                  default=f"accumulate@{T1}").best == ok.best

@@ -197,6 +197,7 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
     policy = policy or _CONFIG["policy"]
     if policy not in POLICIES:
         raise ParameterError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    fb = plan.fallback(default)  # resolved (and a bad one refused) on every call, not only when needed
     try:
         x = tuple(map(float, plan.take(point)))  # the parameters in the plan's order
     except KeyError as exc:
@@ -289,7 +290,6 @@ def _decide(plan: _Plan, point: dict, default, policy, transfer_bytes,
     else:
         def why():
             return _untrusted(plan, point, eligible, ok, inr, mine)
-    fb = plan.fallback(default)
     return Choice(plan.kernel, point, fb.variant, fb.hardware, secs, inr, True,
                   why, predicted_best, unsupported, transfer, policy, unsure, plan,
                   match, adapted)

@@ -301,15 +301,9 @@ class _Plan:
         from annpred.validate import safe_name
 
         if isinstance(value, str):
-            if "@" in value:
-                c = Candidate.parse(value)
-                safe_name(c.variant, f"default {c}: variant", ParameterError)
-                safe_name(c.hardware, f"default {c}: hardware", ParameterError)
-                return c
-            value = (value, None)
+            value = tuple(Candidate.parse(value)) if "@" in value else (value, None)
         v, h = value
-        if h is not None:
-            safe_name(h, f"default {v}@{h}: hardware", ParameterError)
+        safe_name(v, f"default {v}@{h}: variant", ParameterError)
         if self.spec is not None:
             self.spec.variant(v)  # raises, listing the variants
         if h is None:
@@ -317,6 +311,14 @@ class _Plan:
             if c is not None:
                 return c
             return Candidate(v, hw.cpu_id(hw.cpu_count()))
+        safe_name(h, f"default {v}@{h}: hardware", ParameterError)
+        known = sorted({c.hardware for c in self.cands})
+        if h not in known and not hw.present(h):
+            # a fallback must be something to run: a candidate's hardware or one present here
+            raise ParameterError(
+                f"default {v}@{h}: hardware {h!r} is neither a candidate's nor present on "
+                f"this machine (candidates' hardware: {', '.join(known) or 'none'}; this "
+                f"machine: {hw.cpu_id(hw.cpu_count())})")
         return Candidate(v, h)
 
     def features(self, x: list[float]) -> np.ndarray:
