@@ -140,6 +140,15 @@ def test_network_tables(tmp_path):
     bad.write_text("name,kind,H,W,R,S,C,M,stride,pad\nc1,conv2d,8,8,3,3,4,x,1,0\n")
     with pytest.raises(DataError, match="net.csv, line 2, column .M.: .x. is not an integer"):
         read_network(bad)
+    dup = tmp_path / "dup.csv"
+    dup.write_text("name,kind,H,W,R,S,C,M,stride,pad\nc1,conv2d,8,8,3,3,4,8,1,0\n"
+                   "c2,conv2d,8,8,3,3,4,8,1,0\nc1,conv2d,8,8,3,3,8,8,1,0\n")
+    with pytest.raises(DataError, match="dup.csv, line 4: layer name 'c1' is already used at "
+                                        "line 2"):
+        read_network(dup)
+    dup.write_text("name,kind,H,W,R,S,C,M,stride,pad\n,conv2d,8,8,3,3,4,8,1,0\n"
+                   ",conv2d,8,8,3,3,4,8,1,0\n")
+    assert len(read_network(dup)) == 2  # unnamed rows are labelled by their shapes
 
 
 def test_accel_imports_no_torch_halide_or_measurement_code():

@@ -190,6 +190,12 @@ def read_network_lines(path) -> list[tuple[str, Layer]]:
         raise DataError(f"{p}, line {reader.line_num}: malformed CSV ({exc})") from None
     if not out:
         raise DataError(f"{p}: no layers")
+    seen: dict[str, str] = {}
+    for where, layer in out:  # a name says which row a result is; two rows, one name: ambiguous
+        if layer.name and seen.setdefault(layer.name, where) != where:
+            raise DataError(f"{where}: layer name {layer.name!r} is already used at "
+                            f"{seen[layer.name].rsplit(', ', 1)[-1]}; names must be unique "
+                            "(leave them empty to have the shapes label the layers)")
     return out
 
 
