@@ -53,6 +53,19 @@ def test_fast_skips_iterations_on_a_large_layer():
     assert b.evaluated * 100 < a.steps
 
 
+def test_progress_is_reported_per_column_fold_and_changes_nothing():
+    acc = D.get("gemmini")
+    layer = make("gemm", dict(M=2000, K=300, N=100))   # 19 row x 7 column folds, not stall-free
+    for evaluate in (full, fast):
+        calls = []
+        r = evaluate(plan(acc, layer, "user"), progress=lambda d, t: calls.append((d, t)))
+        assert r == evaluate(plan(acc, layer, "user"))
+        p = plan(acc, layer, "user")
+        assert calls and all(t == p.col_folds for _, t in calls)
+        done = [d for d, _ in calls]
+        assert done == sorted(set(done)) and done[0] == 0 and done[-1] < p.col_folds
+
+
 def test_calc_mode_is_scalesims_closed_form():
     # output stationary, ideal bandwidth, big ofmap buffer: folds * (T + rows + cols - 2) - 1
     acc = _acc(8, 8, "os", (64, 64, 64), 10)

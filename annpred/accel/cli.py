@@ -128,14 +128,23 @@ def cmd_estimate(args) -> int:
     rows = []
     from tqdm import tqdm
 
-    # a network's full evaluation takes seconds to minutes: a bar on stderr (not for one layer)
+    # a network's full evaluation takes seconds to minutes, and one huge layer can too (even
+    # fast): bars on stderr, shown only for work that has run 2 s (tqdm's delay)
     for where, layer in tqdm(located, desc=f"{acc.name} layers", unit="layer", leave=False,
-                             disable=len(located) < 2 or not args.full, file=sys.stderr):
+                             disable=len(located) < 2, file=sys.stderr, delay=2):
+        bar = tqdm(desc=f"  {layer.name or layer.label()}", unit="column fold", leave=False,
+                   file=sys.stderr, delay=2)
+
+        def progress(done, total, bar=bar):
+            bar.total = total
+            bar.update(done - bar.n)
         try:
-            r = estimate(acc, layer, args.mode, "full" if args.full else "fast")
+            r = estimate(acc, layer, args.mode, "full" if args.full else "fast", progress)
             r["roofline_cycles"] = roofline_cycles(acc, layer, args.mode)
         except AnnpredError as exc:
             raise named(where, exc) from None
+        finally:
+            bar.close()
         rows.append(r)
     total = {"cycles": sum(r["cycles"] for r in rows),
              "seconds": sum(r["seconds"] for r in rows),

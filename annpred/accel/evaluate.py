@@ -18,9 +18,13 @@ def _finish(st: State, p: Plan, folds_evaluated: int) -> Result:
                   folds=folds_evaluated, stall_cycles=st.c - steps)
 
 
-def full(p: Plan) -> Result:
+def full(p: Plan, progress=None) -> Result:
+    """Every step of the dependency graph (the reference); ``progress(done, total)`` is
+    called at each column fold."""
     st = initial_state(p)
     for fc in range(p.col_folds):
+        if progress is not None:
+            progress(fc, p.col_folds)
         for fr in range(p.row_folds):
             fold(st, p, fr, fc, fast=False)
     return _finish(st, p, p.folds)
@@ -244,9 +248,10 @@ def _layer_writes(p: Plan) -> int:
     return n
 
 
-def fast(p: Plan, _certified: bool | None = None) -> Result:
+def fast(p: Plan, _certified: bool | None = None, progress=None) -> Result:
     """Evaluate until the state repeats; ``_certified``: the stall-free certificate if the
-    caller has decided it already (``fast_layer``, from the operand shape)."""
+    caller has decided it already (``fast_layer``, from the operand shape);
+    ``progress(done, total)`` is called at each column fold evaluated."""
     if stall_free(p) if _certified is None else _certified:
         steps = p.total_steps()
         return Result(cycles=steps - 1, steps=steps, evaluated=1, folds=0, stall_cycles=0)
@@ -257,6 +262,8 @@ def fast(p: Plan, _certified: bool | None = None) -> Result:
     folds_done = 0
     fc = 0
     while fc < cf:
+        if progress is not None:
+            progress(fc, cf)
         if fc < cf - 1:
             def safe():
                 return min(_last_safe(p, "c", fc, cf - 1, 0, fc), _geometry_safe(p, "c", cf - 1))
@@ -330,7 +337,7 @@ def stall_free_shape(acc: Accelerator, layer: Layer, mode: str) -> bool:
     return words <= buffer_halves(acc, "ofmap")[1]     # the drain size: nothing drains
 
 
-def fast_layer(acc: Accelerator, layer: Layer, mode: str = "user") -> Result:
+def fast_layer(acc: Accelerator, layer: Layer, mode: str = "user", progress=None) -> Result:
     """``fast(plan(acc, layer, mode))`` for one group of ``layer``. A layer the stall-free
     certificate covers (every layer with ideal bandwidth, see ``stall_free``) takes its
     closed form ``steps - 1`` from the operand shape without building the plan (the same
@@ -338,17 +345,19 @@ def fast_layer(acc: Accelerator, layer: Layer, mode: str = "user") -> Result:
     steps = layer_steps(acc, layer, mode)
     if stall_free_shape(acc, layer, mode):
         return Result(cycles=steps - 1, steps=steps, evaluated=1, folds=0, stall_cycles=0)
-    return fast(plan(acc, layer, mode), _certified=False)
+    return fast(plan(acc, layer, mode), _certified=False, progress=progress)
 
 
-def estimate(acc: Accelerator, layer: Layer, mode: str = "user", method: str = "fast") -> dict:
+def estimate(acc: Accelerator, layer: Layer, mode: str = "user", method: str = "fast",
+             progress=None) -> dict:
     """Cycles (and seconds) of ``layer`` on ``acc``; depthwise layers run their channels one
-    after another, each from an empty buffer (as SCALE-Sim runs them)."""
+    after another, each from an empty buffer (as SCALE-Sim runs them). ``progress(done,
+    total)``: called at each column fold of the evaluation."""
     t0 = time.perf_counter()
     if method == "fast":
-        r = fast_layer(acc, layer, mode)
+        r = fast_layer(acc, layer, mode, progress)
     else:
-        r = full(plan(acc, layer, mode))
+        r = full(plan(acc, layer, mode), progress)
     g = layer.groups
     elapsed = time.perf_counter() - t0
     return {"accel": acc.name, "layer": layer.name or layer.label(), "mode": mode,
