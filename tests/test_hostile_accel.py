@@ -218,9 +218,9 @@ def test_bad_network_tables_name_file_line_and_column(capsys, tmp_path, text, wo
 
 
 def test_errors_of_a_too_large_layer_name_the_file_and_line(capsys, tmp_path):
-    f = _net(tmp_path, HEAD + CONV + CONV.replace("1,1,,", "1,100000,,"))
+    f = _net(tmp_path, HEAD + CONV + CONV.replace("c1", "c2").replace("1,1,,", "1,100000,,"))
     err = refused(capsys, "estimate", "systolic32", "--network", f)
-    assert "net.csv, line 3: layer c1: ifmap needs" in err
+    assert "net.csv, line 3: layer c2: ifmap needs" in err
 
 
 def test_network_with_byte_order_mark_reads_as_without(tmp_path):
