@@ -189,3 +189,19 @@ def test_busy_machine_warning():
     assert busy_warning(2, load=0.8, cores=2) is None
     assert "busy" in busy_warning(2, load=1.4, cores=2)
     assert busy_warning(1, load=3.0, cores=16) is None
+
+
+def test_a_busy_machine_is_an_annpred_warning_not_a_print(monkeypatch, capsys):
+    import warnings
+
+    from annpred.errors import AnnpredWarning
+    from annpred.spec import hardware as hw
+
+    monkeypatch.setattr(hw.os, "getloadavg", lambda: (99.0, 99.0, 99.0))
+    with pytest.warns(AnnpredWarning, match="this machine is busy .*load average 99.00"):
+        hw.warn_if_busy(1)
+    assert capsys.readouterr().err == ""  # the library does not print; the CLI shows warnings
+    monkeypatch.setattr(hw.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hw.warn_if_busy(1)

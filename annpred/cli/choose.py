@@ -30,8 +30,8 @@ def cmd_choose(args) -> int:
         print(f"choice: {choice.variant} on {choice.hardware}"
               + (" (fallback default)" if choice.fallback else ""))
     if choice.fallback:
-        print(f"warning: not trusting the predictions ({choice.reason}); chose the default "
-              f"{choice.variant}@{choice.hardware}", file=sys.stderr)
+        print(f"annpred: warning: not trusting the predictions ({choice.reason}); chose the "
+              f"default {choice.variant}@{choice.hardware}", file=sys.stderr)
     elif choice.reason:
         print(f"note: {choice.reason}", file=sys.stderr)
     return 0

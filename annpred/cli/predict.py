@@ -41,7 +41,7 @@ def cmd_predict(args) -> int:
     if not pred.in_range:
         parts = ", ".join(f"{p}={v[0]:g} (trained on [{v[1][0]:g}, {v[1][1]:g}])"
                           for p, v in pred.out_of_range.items())
-        print(f"warning: outside the training range: {parts}; this is an extrapolation",
+        print(f"annpred: warning: outside the training range: {parts}; this is an extrapolation",
               file=sys.stderr)
     return 0
 

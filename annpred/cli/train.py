@@ -49,7 +49,7 @@ def cmd_train(args) -> int:
                              transfer=args.transfer)
     for w in caught:
         if issubclass(w.category, UserWarning):
-            print(f"warning: {w.message}", file=sys.stderr)
+            print(f"annpred: warning: {w.message}", file=sys.stderr)
     print(f"trained {len(reports)} model(s) into {args.out}")
     return 0
 

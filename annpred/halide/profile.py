@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -108,9 +107,7 @@ def profile_pipeline(pipeline: str | HalidePipeline, *, n_schedules: int = PROFI
     from ..threads import fix_threads
 
     fix_threads(threads)
-    busy = hw.busy_warning(threads)
-    if busy:
-        print(busy, file=sys.stderr)
+    hw.warn_if_busy(threads)
     p = get(pipeline)
     hardware = hw.cpu_id(threads)
     if plan is None:

@@ -225,9 +225,8 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
         raise ParameterError(f"unknown sampler {sampler!r}; samplers: "
                              f"{', '.join(sampling.SAMPLERS)}")
     threads.fix_threads(n_threads)
-    busy = None if hardware is not None else hw.busy_warning(n_threads)
-    if busy:
-        print(busy, file=sys.stderr)
+    if hardware is None:
+        hw.warn_if_busy(n_threads)
     if variants:
         vlist = [kernel.variant(v) for v in variants]
     else:

@@ -161,6 +161,18 @@ def busy_warning(threads: int, load: float | None = None, cores: int | None = No
     free = max(cores - int(threads), 0)
     if load <= free + 1.0:
         return None
-    return (f"warning: this machine is busy (1-minute load average {load:.2f} on {cores} "
+    return (f"this machine is busy (1-minute load average {load:.2f} on {cores} "
             f"cores; measuring with {threads} thread(s)): the measurements will describe a "
             "contended machine. Measure when it is idle, or expect noisier models.")
+
+
+def warn_if_busy(threads: int) -> None:
+    """:func:`busy_warning` as an :class:`~annpred.errors.AnnpredWarning` (the CLI prints
+    it as an ``annpred: warning:`` line; library callers can filter it)."""
+    msg = busy_warning(threads)
+    if msg:
+        import warnings
+
+        from annpred.errors import AnnpredWarning
+
+        warnings.warn(msg, AnnpredWarning, stacklevel=3)
