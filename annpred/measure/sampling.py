@@ -16,7 +16,7 @@ def random_points(kernel: Kernel, n: int, seed: int = 0, variant: str | None = N
 
 def pr_points(kernel: Kernel, n: int, seed: int = 0, **kw):
     """Performance representatives: sweeps, step detection, one point per plateau. It
-    measures while sampling, so it needs ``measure=``; see :mod:`annpred.representatives`
+    measures while sampling, so it needs ``measure=``; see :mod:`annpred.measure.pr`
     (``annpred profile KERNEL --sampler pr`` runs it)."""
     from annpred.measure.pr import pr_points as _pr
 
