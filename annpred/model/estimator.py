@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import time
 import warnings
-from typing import Mapping
 
 import numpy as np
 
@@ -18,26 +17,17 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from annpred.errors import DataError, FewRowsWarning
-from annpred.model import network
+from annpred.model import hyper, modeldict, network
 from annpred.model.features import (AUTO, feature_matrix, finite_features,
                                      normalise_complexity)
-from annpred.model.interval import conformal_interval
-from annpred.model.schema import FORMAT, versions
+from annpred.model.interval import NoIntervalWarning, conformal_interval, no_interval_message
+from annpred.model.modeldict import core as _core
 from annpred.spec import expr as _expr
 
 
 LOSS_AUTO = ("huber", "mse", "mape")  # loss="auto": the first screens, the final fit tries all
 REFIT_ITER = 80  # L-BFGS iterations on all training rows after the choice (dev splits chose)
 N_INIT = 4  # random starts per final fit (2 -> 4: dev-split NN+C mean 4.63 -> 4.47%)
-
-
-def _core(att: Mapping, activation: str) -> dict:
-    """The network part of a model file from learned attributes (``layers_``, ...)."""
-    return {"input_transform": list(att["input_transform_"]), "target_transform": "log",
-            "scaler": {"mean": [float(v) for v in att["scaler_mean_"]],
-                       "std": [float(v) for v in att["scaler_std_"]]},
-            "target_scaler": {"mean": att["y_mean_"], "std": att["y_std_"]},
-            "layers": att["layers_"], "skip": att["skip_"], "activation": activation}
 
 
 class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
@@ -68,9 +58,25 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         :meth:`predict_interval`, ``choose`` and the C export.
     feature_names : list[str] | None
         Names of the columns of a numpy ``X`` (a DataFrame brings its own), so that
-        ``complexity="m*n*k"`` works with arrays; default ``parameters``, else ``x0, x1, ...``.
-    hidden : tuple[int, ...] | None
-        Hidden layer sizes; default: the widest single layer under ``max_params``.
+        ``complexity="m*n*k"`` works with arrays; default: after a DataFrame fit the fitted
+        columns in their order (``feature_names_in_``), else ``parameters``, else ``x0, x1,
+        ...``.
+    hidden : int | tuple[int, ...] | None
+        Hidden layer sizes (an int ``h`` is one layer, ``(h,)``); default: the widest single
+        layer under ``max_params`` (fewer than 75 trainable parameters, the most a model file
+        may hold).
+    seed : int | None
+        Seed of the validation split and the random starts (0 to 2**32 - 1); the same seed
+        and data give the same model. ``None`` draws one from numpy's global random state,
+        as scikit-learn does; the seed used is in ``seed_`` and the model file.
+    val_fraction : float
+        Share of the training rows held out as the validation split (default 0.2), in
+        [0, 0.5]: above a half the network would be fitted on fewer rows than choose its
+        stopping point, features and loss; 0 = no split (no interval, no refit pass).
+    input_transform : "auto" | "log" | "identity" | list of "log" / "identity"
+        Per-input transform before standardising: ``auto`` (default) takes the log of
+        inputs that are positive on every row; a list gives one per network input
+        (parameters, then complexity features; not with ``complexity="auto"``).
     optimizer : "lbfgs" | "adam"
         Full-batch L-BFGS (default) or Adam.
     loss : "huber" | "mse" | "l1" | "mape" | "auto"
@@ -104,6 +110,9 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         Random starts per final fit (default 4), the lowest validation loss kept.
     Fitted ``n_val_``: validation rows (a fifth from 20 rows on; with fewer there is no
     split, and ``val_mape_`` is the error on the training rows).
+
+    Every parameter is checked when ``fit`` starts, before any training: a bad value raises
+    :class:`~annpred.errors.ParameterError` (a ``ValueError``) naming it.
     """
 
     def __init__(self, complexity=None, parameters=None, hidden=None, seed=0,
@@ -148,8 +157,8 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         """Validate ``X`` (DataFrame or array; finite numbers) and return its columns by name.
 
         A DataFrame is cut to ``parameters`` first (it may carry other columns, e.g. the
-        kernel name); array columns are named by ``feature_names``, else ``parameters``,
-        else ``x0, x1, ...``."""
+        kernel name); array columns are named by ``feature_names``, else (after a DataFrame
+        fit) the fitted columns in order, else ``parameters``, else ``x0, x1, ...``."""
         if hasattr(X, "columns"):
             if self.parameters is not None:
                 missing = [c for c in self.parameters if c not in X.columns]
@@ -159,9 +168,15 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             names = [str(c) for c in X.columns]
         else:
             names = None
-        arr = validate_data(self, X, reset=reset, dtype=np.float64)
+        try:
+            arr = validate_data(self, X, reset=reset, dtype=np.float64)
+        except ValueError as exc:  # text columns, NaN, a wrong number of columns, ...
+            raise (hyper.text_columns(X, exc) or hyper.data_error(self, exc)) from None
         if names is None:
-            given = self.feature_names if self.feature_names is not None else self.parameters
+            given = self.feature_names
+            if given is None and not reset:
+                given = getattr(self, "feature_names_in_", None)
+            given = given if given is not None else self.parameters
             names = list(given) if given is not None else \
                 [f"x{i}" for i in range(arr.shape[1])]
             if len(names) != arr.shape[1]:
@@ -177,14 +192,16 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
 
     # -- fit / predict ----------------------------------------------------------------
     def fit(self, X, y):
-        from annpred.model import fit as _train  # torch is imported here, never by predict
+        """Fit the network to runtimes ``y`` (seconds, > 0) at the rows of ``X``.
 
+        ``X`` is a DataFrame of parameter columns (cut to ``parameters`` when given) or a
+        numpy array (columns named by ``feature_names``/``parameters``); at least 8 rows.
+        Every parameter is checked first, then the data, before torch is imported.
+        Warns :class:`~annpred.errors.FewRowsWarning` with fewer than 2 rows per trainable
+        parameter, and :class:`~annpred.model.interval.NoIntervalWarning` (a subclass) when
+        the validation split is too small for a ``coverage`` interval. Returns ``self``."""
         t0 = time.perf_counter()
-        for name, low in (("refit_iter", 0), ("n_init", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
+        hp = hyper.check_params(self)
         df = self._columns(X, reset=True)
         params = list(self.parameters or df)
         auto = isinstance(self.complexity, str) and self.complexity == AUTO
@@ -201,6 +218,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             if unknown:
                 raise DataError(f"steps name unknown parameter(s) {', '.join(unknown)}")
             complexity = step_complexity(complexity, steps, params)
+        hyper.check_layout(self, hp, params, len(complexity))
         y = column_or_1d(y, warn=True).astype(float)
         n_rows = len(next(iter(df.values()))) if df else 0
         if len(y) != n_rows:
@@ -209,7 +227,10 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             raise DataError("runtimes must be finite and positive")
         if len(y) < 8:
             raise DataError(f"{len(y)} sample(s) are too few to train a model (need at least 8)")
-        rng = np.random.default_rng(self.seed)
+        from annpred.model import fit as _train  # torch is imported here, never by predict
+
+        self.seed_ = hp.seed
+        rng = np.random.default_rng(self.seed_)
         order = rng.permutation(len(y))
         n_val = int(round(len(y) * self.val_fraction)) if len(y) >= 20 else 0
         val_idx, tr_idx = order[:n_val], order[n_val:]
@@ -250,6 +271,9 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             warnings.warn(f"{self.n_samples_} training rows for {self.n_params_} trainable "
                           "parameters (fewer than 2 rows per parameter): the network can "
                           "memorise them; measure more points", FewRowsWarning, stacklevel=2)
+        if n_val and self.interval_ is None:
+            warnings.warn(no_interval_message(n_val, len(y), self.coverage, self.val_fraction),
+                          NoIntervalWarning, stacklevel=2)
         Xf = feature_matrix(df, params, self.complexity_)
         self.data_sha256_ = hashlib.sha256(
             np.ascontiguousarray(np.column_stack([Xf, y])).tobytes()).hexdigest()
@@ -321,11 +345,12 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         y_std = y_std if y_std > 1e-12 else 1.0
         Z = (T - mean) / std
         t = (target - y_mean) / y_std
-        hidden = tuple(self.hidden) if self.hidden is not None else network.default_hidden(
-            Z.shape[1], self.max_params)
+        hidden = hyper.hidden_tuple(self.hidden)
+        hidden = hidden if hidden is not None else network.default_hidden(Z.shape[1],
+                                                                           self.max_params)
         model, val_loss, epochs = _train.fit_network(
             Z[tr_idx], t[tr_idx], Z[val_idx] if n_val else None, t[val_idx] if n_val else None,
-            hidden=hidden, activation=self.activation, skip=self.skip, seed=self.seed,
+            hidden=hidden, activation=self.activation, skip=self.skip, seed=self.seed_,
             max_epochs=self.max_epochs, patience=self.patience, lr=self.lr,
             weight_decay=self.weight_decay, n_init=n_init or self.n_init,
             max_params=self.max_params,
@@ -354,6 +379,10 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             raise NotFittedError("this AugmentedNNRegressor is not fitted yet; call fit first")
 
     def predict(self, X) -> np.ndarray:
+        """Predicted runtimes in seconds, one per row of ``X`` (a DataFrame with the fitted
+        parameter columns, or an array with them in the fitted order). Numpy only.
+        :class:`~annpred.errors.DataError` where a row gives no finite prediction (a
+        complexity expression undefined there)."""
         Xf = self.features_matrix(X)
         with np.errstate(all="ignore"):
             out = network.predict_seconds(Xf, self._compiled)
@@ -365,8 +394,12 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         return out
 
     def predict_interval(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(seconds, low, high)``: the prediction and its ``coverage`` interval (NaN bounds
-        when the model was trained without a validation split)."""
+        """``(seconds, low, high)``: the prediction and its ``coverage`` interval (``interval_``,
+        split conformal on the validation rows). The bounds are NaN when the fit had fewer
+        than ``min_residuals(coverage)`` validation rows (19 at coverage 0.9, 39 at 0.95):
+        always below 20 training rows (no split) or at ``val_fraction=0``, and at the
+        defaults (0.9, 0.2) below 93 training rows (``fit`` then warns
+        :class:`~annpred.model.interval.NoIntervalWarning`)."""
         s = self.predict(X)
         iv = getattr(self, "interval_", None)
         if not iv:
@@ -384,66 +417,32 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         return ok
 
     # -- serialisation ----------------------------------------------------------------
-    def _dict_core(self) -> dict:
-        return _core(vars(self), self.activation)
-
     def to_dict(self, kernel="custom", variant="custom", hardware="unknown",
                 extra_train: dict | None = None) -> dict:
+        """The fitted model as a model-file dict (format ``annpred-model/1``): parameters,
+        features, complexity, weights, scalers, interval and a ``train`` record (rows,
+        validation MAPE, seed used, loss, data hash, ``extra_train``). JSON-ready.
+
+        To make it a model that ``annpred.load_models`` / ``choose`` read, save it as
+        ``<root>/<hardware>/<kernel>/<variant>.json`` with
+        :func:`annpred.model.schema.save_model` (which validates it; models need fewer than
+        75 trainable parameters and safe names), e.g.
+        ``save_model(est.to_dict("matmul", "numpy", hw), root / hw / "matmul" / "numpy.json")``."""
         self._check_fitted()
-        d = {"format": FORMAT, "kernel": kernel, "variant": variant, "hardware": hardware,
-             "parameters": list(self.parameters_), "features": list(self.features_),
-             "complexity": dict(self.complexity_),
-             **({"steps": dict(self.steps_)} if getattr(self, "steps_", None) else {}),
-             **self._dict_core(),
-             **({"interval": dict(self.interval_)} if getattr(self, "interval_", None)
-                else {}),
-             "n_params": int(self.n_params_),
-             "train": {"n_samples": int(self.n_samples_), "val_mape": self.val_mape_,
-                       **({"n_val": self.n_val_} if getattr(self, "n_val_", None) is not None
-                          else {}),
-                       "data_sha256": self.data_sha256_, "seed": self.seed,
-                       "epochs": int(self.n_epochs_), "train_time_s": self.train_time_s_,
-                       **({"loss": self.loss_} if getattr(self, "loss_", None) else {}),
-                       **({"refit_iter": self.refit_iter_}
-                          if getattr(self, "refit_iter_", None) else {}),
-                       "range": self.train_range_,
-                       **({"auto_complexity": self.auto_log_}
-                          if getattr(self, "auto_log_", None) else {}),
-                       **(extra_train or {})},
-             "versions": versions()}
-        return d
+        return modeldict.to_dict(self, kernel, variant, hardware, extra_train)
 
     @classmethod
     def from_dict(cls, d: dict) -> "AugmentedNNRegressor":
-        from annpred.model.schema import validate
+        """A fitted estimator from a model dict (:func:`annpred.model.schema.load_model`);
+        it predicts in numpy, without torch. The dict is validated first
+        (:class:`~annpred.errors.ModelFormatError`).
 
-        d = validate(d)
-        m = cls(complexity=dict(d["complexity"]) or None,
-                parameters=list(d.get("parameters", [f for f in d["features"]
-                                                     if f not in d["complexity"]])),
-                hidden=tuple(len(l["weight"]) for l in d["layers"][:-1]),
-                seed=d["train"].get("seed", 0), activation=d["activation"],
-                skip=d.get("skip") is not None)
-        m.parameters_ = list(m.parameters)
-        m.n_features_in_ = len(m.parameters_)
-        m.feature_names_in_ = np.asarray(m.parameters_, dtype=object)
-        m.complexity_ = dict(d["complexity"])  # already step-rewritten; steps_ is a record
-        m.steps_ = {k: int(v) for k, v in d.get("steps", {}).items()}
-        m.features_ = list(d["features"])
-        m.input_transform_ = list(d["input_transform"])
-        m.scaler_mean_ = np.asarray(d["scaler"]["mean"], dtype=float)
-        m.scaler_std_ = np.asarray(d["scaler"]["std"], dtype=float)
-        m.y_mean_ = float(d["target_scaler"]["mean"])
-        m.y_std_ = float(d["target_scaler"]["std"])
-        m.layers_, m.skip_ = d["layers"], d.get("skip")
-        m.hidden_ = m.hidden
-        m.n_params_ = int(d["n_params"])
-        m.n_epochs_ = int(d["train"].get("epochs", 0))
-        m.train_range_ = {k: list(v) for k, v in d["train"].get("range", {}).items()}
-        m.n_samples_ = int(d["train"].get("n_samples", 0))
-        m.val_mape_, m.n_val_ = d["train"].get("val_mape"), d["train"].get("n_val")
-        m.interval_ = dict(d["interval"]) if d.get("interval") else None
-        m.data_sha256_ = d["train"].get("data_sha256", "")
-        m.train_time_s_ = d["train"].get("train_time_s", 0.0)
-        m._compiled = network.compile_model(d)
-        return m
+        Constructor parameters the file records are restored: ``complexity`` (after any
+        step rewrite; ``steps`` stays None so a refit does not apply it twice),
+        ``parameters``, ``hidden``, ``seed``, ``activation``, ``skip``, ``loss`` (the one
+        used, so ``"auto"`` comes back as its choice), ``coverage`` (with an interval) and
+        ``refit_iter`` (when the refit pass ran). The file does not record the others
+        (``n_init``, ``optimizer``, ``max_epochs``, ``val_fraction``, ``input_transform``,
+        ...): they keep their defaults, so a ``clone(...).fit`` may differ from the
+        original fit."""
+        return modeldict.from_dict(cls, d)

@@ -19,6 +19,8 @@ import copy
 import numpy as np
 import torch
 
+from annpred.errors import ParameterError
+from annpred.model.hyper import LOSSES, OPTIMIZERS
 from annpred.model.network import ACTIVATIONS, count_params
 
 _TORCH_ACT = {"tanh": torch.tanh, "relu": torch.relu, "identity": lambda a: a}
@@ -31,7 +33,8 @@ class AugmentedMLP(torch.nn.Module):
                  skip: bool = True):
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}")
+            raise ParameterError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
+                                 f"{activation!r}")
         sizes = [n_inputs, *hidden, 1]
         self.linears = torch.nn.ModuleList(
             torch.nn.Linear(a, b, dtype=torch.float64) for a, b in zip(sizes[:-1], sizes[1:]))
@@ -88,8 +91,6 @@ def _ridge_init(model: AugmentedMLP, Z: np.ndarray, t: np.ndarray, alpha: float 
             last.bias.fill_(float(coef[-1]))
 
 
-OPTIMIZERS = ("lbfgs", "adam")
-LOSSES = ("huber", "mse", "l1", "mape")
 DEFAULT_EPOCHS = {"adam": (3000, 300), "lbfgs": (500, 50)}  # (max_epochs, patience)
 _LBFGS_ROUND = 10  # L-BFGS iterations between validations
 
@@ -109,7 +110,7 @@ def _loss_fn(loss: str, delta: float | None, scale: float = 1.0):
         d = float(delta if delta else 0.1)
         # divided by delta: the absolute part has unit slope whatever the corner
         return lambda a, b: torch.nn.functional.huber_loss(a, b, delta=d) / d
-    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    raise ParameterError(f"loss must be one of {LOSSES}, got {loss!r}")
 
 
 def fit_network(Z_tr: np.ndarray, t_tr: np.ndarray, Z_val: np.ndarray | None,
@@ -126,7 +127,7 @@ def fit_network(Z_tr: np.ndarray, t_tr: np.ndarray, Z_val: np.ndarray | None,
     one L-BFGS iteration and ``lr``/``weight_decay`` are not used (``weight_decay`` adds an
     L2 penalty on the hidden weights instead)."""
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        raise ParameterError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     lossf = _loss_fn(loss, huber_delta, target_scale)
     d_epochs, d_patience = DEFAULT_EPOCHS[optimizer]
     max_epochs = d_epochs if max_epochs is None else int(max_epochs)
@@ -134,9 +135,9 @@ def fit_network(Z_tr: np.ndarray, t_tr: np.ndarray, Z_val: np.ndarray | None,
     n_inputs = Z_tr.shape[1]
     n_params = count_params(n_inputs, hidden, skip)
     if n_params >= max_params:
-        raise ValueError(f"a network with {n_inputs} inputs and hidden layers {hidden} has "
-                         f"{n_params} trainable parameters; the limit is fewer than "
-                         f"{max_params}")
+        raise ParameterError(f"a network with {n_inputs} inputs and hidden layers {hidden} "
+                             f"has {n_params} trainable parameters; the limit is fewer than "
+                             f"{max_params} (max_params)")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny full-batch problems are fastest on one thread
     try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from annpred.errors import ParameterError
+
 ACTIVATIONS = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0.0),
                "identity": lambda a: a}
 TRANSFORMS = ("log", "identity")
@@ -28,7 +30,7 @@ def default_hidden(n_inputs: int, limit: int = MAX_PARAMS) -> tuple[int, ...]:
     while count_params(n_inputs, (h + 1,)) < limit:
         h += 1
     if count_params(n_inputs, (h,)) >= limit:
-        raise ValueError(f"{n_inputs} inputs leave no room for a hidden layer under "
+        raise ParameterError(f"{n_inputs} inputs leave no room for a hidden layer under "
                          f"{limit} parameters; use fewer features")
     return (h,)
 
