@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 import weakref
 
+from annpred.spec import catalog
+
 PREDICTORS_BY_ENV: dict = {}  # (ANNPRED_MODELS, ANNPRED_TRAINED, XDG_DATA_HOME) -> Predictor
 PREDICTORS_BY_ROOTS: dict = {}  # tuple of resolved root paths -> Predictor
 PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Predictor -> {key: plan}
@@ -20,6 +22,7 @@ MEMO_SIZE = 65536
 DEFAULT_PLANS: dict = {}
 KERNELS: dict = {}  # kernel name -> catalog Kernel
 INPUT_SPECS: dict = {}  # kernel name -> {input: (dtype, ndim)}
+SIGNATURES: dict = {}  # kernel name -> inspect.Signature of its infer_params (dispatch)
 LOCK = threading.Lock()
 
 
@@ -35,6 +38,22 @@ def clear_plans() -> None:
     MEMO.clear()
 
 
+def forget_predictors() -> None:
+    """Forget the model directories looked up by path or environment, and the plans and
+    decisions built from them (``load_models(..., reload=True)`` read them again)."""
+    PREDICTORS_BY_ENV.clear()
+    clear_plans()
+
+
+def forget_kernels() -> None:
+    """Forget everything built from catalog kernels (:func:`~annpred.spec.catalog.
+    register_kernel` added or replaced one): kernel specs, input specs, plans, decisions."""
+    KERNELS.clear()
+    INPUT_SPECS.clear()
+    SIGNATURES.clear()
+    clear_plans()
+
+
 def clear() -> None:
     """Forget loaded model directories, plans, decisions and kernel specs (after retraining)."""
     from annpred.spec import hardware
@@ -46,4 +65,8 @@ def clear() -> None:
     MEMO.clear()
     KERNELS.clear()
     INPUT_SPECS.clear()
+    SIGNATURES.clear()
     hardware.present.cache_clear()
+
+
+catalog.on_change(forget_kernels)

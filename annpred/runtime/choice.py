@@ -13,7 +13,8 @@ picks the best trusted candidate instead, ``policy="extrapolate"`` trusts every 
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from types import MappingProxyType
+from typing import Any, Mapping, NamedTuple
 
 from annpred.errors import ParameterError, UnknownKernelError
 from annpred.runtime import caches
@@ -50,6 +51,21 @@ class Candidate(NamedTuple):
         return cls(str(v), str(h))
 
 
+def as_candidates(candidates) -> tuple:
+    """``candidates`` of ``choose``/``dispatch`` read once into a tuple (so that a generator
+    works); a single :class:`Candidate` or ``"variant@hardware"`` is a list of one."""
+    if type(candidates) is tuple:
+        return candidates
+    if isinstance(candidates, (str, Candidate)):
+        return (candidates,)
+    try:
+        return tuple(candidates)
+    except TypeError:
+        raise ParameterError("candidates must be an iterable of 'variant@hardware' strings or "
+                             f"(variant, hardware) pairs, got {type(candidates).__name__}"
+                             ) from None
+
+
 class NoCandidatesError(UnknownKernelError):
     """No model of the kernel exists for any hardware present on this machine."""
 
@@ -66,7 +82,11 @@ class Choice:
 
     A decision stays cheap because what only a reader needs is built on first access:
     ``predicted`` and ``in_range`` may be given as lists in the plan's candidate order and
-    ``reason`` as a function returning the text. Treat a Choice as read-only.
+    ``reason`` as a function returning the text. A Choice is read-only: ``choose`` returns
+    the same object for a call shape seen before, so its mappings (``params``,
+    ``predicted``, ``in_range``, ``transfer_s``, ``machine_match``, ``adapted``) are
+    read-only views (``dict(choice.params)`` is a copy to change), and its attributes must
+    not be reassigned.
     """
 
     __slots__ = ("kernel", "params", "variant", "hardware", "_predicted", "_in_range",
@@ -75,7 +95,7 @@ class Choice:
     _FIELDS = ("kernel", "params", "variant", "hardware", "predicted", "in_range", "fallback",
                "reason", "predicted_best", "unsupported", "transfer_s", "policy", "unsure",
                "machine_match", "adapted")
-    __hash__ = None  # type: ignore[assignment]  # mutable dicts inside, like a dataclass
+    __hash__ = None  # type: ignore[assignment]  # compared by value, like a dataclass
 
     def __init__(self, kernel: str, params: dict, variant: str, hardware: str,
                  predicted, in_range, fallback: bool = False, reason="",
@@ -83,34 +103,40 @@ class Choice:
                  transfer_s: dict | None = None, policy: str = "strict",
                  unsure: bool = False, _plan: Any = None, machine_match: dict | None = None,
                  adapted: dict | None = None):
-        self.kernel, self.params, self.variant, self.hardware = kernel, params, variant, \
-            hardware
+        self.kernel, self.variant, self.hardware = kernel, variant, hardware
+        self.params = params if type(params) is MappingProxyType else MappingProxyType(params)
         self._predicted, self._in_range = predicted, in_range
         self.fallback, self._reason = fallback, reason
         self.predicted_best = predicted_best  # argmin of the predictions, trusted or not
         self.unsupported = unsupported  # candidates whose variant does not support the point
-        self.transfer_s = {} if transfer_s is None else transfer_s  # CUDA: transfer seconds
+        self.transfer_s = _read_only(transfer_s)  # CUDA candidates: transfer seconds
         self.policy = policy
         self.unsure = unsure  # the best two candidates' prediction intervals overlap too much
         self._plan = _plan
         # per candidate: measured on this machine (None: no model); adapted by a calibration
-        self.machine_match = {} if machine_match is None else machine_match
-        self.adapted = {} if adapted is None else adapted
+        self.machine_match = _read_only(machine_match)
+        self.adapted = _read_only(adapted)
 
     @property
-    def predicted(self) -> dict:
+    def predicted(self) -> Mapping:
         p = self._predicted
-        if not isinstance(p, dict):
-            p = self._predicted = {c: (s if s == s and s != math.inf else None)
-                                   for c, s in zip(self._plan.cands, p)}
+        if type(p) is not MappingProxyType:
+            if not isinstance(p, Mapping):
+                p = {c: (s if s == s and s != math.inf else None)
+                     for c, s in zip(self._plan.cands, p)}
+            p = self._predicted = MappingProxyType(dict(p))
         return p
 
     @property
-    def in_range(self) -> dict:
+    def in_range(self) -> Mapping:
         r = self._in_range
-        if not isinstance(r, dict):
-            r = self._in_range = dict(zip(self._plan.cands, r))
+        if type(r) is not MappingProxyType:
+            r = self._in_range = MappingProxyType(
+                dict(r) if isinstance(r, Mapping) else dict(zip(self._plan.cands, r)))
         return r
+
+    def __deepcopy__(self, memo) -> "Choice":
+        return self  # read-only (a deep copy of its read-only views is not possible)
 
     @property
     def reason(self) -> str:
@@ -125,7 +151,10 @@ class Choice:
         return all(getattr(self, f) == getattr(other, f) for f in self._FIELDS)
 
     def __repr__(self) -> str:
-        return "Choice(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS) + ")"
+        def shown(v):  # a read-only view as the dict it shows
+            return dict(v) if type(v) is MappingProxyType else v
+        return "Choice(" + ", ".join(f"{f}={shown(getattr(self, f))!r}"
+                                     for f in self._FIELDS) + ")"
 
     @property
     def intervals(self) -> dict:
@@ -223,6 +252,15 @@ class Choice:
         return s
 
 
+_EMPTY = MappingProxyType({})
+
+
+def _read_only(d) -> Mapping:
+    if not d:
+        return _EMPTY
+    return d if type(d) is MappingProxyType else MappingProxyType(d)
+
+
 # -- configuration ------------------------------------------------------------------------
 _DEFAULTS: dict[str, tuple[str, str | None]] = {}
 _CONFIG = {"policy": "strict", "margin": RANGE_MARGIN, "unsure_overlap": 0.5,
@@ -233,11 +271,42 @@ DEFAULT_MARGIN = 0.05
 
 def set_default(kernel: str, variant: str | None, hardware: str | None = None) -> None:
     """Configure the fallback of ``kernel`` (``variant`` None removes it). ``hardware`` None
-    means: that variant's candidate with the most threads."""
+    means: that variant's candidate with the most threads.
+
+    The kernel must be known (the catalog, ``ANNPRED_KERNELS`` or :func:`~annpred.
+    register_kernel`), the variant one of its variants, and ``hardware`` a hardware id
+    (letters, digits, ``. _ + -``); otherwise an :class:`~annpred.errors.AnnpredError`
+    names the problem here, not in every later decision. Whether ``hardware`` can serve
+    as a fallback depends on the candidates of a decision (a candidate's hardware, or one
+    present here) and is checked there, naming this call."""
+    from annpred.spec.catalog import get_kernel
+    from annpred.validate import safe_name, shown
+
+    kname = kernel if isinstance(kernel, str) else getattr(kernel, "name", None)
+    if not isinstance(kname, str):
+        raise UnknownKernelError(f"set_default: kernel must be a name or a Kernel, got "
+                                 f"{shown(kernel)}")
     if variant is None:
-        _DEFAULTS.pop(kernel, None)
-    else:
-        _DEFAULTS[kernel] = (variant, hardware)
+        if hardware is not None:
+            raise ParameterError(f"set_default({kname!r}, None, {hardware!r}): a hardware "
+                                 "without a variant (None removes the default)")
+        _DEFAULTS.pop(kname, None)
+        caches.clear_decisions()
+        return
+    try:
+        spec = get_kernel(kname)
+    except UnknownKernelError as exc:
+        raise UnknownKernelError(f"set_default: {exc} (a kernel known only from its models "
+                                 "takes default= per call)") from None
+    safe_name(variant, f"set_default({kname!r}, ...): variant", ParameterError)
+    try:
+        spec.variant(variant)
+    except UnknownKernelError as exc:
+        raise UnknownKernelError(f"set_default: {exc}") from None
+    if hardware is not None:
+        safe_name(hardware, f"set_default({kname!r}, {variant!r}, ...): hardware",
+                  ParameterError)
+    _DEFAULTS[kname] = (variant, hardware)
     caches.clear_decisions()
 
 

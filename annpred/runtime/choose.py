@@ -8,37 +8,27 @@ shape, so a decision costs microseconds and never imports torch.
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from annpred.errors import ParameterError, UnknownKernelError
 from annpred.runtime import caches
 from annpred.runtime import correction as _correction
-from annpred.runtime.choice import _CONFIG, POLICIES, Candidate, Choice, NoCandidatesError
-from annpred.runtime.predictor import _env_key, resolve_models
+from annpred.runtime.choice import (_CONFIG, POLICIES, Candidate, Choice, NoCandidatesError,
+                                    as_candidates)
+from annpred.runtime.predictor import _env_key, catalog_kernel, check_point, resolve_models
 from annpred.runtime.stacked import _Plan
 from annpred.runtime.transfer import TRANSFER
 from annpred.spec import hardware as hw
 from annpred.spec.catalog import get_kernel
-from annpred.spec.kernel import finite_number
-
-
 
 
 def _kernel_spec(name: str, pred) -> Any:
     """The catalog Kernel, or None for a kernel known only from its models."""
-    k = caches.KERNELS.get(name)
-    if k is not None:
-        return k
-    try:
-        k = get_kernel(name)
-    except UnknownKernelError:
-        if pred.combinations(name):
-            return None
-        raise
-    caches.KERNELS[name] = k
+    k = catalog_kernel(name)
+    if k is None and not pred.combinations(name):
+        get_kernel(name)  # raises, listing the known kernels
     return k
-
-
 
 
 def _default_candidates(pred, kname: str, spec) -> tuple[Candidate, ...]:
@@ -92,9 +82,7 @@ def _plan(pred, kname: str, spec, candidates) -> _Plan:
             for m in plan.models:
                 _correction.warn_mismatch(m)
         return plan
-    if isinstance(candidates, (str, Candidate)):
-        candidates = [candidates]
-    cands = tuple(Candidate.parse(c) for c in candidates)
+    cands = tuple(Candidate.parse(c) for c in as_candidates(candidates))
     if not cands:
         raise ParameterError("candidates is empty")
     key = (kname, cands)
@@ -117,33 +105,34 @@ def _plan(pred, kname: str, spec, candidates) -> _Plan:
     return plan
 
 
-def _point(spec, params: Mapping[str, Any]) -> dict:
-    if type(params) is not dict and not isinstance(params, Mapping):  # ABC check: slow
-        raise ParameterError(f"params must be a mapping name -> value, got "
-                             f"{type(params).__name__}")
-    if spec is not None:
-        return spec.check_params(params)
-    return {k: finite_number(k, v) for k, v in params.items()}
-
-
 def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
            default=None, policy: str | None = None,
            transfer_bytes: float | None = None, memo: bool = True,
            trust_machine: bool = False) -> Choice:
     """Choose the fastest candidate for one call of ``kernel`` with ``params``.
 
-    ``candidates``: ``(variant, hardware)`` pairs or ``"variant@hardware"`` strings; default:
-    every variant with a model for hardware present on this machine (CPU thread counts are
-    separate hardware ids, so 1 vs 2 threads is part of the decision). ``models``: a model
-    directory, a list of them, or a :class:`~annpred.predict.Predictor` (default: the user's
-    calibrated models over the shipped ones). ``default``: fallback variant or
-    ``"variant@hardware"`` (default: :func:`set_default`'s, else the kernel's first catalog
-    variant). ``policy``: ``strict`` | ``trusted`` | ``extrapolate`` (see the module doc).
+    ``candidates``: ``(variant, hardware)`` pairs or ``"variant@hardware"`` strings (any
+    iterable, read once); default: every variant with a model for hardware present on this
+    machine (CPU thread counts are separate hardware ids, so 1 vs 2 threads is part of the
+    decision). Explicit candidates may name hardware that is not on this machine (to plan
+    for another one); :func:`dispatch`, which runs the choice here, refuses them.
+    ``models``: a model directory, a list of them, or a
+    :class:`~annpred.runtime.predictor.Predictor` (default: the user's calibrated models
+    over the shipped ones; a directory's models are read once, see :func:`load_models`'s
+    ``reload``). ``default``: the fallback, a variant or ``"variant@hardware"`` (default:
+    :func:`set_default`'s, else the kernel's first CPU catalog variant among the candidates
+    on its candidate hardware with the most threads; when no candidate is a CPU variant of
+    the catalog, the kernel's first variant on all of this machine's cores, which is then
+    not one of the candidates; for a kernel known only from its models, the first
+    candidate). ``policy``: ``strict`` | ``trusted`` | ``extrapolate`` (see
+    the module doc).
     ``transfer_bytes``: bytes a CUDA candidate must move between host and device; adds
     :data:`TRANSFER` seconds to CUDA candidates' predictions.
     ``memo``: remember the decision per (models, kernel, params, options), so that a call
     shape seen before is decided by one dictionary lookup (runtimes call the same shapes
-    again and again); the same :class:`Choice` object is returned, treat it as read-only.
+    again and again); the same :class:`Choice` object is returned: its mappings
+    (``params``, ``predicted``, ``in_range``, ...) are read-only, and its attributes must
+    not be reassigned.
     ``trust_machine``: trust models measured on another machine (or on an unknown one, like
     the shipped models with legacy ids) that no calibration has adapted to this one; by
     default such candidates are untrusted, like extrapolations (``Choice.machine_match``
@@ -152,6 +141,8 @@ def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
     kname = kernel if isinstance(kernel, str) else getattr(kernel, "name", None)
     if not isinstance(kname, str):
         raise UnknownKernelError(f"kernel must be a name or a Kernel, got {kernel!r}")
+    if candidates is not None:
+        candidates = as_candidates(candidates)  # read once: a generator works too
     fast = None
     if models is None and candidates is None:  # the default path: one cache lookup
         dkey = (_env_key(), kname)
@@ -160,9 +151,8 @@ def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
     key = None
     if memo:
         try:
-            key = (kname, tuple(params.items()),
-                   None if candidates is None else tuple(candidates),
-                   default, policy, transfer_bytes, trust_machine)
+            key = (kname, tuple(params.items()), candidates, default, policy,
+                   transfer_bytes, trust_machine)
             hit = caches.MEMO.get(pred, _NO_MEMO).get(key)
         except (TypeError, AttributeError):  # unhashable: decide without the memo
             key = hit = None
@@ -170,10 +160,10 @@ def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
             return hit
     if fast is not None:
         spec, plan = fast[1], fast[2]
-        point = _point(spec, params)
+        point = check_point(spec, params)
     else:
         spec = _kernel_spec(kname, pred)
-        point = _point(spec, params)
+        point = check_point(spec, params)
         plan = _plan(pred, kname, spec, candidates)
         if models is None and candidates is None:
             caches.DEFAULT_PLANS[dkey] = (pred, spec, plan)
@@ -328,7 +318,8 @@ def _machine_flags(plan: _Plan) -> tuple[dict, dict]:
         for j, i in enumerate(plan.model_list):
             match[plan.cands[i]] = plan.machine_match[j]
             adapted[plan.cands[i]] = plan.models[j].correction is not None
-        flags = plan._machine_flags = (match, adapted)
+        # read-only: every Choice of the plan shares them
+        flags = plan._machine_flags = (MappingProxyType(match), MappingProxyType(adapted))
     return flags
 
 

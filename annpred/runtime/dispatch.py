@@ -6,15 +6,18 @@ import time
 
 import numpy as np
 
-from annpred.errors import ParameterError
+from annpred.errors import ParameterError, UnknownKernelError
 from annpred.runtime import caches
+from annpred.runtime.choice import as_candidates
 from annpred.runtime.choose import _plan, choose
 from annpred.runtime.feedback import Feedback
 from annpred.runtime.predictor import resolve_models
 from annpred.runtime.transfer import TRANSFER, calibrate_transfer
 from annpred.spec import hardware as hw
 from annpred.spec.catalog import get_kernel
+from annpred.spec.kernel import Kernel
 from annpred.threads import limit_threads
+from annpred.validate import shown
 
 
 def _input_spec(kernel) -> dict[str, tuple[np.dtype, int]]:
@@ -69,10 +72,22 @@ def dispatch(kernel, *operands, candidates=None, models=None, default=None,
     ``trust_machine``: as in :func:`choose` (models from another machine are untrusted
     unless adapted by ``annpred calibrate``).
 
+    ``candidates``: as in :func:`choose`, but every one must be runnable here: a CPU id with
+    at most this machine's core count of threads, or an installed GPU (a
+    :class:`~annpred.errors.ParameterError` names the others). Without ``candidates``, only
+    hardware present here is considered. The fallback (when no prediction is trusted) is
+    ``default``, else :func:`set_default`'s, else the kernel's first CPU variant among the
+    candidates on its candidate hardware with the most threads; when no candidate is a CPU
+    variant, the kernel's first variant on all of this machine's cores, outside the list.
+    A CPU choice never runs with more threads than this machine has.
+
     Returns the result as a numpy array, or ``(result, choice)`` with ``return_choice``.
     With ``feedback`` (a :class:`Feedback`), the run is timed and recorded.
     """
     k = kernel if not isinstance(kernel, str) else get_kernel(kernel)
+    if not isinstance(k, Kernel):
+        raise UnknownKernelError(f"dispatch: kernel must be a name or a Kernel, got "
+                                 f"{shown(kernel)}")
     if k.infer_params is None:
         raise ParameterError(f"kernel {k.name} cannot infer its parameters from operands "
                              "(it defines no infer_params); use choose() with explicit params")
@@ -81,13 +96,15 @@ def dispatch(kernel, *operands, candidates=None, models=None, default=None,
         bound = sig.bind(*operands, **options)
     except TypeError as exc:
         raise ParameterError(f"dispatch({k.name!r}, ...): {exc}; expected operands "
-                             f"{k.infer_params.__doc__ or str(sig)}") from None
+                             f"{_expected(k, sig)}") from None
     spec = _input_spec(k)
     try:
         params = k.infer_params(*operands, **options)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise ParameterError(f"dispatch({k.name!r}, ...): cannot infer parameters: "
-                             f"{exc}") from None
+    except (ValueError, TypeError, AttributeError, IndexError) as exc:
+        given = ", ".join(f"{n} {_shape(v)}" for n, v in bound.arguments.items() if n in spec)
+        raise ParameterError(f"dispatch({k.name!r}, ...): cannot infer parameters from "
+                             f"{given or 'the operands'}: {exc}; expected operands "
+                             f"{_expected(k, sig)}") from None
     extra = {n: v for n, v in bound.arguments.items()
              if n not in spec and n in k.param_names and n not in params}
     params = k.check_params({**params, **extra})
@@ -100,7 +117,11 @@ def dispatch(kernel, *operands, candidates=None, models=None, default=None,
         raise ParameterError(f"dispatch({k.name!r}, ...): missing operand(s) "
                              f"{', '.join(missing)}")
     pred = resolve_models(models)
+    if candidates is not None:
+        candidates = as_candidates(candidates)  # read once, for the plan and choose
     plan = _plan(pred, k.name, k, candidates)
+    if candidates is not None:
+        _runnable_here(k.name, plan)
     nbytes = None
     if plan.cuda_idx:
         if not TRANSFER.calibrated:
@@ -125,6 +146,9 @@ def dispatch(kernel, *operands, candidates=None, models=None, default=None,
             if value.dtype != dtype:
                 value = value.astype(dtype)
         native[name] = value
+    if not hw.present(choice.hardware):  # e.g. a default= naming another machine
+        raise ParameterError(f"dispatch({k.name!r}, ...): the choice {choice.best} is not on "
+                             f"this machine ({hw.cpu_id(hw.cpu_count())}); it cannot run here")
     threads = choice.threads if hw.parse_id(choice.hardware)["device"] == "cpu" else None
     with limit_threads(threads):
         state = v.prepare(native, params)
@@ -139,11 +163,38 @@ def dispatch(kernel, *operands, candidates=None, models=None, default=None,
     return (out, choice) if return_choice else out
 
 
-_SIGS: dict[str, inspect.Signature] = {}
-
-
 def _signature(k) -> inspect.Signature:
-    s = _SIGS.get(k.name)
-    if s is None:
-        s = _SIGS[k.name] = inspect.signature(k.infer_params)
-    return s
+    s = caches.SIGNATURES.get(k.name)
+    if s is None or s[0] is not k.infer_params:
+        s = caches.SIGNATURES[k.name] = (k.infer_params, inspect.signature(k.infer_params))
+    return s[1]
+
+
+def _expected(k, sig) -> str:
+    """The operands ``infer_params`` expects, from its docstring (on one line)."""
+    return " ".join((k.infer_params.__doc__ or str(sig)).split())
+
+
+def _shape(value) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return f"(a {type(value).__name__}, no shape)"
+    return str(tuple(shape))
+
+
+def _runnable_here(kname: str, plan) -> None:
+    """Refuse explicit candidates this machine cannot run (kept per plan: one check)."""
+    absent = getattr(plan, "_absent", None)
+    if absent is None:
+        absent = plan._absent = tuple(c for c in plan.cands if not hw.present(c.hardware))
+    if absent:
+        n = hw.cpu_count()
+
+        def why(c) -> str:
+            t = hw.parse_id(c.hardware)["threads"]
+            return (f"{c} ({t} threads; this machine has {n} cores)" if t is not None else
+                    f"{c} ({c.hardware} is not installed here)")
+        raise ParameterError(
+            f"dispatch({kname!r}, ...): candidate(s) not on this machine: "
+            f"{', '.join(map(why, absent))}; dispatch runs its choice here, so pass only "
+            "this machine's hardware (choose() can plan for another machine)")

@@ -8,9 +8,11 @@ from typing import Sequence
 import numpy as np
 
 from annpred.data.rows import RowWriter
+from annpred.errors import ParameterError
 from annpred.runtime import caches
 from annpred.runtime.choice import Choice
 from annpred.spec import hardware as hw
+from annpred.validate import number
 
 
 @dataclass
@@ -32,6 +34,14 @@ class FeedbackRecord:
         return self.measured_s / self.predicted_s
 
 
+def _threshold(value) -> float:
+    """A relative error threshold: a finite number >= 0 (0.5: off by more than 50%)."""
+    t = number(value, "Feedback threshold")
+    if t < 0:
+        raise ParameterError(f"Feedback threshold must be >= 0 (a relative error), got {t:g}")
+    return t
+
+
 class Feedback:
     """Records the measured runtime of dispatched calls beside their prediction.
 
@@ -42,7 +52,7 @@ class Feedback:
     refitted from real calls (:meth:`refit`)."""
 
     def __init__(self, threshold: float = 0.5):
-        self.threshold = float(threshold)
+        self.threshold = _threshold(threshold)
         self.records: list[FeedbackRecord] = []
 
     def record(self, choice: Choice, measured_s: float) -> FeedbackRecord:
@@ -53,12 +63,12 @@ class Feedback:
         return r
 
     def off(self, threshold: float | None = None) -> list[FeedbackRecord]:
-        t = self.threshold if threshold is None else float(threshold)
+        t = self.threshold if threshold is None else _threshold(threshold)
         return [r for r in self.records
                 if r.ratio is None or abs(r.ratio - 1.0) > t]
 
     def report(self, threshold: float | None = None) -> dict:
-        t = self.threshold if threshold is None else float(threshold)
+        t = self.threshold if threshold is None else _threshold(threshold)
         ratios = [r.ratio for r in self.records if r.ratio is not None]
         errs = [abs(q - 1) for q in ratios]
         bad = self.off(t)

@@ -5,7 +5,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from annpred.model.correction import apply_log
 from annpred.runtime import caches
 from annpred.runtime import correction as _correction
 from annpred.runtime.ranges import RANGE_MARGIN, widen_range
+from annpred.spec.catalog import get_kernel, kernels
+from annpred.spec.kernel import Kernel, finite_number
+from annpred.validate import shown
 
 
 @dataclass
@@ -133,6 +136,43 @@ class LoadedModel:
         return bad
 
 
+def catalog_kernel(name) -> Kernel | None:
+    """The catalog :class:`~annpred.spec.kernel.Kernel` named ``name`` (cached), or None for
+    a kernel known only from its models."""
+    k = caches.KERNELS.get(name) if isinstance(name, str) else None
+    if k is not None:
+        return k
+    if not isinstance(name, str):
+        raise UnknownKernelError(f"kernel must be a kernel name, got {shown(name)}")
+    try:
+        k = get_kernel(name)
+    except UnknownKernelError:
+        return None
+    caches.KERNELS[name] = k
+    return k
+
+
+def check_point(spec: Kernel | None, params: Mapping[str, Any]) -> dict:
+    """One call's parameters, validated (the check ``choose``, ``dispatch`` and
+    :meth:`Predictor.predict` share): a catalog kernel's :meth:`~annpred.spec.kernel.Kernel.
+    check_params`, else every value a finite number."""
+    if type(params) is not dict and not isinstance(params, Mapping):  # ABC check: slow
+        raise ParameterError(f"params must be a mapping name -> value, got "
+                             f"{type(params).__name__}")
+    if spec is not None:
+        return spec.check_params(params)
+    return {k: finite_number(k, v) for k, v in params.items()}
+
+
+def _unknown_kernel(kernel: str, pred: "Predictor") -> UnknownKernelError:
+    known = ", ".join(sorted(kernels())) or "(none)"
+    have = ", ".join(pred.kernels()) or "(none)"
+    return UnknownKernelError(
+        f"unknown kernel {kernel!r}: not in the catalog (known kernels: {known}) and no "
+        f"model of it in {', '.join(str(r) for r in pred.roots)} (kernels with models: "
+        f"{have})")
+
+
 def source_of(root: Path) -> str:
     """``user`` for the calibrated-models root, ``shipped`` for the shipped one, else
     ``custom``."""
@@ -192,12 +232,18 @@ class Predictor:
         return len(self.models)
 
     def kernels(self) -> list[str]:
+        """The kernels with at least one model here, sorted."""
         return sorted({k[0] for k in self.models})
 
     def combinations(self, kernel: str | None = None) -> list[tuple[str, str, str]]:
+        """The ``(kernel, variant, hardware)`` triples with a model, sorted; only those of
+        ``kernel`` when given."""
         return sorted(k for k in self.models if kernel is None or k[0] == kernel)
 
     def get(self, kernel: str, variant: str, hardware: str) -> LoadedModel:
+        """The loaded model of ``kernel``/``variant`` on ``hardware``; an
+        :class:`~annpred.errors.UnknownKernelError` listing the kernel's models (or saying
+        why its file was skipped) when there is none."""
         try:
             return self.models[(kernel, variant, hardware)]
         except KeyError:
@@ -212,6 +258,7 @@ class Predictor:
                 + f" (searched {', '.join(str(r) for r in self.roots)})") from None
 
     def hardware_for(self, kernel: str, variant: str) -> list[str]:
+        """The hardware ids with a model of ``kernel``/``variant``, sorted."""
         return [h for k, v, h in self.combinations(kernel) if v == variant]
 
     def default_hardware(self, kernel: str, variant: str) -> str:
@@ -240,11 +287,33 @@ class Predictor:
 
     def predict(self, kernel: str, variant: str, params: Mapping[str, float],
                 hardware: str | None = None) -> Prediction:
+        """The predicted runtime of one call of ``kernel``/``variant`` with ``params`` (a
+        mapping parameter -> value), as a :class:`Prediction`: seconds, whether the point
+        lies in the model's training range (and which parameters do not), the prediction
+        interval, the model's provenance and whether it was measured on this machine.
+
+        ``hardware``: a hardware id with a model (default: this machine's, most threads;
+        see :meth:`default_hardware`). ``params`` are checked as :func:`~annpred.runtime.
+        choose.choose` checks them: for a catalog kernel every parameter must be given (or
+        have a default), be known and valid (``m=0`` or ``da=1.5`` is refused naming the
+        parameter); for a kernel known only from its models, every value must be a finite
+        number and a parameter of the model. Raises :class:`~annpred.errors.ParameterError`
+        or :class:`~annpred.errors.UnknownKernelError`."""
+        spec = catalog_kernel(kernel)
+        if spec is None and not any(k[0] == kernel for k in self.models):
+            raise _unknown_kernel(kernel, self)
+        point = check_point(spec, params)
         hw_id = hardware or self.default_hardware(kernel, variant)
         m = self.get(kernel, variant, hw_id)
-        cols = {k: np.asarray([float(v)]) for k, v in params.items()}
+        if spec is None:
+            unknown = sorted(set(point) - set(m.params))
+            if unknown:
+                raise ParameterError(f"model {'/'.join(m.key)}: unknown parameter(s) "
+                                     f"{', '.join(unknown)}; parameters: "
+                                     f"{', '.join(m.params) or '(none)'}")
+        cols = {k: np.asarray([float(v)]) for k, v in point.items()}
         seconds = float(m.predict(cols)[0])
-        bad = m.out_of_range(params)
+        bad = m.out_of_range(point)
         _correction.warn_mismatch(m)
         return Prediction(kernel, variant, hw_id, seconds, not bad, bad, m.interval_of(seconds),
                           m.provenance(), m.machine_match, m.correction is not None,
@@ -257,16 +326,21 @@ class Predictor:
         DataFrame works); returns ``{"seconds", "low", "high", "in_range"}`` arrays (wrap them
         in a DataFrame for a table). Catalog kernels' values are validated per row (errors
         name the row, or the file line with ``first_line``, the line of row 0)."""
-        from annpred.errors import UnknownKernelError as _Unknown
-        from annpred.spec.catalog import get_kernel
-
+        spec = catalog_kernel(kernel)
+        if spec is None and not any(k[0] == kernel for k in self.models):
+            raise _unknown_kernel(kernel, self)
+        if not isinstance(columns, Mapping) and not hasattr(columns, "columns"):
+            raise ParameterError("columns must map each parameter to a 1-D array (a dict or "
+                                 f"a DataFrame), got {type(columns).__name__}")
         hw_id = hardware or self.default_hardware(kernel, variant)
         m = self.get(kernel, variant, hw_id)
-        cols = {p: np.asarray(columns[p], dtype=float) for p in m.params if p in columns}
-        try:
-            spec = get_kernel(kernel)
-        except _Unknown:
-            spec = None
+        cols = {}
+        for p in m.params:
+            if p in columns:
+                try:
+                    cols[p] = np.asarray(columns[p], dtype=float)
+                except (TypeError, ValueError):
+                    raise ParameterError(f"parameter column {p}: not numeric") from None
         if spec is not None:
             cols = spec.check_columns({**{k: columns[k] for k in spec.param_names
                                           if k in columns}, **cols}, first_line)
@@ -285,7 +359,9 @@ class Predictor:
 def load_models(path=None, reload: bool = False) -> Predictor:
     """Models of ``path`` (a directory or list of them); by default the user's calibrated
     models (``$ANNPRED_MODELS`` or ``~/.local/share/annpred/models``) over the shipped ones.
-    Cached per directory list (:func:`annpred.runtime.caches.clear` forgets them)."""
+    Cached per directory list: ``reload=True`` reads the files again (after models were
+    added or retrained) and makes later ``choose``/``dispatch`` calls use them, as
+    :func:`annpred.select.clear_caches` (which forgets every cache) does."""
     if path is None:
         roots = [user_root(), shipped_root()]
     else:
@@ -299,6 +375,8 @@ def load_models(path=None, reload: bool = False) -> Predictor:
     pred = None if reload else caches.PREDICTORS_BY_ROOTS.get(key)
     if pred is None:
         pred = caches.PREDICTORS_BY_ROOTS[key] = Predictor(roots)
+        if reload:  # choose/dispatch must see the new models: forget the lookups (by path
+            caches.forget_predictors()  # or environment) and plans that hold the old ones
     return pred
 
 
@@ -339,4 +417,13 @@ def resolve_models(models) -> Predictor:
         if p is None:
             p = caches.PREDICTORS_BY_ENV[key] = load_models(models)
         return p
-    return load_models(list(models))
+    try:
+        roots = list(models)
+    except TypeError:
+        roots = None
+    bad = [m for m in roots if not isinstance(m, (str, os.PathLike))] if roots else []
+    if roots is None or bad:
+        raise ParameterError("models must be a model directory, a list of them or a "
+                             f"Predictor, got {shown(models if roots is None else bad[0])}"
+                             + ("" if roots is None else " in the list"))
+    return load_models(roots)

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from annpred.errors import UnknownKernelError
+from annpred.errors import AnnpredError, UnknownKernelError
 from annpred.model.network import ACTIVATIONS
 from annpred.runtime.choice import _CONFIG, _DEFAULTS, Candidate
 from annpred.runtime.ranges import widen_range
@@ -267,7 +267,8 @@ class _Plan:
     def fallback(self, value=None) -> Candidate:
         """The fallback candidate: ``value`` (``default=``), else the configured default
         (:func:`set_default`), else the built-in one."""
-        if value is None:
+        configured = value is None
+        if configured:
             value = _DEFAULTS.get(self.kernel)
             if value is None:
                 return self.default
@@ -275,7 +276,15 @@ class _Plan:
             value = tuple(value)
         c = self._resolved.get(value)
         if c is None:
-            c = self._resolved[value] = self.resolve_default(value)
+            if not configured:
+                c = self.resolve_default(value)
+            else:  # say where a default that no longer fits (or never did) was set
+                try:
+                    c = self.resolve_default(value)
+                except AnnpredError as exc:
+                    raise type(exc)(f"the default set by set_default({self.kernel!r}, "
+                                    f"{value[0]!r}, {value[1]!r}): {exc}") from None
+            self._resolved[value] = c
         return c
 
     def _default(self) -> Candidate:

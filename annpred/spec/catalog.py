@@ -2,7 +2,7 @@
 
 Users add kernels without editing annpred, either by calling :func:`register_kernel` or by
 pointing ``ANNPRED_KERNELS`` at Python files or folders (``os.pathsep``-separated) whose
-modules define ``KERNEL`` (a :class:`~annpred.kernel.Kernel`) or ``KERNELS`` (a list).
+modules define ``KERNEL`` (a :class:`~annpred.spec.kernel.Kernel`) or ``KERNELS`` (a list).
 """
 from __future__ import annotations
 
@@ -13,19 +13,45 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from annpred.errors import UnknownKernelError
+from annpred.errors import ParameterError, UnknownKernelError
 from annpred.spec.kernel import Kernel
+from annpred.validate import safe_name, shown
 
 _REGISTRY: dict[str, Kernel] = {}
 _LOADED = False
+_LISTENERS: list = []  # called after the registry changed (the runtime's caches forget it)
+
+
+def on_change(listener) -> None:
+    """Call ``listener()`` whenever :func:`register_kernel` adds or replaces a kernel."""
+    if listener not in _LISTENERS:
+        _LISTENERS.append(listener)
 
 
 def register_kernel(kernel: Kernel, replace: bool = False) -> Kernel:
+    """Add ``kernel`` (a :class:`~annpred.spec.kernel.Kernel`) to the catalog under its
+    name, so that ``choose``, ``dispatch``, ``predict`` and the CLI know it; returns it.
+
+    Its name and its variants' names become file names (``<hardware>/<kernel>/<variant>.
+    json``), so they must be letters, digits, ``. _ + -``. A kernel of the same name is
+    refused unless ``replace``; replacing one makes later decisions use the new kernel
+    (the decision caches are cleared). Raises :class:`~annpred.errors.ParameterError`."""
     if not isinstance(kernel, Kernel):
-        raise TypeError("register_kernel expects an annpred.kernel.Kernel")
-    if kernel.name in _REGISTRY and not replace and _REGISTRY[kernel.name] is not kernel:
-        raise ValueError(f"kernel {kernel.name!r} is already registered")
+        raise ParameterError(f"register_kernel: kernel must be an annpred.Kernel, got "
+                             f"{shown(kernel)}")
+    safe_name(kernel.name, "register_kernel: kernel", ParameterError)
+    for v in kernel.variants:
+        safe_name(v.name, f"register_kernel: kernel {kernel.name}: variant", ParameterError)
+    _load()  # the catalog first: a user kernel must not be replaced by it silently later
+    old = _REGISTRY.get(kernel.name)
+    if old is kernel:
+        return kernel
+    if old is not None and not replace:
+        raise ParameterError(f"register_kernel: kernel {kernel.name!r} is already "
+                             "registered (pass replace=True to replace it)")
     _REGISTRY[kernel.name] = kernel
+    for listener in _LISTENERS:
+        listener()
     return kernel
 
 
@@ -73,15 +99,19 @@ def _load() -> None:
 
 
 def kernels() -> dict[str, Kernel]:
+    """Every known kernel (the shipped catalog, ``ANNPRED_KERNELS`` files and registered
+    ones), by name, sorted."""
     _load()
     return dict(sorted(_REGISTRY.items()))
 
 
 def get_kernel(name: str) -> Kernel:
+    """The kernel named ``name`` (see :func:`kernels`); an
+    :class:`~annpred.errors.UnknownKernelError` listing the known kernels otherwise."""
     _load()
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable "name"
         raise UnknownKernelError(
-            f"unknown kernel {name!r}; known kernels: {', '.join(sorted(_REGISTRY)) or '(none)'}"
+            f"unknown kernel {shown(name)}; known kernels: {', '.join(sorted(_REGISTRY)) or '(none)'}"
         ) from None

@@ -182,6 +182,18 @@ class Variant:
 
 @dataclass
 class Kernel:
+    """A kernel: its typed parameters, complexity expressions and variants (implementations).
+
+    ``name`` (a file-name-safe word) identifies it in model files and the catalog;
+    ``params`` are :class:`Param` objects; ``complexity`` maps feature names to expressions
+    over the parameters (``{"flops": "m*n*k"}``); ``make_inputs(params, rng)`` builds the
+    operands, ``reference(inputs, params)`` the expected result; ``variants`` are
+    :class:`Variant` objects. Optional: ``constraint`` (the joint domain),
+    ``profile_constraint``, ``infer_params`` (operands -> parameters, for ``dispatch``; its
+    docstring describes the operands), ``defaults`` (values ``dispatch`` cannot infer).
+    Register one with :func:`annpred.register_kernel`.
+    """
+
     name: str
     params: list[Param]
     complexity: dict[str, str]
