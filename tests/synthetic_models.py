@@ -13,6 +13,20 @@ from annpred.model.layout import model_path
 FAST = dict(max_epochs=150, patience=50, n_init=1)
 
 
+def load_toy_kernel(module_name: str = "toy_kernel_for_tests"):
+    """Register the test toy kernel (``tests/toy_kernel.py``), replacing any earlier one."""
+    import importlib.util
+    from pathlib import Path
+
+    from annpred.spec.catalog import register_kernel
+
+    spec = importlib.util.spec_from_file_location(
+        module_name, Path(__file__).resolve().parent / "toy_kernel.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return register_kernel(mod.KERNEL, replace=True)
+
+
 def log_points(ranges: dict, n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     cols = {}

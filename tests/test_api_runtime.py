@@ -6,7 +6,6 @@ memoised ``Choice`` cannot be changed through its mappings (audit s36, runtime f
 from __future__ import annotations
 
 import copy
-import importlib.util
 import inspect
 import json
 
@@ -25,18 +24,14 @@ from annpred.spec import hardware as hw
 from annpred.spec.catalog import get_kernel, register_kernel
 from annpred.spec.kernel import Kernel, Param, Variant
 
-from conftest import HERE
-from synthetic_models import make_toy_models
+from synthetic_models import load_toy_kernel, make_toy_models
 
 T1 = hw.cpu_id(1)
 NOT_HERE = hw.cpu_id(hw.cpu_count() + 1)  # more threads than this machine has
 
 
 def _load_toy():
-    spec = importlib.util.spec_from_file_location("toy_kernel_for_api", HERE / "toy_kernel.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return register_kernel(mod.KERNEL, replace=True)
+    return load_toy_kernel("toy_kernel_for_api")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ corrections (fit, storage, application in predict/choose/C export), calibrate, C
 Deterministic: models are trained on synthetic runtimes; corrections are fitted on synthetic
 "measurements"; the one calibrate() run checks structure, never speed."""
 import csv
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -27,10 +26,9 @@ from annpred.runtime.export_c import header_text
 from annpred.runtime.predictor import LoadedModel, load_models
 from annpred.spec import hardware as hw
 from annpred.spec import machine as mach
-from annpred.spec.catalog import register_kernel
 
-from conftest import HERE, run_cli
-from synthetic_models import make_toy_models, toy_runtime, log_points, TOY_RANGES
+from conftest import run_cli
+from synthetic_models import load_toy_kernel, make_toy_models, toy_runtime, log_points, TOY_RANGES
 
 T1 = hw.cpu_id(1)
 AMD_INFO = {"vendor_id": "AuthenticAMD", "cpu family": "25", "model": "1", "stepping": "1",
@@ -51,10 +49,7 @@ def _isolated(tmp_path, monkeypatch):
 
 
 def _toy():
-    spec = importlib.util.spec_from_file_location("toy_kernel_port", HERE / "toy_kernel.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return register_kernel(mod.KERNEL, replace=True)
+    return load_toy_kernel("toy_kernel_port")
 
 
 def _set_machine(path, machine):

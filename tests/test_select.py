@@ -2,7 +2,6 @@
 
 Deterministic and fast: the models are tiny networks trained on synthetic runtimes into
 temporary directories; nothing here times anything (latency lives in experiments/)."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,13 +15,13 @@ from annpred.spec import hardware as hw
 from annpred import select
 from annpred.runtime import choice as _choice
 from annpred.runtime import choose as _choose
-from annpred.spec.catalog import get_kernel, register_kernel
+from annpred.spec.catalog import get_kernel
 from annpred.errors import AnnpredError, ParameterError, UnknownKernelError
 from annpred.runtime.predictor import Predictor, load_models, resolve_models
 from annpred.select import Candidate, Choice, Feedback, choose, dispatch
 
 from conftest import HERE, run_cli
-from synthetic_models import (log_points, make_matvec_models, make_toy_models, toy_runtime,
+from synthetic_models import (load_toy_kernel, log_points, make_matvec_models, make_toy_models, toy_runtime,
                               train_save)
 
 T1, T2 = hw.cpu_id(1), hw.cpu_id(2)
@@ -31,10 +30,7 @@ GPU = "cuda-fake-gpu"
 
 
 def _load_toy():
-    spec = importlib.util.spec_from_file_location("toy_kernel_for_select", HERE / "toy_kernel.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return register_kernel(mod.KERNEL, replace=True)
+    return load_toy_kernel("toy_kernel_for_select")
 
 
 @pytest.fixture(scope="module")
