@@ -205,3 +205,29 @@ def test_a_busy_machine_is_an_annpred_warning_not_a_print(monkeypatch, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         hw.warn_if_busy(1)
+
+
+def test_many_models_with_the_same_warning_print_it_once_and_name_the_others(capsys):
+    import warnings
+
+    from annpred.cli.common import show_warnings
+    from annpred.errors import FewRowsWarning, MachineMismatchWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(5):
+            warnings.warn(f"k/v{i}/hw: {40 + i} training rows for 71 parameters", FewRowsWarning)
+        warnings.warn("models of hw were measured elsewhere", MachineMismatchWarning)
+        warnings.warn("k/v9/hw: 8 training rows", FewRowsWarning)
+    show_warnings(caught)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["annpred: warning: k/v0/hw: 40 training rows for 71 parameters",
+                     "annpred: warning: the same (FewRowsWarning) for 5 more models: k/v1/hw, "
+                     "k/v2/hw, k/v3/hw, k/v4/hw, k/v9/hw",
+                     "annpred: warning: models of hw were measured elsewhere"]
+    with warnings.catch_warnings(record=True) as few:
+        warnings.simplefilter("always")
+        for i in range(3):
+            warnings.warn(f"k/v{i}/hw: rows", FewRowsWarning)
+    show_warnings(few)
+    assert len(capsys.readouterr().err.splitlines()) == 3  # up to 3 are printed in full

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Sequence
 
 from annpred.errors import ParameterError
@@ -23,6 +24,26 @@ def parse_assignments(items: Sequence[str]) -> dict[str, float]:
         except ValueError:
             raise ParameterError(f"parameter {name}: {value!r} is not a number") from None
     return out
+
+
+def show_warnings(caught, file=None, most: int = 3) -> None:
+    """Print caught library warnings (``warnings.catch_warnings(record=True)``) as
+    ``annpred: warning:`` lines. Where one kind names more than ``most`` models (a short
+    calibration fits many on few rows), its first message is printed in full and the rest
+    as one line naming the other models."""
+    file = file or sys.stderr
+    groups: dict = {}
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            groups.setdefault(w.category, []).append(str(w.message))
+    for category, messages in groups.items():
+        shown = messages if len(messages) <= most else messages[:1]
+        for m in shown:
+            print(f"annpred: warning: {m}", file=file)
+        if len(messages) > most:
+            others = [m.split(": ", 1)[0] for m in messages[1:]]
+            print(f"annpred: warning: the same ({category.__name__}) for {len(others)} more "
+                  f"models: {', '.join(others)}", file=file)
 
 
 def output_file(output, what: str, inputs: Sequence = ()):

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from annpred.cli.common import show_warnings
 from annpred.spec import hardware as hw
 
 KERNELS = ("matmul", "blur")
@@ -116,8 +118,11 @@ def run(budget: float = 120.0, out: str | None = None, seed: int = 0) -> int:
                         "rerun with a larger --budget (rows measured so far are kept)")
     # a model worse on its held-out points than a constant would mislead predict and choose:
     # it is not installed (the models it would have replaced stay in use)
-    reports = train_frame(df, out_dir, seed=seed, n_train=None if len(df) < 40 else "auto",
-                          keep_only_better=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        reports = train_frame(df, out_dir, seed=seed,
+                              n_train=None if len(df) < 40 else "auto", keep_only_better=True)
+    show_warnings(caught)
     print()
     print("step 3/4: held-out accuracy (points never used in training)")
     rows = []

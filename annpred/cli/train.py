@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 import warnings
 
-from annpred.cli.common import add_key_options, add_space_options, add_transfer_option
+from annpred.cli.common import (add_key_options, add_space_options, add_transfer_option,
+                                show_warnings)
 from annpred.errors import ParameterError
 
 
@@ -47,9 +48,7 @@ def cmd_train(args) -> int:
                              progress=progress, drift_correct=args.drift_correct,
                              problem_size=args.problem_size, constants=args.constants,
                              transfer=args.transfer)
-    for w in caught:
-        if issubclass(w.category, UserWarning):
-            print(f"annpred: warning: {w.message}", file=sys.stderr)
+    show_warnings(caught)
     print(f"trained {len(reports)} model(s) into {args.out}")
     return 0
 
