@@ -26,6 +26,7 @@ MAX_NODES = 1500  # syntax-tree nodes
 MAX_DEPTH = 100  # nesting of operators and calls
 MAX_ARGS = 16  # arguments of min/max
 MAX_CONST = 1e18  # magnitude of a numeric constant
+MAX_CONST_LOG10 = 300  # constant parts (powers, operands, arguments): below 10**this
 MAX_CONST_DIGITS = 40  # characters of a numeric constant
 MAX_SECONDS = 5.0  # a last resort: building one expression may take at most this long
 
@@ -67,6 +68,10 @@ def _variadic(name, fn):
     return call
 
 
+# integer-valued: sympy computes these exactly on a constant argument (the integer part of
+# exp(exp(16)) has millions of digits), so their constant arguments are bounded by MAX_CONST
+INTEGER_VALUED = frozenset({"ceiling", "ceil", "floor", "sopfr", "lpf", "twos", "fftcost"})
+
 FUNCTIONS: dict[str, Callable] = {
     "log": _log,
     "log2": _fixed("log2", 1, lambda x: sp.log(x, 2)),
@@ -84,6 +89,20 @@ FUNCTIONS: dict[str, Callable] = {
     "twos": _fixed("twos", 1, lambda x: twos(x)),
     "fftcost": _fixed("fftcost", 1, lambda x: fftcost(x)),
 }
+
+
+def _magnitude(x: sp.Expr) -> float:
+    """``|x|`` of a constant as a float, computed in machine floats (``math``), never by
+    sympy: its exact evaluation (``float``, ``evalf``, ``floor``, ``log`` of a huge integer)
+    can run for hours on a short constant such as ``exp(exp(exp(16)))``. ``inf`` where the
+    value overflows or cannot be computed."""
+    try:
+        if x.is_Number:
+            return abs(float(x))
+        return float(abs(lambdify(x, (), scalar=True)()))
+    except (ArithmeticError, ValueError, TypeError, NameError, SyntaxError, RecursionError,
+            MemoryError, ExpressionError):
+        return math.inf
 
 
 def _describe(node: ast.AST) -> str:
@@ -113,6 +132,12 @@ class _Builder:
         col = getattr(node, "col_offset", None)
         where = f" at column {col + 1}" if col is not None else ""
         raise ExpressionError(f"complexity expression {self.text!r}: {what}{where}")
+
+    def bounded(self, node, x, limit: float, what: str) -> None:
+        """Refuse constant ``x`` above ``limit`` in magnitude (or not computable in floats)
+        before sympy computes with it: one sympy call cannot be interrupted by the deadline."""
+        if x.is_number and not _magnitude(x) <= limit:
+            self.fail(node, what)
 
     def build(self, node):
         if time.monotonic() > self.deadline:
@@ -154,11 +179,16 @@ class _Builder:
                 if x.is_number and not (x.is_finite and x.is_extended_real):
                     self.fail(node, "a constant part is infinite, undefined or complex")
             if isinstance(node.op, ast.Pow):
-                if b.is_number and abs(float(b)) > MAX_CONST_EXPONENT:
+                if b.is_number and not _magnitude(b) <= MAX_CONST_EXPONENT:
                     self.fail(node, f"constant exponents are limited to +-{MAX_CONST_EXPONENT}")
                 if a.is_number and b.is_number and a != 0:
-                    if abs(float(b)) * math.log10(max(abs(float(a)), 1e-300)) > 300:
+                    log10 = math.log10(max(_magnitude(a), 1e-300))
+                    if _magnitude(b) * log10 > MAX_CONST_LOG10:
                         self.fail(node, "constant power is too large")
+            for x in (a, b):  # e.g. exp(exp(16)) - 2: sympy would work on it exactly
+                self.bounded(node, x, 10.0 ** MAX_CONST_LOG10, "a constant part is larger than "
+                             f"1e{MAX_CONST_LOG10} in magnitude")
+            if isinstance(node.op, ast.Pow):
                 return a ** b
             return _BINOPS[type(node.op)](a, b)
         if isinstance(node, ast.Call):
@@ -170,7 +200,16 @@ class _Builder:
             if node.keywords:
                 self.fail(node, "keyword arguments are not allowed")
             args = [self.build(a) for a in node.args]
-            return FUNCTIONS[node.func.id](*args)
+            name = node.func.id
+            for x in args:
+                if name in INTEGER_VALUED:
+                    self.bounded(node, x, MAX_CONST, f"{name}() of a constant is limited to "
+                                 f"arguments of at most {MAX_CONST:g} in magnitude")
+                else:
+                    self.bounded(node, x, 10.0 ** MAX_CONST_LOG10, f"{name}() of a constant is "
+                                 f"limited to arguments of at most 1e{MAX_CONST_LOG10} in "
+                                 "magnitude")
+            return FUNCTIONS[name](*args)
         self.fail(node, f"syntax {_describe(node)} is not allowed")
 
 
@@ -274,12 +313,39 @@ _NUMPY_FUNCS = {"ceiling": np.ceil, "floor": np.floor, "Min": np.minimum, "Max":
                 "log": np.log, "sqrt": np.sqrt, "exp": np.exp, "Abs": np.abs}
 
 
+def _safe_names(names: list[str]) -> dict[str, str]:
+    """``_p0``, ``_p1``, ... for ``names``, numbered (zero-padded) in the names' sorted order:
+    the generated code then refers to no parameter by its own name (a parameter named
+    ``minimum``, ``reduce``, ``Max`` or ``e`` would shadow what the code calls), and sympy
+    orders terms and factors exactly as for the original names (it sorts them by name), so
+    the code performs the same floating-point operations in the same order."""
+    distinct = sorted(set(names))
+    width = len(str(max(len(distinct) - 1, 0)))
+    return {n: f"_p{i:0{width}d}" for i, n in enumerate(distinct)}
+
+
 def lambdify(exprs, names: Iterable[str], scalar: bool = False) -> Callable:
     """``f(*values)`` for parsed (whitelisted) sympy expression(s) over ``names``: numpy
     arrays by default, plain floats (``math``, faster for one point) with ``scalar``.
 
-    lambdify prints the whitelisted sympy tree as code; no user text reaches exec."""
-    syms = [sp.Symbol(n, positive=True) for n in names]
+    lambdify prints the whitelisted sympy tree as code; no user text reaches exec. The
+    parameters are renamed once, here, to safe names (:func:`_safe_names`); the function
+    takes the values in the order of ``names`` as before."""
+    names = [str(n) for n in names]
+    safe = _safe_names(names)
+    syms = [sp.Symbol(safe[n], positive=True) for n in names]
+
+    def rename(e):
+        if not isinstance(e, sp.Basic):
+            return e
+        mapping = {s: sp.Symbol(safe[s.name], **s.assumptions0)
+                   for s in e.free_symbols if isinstance(s, sp.Symbol) and s.name in safe}
+        # unevaluated: the tree keeps its shape (and min/max are not simplified again)
+        with sp.evaluate(False):
+            return e.xreplace(mapping)
+
+    exprs = type(exprs)(map(rename, exprs)) if isinstance(exprs, (list, tuple)) \
+        else rename(exprs)
     custom = dict(NUMPY)
     if scalar:
         mods = [{"Min": min, "Max": max, "ceiling": math.ceil, "floor": math.floor,
