@@ -141,18 +141,7 @@ def read_cache(path: str | os.PathLike, kernel: str | None = None,
     the file's; no guess from the file name is reported for a name given. ``unique``: refuse
     two records of one configuration (False: keep both; ``--transfer`` takes their median)."""
     p = Path(path)
-    text = _json.read_text(p).strip()  # bounded: regular files, sizes, gzip, nesting
-    if not text:
-        raise DataError(f"{p}: file is empty")
-    try:
-        doc = _json.loads(text, p)
-    except json.JSONDecodeError as exc:
-        # a cache file written by a run that did not finish lacks its closing braces
-        try:
-            doc = _json.loads(text.rstrip().rstrip(",") + "}}", p)
-        except json.JSONDecodeError:
-            raise DataError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                            f"{exc.msg})") from None
+    doc = _json.read_document(p)  # bounded: file type, sizes, gzip, nesting, counts
     if not isinstance(doc, dict):
         raise DataError(f"{p}: not a Kernel Tuner cache file (top level is not an object)")
     from annpred.data import t4 as _t4
@@ -167,6 +156,9 @@ def read_cache(path: str | os.PathLike, kernel: str | None = None,
     keys = doc["tune_params_keys"]
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
         raise DataError(f"{p}: 'tune_params_keys' must be a non-empty list of names")
+    named: set = set()  # checked before any work: no name of a column annpred adds
+    for k in keys:
+        named.add(_json.parameter_name(p, k, named))
     cache = doc["cache"]
     if not isinstance(cache, dict):
         raise DataError(f"{p}: 'cache' must be an object (configuration key -> record)")
@@ -187,8 +179,9 @@ def read_cache(path: str | os.PathLike, kernel: str | None = None,
     out = TuningCache(str(p), kernel, VARIANT, hardware,
                       str(doc["device_name"]), str(doc["kernel_name"]), psize, list(keys),
                       tune)
-    seen: dict[tuple, str] = {}  # configuration -> where it was
-    for ckey, rec in cache.items():
+    seen: dict[tuple, tuple] = {}  # configuration -> (where it was, its time)
+    for ckey in list(cache):
+        rec, cache[ckey] = cache[ckey], None  # each record freed once it is a row
         where = ckey if t4 else f"configuration {ckey!r}"  # a T4 file's: "result <i>"
         if not isinstance(rec, dict) or "time" not in rec:
             raise DataError(f"{p}: {where}: record without a 'time'")
@@ -212,11 +205,12 @@ def read_cache(path: str | os.PathLike, kernel: str | None = None,
             row[k] = v
         conf = tuple(row[k] for k in keys)
         if unique and conf in seen and not t4:  # a cache's keys are its configurations (a
-            a = seen[conf]  # T4 run may measure one twice, e.g. a search revisiting it)
+            a, ta = seen[conf]  # T4 run may measure one twice, e.g. a search revisiting it)
             raise DataError(f"{p}: {where} and {a!r} are the same configuration"
                             " (" + ", ".join(f"{k}={row[k]:g}" for k in keys) + ") with times "
-                            f"{cache[a]['time']!r} and {rec['time']!r}; remove one of them")
-        seen[conf] = ckey
+                            f"{ta!r} and {rec['time']!r}; remove one of them")
+        if unique and not t4:
+            seen[conf] = (ckey, rec["time"])
         times = [x for x in (rec.get("times") or []) if _number(x) is not None]
         row["runtime_s"] = t / 1000.0
         row["runtime_cv"] = _robust_cv(times) if times else float("nan")

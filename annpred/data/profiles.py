@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -14,7 +15,7 @@ from annpred.data import kerneltuner as _kt
 from annpred.data import transfer as _transfer
 from annpred.data.rows import (KEY_COLUMNS, META_COLUMNS, SPACE_COLUMNS, TARGET, read_header,
                                read_machines)
-from annpred.errors import DataError
+from annpred.errors import AnnpredWarning, DataError
 from annpred.validate import safe_name
 
 MIN_ROWS = 8
@@ -278,7 +279,12 @@ def machine_of(g: pd.DataFrame) -> dict | None:
         return None
     fp = fps.pop()
     for src in sorted(set(g["_source"])) if "_source" in g.columns else []:
-        m = read_machines(src).get(fp)
+        try:
+            m = read_machines(src).get(fp)
+        except DataError as exc:  # the description is optional: the fingerprint is kept
+            warnings.warn(f"{exc}; the machine is recorded by its fingerprint {fp} alone",
+                          AnnpredWarning, stacklevel=2)
+            continue
         if m is not None:
             return dict(m)
     return {"fingerprint": fp}

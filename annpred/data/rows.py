@@ -17,12 +17,13 @@ import csv
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from annpred.errors import DataError
-from annpred.validate import column_name, regular_file
+from annpred.validate import column_name, read_limited, regular_file
 
 try:
     import fcntl
@@ -80,20 +81,39 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return Path(str(path) + ".machine.json")
 
 
+MAX_SIDECAR_BYTES = 4 << 20  # about 1 KiB a machine: thousands of machines
+_FINGERPRINT = re.compile(r"^[0-9a-f]{12}$")
+
+
+def _field_ok(v) -> bool:  # as a model file's machine object takes it (model.schema)
+    return (v is None or isinstance(v, str)
+            or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+            or (isinstance(v, list) and all(isinstance(x, str) for x in v)))
+
+
 def read_machines(path: str | os.PathLike) -> dict[str, dict]:
-    """Fingerprint -> machine object recorded beside CSV ``path`` ({} without a sidecar)."""
+    """Fingerprint -> machine object recorded beside CSV ``path`` ({} without a sidecar).
+    Read bounded (a regular file of at most :data:`MAX_SIDECAR_BYTES`, parsed as the JSON
+    data files are: :func:`annpred.data.jsondoc.loads`) and checked; anything else is one
+    DataError naming the sidecar."""
+    from annpred.data import jsondoc
+
     side = sidecar_path(path)
     if not side.exists():
         return {}
+    raw = read_limited(side, "machine descriptions", MAX_SIDECAR_BYTES, DataError)
     try:
-        d = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{side}: unreadable machine descriptions ({exc})") from None
+        d = jsondoc.loads(raw.decode("utf-8"), side)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{side}: unreadable machine descriptions ({str(exc)[:100]})") from None
     ms = d.get("machines") if isinstance(d, dict) else None
-    if d.get("format") != MACHINES_FORMAT or not isinstance(ms, dict) or not all(
-            isinstance(v, dict) and v.get("fingerprint") == k for k, v in ms.items()):
+    if not isinstance(d, dict) or d.get("format") != MACHINES_FORMAT \
+            or not isinstance(ms, dict) or not all(
+            isinstance(v, dict) and v.get("fingerprint") == k and _FINGERPRINT.match(k)
+            and all(_field_ok(x) for x in v.values()) for k, v in ms.items()):
         raise DataError(f"{side}: not an {MACHINES_FORMAT} file (an object 'machines' "
-                        "mapping each fingerprint to a machine object with that fingerprint)")
+                        "mapping each fingerprint, 12 hex digits, to a machine object with "
+                        "that fingerprint whose fields are text, numbers or lists of text)")
     return ms
 
 

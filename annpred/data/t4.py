@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from annpred.data.jsondoc import parameter_name
 from annpred.data.kerneltuner import _number, _stem
 from annpred.errors import DataError
 
@@ -68,7 +69,9 @@ def as_cache(p: Path, doc: dict) -> dict:
         conf = r.get("configuration") if isinstance(r, dict) else None
         if not isinstance(conf, dict) or not conf:
             raise DataError(f"{p}: result {i}: no 'configuration' object")
-        keys.update(dict.fromkeys(conf))
+        for k in conf:
+            if k not in keys:  # checked as first seen, before the rest is converted
+                keys[parameter_name(p, k)] = None
         rec = dict(conf)
         bad = r.get("invalidity")
         times = r.get("times") if isinstance(r.get("times"), dict) else {}
@@ -94,6 +97,7 @@ def as_cache(p: Path, doc: dict) -> dict:
                                 "'times.runtimes'")
             rec["time"], rec["times"] = t, runs
         cache[f"result {i}"] = rec
+        results[i] = None  # each parsed result freed once converted (memory: see jsondoc)
     # the values each parameter takes (numbers; read_cache names any other value's row)
     tune = {k: list(dict.fromkeys(_number(rec.get(k)) for rec in cache.values()))
             for k in keys}
