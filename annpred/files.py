@@ -4,7 +4,8 @@ A file is written to a temporary ``.<name>.<pid>.<random>.tmp`` beside it and re
 it, so a reader sees the old file or the new one, never half of one. The temporary file is
 removed on any error; one left by a killed process (SIGKILL cannot be caught) is removed by
 the next write to the same file once its process is gone. New files get the permissions of
-the umask (like ``open``), a replaced file keeps its mode. :func:`atomic_write_many` writes
+the umask (like ``open``), a replaced regular file keeps its permission bits (not
+setuid/setgid/sticky; a symlink at the path lends none). :func:`atomic_write_many` writes
 several files all or none. Errors of the file system become :class:`annpred.errors.
 AnnpredError` messages naming the file.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -67,10 +69,16 @@ def remove_stale_temps(path: str | os.PathLike) -> int:
 
 
 def _mode_for(path: Path) -> int:
+    """The permissions of the new file: those of the regular file it replaces (``lstat``: a
+    symlink planted at ``path`` lends nothing; setuid, setgid and sticky bits are never
+    kept), else the umask's default for a new file."""
     try:
-        return os.stat(path).st_mode & 0o7777
+        st = os.lstat(path)
     except OSError:
-        return 0o666 & ~_umask()
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode):
+        return st.st_mode & 0o777
+    return 0o666 & ~_umask()
 
 
 def _fail(path: Path, exc: OSError) -> WriteError:
@@ -195,29 +203,69 @@ def _catalog_text(df) -> list:
     return out
 
 
+MAX_CHECKPOINT_LINE = 64 << 20  # one record: a model file (kB) or a study's predictions
+
+
 class JsonlCheckpoint:
     """Finished pieces of a long job, appended as JSON lines tagged with ``key`` (a hash of
     the job's data and configuration): a rerun reads back the records of the same key and
-    skips that work, so an interrupted job resumes. A torn last line (a killed run) and
-    records of another key are ignored. Appends are flushed per call: what was reported
-    done is on disk."""
+    skips that work, so an interrupted job resumes. A torn last line (a killed run), records
+    of another key and lines that are not bounded JSON (nested more than
+    :data:`annpred.model.schema.MAX_DEPTH` levels, integers of more digits than
+    :func:`annpred.validate.json_int` allows, longer than :data:`MAX_CHECKPOINT_LINE`) are
+    ignored; ``ignored`` counts the latter. The caller checks the records' fields. A symlink,
+    or anything but a regular file, at the path is refused (:class:`WriteError`), on reading
+    and on appending (``O_NOFOLLOW``). Appends are flushed per call: what was reported done
+    is on disk."""
 
     def __init__(self, path: str | os.PathLike, key: str):
         self.path, self.key = Path(path), key
+        self.ignored = 0
+
+    def _open(self, flags: int) -> int:
+        try:
+            fd = os.open(self.path, flags | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0), 0o666)
+        except OSError as exc:
+            if os.path.islink(self.path):
+                raise WriteError(f"checkpoint {self.path} is a symbolic link; refusing to use "
+                                 "it (remove it to start afresh)") from None
+            raise _fail(self.path, exc) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise WriteError(f"checkpoint {self.path} is not a regular file; refusing to use "
+                             "it")
+        return fd
 
     def load(self) -> list[dict]:
         import json
 
+        from annpred.model.schema import MAX_DEPTH, depth_ok
+        from annpred.validate import json_int
+
         out: list[dict] = []
-        if not self.path.exists():
+        if not os.path.lexists(self.path):
             return out
-        with open(self.path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    d = json.loads(line)
-                except ValueError:
+        with os.fdopen(self._open(os.O_RDONLY), "rb") as f:
+            while True:
+                line = f.readline(MAX_CHECKPOINT_LINE + 1)
+                if not line:
+                    break
+                if len(line) > MAX_CHECKPOINT_LINE:     # skip the rest of an overlong line
+                    while line and not line.endswith(b"\n"):
+                        line = f.readline(MAX_CHECKPOINT_LINE)
+                    self.ignored += 1
                     continue
-                if isinstance(d, dict) and d.get("key") == self.key:
+                try:
+                    text = line.decode("utf-8")
+                    deep = text.count("[") + text.count("{") > MAX_DEPTH and \
+                        not depth_ok(text)       # (the count is cheap, the walk is not)
+                    d = None if deep else json.loads(text, parse_int=json_int)
+                except (ValueError, RecursionError, MemoryError):
+                    d = None
+                if not isinstance(d, dict):
+                    self.ignored += line.endswith(b"\n")   # a torn last line is expected
+                    continue
+                if d.get("key") == self.key:
                     out.append(d)
         return out
 
@@ -225,15 +273,47 @@ class JsonlCheckpoint:
         import json
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = self._open(os.O_RDWR | os.O_APPEND | os.O_CREAT)
         try:
-            with open(self.path, "a+b") as f:  # a torn last line (a killed run) is ended
-                if f.tell() > 0:                # first, so that it costs only itself
-                    f.seek(-1, os.SEEK_END)
-                    if f.read(1) != b"\n":
-                        f.write(b"\n")
-            with open(self.path, "a", encoding="utf-8") as f:
+            with os.fdopen(fd, "ab") as f:
+                end = os.fstat(fd).st_size   # a torn last line (a killed run) is ended first,
+                if end > 0 and os.pread(fd, 1, end - 1) != b"\n":   # so that it costs only
+                    f.write(b"\n")                                  # itself
                 for r in records:
-                    f.write(json.dumps({"key": self.key, **r}, default=float) + "\n")
+                    f.write((json.dumps({"key": self.key, **r}, default=float) + "\n")
+                            .encode("utf-8"))
                 f.flush()
         except OSError as exc:
             raise _fail(self.path, exc) from None
+
+
+_KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "dict": (dict,),
+          "list": (list,), "None": (type(None),)}
+
+
+def fits_dataclass(d, cls, skip: tuple = ()) -> bool:
+    """Whether ``d`` (a checkpoint record's object) can be given to dataclass ``cls``: only
+    its fields, every field without a default, each value of its annotated type (``str``,
+    ``int``, ``float``, ``bool``, ``dict``, ``list``, ``None`` and unions of them; a bool is no
+    number), a dict's keys strings and its values strings or numbers. ``skip``: fields the
+    caller sets itself (not checked)."""
+    import dataclasses
+
+    if not isinstance(d, dict):
+        return False
+    fs = {f.name: f for f in dataclasses.fields(cls)}
+    need = {n for n, f in fs.items() if n not in skip and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING}
+    if not need <= set(d) or not set(d) <= set(fs):
+        return False
+    for k, v in d.items():
+        if k in skip:
+            continue
+        kinds = [_KINDS.get(t.strip()) for t in str(fs[k].type).split("|")]
+        if None in kinds or (isinstance(v, bool) and (bool,) not in kinds) or not any(
+                isinstance(v, t) for t in kinds):
+            return False
+        if isinstance(v, dict) and not all(isinstance(a, str) and isinstance(
+                b, (str, int, float)) for a, b in v.items()):
+            return False
+    return True

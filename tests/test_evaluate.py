@@ -363,3 +363,18 @@ def test_figures_of_one_combination_keep_their_text_inside_and_apart(tmp_path, m
                 for i in range(len(boxes) - 1):
                     assert not boxes[i].overlaps(boxes[i + 1]), (name, labels[i].get_text(),
                                                                  labels[i + 1].get_text())
+
+
+def test_checkpoint_records_of_another_shape_are_skipped_not_crashed_on(tmp_path):
+    import pandas as pd
+
+    df = pd.DataFrame({"kernel": ["conv2d"] * 2, "variant": ["torch"] * 2, "n": [8.0, 9.0]})
+    ck = runner._Checkpoint(tmp_path / "c.jsonl", df, "cfg", ["n"], None)
+    good = (runner.Fit(0, "NN", 50, 1), {"mape": 3.0}, None)
+    ck.append([good])
+    ck._file.append([{"fit": [0, "NN"], "rec": {}, "pred": None},          # too short
+                     {"fit": [0, "NN", "x", 1], "rec": {}, "pred": None},  # a text count
+                     {"fit": [0, "NN", 50, 1], "rec": [], "pred": None},   # rec not a dict
+                     {"fit": [0, "NN", 50, 1], "rec": {}, "pred": ["a"]},  # not numbers
+                     {"rec": {}, "pred": None}])                           # no fit
+    assert ck.load() == [good]

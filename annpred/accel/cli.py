@@ -22,7 +22,12 @@ def register(subparsers) -> None:
                     "file NAME.yaml or NAME.json")
     sh.add_argument("--json", action="store_true", help="print the description as JSON")
     sh.set_defaults(func=cmd_show)
-    e = s.add_parser("estimate", help="cycles and seconds of layers on an accelerator")
+    e = s.add_parser("estimate", help="cycles and seconds of layers on an accelerator",
+                     description="Cycles and seconds of layers on an accelerator. The work of "
+                     "one layer is bounded: a layer whose evaluation needs more than "
+                     "131,072 folds (row folds x column folds) or 268,435,456 array steps "
+                     "(--full: 8,388,608 steps) is refused with exit code 2 before any "
+                     "work (layers the stall-free closed form covers have no limit).")
     e.add_argument("name", help="shipped name or a description file NAME.yaml or "
                    "NAME.json")
     e.add_argument("--layer", action="append", default=[],
@@ -35,7 +40,8 @@ def register(subparsers) -> None:
                    help="user: finite DRAM bandwidth (default); calc: ideal bandwidth")
     e.add_argument("--full", action="store_true",
                    help="evaluate every step of the dependency graph (slow reference) "
-                        "instead of the fast evaluation")
+                        "instead of the fast evaluation; at most 8,388,608 steps per "
+                        "layer)")
     e.add_argument("--json", action="store_true", help="print a JSON object")
     e.set_defaults(func=cmd_estimate)
 
@@ -104,9 +110,8 @@ def cmd_show(args) -> int:
 def cmd_estimate(args) -> int:
     from ..errors import AnnpredError, ParameterError
     from .description import get
-    from .evaluate import estimate
+    from .evaluate import check_work, estimate
     from .layers import parse, read_network_lines
-    from .mapping import _check as check_layer
     from .roofline import roofline_cycles
 
     acc = get(args.name)
@@ -120,9 +125,9 @@ def cmd_estimate(args) -> int:
     def named(where, exc):
         return type(exc)(f"{where}: {exc}") if where else exc
 
-    for where, layer in located:   # every layer fits the description, before any work
-        try:
-            check_layer(acc, layer, args.mode)
+    for where, layer in located:   # every layer fits the description and the work limits,
+        try:                         # before any work
+            check_work(acc, layer, args.mode, "full" if args.full else "fast")
         except AnnpredError as exc:
             raise named(where, exc) from None
     rows = []

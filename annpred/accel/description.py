@@ -12,7 +12,9 @@ ones, at every level. ``latency.mac`` is modelled by the ``vector`` dataflow onl
 systolic ``os``/``ws``/``is`` arrays take one step per MAC, as SCALE-Sim does) and
 ``latency.sram`` by none (a buffer hit is one step); a value other than 1 where it has no
 effect gives a warning. Files are read only if regular (not a FIFO or device) and at most
-:data:`MAX_BYTES`; JSON is parsed with bounded nesting and integer length.
+:data:`MAX_BYTES`; JSON is parsed with bounded nesting and integer length. Every integer field
+has an upper bound (:data:`MAXIMA`: e.g. DRAM latency at most 1,000,000 cycles, arrays at most
+4096x4096).
 """
 from __future__ import annotations
 
@@ -100,6 +102,14 @@ def _check_fields(d: dict, allowed: tuple, where: str) -> None:
                              f"{', '.join(allowed)}")
 
 
+# upper bounds of the integer fields (far above any real design: the largest shipped array is
+# 256x256, buffers 12 MiB, DRAM latency 1 cycle); they keep the evaluation's arithmetic and
+# time sane (a DRAM latency of 1e18 cycles made one layer run for many minutes)
+MAXIMA = {"rows": 4096, "cols": 4096, "kb": 1 << 22, "banks": 1024, "bandwidth": 1 << 16,
+          "latency": 1_000_000, "word_bytes": 64, "mac": 1000, "sram": 1000,
+          "address_space_words": 1 << 40}
+
+
 def _pos_int(d: dict, key: str, where: str, minimum: int = 1) -> int:
     if key not in d:
         raise ParameterError(f"{where}: missing field {key!r}")
@@ -109,6 +119,8 @@ def _pos_int(d: dict, key: str, where: str, minimum: int = 1) -> int:
         raise ParameterError(f"{where}: {key} must be an integer, got {shown(v)}")
     if v < minimum:
         raise ParameterError(f"{where}: {key} must be >= {minimum}, got {shown(v)}")
+    if v > MAXIMA.get(key, v):
+        raise ParameterError(f"{where}: {key} must be at most {MAXIMA[key]:,}, got {shown(v)}")
     return int(v)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+from ..errors import ParameterError
 from .description import Accelerator
 from .engine import Result, State, _advance, fold, initial_state
 from .layers import Layer
@@ -348,11 +349,50 @@ def fast_layer(acc: Accelerator, layer: Layer, mode: str = "user", progress=None
     return fast(plan(acc, layer, mode), _certified=False, progress=progress)
 
 
+# Bounds on the work of one evaluation (per group of a layer), checked before it starts: the
+# evaluation's time grows with the folds and the steps (a 1x1 array with tiny buffers takes
+# ~0.4 ms per fold, 100,000-step folds ~35 ms each), so without them a 150-byte description
+# runs one ordinary layer for many minutes. The largest shipped cases stay far below: 12,544
+# folds and 4.7 million steps (experiments/results/accel_cases.csv and the shipped networks on
+# every shipped description); the catalog's matmul domain (up to 2048^3) reaches 65,536
+# folds and 134 million steps on vector64. At the limits an evaluation takes about a minute.
+MAX_FOLDS = 1 << 17            # row folds x column folds (fast evaluation)
+MAX_STEPS = 1 << 28            # array steps (fast evaluation)
+MAX_FULL_STEPS = 1 << 23       # --full evaluates every step (~50,000 steps/s)
+
+
+def check_work(acc: Accelerator, layer: Layer, mode: str = "user", method: str = "fast") -> None:
+    """Refuse (:class:`ParameterError` naming the layer, the accelerator and the limit) a layer
+    whose evaluation would exceed :data:`MAX_FOLDS` / :data:`MAX_STEPS` (fast) or
+    :data:`MAX_FULL_STEPS` (full); validates the layer like ``plan``. A layer the stall-free
+    certificate covers takes a closed form in the fast evaluation and has no limit."""
+    steps = layer_steps(acc, layer, mode)
+    if method == "fast" and stall_free_shape(acc, layer, mode):
+        return
+    folds = layer_folds(acc, layer)
+    if method == "fast":
+        over = [(what, n, cap) for what, n, cap in (("folds (row folds x column folds)", folds,
+                                                      MAX_FOLDS), ("array steps", steps,
+                                                                   MAX_STEPS)) if n > cap]
+    else:
+        over = [("array steps", steps, MAX_FULL_STEPS)] if steps > MAX_FULL_STEPS else []
+    if over:
+        what, n, cap = over[0]
+        raise ParameterError(
+            f"layer {layer.name or layer.label()} on accelerator {acc.name} "
+            f"({acc.rows}x{acc.cols} {acc.dataflow}): {n:,} {what}, more than the limit of "
+            f"{cap:,} for {'a full' if method == 'full' else 'an'} evaluation (it bounds the "
+            "time: about a minute at the limit); use a larger array or buffers, or split the "
+            "layer")
+
+
 def estimate(acc: Accelerator, layer: Layer, mode: str = "user", method: str = "fast",
              progress=None) -> dict:
     """Cycles (and seconds) of ``layer`` on ``acc``; depthwise layers run their channels one
     after another, each from an empty buffer (as SCALE-Sim runs them). ``progress(done,
-    total)``: called at each column fold of the evaluation."""
+    total)``: called at each column fold of the evaluation. A layer beyond the work limits
+    (:func:`check_work`) is refused before any work."""
+    check_work(acc, layer, mode, method)
     t0 = time.perf_counter()
     if method == "fast":
         r = fast_layer(acc, layer, mode, progress)

@@ -126,6 +126,30 @@ def save_schedule_model(model, pipeline: str | HalidePipeline, path: str | Path,
     return save_model(d, path)
 
 
+MAX_PROTOCOL_FACTOR = 100.0  # median / min of a profile's repeats (shipped: 1.02 to 1.06)
+
+
+def train_fields(d: Mapping, path) -> tuple[bool, bool, float]:
+    """``train.tile_steps``, ``train.ragged`` (booleans, default false) and
+    ``train.median_over_min`` (a finite number from 1 to :data:`MAX_PROTOCOL_FACTOR`,
+    default 1) of a schedule model dict; ModelFormatError naming ``path`` otherwise."""
+    tr = d.get("train") or {}
+    out = []
+    for key in ("tile_steps", "ragged"):
+        v = tr.get(key, False)
+        if not isinstance(v, bool):
+            raise ModelFormatError(f"model {path}: train.{key} must be true or false, got "
+                                   f"{str(v)[:40]!r}")
+        out.append(v)
+    f = tr.get("median_over_min", 1.0)
+    if isinstance(f, bool) or not isinstance(f, (int, float)) or not (
+            1.0 <= f <= MAX_PROTOCOL_FACTOR):  # NaN fails too
+        raise ModelFormatError(f"model {path}: train.median_over_min must be a number from 1 "
+                               f"to {MAX_PROTOCOL_FACTOR:g} (the median over the minimum "
+                               f"runtime of the profile's repeats), got {str(f)[:40]!r}")
+    return out[0], out[1], float(f)
+
+
 def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | None = None,
                         threads: int = 2):
     """The fitted regressor of ``pipeline``; ``.machine_match_`` says whether it was profiled
@@ -149,8 +173,7 @@ def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | Non
                                f"`annpred halide train {p.name}`")
     # the model may keep a subset of the pipeline's complexity (select_complexity), never
     # another expression: a changed pipeline definition needs a retrained model
-    steps = bool((d.get("train") or {}).get("tile_steps", False))
-    ragged = bool((d.get("train") or {}).get("ragged", False))
+    steps, ragged, factor = train_fields(d, path)
     defined = p.complexity_for(steps, ragged)
     foreign = [n for n, e in model.complexity_.items() if defined.get(n) != e]
     if foreign:
@@ -160,6 +183,6 @@ def load_schedule_model(pipeline: str | HalidePipeline, models: str | Path | Non
     model.machine_match_ = check_machine(d, path, threads)
     model.tile_steps_ = steps
     model.ragged_ = ragged
-    model.protocol_factor_ = float((d.get("train") or {}).get("median_over_min", 1.0))
+    model.protocol_factor_ = factor
     model.path_ = str(path)
     return model

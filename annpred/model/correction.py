@@ -35,7 +35,8 @@ import numpy as np
 
 from annpred.errors import ModelFormatError
 from annpred.files import atomic_write_text
-from annpred.model.schema import validate_machine
+from annpred.model.schema import parse_json, validate_machine
+from annpred.validate import read_limited
 
 FORMAT = "annpred-calibration/1"
 FOLDER = "calibration"
@@ -179,44 +180,71 @@ def validate(d: Any, where: str) -> dict:
     if not isinstance(cs, list):
         raise ModelFormatError(f"{where}: corrections must be a list")
     for i, c in enumerate(cs):
-        w = f"{where}: corrections[{i}]"
-        if not isinstance(c, dict):
-            raise ModelFormatError(f"{w} must be an object")
-        for k in ("kernel", "variant", "hardware", "model_digest"):
-            if not isinstance(c.get(k), str) or not c[k]:
-                raise ModelFormatError(f"{w}.{k} must be a non-empty string")
-        for k in _NUM:
-            v = c.get(k)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ModelFormatError(f"{w}.{k} must be a finite number")
-        if c["lo"] > c["hi"] or not (SLOPE_BOUNDS[0] <= c["slope"] <= SLOPE_BOUNDS[1]):
-            raise ModelFormatError(f"{w}: needs lo <= hi and slope in {list(SLOPE_BOUNDS)}")
-        if c.get("weights") is not None:
-            n = len(c["weights"]) if isinstance(c["weights"], list) else -1
-            for k in ("weights", "center", "x_lo", "x_hi"):
-                v = c.get(k)
-                if (not isinstance(v, list) or len(v) != n or n < 1 or any(
-                        isinstance(e, bool) or not isinstance(e, (int, float))
-                        or not math.isfinite(e) for e in v)):
-                    raise ModelFormatError(f"{w}.{k} must be a list of {max(n, 1)} finite "
-                                           "numbers (one per model input)")
+        check_one(c, f"{where}: corrections[{i}]")
     return d
+
+
+def check_one(c: Any, w: str, ids: bool = True) -> dict:
+    """One correction's fields (as in a calibration file; ``ids`` False: without the model's
+    kernel, variant, hardware and digest, as :func:`fit_correction` returns it);
+    ModelFormatError naming ``w``."""
+    if not isinstance(c, dict):
+        raise ModelFormatError(f"{w} must be an object")
+    for k in ("kernel", "variant", "hardware", "model_digest") if ids else ():
+        if not isinstance(c.get(k), str) or not c[k]:
+            raise ModelFormatError(f"{w}.{k} must be a non-empty string")
+    for k in _NUM:
+        v = c.get(k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ModelFormatError(f"{w}.{k} must be a finite number")
+    if c["lo"] > c["hi"] or not (SLOPE_BOUNDS[0] <= c["slope"] <= SLOPE_BOUNDS[1]):
+        raise ModelFormatError(f"{w}: needs lo <= hi and slope in {list(SLOPE_BOUNDS)}")
+    if c.get("weights") is not None:
+        n = len(c["weights"]) if isinstance(c["weights"], list) else -1
+        for k in ("weights", "center", "x_lo", "x_hi"):
+            v = c.get(k)
+            if (not isinstance(v, list) or len(v) != n or n < 1 or any(
+                    isinstance(e, bool) or not isinstance(e, (int, float))
+                    or not math.isfinite(e) for e in v)):
+                raise ModelFormatError(f"{w}.{k} must be a list of {max(n, 1)} finite "
+                                       "numbers (one per model input)")
+    return c
 
 
 def path_for(root: str | os.PathLike, fingerprint: str) -> Path:
     return Path(root) / FOLDER / f"{fingerprint}.json"
 
 
+MAX_FILE_BYTES = 4 << 20  # a correction is < 2 kB: thousands of models per machine
+
+
 def load(path: str | os.PathLike) -> dict:
+    """Read and validate a calibration file with the model files' bounded reader and parser
+    (a regular file of at most :data:`MAX_FILE_BYTES`, strict JSON of bounded nesting and
+    integers); ModelFormatError naming the file otherwise."""
     path = Path(path)
+    where = f"calibration file {path}"
+    data = read_limited(path, "calibration file", MAX_FILE_BYTES, ModelFormatError)
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"calibration file {path}: cannot read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"calibration file {path}: malformed JSON at line "
-                               f"{exc.lineno}: {exc.msg}") from None
-    return validate(d, f"calibration file {path}")
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelFormatError(f"{where}: not UTF-8 text") from None
+    return validate(parse_json(text, where), where)
+
+
+def check_fits(corr: dict, model: dict, where: str = "correction") -> dict:
+    """``corr`` if it can correct ``model`` (a validated model dict): a ``features``
+    correction has one weight, center and clip bound per model input; ModelFormatError
+    otherwise (a stale or foreign calibration file)."""
+    check_one(corr, where, ids=False)
+    n = len(model["features"])
+    w = corr.get("weights")
+    if w and any(not isinstance(corr.get(k), list) or len(corr[k]) != n
+                 for k in ("weights", "center", "x_lo", "x_hi")):
+        raise ModelFormatError(f"{where}: a features correction with {len(w)} weight(s) "
+                               f"does not fit model {model['kernel']}/{model['variant']}/"
+                               f"{model['hardware']}, which has {n} inputs")
+    return corr
 
 
 def save(root: str | os.PathLike, machine: dict, corrections: list[dict]) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import warnings
-import json
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,10 +17,10 @@ from annpred.data.kerneltuner import space_constants, space_problem_size
 from annpred.spec import expr as _expr
 from annpred import validate as _v
 from annpred.errors import AnnpredWarning, DataError, ParameterError, UnknownKernelError
-from annpred.files import JsonlCheckpoint, atomic_write_many, frame_key
+from annpred.files import JsonlCheckpoint, atomic_write_many, fits_dataclass, frame_key
 from annpred.model.estimator import AugmentedNNRegressor
 from annpred.model.layout import model_path
-from annpred.model.schema import to_json, validate
+from annpred.model.schema import parse_json, to_json, validate
 
 @dataclass
 class TrainReport:
@@ -244,14 +243,11 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
     with _dropped_unless_interrupted(ckpt, out):
         for ci, ((kernel, variant, hw_id), g) in enumerate(combos):
             if (kernel, variant, hw_id) in done:
-                rec = done[(kernel, variant, hw_id)]
+                rep_d, text = done[(kernel, variant, hw_id)]   # checked by _checkpoint
                 path = model_path(out, kernel, variant, hw_id)
-                rep = TrainReport(**{**rec["report"], "path": path})
-                if rep.written:
-                    validate(json.loads(rec["model"]), str(ckpt.path))
-                    files[path] = rec["model"]
-                else:
-                    rep.path = None
+                rep = TrainReport(**{**rep_d, "path": path if text is not None else None})
+                if text is not None:
+                    files[path] = text
                 reports.append(rep)
                 if on_done:
                     on_done(rep)
@@ -387,11 +383,19 @@ def _checkpoint(out, df, *options) -> tuple[JsonlCheckpoint | None, dict]:
     from annpred import __version__
 
     ckpt = JsonlCheckpoint(Path(out) / CHECKPOINT, frame_key(df, __version__, *options))
-    done = {}
-    for rec in ckpt.load():
+    done = {}   # combo -> (report fields, model text or None); a record this code did not
+    for rec in ckpt.load():   # write (unknown or mistyped fields, an invalid model) is ignored
         try:
-            done[tuple(rec["combo"])] = rec
-        except (KeyError, TypeError):
+            combo, rep, text = tuple(rec["combo"]), rec["report"], rec["model"]
+            if not fits_dataclass(rep, TrainReport, skip=("path",)) or combo != (
+                    rep["kernel"], rep["variant"], rep["hardware"]):
+                continue
+            if rep.get("written", True):
+                m = validate(parse_json(text, str(ckpt.path)), str(ckpt.path))
+                if (m["kernel"], m["variant"], m["hardware"]) != combo:
+                    continue
+            done[combo] = (rep, text if rep.get("written", True) else None)
+        except (KeyError, TypeError, ValueError, RecursionError):  # ModelFormatError too
             continue
     return ckpt, done
 

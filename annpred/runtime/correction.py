@@ -4,7 +4,10 @@ Every loaded model gets ``machine_match`` (:func:`annpred.spec.hardware.machine_
 when a calibration file of *this* machine holds a correction for exactly that model file
 (same kernel, variant, hardware id and content digest), that ``correction``. Calibration
 files are looked up in ``<root>/calibration/<fingerprint>.json`` of every model root and of
-the user's model directory (where ``annpred calibrate`` writes).
+the user's model directory (where ``annpred calibrate`` writes). A calibration file that
+cannot be read or validated, or a correction that does not fit its model (another number of
+inputs), is skipped with one :class:`~annpred.errors.AnnpredWarning`: the models are then
+used as without it.
 
 A model that neither matches nor is adapted is *untrusted* by ``choose`` (unless
 ``trust_machine=True`` or ``policy="extrapolate"``) and raises one
@@ -13,22 +16,25 @@ machines, the first time it is used.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Iterable
 
-from annpred.errors import MachineMismatchWarning
+from annpred.errors import AnnpredWarning, MachineMismatchWarning, ModelFormatError
 from annpred.model import correction as _corr
 from annpred.model.layout import user_root
 from annpred.spec import hardware as hw
 from annpred.spec import machine as _machine
 
 _WARNED: set = set()
+_SKIPPED: set = set()  # messages about unusable calibration files already warned
 
 
 def corrections_for(roots: Iterable[Path]) -> dict:
     """``(kernel, variant, hardware, digest) -> correction`` of this machine's calibration
-    files under ``roots`` and the user's model directory (earlier roots take precedence)."""
+    files under ``roots`` and the user's model directory (earlier roots take precedence);
+    each correction names its file under ``source``."""
     fp = _machine.this_cpu()["fingerprint"]
     dirs = []
     for r in [*map(Path, roots), user_root()]:
@@ -37,10 +43,35 @@ def corrections_for(roots: Iterable[Path]) -> dict:
     out: dict = {}
     for r in reversed(dirs):
         path = _corr.path_for(r, fp)
-        if path.is_file():
-            for c in _corr.load(path)["corrections"]:
-                out[(c["kernel"], c["variant"], c["hardware"], c["model_digest"])] = c
+        if os.path.lexists(path):
+            try:
+                cs = _corr.load(path)["corrections"]
+            except ModelFormatError as exc:  # a broken file must not make the models unusable
+                _skip(f"{exc}; its corrections are not used")
+                continue
+            for c in cs:
+                out[(c["kernel"], c["variant"], c["hardware"], c["model_digest"])] = {
+                    **c, "source": str(path)}
     return out
+
+
+def _skip(msg: str) -> None:
+    """Warn once per process about an unusable calibration file or correction."""
+    if msg not in _SKIPPED:
+        _SKIPPED.add(msg)
+        warnings.warn(msg, AnnpredWarning, stacklevel=4)
+
+
+def _fitting(c: dict | None, meta: dict) -> dict | None:
+    """``c`` if it fits the model ``meta`` (:func:`annpred.model.correction.check_fits`),
+    else None with a warning: the model is then used uncorrected, as without a calibration."""
+    if c is None:
+        return None
+    try:
+        return _corr.check_fits(c, meta, f"calibration file {c.get('source', '?')}")
+    except ModelFormatError as exc:
+        _skip(f"{exc}; the model is used without it (run `annpred calibrate` again)")
+        return None
 
 
 def attach(models: dict, roots) -> None:
@@ -50,7 +81,7 @@ def attach(models: dict, roots) -> None:
         m.machine_match = hw.machine_match(key[2], m.meta.get("machine"))
         m.correction = None
         if table and not m.machine_match:
-            m.correction = table.get((*key, _corr.model_digest(m.meta)))
+            m.correction = _fitting(table.get((*key, _corr.model_digest(m.meta))), m.meta)
 
 
 def correction_of(meta: dict, path: Path | None = None) -> dict | None:
@@ -61,8 +92,8 @@ def correction_of(meta: dict, path: Path | None = None) -> dict | None:
         return None
     roots = [path.resolve().parents[2]] if path is not None and len(path.resolve().parents) > 2 \
         else []
-    c = corrections_for(roots).get((meta["kernel"], meta["variant"], meta["hardware"],
-                                    _corr.model_digest(meta)))
+    c = _fitting(corrections_for(roots).get((meta["kernel"], meta["variant"], meta["hardware"],
+                                             _corr.model_digest(meta))), meta)
     return None if c is None else {**c, "machine": _machine.this_cpu()["slug"]}
 
 
@@ -110,5 +141,6 @@ def check_model(meta: dict, advice: str = ADVICE) -> bool:
 
 
 def reset_warnings() -> None:
-    """Forget which machines were warned about (tests)."""
+    """Forget which machines and calibration files were warned about (tests)."""
     _WARNED.clear()
+    _SKIPPED.clear()

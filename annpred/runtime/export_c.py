@@ -114,6 +114,9 @@ def header_text(model: dict, name: str | None = None, correction: dict | None = 
     """The C header of a (validated) model dict; ``correction`` (a machine correction of
     :mod:`annpred.model.correction`) is compiled into ``<name>_predict``."""
     d = validate(model)
+    if correction is not None:  # a stale or foreign correction is never compiled in
+        from annpred.model.correction import check_fits
+        check_fits(correction, d, "correction")
     c = compile_model(d)
     feats = list(d["features"])
     comp = dict(d["complexity"])

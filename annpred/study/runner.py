@@ -151,9 +151,22 @@ class _Checkpoint:
         self._file = JsonlCheckpoint(path, self.key)
 
     def load(self) -> list:
-        return [(Fit(*d["fit"]), d["rec"],
-                 None if d["pred"] is None else np.asarray(d["pred"], dtype=float))
-                for d in self._file.load()]
+        """The finished fits read back; a record of another shape (hand-edited, or from
+        another version) is skipped: that fit runs again."""
+        out = []
+        for d in self._file.load():
+            try:
+                fit = d["fit"]
+                if not (isinstance(d["rec"], dict) and isinstance(fit, list) and len(fit) == 4
+                        and isinstance(fit[1], str) and all(
+                            isinstance(v, int) and not isinstance(v, bool)
+                            for v in (fit[0], fit[2], fit[3]))):
+                    continue
+                pred = None if d["pred"] is None else np.asarray(d["pred"], dtype=float)
+            except (KeyError, TypeError, ValueError):
+                continue
+            out.append((Fit(*fit), d["rec"], pred))
+        return out
 
     def append(self, res) -> None:
         self._file.append({"fit": [fit.combo, fit.model, fit.n, fit.seed], "rec": rec,
