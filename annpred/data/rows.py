@@ -76,16 +76,21 @@ def version() -> str:
 
 
 MAX_CSV_BYTES = 1 << 34  # 16 GiB
+
+
 def sidecar_path(path: str | os.PathLike) -> Path:
     """The machine descriptions of CSV ``path``: ``<path>.machine.json``."""
     return Path(str(path) + ".machine.json")
 
 
 MAX_SIDECAR_BYTES = 4 << 20  # about 1 KiB a machine: thousands of machines
-_FINGERPRINT = re.compile(r"^[0-9a-f]{12}$")
+FINGERPRINT = re.compile(r"^[0-9a-f]{12}$")  # a machine's fingerprint: 12 hex digits
 
 
-def _field_ok(v) -> bool:  # as a model file's machine object takes it (model.schema)
+def machine_field_ok(v) -> bool:
+    """Whether ``v`` may be a field of a machine object (here and in model files,
+    :func:`annpred.model.schema.validate_machine`): text, a finite number, null or a list
+    of text."""
     return (v is None or isinstance(v, str)
             or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
             or (isinstance(v, list) and all(isinstance(x, str) for x in v)))
@@ -109,8 +114,8 @@ def read_machines(path: str | os.PathLike) -> dict[str, dict]:
     ms = d.get("machines") if isinstance(d, dict) else None
     if not isinstance(d, dict) or d.get("format") != MACHINES_FORMAT \
             or not isinstance(ms, dict) or not all(
-            isinstance(v, dict) and v.get("fingerprint") == k and _FINGERPRINT.match(k)
-            and all(_field_ok(x) for x in v.values()) for k, v in ms.items()):
+            isinstance(v, dict) and v.get("fingerprint") == k and FINGERPRINT.match(k)
+            and all(machine_field_ok(x) for x in v.values()) for k, v in ms.items()):
         raise DataError(f"{side}: not an {MACHINES_FORMAT} file (an object 'machines' "
                         "mapping each fingerprint, 12 hex digits, to a machine object with "
                         "that fingerprint whose fields are text, numbers or lists of text)")

@@ -6,10 +6,10 @@ import hashlib
 import json
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any
 
+from annpred.data.rows import FINGERPRINT, machine_field_ok
 from annpred.errors import AnnpredError, ModelFormatError
 from annpred.files import atomic_write_text
 from annpred.model.network import ACTIVATIONS, MAX_PARAMS, TRANSFORMS, count_params
@@ -144,7 +144,6 @@ def _vector(x: Any, n: int, what: str, where: str, max_abs: float = MAX_WEIGHT) 
                                    f"of magnitude at most {max_abs:g}")
 
 
-_FP = re.compile(r"^[0-9a-f]{12}$")
 
 
 def validate_machine(m: Any, where: str) -> dict:
@@ -152,13 +151,10 @@ def validate_machine(m: Any, where: str) -> dict:
     ``fingerprint``; every other field a string, a finite number, null, or a list of strings."""
     if not isinstance(m, dict):
         raise ModelFormatError(f"{where} must be an object (a machine description)")
-    if not isinstance(m.get("fingerprint"), str) or not _FP.match(m["fingerprint"]):
+    if not isinstance(m.get("fingerprint"), str) or not FINGERPRINT.match(m["fingerprint"]):
         raise ModelFormatError(f"{where}.fingerprint must be 12 lower-case hex digits")
     for k, v in m.items():
-        ok = (v is None or isinstance(v, str)
-              or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
-              or (isinstance(v, list) and all(isinstance(x, str) for x in v)))
-        if not ok:
+        if not machine_field_ok(v):
             raise ModelFormatError(f"{where}.{k} must be a string, a number, null or a list "
                                    "of strings")
     return m
