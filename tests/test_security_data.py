@@ -250,7 +250,9 @@ def test_ordinary_names_still_load(tmp_path):
     assert r.n_rows == 10
 
 
-REAL = sorted(Path("/work/shared/data/kernel_tuner").glob("*.json.gz")) + sorted(
+# the shared data folder lies beside the checkout (as CI places it)
+REAL = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "kernel_tuner").glob(
+    "*.json.gz")) + sorted(
     p for d in ("foreign_hub", "foreign_kernels")
     for p in (Path(__file__).resolve().parent.parent / "experiments" / "results" / d).glob(
         "*.json.gz"))
