@@ -285,6 +285,14 @@ class Predictor:
         raise UnknownKernelError(f"{kernel}/{variant} has models for {', '.join(hws)}, none of "
                                  "them this machine; pick one with --hardware")
 
+    def _spec(self, kernel) -> Kernel | None:
+        """The catalog entry of ``kernel``; None for a kernel known only from its models
+        here; else an :class:`~annpred.errors.UnknownKernelError` listing both."""
+        spec = catalog_kernel(kernel)
+        if spec is None and not any(k[0] == kernel for k in self.models):
+            raise _unknown_kernel(kernel, self)
+        return spec
+
     def predict(self, kernel: str, variant: str, params: Mapping[str, float],
                 hardware: str | None = None) -> Prediction:
         """The predicted runtime of one call of ``kernel``/``variant`` with ``params`` (a
@@ -299,9 +307,7 @@ class Predictor:
         parameter); for a kernel known only from its models, every value must be a finite
         number and a parameter of the model. Raises :class:`~annpred.errors.ParameterError`
         or :class:`~annpred.errors.UnknownKernelError`."""
-        spec = catalog_kernel(kernel)
-        if spec is None and not any(k[0] == kernel for k in self.models):
-            raise _unknown_kernel(kernel, self)
+        spec = self._spec(kernel)
         point = check_point(spec, params)
         hw_id = hardware or self.default_hardware(kernel, variant)
         m = self.get(kernel, variant, hw_id)
@@ -326,9 +332,7 @@ class Predictor:
         DataFrame works); returns ``{"seconds", "low", "high", "in_range"}`` arrays (wrap them
         in a DataFrame for a table). Catalog kernels' values are validated per row (errors
         name the row, or the file line with ``first_line``, the line of row 0)."""
-        spec = catalog_kernel(kernel)
-        if spec is None and not any(k[0] == kernel for k in self.models):
-            raise _unknown_kernel(kernel, self)
+        spec = self._spec(kernel)
         if not isinstance(columns, Mapping) and not hasattr(columns, "columns"):
             raise ParameterError("columns must map each parameter to a 1-D array (a dict or "
                                  f"a DataFrame), got {type(columns).__name__}")
