@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from annpred.errors import DataError, ParameterError
+from annpred.model.features import AUTO
 from annpred.model.network import ACTIVATIONS, TRANSFORMS, count_params, default_hidden
 from annpred.validate import MAX_SEED, shown
 
 OPTIMIZERS = ("lbfgs", "adam")
 LOSSES = ("huber", "mse", "l1", "mape")  # and "auto" (the estimator chooses among them)
-AUTO = "auto"
 # Validation rows are carved from the training rows: above a half the network would be fitted
 # on fewer rows than choose its stopping point, loss and features (and at 1.0 on none).
 MAX_VAL_FRACTION = 0.5
