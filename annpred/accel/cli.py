@@ -4,8 +4,9 @@ Cheap to import: nothing beyond the standard library is loaded before a command 
 """
 from __future__ import annotations
 
-import json
 import sys
+
+from annpred.cli.common import print_json
 
 
 def register(subparsers) -> None:
@@ -59,7 +60,7 @@ def cmd_list(args) -> int:
 
     items = [_summary(a) for a in shipped().values()]
     if args.json:
-        print(json.dumps(items, indent=1))
+        print_json(items)
         return 0
     for d in items:
         print(f"{d['hardware']:<18} {d['rows']:>4}x{d['cols']:<4} {d['dataflow']:<7} "
@@ -90,7 +91,7 @@ def cmd_show(args) -> int:
         acc, *conv, d["complexity"]["conv2d"], overlap="min(max(k-1,0),1)",
         copy_rows="k*c")["user"]
     if args.json:
-        print(json.dumps(d, indent=1))
+        print_json(d)
         return 0
     print(f"{acc.hardware_id()}: {acc.description}")
     for k, v in d.items():
@@ -159,7 +160,7 @@ def cmd_estimate(args) -> int:
     out = {"accel": acc.name, "hardware": acc.hardware_id(), "mode": args.mode,
            "layers": rows, "total": total}
     if args.json:
-        print(json.dumps(out, indent=1, default=float))
+        print_json(out)
         return 0
     print(f"{acc.hardware_id()} ({acc.rows}x{acc.cols} {acc.dataflow}, {args.mode} mode, "
           f"{acc.clock_mhz:g} MHz)")

@@ -58,7 +58,11 @@ def _command_parser(parser: argparse.ArgumentParser, command: str | None):
 
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
-    parser = build_parser()
+    try:  # the command modules' imports take a moment: Ctrl-C then is no traceback either
+        parser = build_parser()
+    except KeyboardInterrupt:
+        print("annpred: interrupted", file=sys.stderr)
+        return 130
     args, extra = parser.parse_known_args(argv)
     # name=value pairs may come after options (argparse stops positionals at an option)
     if extra and isinstance(getattr(args, "params", None), list):

@@ -1,10 +1,10 @@
 """``annpred choose``: the fastest variant and hardware for one call (no torch import)."""
 from __future__ import annotations
 
-import json
 import sys
 
-from annpred.cli.common import add_models_option, fmt_seconds, models_arg, parse_assignments
+from annpred.cli.common import (add_models_option, fmt_seconds, models_arg, parse_assignments,
+                                print_json)
 
 
 def cmd_choose(args) -> int:
@@ -15,7 +15,7 @@ def cmd_choose(args) -> int:
                     models=models_arg(args), default=args.default, policy=args.policy,
                     trust_machine=args.trust_machine)
     if args.json:
-        print(json.dumps(choice.to_dict(), indent=1))
+        print_json(choice.to_dict())
     else:
         print(f"{choice.kernel} {' '.join(f'{k}={v:g}' for k, v in choice.params.items())}")
         for c, s, ok in choice.ranking():

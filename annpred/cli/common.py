@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Sequence
 
@@ -65,8 +66,27 @@ def output_file(output, what: str, inputs: Sequence = ()):
     return p
 
 
+def json_safe(obj):
+    """``obj`` as strict JSON values: a float that is not finite (the bound of an interval
+    past float's range, a NaN) becomes None (``null``), numpy scalars and arrays become
+    Python numbers and lists. ``json.dumps`` would write NaN/Infinity, which no JSON parser
+    but Python's accepts."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, type(None))):  # bool is an int
+        return obj
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):
+        return json_safe(obj.tolist())
+    return obj
+
+
 def print_json(obj) -> None:
-    print(json.dumps(obj, indent=1, default=float))
+    """One strict JSON document on stdout (``--json``): never NaN/Infinity tokens."""
+    print(json.dumps(json_safe(obj), indent=1, allow_nan=False, default=float))
 
 
 def fmt_seconds(s: float | None) -> str:

@@ -48,7 +48,8 @@ def _model_steps(models) -> dict:
     from annpred.validate import read_limited
 
     if models and not Path(models).is_dir():
-        raise ModelFormatError(f"model directory {models} does not exist")
+        raise ModelFormatError(f"model directory {models} " + (
+            "is a file, not a directory" if Path(models).exists() else "does not exist"))
     roots = [Path(models)] if models else [shipped_root(), user_root()]
     out: dict = {}
     for root in roots:

@@ -89,6 +89,11 @@ def _batch(args, models) -> int:
     res["hardware"] = hw_id
     atomic_write_text(args.output, res.to_csv(index=False))
     outside = int((~out["in_range"]).sum())
+    if args.json:  # a summary; the predictions are in the file
+        print_json({"kernel": args.kernel, "variant": args.variant, "hardware": hw_id,
+                    "output": str(args.output), "n_rows": len(res),
+                    "n_out_of_range": outside})
+        return 0
     print(f"wrote {len(res)} predictions of {args.kernel}/{args.variant} on {hw_id} to "
           f"{args.output}" + (f"; {outside} rows outside the training range" if outside else ""))
     return 0
@@ -102,7 +107,8 @@ def register(sub) -> None:
                    "model for this machine with the most threads)")
     add_models_option(s)
     s.add_argument("--json", action="store_true", help="print a JSON object (seconds, interval, "
-                   "in_range, provenance)")
+                   "in_range, provenance); with --input: kernel, variant, hardware, output, "
+                   "n_rows, n_out_of_range")
     s.add_argument("--input", metavar="POINTS.csv", help="batch: a CSV with one column per "
                    "parameter; every row is predicted")
     s.add_argument("--output", metavar="PREDS.csv", help="batch: where to write the input rows "

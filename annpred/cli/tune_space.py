@@ -25,6 +25,10 @@ def cmd_tune_space(args) -> int:
     if args.model not in MODELS:
         raise ParameterError(f"--model: unknown model {args.model!r}; models: "
                              f"{', '.join(MODELS)}")
+    if args.out is not None:  # before minutes of fitting; never over an input file
+        from annpred.cli.common import output_file
+
+        output_file(args.out, "--out", [f for f in (args.space_file, args.transfer) if f])
     if args.space == "product":
         return _product(args)
     if args.next is not None or args.previous is not None:

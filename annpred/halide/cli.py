@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import sys
 
+from annpred.cli.common import print_json
+
 
 def _names() -> str:
     from .pipelines import PIPELINES
@@ -198,7 +200,7 @@ def cmd_train(args) -> int:
            "tile_steps": bool(model.tile_steps_), "ragged": bool(model.ragged_),
            "form_cv": model.form_cv_}
     if args.json:
-        print(json.dumps(out, indent=1))
+        print_json(out)
     else:
         what = ("validation MAPE" if getattr(model, "n_val_", 1)
                 else "MAPE on the training rows (too few for a validation split)")
@@ -329,7 +331,7 @@ def cmd_tune(args) -> int:
     if args.print_schedule or args.json:
         out["code"] = p.schedule_code(chosen.schedule)
     if args.json:
-        print(json.dumps(out, indent=1, default=float))
+        print_json(out)
         return 0
     notes = ("" if out["in_range"] else "  [size outside the training range]") + \
         ("" if out["machine_match"] else "  [model profiled on another machine]")
