@@ -30,10 +30,29 @@ _UMASK_LOCK = threading.Lock()
 
 
 def _umask() -> int:
+    """The process's umask, read without setting it where the system reports it (Linux):
+    setting it to read it changes it for every other thread meanwhile (a file another thread
+    of a server creates then would get 022 instead of, say, 077)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     with _UMASK_LOCK:
         mask = os.umask(0o022)
         os.umask(mask)
     return mask
+
+
+def _new_umask_lock() -> None:  # in a forked child: another thread may have held it
+    global _UMASK_LOCK
+    _UMASK_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_umask_lock)
 
 
 def _alive(pid: int) -> bool:

@@ -1,7 +1,7 @@
 """Fix the thread count of every library that spawns threads (BLAS, OpenMP, torch, Halide).
 
 Call :func:`fix_threads` before the first kernel runs (profiling: the whole process);
-:func:`limit_threads` limits one call and restores the previous counts (dispatch). Halide reads ``HL_NUM_THREADS`` when
+:func:`limit_threads` limits one call and restores the previous counts; :func:`shared_limit_threads` does it for calls that overlap in threads (dispatch). Halide reads ``HL_NUM_THREADS`` when
 its runtime thread pool starts, so the environment variable must be set before the first
 parallel Halide pipeline runs in this process.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from contextlib import contextmanager
 
 _ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -80,6 +81,55 @@ def limit_threads(n: int | None):
     finally:
         if torch is not None and old_torch != n:
             torch.set_num_threads(old_torch)
+
+
+_GATE = threading.Condition()
+_HELD: dict = {"n": None, "count": 0, "limit": None}  # the thread count running calls share
+_INSIDE = threading.local()
+
+
+@contextmanager
+def shared_limit_threads(n: int | None):
+    """:func:`limit_threads` for one call of many running at once in threads (dispatch).
+    Thread counts are process-wide: overlapping limits undo each other, and the last call to
+    restore would leave the process at another call's count. Calls needing one count run
+    together (the first sets it, the last restores); a call needing another waits for them.
+    A dispatch inside a running call (a variant that dispatches) limits as before."""
+    if n is None or getattr(_INSIDE, "depth", 0):
+        with limit_threads(n):
+            yield
+        return
+    with _GATE:
+        while _HELD["count"] and _HELD["n"] != n:
+            _GATE.wait()
+        if not _HELD["count"]:
+            lim = limit_threads(n)
+            lim.__enter__()
+            _HELD["n"], _HELD["limit"] = n, lim
+        _HELD["count"] += 1
+    _INSIDE.depth = 1
+    try:
+        yield
+    finally:
+        _INSIDE.depth = 0
+        with _GATE:
+            _HELD["count"] -= 1
+            if not _HELD["count"]:
+                lim, _HELD["limit"], _HELD["n"] = _HELD["limit"], None, None
+                try:
+                    lim.__exit__(None, None, None)
+                finally:
+                    _GATE.notify_all()
+
+
+def _reset_gate() -> None:  # in a forked child: the calls of the parent's threads are gone
+    global _GATE
+    _GATE = threading.Condition()
+    _HELD.update(n=None, count=0, limit=None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_gate)
 
 
 def pool_limits(n: int):

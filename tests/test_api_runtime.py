@@ -248,7 +248,7 @@ def test_dispatch_refuses_candidates_this_machine_cannot_run(monkeypatch):
     import annpred.runtime.dispatch as D
 
     limits = []
-    monkeypatch.setattr(D, "limit_threads", lambda n: limits.append(n))
+    monkeypatch.setattr(D, "shared_limit_threads", lambda n: limits.append(n))
     A = np.ones((8, 4), np.float32)
     B = np.ones((4, 3), np.float32)
     for cands in ([f"numpy@{NOT_HERE}"], ["torch_cuda@cuda-no-such-gpu"],

@@ -31,7 +31,7 @@ RULES = [
     ("annpred.study", ("annpred.cli", "annpred.measure", "annpred.runtime.dispatch")),
 ]
 # The one named bridge from the decision side to training (ARCHITECTURE.md, rule 1).
-ALLOWED = {("annpred.runtime.feedback", "annpred.model.trainer")}
+ALLOWED = {("annpred.runtime.feedback", "annpred.model.retrain")}
 # The decision path may use threadpoolctl (dispatch's thread limits), and optional imports of
 # torch inside functions that only run when a variant or GPU needs it: listed here by module.
 ALLOWED_HEAVY_INSIDE = {

@@ -227,3 +227,27 @@ def test_a_model_worse_than_a_constant_is_not_installed_when_asked(tmp_path, mon
     assert not (out / CHECKPOINT).exists()
     reps = train_frame(df, tmp_path / "all", **kw)  # by default every model is written
     assert all(r.written and r.path.exists() for r in reps)
+
+
+def test_a_second_training_into_one_model_folder_is_refused_and_keeps_the_first(tmp_path,
+                                                                              monkeypatch):
+    """Two `train` runs into one --out mixed their model files, and the one that failed
+    deleted the other's checkpoint. The second now fails at once, naming the lock, and leaves
+    the first run's checkpoint and models alone; once the first is done the folder is free."""
+    from annpred.data.rows import CsvLock
+    from annpred.errors import DataError
+    from annpred.model.trainer import CHECKPOINT, TRAIN_LOCK
+
+    p = _csv(tmp_path, [HEAD, *_rows(12, 0, variant="v1")])
+    out = tmp_path / "models"
+    out.mkdir()
+    (out / CHECKPOINT).write_text("the first run's checkpoint\n")
+    kw = dict(features=["m", "n"], complexity="m*n", max_epochs=5, n_init=1, steps=None)
+    fitted = _count_fits(monkeypatch)
+    with CsvLock(out / TRAIN_LOCK):  # the first run, still training
+        with pytest.raises(DataError, match=r"another annpred process.*\.train\.lock"):
+            train_csvs([p], out, **kw)
+        assert fitted == [] and (out / CHECKPOINT).read_text() == "the first run's checkpoint\n"
+    (out / CHECKPOINT).unlink()
+    reports = train_csvs([p], out, **kw)
+    assert fitted == [12] and reports[0].path.exists()

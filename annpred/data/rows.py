@@ -207,13 +207,15 @@ def row_values(kernel: str, variant: str, hardware: str, point: Mapping,
 
 
 class CsvLock:
-    """An exclusive, non-blocking ``flock`` on the sidecar :func:`lock_path` of a CSV, held
-    until :meth:`release` (or the process ends, however it ends): a second writer of the
-    same CSV fails at once with a :class:`DataError` naming the file instead of waiting or
+    """An exclusive, non-blocking ``flock`` on the sidecar :func:`lock_path` of a CSV (or
+    another file), held until :meth:`release` (or the process ends, however it ends): a
+    second writer of the same file fails at once (after ``wait`` seconds, for a short
+    read-merge-write) with a :class:`DataError` naming the file instead of waiting or
     losing rows. Use as a context manager or with :meth:`acquire` (idempotent)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, wait: float = 0.0):
         self.path = Path(path)
+        self.wait = float(wait)  # seconds to wait for another holder (a short critical part)
         self._fd = None
         self._created = False
 
@@ -224,9 +226,15 @@ class CsvLock:
         lp.parent.mkdir(parents=True, exist_ok=True)
         self._created = not lp.exists()
         fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
             os.close(fd)
             raise DataError(f"{self.path} is being written by another annpred process (it "
                             f"holds {lp.name}); wait for it to finish or choose another "

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from annpred.data.rows import CsvLock
 from annpred.errors import ModelFormatError
 from annpred.files import atomic_write_text
 from annpred.model.schema import parse_json, validate_machine
@@ -247,14 +248,20 @@ def check_fits(corr: dict, model: dict, where: str = "correction") -> dict:
     return corr
 
 
+LOCK_WAIT_S = 30.0  # how long save waits for another process merging into the same file
+
+
 def save(root: str | os.PathLike, machine: dict, corrections: list[dict]) -> Path:
     """Merge ``corrections`` into the machine's calibration file under ``root`` (a newer
-    correction of the same model replaces the older one); atomic."""
+    correction of the same model replaces the older one); atomic, and under the file's lock
+    (another process saving into it meanwhile waits up to :data:`LOCK_WAIT_S`)."""
     path = path_for(root, machine["fingerprint"])
-    old = load(path)["corrections"] if path.exists() else []
-    keys = {(c["kernel"], c["variant"], c["hardware"]) for c in corrections}
-    merged = [c for c in old if (c["kernel"], c["variant"], c["hardware"]) not in keys]
-    merged += corrections
-    d = validate({"format": FORMAT, "machine": machine, "corrections": merged}, str(path))
-    atomic_write_text(path, json.dumps(d, indent=1) + "\n")
+    with CsvLock(path, wait=LOCK_WAIT_S):  # two calibrations finishing together: both kept
+        old = load(path)["corrections"] if path.exists() else []
+        keys = {(c["kernel"], c["variant"], c["hardware"]) for c in corrections}
+        merged = [c for c in old if (c["kernel"], c["variant"], c["hardware"]) not in keys]
+        merged += corrections
+        d = validate({"format": FORMAT, "machine": machine, "corrections": merged}, str(path))
+        atomic_write_text(path, json.dumps(d, indent=1) + "\n")
     return path
+

@@ -14,6 +14,7 @@ import pandas as pd
 
 from annpred.data import profiles as _data
 from annpred.data.kerneltuner import space_constants, space_problem_size
+from annpred.data.rows import CsvLock
 from annpred.spec import expr as _expr
 from annpred import validate as _v
 from annpred.errors import AnnpredWarning, DataError, ParameterError, UnknownKernelError
@@ -345,22 +346,28 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
                               "report": {**asdict(rep), "path": None}}])
             if on_done:
                 on_done(rep)
-    files = {k: v for k, v in files.items() if v is not None}
-    if files:
-        atomic_write_many(files)
-    if ckpt is not None:
-        ckpt.path.unlink(missing_ok=True)
+        files = {k: v for k, v in files.items() if v is not None}
+        if files:
+            atomic_write_many(files)
+        if ckpt is not None:
+            ckpt.path.unlink(missing_ok=True)
     return reports
 
 
 CHECKPOINT = ".train_checkpoint.jsonl"
+TRAIN_LOCK = ".train"  # its lock file: .train.lock in the model directory
 
 
 @contextmanager
 def _dropped_unless_interrupted(ckpt, out):
-    """Keep the checkpoint for a rerun after Ctrl-C; after an error (bad data, a failed fit)
-    remove it, and ``out`` if the checkpoint created it, so that nothing is left behind."""
+    """Hold ``out``'s training lock (a second ``train`` into the same directory fails at
+    once: it would mix its models with these and drop this run's checkpoint). Keep the
+    checkpoint for a rerun after Ctrl-C; after an error (bad data, a failed fit) remove it,
+    and ``out`` if the checkpoint created it, so that nothing is left behind."""
     created = out is not None and not Path(out).exists()
+    lock = CsvLock(Path(out) / TRAIN_LOCK) if out is not None else None
+    if lock is not None:
+        lock.acquire()  # before the try: a refused run removes nothing of the other's
     try:
         yield
     except KeyboardInterrupt:
@@ -369,11 +376,15 @@ def _dropped_unless_interrupted(ckpt, out):
         if ckpt is not None:
             ckpt.path.unlink(missing_ok=True)
             if created:
+                lock.release(drop=True)
                 try:
                     Path(out).rmdir()
                 except OSError:
                     pass
         raise
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _checkpoint(out, df, *options) -> tuple[JsonlCheckpoint | None, dict]:
@@ -422,27 +433,3 @@ def train_csvs(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
                              transfer=transfer)
     return train_frame(df, out, complexity=complexity, features=features, seed=seed,
                        n_train=n_train, on_done=on_done, **kw)
-
-
-def refit(feedback, out, base_csvs: Sequence = (), **train_kw) -> list:
-    """Retrain the combinations seen in ``feedback`` (an :class:`annpred.runtime.feedback.
-    Feedback`) from ``base_csvs`` plus the recorded calls, into model directory ``out``."""
-    import tempfile
-
-    seen = {(r.kernel, r.variant, r.hardware) for r in feedback.records}
-    if not seen:
-        raise DataError("no dispatched calls recorded; nothing to refit")
-    with tempfile.TemporaryDirectory() as tmp:
-        fb = feedback.to_csv(Path(tmp) / "feedback")
-        paths = ([str(p) for p in sorted(Path(fb).glob("*.csv"))] if Path(fb).is_dir()
-                 else [str(fb)])
-        df = _data.load_profiles([*map(str, base_csvs), *paths])
-        key = list(zip(df["kernel"], df["variant"], df["hardware"]))
-        df = df[[k in seen for k in key]]
-        counts = df.groupby(["kernel", "variant", "hardware"]).size()
-        keep = {k for k, n in counts.items() if n >= _data.MIN_ROWS}
-        df = df[[k in keep for k in zip(df["kernel"], df["variant"], df["hardware"])]]
-        if df.empty:
-            raise DataError(f"every combination has fewer than {_data.MIN_ROWS} rows; "
-                            "record more calls or pass the original data as base_csvs")
-        return train_frame(df, out, **train_kw)

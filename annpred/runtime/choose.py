@@ -60,49 +60,56 @@ def _default_candidates(pred, kname: str, spec) -> tuple[Candidate, ...]:
     return tuple(c for _, c in slots.values())
 
 
-def _plan(pred, kname: str, spec, candidates) -> _Plan:
-    per = caches.PLANS.get(pred)
-    if per is None:
-        with caches.LOCK:
-            per = caches.PLANS.setdefault(pred, {})
+def _plan(pred, kname: str, spec, candidates, gen: int | None = None) -> _Plan:
+    """The plan of ``pred``'s models of ``kname`` for ``candidates`` (None: the default
+    candidates), cached per predictor; ``gen``: :data:`caches.GENERATION` read before the
+    caller read ``pred`` and ``spec`` (a plan built from what a clear made stale is not
+    kept; default: now)."""
+    if gen is None:
+        gen = caches.GENERATION
     if candidates is None:
-        key = (kname, None)
-        plan = per.get(key)
-        if plan is None:
-            cands = _default_candidates(pred, kname, spec)
-            if not cands:
-                have = sorted({h for _, _, h in pred.combinations(kname)})
-                raise NoCandidatesError(
-                    f"no model of kernel {kname!r} for hardware present on this machine "
-                    f"({hw.cpu_id(hw.cpu_count())}); models exist for: "
-                    + (", ".join(have) if have else "(none)")
-                    + f" (searched {', '.join(str(r) for r in pred.roots)}); profile and "
-                    "train here (annpred quickstart) or pass candidates explicitly")
-            plan = per[key] = _Plan(pred, kname, spec, cands)
-            for m in plan.models:
-                _correction.warn_mismatch(m)
-        return plan
-    cands = tuple(Candidate.parse(c) for c in as_candidates(candidates))
-    if not cands:
-        raise ParameterError("candidates is empty")
-    key = (kname, cands)
-    plan = per.get(key)
+        cands, key = None, (kname, None)
+    else:
+        cands = tuple(Candidate.parse(c) for c in as_candidates(candidates))
+        if not cands:
+            raise ParameterError("candidates is empty")
+        key = (kname, cands)
+    plan = caches.PLANS.get(pred, _NO_MEMO).get(key)
     if plan is None:
-        from annpred.validate import safe_name
-
-        for c in cands:  # names that could never have a model (``../x``): say so
-            safe_name(c.variant, f"candidate {c}: variant", ParameterError)
-            safe_name(c.hardware, f"candidate {c}: hardware", ParameterError)
-        if spec is not None:
-            for c in cands:
-                if not c.hardware.startswith("sim-"):   # modelled accelerators: variant sim
-                    spec.variant(c.variant)  # unknown variant: clear error listing the variants
-        if len(set(cands)) != len(cands):
-            raise ParameterError("candidates hold duplicates")
-        plan = per[key] = _Plan(pred, kname, spec, cands)
-        for m in plan.models:
-            _correction.warn_mismatch(m)
+        with caches.BUILD:  # built once, however many threads ask at the same time
+            per = caches.per_predictor(caches.PLANS, pred, gen)
+            plan = per.get(key)
+            if plan is None:
+                plan = caches.put(per, key, _new_plan(pred, kname, spec, cands), gen)
+                for m in plan.models:
+                    _correction.warn_mismatch(m)
     return plan
+
+
+def _new_plan(pred, kname: str, spec, cands) -> _Plan:
+    if cands is None:
+        cands = _default_candidates(pred, kname, spec)
+        if not cands:
+            have = sorted({h for _, _, h in pred.combinations(kname)})
+            raise NoCandidatesError(
+                f"no model of kernel {kname!r} for hardware present on this machine "
+                f"({hw.cpu_id(hw.cpu_count())}); models exist for: "
+                + (", ".join(have) if have else "(none)")
+                + f" (searched {', '.join(str(r) for r in pred.roots)}); profile and "
+                "train here (annpred quickstart) or pass candidates explicitly")
+        return _Plan(pred, kname, spec, cands)
+    from annpred.validate import safe_name
+
+    for c in cands:  # names that could never have a model (``../x``): say so
+        safe_name(c.variant, f"candidate {c}: variant", ParameterError)
+        safe_name(c.hardware, f"candidate {c}: hardware", ParameterError)
+    if spec is not None:
+        for c in cands:
+            if not c.hardware.startswith("sim-"):   # modelled accelerators: variant sim
+                spec.variant(c.variant)  # unknown variant: clear error listing the variants
+    if len(set(cands)) != len(cands):
+        raise ParameterError("candidates hold duplicates")
+    return _Plan(pred, kname, spec, cands)
 
 
 def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
@@ -143,6 +150,7 @@ def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
         raise UnknownKernelError(f"kernel must be a name or a Kernel, got {kernel!r}")
     if candidates is not None:
         candidates = as_candidates(candidates)  # read once: a generator works too
+    gen = caches.GENERATION  # before any state is read: see caches.put
     fast = None
     if models is None and candidates is None:  # the default path: one cache lookup
         dkey = (_env_key(), kname)
@@ -164,17 +172,15 @@ def choose(kernel, params: Mapping[str, Any], candidates=None, models=None, *,
     else:
         spec = _kernel_spec(kname, pred)
         point = check_point(spec, params)
-        plan = _plan(pred, kname, spec, candidates)
+        plan = _plan(pred, kname, spec, candidates, gen)
         if models is None and candidates is None:
-            caches.DEFAULT_PLANS[dkey] = (pred, spec, plan)
+            caches.put(caches.DEFAULT_PLANS, dkey, (pred, spec, plan), gen)
     choice = _decide(plan, point, default, policy, transfer_bytes, trust_machine)
     if key is not None:
-        memo_d = caches.MEMO.get(pred)
-        if memo_d is None:
-            memo_d = caches.MEMO[pred] = {}
+        memo_d = caches.per_predictor(caches.MEMO, pred, gen)
         if len(memo_d) >= caches.MEMO_SIZE:
             memo_d.clear()
-        memo_d[key] = choice
+        caches.put(memo_d, key, choice, gen)
     return choice
 
 

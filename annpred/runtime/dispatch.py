@@ -16,7 +16,7 @@ from annpred.runtime.transfer import TRANSFER, calibrate_transfer
 from annpred.spec import hardware as hw
 from annpred.spec.catalog import get_kernel
 from annpred.spec.kernel import Kernel
-from annpred.threads import limit_threads
+from annpred.threads import shared_limit_threads
 from annpred.validate import shown
 
 
@@ -25,14 +25,14 @@ def _input_spec(kernel) -> dict[str, tuple[np.dtype, int]]:
     spec = caches.INPUT_SPECS.get(kernel.name)
     if spec is not None:
         return spec
+    gen = caches.GENERATION
     point = {p.name: (p.choices[0] if p.sampling == "choice" else p.low) for p in kernel.params}
     point = {k: (int(v) if kernel.param(k).kind == "int" else float(v)) for k, v in point.items()}
     if not kernel.valid(point):
         point = kernel.sample_points(1, seed=0)[0]
     inputs = kernel.make_inputs(point, np.random.default_rng(0))
     spec = {k: (np.asarray(v).dtype, np.ndim(v)) for k, v in inputs.items()}
-    caches.INPUT_SPECS[kernel.name] = spec
-    return spec
+    return caches.put(caches.INPUT_SPECS, kernel.name, spec, gen)
 
 
 def _is_sparse(a) -> bool:
@@ -84,6 +84,7 @@ def dispatch(kernel, *operands, candidates=None, models=None, default=None,
     Returns the result as a numpy array, or ``(result, choice)`` with ``return_choice``.
     With ``feedback`` (a :class:`Feedback`), the run is timed and recorded.
     """
+    gen = caches.GENERATION  # before any state is read: see caches.put
     k = kernel if not isinstance(kernel, str) else get_kernel(kernel)
     if not isinstance(k, Kernel):
         raise UnknownKernelError(f"dispatch: kernel must be a name or a Kernel, got "
@@ -119,7 +120,7 @@ def dispatch(kernel, *operands, candidates=None, models=None, default=None,
     pred = resolve_models(models)
     if candidates is not None:
         candidates = as_candidates(candidates)  # read once, for the plan and choose
-    plan = _plan(pred, k.name, k, candidates)
+    plan = _plan(pred, k.name, k, candidates, gen)
     if candidates is not None:
         _runnable_here(k.name, plan)
     nbytes = None
@@ -150,7 +151,7 @@ def dispatch(kernel, *operands, candidates=None, models=None, default=None,
         raise ParameterError(f"dispatch({k.name!r}, ...): the choice {choice.best} is not on "
                              f"this machine ({hw.cpu_id(hw.cpu_count())}); it cannot run here")
     threads = choice.threads if hw.parse_id(choice.hardware)["device"] == "cpu" else None
-    with limit_threads(threads):
+    with shared_limit_threads(threads):
         state = v.prepare(native, params)
         t0 = time.perf_counter()
         result = v.run(state)

@@ -101,13 +101,14 @@ class Feedback:
 
     @staticmethod
     def _write(path: Path, rows, param_names) -> None:
-        if path.exists():
-            path.unlink()  # a fresh file: feedback is exported whole, not appended
-        with RowWriter(path, param_names) as w:
-            for i, r in enumerate(rows):
-                w.write(r.kernel, r.variant, r.hardware, r.params, runtime_s=r.measured_s,
-                        repeats=1, threads=hw.parse_id(r.hardware)["threads"] or "",
-                        sampler="dispatch", seed=0, point_id=i)
+        w = RowWriter(path, param_names)
+        w.acquire()  # first: another process writing ``path`` fails here, not after the unlink
+        try:
+            path.unlink(missing_ok=True)  # a fresh file: feedback is exported whole
+            with w:
+                _rows(w, rows)
+        finally:
+            w.release()
 
     def refit(self, out, base_csvs: Sequence = (), **train_kw):
         """Retrain the combinations seen in the feedback from ``base_csvs`` (the original
@@ -115,9 +116,16 @@ class Feedback:
         Combinations with fewer than 8 rows in all are skipped. Returns the train reports.
 
         This is the one bridge from the decision side to training
-        (:func:`annpred.model.trainer.refit`); it imports torch when called."""
-        from annpred.model.trainer import refit
+        (:func:`annpred.model.retrain.refit`); it imports torch when called."""
+        from annpred.model.retrain import refit
 
         reports = refit(self, out, base_csvs, **train_kw)
         caches.clear()
         return reports
+
+
+def _rows(w: RowWriter, rows) -> None:
+    for i, r in enumerate(rows):
+        w.write(r.kernel, r.variant, r.hardware, r.params, runtime_s=r.measured_s,
+                repeats=1, threads=hw.parse_id(r.hardware)["threads"] or "",
+                sampler="dispatch", seed=0, point_id=i)

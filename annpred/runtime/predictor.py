@@ -121,10 +121,12 @@ class LoadedModel:
                 "interval_coverage": None if self.interval is None else self.interval[2]}
 
     def interval_of(self, seconds):
-        """(low, high) seconds around predicted ``seconds``, or None without an interval."""
+        """(low, high) seconds around predicted ``seconds``, or None without an interval; a
+        bound past float's range is inf (0 below it), without a warning."""
         if self.interval is None:
             return None
-        return seconds * np.exp(self.interval[0]), seconds * np.exp(self.interval[1])
+        with np.errstate(over="ignore", under="ignore"):
+            return seconds * np.exp(self.interval[0]), seconds * np.exp(self.interval[1])
 
     def out_of_range(self, point: Mapping[str, float], margin: float = RANGE_MARGIN) -> dict:
         """Parameters outside the training range widened by ``margin`` (value, [lo, hi])."""
@@ -144,12 +146,12 @@ def catalog_kernel(name) -> Kernel | None:
         return k
     if not isinstance(name, str):
         raise UnknownKernelError(f"kernel must be a kernel name, got {shown(name)}")
+    gen = caches.GENERATION
     try:
         k = get_kernel(name)
     except UnknownKernelError:
         return None
-    caches.KERNELS[name] = k
-    return k
+    return caches.put(caches.KERNELS, name, k, gen)
 
 
 def check_point(spec: Kernel | None, params: Mapping[str, Any]) -> dict:
@@ -376,11 +378,20 @@ def load_models(path=None, reload: bool = False) -> Predictor:
             if not r.is_dir():
                 raise ModelFormatError(f"model directory {r} is a file, not a directory")
     key = tuple(str(r.resolve()) for r in roots)
-    pred = None if reload else caches.PREDICTORS_BY_ROOTS.get(key)
+    if reload:  # choose/dispatch must see the new models: forget the lookups (by path or
+        with caches.BUILD:  # environment) and plans that hold the old ones, in one step
+            pred = Predictor(roots)  # with storing the new directory (see caches.put)
+            with caches.LOCK:
+                caches.PREDICTORS_BY_ROOTS[key] = pred
+            caches.forget_predictors()
+        return pred
+    pred = caches.PREDICTORS_BY_ROOTS.get(key)
     if pred is None:
-        pred = caches.PREDICTORS_BY_ROOTS[key] = Predictor(roots)
-        if reload:  # choose/dispatch must see the new models: forget the lookups (by path
-            caches.forget_predictors()  # or environment) and plans that hold the old ones
+        with caches.BUILD:  # built once, however many threads ask at the same time
+            gen = caches.GENERATION
+            pred = caches.PREDICTORS_BY_ROOTS.get(key)
+            if pred is None:
+                pred = caches.put(caches.PREDICTORS_BY_ROOTS, key, Predictor(roots), gen)
     return pred
 
 
@@ -411,7 +422,8 @@ def resolve_models(models) -> Predictor:
         key = _env_key()
         p = caches.PREDICTORS_BY_ENV.get(key)
         if p is None:
-            p = caches.PREDICTORS_BY_ENV[key] = load_models()
+            gen = caches.GENERATION
+            p = caches.put(caches.PREDICTORS_BY_ENV, key, load_models(), gen)
         return p
     if isinstance(models, Predictor):
         return models
@@ -419,7 +431,8 @@ def resolve_models(models) -> Predictor:
         key = ("path", os.fspath(models))
         p = caches.PREDICTORS_BY_ENV.get(key)
         if p is None:
-            p = caches.PREDICTORS_BY_ENV[key] = load_models(models)
+            gen = caches.GENERATION
+            p = caches.put(caches.PREDICTORS_BY_ENV, key, load_models(models), gen)
         return p
     try:
         roots = list(models)

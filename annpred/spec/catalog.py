@@ -11,6 +11,7 @@ import importlib.util
 import os
 import pkgutil
 import sys
+import threading
 from pathlib import Path
 
 from annpred.errors import ParameterError, UnknownKernelError
@@ -19,6 +20,8 @@ from annpred.validate import safe_name, shown
 
 _REGISTRY: dict[str, Kernel] = {}
 _LOADED = False
+_LOADING = threading.local()  # this thread is loading (a kernel file that registers)
+_LOAD_LOCK = threading.RLock()  # other threads wait until the catalog is whole
 _LISTENERS: list = []  # called after the registry changed (the runtime's caches forget it)
 
 
@@ -76,10 +79,25 @@ def _load_file(path: Path) -> None:
 
 
 def _load() -> None:
-    global _LOADED
     if _LOADED:
         return
+    with _LOAD_LOCK:
+        if _LOADED or getattr(_LOADING, "on", False):
+            return
+        _LOADING.on = True
+        try:
+            _load_all()
+        finally:  # loaded once, even when a file failed (its error was raised once)
+            _LOADING.on = False
+            _set_loaded()
+
+
+def _set_loaded() -> None:
+    global _LOADED
     _LOADED = True
+
+
+def _load_all() -> None:
     try:
         import annpred.kernels as pkg
     except ImportError:  # pragma: no cover - the catalog ships with annpred
