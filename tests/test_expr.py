@@ -75,6 +75,11 @@ def test_never_executes_code(tmp_path):
 def test_nonfinite_result_is_an_error():
     with pytest.raises(ExpressionError, match="not finite"):
         expr.evaluate("log(n - n)", {"n": np.array([1.0, 2.0])})
+    # finite as a formula (parse accepts it), not finite on one of these rows: evaluate's
+    # own check, not the parser's, must refuse it
+    expr.parse("1/(m - n)", ["m", "n"])
+    with pytest.raises(ExpressionError, match="not finite"):
+        expr.evaluate("1/(m - n)", {"m": np.array([2.0, 3.0]), "n": np.array([2.0, 1.0])})
 
 
 def test_number_theory_functions_match_brute_force():
@@ -158,7 +163,20 @@ def test_within_bounds_matches_what_parse_accepts():
 
     assert within_bounds("m*n*k + ceiling(m/8)")
     assert not within_bounds("m" * (MAX_LENGTH + 1))
+    with pytest.raises(ExpressionError, match=f"longer than {MAX_LENGTH}"):
+        expr.parse("m" * (MAX_LENGTH + 1))
     deep = "(" * 150 + "m" + ")*2" * 150
     assert not within_bounds(deep)
     with pytest.raises(ExpressionError):
         expr.parse(deep)
+
+    def accepted(text):
+        try:
+            expr.parse(text)
+            return True
+        except ExpressionError:
+            return False
+    # around the nesting limit, one level at a time: both agree on every depth
+    verdicts = [(within_bounds("-" * k + "m"), accepted("-" * k + "m")) for k in range(90, 106)]
+    assert all(a == b for a, b in verdicts), verdicts
+    assert verdicts[0] == (True, True) and verdicts[-1] == (False, False)

@@ -55,10 +55,16 @@ _expr = st.recursive(
 @SETTINGS(400)
 @given(_expr)
 def test_expression_grammar_only_annpred_errors(text):
+    """Any text either raises annpred's error or parses over the given symbols only and
+    evaluates to finite numbers, one per row (what ``evaluate`` promises)."""
     def go():
-        expr.parse(text, ["m", "n"])
-        expr.evaluate(text, {"m": np.array([3.0, 1e3]), "n": np.array([0.5, 7.0])})
-    _only_annpred_errors(go)
+        e = expr.parse(text, ["m", "n"])
+        assert {str(s) for s in e.free_symbols} <= {"m", "n"}, text
+        return expr.evaluate(text, {"m": np.array([3.0, 1e3]), "n": np.array([0.5, 7.0])})
+    out = _only_annpred_errors(go)
+    if out is not None:
+        assert out.shape == (2,) and out.dtype == float, (text, out)
+        assert np.all(np.isfinite(out)), (text, out)
 
 
 @SETTINGS(300)
@@ -66,7 +72,11 @@ def test_expression_grammar_only_annpred_errors(text):
                                                                      "sopfr("]),
                 max_size=300))
 def test_expression_soup_only_annpred_errors(tokens):
-    _only_annpred_errors(expr.parse, "".join(tokens), ["m", "n"])
+    """Token soup either raises annpred's error or parses to an expression over m and n."""
+    text = "".join(tokens)
+    e = _only_annpred_errors(expr.parse, text, ["m", "n"])
+    if e is not None:
+        assert {str(s) for s in e.free_symbols} <= {"m", "n"}, text
 
 
 # -- CSVs -------------------------------------------------------------------------------
@@ -94,7 +104,13 @@ def test_csv_loader_only_annpred_errors(tmp_path_factory, header, rows, bom):
     p = tmp_path_factory.mktemp("csv") / "h.csv"
     p.write_text(("\ufeff" if bom else "") + buf.getvalue(), encoding="utf-8",
                  errors="surrogatepass")
-    _only_annpred_errors(lambda: duplicate_keys(load_profiles([p])))
+    df = _only_annpred_errors(lambda: load_profiles([p]))
+    if df is not None:  # what the loader promises of the rows it accepts
+        y = df["runtime_s"].to_numpy(dtype=float)
+        assert len(y) and np.all(np.isfinite(y)) and np.all(y > 0), (header, rows)
+        for key in ("kernel", "variant", "hardware"):
+            assert df[key].map(lambda v: isinstance(v, str) and v != "").all(), (key, rows)
+        _only_annpred_errors(duplicate_keys, df)
 
 
 # -- model files ------------------------------------------------------------------------
@@ -119,8 +135,10 @@ def test_model_loader_only_annpred_errors(tmp_path_factory, key, value, seed):
     d[key] = value
     p = tmp_path_factory.mktemp("model") / "m.json"
     p.write_text(json.dumps(d, allow_nan=True))
-    _only_annpred_errors(lambda: LoadedModel(load_model(p)).predict(
+    out = _only_annpred_errors(lambda: LoadedModel(load_model(p)).predict(
         {"m": np.array([2.0]), "n": np.array([3.0])}))
+    if out is not None:  # a model that loads predicts one finite, positive runtime
+        assert np.shape(out) == (1,) and np.isfinite(out[0]) and out[0] > 0, (key, value, out)
 
 
 # -- C export ---------------------------------------------------------------------------
