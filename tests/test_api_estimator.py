@@ -215,3 +215,13 @@ def test_public_methods_have_docstrings():
         doc = getattr(AugmentedNNRegressor, name).__doc__
         assert doc and len(doc.strip()) > 40, name
     assert "save_model" in AugmentedNNRegressor.to_dict.__doc__
+
+
+def test_base_complexity_auto_is_refused_naming_it():
+    """complexity='auto' with base_complexity='auto' raised a bare TypeError naming
+    `complexity`; it is a ParameterError naming base_complexity, before any fit."""
+    X = np.random.default_rng(0).uniform(1, 10, (30, 2))
+    est = AugmentedNNRegressor(complexity="auto", base_complexity="auto",
+                               feature_names=["a", "b"])
+    with pytest.raises(ParameterError, match="base_complexity cannot be 'auto'"):
+        est.fit(X, X[:, 0] * X[:, 1])

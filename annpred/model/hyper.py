@@ -82,6 +82,9 @@ def _names(value, name: str) -> None:
 
 
 def _complexity(value, name: str) -> None:
+    if name != "complexity" and isinstance(value, str) and value.strip() == AUTO:
+        raise ParameterError(f"{name} cannot be 'auto': it is the expression(s) that "
+                             "complexity='auto' starts from (a string or a dict), or None")
     if value is None or isinstance(value, (str, Mapping)):
         return
     raise ParameterError(
