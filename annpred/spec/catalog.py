@@ -97,6 +97,15 @@ def _set_loaded() -> None:
     _LOADED = True
 
 
+def _new_load_lock() -> None:  # in a forked child: a thread of the parent may have held it
+    global _LOAD_LOCK
+    _LOAD_LOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_load_lock)
+
+
 def _load_all() -> None:
     try:
         import annpred.kernels as pkg
