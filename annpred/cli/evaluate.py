@@ -7,7 +7,8 @@ from __future__ import annotations
 import shlex
 import sys
 
-from annpred.cli.common import add_key_options, add_space_options, add_transfer_option
+from annpred.cli.common import (add_key_options, add_space_options, add_transfer_option,
+                                print_json)
 from annpred.errors import ParameterError
 
 
@@ -80,17 +81,44 @@ def cmd_evaluate(args) -> int:
             raise ParameterError(f"--notes: cannot read {args.notes}: {exc}") from None
     paths = E.write_outputs(res, args.out, plots=not args.no_plots, command=command,
                             notes=notes)
-    print(E.headline_markdown(res))
+    verdict = None
     if "NN+C" in models:
         v = E.verdicts(res.summary)
         fs = E.floor_summary(res)
         if len(v):
-            print(f"\nNN+C at or below every baseline on {int(v.beats_all.sum())} of "
-                  f"{len(v)} combinations; NN+C / noise floor: median "
-                  f"{fs['median_ratio']:.2f}x (median floor {fs['median_floor']:.2f}%)")
+            verdict = {"combinations": len(v), "beats_all": int(v.beats_all.sum()),
+                       "median_ratio_to_floor": fs["median_ratio"],
+                       "median_floor_pct": fs["median_floor"]}
     ckpt.unlink(missing_ok=True)
+    if args.json:
+        print_json(_report(res, paths, args.out, models, verdict))
+        return 0
+    print(E.headline_markdown(res))
+    if verdict is not None:
+        print(f"\nNN+C at or below every baseline on {verdict['beats_all']} of "
+              f"{verdict['combinations']} combinations; NN+C / noise floor: median "
+              f"{verdict['median_ratio_to_floor']:.2f}x (median floor "
+              f"{verdict['median_floor_pct']:.2f}%)")
     print(f"\nwrote {len(paths)} files into {args.out} in {res.timings['total_s']:.0f} s")
     return 0
+
+
+# headline columns (annpred.study.report.headline) in percent: ``_pct`` in --json
+_PCT = ("median_mape", "mean_mape", "worst_mape", "median_filtered_mape", "median_within10",
+        "median_mdape")
+
+
+def _report(res, paths, out, models, verdict) -> dict:
+    """``evaluate --json``: what was written, and the headline table (one row per model)."""
+    from annpred import study as E
+
+    rows = E.headline(res.summary).to_dict(orient="records")
+    return {"out": str(out), "files": [str(p) for p in paths],
+            "total_s": res.timings["total_s"], "models": list(models),
+            "n_combinations": len(res.combos),
+            "headline": [{(f"{k}_pct" if k in _PCT else k): v for k, v in r.items()}
+                         for r in rows],
+            "nn_c_verdict": verdict}
 
 
 def register(sub) -> None:
@@ -134,6 +162,10 @@ def register(sub) -> None:
     s.add_argument("--notes", help="Markdown file appended to accuracy.md")
     s.add_argument("--command-line", help=argparse_suppress(), default=None)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--json", action="store_true",
+                   help="print a JSON summary instead of the tables: out, files written, "
+                   "total_s, models, n_combinations, headline (one object per model, MAPEs "
+                   "in _pct) and nn_c_verdict")
     s.set_defaults(func=cmd_evaluate, interrupted="finished fits are kept in "
                    "{out}/.evaluate_checkpoint.jsonl (the same command resumes)")
 

@@ -5,7 +5,7 @@ import sys
 import warnings
 
 from annpred.cli.common import (add_key_options, add_space_options, add_transfer_option,
-                                show_warnings)
+                                print_json, show_warnings)
 from annpred.errors import ParameterError
 
 
@@ -21,7 +21,10 @@ def cmd_train(args) -> int:
                   hardware=args.hardware, out=args.out)
     kt.space_arguments(args.problem_size, args.constants)
 
-    def show(r):
+    def show(r):  # with --json the lines are progress on stderr; stdout holds the JSON
+        where = sys.stderr if args.json else sys.stdout
+        if args.json and args.quiet:
+            return
         ho = (f"  holdout MAPE {r.holdout_mape:6.2f}% (n={r.n_holdout}; the training median "
               f"for every point: {r.constant_mape:.2f}%)" if r.holdout_mape is not None else "")
         st = ("  steps " + ", ".join(f"{k}:{v}" for k, v in r.steps.items())
@@ -29,11 +32,11 @@ def cmd_train(args) -> int:
         fit = f" (fit on {r.n_fit})" if r.n_fit is not None and r.n_fit < r.n_train else ""
         print(f"{r.kernel}/{r.variant}/{r.hardware}: {r.error_label} {r.val_mape:6.2f}%  "
               f"params {r.n_params}  n={r.n_train}{fit}  {r.train_time_s:.2f}s{ho}{st}",
-              flush=True)
+              file=where, flush=True)
         if getattr(r, "auto", False):
             chosen = "; ".join(f"{k} = {v}" for k, v in (r.complexity or {}).items())
             print(f"  complexity (auto): {chosen or 'none (no candidate validated better)'}",
-                  flush=True)
+                  file=where, flush=True)
 
     def progress(msg):
         if not args.quiet:
@@ -49,8 +52,28 @@ def cmd_train(args) -> int:
                              problem_size=args.problem_size, constants=args.constants,
                              transfer=args.transfer)
     show_warnings(caught)
+    if args.json:
+        print_json({"out": str(args.out), "models": [report_json(r) for r in reports]})
+        return 0
     print(f"trained {len(reports)} model(s) into {args.out}")
     return 0
+
+
+def report_json(r) -> dict:
+    """One :class:`~annpred.model.trainer.TrainReport` as ``train --json`` prints it
+    (percentages in ``_pct``, seconds in ``_s``; ``model`` as in ``halide train --json``)."""
+    return {"kernel": r.kernel, "variant": r.variant, "hardware": r.hardware,
+            "model": None if r.path is None or not r.written else str(r.path),
+            "n_train": r.n_train, "n_fit": r.n_fit, "n_val": r.n_val,
+            "n_holdout": r.n_holdout,
+            # no validation split (n_val 0, under 20 rows): the training rows' error
+            "val_mape_pct": r.val_mape,
+            "val_mape_of": "training rows" if r.n_val == 0 else "validation rows",
+            "holdout_mape_pct": r.holdout_mape,
+            "constant_holdout_mape_pct": r.constant_mape,
+            "n_params": r.n_params, "train_time_s": r.train_time_s,
+            "complexity": dict(r.complexity or {}), "complexity_auto": bool(r.auto),
+            "steps": dict(r.steps) if r.steps else None}
 
 
 def _parse_steps(text):
@@ -104,6 +127,12 @@ def register(sub) -> None:
                    help="step-aware features: auto (detect from 1-D sweeps, as written by "
                         "--sampler pr), none, or param=period,... (default auto)")
     s.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    s.add_argument("--json", action="store_true",
+                   help="print one JSON object at the end: out (the model directory) and "
+                   "models, one object per combination (kernel, variant, hardware, model "
+                   "file, n_train, n_val, n_holdout, val_mape_pct, holdout_mape_pct, "
+                   "n_params, train_time_s, complexity, ...); the per-combination lines go "
+                   "to stderr")
     s.set_defaults(func=cmd_train, interrupted="finished combinations are kept in "
                    "{out}/.train_checkpoint.jsonl (the same command resumes); no model "
                    "was written")

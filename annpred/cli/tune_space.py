@@ -3,7 +3,7 @@ and name the best candidates."""
 from __future__ import annotations
 
 from annpred.cli.common import (add_key_options, add_space_options, add_transfer_option,
-                                fmt_seconds)
+                                fmt_seconds, print_json)
 from annpred.errors import ParameterError
 
 
@@ -40,49 +40,60 @@ def cmd_tune_space(args) -> int:
     import numpy as np
 
     budget, strategy = args.budget or 250, args.strategy or "guided"
-    say = _progress(args)
+    say, human, notes = _progress(args), _printer(args), []
+
+    def note(text: str) -> None:
+        notes.append(text)
+        human(f"note: {text}")
     df = _data.load_profiles([args.space_file], kernel=args.kernel, variant=args.variant,
                              hardware=args.hardware, problem_size=args.problem_size,
                              constants=args.constants, transfer=args.transfer)
     c = T.space_combination(df)
     r = T.select_on_space(c, make_model(args.model), budget=budget, top=args.top,
                           seed=args.seed, name=args.model, strategy=strategy, progress=say)
-    print(f"{c.name}: {len(c.y)} configurations; {args.model} fitted on {budget} "
+    human(f"{c.name}: {len(c.y)} configurations; {args.model} fitted on {budget} "
           f"measured ({strategy}, seed {args.seed}); complexity: "
           + _chosen(r, c))
     best = T.predicted_table(c, [r.best_row], r.predicted)[0]
-    print("predicted best: " + _fmt(best, c.params, r.expected([r.best_row])))
-    print(f"top {args.top} predicted (of the {len(c.y) - budget} not measured)"
+    human("predicted best: " + _fmt(best, c.params, r.expected([r.best_row])))
+    human(f"top {args.top} predicted (of the {len(c.y) - budget} not measured)"
           + (":" if r.picks is None else
              f"; expected = the slower of the last two fits' predictions x "
              f"{np.exp(r.picks['median']):.2f}, how the {r.picks['n']} configurations the "
              f"search picked ran against it, with their {r.picks['nominal']:.0%} interval:"))
     for i, row in enumerate(T.predicted_table(c, r.top_rows, r.predicted), 1):
-        print(f" {i:3d}. " + _fmt(row, c.params, r.expected([r.top_rows[i - 1]])))
+        human(f" {i:3d}. " + _fmt(row, c.params, r.expected([r.top_rows[i - 1]])))
     if strategy == "guided" and r.picks is None:
-        print("note: the search's rounds picked too few configurations (a 90% interval needs "
-              "19) for the picks' expected runtime; a larger --budget gives it")
+        note("the search's rounds picked too few configurations (a 90% interval needs 19) "
+             "for the picks' expected runtime; a larger --budget gives it")
     fastest = int(r.measured[c.y[r.measured].argmin()])
     row = T.predicted_table(c, [fastest], r.predicted)[0]
-    print(f"best measured of the {budget}: {_params(row, c.params)}  "
+    human(f"best measured of the {budget}: {_params(row, c.params)}  "
           f"{fmt_seconds(row['measured_s'])}")
-    print(f"the file holds every measurement, so the pick can be judged: MAPE {r.mape:.2f}% "
+    human(f"the file holds every measurement, so the pick can be judged: MAPE {r.mape:.2f}% "
           f"over the {len(c.y) - budget} unmeasured configurations; regret (best of "
           f"{budget} measured + top {args.top}) / optimum = {r.regret:.3f}; random "
           f"sampling of as many ({budget} + {args.top}): {r.random_regret:.3f}")
     if r.low is not None or r.picks is not None:
-        _judge_interval(c, r)
+        _judge_interval(c, r, human)
     if r.low is None and args.model.startswith("NN"):
-        print("note: no network interval: a 90% interval needs 19 validation rows, a fifth "
-              "of the rows the network is fitted on (a --budget of about 95 or more)")
+        note("no network interval: a 90% interval needs 19 validation rows, a fifth of the "
+             "rows the network is fitted on (a --budget of about 95 or more)")
+    written = None
     if args.out:
         rest = r.unmeasured
         rest = rest[np.argsort(r.predicted[rest], kind="stable")]
-        _write(args.out, c.X.iloc[rest], c.params, r.predicted[rest], measured=c.y[rest])
+        written = _write(args.out, c.X.iloc[rest], c.params, r.predicted[rest],
+                         measured=c.y[rest], human=human)
+    if args.json:
+        from annpred.cli.tune_space_json import cache_report
+
+        print_json(cache_report(args, c, r, budget=budget, strategy=strategy,
+                                complexity=_complexity(r, c), notes=notes, written=written))
     return 0
 
 
-def _judge_interval(c, r) -> None:
+def _judge_interval(c, r, human=print) -> None:
     """How the network's interval did on the unmeasured configurations, and each interval
     on the picks."""
     from annpred.study.picks import judge_picks
@@ -92,12 +103,12 @@ def _judge_interval(c, r) -> None:
     if r.low is not None:
         rest = r.unmeasured
         inside = (c.y[rest] >= r.low[rest]) & (c.y[rest] <= r.high[rest])
-        print(f"the network's interval covers {inside.mean():.0%} of the unmeasured "
+        human(f"the network's interval covers {inside.mean():.0%} of the unmeasured "
               f"configurations and {j['net_covered']} of the top {k}; the top {k} run a "
               f"median {j['over_predicted']:.2f}x their prediction (the picks are where a "
               "model errs low)")
     if r.picks is not None:
-        print(f"the picks' interval covers {j['picks_covered']} of the top {k}; they run a "
+        human(f"the picks' interval covers {j['picks_covered']} of the top {k}; they run a "
               f"median {j['over_expected']:.2f}x the expected runtime")
 
 
@@ -139,28 +150,29 @@ def _product(args) -> int:
                     f"configurations; predicting {len(cand):,}")
     sp = T.predict_unmeasured(c, make_model(args.model), cand, seed=args.seed,
                               budget=args.budget, name=args.model)
-    n_fit = len(sp.fitted)
-    print(f"{c.name}: {len(c.y)} measured configurations"
+    n_fit, human = len(sp.fitted), _printer(args)
+    human(f"{c.name}: {len(c.y)} measured configurations"
           + (f" ({cache.n_failed} failed)" if cache.n_failed else "")
           + f"; the product of its tune_params has {space.n_product:,}: "
           f"{space.n_restricted:,} break a restriction, {space.n_failed:,} failed, "
           f"{space.size - len(cand):,} measured, {len(cand):,} to predict")
     for k, (v, others) in space.held.items():
-        print(f"note: {k} has one measured value ({v:g}); its other values "
+        human(f"note: {k} has one measured value ({v:g}); its other values "
               f"({', '.join(f'{o:g}' for o in others)}) are not predicted")
-    print(f"{args.model} fitted on {n_fit} measured"
+    human(f"{args.model} fitted on {n_fit} measured"
           + (" (all)" if n_fit == len(c.y) else f" (drawn at random, seed {args.seed})")
           + "; complexity: " + _chosen(sp, c))
     best_row = int(np.argmin(c.y))  # of every measured configuration, fitted on or not
     best_s = float(c.y[best_row])
-    print(f"best measured: {_params(c.X.iloc[best_row], c.params)}  {fmt_seconds(best_s)}")
+    human(f"best measured: {_params(c.X.iloc[best_row], c.params)}  {fmt_seconds(best_s)}")
     top = sp.order[:args.top]
-    picks = None if previous is None else _previous_picks(c, previous, args.previous,
-                                                          sp.coverage)
+    picks, since = ((None, None) if previous is None else
+                    _previous_picks(c, previous, args.previous, sp.coverage, human))
+    expected = {}  # candidate row -> (expected, low, high) seconds, from --previous
     if picks is not None:  # cautious: the slower of this prediction and the earlier one
         cautious = P.cautious(sp.predicted, P.previous_predictions(cand, c.params, previous))
     interval = "" if sp.low is None else f"; the network's {sp.coverage:.0%} interval"
-    print(f"top {len(top)} predicted (of the {len(cand):,} not measured; predicted speed-up "
+    human(f"top {len(top)} predicted (of the {len(cand):,} not measured; predicted speed-up "
           f"over the best measured{interval}"
           + ("" if picks is None else
              f"; expected = the slower of this and the earlier prediction x "
@@ -170,30 +182,44 @@ def _product(args) -> int:
         iv = (f"  [{fmt_seconds(sp.low[j])} - {fmt_seconds(sp.high[j])}]"
               if sp.low is not None else "")
         if picks is not None:
-            e, lo, hi = (float(v) for v in P.apply_picks(picks, cautious[j]))
+            e, lo, hi = expected[j] = tuple(float(v) for v in P.apply_picks(picks, cautious[j]))
             iv += f"  expected {fmt_seconds(e)} [{fmt_seconds(lo)} - {fmt_seconds(hi)}]"
-        print(f" {i:3d}. {_params(cand.iloc[j], c.params)}  predicted "
+        human(f" {i:3d}. {_params(cand.iloc[j], c.params)}  predicted "
               f"{fmt_seconds(sp.predicted[j])}{iv}  {best_s / sp.predicted[j]:.2f}x")
+    nxt = T.suggest_next(c, sp, args.next) if args.next else []
     if args.next:
-        nxt = T.suggest_next(c, sp, args.next)
-        print(f"next {len(nxt)} to measure (one guided round: the best predicted one-parameter "
+        human(f"next {len(nxt)} to measure (one guided round: the best predicted one-parameter "
               "neighbours of the fastest measured, then the fastest predicted); add their "
               "results to the cache and run this again:")
         for i, j in enumerate(nxt, 1):
-            print(f" {i:3d}. {_params(cand.iloc[j], c.params)}  predicted "
+            human(f" {i:3d}. {_params(cand.iloc[j], c.params)}  predicted "
                   f"{fmt_seconds(sp.predicted[j])}")
     if sp.outside:
-        print(f"note: {sp.outside:,} of the candidates have a parameter outside the measured "
+        human(f"note: {sp.outside:,} of the candidates have a parameter outside the measured "
               "range (extrapolation)")
-    print(f"not judged: these configurations are unmeasured, and the fastest predictions are "
+    human(f"not judged: these configurations are unmeasured, and the fastest predictions are "
           f"where a model errs low most often; measure the top {len(top)} before believing a "
           "speed-up" + ("" if args.out else " (--out FILE.csv writes every prediction)"))
+    written = None
     if args.out:
         o = sp.order
-        _write(args.out, cand.iloc[o], c.params, sp.predicted[o],
-               low=None if sp.low is None else sp.low[o],
-               high=None if sp.high is None else sp.high[o])
+        written = _write(args.out, cand.iloc[o], c.params, sp.predicted[o],
+                         low=None if sp.low is None else sp.low[o],
+                         high=None if sp.high is None else sp.high[o], human=human)
+    if args.json:
+        from annpred.cli.tune_space_json import previous_report, product_report
+
+        print_json(product_report(args, c, sp, cand, space, n_failed=cache.n_failed,
+                                  best_row=best_row, top=top, expected=expected,
+                                  complexity=_complexity(sp, c),
+                                  previous=previous_report(args.previous, since, picks),
+                                  nxt=nxt, written=written))
     return 0
+
+
+def _printer(args):
+    """``print`` for the human report; with --json nothing (stdout holds the JSON)."""
+    return (lambda *a, **k: None) if args.json else print
 
 
 def _progress(args):
@@ -206,8 +232,10 @@ def _progress(args):
     return say
 
 
-def _write(path, X, params, predicted, *, measured=None, low=None, high=None) -> None:
-    """Every unmeasured configuration, fastest predicted first, as a CSV (atomic)."""
+def _write(path, X, params, predicted, *, measured=None, low=None, high=None,
+           human=print) -> int:
+    """Every unmeasured configuration, fastest predicted first, as a CSV (atomic); returns
+    how many rows it wrote."""
     import csv
     import io
 
@@ -227,7 +255,8 @@ def _write(path, X, params, predicted, *, measured=None, low=None, high=None) ->
             row.append(f"{measured[i]:.6g}")
         w.writerow(row)
     atomic_write_text(path, buf.getvalue())
-    print(f"wrote {len(vals):,} predicted configurations to {path}")
+    human(f"wrote {len(vals):,} predicted configurations to {path}")
+    return len(vals)
 
 
 def _read_previous(path, params):
@@ -256,9 +285,9 @@ def _read_previous(path, params):
     return prev
 
 
-def _previous_picks(c, previous, path, coverage) -> dict | None:
+def _previous_picks(c, previous, path, coverage, human=print) -> tuple[dict | None, int]:
     """The picks' calibration from the configurations measured since ``previous`` was
-    predicted, or None (with a note) when too few of them are."""
+    predicted, or None (with a note) when too few of them are; and how many are."""
     import numpy as np
 
     from annpred.study import picks as P
@@ -266,18 +295,22 @@ def _previous_picks(c, previous, path, coverage) -> dict | None:
     ratios = P.picks_since(c, previous)
     picks = P.pick_interval(ratios, coverage or P.PICK_COVERAGE)
     if picks is None:
-        print(f"note: {len(ratios)} configurations of {path} are measured now; the picks' "
+        human(f"note: {len(ratios)} configurations of {path} are measured now; the picks' "
               "interval needs at least 19 (measure more of the suggestions)")
     else:
-        print(f"the {picks['n']} configurations of {path} measured since ran a median "
+        human(f"the {picks['n']} configurations of {path} measured since ran a median "
               f"{np.exp(picks['median']):.2f}x their prediction there")
-    return picks
+    return picks, len(ratios)
+
+
+def _complexity(r, c) -> dict:
+    """The expressions the fitted model uses (the space's own where it chose none)."""
+    return dict(c.complexity if r.complexity is None else r.complexity)
 
 
 def _chosen(r, c) -> str:
-    """The expressions the fitted model uses (the space's own where it chose none)."""
-    comp = c.complexity if r.complexity is None else r.complexity
-    return ", ".join(f"{k} = {v}" for k, v in comp.items()) or "none"
+    """:func:`_complexity` as text."""
+    return ", ".join(f"{k} = {v}" for k, v in _complexity(r, c).items()) or "none"
 
 
 def _params(row, params) -> str:
@@ -339,6 +372,11 @@ def register(sub) -> None:
     s.add_argument("--out", metavar="FILE.csv", help="write every unmeasured configuration "
                    "with its prediction, fastest first (atomic)")
     s.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    s.add_argument("--json", action="store_true",
+                   help="print the report as one JSON object instead: the predicted best, "
+                   "the top k (parameters, predicted_s, interval and expected bounds, "
+                   "measured_s), mape_pct and regret with --space cache; --out still writes "
+                   "the CSV")
     s.add_argument("--top", type=int, default=10, help="predicted candidates (default 10)")
     s.add_argument("--model", default="NN+C-auto", help="model from the study's zoo "
                    "(default NN+C-auto)")
