@@ -11,6 +11,7 @@ AnnpredError` messages naming the file.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -194,15 +195,39 @@ def atomic_write_many(files: Mapping[str | os.PathLike, str | bytes]) -> list[Pa
 
 
 def frame_key(df, *config) -> str:
-    """A short hash of a job's input rows, its configuration and the catalog's complexity
-    expressions of the kernels in the rows: a checkpoint made from anything different is not
-    resumed (see :class:`JsonlCheckpoint`)."""
+    """A short hash of a job's input rows, its configuration, the catalog's complexity
+    expressions of the kernels in the rows and annpred's code (:func:`code_revision`): a
+    checkpoint made from anything different is not resumed (see :class:`JsonlCheckpoint`)."""
     import hashlib
 
     import pandas as pd
 
     h = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes())
-    h.update(repr((config, _catalog_text(df))).encode())
+    h.update(repr((config, _catalog_text(df), code_revision())).encode())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def code_revision() -> str:
+    """A short hash of annpred's own source (the package and its kernel catalog), read once
+    per process: checkpoint keys include it, so that results computed by other code (an
+    upgrade, an edit) are computed again instead of being resumed into a new report. The
+    version string alone cannot tell (it changes only at releases)."""
+    import hashlib
+
+    import annpred
+
+    roots = [Path(annpred.__file__).resolve().parent]
+    try:
+        import annpred.kernels as catalog
+
+        roots += [Path(p).resolve() for p in catalog.__path__]
+    except ImportError:  # pragma: no cover - the catalog ships with annpred
+        pass
+    h = hashlib.sha256()
+    for root in dict.fromkeys(roots):
+        for f in sorted(root.rglob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
 
 

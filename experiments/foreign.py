@@ -24,7 +24,8 @@ trained on 1000 and 3000 configurations, NN+C-auto on 3000 with its training MAP
 network can represent). No
 timing is measured here. Every finished fit is appended to ``.foreign_checkpoint.jsonl`` in
 ``--out``: an interrupted run resumes where it stopped, and a finished one rewrites its
-reports in seconds (delete the file after changing annpred's code).
+reports in seconds (its key covers the options and annpred's code, `annpred.files.
+code_revision`: after a change of the code every fit runs again).
 """
 from __future__ import annotations
 
@@ -61,8 +62,7 @@ def main(argv: list[str]) -> int:
     import pandas as pd
 
     from annpred.data import profiles as _data
-    from annpred.data.rows import version
-    from annpred.files import JsonlCheckpoint, atomic_write_text
+    from annpred.files import JsonlCheckpoint, atomic_write_text, code_revision
     from annpred.study import tunespace as T
     from annpred.study.picks import judge_picks
     from annpred.study.metrics import mape
@@ -75,9 +75,9 @@ def main(argv: list[str]) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     out = Path(args.out)
     # every finished fit is appended here; an interrupted run resumes (the key covers the
-    # options and annpred's version, not its code: delete the file after changing the code)
+    # options and annpred's code: after a change of the code every fit runs again)
     ckpt = JsonlCheckpoint(out / CHECKPOINT, hashlib.sha256(repr(
-        (args.n_train, TOP, HEADROOM, version())).encode()).hexdigest()[:16])
+        (args.n_train, TOP, HEADROOM, code_revision())).encode()).hexdigest()[:16])
     done = {tuple(d["task"]): d for d in ckpt.load()}
     if done:
         print(f"resuming: {len(done)} fits read from {out / CHECKPOINT}", flush=True)

@@ -77,9 +77,8 @@ def main(argv: list[str]) -> int:
 
     from annpred.data import profiles
     from annpred.data import transfer as tr
-    from annpred.data.rows import version
     from annpred.errors import AnnpredWarning
-    from annpred.files import JsonlCheckpoint, atomic_write_text
+    from annpred.files import JsonlCheckpoint, atomic_write_text, code_revision
     from annpred.study import tunespace as T
     from annpred.study.zoo import make_model
 
@@ -96,7 +95,7 @@ def main(argv: list[str]) -> int:
         return 2
     out = Path(args.out)
     ckpt = JsonlCheckpoint(out / CHECKPOINT, hashlib.sha256(repr(
-        (budgets, version())).encode()).hexdigest()[:16])
+        (budgets, code_revision())).encode()).hexdigest()[:16])
     done = {tuple(d["task"]): d for d in ckpt.load()}
     if done:
         print(f"resuming: {len(done)} finished runs read from {out / CHECKPOINT}", flush=True)

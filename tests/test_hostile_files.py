@@ -251,3 +251,28 @@ def test_a_second_training_into_one_model_folder_is_refused_and_keeps_the_first(
     (out / CHECKPOINT).unlink()
     reports = train_csvs([p], out, **kw)
     assert fitted == [12] and reports[0].path.exists()
+
+
+def test_a_checkpoint_of_other_code_is_not_resumed(tmp_path, monkeypatch):
+    """The checkpoint key held annpred's version, which changes only at releases: fits made
+    by other code (an upgrade, an edit) were resumed into the new run's models. The key now
+    holds a hash of annpred's source; another hash means every combination is fitted again."""
+    import annpred.files as files
+    from annpred.model.trainer import CHECKPOINT
+
+    assert files.code_revision() == files.code_revision() and len(files.code_revision()) == 16
+    p = _csv(tmp_path, [HEAD, *_rows(12, 0, variant="v1"),
+                        *_rows(12, 1, variant="v2", start=100)])
+    out = tmp_path / "models"
+    kw = dict(features=["m", "n"], complexity="m*n", max_epochs=5, n_init=1, steps=None)
+    fitted = _count_fits(monkeypatch)
+
+    def stop(rep):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_csvs([p], out, on_done=stop, **kw)
+    assert fitted == [12] and (out / CHECKPOINT).exists()
+    monkeypatch.setattr(files, "code_revision", lambda: "another-code-rev")
+    train_csvs([p], out, **kw)
+    assert fitted == [12, 12, 12]  # nothing read back: both fitted again

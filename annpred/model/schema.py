@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from annpred.data.rows import FINGERPRINT, machine_field_ok
 from annpred.errors import AnnpredError, ModelFormatError
 from annpred.files import atomic_write_text
 from annpred.model.network import ACTIVATIONS, MAX_PARAMS, TRANSFORMS, count_params
+from annpred.spec.numbertheory import REVISIONS as FUNCTION_REVISIONS
 from annpred.validate import column_name, json_int, read_limited, safe_name
 
 FORMAT = "annpred-model/1"
@@ -34,7 +36,8 @@ def versions() -> dict:
 
     from annpred.data.rows import version
 
-    out = {"annpred": version(), "python": platform.python_version(), "numpy": np.__version__}
+    out = {"annpred": version(), "python": platform.python_version(), "numpy": np.__version__,
+           "functions": dict(FUNCTION_REVISIONS)}
     try:
         import torch
         out["torch"] = torch.__version__
@@ -160,6 +163,26 @@ def validate_machine(m: Any, where: str) -> dict:
     return m
 
 
+def _check_revisions(d: dict, where: str) -> None:
+    """Refuse a file whose complexity uses a function whose definition changed since the
+    file was written (``versions.functions`` against :data:`FUNCTION_REVISIONS`)."""
+    ver = d.get("versions")
+    rec = ver.get("functions") if isinstance(ver, dict) else None
+    if rec is None:  # written before the record: the current definitions are assumed
+        return
+    if not isinstance(rec, dict):
+        raise ModelFormatError(f"{where}: versions.functions must be an object "
+                               "function -> revision")
+    text = " ".join(str(t) for t in d["complexity"].values())
+    for name, cur in FUNCTION_REVISIONS.items():
+        if re.search(rf"\b{name}\s*\(", text) and rec.get(name) != cur:
+            raise ModelFormatError(
+                f"{where}: its complexity uses {name}() as defined in revision "
+                f"{str(rec.get(name))[:20]}, and this annpred defines revision {cur}: its "
+                "predictions would differ from those it was trained for; retrain it from its "
+                "profiling CSV (`annpred train CSV`)")
+
+
 def validate(d: Any, where: str = "model") -> dict:
     """Check a model dict against the schema; returns it or raises ModelFormatError."""
     if not isinstance(d, dict):
@@ -208,6 +231,7 @@ def validate(d: Any, where: str = "model") -> dict:
                 raise ModelFormatError(f"{where}: steps name {name!r}, which is not a parameter")
             if isinstance(s, bool) or not isinstance(s, int) or s < 2:
                 raise ModelFormatError(f"{where}: steps[{name!r}] must be an integer >= 2")
+    _check_revisions(d, where)
     if "machine" in d:  # optional: the machine the training data were measured on
         validate_machine(d["machine"], f"{where}: machine")
     iv = d.get("interval")

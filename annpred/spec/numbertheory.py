@@ -227,4 +227,11 @@ static double annpred_fftcost(double x) {
 
 
 NUMPY = {"sopfr": _np_sopfr, "lpf": _np_lpf, "twos": _np_twos, "fftcost": _np_fftcost}
+# The revision of each function's values. A model file records them (``versions.functions``)
+# and is refused where a function its complexity uses had another revision: its predictions
+# would change silently (annpred.model.schema). Bump a revision whenever a definition here
+# changes its values. fftcost 1 (commit 445509d) gave other values; 2 (1d822f1) follows
+# pocketfft's C++ planner. Files written before the record cannot be told apart and load as
+# the current revision.
+REVISIONS = {"sopfr": 1, "lpf": 1, "twos": 1, "fftcost": 2}
 C_NAMES = {name: f"annpred_{name}" for name in NUMPY}
