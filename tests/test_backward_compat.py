@@ -100,3 +100,37 @@ def test_an_old_model_file_in_a_model_directory_serves_predict(tmp_path):
         pred = annpred.load_models(tmp_path).predict("fft", "numpy", {"n": 8, "b": 20},
                                                       hardware=hw)
     assert pred.seconds == pytest.approx(4.643917853874061e-06, rel=1e-12)  # ea44d24, as above
+
+
+def test_a_schedule_model_of_another_encoding_is_refused(tmp_path):
+    """Schedule models trained before ca01638 saw whole-row parallel tiles encoded as
+    par=tiles and predicted the same schedule up to 18% differently, silently. A model now
+    records the encoding's revision, and another one is refused naming the file."""
+    from annpred.halide.space import ENCODING_REVISION
+    from annpred.halide.store import train_fields
+
+    assert train_fields({"train": {"encoding_revision": ENCODING_REVISION}}, "m.json")
+    assert train_fields({"train": {}}, "m.json") == (False, False, 1.0)  # before the record
+    for old in (ENCODING_REVISION - 1, "2", True):
+        with pytest.raises(ModelFormatError, match=r"m\.json was trained on schedules "
+                                                   r"encoded as in revision"):
+            train_fields({"train": {"encoding_revision": old}}, "m.json")
+
+
+def test_a_saved_schedule_model_records_the_encoding(tmp_path):
+    import numpy as np
+
+    from annpred.halide.space import ENCODING_REVISION
+    from annpred.halide.store import save_schedule_model
+    from annpred.model.estimator import AugmentedNNRegressor
+    from annpred.halide.pipelines import get
+
+    p = get("blur")
+    names = p.feature_names()
+    X = np.random.default_rng(0).uniform(1, 8, (24, len(names)))
+    est = AugmentedNNRegressor(parameters=names, feature_names=names, max_epochs=5, n_init=1)
+    est.fit(X, X.sum(axis=1) * 1e-3)
+    root = tmp_path / "models"
+    path = save_schedule_model(est, p, root / "halide" / "cpu-x-t2" / "blur.json")
+    d = json.loads(path.read_text())
+    assert d["train"]["encoding_revision"] == ENCODING_REVISION

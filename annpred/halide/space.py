@@ -19,6 +19,13 @@ import numpy as np
 
 from ..errors import ParameterError
 
+# The revision of how a schedule becomes the network's inputs (its canonical encoding and
+# ``features``). A schedule model records it (``train.encoding_revision``) and is refused
+# where it differs: the same schedule would reach it as other numbers. 2 since ca01638
+# (whole-row tiles run in parallel are encoded as par=y, not par=tiles). Bump it whenever a
+# change of encoding changes the inputs; files without the record load as the current one.
+ENCODING_REVISION = 2
+
 
 @dataclass(frozen=True)
 class Knob:

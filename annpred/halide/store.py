@@ -23,6 +23,7 @@ from ..spec import hardware as hw
 from ..errors import ModelFormatError
 from ..model.layout import shipped_root, user_root
 from .pipelines import HalidePipeline, get
+from .space import ENCODING_REVISION
 
 
 def halide_root(root: str | Path | None = None) -> Path:
@@ -121,6 +122,7 @@ def save_schedule_model(model, pipeline: str | HalidePipeline, path: str | Path,
                                    "ragged": bool(getattr(model, "ragged_", False)),
                                    "median_over_min": float(getattr(model, "protocol_factor_",
                                                                     1.0)),
+                                   "encoding_revision": ENCODING_REVISION,
                                    **(extra or {})})
     d["machine"] = hw.machine()  # profiled here
     return save_model(d, path)
@@ -141,6 +143,12 @@ def train_fields(d: Mapping, path) -> tuple[bool, bool, float]:
             raise ModelFormatError(f"model {path}: train.{key} must be true or false, got "
                                    f"{str(v)[:40]!r}")
         out.append(v)
+    rev = tr.get("encoding_revision", ENCODING_REVISION)  # absent: written before the record
+    if rev != ENCODING_REVISION or isinstance(rev, bool):
+        raise ModelFormatError(f"model {path} was trained on schedules encoded as in revision "
+                               f"{str(rev)[:20]}, and this annpred encodes them as in revision "
+                               f"{ENCODING_REVISION}: its rankings would differ; retrain it "
+                               "with `annpred halide train PIPELINE`")
     f = tr.get("median_over_min", 1.0)
     if isinstance(f, bool) or not isinstance(f, (int, float)) or not (
             1.0 <= f <= MAX_PROTOCOL_FACTOR):  # NaN fails too
