@@ -120,23 +120,39 @@ def _count_fits(monkeypatch):
     return fitted
 
 
-def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    """Ctrl-C after the first of two combinations: no model file is written, the finished
-    one is kept in the checkpoint, and the same call again fits only the second one."""
+TRAIN_KW = dict(features=["m", "n"], complexity="m*n", max_epochs=5, n_init=1, steps=None)
+
+
+def _interrupted_after_one(tmp_path, monkeypatch):
+    """Two combinations in one CSV, trained into ``models`` with Ctrl-C after the first:
+    ``(csv, out, fitted)``, ``fitted`` the row counts of every fit so far ([12])."""
     from annpred.model.trainer import CHECKPOINT
 
     p = _csv(tmp_path, [HEAD, *_rows(12, 0, variant="v1"),
                         *_rows(12, 1, variant="v2", start=100)])
     out = tmp_path / "models"
-    kw = dict(features=["m", "n"], complexity="m*n", max_epochs=5, n_init=1, steps=None)
     fitted = _count_fits(monkeypatch)
 
     def stop(rep):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_csvs([p], out, on_done=stop, **kw)
+        train_csvs([p], out, on_done=stop, **TRAIN_KW)
     assert fitted == [12] and (out / CHECKPOINT).exists()
+    return p, out, fitted
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """Ctrl-C after the first of two combinations: no model file is written, the finished
+    one is kept in the checkpoint, and the same call again fits only the second one."""
+    from annpred.model.trainer import CHECKPOINT
+
+    p, out, fitted = _interrupted_after_one(tmp_path, monkeypatch)
+    kw = TRAIN_KW
+
+    def stop(rep):
+        raise KeyboardInterrupt
+
     assert not list(out.rglob("*.json"))  # no model file before all are trained
     said = []
     reports = train_csvs([p], out, progress=said.append, **kw)
@@ -258,21 +274,9 @@ def test_a_checkpoint_of_other_code_is_not_resumed(tmp_path, monkeypatch):
     by other code (an upgrade, an edit) were resumed into the new run's models. The key now
     holds a hash of annpred's source; another hash means every combination is fitted again."""
     import annpred.files as files
-    from annpred.model.trainer import CHECKPOINT
 
     assert files.code_revision() == files.code_revision() and len(files.code_revision()) == 16
-    p = _csv(tmp_path, [HEAD, *_rows(12, 0, variant="v1"),
-                        *_rows(12, 1, variant="v2", start=100)])
-    out = tmp_path / "models"
-    kw = dict(features=["m", "n"], complexity="m*n", max_epochs=5, n_init=1, steps=None)
-    fitted = _count_fits(monkeypatch)
-
-    def stop(rep):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_csvs([p], out, on_done=stop, **kw)
-    assert fitted == [12] and (out / CHECKPOINT).exists()
+    p, out, fitted = _interrupted_after_one(tmp_path, monkeypatch)
     monkeypatch.setattr(files, "code_revision", lambda: "another-code-rev")
-    train_csvs([p], out, **kw)
+    train_csvs([p], out, **TRAIN_KW)
     assert fitted == [12, 12, 12]  # nothing read back: both fitted again
