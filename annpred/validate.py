@@ -7,6 +7,7 @@ bounds their cost). This module imports nothing of annpred but :mod:`annpred.err
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -119,6 +120,14 @@ def json_int(text: str) -> int:
     return int(text)
 
 
+def not_empty(value, what: str, error=ParameterError):
+    """An option's text, refused when given but empty or blank (``--hardware ''`` was taken
+    for "not given" and silently fell back to the default); None (not given) passes."""
+    if value is not None and not str(value).strip():
+        raise error(f"{what}: empty value (leave the option out for its default)")
+    return value
+
+
 def unique(items: Iterable[str], what: str, error=ParameterError) -> list[str]:
     out, seen = [], set()
     for x in items:
@@ -162,6 +171,11 @@ def output_file(path, what: str = "--output") -> Path:
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise ParameterError(f"{what}: no file given")
     p = Path(path)
+    try:
+        os.stat(p)
+    except OSError as exc:  # a symlink loop: exists() says False, every open fails later
+        if exc.errno == errno.ELOOP:
+            raise ParameterError(f"{what} {p}: {exc.strerror}") from None
     if p.is_dir():
         raise ParameterError(f"{what} {p} is a directory; give a file name")
     if p.exists() and not p.is_file():

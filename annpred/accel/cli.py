@@ -114,11 +114,13 @@ def cmd_estimate(args) -> int:
     from .evaluate import check_work, estimate
     from .layers import parse, read_network_lines
     from .roofline import roofline_cycles
+    from ..validate import not_empty
 
+    not_empty(args.network, "--network")
     acc = get(args.name)
     # (where, layer): a network row's errors name its file and line
     located = [("", parse(s)) for s in args.layer]
-    if args.network:
+    if args.network is not None:
         located += read_network_lines(args.network)
     if not located:
         raise ParameterError("give --layer KIND:N,... and/or --network FILE.csv")

@@ -30,6 +30,11 @@ def cmd_calibrate(args) -> int:
     from annpred import validate
 
     validate.number(args.budget, "--budget", positive=True, max_abs=1e7)
+    # before the banner line, so that a bad value is the one line the user sees
+    validate.integer(args.threads, "--threads", 1, hw.cpu_count())
+    validate.not_empty(args.models, "--models")
+    if args.out is not None:
+        validate.output_dir(args.out, "--out")
     m = hw.machine()
     if not args.json:
         print(f"calibrating models for this machine: {m['slug']} (fingerprint "

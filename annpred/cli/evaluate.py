@@ -12,14 +12,40 @@ from annpred.cli.common import (add_key_options, add_space_options, add_transfer
 from annpred.errors import ParameterError
 
 
+# upper bounds of the numeric options: far above any real study, low enough that a typo is
+# refused at once rather than running for ever
+MAX_ROWS = 10**8
+LIMITS = {"n_train": MAX_ROWS, "n_test": MAX_ROWS, "seeds": 1000, "curve_seeds": 1000,
+          "jobs": 4096}
+
+
 def _ints(text: str, what: str) -> tuple[int, ...]:
     try:
         vals = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise ParameterError(f"{what}: expected comma-separated integers, got {text!r}") from None
-    if any(v < 1 for v in vals):
-        raise ParameterError(f"{what}: sizes must be >= 1, got {text!r}")
+    if any(v < 1 or v > MAX_ROWS for v in vals):
+        raise ParameterError(f"{what}: sizes must be between 1 and {MAX_ROWS}, got "
+                             f"{text if len(text) <= 60 else text[:50] + '...'!r}")
     return vals
+
+
+MAX_NOTES_BYTES = 1 << 20
+
+
+def _notes(path) -> str | None:
+    """The text of ``--notes`` (a regular UTF-8 file), read before any work."""
+    from annpred import validate
+
+    if path is None:
+        return None
+    if not path.strip():
+        raise ParameterError("--notes: no file given")
+    data = validate.read_limited(path, "--notes", MAX_NOTES_BYTES, ParameterError)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParameterError(f"--notes {path}: not UTF-8 text") from None
 
 
 def cmd_evaluate(args) -> int:
@@ -38,15 +64,18 @@ def cmd_evaluate(args) -> int:
     if unknown:
         raise ParameterError(f"unknown model(s) {', '.join(unknown)}; models: "
                              f"{', '.join(E.MODELS)}")
-    for name in ("n_train", "n_test", "seeds", "jobs"):
-        if getattr(args, name) < 1:
-            raise ParameterError(f"--{name.replace('_', '-')} must be >= 1, got "
-                                 f"{getattr(args, name)}")
-    if args.curve_seeds < 0:
-        raise ParameterError(f"--curve-seeds must be >= 0, got {args.curve_seeds}")
+    for name, hi in LIMITS.items():  # --seeds 1e22 ran for ever
+        validate.integer(getattr(args, name), f"--{name.replace('_', '-')}",
+                         0 if name == "curve_seeds" else 1, hi)
+    from annpred.spec.machine import cpu_count
+
+    if args.jobs > cpu_count():  # --jobs 1000: a thousand processes, each importing torch
+        raise ParameterError(f"--jobs must be at most this machine's {cpu_count()} cores, "
+                             f"got {args.jobs}")
     sizes = () if args.no_curves else _ints(args.curve_sizes, "--curve-sizes")
 
     validate.output_dir(args.out)
+    notes = _notes(args.notes)  # before the study: a FIFO blocked, a typo lost the run
     feats = validate.feature_list([f.strip() for f in args.features.split(",")]
                                   if args.features else None, args.target)
     complexity = None
@@ -72,13 +101,6 @@ def cmd_evaluate(args) -> int:
     res = E.evaluate(df, cfg, features=feats, complexity=complexity,
                      progress=not args.quiet, cost=not args.no_cost, checkpoint=ckpt)
     command = args.command_line or ("annpred " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    notes = None
-    if args.notes:
-        try:
-            with open(args.notes, encoding="utf-8") as f:
-                notes = f.read()
-        except OSError as exc:
-            raise ParameterError(f"--notes: cannot read {args.notes}: {exc}") from None
     paths = E.write_outputs(res, args.out, plots=not args.no_plots, command=command,
                             notes=notes)
     verdict = None
@@ -139,16 +161,19 @@ def register(sub) -> None:
     s.add_argument("--models", help="comma-separated subset of Cons,LR+C,RF+C,GBT+C,NN,NN+C,"
                    "NN+C-L,NN+C-auto (default: all but NN+C-auto)")
     s.add_argument("--curve-sizes", default="25,50,100,250,500,1000",
-                   help="training sizes of the learning curves (those the pool can supply)")
+                   help="comma-separated training sizes of the learning curves (those the pool "
+                   "can supply; default 25,50,100,250,500,1000)")
     s.add_argument("--curve-seeds", type=int, default=2, help="seeds per learning-curve size "
                    "(default 2)")
     s.add_argument("--no-curves", action="store_true", help="skip the learning curves")
     s.add_argument("--no-cost", action="store_true", help="skip the cost benchmark")
     s.add_argument("--no-plots", action="store_true", help="skip the PNGs")
-    s.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    s.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; at most this "
+                   "machine's cores)")
     s.add_argument("--max-epochs", type=int, default=None,
                    help="override the networks' maximum epochs (faster, less accurate)")
-    s.add_argument("--target", default="runtime_s", help="runtime column (seconds)")
+    s.add_argument("--target", default="runtime_s", help="runtime column, in seconds "
+                   "(default runtime_s)")
     s.add_argument("--drift-correct", action="store_true",
                    help="scale each runtime by the reference kernel timed beside it "
                         "(column ref_s, written by `profile --reference`): runtime * "

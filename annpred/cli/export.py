@@ -28,7 +28,8 @@ def cmd_export(args) -> int:
 def register(sub) -> None:
     s = sub.add_parser("export", help="export a model for use outside Python (C header)")
     s.add_argument("model", metavar="MODEL.json", help="model file to export")
-    s.add_argument("--format", default="c", help="output format (c)")
+    s.add_argument("--format", default="c", help="output format: c, a C header "
+                   "(the only one, and the default)")
     s.add_argument("-o", "--output", required=True, metavar="FILE.h", help="header file to write")
     s.add_argument("--name", help="C identifier prefix (default: from kernel and variant)")
     s.add_argument("--no-correction", action="store_true",

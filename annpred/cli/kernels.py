@@ -9,7 +9,9 @@ from annpred.errors import ModelFormatError
 
 def cmd_kernels(args) -> int:
     from annpred.spec.catalog import kernels
+    from annpred.validate import not_empty
 
+    not_empty(args.models, "--models")
     items = []
     steps = _model_steps(args.models)
     for k in kernels().values():

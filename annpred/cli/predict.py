@@ -11,7 +11,10 @@ from annpred.errors import AnnpredError, ParameterError
 def cmd_predict(args) -> int:
     from annpred.runtime.predictor import load_models
     from annpred.spec.catalog import get_kernel
+    from annpred.validate import not_empty
 
+    not_empty(args.hardware, "--hardware")
+    not_empty(args.input, "--input")  # '' read the current directory: "CSV . is a directory"
     models = load_models(models_arg(args))
     try:
         kernel = get_kernel(args.kernel)

@@ -38,7 +38,9 @@ def register(sub) -> None:
     s.add_argument("--samples", type=int, default=300,
                    help="points to measure per variant (with --sampler pr: the budget, sweeps "
                         "included; default 300)")
-    s.add_argument("--sampler", default="random", help="random or pr")
+    s.add_argument("--sampler", default="random", help="random (default) or pr (performance "
+                   "representatives: 1-D sweeps of each integer parameter first, whose steps "
+                   "train --steps auto detects)")
     s.add_argument("--seed", type=int, default=0,
                    help="seed of the sampler and of the inputs (default 0)")
     s.add_argument("--pass", dest="pass_id", type=int, default=0,

@@ -66,6 +66,9 @@ def _table(rows, headers):
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
 
 
+MAX_BUDGET = 1e7  # seconds (about 4 months), as `calibrate --budget`
+
+
 def run(budget: float = 120.0, out: str | None = None, seed: int = 0) -> int:
     import math
 
@@ -73,6 +76,8 @@ def run(budget: float = 120.0, out: str | None = None, seed: int = 0) -> int:
 
     if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
         raise ParameterError(f"--budget must be a positive number of seconds, got {budget}")
+    if budget > MAX_BUDGET:  # 1e300 was taken: measuring for ever, a 300-digit plan line
+        raise ParameterError(f"--budget must be at most {MAX_BUDGET:g} seconds, got {budget:g}")
     from annpred.spec.catalog import get_kernel
     from annpred.data.profiles import load_profiles
     from annpred.measure.protocol import measure
@@ -215,7 +220,10 @@ def cmd_quickstart(args) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("quickstart", help="calibrate this machine briefly, train, report")
-    s.add_argument("--budget", type=float, default=120.0, help="seconds of measuring")
+    s.add_argument("--budget", type=float, default=120.0,
+                   help="seconds of measuring matmul and blur (default 120; the short "
+                   "calibrate --quick before it and one-time set-up such as Halide's "
+                   "compilation not counted)")
     s.add_argument("--out", default=None, help="model directory (default: user models)")
     s.add_argument("--seed", type=int, default=0, help="seed of sampling and training (default 0)")
     s.set_defaults(func=cmd_quickstart, interrupted="rows measured so far are kept "

@@ -106,7 +106,8 @@ def register(sub) -> None:
     s.add_argument("csv", nargs="+", help="profiling CSV(s) (or external CSVs with "
                    "--target/--features), Kernel Tuner cache or T4 results files (.json[.gz])")
     s.add_argument("--out", default="models", help="model directory (default: models)")
-    s.add_argument("--target", default="runtime_s", help="runtime column (seconds)")
+    s.add_argument("--target", default="runtime_s", help="runtime column, in seconds "
+                   "(default runtime_s)")
     s.add_argument("--drift-correct", action="store_true",
                    help="scale each runtime by the reference kernel timed beside it "
                         "(column ref_s, written by `profile --reference`): runtime * "

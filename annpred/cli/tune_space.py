@@ -266,6 +266,10 @@ def _read_previous(path, params):
     from annpred.data.transfer import COLUMN
     from annpred.errors import DataError
 
+    from annpred.data.rows import MAX_CSV_BYTES
+    from annpred.validate import regular_file
+
+    regular_file(path, "--previous", MAX_CSV_BYTES)  # a FIFO would block pandas for ever
     try:
         prev = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as e:

@@ -299,13 +299,13 @@ class RowWriter:
     def _existing(self) -> list[dict]:
         if not self.path.exists() or self.path.stat().st_size == 0:
             return []
-        repair_tail(self.path)
-        header = read_header(self.path)
+        header = read_header(self.path)  # before the repair: a refused file stays as it was
         if self._older(header):
             self.columns = header  # an older file: keep its header
         if header != self.columns:
             raise DataError(f"{self.path}: exists with columns {header}, which do not match "
                             f"this run ({self.columns}); choose another output file")
+        repair_tail(self.path)
         with open(self.path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         for i, r in enumerate(rows):  # appending to an untrainable file helps nobody

@@ -61,7 +61,7 @@ def register(subparsers) -> None:
                          "a few schedules swept over sizes where tiles create steps); or "
                          "refine: add --budget points to an existing profile (--out) where "
                          "a model trained on it predicts the fastest schedules")
-    pr.add_argument("--schedules", type=int, default=200, help="schedules to sample")
+    pr.add_argument("--schedules", type=int, default=200, help="schedules to sample (default 200)")
     pr.add_argument("--sizes-per-schedule", type=int, default=5,
                     help="image/problem sizes measured per schedule (default 5)")
     pr.add_argument("--budget", type=int, default=None,
@@ -148,6 +148,10 @@ def cmd_profile(args) -> int:
 
     p = get(args.pipeline)
     _check_profile_args(args)
+    if args.out is not None:  # '' was taken for "the default", a FIFO blocked the resume
+        from ..validate import output_file
+
+        output_file(args.out, "--out")
     out = args.out or data_path(p.name, user_root(), args.threads)
     from .profile import profile_pipeline
 
@@ -189,6 +193,7 @@ def cmd_train(args) -> int:
 
     p = get(args.pipeline)
     threads = None if args.threads is None else _check_threads(args.threads)
+    _check_train_paths(args)
     data = args.data
     if data is None:
         mine = data_path(p.name, user_root(), threads or 2)
@@ -212,6 +217,24 @@ def cmd_train(args) -> int:
             tried = ", ".join(f"{_form(r)} {r['cv_mape_pct']:.1f}%" for r in out["form_cv"])
             print(f"complexity form {_form(out)} (cross-validated over schedules: {tried})")
     return 0
+
+
+def _check_train_paths(args) -> None:
+    """``--data`` and ``--out`` of ``halide train``, before the minutes of fitting: an
+    empty ``--data`` read the current directory, an empty ``--out`` wrote into it, and a
+    file where the model root must be a directory failed only after training."""
+    from pathlib import Path
+
+    from ..errors import ParameterError
+    from ..validate import output_dir, output_file
+
+    if args.data is not None and not args.data.strip():
+        raise ParameterError("--data: no file given")
+    if args.out is not None:
+        if Path(args.out).suffix == ".json":
+            output_file(args.out, "--out")
+        else:
+            output_dir(args.out, "--out")
 
 
 def _form(r) -> str:
@@ -274,7 +297,7 @@ def _reprofile(p, threads, out_root):
 
 def cmd_tune(args) -> int:
     from ..threads import fix_threads
-    from ..validate import integer
+    from ..validate import integer, not_empty, output_dir
     from .pipelines import get
     from .select import check_sizes
 
@@ -283,6 +306,9 @@ def cmd_tune(args) -> int:
     integer(args.candidates, "--candidates", 1)
     integer(args.rounds, "--rounds", 1, MAX_ROUNDS)
     _check_threads(args.threads)
+    not_empty(args.models, "--models")
+    if args.emit is not None:  # before the compile; '' was taken for "no --emit"
+        output_dir(args.emit, "--emit")
     if args.candidates > p.space.count():
         print(f"note: --candidates {args.candidates} is more than the {p.space.count()} "
               f"schedules of {p.name}'s space; predicting all {p.space.count()}",
@@ -321,7 +347,7 @@ def cmd_tune(args) -> int:
            "machine_match": chosen.info["machine_match"],
            "candidates": chosen.info["n_candidates"], "tuning_s": chosen.tuning_s,
            "compile_s": chosen.compile_s}
-    if args.emit:
+    if args.emit is not None:
         from .aot import emit
 
         out["emitted"] = {k: str(v) for k, v in emit(p, chosen.schedule, args.emit,
@@ -341,7 +367,7 @@ def cmd_tune(args) -> int:
           + notes)
     if args.compare:
         print(format_compare(out["compare"]))
-    if args.emit:
+    if args.emit is not None:
         for what, path in out["emitted"].items():
             print(f"  wrote {what}: {path}")
     if args.print_schedule:

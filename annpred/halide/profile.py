@@ -196,9 +196,12 @@ def _bar(total, desc, enabled):
 def load_profile(path: str | Path, pipeline: str | HalidePipeline | None = None
                  ) -> pd.DataFrame:
     """Read a profile CSV; with ``pipeline``, check it has the columns training needs."""
+    from ..data.rows import MAX_CSV_BYTES
     from ..errors import DataError
+    from ..validate import regular_file
 
     path = Path(path)
+    regular_file(path, "profile", MAX_CSV_BYTES)  # a FIFO or device would block pandas
     try:
         df = pd.read_csv(path)
     except FileNotFoundError:
