@@ -293,3 +293,18 @@ def test_profile_out_symlink_loop_leaves_no_lock_file(tmp_path, capsys):
                         "--quiet", "--out", tmp_path / "l1"], capsys)
     assert "--out" in line and "symbolic links" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l1", "l2"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["choose", "matmul", "m=5", "n=5", "k=5", "da=1", "db=1", "--default", ""],
+    ["train", "x.csv", "--transfer", ""],
+    ["tune-space", "x.json", "--transfer", " "],
+])
+def test_an_empty_default_or_transfer_names_the_option(argv, capsys):
+    """`--transfer ''` said "CSV . is a directory" and `--default ''` "default @None"; both
+    are now a usage error naming the option."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert f"argument {argv[-2]}: empty value" in err

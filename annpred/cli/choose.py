@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from annpred.cli.common import (add_models_option, fmt_seconds, models_arg, parse_assignments,
-                                print_json)
+from annpred.cli.common import (add_models_option, fmt_seconds, given, models_arg,
+                                parse_assignments, print_json)
 
 
 def cmd_choose(args) -> int:
@@ -44,7 +44,7 @@ def register(sub) -> None:
     s.add_argument("--candidate", action="append", metavar="VARIANT@HARDWARE",
                    help="restrict the candidates (repeatable; default: every variant with a "
                         "model for hardware present here)")
-    s.add_argument("--default", metavar="VARIANT[@HARDWARE]",
+    s.add_argument("--default", metavar="VARIANT[@HARDWARE]", type=given,
                    help="fallback when the predictions are not trusted")
     s.add_argument("--policy", choices=("strict", "trusted", "extrapolate"), default=None,
                    help="strict (default): fall back unless every candidate is trusted; "

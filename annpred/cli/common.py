@@ -136,10 +136,23 @@ def add_space_options(s) -> None:
                    "filter_height=15 (the stencil halo)")
 
 
+def given(text: str) -> str:
+    """An argparse ``type``: option text that is not empty (``--transfer ''`` is no file, not
+    "not given"; argparse names the option in its error, exit code 2)."""
+    from annpred.validate import not_empty
+
+    try:
+        return not_empty(text, "value")
+    except ParameterError as exc:
+        import argparse
+
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("value: ")) from None
+
+
 def add_transfer_option(s) -> None:
     """``--transfer FILE``: the same tuning space measured on another device, whose runtimes
     become an input (``annpred.data.transfer``)."""
-    s.add_argument("--transfer", metavar="FILE",
+    s.add_argument("--transfer", metavar="FILE", type=given,
                    help="the same tuning space measured on another device (Kernel Tuner "
                    "cache, T4 file or profiling CSV): each configuration's runtime there "
                    "becomes the input column transfer_s, so far fewer measurements are "
