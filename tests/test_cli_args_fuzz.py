@@ -308,3 +308,16 @@ def test_an_empty_default_or_transfer_names_the_option(argv, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "Traceback" not in err
     assert f"argument {argv[-2]}: empty value" in err
+
+
+def test_an_error_line_repeating_a_huge_argument_is_bounded(tmp_path, capsys):
+    """A 5,000-character path gave a 5,000-character error line; the line now keeps its
+    start and end within MAX_ERROR_CHARS and says how much it left out."""
+    from annpred.cli.app import MAX_ERROR_CHARS
+
+    long = str(tmp_path / ("x" * 5000))
+    rc = main(["predict", "matmul", "--variant", "numpy", "m=5", "n=5", "k=5",
+               "--models", long])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("annpred: error: ") and "\n" not in err
+    assert len(err) <= MAX_ERROR_CHARS + 80 and "characters left out" in err

@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, BrokenPipeError):
             return 0
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"annpred: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"annpred: error: {_one_line(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if not os.environ.get(QUIET_INTERRUPT):  # a child process: its parent says it
@@ -107,8 +107,18 @@ def run_script(main, *args, interrupted: str = "rerun the same command to resume
         return 130
 
 
+MAX_ERROR_CHARS = 1000  # an error line repeats user text (a path, a value): bounded
+
+
 def _one_line(exc) -> str:
-    return " ".join(str(exc).split("\n"))
+    """The error as one line of at most :data:`MAX_ERROR_CHARS` characters: a longer one
+    keeps its start (what was refused) and its end (what to do)."""
+    text = " ".join(str(exc).split("\n"))
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    head, tail = MAX_ERROR_CHARS * 7 // 10, MAX_ERROR_CHARS // 4
+    return (f"{text[:head]} ... ({len(text) - head - tail:,} characters left out) ... "
+            f"{text[-tail:]}")
 
 
 if __name__ == "__main__":  # pragma: no cover
