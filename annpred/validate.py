@@ -170,6 +170,9 @@ def output_file(path, what: str = "--output") -> Path:
     """A file annpred may (atomically) write: not a directory, in a usable directory."""
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise ParameterError(f"{what}: no file given")
+    if str(path) == "-":  # the usual "standard output": a file named - would surprise
+        raise ParameterError(f"{what} -: standard output is not an output here; give a file "
+                             "name (use --json to print results)")
     p = Path(path)
     try:
         os.stat(p)

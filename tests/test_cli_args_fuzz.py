@@ -321,3 +321,25 @@ def test_an_error_line_repeating_a_huge_argument_is_bounded(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("annpred: error: ") and "\n" not in err
     assert len(err) <= MAX_ERROR_CHARS + 80 and "characters left out" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["convert", "CACHE", "-o", "-"],
+    ["export", "MODEL", "--format", "c", "-o", "-"],
+])
+def test_dash_as_an_output_is_refused_not_a_file_named_dash(argv, tmp_path, monkeypatch,
+                                                             capsys):
+    """`-o -` wrote a file literally named `-` into the current directory."""
+    from annpred.model.layout import shipped_root
+
+    monkeypatch.chdir(tmp_path)
+    cache = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" /
+                    "kernel_tuner").glob("*.json.gz"))
+    model = sorted(shipped_root().glob("*/matmul/numpy.json"))
+    if not cache or not model:
+        pytest.skip("no cache file or shipped model here")
+    argv = [str(cache[0]) if a == "CACHE" else str(model[0]) if a == "MODEL" else a
+            for a in argv]
+    line = _in_process(argv, capsys)
+    assert "standard output is not an output here" in line
+    assert not (tmp_path / "-").exists()
