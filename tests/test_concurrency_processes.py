@@ -78,6 +78,36 @@ def test_feedback_export_does_not_delete_a_file_another_process_writes(tmp_path)
     assert path.read_text().count("\n") == 2
 
 
+def test_an_interrupted_feedback_export_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    import annpred.runtime.feedback as feedback
+
+    load_toy_kernel("toy_kernel_for_concurrency")
+    path = tmp_path / "fb.csv"
+    fb = Feedback()
+    fb.records += [_record(), _record()]
+    fb.to_csv(path)
+    before = path.read_text()
+    real = feedback.RowWriter.write
+    calls = []
+
+    def interrupted(self, *a, **kw):  # Ctrl-C after the first row of the new export
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(feedback.RowWriter, "write", interrupted)
+    fb.records.append(_record())
+    with pytest.raises(KeyboardInterrupt):
+        fb.to_csv(path)
+    assert path.read_text() == before  # two rows, not one or a torn three
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["fb.csv", "fb.csv.lock", "fb.csv.machine.json"])  # no temporary leftovers
+    monkeypatch.undo()
+    fb.to_csv(path)
+    assert path.read_text().count("\n") == 4
+
+
 def _record():
     from annpred.runtime.feedback import FeedbackRecord
 

@@ -1,13 +1,15 @@
 """Measured runtimes of dispatched calls beside their predictions; CSV export and refit."""
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from annpred.data.rows import RowWriter
+from annpred.data.rows import CsvLock, RowWriter, read_machines, write_machines
 from annpred.errors import ParameterError
 from annpred.runtime import caches
 from annpred.runtime.choice import Choice
@@ -101,14 +103,23 @@ class Feedback:
 
     @staticmethod
     def _write(path: Path, rows, param_names) -> None:
-        w = RowWriter(path, param_names)
-        w.acquire()  # first: another process writing ``path`` fails here, not after the unlink
+        """Export ``rows`` whole to ``path``: written beside it in a temporary folder (with its
+        machine sidecar) and renamed into place, so an interrupted export leaves the old file
+        as it was; ``path``'s lock is held throughout (another writer fails at once)."""
+        lock = CsvLock(path)
+        lock.acquire()
         try:
-            path.unlink(missing_ok=True)  # a fresh file: feedback is exported whole
-            with w:
-                _rows(w, rows)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as d:
+                tmp = Path(d) / path.name
+                with RowWriter(tmp, param_names) as w:
+                    _rows(w, rows)
+                machines = read_machines(tmp)
+                if machines:
+                    write_machines(path, machines)
+                os.replace(tmp, path)
         finally:
-            w.release()
+            lock.release()
 
     def refit(self, out, base_csvs: Sequence = (), **train_kw):
         """Retrain the combinations seen in the feedback from ``base_csvs`` (the original
