@@ -120,3 +120,66 @@ def test_overlap_one_is_never_unsure_even_for_nested_intervals(restore_config):
     assert _unsure(plan, [1.0, 1.0], 0, 1)[0] is False
     set_unsure(overlap=0.99)
     assert _unsure(plan, [1.0, 1.0], 0, 1)[0] is True
+
+
+def _variant_copy(src_root, dst_root, variant, edit):
+    """The toy ``cumsum`` model saved under ``dst_root`` as ``variant``, changed by ``edit``."""
+    import json
+
+    from annpred.model.layout import model_path
+    from annpred.spec import hardware as hw
+
+    t1 = hw.cpu_id(1)
+    d = json.loads(model_path(src_root, "toy", "cumsum", t1).read_text())
+    d["variant"] = variant
+    d["interval"] = {"nominal": 0.9, "lo": -0.2, "hi": 0.2, "n": 40, "method": "test"}
+    edit(d)
+    out = model_path(dst_root, "toy", variant, t1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(d))
+    return f"{variant}@{t1}"
+
+
+def test_a_model_predicting_exactly_zero_seconds_is_never_chosen(toy_models, tmp_path):
+    """0 s is no runtime (an identity-target network can predict it): the candidate is
+    passed over like a negative or non-finite one, not taken as the fastest."""
+    from annpred.select import choose
+
+    def zero(d):  # identity target, zero output layer and skip: exactly 0.0 s everywhere
+        d["target_transform"] = "identity"
+        d["target_scaler"] = {"mean": 0.0, "std": 1.0}
+        last = d["layers"][-1]
+        last["weight"] = [[0.0] * len(last["weight"][0])]
+        last["bias"] = [0.0]
+        if d.get("skip"):
+            d["skip"]["weight"] = [[0.0] * len(d["skip"]["weight"][0])]
+
+    good = _variant_copy(toy_models, tmp_path, "cumsum", lambda d: None)
+    nil = _variant_copy(toy_models, tmp_path, "sleepy", zero)
+    for policy in ("trusted", "extrapolate"):
+        c = choose("toy", {"n": 500}, models=tmp_path, candidates=[nil, good], policy=policy,
+                   memo=False)
+        assert str(c.best) == good and not c.fallback
+        assert str(c.predicted_best) == good
+    s = choose("toy", {"n": 500}, models=tmp_path, candidates=[nil, good], memo=False)
+    assert s.fallback and "predicts no usable runtime" in s.reason  # strict: all or nothing
+
+
+def test_an_out_of_range_runner_up_does_not_make_a_trusted_choice_unsure(toy_models,
+                                                                        tmp_path):
+    """Only candidates the policy could take are weighed against the pick: a runner-up
+    beyond its training range (policy 'trusted') does not make the choice unsure, even with
+    an identical prediction and interval; with 'extrapolate' it does."""
+    from annpred.select import choose
+
+    def far(d):
+        d["train"]["range"] = {"n": [1e6, 2e6]}
+
+    good = _variant_copy(toy_models, tmp_path, "cumsum", lambda d: None)
+    other = _variant_copy(toy_models, tmp_path, "accumulate", far)
+    c = choose("toy", {"n": 500}, models=tmp_path, candidates=[good, other], policy="trusted",
+               memo=False)
+    assert str(c.best) == good and not c.fallback and not c.unsure
+    e = choose("toy", {"n": 500}, models=tmp_path, candidates=[good, other],
+               policy="extrapolate", memo=False)
+    assert e.unsure and str(e.best) == good
