@@ -191,6 +191,53 @@ def test_busy_machine_warning():
     assert busy_warning(1, load=3.0, cores=16) is None
 
 
+def test_the_busy_check_leaves_out_this_process_s_own_recent_work(monkeypatch):
+    """quickstart measures 2 threads right after a minute of 1-thread measuring: the load
+    average then holds about one core of annpred's own work, which is no contention."""
+    import math
+    import time
+
+    from annpred.spec import hardware as hw
+
+    now = time.monotonic()
+    monkeypatch.setattr(hw, "_OWN", [(now - 70.0, 5.0), (now - 60.0, 5.0)])
+    monkeypatch.setattr(hw, "_own_cpu", lambda: 65.0)  # one core busy for the last 60 s
+    monkeypatch.setattr(hw.os, "getloadavg", lambda: (1.5, 1.0, 0.5))
+    own = hw.own_load()
+    assert abs(own - (1 - math.exp(-1))) < 0.01  # what 60 s at one core adds to the average
+    assert hw.busy_warning(2, cores=2) is None  # 1.5 - 0.63 others: one core of slack
+    monkeypatch.setattr(hw.os, "getloadavg", lambda: (2.5, 1.0, 0.5))
+    msg = hw.busy_warning(2, cores=2)
+    assert "load average 2.50" in msg and "of it this process's own work" in msg
+    monkeypatch.setattr(hw, "_OWN", [(now - 70.0, 5.0), (now - 60.0, 5.0)])
+    monkeypatch.setattr(hw, "_own_cpu", lambda: 5.0)  # idle: nothing to leave out
+    monkeypatch.setattr(hw.os, "getloadavg", lambda: (1.5, 1.0, 0.5))
+    assert "busy" in hw.busy_warning(2, cores=2)
+
+
+def test_a_child_annpred_process_leaves_out_its_parent_s_recent_work(monkeypatch):
+    """quickstart runs each profile in a fresh process: the child is told the parent's
+    recent CPU use (hardware.child_env), so its busy check leaves it out too."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from annpred.spec import hardware as hw
+
+    now = time.monotonic()
+    monkeypatch.setattr(hw, "_OWN", [(now - 70.0, 5.0), (now - 60.0, 5.0)])
+    monkeypatch.setattr(hw, "_own_cpu", lambda: 65.0)  # one core busy for the last 60 s
+    code = "from annpred.spec import hardware as hw; print(hw.own_load())"
+    for env, lo, hi in ((hw.child_env(), 0.55, 0.70),
+                        ({**os.environ, hw.OWN_ENV: "1:2,x"}, 0.0, 0.05),  # unparsable
+                        ({**os.environ, hw.OWN_ENV: "5:9,4:10"}, 0.0, 0.05)):  # time reversed
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert lo <= float(r.stdout) <= hi, (env.get(hw.OWN_ENV), r.stdout)
+
+
 def test_a_busy_machine_is_an_annpred_warning_not_a_print(monkeypatch, capsys):
     import warnings
 

@@ -15,7 +15,6 @@ them by default), or under ``--out`` (then pass ``--models DIR`` or set ``ANNPRE
 """
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from pathlib import Path
@@ -47,8 +46,10 @@ def _profile_process(kernel: str, path: Path, threads: int, budget: float, seed:
            "--min-time-ms", "5", "--out", str(path)]
     from annpred.cli.app import QUIET_INTERRUPT
 
+    from annpred.spec.hardware import child_env
+
     r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True,
-                       env={**os.environ, QUIET_INTERRUPT: "1"})
+                       env={**child_env(), QUIET_INTERRUPT: "1"})
     if r.returncode == 130:  # Ctrl-C reached the child alone: stop here as well
         raise KeyboardInterrupt
     if r.returncode != 0:

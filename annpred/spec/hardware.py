@@ -22,6 +22,7 @@ import functools
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 
 from annpred.spec import machine as _machine
@@ -144,26 +145,107 @@ def describe_here(hw: str | None = None) -> str:
     return f"this machine, {m.get('slug')} (fingerprint {m.get('fingerprint')})"
 
 
-def busy_warning(threads: int, load: float | None = None, cores: int | None = None) -> str | None:
+_TAU = 60.0  # seconds: the time constant of the 1-minute load average
+_OWN: list[tuple[float, float]] = []  # (monotonic s, own CPU s): import, checks, a parent's
+_OWN_PID = [os.getpid()]
+_OWN_BASE = [0.0]  # CPU seconds of the parent annpred run when it started this process
+_OWN_LOCK = threading.Lock()
+OWN_ENV = "ANNPRED_OWN_CPU"  # a parent annpred run's samples, handed to the child it starts
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return _OWN_BASE[0] + t.user + t.system + t.children_user + t.children_system
+
+
+def _sample():
+    """Take a sample (under the lock); a forked child starts its own record."""
+    import time
+
+    if _OWN_PID[0] != os.getpid():  # a forked child: its CPU times start again at 0
+        _OWN.clear()
+        _OWN_BASE[0] = 0.0
+        _OWN_PID[0] = os.getpid()
+    now = time.monotonic()
+    _OWN.append((now, _own_cpu()))
+    while len(_OWN) > 2 and now - _OWN[1][0] > 10 * _TAU:  # weighs less than e^-10
+        del _OWN[0]
+    return now
+
+
+def own_load() -> float:
+    """About how much of the 1-minute load average is this run's own recent work: the CPU
+    seconds of this process (threads and finished child processes included) and of the
+    annpred process that started it (:func:`child_env`), between samples taken at import
+    and at every call, each stretch weighted as the kernel weighs it (exponential decay,
+    time constant 60 s). A stretch is assumed evenly busy, so work done in bursts is
+    underestimated (the warning errs towards warning)."""
+    import math
+
+    with _OWN_LOCK:
+        now = _sample()
+        total = 0.0
+        for (a, ca), (b, cb) in zip(_OWN, _OWN[1:]):
+            if b > a and cb > ca:
+                total += (cb - ca) / (b - a) * (math.exp((b - now) / _TAU)
+                                                - math.exp((a - now) / _TAU))
+    return total
+
+
+def child_env(env: dict | None = None) -> dict:
+    """``env`` (default: this process's environment) with this run's own-work samples, for
+    an annpred process this one starts and waits for: the child's busy check then leaves
+    out the work its parent (and earlier children) did, as :func:`own_load` does here."""
+    with _OWN_LOCK:
+        _sample()
+        text = ",".join(f"{t!r}:{c!r}" for t, c in _OWN[-64:])
+    return {**(os.environ if env is None else env), OWN_ENV: text}
+
+
+def _inherit() -> None:
+    """Take over the samples a parent annpred run handed over (:func:`child_env`); text
+    that does not parse is ignored (it only lowers the estimate to this process's own)."""
+    import math
+
+    text = os.environ.get(OWN_ENV, "")
+    try:
+        pairs = [tuple(float(x) for x in item.split(":")) for item in text.split(",")[:64]]
+        if not pairs or any(len(p) != 2 or not all(map(math.isfinite, p)) for p in pairs):
+            return
+    except ValueError:
+        return
+    if all(b[0] > a[0] and b[1] >= a[1] >= 0 for a, b in zip(pairs, pairs[1:])):
+        _OWN[:] = pairs
+        _OWN_BASE[0] = pairs[-1][1]  # this process's CPU seconds add to the parent's
+
+
+def busy_warning(threads: int, load: float | None = None, cores: int | None = None,
+                 own: float | None = None) -> str | None:
     """A warning when other work already occupies the cores a measurement needs, else None.
 
     Measurements taken while the machine is busy describe a contended machine: parallel
     variants slow down far more than serial ones, so models (and the decisions they drive)
-    learn the wrong ranking. The 1-minute load average is compared with the cores left free
-    for others, ``cores - threads``, plus one core of slack.
+    learn the wrong ranking. The 1-minute load average, less this process's own recent work
+    (``own``; :func:`own_load` when the load is read here: a run measuring one thread count
+    after another is not contention), is compared with the cores left free for others,
+    ``cores - threads``, plus one core of slack.
     """
     if load is None:
         try:
             load = os.getloadavg()[0]
         except (AttributeError, OSError):  # pragma: no cover - not on this platform
             return None
+        if own is None:
+            own = own_load()
+    own = min(max(own or 0.0, 0.0), load)
     cores = cpu_count() if cores is None else cores
     free = max(cores - int(threads), 0)
-    if load <= free + 1.0:
+    if load - own <= free + 1.0:
         return None
+    mine = f", about {own:.2f} of it this process's own work" if own >= 0.05 else ""
     return (f"this machine is busy (1-minute load average {load:.2f} on {cores} "
-            f"cores; measuring with {threads} thread(s)): the measurements will describe a "
-            "contended machine. Measure when it is idle, or expect noisier models.")
+            f"cores{mine}; measuring with {threads} thread(s)): the measurements will "
+            "describe a contended machine. Measure when it is idle, or expect noisier models.")
 
 
 def warn_if_busy(threads: int) -> None:
@@ -176,3 +258,7 @@ def warn_if_busy(threads: int) -> None:
         from annpred.errors import AnnpredWarning
 
         warnings.warn(msg, AnnpredWarning, stacklevel=3)
+
+
+_inherit()
+own_load()  # the first sample: this process's work from here on is its own
