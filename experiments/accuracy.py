@@ -26,8 +26,8 @@ def csvs() -> list[str]:
     # the study's data: the 48 combinations profiled in two passes on the AMD EPYC (the
     # Intel Xeon profiles, one pass of 350 points, carry no noise floor; their held-out
     # errors are in the training reports and experiments/results/uncertainty.csv)
-    found = sorted(p for p in (ROOT / "trained").glob("cpu-amd-epyc-*/data/*.csv")
-                   if p.stem in names)
+    found = sorted(p for p in (ROOT / "trained").glob("cpu-amd-epyc-t[0-9]*/data/*.csv")
+                   if p.stem in names)  # the legacy ids only (not cpu-amd-epyc-zen5-...)
     return [str(p.relative_to(ROOT)) for p in found]
 
 

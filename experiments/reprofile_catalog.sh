@@ -4,6 +4,8 @@
 # out by `train --n-train 250`), then train the models next to the AMD ones in trained/.
 #   flock /tmp/annpred-timing.lock bash experiments/reprofile_catalog.sh [SECONDS] [KERNEL ...]
 #   THREADS=2 ...   # only the 2-thread models
+#   PASS=1 TRAIN=0 ...  # re-measure the same 350 points later (the two-pass noise floor of
+#                       # `annpred evaluate`), without training
 # SECONDS bounds each (kernel, threads) profile (default 240); profiling resumes where an
 # interrupted run stopped (the CSV is appended to). Run it on an idle machine: each row
 # records the load average it was measured under.
@@ -14,15 +16,20 @@ BUDGET=${1:-240}
 shift || true
 KERNELS=${*:-matmul matvec conv2d maxpool blur fft}
 THREADS=${THREADS:-1 2}
+PASS=${PASS:-0}
+TRAIN=${TRAIN:-1}
 for t in $THREADS; do
   hw=$($PY -c "from annpred.spec import hardware as hw; print(hw.cpu_id($t))")
   d=trained/$hw/data
   for kernel in $KERNELS; do
-    echo "== $kernel, $t thread(s), $(uptime)"
+    echo "== $kernel, $t thread(s), pass $PASS, $(uptime)"
+    first=()
+    [ "$PASS" = 0 ] || first=(--pass "$PASS" --first 350)
     $PY -m annpred.cli profile "$kernel" --threads "$t" --samples 350 --seed 0 \
-        --time-budget "$BUDGET" --quiet --out "$d/$kernel.csv"
+        --time-budget "$BUDGET" --quiet "${first[@]}" --out "$d/$kernel.csv"
   done
 done
+[ "$TRAIN" = 1 ] || exit 0
 for t in $THREADS; do
   hw=$($PY -c "from annpred.spec import hardware as hw; print(hw.cpu_id($t))")
   for kernel in $KERNELS; do
