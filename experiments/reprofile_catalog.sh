@@ -5,7 +5,8 @@
 #   flock /tmp/annpred-timing.lock bash experiments/reprofile_catalog.sh [SECONDS] [KERNEL ...]
 #   THREADS=2 ...   # only the 2-thread models
 #   PASS=1 TRAIN=0 ...  # re-measure the same 350 points later (the two-pass noise floor of
-#                       # `annpred evaluate`), without training
+#                       # `annpred evaluate`, which holds out the re-measured points), without
+#   SEED=1 SAMPLES=300 TRAIN=0 ...  # training; then 300 other points, the study's training pool
 # SECONDS bounds each (kernel, threads) profile (default 240); profiling resumes where an
 # interrupted run stopped (the CSV is appended to). Run it on an idle machine: each row
 # records the load average it was measured under.
@@ -17,15 +18,17 @@ shift || true
 KERNELS=${*:-matmul matvec conv2d maxpool blur fft}
 THREADS=${THREADS:-1 2}
 PASS=${PASS:-0}
+SEED=${SEED:-0}
+SAMPLES=${SAMPLES:-350}
 TRAIN=${TRAIN:-1}
 for t in $THREADS; do
   hw=$($PY -c "from annpred.spec import hardware as hw; print(hw.cpu_id($t))")
   d=trained/$hw/data
   for kernel in $KERNELS; do
-    echo "== $kernel, $t thread(s), pass $PASS, $(uptime)"
+    echo "== $kernel, $t thread(s), pass $PASS, seed $SEED, $(uptime)"
     first=()
-    [ "$PASS" = 0 ] || first=(--pass "$PASS" --first 350)
-    $PY -m annpred.cli profile "$kernel" --threads "$t" --samples 350 --seed 0 \
+    [ "$PASS" = 0 ] || first=(--pass "$PASS" --first "$SAMPLES")
+    $PY -m annpred.cli profile "$kernel" --threads "$t" --samples "$SAMPLES" --seed "$SEED" \
         --time-budget "$BUDGET" --quiet "${first[@]}" --out "$d/$kernel.csv"
   done
 done
