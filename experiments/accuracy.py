@@ -30,15 +30,13 @@ def csvs(machine: str | None = None) -> list[str]:
     from annpred.spec.catalog import kernels
 
     names = set(kernels())
-    if machine:
-        found = sorted(p for p in (ROOT / "trained").glob(f"cpu-{machine}-t[0-9]*/data/*.csv")
-                       if p.stem in names)
-        return [str(p.relative_to(ROOT)) for p in found]
-    # the study's data: the 48 combinations profiled in two passes on the AMD EPYC (the
-    # Intel Xeon profiles, one pass of 350 points, carry no noise floor; their held-out
-    # errors are in the training reports and experiments/results/uncertainty.csv)
-    found = sorted(p for p in (ROOT / "trained").glob("cpu-amd-epyc-t[0-9]*/data/*.csv")
-                   if p.stem in names)  # the legacy ids only (not cpu-amd-epyc-zen5-...)
+    # the main study's data: the 48 combinations profiled in two passes on the AMD EPYC,
+    # legacy ids only (the Intel Xeon profiles, one pass of 350 points, carry no noise floor;
+    # their held-out errors are in the training reports and experiments/results/
+    # uncertainty.csv); with ``machine``, that machine's profiles
+    pattern = f"cpu-{machine}-t[0-9]*" if machine else "cpu-amd-epyc-t[0-9]*"
+    found = sorted(p for p in (ROOT / "trained").glob(f"{pattern}/data/*.csv")
+                   if p.stem in names)
     return [str(p.relative_to(ROOT)) for p in found]
 
 

@@ -4,9 +4,9 @@
 # out by `train --n-train 250`), then train the models next to the AMD ones in trained/.
 #   flock /tmp/annpred-timing.lock bash experiments/reprofile_catalog.sh [SECONDS] [KERNEL ...]
 #   THREADS=2 ...   # only the 2-thread models
-#   PASS=1 TRAIN=0 ...  # re-measure the same 350 points later (the two-pass noise floor of
-#                       # `annpred evaluate`, which holds out the re-measured points), without
-#   SEED=1 SAMPLES=300 TRAIN=0 ...  # training; then 300 other points, the study's training pool
+#   PASS=1 TRAIN=0 ...  # re-measure the same 350 points later, without training (the
+#                       # two-pass noise floor; `annpred evaluate` holds them out)
+#   SEED=1 SAMPLES=300 TRAIN=0 ...  # 300 other points: the evaluation's training pool
 # SECONDS bounds each (kernel, threads) profile (default 240); profiling resumes where an
 # interrupted run stopped (the CSV is appended to). Run it on an idle machine: each row
 # records the load average it was measured under.
