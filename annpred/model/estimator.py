@@ -18,16 +18,16 @@ from sklearn.utils.validation import column_or_1d, validate_data
 
 from annpred.errors import DataError, FewRowsWarning
 from annpred.model import hyper, modeldict, network
-from annpred.model.features import (AUTO, feature_matrix, finite_features,
-                                     normalise_complexity)
-from annpred.model.interval import NoIntervalWarning, conformal_interval, no_interval_message
-from annpred.model.modeldict import core as _core
+from annpred.model.candidate import Candidates, refit_all, resume_candidate
+from annpred.model.features import AUTO, feature_matrix, normalise_complexity
+from annpred.model.interval import NoIntervalWarning, no_interval_message
 from annpred.spec import expr as _expr
 
 
 LOSS_AUTO = ("huber", "mse", "mape")  # loss="auto": the first screens, the final fit tries all
 REFIT_ITER = 80  # L-BFGS iterations on all training rows after the choice (dev splits chose)
 N_INIT = 4  # random starts per final fit (2 -> 4: dev-split NN+C mean 4.63 -> 4.47%)
+CHOICE_ROWS = 2000  # above this many training rows the choices are made on a subset of it
 
 
 class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
@@ -108,6 +108,15 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         therefore a little conservative.
     n_init : int
         Random starts per final fit (default 4), the lowest validation loss kept.
+    choice_rows : int | None
+        With more training rows than this (default 2,000; after the validation split) and
+        choices to make (``complexity="auto"``, ``loss="auto"``, several complexity
+        expressions), the choices are made by fits on this many training rows drawn at
+        random (seeded), scored on the whole validation split; the chosen network
+        (features, loss and random start) is then fitted further on every training row,
+        validated on the same split. This keeps training on large files to seconds (the
+        choices cost as on ``choice_rows`` rows). ``choice_rows_`` is the subset's size,
+        None when every row chose. None: choose on every row.
     Fitted ``n_val_``: validation rows (a fifth from 20 rows on; with fewer there is no
     split, and ``val_mape_`` is the error on the training rows).
 
@@ -120,8 +129,10 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
                  weight_decay=0.0, val_fraction=0.2, n_init=N_INIT, input_transform="auto",
                  max_params=network.MAX_PARAMS, steps=None, optimizer="lbfgs", loss="huber",
                  huber_delta=0.1, select_complexity=True, feature_names=None, coverage=0.9,
-                 base_complexity=None, problem_size=None, constants=None, refit_iter=REFIT_ITER):
+                 base_complexity=None, problem_size=None, constants=None, refit_iter=REFIT_ITER,
+                 choice_rows=CHOICE_ROWS):
         self.complexity = complexity
+        self.choice_rows = choice_rows
         self.refit_iter = refit_iter
         self.constants = constants
         self.coverage = coverage
@@ -227,8 +238,6 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             raise DataError("runtimes must be finite and positive")
         if len(y) < 8:
             raise DataError(f"{len(y)} sample(s) are too few to train a model (need at least 8)")
-        from annpred.model import fit as _train  # torch is imported here, never by predict
-
         self.seed_ = hp.seed
         rng = np.random.default_rng(self.seed_)
         order = rng.permutation(len(y))
@@ -236,8 +245,13 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
         val_idx, tr_idx = order[:n_val], order[n_val:]
         self.auto_log_ = None
         base = complexity
+        fits = Candidates(self, df, y, params, val_idx)
+        losses = LOSS_AUTO if self.loss == AUTO and n_val else \
+            (LOSS_AUTO[:1] if self.loss == AUTO else (self.loss,))
+        several = auto or len(losses) > 1 or (self.select_complexity and len(complexity) > 1)
+        choice_tr = self._choice_subset(tr_idx, n_val, several)
         if auto:
-            complexity = self._auto_complexity(_train, df, y, params, complexity, tr_idx,
+            complexity = self._auto_complexity(fits, df, y, params, complexity, choice_tr,
                                                val_idx)
         candidates = [complexity]
         if self.select_complexity and len(complexity) > 1 and n_val:
@@ -247,17 +261,18 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             # set competes too (the margin the search kept a feature by can be noise)
             if auto and base and base != complexity and base not in candidates:
                 candidates.append(dict(base))
-        losses = LOSS_AUTO if self.loss == AUTO and n_val else \
-            (LOSS_AUTO[:1] if self.loss == AUTO else (self.loss,))
         best = None
         for comp in candidates:
             for loss in losses:
-                fitted = self._fit_candidate(_train, df, y, params, comp, tr_idx, val_idx,
-                                             loss=loss)
+                fitted = fits.fit(comp, choice_tr, loss=loss)
                 if best is None or fitted["val_mape_"] < best["val_mape_"]:
                     best = fitted
+        self.choice_rows_ = None
+        if len(choice_tr) < len(tr_idx):  # chosen on a subset: the choice on every row
+            best = resume_candidate(self, df, y, params, best, tr_idx, val_idx)
+            self.choice_rows_ = len(choice_tr)
         if self.refit_iter and n_val and self.optimizer == "lbfgs":
-            best = self._refit_all(_train, df, y, params, best)
+            best = refit_all(self, df, y, params, best)
         for k, v in best.items():
             setattr(self, k, v)
         self.parameters_ = params
@@ -279,21 +294,16 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
             np.ascontiguousarray(np.column_stack([Xf, y])).tobytes()).hexdigest()
         return self
 
-    def _refit_all(self, _train, df, y, params, best: dict) -> dict:
-        """The chosen network after ``refit_iter`` more iterations on every row (same
-        scalers, features and loss; validation MAPE and interval kept from before)."""
-        T = network.transform_inputs(feature_matrix(df, params, best["complexity_"]),
-                                     best["input_transform_"])
-        Z = (T - best["scaler_mean_"]) / best["scaler_std_"]
-        t = (np.log(y) - best["y_mean_"]) / best["y_std_"]
-        layers, skip = _train.continue_network(
-            best["layers_"], best["skip_"], self.activation, Z, t, n_iter=self.refit_iter,
-            loss=best["loss_"], target_scale=best["y_std_"], weight_decay=self.weight_decay,
-            huber_delta=(self.huber_delta / best["y_std_"]) if self.huber_delta else None)
-        out = {**best, "layers_": layers, "skip_": skip, "refit_iter_": int(self.refit_iter)}
-        return {**out, "_compiled": network.compile_model(_core(out, self.activation))}
+    def _choice_subset(self, tr_idx, n_val: int, several: bool) -> np.ndarray:
+        """The training rows the choices are made on: ``tr_idx``, or with more than
+        ``choice_rows`` of them and several choices to make, that many drawn at random."""
+        k = self.choice_rows
+        if not (several and n_val and k is not None and len(tr_idx) > k):
+            return tr_idx
+        pick = np.random.default_rng([self.seed_, 1]).permutation(len(tr_idx))[:k]
+        return tr_idx[np.sort(pick)]
 
-    def _auto_complexity(self, _train, df, y, params, base, tr_idx, val_idx) -> dict:
+    def _auto_complexity(self, fits, df, y, params, base, tr_idx, val_idx) -> dict:
         """``complexity="auto"``: candidates from the columns and structure, kept greedily
         when a short network fit on the training rows validates better (validation rows
         carved from the training data)."""
@@ -306,8 +316,7 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
                                  constants=self.constants)
 
         def score(comp):
-            return self._fit_candidate(_train, df, y, params, comp, tr_idx, val_idx,
-                                       n_init=1, loss=self._loss0())["val_mape_"]
+            return fits.fit(comp, tr_idx, n_init=1, loss=self._loss0())["val_mape_"]
 
         chosen, log = _auto.select(df, params, y, tr_idx, val_idx, cands, score, base=base)
         self.auto_log_ = log
@@ -316,63 +325,6 @@ class AugmentedNNRegressor(RegressorMixin, BaseEstimator):
 
     def _loss0(self) -> str:
         return LOSS_AUTO[0] if self.loss == AUTO else self.loss
-
-    def _fit_candidate(self, _train, df, y, params, complexity, tr_idx, val_idx,
-                       n_init=None, loss=None) -> dict:
-        """Fit one network on ``params`` + ``complexity``; its learned attributes."""
-        Xf = finite_features(df, params, complexity)
-        if self.input_transform == "auto":
-            transforms = ["log" if np.all(Xf[:, j] > 0) else "identity"
-                          for j in range(Xf.shape[1])]
-        else:
-            transforms = ([self.input_transform] * Xf.shape[1]
-                          if isinstance(self.input_transform, str) else list(self.input_transform))
-        # a feature constant on the training rows teaches nothing: it is ignored (identity,
-        # zero weights below), so another value (a 0 where training saw 1s) breaks no log
-        const = np.ptp(Xf[tr_idx], axis=0) == 0
-        transforms = ["identity" if c else t for t, c in zip(transforms, const)]
-        for j, t in enumerate(transforms):
-            if t == "log" and np.any(Xf[:, j] <= 0):
-                raise DataError(f"feature {(params + list(complexity))[j]!r} has values <= 0; "
-                                "a log input transform needs positive values")
-        T = network.transform_inputs(Xf, transforms)
-        target = np.log(y)
-        n_val = len(val_idx)
-        mean = T[tr_idx].mean(axis=0)
-        std = T[tr_idx].std(axis=0)
-        std = np.where(std > 1e-12, std, 1.0)
-        y_mean, y_std = float(target[tr_idx].mean()), float(target[tr_idx].std())
-        y_std = y_std if y_std > 1e-12 else 1.0
-        Z = (T - mean) / std
-        t = (target - y_mean) / y_std
-        hidden = hyper.hidden_tuple(self.hidden)
-        hidden = hidden if hidden is not None else network.default_hidden(Z.shape[1],
-                                                                           self.max_params)
-        model, val_loss, epochs = _train.fit_network(
-            Z[tr_idx], t[tr_idx], Z[val_idx] if n_val else None, t[val_idx] if n_val else None,
-            hidden=hidden, activation=self.activation, skip=self.skip, seed=self.seed_,
-            max_epochs=self.max_epochs, patience=self.patience, lr=self.lr,
-            weight_decay=self.weight_decay, n_init=n_init or self.n_init,
-            max_params=self.max_params,
-            optimizer=self.optimizer, loss=loss or self._loss0(),
-            huber_delta=(self.huber_delta / y_std) if self.huber_delta else None,
-            target_scale=y_std)
-        layers, skip = model.export()
-        for row in layers[0]["weight"] + (skip["weight"] if skip else []):
-            row[:] = [0.0 if c else w for w, c in zip(row, const)]
-        out = {"complexity_": complexity, "features_": params + list(complexity),
-               "input_transform_": transforms, "scaler_mean_": mean, "scaler_std_": std,
-               "y_mean_": y_mean, "y_std_": y_std, "layers_": layers, "skip_": skip,
-               "hidden_": hidden, "n_params_": network.count_params(Z.shape[1], hidden, self.skip),
-               "n_epochs_": epochs, "loss_": loss or self._loss0()}
-        compiled = network.compile_model(_core(out, self.activation))
-        rows = val_idx if n_val else np.arange(len(y))
-        pred = network.predict_seconds(Xf[rows], compiled)
-        out["_compiled"] = compiled
-        out["val_mape_"] = float(np.mean(np.abs(pred - y[rows]) / y[rows]) * 100)
-        out["interval_"] = (conformal_interval(np.log(y[val_idx]) - np.log(pred), self.coverage)
-                            if n_val else None)
-        return out
 
     def _check_fitted(self):
         if not hasattr(self, "layers_"):

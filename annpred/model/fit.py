@@ -118,14 +118,23 @@ def fit_network(Z_tr: np.ndarray, t_tr: np.ndarray, Z_val: np.ndarray | None,
                 skip: bool, seed: int, max_epochs: int | None, patience: int | None,
                 lr: float, weight_decay: float, n_init: int, max_params: int,
                 optimizer: str = "adam", loss: str = "mse", huber_delta: float | None = None,
-                target_scale: float = 1.0):
+                target_scale: float = 1.0, starts: dict | None = None):
     """Train and return ``(model, best_val_loss, epochs_run)``.
 
     ``huber_delta`` is in the units of the (standardised) target; ``target_scale`` is the
     target's standard deviation in log units (the ``mape`` loss needs log errors; with
     ``lbfgs`` it starts from an ``mse`` fit of the same start). For ``lbfgs`` an epoch is
     one L-BFGS iteration and ``lr``/``weight_decay`` are not used (``weight_decay`` adds an
-    L2 penalty on the hidden weights instead)."""
+    L2 penalty on the hidden weights instead).
+
+    ``starts`` (``lbfgs`` only): a dict the caller keeps for one set of rows and inputs
+    (and the same other arguments), filled with every fitted start as ``(loss, i) ->
+    (state, val_loss, epochs)``. A start already in it is taken from it instead of being
+    fitted again, and a ``mape`` start continues from the ``mse`` start of the same index:
+    each start is seeded on its own (``seed * 1000 + i``), so the result is the same as
+    without the dict, bit for bit, only cheaper when fits repeat (the complexity search
+    fits start 0 of the sets that the final fit fits again; ``loss="auto"`` fits ``mse``
+    and then ``mape``, which starts from it)."""
     if optimizer not in OPTIMIZERS:
         raise ParameterError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     lossf = _loss_fn(loss, huber_delta, target_scale)
@@ -150,20 +159,28 @@ def fit_network(Z_tr: np.ndarray, t_tr: np.ndarray, Z_val: np.ndarray | None,
             zv, tv = zt, tt
         best = (np.inf, None, 0)
         for i in range(max(1, n_init)):
-            torch.manual_seed(seed * 1000 + i)
-            model = AugmentedMLP(n_inputs, hidden, activation, skip)
-            if model.n_params() != n_params:  # pragma: no cover - guards count_params
-                raise AssertionError("parameter count mismatch")
-            _ridge_init(model, Z_tr, t_tr)
+            def new(i=i):
+                return _new_model(seed * 1000 + i, Z_tr, t_tr, n_inputs, hidden, activation,
+                                  skip, n_params)
+
             if optimizer == "lbfgs":
-                if loss == "mape":  # from the squared-error fit: MAPE alone stalls early
-                    model, _, _ = _fit_lbfgs(model, zt, tt, zv, tv, _loss_fn("mse", None),
-                                             max_epochs, patience, weight_decay)
-                model, best_i, epochs = _fit_lbfgs(model, zt, tt, zv, tv, lossf, max_epochs,
-                                                   patience, weight_decay)
+                def lbfgs(lf):
+                    return lambda m: _fit_lbfgs(m, zt, tt, zv, tv, lf, max_epochs, patience,
+                                                weight_decay)
+
+                def make(new=new, i=i):
+                    if loss != "mape":
+                        return new()
+                    # from the squared-error fit: MAPE alone stalls early
+                    return _start(starts, ("mse", i), lbfgs(_loss_fn("mse", None)), new,
+                                  n_inputs, hidden, activation, skip)[0]
+
+                model, best_i, epochs = _start(starts, (loss, i), lbfgs(lossf), make,
+                                               n_inputs, hidden, activation, skip)
                 if best_i < best[0]:
                     best = (best_i, model, epochs)
                 continue
+            model = new()
             opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 opt, factor=0.5, patience=max(patience // 4, 10))
@@ -190,6 +207,31 @@ def fit_network(Z_tr: np.ndarray, t_tr: np.ndarray, Z_val: np.ndarray | None,
         return best[1], best[0], best[2]
     finally:
         torch.set_num_threads(threads)
+
+
+def _new_model(seed: int, Z_tr, t_tr, n_inputs, hidden, activation, skip, n_params):
+    """A start: weights drawn from ``seed``, the skip path at the ridge fit."""
+    torch.manual_seed(seed)
+    model = AugmentedMLP(n_inputs, hidden, activation, skip)
+    if model.n_params() != n_params:  # pragma: no cover - guards count_params
+        raise AssertionError("parameter count mismatch")
+    _ridge_init(model, Z_tr, t_tr)
+    return model
+
+
+def _start(starts, key, fit, make, n_inputs, hidden, activation, skip):
+    """``(model, val_loss, epochs)`` of start ``key``: ``fit`` applied to ``make()``, or the
+    state stored in ``starts`` under ``key`` (a fit is stored there when ``starts`` is a
+    dict)."""
+    if starts is not None and key in starts:
+        state, val, epochs = starts[key]
+        model = AugmentedMLP(n_inputs, hidden, activation, skip)
+        model.load_state_dict(state)
+        return model, val, epochs
+    model, val, epochs = fit(make())
+    if starts is not None:
+        starts[key] = (copy.deepcopy(model.state_dict()), val, epochs)
+    return model, val, epochs
 
 
 def _lbfgs_rounds(model, zt, tt, lossf, l2):
@@ -260,6 +302,30 @@ def continue_network(layers, skip, activation: str, Z: np.ndarray, t: np.ndarray
                     model.load_state_dict(state)
                     break
         return model.export()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def resume_network(layers, skip, activation: str, Z_tr: np.ndarray, t_tr: np.ndarray,
+                   Z_val: np.ndarray, t_val: np.ndarray, *, loss: str,
+                   max_epochs: int | None = None, patience: int | None = None,
+                   huber_delta: float | None = None, target_scale: float = 1.0,
+                   weight_decay: float = 0.0):
+    """``(layers, skip, epochs)``: the network ``(layers, skip)`` fitted further on rows
+    ``Z_tr``, ``t_tr`` with L-BFGS as a start of :func:`fit_network` is (validated on
+    ``Z_val``, ``t_val`` every round, the best state kept; the weights given count as the
+    best until a round improves on them)."""
+    d_epochs, d_patience = DEFAULT_EPOCHS["lbfgs"]
+    model = AugmentedMLP.from_weights(layers, skip, activation)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model, _, epochs = _fit_lbfgs(
+            model, *(torch.tensor(a, dtype=torch.float64) for a in (Z_tr, t_tr, Z_val, t_val)),
+            _loss_fn(loss, huber_delta, target_scale),
+            d_epochs if max_epochs is None else int(max_epochs),
+            d_patience if patience is None else int(patience), weight_decay)
+        return (*model.export(), epochs)
     finally:
         torch.set_num_threads(threads)
 

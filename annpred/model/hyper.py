@@ -135,6 +135,7 @@ def check_params(est) -> Resolved:
     _int(est.patience, "patience", 0, none_ok=True)
     _int(est.n_init, "n_init", 1)
     _int(est.refit_iter, "refit_iter", 0)
+    _int(est.choice_rows, "choice_rows", 8, none_ok=True)
     _int(est.max_params, "max_params", 2)
     _number(est.lr, "lr", 0, open_lo=True)
     _number(est.weight_decay, "weight_decay", 0)

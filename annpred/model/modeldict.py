@@ -39,6 +39,7 @@ def to_dict(m, kernel: str, variant: str, hardware: str, extra_train: dict | Non
                   "epochs": int(m.n_epochs_), "train_time_s": m.train_time_s_,
                   **({"loss": m.loss_} if g("loss_") else {}),
                   **({"refit_iter": m.refit_iter_} if g("refit_iter_") else {}),
+                  **({"choice_rows": m.choice_rows_} if g("choice_rows_") else {}),
                   "range": m.train_range_,
                   **({"auto_complexity": m.auto_log_} if g("auto_log_") else {}),
                   **(extra_train or {})},
@@ -88,6 +89,7 @@ def from_dict(cls, d: dict):
     m.train_time_s_ = tr.get("train_time_s", 0.0)
     m.loss_ = kw.get("loss")
     m.refit_iter_ = kw.get("refit_iter")
+    m.choice_rows_ = tr.get("choice_rows")
     m.auto_log_ = tr.get("auto_complexity")
     m._compiled = network.compile_model(d)
     return m

@@ -42,6 +42,7 @@ class TrainReport:
     n_val: int | None = None  # validation rows; 0: none, val_mape is the training error
     constant_mape: float | None = None  # held-out MAPE of the training rows' median runtime
     written: bool = True  # False: dropped by keep_only_better (worse than that constant)
+    n_choice: int | None = None  # training rows the choices were made on (None: all of them)
 
     @property
     def error_label(self) -> str:
@@ -337,7 +338,8 @@ def train_frame(df: pd.DataFrame, out: str | os.PathLike | None, *,
                               holdout, model.n_params_, model.train_time_s_, path,
                               dict(model.steps_) if model.steps_ else None, n_fit=len(fit_rows),
                               complexity=dict(model.complexity_), auto=auto,
-                              n_val=model.n_val_, constant_mape=const if len(ho) else None)
+                              n_val=model.n_val_, constant_mape=const if len(ho) else None,
+                              n_choice=getattr(model, "choice_rows_", None))
             if keep_only_better and len(ho) and holdout > const and path is not None:
                 files[path], rep.path, rep.written = None, None, False
             reports.append(rep)
