@@ -137,3 +137,32 @@ def test_choice_rows_must_be_a_row_count_or_none(bad):
     df, y = _synthetic(40)
     with pytest.raises(ParameterError, match="choice_rows must be an integer >= 8"):
         AugmentedNNRegressor(choice_rows=bad).fit(df, y)
+
+
+def test_train_cli_choice_rows(tmp_path, capsys):
+    """``--choice-rows N`` chooses on N training rows and says so (human line and JSON);
+    ``all`` chooses on every row; a bad value exits 2 before anything is read."""
+    import pandas as pd
+
+    from annpred.cli.app import main
+
+    rng = np.random.default_rng(1)
+    m = rng.integers(2, 500, 150)
+    p = tmp_path / "ext.csv"
+    pd.DataFrame({"m": m, "time": 1e-6 * m * (1 + 0.05 * rng.standard_normal(150))}).to_csv(
+        p, index=False)
+    base = ["train", str(p), "--target", "time", "--features", "m", "--kernel", "k",
+            "--variant", "v", "--hardware", "h", "--complexity", "auto", "--quiet"]
+    assert main(base + ["--out", str(tmp_path / "a"), "--choice-rows", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "n=150 (chosen on 40)" in out, out
+    d = json.loads((tmp_path / "a" / "h" / "k" / "v.json").read_text())
+    assert d["train"]["choice_rows"] == 40
+    assert main(base + ["--out", str(tmp_path / "b"), "--choice-rows", "all", "--json"]) == 0
+    (rep,) = json.loads(capsys.readouterr().out)["models"]
+    assert rep["n_choice"] is None and "chosen on" not in json.dumps(rep)
+    for bad in ("3", "many", "2.5"):
+        assert main(base + ["--out", str(tmp_path / "c"), "--choice-rows", bad]) == 2
+        err = capsys.readouterr().err
+        assert "--choice-rows: expected a number of rows (at least 8) or all" in err, err
+        assert not (tmp_path / "c").exists()

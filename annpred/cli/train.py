@@ -15,6 +15,7 @@ def cmd_train(args) -> int:
 
     feats = [f.strip() for f in args.features.split(",")] if args.features is not None else None
     steps = _parse_steps(args.steps)
+    choice = _parse_choice_rows(args.choice_rows)
     # every option is checked before any CSV is read or anything is written
     check_options(features=feats, target=args.target, n_train=args.n_train, seed=args.seed,
                   steps=steps, kernel=args.kernel, variant=args.variant,
@@ -52,7 +53,7 @@ def cmd_train(args) -> int:
                              n_train=args.n_train, on_done=show, steps=steps,
                              progress=progress, drift_correct=args.drift_correct,
                              problem_size=args.problem_size, constants=args.constants,
-                             transfer=args.transfer)
+                             transfer=args.transfer, **choice)
     show_warnings(caught)
     if args.json:
         print_json({"out": str(args.out), "models": [report_json(r) for r in reports]})
@@ -105,6 +106,22 @@ def _parse_steps(text):
     return out
 
 
+def _parse_choice_rows(text) -> dict:
+    """--choice-rows: a number of rows (>= 8) or all; {} when not given (the default)."""
+    if text is None:
+        return {}
+    if text.strip().lower() == "all":
+        return {"choice_rows": None}
+    try:
+        n = int(text)
+    except ValueError:
+        n = None
+    if n is None or n < 8:
+        raise ParameterError(f"--choice-rows: expected a number of rows (at least 8) or all, "
+                             f"got {text!r}")
+    return {"choice_rows": n}
+
+
 def register(sub) -> None:
     s = sub.add_parser("train", help="train one model per combination in profiling CSVs")
     s.add_argument("csv", nargs="+", help="profiling CSV(s) (or external CSVs with "
@@ -128,6 +145,11 @@ def register(sub) -> None:
                    help="seed of the network initialisation and the validation split (default 0)")
     s.add_argument("--n-train", type=int, default=None,
                    help="train on this many rows per combination; hold the rest out")
+    s.add_argument("--choice-rows", metavar="N|all",
+                   help="with more training rows than N, choose features, loss and start on "
+                        "N of them drawn at random, then fit the choice further on every "
+                        "row (default 2000; all: choose on every row, slower on large "
+                        "files)")
     s.add_argument("--steps", default="auto",
                    help="step-aware features: auto (detect from 1-D sweeps, as written by "
                         "--sampler pr), none, or param=period,... (default auto)")
