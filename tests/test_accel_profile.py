@@ -82,4 +82,5 @@ def test_profile_says_what_its_time_budget_left(tmp_path, capsys):
     sim = tmp_path / "sim.csv"
     assert main(["profile", "matmul", "--hardware", "sim-gemmini", "--samples", "4",
                  "--quiet", "--out", str(sim)]) == 0
-    assert capsys.readouterr().out.endswith("4 rows measured, 0 already there (4 in all)\n")
+    assert capsys.readouterr().out.endswith(
+        "4 rows measured, 0 already there (of 4 rows this run planned)\n")

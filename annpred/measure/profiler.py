@@ -49,7 +49,7 @@ class ProfileResult:
         """One line: what was measured, and what is left when the time budget ended it."""
         line = f"{self.path}: {self.written} rows measured, {self.skipped} already there"
         if not self.stopped:
-            return line + f" ({self.total} in all)"
+            return line + f" (of {self.total} rows this run planned)"
         left = (f"{self.total - self.written - self.skipped} of {self.total} planned rows "
                 "left" if not self.pr else "more planned")
         return line + f"; the time budget ended the run ({left}: the same command continues)"
