@@ -31,7 +31,7 @@ def cmd_train(args) -> int:
         st = ("  steps " + ", ".join(f"{k}:{v}" for k, v in r.steps.items())
               if getattr(r, "steps", None) else "")
         fit = f" (fit on {r.n_fit})" if r.n_fit is not None and r.n_fit < r.n_train else ""
-        if getattr(r, "n_choice", None):
+        if r.n_choice:
             fit += f" (chosen on {r.n_choice})"
         print(f"{r.kernel}/{r.variant}/{r.hardware}: {r.error_label} {r.val_mape:6.2f}%  "
               f"params {r.n_params}  n={r.n_train}{fit}  {r.train_time_s:.2f}s{ho}{st}",
@@ -69,7 +69,7 @@ def report_json(r) -> dict:
             "model": None if r.path is None or not r.written else str(r.path),
             "n_train": r.n_train, "n_fit": r.n_fit, "n_val": r.n_val,
             # the training rows that chose features, loss and start (null: every one)
-            "n_choice": getattr(r, "n_choice", None),
+            "n_choice": r.n_choice,
             "n_holdout": r.n_holdout,
             # no validation split (n_val 0, under 20 rows): the training rows' error
             "val_mape_pct": r.val_mape,

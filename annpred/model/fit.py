@@ -158,29 +158,30 @@ def fit_network(Z_tr: np.ndarray, t_tr: np.ndarray, Z_val: np.ndarray | None,
         else:
             zv, tv = zt, tt
         best = (np.inf, None, 0)
+        shape = (n_inputs, hidden, activation, skip)
+
+        def new(i):
+            return _new_model(seed * 1000 + i, Z_tr, t_tr, *shape, n_params)
+
+        def lbfgs(lf):
+            return lambda m: _fit_lbfgs(m, zt, tt, zv, tv, lf, max_epochs, patience,
+                                        weight_decay)
+
+        def first(i):  # what start i's fit begins from
+            if loss != "mape":
+                return new(i)
+            # from the squared-error fit: MAPE alone stalls early
+            return _start(starts, ("mse", i), lbfgs(_loss_fn("mse", None)),
+                          lambda: new(i), *shape)[0]
+
         for i in range(max(1, n_init)):
-            def new(i=i):
-                return _new_model(seed * 1000 + i, Z_tr, t_tr, n_inputs, hidden, activation,
-                                  skip, n_params)
-
             if optimizer == "lbfgs":
-                def lbfgs(lf):
-                    return lambda m: _fit_lbfgs(m, zt, tt, zv, tv, lf, max_epochs, patience,
-                                                weight_decay)
-
-                def make(new=new, i=i):
-                    if loss != "mape":
-                        return new()
-                    # from the squared-error fit: MAPE alone stalls early
-                    return _start(starts, ("mse", i), lbfgs(_loss_fn("mse", None)), new,
-                                  n_inputs, hidden, activation, skip)[0]
-
-                model, best_i, epochs = _start(starts, (loss, i), lbfgs(lossf), make,
-                                               n_inputs, hidden, activation, skip)
+                model, best_i, epochs = _start(starts, (loss, i), lbfgs(lossf),
+                                               lambda i=i: first(i), *shape)
                 if best_i < best[0]:
                     best = (best_i, model, epochs)
                 continue
-            model = new()
+            model = new(i)
             opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 opt, factor=0.5, patience=max(patience // 4, 10))
