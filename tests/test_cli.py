@@ -189,6 +189,42 @@ def test_busy_machine_warning():
     assert busy_warning(2, load=0.8, cores=2) is None
     assert "busy" in busy_warning(2, load=1.4, cores=2)
     assert busy_warning(1, load=3.0, cores=16) is None
+    # the load average lags: with nothing else runnable now, the load is work that has ended
+    assert busy_warning(2, load=1.4, cores=2, now=0.0) is None
+    assert busy_warning(1, load=2.6, cores=2, now=1.0) is None
+    msg = busy_warning(1, load=2.6, cores=2, now=2.2)
+    assert "busy" in msg and "2.2 other task(s) runnable now" in msg
+
+
+def test_a_script_s_previous_profile_step_is_not_contention(monkeypatch):
+    """A shell script profiles one kernel after another, each in a fresh process: the load
+    average still holds the previous step's work for a minute, but nothing else runs."""
+    from annpred.spec import hardware as hw
+
+    monkeypatch.setattr(hw.os, "getloadavg", lambda: (1.9, 1.2, 0.6))
+    monkeypatch.setattr(hw, "own_load", lambda: 0.0)  # a fresh process: no work of its own
+    monkeypatch.setattr(hw, "runnable_now", lambda: 0.0)
+    assert hw.busy_warning(2) is None
+    monkeypatch.setattr(hw, "runnable_now", lambda: 1.8)  # a neighbour still running
+    assert "1.8 other task(s) runnable now" in hw.busy_warning(2)
+    monkeypatch.setattr(hw, "runnable_now", lambda: None)  # no /proc: the load alone decides
+    assert "busy" in hw.busy_warning(2)
+
+
+def test_runnable_now_counts_other_running_tasks():
+    from annpred.spec import hardware as hw
+
+    if hw.runnable_now() is None:
+        pytest.skip("no /proc/loadavg on this platform")
+    spin = "import time\nt = time.time()\nwhile time.time() - t < 30: pass"
+    procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(3)]
+    try:
+        time.sleep(1.0)  # started and spinning
+        assert hw.runnable_now() >= 2.5  # always runnable, whether on a core or waiting
+    finally:
+        for q in procs:
+            q.kill()
+            q.wait()
 
 
 def test_the_busy_check_leaves_out_this_process_s_own_recent_work(monkeypatch):
@@ -203,6 +239,7 @@ def test_the_busy_check_leaves_out_this_process_s_own_recent_work(monkeypatch):
     monkeypatch.setattr(hw, "_OWN", [(now - 70.0, 5.0), (now - 60.0, 5.0)])
     monkeypatch.setattr(hw, "_own_cpu", lambda: 65.0)  # one core busy for the last 60 s
     monkeypatch.setattr(hw.os, "getloadavg", lambda: (1.5, 1.0, 0.5))
+    monkeypatch.setattr(hw, "runnable_now", lambda: 2.5)  # others are running now
     own = hw.own_load()
     assert abs(own - (1 - math.exp(-1))) < 0.01  # what 60 s at one core adds to the average
     assert hw.busy_warning(2, cores=2) is None  # 1.5 - 0.63 others: one core of slack
@@ -245,6 +282,7 @@ def test_a_busy_machine_is_an_annpred_warning_not_a_print(monkeypatch, capsys):
     from annpred.spec import hardware as hw
 
     monkeypatch.setattr(hw.os, "getloadavg", lambda: (99.0, 99.0, 99.0))
+    monkeypatch.setattr(hw, "runnable_now", lambda: 99.0)
     with pytest.warns(AnnpredWarning, match="this machine is busy .*load average 99.00"):
         hw.warn_if_busy(1)
     assert capsys.readouterr().err == ""  # the library does not print; the CLI shows warnings

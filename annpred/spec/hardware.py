@@ -219,8 +219,26 @@ def _inherit() -> None:
         _OWN_BASE[0] = pairs[-1][1]  # this process's CPU seconds add to the parent's
 
 
+def runnable_now(samples: int = 25, interval: float = 0.004) -> float | None:
+    """How many tasks other than this one are runnable right now: the mean, over ``samples``
+    readings ``interval`` seconds apart, of the running-task count of ``/proc/loadavg``
+    (which counts the reader itself) less one. None where it cannot be read."""
+    import time
+
+    counts = []
+    for i in range(max(1, int(samples))):
+        try:
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]))
+        except (OSError, IndexError, ValueError):
+            return None
+        if i + 1 < samples:
+            time.sleep(interval)
+    return max(sum(counts) / len(counts) - 1.0, 0.0)
+
+
 def busy_warning(threads: int, load: float | None = None, cores: int | None = None,
-                 own: float | None = None) -> str | None:
+                 own: float | None = None, now: float | None = None) -> str | None:
     """A warning when other work already occupies the cores a measurement needs, else None.
 
     Measurements taken while the machine is busy describe a contended machine: parallel
@@ -228,9 +246,14 @@ def busy_warning(threads: int, load: float | None = None, cores: int | None = No
     learn the wrong ranking. The 1-minute load average, less this process's own recent work
     (``own``; :func:`own_load` when the load is read here: a run measuring one thread count
     after another is not contention), is compared with the cores left free for others,
-    ``cores - threads``, plus one core of slack.
+    ``cores - threads``, plus one core of slack. The load average lags by about a minute,
+    so it still holds work that has ended, such as the previous command of a script that
+    profiles one kernel after another: the warning also needs the tasks runnable right now
+    besides this one (``now``; :func:`runnable_now` when the load is read here) above the
+    same line.
     """
-    if load is None:
+    read_here = load is None
+    if read_here:
         try:
             load = os.getloadavg()[0]
         except (AttributeError, OSError):  # pragma: no cover - not on this platform
@@ -242,10 +265,16 @@ def busy_warning(threads: int, load: float | None = None, cores: int | None = No
     free = max(cores - int(threads), 0)
     if load - own <= free + 1.0:
         return None
+    if now is None and read_here:  # read only when the load average says busy
+        now = runnable_now()
+    if now is not None and now <= free + 1.0:
+        return None
     mine = f", about {own:.2f} of it this process's own work" if own >= 0.05 else ""
+    running = "" if now is None else f", {now:.1f} other task(s) runnable now"
     return (f"this machine is busy (1-minute load average {load:.2f} on {cores} "
-            f"cores{mine}; measuring with {threads} thread(s)): the measurements will "
-            "describe a contended machine. Measure when it is idle, or expect noisier models.")
+            f"cores{mine}{running}; measuring with {threads} thread(s)): the measurements "
+            "will describe a contended machine. Measure when it is idle, or expect noisier "
+            "models.")
 
 
 def warn_if_busy(threads: int) -> None:
