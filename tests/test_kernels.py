@@ -166,6 +166,32 @@ def test_torch_conv2d_backend_terms_follow_torch_own_choice():
         torch.set_num_threads(old)
 
 
+def test_scipy_conv2d_method_terms_follow_scipy_own_choice():
+    """``scipy_fft`` is 1 exactly where scipy.signal.correlate(method="auto") runs the FFT
+    method rather than the direct one, as scipy itself decides it, and ``scipy_work`` is the
+    estimate of the method it runs (its own cost model, per filter, times the filters)."""
+    signal = pytest.importorskip("scipy.signal")
+    from annpred.spec import expr
+
+    comp = catalog.get_kernel("conv2d").complexity_for("scipy")
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(400):
+        n = int(rng.integers(8, 129))
+        k, c, f = int(rng.integers(1, 8)), int(rng.integers(1, 17)), int(rng.integers(1, 17))
+        method = signal.choose_conv_method(np.zeros((c, n, n), np.float32),
+                                           np.zeros((c, k, k), np.float32), mode="valid")
+        vals = {"n": np.array([n]), "k": np.array([k]), "c": np.array([c]), "f": np.array([f])}
+        fft = expr.evaluate(comp["scipy_fft"], vals)[0]
+        assert fft == float(method == "fft"), (n, k, c, method)
+        direct = 2.11242e-8 * c * k**2 * (n - k + 1)**2
+        big_n = (2 * c - 1) * (n + k - 1)**2
+        est = 1.85927e-9 * 3 * big_n * np.log(big_n) + 1e-4 if fft else direct
+        assert np.isclose(expr.evaluate(comp["scipy_work"], vals)[0], f * est, rtol=1e-9)
+        seen.add(method)
+    assert seen == {"fft", "direct"}  # both methods occur in the catalog's domain
+
+
 def test_vector_lanes_follow_the_isa_and_halide():
     from annpred.spec.machine import vector_lanes
 
