@@ -4,6 +4,10 @@
     flock /tmp/annpred-timing.lock python experiments/paper_protocol.py measure --kernels matvec,conv2d,maxpool
     python experiments/paper_protocol.py analyse
 
+Another machine's run is kept beside the main one with ``--data`` (and ``--out`` for its
+analysis), e.g. ``--data experiments/results/machines/amd-epyc-zen5-avx512-2.6ghz/data --out
+experiments/results/machines/amd-epyc-zen5-avx512-2.6ghz`` for both steps.
+
 The original data generator drew matrix-matrix sizes m, n, k uniformly from [1, 1024] and
 operand densities as 1/2^p, timed each point once, and reported about 3% MAPE over its
 largest 70% of runtimes. Here the same distributions (matrix-matrix as above; the other three
@@ -210,6 +214,22 @@ def analyse() -> int:
     return 0
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository where it lies inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _args() -> str:
+    """The folder options of this run, as a reader would repeat them."""
+    return "".join(f" --{name} {_shown(path)}" for name, path, default in
+                   (("data", DATA, ROOT / "experiments" / "results" / "data"),
+                    ("out", OUT, ROOT / "experiments" / "results"))
+                   if path.resolve() != default)
+
+
 def report(t, floors) -> str:
     L = ["# The original study's protocol on this machine", "",
          "Sizes drawn as in the original generator (matrix-matrix m, n, k uniform in "
@@ -219,6 +239,9 @@ def report(t, floors) -> str:
          "MAPE (smallest 30% of runtimes dropped) beside it; mean of 3 seeds. The original "
          f"study reports about {PAPER_FILTERED:g}% filtered MAPE (its per-kernel table is "
          "not in this repository, so only the headline is shown).", "",
+         f"Hardware: {', '.join(f'`{h}`' for h in sorted(t['hardware'].unique()))}; "
+         f"measurements: `{_shown(DATA)}`; command: `python experiments/paper_protocol.py "
+         f"analyse{_args()}`.", "",
          "| kernel | variant | runtimes | NN+C MAPE | NN+C filtered | NN+C-auto | NN | GBT+C | "
          "two-pass floor | paper (filtered) |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for (k, v, kind), g in t.groupby(["kernel", "variant", "runtimes"], sort=False):
