@@ -26,6 +26,11 @@ OUT = ROOT / "experiments" / "results"
 NOTES = ROOT / "experiments" / "accuracy_notes.md"
 
 
+def is_machine_slug(text: str) -> bool:
+    """Letters, digits, dots and dashes only: safe inside a folder name and a glob."""
+    return text.replace("-", "").replace(".", "").isalnum()
+
+
 def csvs(machine: str | None = None) -> list[str]:
     from annpred.spec.catalog import kernels
 
@@ -47,7 +52,7 @@ def main(argv: list[str]) -> int:
     machine, out, line = None, OUT, "python experiments/accuracy.py"
     if argv[:1] == ["--machine"] and len(argv) >= 2:
         machine, argv = argv[1], argv[2:]
-        if not machine.replace("-", "").replace(".", "").isalnum():
+        if not is_machine_slug(machine):
             print(f"--machine {machine!r}: not a machine slug", file=sys.stderr)
             return 2
         out = OUT / "machines" / machine

@@ -34,11 +34,13 @@ def main(argv: list[str]) -> int:
     from annpred.study.metrics import mape, noise_floor
     from annpred.study.zoo import make_model
 
-    if len(argv) != 1 or not argv[0].replace("-", "").replace(".", "").isalnum():
+    from accuracy import csvs, is_machine_slug  # this folder: the catalog study's files
+
+    if len(argv) != 1 or not is_machine_slug(argv[0]):
         print("usage: python experiments/drift_split.py MACHINE_SLUG", file=sys.stderr)
         return 2
     slug = argv[0]
-    files = sorted(str(p) for p in ROOT.glob(f"trained/cpu-{slug}-t[0-9]*/data/*.csv"))
+    files = [str(ROOT / p) for p in csvs(slug)]
     if not files:
         print(f"no catalog CSVs under trained/cpu-{slug}-t*/data", file=sys.stderr)
         return 2

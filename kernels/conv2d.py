@@ -75,22 +75,6 @@ def _scipy_prepare(inputs, p):
     return inputs["image"], inputs["weights"]
 
 
-# Which method scipy.signal.correlate(method="auto") runs, as scipy decides it per call
-# (choose_conv_method -> _fftconv_faster, scipy >= 1.5, the N-d "valid" constants): the FFT
-# method when 1.85927e-9 * 3*N*ln(N) < 2.11242e-8 * c*k**2*(n-k+1)**2 - 1e-4, N =
-# (2c-1)*(n+k-1)**2 the full output of the (c,n,n) image and a (c,k,k) filter, else the
-# direct one (c*k**2*(n-k+1)**2 multiply-adds). It picks FFT on about half of the catalog's
-# points, so the runtime follows two cost laws. ``scipy_work`` is scipy's own estimate of the
-# method it runs (seconds on the machine scipy tuned it on) times the f filters; ``scipy_fft``
-# is 1 where it runs FFT (both checked against scipy's choice in the tests). Development
-# splits (experiments/dev_splits.py protocol, 250 + 250 points of the pool, 5 seeds, the
-# test points never used), NN+C mean MAPE before -> after: AMD EPYC 1 thread 6.42 -> 3.93%,
-# 2 threads 12.16 -> 8.77%; Zen 5 (150 + 150) 19.15 -> 8.88%, 25.38 -> 19.22%; Intel Xeon
-# (about 125 + 125) 24.61 -> 15.39%, 15.57 -> 7.71%; better on every seed of every machine.
-_SCIPY_DIRECT = "2.11242e-8*c*k**2*(n-k+1)**2"
-_SCIPY_FFT = "1.85927e-9*3*(2*c-1)*(n+k-1)**2*log((2*c-1)*(n+k-1)**2) + 1e-4"
-
-
 # torch
 # Which backend torch's CPU conv2d takes (ATen's ConvParams::use_mkldnn, float32, batch 1,
 # stride 1, no dilation, groups 1): oneDNN ("Mkldnn") when the filter is larger than 3x3 or
@@ -168,12 +152,28 @@ def _halide_run(s):
 # 6.74%, 2 threads 49.21 -> 47.81%.
 _MACS = "f*c*k**2*(n-k+1)**2"
 _MEMORY = "c*n**2 + f*c*k**2 + f*(n-k+1)**2"
+
+# Which method scipy.signal.correlate(method="auto") runs, as scipy decides it per call
+# (choose_conv_method -> _fftconv_faster, scipy >= 1.5, the N-d "valid" constants): the FFT
+# method when 1.85927e-9 * 3*N*ln(N) < 2.11242e-8 * c*k**2*(n-k+1)**2 - 1e-4, N =
+# (2c-1)*(n+k-1)**2 the full output of the (c,n,n) image and a (c,k,k) filter, else the
+# direct one (c*k**2*(n-k+1)**2 multiply-adds). It picks FFT on about half of the catalog's
+# points, so the runtime follows two cost laws. ``scipy_work`` is scipy's own estimate of the
+# method it runs (seconds on the machine scipy tuned it on) times the f filters; ``scipy_fft``
+# is 1 where it runs FFT (both checked against scipy's choice in the tests). Development
+# splits (experiments/dev_splits.py protocol, 250 + 250 points of the pool, 5 seeds, the
+# test points never used), NN+C mean MAPE before -> after: AMD EPYC 1 thread 6.42 -> 3.93%,
+# 2 threads 12.16 -> 8.77%; Zen 5 (150 + 150) 19.15 -> 8.88%, 25.38 -> 19.22%; Intel Xeon
+# (about 125 + 125) 24.61 -> 15.39%, 15.57 -> 7.71%; better on every seed of every machine.
+_SCIPY_DIRECT = "2.11242e-8*c*k**2*(n-k+1)**2"
+_SCIPY_FFT = "1.85927e-9*3*(2*c-1)*(n+k-1)**2*log((2*c-1)*(n+k-1)**2) + 1e-4"
 _SCIPY_COMPLEXITY = {
     "scipy_work": f"f*min({_SCIPY_DIRECT}, {_SCIPY_FFT})",
     "scipy_fft": f"min(ceiling(max({_SCIPY_DIRECT} - ({_SCIPY_FFT}), 0)), 1)",
     "macs": _MACS,
     "memory": _MEMORY,
 }
+
 _HALIDE_COMPLEXITY = {
     "macs": f"4*ceiling(f/4)*c*k**2*(n-k+1)*{H.LANES}*ceiling((n-k+1)/{H.LANES})",
     "valid_macs": "4*ceiling(f/4)*c*k**2*(n-k+1)**2",
