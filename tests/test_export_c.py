@@ -26,7 +26,8 @@ MODELS = {
                           hidden=(4,), activation="relu", input_transform="identity"),
     "plain": dict(complexity=None, hidden=(2,)),
     "number_theory": dict(complexity={"factor_flops": "b*n*sopfr(n)", "big": "lpf(n + w)",
-                                      "fft": "b*fftcost(n + w)", "radix2": "b*n*(1 + twos(n*w))"}),
+                                      "fft": "b*fftcost(n + w)", "radix2": "b*n*(1 + twos(n*w))",
+                                      "padded": "b*fastlen(n + 7*w)"}),
 }
 
 MAIN = r"""

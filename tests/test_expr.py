@@ -31,6 +31,9 @@ from annpred.errors import ExpressionError
     # a prime: Bluestein via the smallest 2,3,5,7,11-smooth m >= 2n-1 = 201 (m = 210 =
     # 2*3*5*7), cheaper than the radix-101 plan (101 * 1.1 * 101 = 11221.1)
     ("fftcost(n)", {"n": 101}, 3 * 210 * (2 + 3 + 5 + 1.1 * 7)),
+    ("fastlen(n)", {"n": 97}, 100),  # 2^2 * 5^2: the next 2,3,5-smooth length
+    ("fastlen(n)", {"n": 1024}, 1024),
+    ("fastlen(n) + fastlen(m)", {"n": 1, "m": 2**20 + 1}, 1 + 1049760),  # 2^5*3^8*5
 ])
 def test_evaluates_whitelisted_expressions(text, values, expected):
     got = expr.evaluate(text, {k: np.array([v], float) for k, v in values.items()})
@@ -109,6 +112,17 @@ def test_fftcost_is_the_cheaper_plan_and_never_quadratic_in_a_prime():
         c = expr.evaluate("fftcost(n)", {"n": np.array([float(p)])})[0]
         assert c < 3 * 4 * p * np.log2(4 * p) * 2 and c < 0.2 * p * p
     assert float(expr.parse("fftcost(1024)")) == 10240.0
+
+
+def test_fastlen_is_scipys_padded_real_fft_length():
+    """fastlen(n) is the length scipy pads a real FFT to (scipy.fft.next_fast_len(n, real=True)),
+    the smallest 2,3,5-smooth integer >= n, in sympy and numpy alike."""
+    sp_fft = pytest.importorskip("scipy.fft")
+    ns = np.concatenate([np.arange(1, 4000), [2**31 - 1, 1_000_003, 387_420_490]]).astype(float)
+    got = expr.evaluate("fastlen(n)", {"n": ns})
+    assert np.array_equal(got, [sp_fft.next_fast_len(int(n), True) for n in ns])
+    assert float(expr.parse("fastlen(7)")) == 8.0
+    assert float(expr.parse("fastlen(1048577)")) == 1049760
 
 
 def test_twos_divides_exactly():

@@ -169,8 +169,10 @@ def test_torch_conv2d_backend_terms_follow_torch_own_choice():
 def test_scipy_conv2d_method_terms_follow_scipy_own_choice():
     """``scipy_fft`` is 1 exactly where scipy.signal.correlate(method="auto") runs the FFT
     method rather than the direct one, as scipy itself decides it, and ``scipy_work`` is the
-    estimate of the method it runs (its own cost model, per filter, times the filters)."""
+    estimate of the method it runs (its own cost model, per filter, times the filters), the
+    FFT one at the lengths fftconvolve pads to (scipy.fft.next_fast_len, real=True)."""
     signal = pytest.importorskip("scipy.signal")
+    sp_fft = pytest.importorskip("scipy.fft")
     from annpred.spec import expr
 
     comp = catalog.get_kernel("conv2d").complexity_for("scipy")
@@ -185,8 +187,9 @@ def test_scipy_conv2d_method_terms_follow_scipy_own_choice():
         fft = expr.evaluate(comp["scipy_fft"], vals)[0]
         assert fft == float(method == "fft"), (n, k, c, method)
         direct = 2.11242e-8 * c * k**2 * (n - k + 1)**2
-        big_n = (2 * c - 1) * (n + k - 1)**2
-        est = 1.85927e-9 * 3 * big_n * np.log(big_n) + 1e-4 if fft else direct
+        padded = (sp_fft.next_fast_len(2 * c - 1, True)
+                  * sp_fft.next_fast_len(n + k - 1, True)**2)
+        est = 1.85927e-9 * 3 * padded * np.log(padded) + 1e-4 if fft else direct
         assert np.isclose(expr.evaluate(comp["scipy_work"], vals)[0], f * est, rtol=1e-9)
         seen.add(method)
     assert seen == {"fft", "direct"}  # both methods occur in the catalog's domain

@@ -17,7 +17,8 @@ import numpy as np
 import sympy as sp
 
 from annpred.errors import ExpressionError
-from annpred.spec.numbertheory import C_NAMES, C_SUPPORT, NUMPY, fftcost, lpf, sopfr, twos
+from annpred.spec.numbertheory import (C_NAMES, C_SUPPORT, NUMPY, fastlen, fftcost, lpf, sopfr,
+                                       twos)
 
 MAX_LENGTH = 2000
 MAX_CONST_EXPONENT = 16
@@ -70,7 +71,8 @@ def _variadic(name, fn):
 
 # integer-valued: sympy computes these exactly on a constant argument (the integer part of
 # exp(exp(16)) has millions of digits), so their constant arguments are bounded by MAX_CONST
-INTEGER_VALUED = frozenset({"ceiling", "ceil", "floor", "sopfr", "lpf", "twos", "fftcost"})
+INTEGER_VALUED = frozenset({"ceiling", "ceil", "floor", "sopfr", "lpf", "twos", "fftcost",
+                            "fastlen"})
 
 FUNCTIONS: dict[str, Callable] = {
     "log": _log,
@@ -88,6 +90,7 @@ FUNCTIONS: dict[str, Callable] = {
     "lpf": _fixed("lpf", 1, lambda x: lpf(x)),
     "twos": _fixed("twos", 1, lambda x: twos(x)),
     "fftcost": _fixed("fftcost", 1, lambda x: fftcost(x)),
+    "fastlen": _fixed("fastlen", 1, lambda x: fastlen(x)),
 }
 
 

@@ -1,4 +1,5 @@
-"""Integer functions of complexity expressions: ``sopfr``, ``lpf``, ``twos`` and ``fftcost``.
+"""Integer functions of complexity expressions: ``sopfr``, ``lpf``, ``twos``, ``fftcost`` and
+``fastlen``.
 
 Each exists three times, kept together here: as a sympy function (exact on numbers, symbolic
 otherwise), as a cached numpy function (for ``lambdify``) and as C code (for exported
@@ -16,7 +17,7 @@ import sympy as sp
 
 from annpred.errors import ExpressionError
 
-MAX_FACTOR_INT = 2**31  # sopfr/lpf/twos/fftcost factor integers up to this (trial division)
+MAX_FACTOR_INT = 2**31  # sopfr/lpf/twos/fftcost/fastlen take integers up to this (trial division)
 
 
 def _factor(n: int) -> list[int]:
@@ -103,8 +104,8 @@ def _mixed_radix_cost(n: int, factors: list[int] | None = None) -> float:
                                  for p in factors if p != 2))
 
 
-def _smooth_at_least(n: int) -> int:
-    """Smallest 2,3,5,7,11-smooth integer >= n."""
+def _smooth_at_least(n: int, primes: tuple[int, ...] = _FFT_SMOOTH) -> int:
+    """Smallest integer >= n whose prime factors are 2 and ``primes`` (descending)."""
     best = 1 << max(n - 1, 0).bit_length()
 
     def walk(base: int, primes: tuple[int, ...]) -> None:
@@ -117,7 +118,7 @@ def _smooth_at_least(n: int) -> int:
         while base < best:
             walk(base, primes[1:])
             base *= primes[0]
-    walk(1, _FFT_SMOOTH)
+    walk(1, primes)
     return best
 
 
@@ -144,6 +145,26 @@ class fftcost(sp.Function):
             return sp.Float(_fft_cost(_int_arg(n, "fftcost")))
 
 
+# fastlen: the length a real FFT is padded to before it runs. scipy.signal.fftconvolve (and
+# scipy.fft.next_fast_len(n, real=True)) pads each axis to the next 2,3,5-smooth length, the
+# lengths pocketfft's real transforms run fastest (good_size_real); the work follows the
+# padded length, not the requested one.
+_REAL_FFT_SMOOTH = (5, 3)
+
+
+class fastlen(sp.Function):
+    """Smallest 2,3,5-smooth integer >= round(n): the length scipy pads a real FFT of length
+    n to (``scipy.fft.next_fast_len(n, real=True)``; fastlen(97) = 100, fastlen(64) = 64)."""
+
+    is_integer = True
+    is_positive = True
+
+    @classmethod
+    def eval(cls, n):
+        if n.is_Number:
+            return sp.Integer(_smooth_at_least(_int_arg(n, "fastlen"), _REAL_FFT_SMOOTH))
+
+
 def _vectorised(name: str, fn: Callable[[int], float]):
     """numpy version of an integer function, cached per distinct argument (a bounded cache:
     a long-running process that sees many lengths does not grow without limit)."""
@@ -167,6 +188,7 @@ _np_sopfr = _vectorised("sopfr", lambda n: sum(_factor(n)))
 _np_lpf = _vectorised("lpf", lambda n: max(_factor(n), default=1))
 _np_twos = _vectorised("twos", _twos)
 _np_fftcost = _vectorised("fftcost", _fft_cost)
+_np_fastlen = _vectorised("fastlen", lambda n: _smooth_at_least(n, _REAL_FFT_SMOOTH))
 
 # C implementations for exported headers (trial division; exact for n < 2**53)
 C_SUPPORT = {
@@ -223,15 +245,27 @@ static double annpred_fftcost(double x) {
     blue = 3.0 * annpred_fftcost_radix(best);
     return blue < direct ? blue : direct;
 }""",
+    "fastlen": """static double annpred_fastlen(double x) {
+    long long n = (long long)(x + 0.5), best, f5, f3, f2;
+    if (n < 1) n = 1;
+    for (best = 1; best < n; best *= 2) {}
+    for (f5 = 1; f5 < best; f5 *= 5)
+        for (f3 = f5; f3 < best; f3 *= 3) {
+            for (f2 = f3; f2 < n; f2 *= 2) {}
+            if (f2 < best) best = f2;
+        }
+    return (double)best;
+}""",
 }
 
 
-NUMPY = {"sopfr": _np_sopfr, "lpf": _np_lpf, "twos": _np_twos, "fftcost": _np_fftcost}
+NUMPY = {"sopfr": _np_sopfr, "lpf": _np_lpf, "twos": _np_twos, "fftcost": _np_fftcost,
+         "fastlen": _np_fastlen}
 # The revision of each function's values. A model file records them (``versions.functions``)
 # and is refused where a function its complexity uses had another revision: its predictions
 # would change silently (annpred.model.schema). Bump a revision whenever a definition here
 # changes its values. fftcost 1 (commit 445509d) gave other values; 2 (1d822f1) follows
 # pocketfft's C++ planner. Files written before the record cannot be told apart and load as
 # the current revision.
-REVISIONS = {"sopfr": 1, "lpf": 1, "twos": 1, "fftcost": 2}
+REVISIONS = {"sopfr": 1, "lpf": 1, "twos": 1, "fftcost": 2, "fastlen": 1}
 C_NAMES = {name: f"annpred_{name}" for name in NUMPY}
