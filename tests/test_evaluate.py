@@ -378,3 +378,34 @@ def test_checkpoint_records_of_another_shape_are_skipped_not_crashed_on(tmp_path
                      {"fit": [0, "NN", 50, 1], "rec": {}, "pred": ["a"]},  # not numbers
                      {"rec": {}, "pred": None}])                           # no fit
     assert ck.load() == [good]
+
+
+# -- development splits (experiments/dev_splits.py) on the shipped data -----------------------
+def _dev_splits():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "dev_splits.py"
+    spec = importlib.util.spec_from_file_location("exp_dev_splits", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_dev_splits_compare_candidate_terms_and_refuse_bad_ones(capsys):
+    """--complexity replaces the catalog's terms for the selected variant (a different fit on
+    the same split); bad JSON, a disallowed function and an empty selection exit 2."""
+    dev = _dev_splits()
+    base = ["--hardware", "cpu-amd-epyc-t1", "--kernels", "conv2d", "--variants", "scipy",
+            "--seeds", "1"]
+    assert dev.main(base) == 0
+    kept = capsys.readouterr().out
+    assert dev.main(base + ["--complexity", '{"macs": "f*c*k**2*(n-k+1)**2"}']) == 0
+    other = capsys.readouterr().out
+    assert "conv2d/scipy/cpu-amd-epyc-t1" in kept and "over 1 combinations" in other
+    assert kept.splitlines()[-1] != other.splitlines()[-1]  # other terms, another fit
+    for extra, message in ((["--complexity", "{bad"], "not a JSON object"),
+                           (["--complexity", '{"a": "__import__(1)"}'], "not allowed"),
+                           (["--variants", "nope"], "no combinations")):  # the last one wins
+        assert dev.main(base + extra) == 2
+        assert message in capsys.readouterr().err
