@@ -29,3 +29,14 @@ def run_cli(args, env=None, cwd=None, timeout=300, **kw):
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def experiment_script(name):
+    """An experiments/ script, loaded from its file as a module (nothing runs until called)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"exp_{name}",
+                                                  REPO / "experiments" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -12,7 +12,7 @@ from annpred.data.profiles import load_profiles
 from annpred.cli.app import main
 from annpred.errors import AnnpredError, ParameterError
 
-from conftest import run_cli
+from conftest import experiment_script, run_cli
 
 
 # -- metrics against hand-computed values ---------------------------------------------------
@@ -381,21 +381,10 @@ def test_checkpoint_records_of_another_shape_are_skipped_not_crashed_on(tmp_path
 
 
 # -- development splits (experiments/dev_splits.py) on the shipped data -----------------------
-def _dev_splits():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "experiments" / "dev_splits.py"
-    spec = importlib.util.spec_from_file_location("exp_dev_splits", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_dev_splits_compare_candidate_terms_and_refuse_bad_ones(capsys):
     """--complexity replaces the catalog's terms for the selected variant (a different fit on
     the same split); bad JSON, a disallowed function and an empty selection exit 2."""
-    dev = _dev_splits()
+    dev = experiment_script("dev_splits")
     base = ["--hardware", "cpu-amd-epyc-t1", "--kernels", "conv2d", "--variants", "scipy",
             "--seeds", "1"]
     assert dev.main(base) == 0

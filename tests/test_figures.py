@@ -4,6 +4,7 @@ import pytest
 
 from annpred import study as E
 from annpred.data.profiles import load_profiles
+from conftest import REPO, experiment_script as _script
 from test_evaluate import COMPLEXITY, synthetic_csv
 
 
@@ -86,17 +87,6 @@ def test_file_labels_disambiguate_equal_names_by_their_folders():
 
 
 # -- the experiments' scripts (loaded from their files; nothing is measured or compiled) ---
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
-
-
-def _script(name):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"exp_{name}", REPO / "experiments" /
-                                                  f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _capture(monkeypatch):
