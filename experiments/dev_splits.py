@@ -54,8 +54,8 @@ def main(argv) -> int:
     options = json.loads(args.options)
     try:
         complexity = json.loads(args.complexity) if args.complexity else None
-    except json.JSONDecodeError as e:
-        complexity = e
+    except json.JSONDecodeError:
+        complexity = []  # refused below, like any other JSON that is not an object
     if complexity is not None and (not isinstance(complexity, dict) or not complexity):
         print(f"--complexity: not a JSON object of name -> expression ({args.complexity!r})",
               file=sys.stderr)

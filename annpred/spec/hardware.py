@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import threading
+import time
 from pathlib import Path
 
 from annpred.spec import machine as _machine
@@ -160,8 +161,6 @@ def _own_cpu() -> float:
 
 def _sample():
     """Take a sample (under the lock); a forked child starts its own record."""
-    import time
-
     if _OWN_PID[0] != os.getpid():  # a forked child: its CPU times start again at 0
         _OWN.clear()
         _OWN_BASE[0] = 0.0
@@ -223,16 +222,15 @@ def runnable_now(samples: int = 25, interval: float = 0.004) -> float | None:
     """How many tasks other than this one are runnable right now: the mean, over ``samples``
     readings ``interval`` seconds apart, of the running-task count of ``/proc/loadavg``
     (which counts the reader itself) less one. None where it cannot be read."""
-    import time
-
+    n = max(1, int(samples))
     counts = []
-    for i in range(max(1, int(samples))):
+    for i in range(n):
         try:
             with open("/proc/loadavg") as f:
                 counts.append(int(f.read().split()[3].split("/")[0]))
         except (OSError, IndexError, ValueError):
             return None
-        if i + 1 < samples:
+        if i + 1 < n:
             time.sleep(interval)
     return max(sum(counts) / len(counts) - 1.0, 0.0)
 
