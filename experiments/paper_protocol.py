@@ -24,6 +24,12 @@ jitter of a single reference timing would only add noise).
 The floor is reported before and after the correction on the same points, and the models
 are trained and judged on raw and on corrected runtimes.
 
+``measure --fresh-inputs`` rotates each point's runs through distinct input sets
+(``annpred profile --fresh-inputs``; their number in the ``input_sets`` column): repeating one
+input lets the branch predictor learn its data-dependent branches, so small max-pooling and
+sparse calls ran up to 3x faster than on new data (``experiments/input_reuse.py``). A run with
+it goes to its own ``--data`` folder.
+
 ``measure`` appends to ``experiments/results/data/paper_protocol_<kernel>.csv`` and resumes
 (rerun the same command after an interruption); ``--max-minutes`` stops it cleanly.
 ``analyse`` writes ``experiments/results/paper_protocol.csv`` (``kernel, variant, hardware,
@@ -73,11 +79,12 @@ def points(kernel: str) -> list[dict]:
     return [draw(kernel, rng) for _ in range(N_TRAIN + N_TEST)]
 
 
-def measure(kernels: list[str], max_minutes: float) -> int:
+def measure(kernels: list[str], max_minutes: float, fresh: bool = False) -> int:
     import numpy as np
 
     from annpred import threads
     from annpred.measure import protocol
+    from annpred.measure.profiler import input_sets_for
     from annpred.spec.catalog import get_kernel
     from annpred.spec.hardware import cpu_id
 
@@ -92,12 +99,18 @@ def measure(kernels: list[str], max_minutes: float) -> int:
         params = list(pts[0])
         path = DATA / f"paper_protocol_{kname}.csv"
         cols = ["kernel", "variant", "hardware", *params, "runtime_s", "runtime_cv", "repeats",
-                "ref_s", "role", "point", "pass", "timestamp", "load1"]
+                "ref_s", "role", "point", "pass", "timestamp", "load1"] + \
+            (["input_sets"] if fresh else [])
         done = set()
         if path.exists() and path.stat().st_size:
             with open(path, newline="") as f:
-                done = {(r["variant"], int(r["point"]), int(r["pass"]))
-                        for r in csv.DictReader(f)}
+                r = csv.DictReader(f)
+                if r.fieldnames != cols:
+                    print(f"{path}: columns {r.fieldnames} are not this run's ({cols}); "
+                          f"measure {'with' if 'input_sets' in (r.fieldnames or []) else 'without'}"
+                          " --fresh-inputs, or into another --data folder", file=sys.stderr)
+                    return 2
+                done = {(r["variant"], int(r["point"]), int(r["pass"])) for r in r}
         rng = np.random.default_rng([SEED, 7])
         order0 = rng.permutation(len(pts))
         order1 = rng.permutation(np.arange(N_TRAIN, N_TRAIN + N_TEST))
@@ -118,18 +131,19 @@ def measure(kernels: list[str], max_minutes: float) -> int:
                           flush=True)
                     return 0
                 p = pts[i]
-                inputs = K.make_inputs(p, np.random.default_rng([SEED, i]))
+                sets = input_sets_for(K, p, SEED, i, fresh)  # [SEED, i] first, as ever
                 for vname in rng.permutation(todo):
                     v = K.variant(str(vname))
-                    state = v.prepare(inputs, p)
+                    states = [v.prepare(x, p) for x in sets]
                     if "torch" in sys.modules:
                         threads.ensure_torch_threads()
-                    t, r = protocol.measure_with_reference(lambda: v.run(state), ref,
-                                                           sync=v.sync)
+                    t, r = protocol.measure_with_reference(
+                        [lambda s=s: v.run(s) for s in states], ref, sync=v.sync)
                     w.writerow([kname, vname, hw, *[p[c] for c in params], repr(t.median_s),
                                 f"{t.cv:.5f}", t.repeats, repr(r.median_s),
                                 "train" if i < N_TRAIN else "test", i, pss,
-                                time.strftime("%Y-%m-%dT%H:%M:%S"), f"{os.getloadavg()[0]:.2f}"])
+                                time.strftime("%Y-%m-%dT%H:%M:%S"), f"{os.getloadavg()[0]:.2f}"]
+                               + ([len(sets)] if fresh else []))
                     f.flush()
                     n_done += 1
                 if n_done % 150 < len(todo):
@@ -151,9 +165,10 @@ def analyse() -> int:
     from annpred.study.metrics import filtered_mape, mape, mdape
     from annpred.study.zoo import make_model
 
-    rows, floors = [], []
+    rows, floors, sets = [], [], []
     for path in sorted(DATA.glob("paper_protocol_*.csv")):
         df = pd.read_csv(path)
+        sets += list(df["input_sets"]) if "input_sets" in df.columns else [1] * len(df)
         # drift is slow, the jitter of one reference timing is not: correct by the running
         # median of the reference over the neighbouring measurements (rows are in time order)
         df["ref_smooth"] = smooth_reference(df["ref_s"])
@@ -209,7 +224,7 @@ def analyse() -> int:
             "noise_floor", "runtimes", "mape_sd"]
     atomic_write_text(OUT / "paper_protocol.csv", t[cols].to_csv(index=False,
                                                                  float_format="%.4g"))
-    atomic_write_text(OUT / "paper_protocol.md", report(t, pd.DataFrame(floors)))
+    atomic_write_text(OUT / "paper_protocol.md", report(t, pd.DataFrame(floors), sets))
     print((OUT / "paper_protocol.md").read_text())
     return 0
 
@@ -230,7 +245,7 @@ def _args() -> str:
                    if path.resolve() != default)
 
 
-def report(t, floors) -> str:
+def report(t, floors, sets=(1,)) -> str:
     L = ["# The original study's protocol on this machine", "",
          "Sizes drawn as in the original generator (matrix-matrix m, n, k uniform in "
          "[1, 1024], densities 1/2^p; see `experiments/paper_protocol.py` for the others), "
@@ -242,6 +257,10 @@ def report(t, floors) -> str:
          f"Hardware: {', '.join(f'`{h}`' for h in sorted(t['hardware'].unique()))}; "
          f"measurements: `{_shown(DATA)}`; command: `python experiments/paper_protocol.py "
          f"analyse{_args()}`.", "",
+         "Inputs: " + ("every run of a point on the same data." if max(sets) == 1 else
+                       f"each point's runs rotated through {min(sets)}-{max(sets)} distinct "
+                       "input sets (`measure --fresh-inputs`; median "
+                       f"{sorted(sets)[len(sets) // 2]})."), "",
          "| kernel | variant | runtimes | NN+C MAPE | NN+C filtered | NN+C-auto | NN | GBT+C | "
          "two-pass floor | paper (filtered) |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for (k, v, kind), g in t.groupby(["kernel", "variant", "runtimes"], sort=False):
@@ -281,10 +300,13 @@ def main(argv) -> int:
     ap.add_argument("--n-test", type=int, default=N_TEST, help="(smoke tests only)")
     ap.add_argument("--data", default=str(DATA), help="raw measurement folder")
     ap.add_argument("--out", default=str(OUT), help="results folder")
+    ap.add_argument("--fresh-inputs", action="store_true",
+                    help="measure: rotate each point's runs through distinct input sets")
     a = ap.parse_args(argv)
     N_TRAIN, N_TEST, DATA, OUT = a.n_train, a.n_test, Path(a.data), Path(a.out)
     if a.step == "measure":
-        return measure([k.strip() for k in a.kernels.split(",") if k.strip()], a.max_minutes)
+        return measure([k.strip() for k in a.kernels.split(",") if k.strip()], a.max_minutes,
+                       a.fresh_inputs)
     return analyse()
 
 

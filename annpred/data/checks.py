@@ -29,6 +29,7 @@ BOOKKEEPING = {
     "seed": (True, 0, MAX_SEED),
     "load_avg": (False, 0, math.inf),
     "ref_s": (False, 0, math.inf),
+    "input_sets": (True, 1, MAX_EXACT - 1),
 }
 
 

@@ -40,8 +40,10 @@ TAIL_COLUMNS = ["runtime_s", "runtime_cv", "repeats", "runtime_min_s", "threads"
 # load_avg: the 1-minute load average when the row was measured; machine: the fingerprint of
 # the machine that measured it (descriptions in the sidecar, see the module doc); ref_s: the
 # median seconds of a fixed reference kernel timed right after the point (``annpred profile
-# --reference``; empty otherwise), for drift correction (:func:`annpred.data.profiles.correct_drift`).
-OPTIONAL_COLUMNS = ["load_avg", "machine", "ref_s"]
+# --reference``; empty otherwise), for drift correction (:func:`annpred.data.profiles.correct_drift`);
+# input_sets: how many distinct input sets the point's runs rotated through (``annpred profile
+# --fresh-inputs``, :mod:`annpred.measure.protocol`; empty: one, every run on the same data).
+OPTIONAL_COLUMNS = ["load_avg", "machine", "ref_s", "input_sets"]
 # a GPU tuning space's problem size ("4096x4096") and constant parameters
 # ("filter_height=15;filter_width=15"), written by ``annpred convert`` beside the rows of a
 # Kernel Tuner cache so that the CSV trains as the cache does (launch structure); like every
@@ -348,20 +350,24 @@ class RowWriter:
               runtime_s: float, runtime_cv: float | None = None, repeats: int = 1,
               runtime_min_s: float | None = None, threads: int | str = "",
               sampler: str = "", seed: int | str = "", point_id: int | str = "",
-              pass_id: int | str = 0, ref_s: float | None = None) -> None:
+              pass_id: int | str = 0, ref_s: float | None = None,
+              input_sets: int | None = None) -> None:
         """One measured point; flushed at once (with this machine's fingerprint when the
-        file has the column, and the reference kernel's seconds when measured)."""
+        file has the column, the reference kernel's seconds when measured, and the number of
+        input sets the runs rotated through when they did)."""
         row = row_values(kernel, variant, hardware, point, self.param_names,
                          runtime_s=runtime_s, runtime_cv=runtime_cv, repeats=repeats,
                          runtime_min_s=runtime_min_s, threads=threads, sampler=sampler,
                          seed=seed, point_id=point_id, pass_id=pass_id,
                          timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"), version=self._version)
         row["load_avg"] = load_average()
-        if ref_s is not None:
-            if "ref_s" not in self.columns:
-                raise DataError(f"{self.path} was written before the ref_s column existed; "
-                                "write reference timings to a new --out file")
-            row["ref_s"] = repr(float(ref_s))
+        for col, val in (("ref_s", None if ref_s is None else repr(float(ref_s))),
+                         ("input_sets", None if input_sets is None else str(int(input_sets)))):
+            if val is not None:
+                if col not in self.columns:
+                    raise DataError(f"{self.path} was written before the {col} column "
+                                    "existed; write to a new --out file")
+                row[col] = val
         if "machine" in self.columns:
             row["machine"] = self._fingerprint(hardware)
         self._w.writerow([row.get(c, "") for c in self.columns])

@@ -58,25 +58,40 @@ class ProfileResult:
 def measure_point(kernel: Kernel, v, inputs, point, *, min_runs: int, min_time: float,
                   check: bool = False) -> _measure.Timing:
     """Prepare variant ``v`` on ``inputs`` (untimed), time its run with the protocol, and
-    optionally check its result against the kernel's reference."""
+    optionally check its result against the kernel's reference. ``inputs`` may be a list of
+    distinct input sets (:func:`input_sets_for`): the runs take them in turn, and the check
+    uses the first."""
     simulate = getattr(v, "simulate", None)
     if simulate is not None:   # a modelled accelerator: the fast model, not a timer
         return simulate(point)
+    sets = inputs if isinstance(inputs, list) else [inputs]
     try:
-        state = v.prepare(inputs, point)
+        states = [v.prepare(i, point) for i in sets]
         if "torch" in sys.modules:  # torch was imported lazily by a variant: fix its threads
             threads.ensure_torch_threads()
-        timing = _measure.measure(lambda: v.run(state), sync=v.sync, min_runs=min_runs,
-                                  min_time=min_time)
+        timing = _measure.measure([lambda s=s: v.run(s) for s in states], sync=v.sync,
+                                  min_runs=min_runs, min_time=min_time)
+        result = v.run(states[0]) if check and len(states) > 1 else timing.result
     except Exception as exc:
         raise RuntimeError(f"{kernel.name}/{v.name} failed at point {point}: "
                            f"{type(exc).__name__}: {exc}") from exc
     if check:
-        ref = kernel.reference(inputs, point)
-        if not np.allclose(v.to_numpy(timing.result), ref, rtol=kernel.rtol, atol=kernel.atol):
+        ref = kernel.reference(sets[0], point)
+        if not np.allclose(v.to_numpy(result), ref, rtol=kernel.rtol, atol=kernel.atol):
             raise RuntimeError(f"{kernel.name}/{v.name} result differs from the reference at "
                                f"point {point}")
     return timing
+
+
+def input_sets_for(kernel: Kernel, point, seed: int, idx: int, fresh: bool) -> list[dict]:
+    """The input sets of point number ``idx``: the first from ``[seed, idx]`` (the same as
+    ever, so passes and resumed runs time the same data), and with ``fresh`` as many more
+    as :func:`annpred.measure.protocol.input_sets` asks for, from ``[seed, idx, j]``."""
+    first = kernel.make_inputs(point, np.random.default_rng([seed, idx]))
+    k = _measure.input_sets(sum(getattr(a, "nbytes", 0) for a in first.values())) if fresh \
+        else 1
+    return [first] + [kernel.make_inputs(point, np.random.default_rng([seed, idx, j]))
+                      for j in range(1, k)]
 
 
 class _Stop(Exception):
@@ -88,7 +103,8 @@ class _Session:
 
     def __init__(self, kernel: Kernel, writer: RowWriter, hws: dict, n_threads: int,
                  sampler: str, seed: int, pass_id: int, min_runs: int, min_time: float,
-                 check: bool, time_budget: float | None, bar, reference: bool = False):
+                 check: bool, time_budget: float | None, bar, reference: bool = False,
+                 fresh_inputs: bool = False):
         self.kernel, self.writer, self.hws = kernel, writer, hws
         self.n_threads, self.sampler, self.seed, self.pass_id = n_threads, sampler, seed, pass_id
         self.min_runs, self.min_time, self.check = min_runs, min_time, check
@@ -101,6 +117,7 @@ class _Session:
         self._inputs_key, self._inputs = None, None
         # a fixed reference kernel timed right after every point (drift correction)
         self.reference = _measure.reference_kernel() if reference else None
+        self.fresh_inputs = fresh_inputs  # rotate distinct input sets (column input_sets)
 
     def load(self, rows: list[dict]) -> None:
         from annpred.measure.pr import Measurement
@@ -135,7 +152,8 @@ class _Session:
         if key != self._inputs_key:  # inputs built outside the timed region, once per point
             if self.out_of_time():  # the budget ends the run between points, never inside one
                 raise _Stop
-            self._inputs = self.kernel.make_inputs(point, np.random.default_rng([self.seed, idx]))
+            self._inputs = input_sets_for(self.kernel, point, self.seed, idx,
+                                          self.fresh_inputs)
             self._inputs_key = key
         t0 = time.perf_counter()
         t = measure_point(self.kernel, v, self._inputs, point, min_runs=self.min_runs,
@@ -150,7 +168,8 @@ class _Session:
         self.writer.write(self.kernel.name, v.name, self.hws[v.name], point,
                           runtime_s=t.median_s, runtime_cv=t.cv, repeats=t.repeats,
                           runtime_min_s=t.min_s, threads=self.n_threads, sampler=self.sampler,
-                          seed=self.seed, point_id=idx, pass_id=self.pass_id, ref_s=ref_s)
+                          seed=self.seed, point_id=idx, pass_id=self.pass_id, ref_s=ref_s,
+                          input_sets=len(self._inputs) if self.fresh_inputs else None)
         self.written += 1
         self._progress(label or v.name)
         return Measurement(t.median_s, float(f"{t.cv:.5f}"), t.repeats, t.min_s)
@@ -186,7 +205,8 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
             min_time: float = _measure.DEFAULT_MIN_TIME, points=None,
             check: bool = False, first: int | None = None,
             time_budget: float | None = None, hardware: str | None = None,
-            accel_mode: str = "user", reference: bool = False) -> ProfileResult:
+            accel_mode: str = "user", reference: bool = False,
+            fresh_inputs: bool = False) -> ProfileResult:
     """Measure ``samples`` points of ``kernel_name`` for each variant into CSV ``out``.
 
     ``points`` (a DataFrame of parameter columns) replaces sampling when given. ``first``
@@ -198,6 +218,9 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
     ``reference``: time a fixed reference kernel right after every point and record it in
     the ``ref_s`` column, so that runtimes can be drift-corrected
     (:func:`annpred.data.profiles.correct_drift`, ``annpred train --drift-correct``).
+    ``fresh_inputs``: rotate each point's runs through distinct input sets, so that no run
+    replays the data of the one before (:mod:`annpred.measure.protocol`); their number goes
+    to the ``input_sets`` column.
     """
     from annpred import validate as _v
 
@@ -216,9 +239,10 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
             raise ParameterError(f"{hardware} has one variant, {sv.name!r}")
         kernel = dataclasses.replace(kernel, variants=[sv])
         variants, check, min_runs = [sv.name], False, 1
-        if reference:
-            raise ParameterError("--reference measures this machine's drift; a modelled "
-                                 "accelerator has none")
+        if reference or fresh_inputs:
+            raise ParameterError(f"{'--reference' if reference else '--fresh-inputs'} is "
+                                 "about timing this machine; a modelled accelerator is not "
+                                 "timed")
     if n_threads < 1 or n_threads > 1024:
         raise ParameterError(f"--threads must be between 1 and 1024, got {n_threads}")
     if sampler not in sampling.SAMPLERS:
@@ -245,19 +269,21 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
     writer = RowWriter(out, kernel.param_names)
     existing = writer.existing()  # takes the CSV's lock: a second profiler fails here
     try:
-        if reference and "ref_s" not in writer.columns:
-            raise ParameterError(f"{out} was written before the ref_s column existed; "
-                                 "write reference timings (--reference) to a new --out file")
+        for on, col, flag in ((reference, "ref_s", "--reference"),
+                              (fresh_inputs, "input_sets", "--fresh-inputs")):
+            if on and col not in writer.columns:
+                raise ParameterError(f"{out} was written before the {col} column existed; "
+                                     f"profile with {flag} into a new --out file")
         return _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed,
                     pass_id, progress, min_runs, min_time, points, check, first, time_budget,
-                    planned, out, reference)
+                    planned, out, reference, fresh_inputs)
     finally:
         writer.release()
 
 
 def _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed, pass_id,
          progress, min_runs, min_time, points, check, first, time_budget, planned, out,
-         reference=False):
+         reference=False, fresh_inputs=False):
     tasks = []
     if not planned:
         pts = (sampling.sample(kernel, samples, sampler=sampler, seed=seed) if points is None
@@ -272,7 +298,7 @@ def _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed
     total = samples * len(vlist) if planned else len(tasks)
     bar = _bar(kernel, n_threads, total, 0, time_budget, progress, sampler)
     s = _Session(kernel, writer, hws, n_threads, sampler, seed, pass_id, min_runs, min_time,
-                 check, time_budget, bar, reference)
+                 check, time_budget, bar, reference, fresh_inputs)
     s.load(existing)
     results, stopped = {}, False
     try:

@@ -1,0 +1,143 @@
+"""Fresh inputs: a measurement's runs rotated through distinct input sets (``annpred
+profile --fresh-inputs``), so that no run replays the data of the run before it."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from annpred.data.profiles import load_profiles
+from annpred.data.rows import columns_for
+from annpred.errors import DataError, ParameterError
+from annpred.measure import protocol
+from annpred.measure.profiler import input_sets_for, profile
+from annpred.spec.catalog import get_kernel
+from conftest import experiment_script, run_cli
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_input_sets_hold_the_rotation_bytes_within_bounds():
+    assert protocol.input_sets(0) == 1
+    assert protocol.input_sets(protocol.ROTATE_BYTES) == 1
+    assert protocol.input_sets(10 * protocol.ROTATE_BYTES) == 1
+    assert protocol.input_sets(protocol.ROTATE_BYTES - 1) == 2
+    assert protocol.input_sets(1) == protocol.MAX_INPUT_SETS
+    for b in (3_000, 25_600, 164_268, 700_000):
+        k = protocol.input_sets(b)
+        assert k * b >= protocol.ROTATE_BYTES > (k - 1) * b  # the fewest that hold it
+
+
+def test_measure_takes_the_calls_in_turn_and_warms_up_each():
+    calls = []
+    fns = [lambda i=i: calls.append(i) or i for i in range(3)]
+    t = protocol.measure(fns, warmup=1, min_runs=7, min_time=0.0)
+    assert calls[:3] == [0, 1, 2]  # the warm-up ran each once
+    timed = calls[3:]
+    assert len(timed) == t.repeats == 7
+    assert timed == [i % 3 for i in range(7)]
+    with pytest.raises(ValueError, match="no call"):
+        protocol.measure([])
+
+
+def test_the_first_input_set_is_the_default_one_and_the_others_differ():
+    k = get_kernel("maxpool")
+    p = {"n": 20, "w": 2, "s": 2, "c": 2}
+    one = input_sets_for(k, p, 3, 17, fresh=False)
+    many = input_sets_for(k, p, 3, 17, fresh=True)
+    assert len(one) == 1
+    assert len(many) == protocol.input_sets(one[0]["x"].nbytes) > 1
+    np.testing.assert_array_equal(many[0]["x"], one[0]["x"])
+    assert not np.array_equal(many[1]["x"], many[0]["x"])
+    again = input_sets_for(k, p, 3, 17, fresh=True)  # deterministic: a resumed run agrees
+    np.testing.assert_array_equal(again[-1]["x"], many[-1]["x"])
+
+
+def test_profile_fresh_inputs_records_the_sets_and_checks_results(tmp_path):
+    out = tmp_path / "mp.csv"
+    res = profile("maxpool", out, variants=["numpy", "torch"], samples=12, progress=False,
+                  min_time=1e-3, check=True, fresh_inputs=True)
+    assert res.written == 24
+    rows = _rows(out)
+    sets = [int(r["input_sets"]) for r in rows]
+    assert all(s >= 1 for s in sets) and max(sets) > 1
+    for r in rows:  # as many as the rule asks for this point's input size
+        c, n = int(r["c"]), int(r["n"])
+        assert int(r["input_sets"]) == protocol.input_sets(4 * c * n * n)
+    df = load_profiles([out])
+    assert "input_sets" in df.columns  # bookkeeping, loaded but not a feature
+    r = run_cli(["train", out, "--variant", "numpy", "--n-train", "10", "--out",
+                 tmp_path / "m", "--quiet"])
+    assert r.returncode == 0, r.stderr
+    model = json.loads(next((tmp_path / "m").rglob("numpy.json")).read_text())
+    assert "input_sets" not in model["parameters"]
+
+
+def test_profile_without_fresh_inputs_leaves_the_column_empty(tmp_path):
+    out = tmp_path / "mp.csv"
+    profile("maxpool", out, variants=["numpy"], samples=2, progress=False, min_time=1e-3)
+    assert [r["input_sets"] for r in _rows(out)] == ["", ""]
+
+
+def test_fresh_inputs_into_an_older_file_is_refused_before_measuring(tmp_path, toy_env):
+    out = tmp_path / "old.csv"
+    header = columns_for(["n"], optional=False) + ["load_avg", "machine", "ref_s"]
+    out.write_text(",".join(header) + "\n")
+    r = run_cli(["profile", "toy", "--variant", "cumsum", "--samples", "3", "--fresh-inputs",
+                 "--out", out, "--quiet"], env=toy_env)
+    assert r.returncode == 2
+    assert "input_sets" in r.stderr and "--fresh-inputs" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert out.read_text().count("\n") == 1  # nothing measured
+    # the same older file is still resumed without the flag, in its own format
+    r = run_cli(["profile", "toy", "--variant", "cumsum", "--samples", "3", "--out", out,
+                 "--quiet", "--min-time-ms", "1"], env=toy_env)
+    assert r.returncode == 0, r.stderr
+    assert list(_rows(out)[0]) == header
+
+
+def test_fresh_inputs_on_a_modelled_accelerator_is_refused(tmp_path):
+    with pytest.raises(ParameterError, match="--fresh-inputs"):
+        profile("conv2d", tmp_path / "a.csv", samples=2, progress=False,
+                hardware="sim-tpu-v1", fresh_inputs=True)
+    assert not (tmp_path / "a.csv").exists()
+
+
+def test_input_reuse_study_writes_both_timings_and_refuses_bad_counts(tmp_path, capsys):
+    mod = experiment_script("input_reuse")
+    assert mod.main(["--points", "0", "--out", str(tmp_path)]) == 2
+    assert "--points" in capsys.readouterr().err
+    assert mod.main(["--report-only", "--out", str(tmp_path)]) == 2
+    mod.EXTRA = {}
+    mod.variants = lambda: {"maxpool": ("numpy",)}
+    assert mod.main(["--points", "1", "--out", str(tmp_path)]) == 0
+    rows = _rows(tmp_path / "input_reuse.csv")
+    assert len(rows) == 1 and rows[0]["variant"] == "numpy"
+    r = rows[0]
+    assert float(r["same_s"]) > 0 and float(r["fresh_s"]) > 0
+    assert float(r["ratio"]) == pytest.approx(float(r["fresh_s"]) / float(r["same_s"]),
+                                              rel=1e-3)
+    text = (tmp_path / "input_reuse.md").read_text()
+    assert "| maxpool | numpy | 1 |" in text
+    assert mod.main(["--points", "1", "--out", str(tmp_path)]) == 0  # resumes: nothing new
+    assert len(_rows(tmp_path / "input_reuse.csv")) == 1
+
+
+@pytest.mark.parametrize("value, match", [("0", "below 1"), ("2.5", "not an integer"),
+                                          ("many", "not a finite number")])
+def test_a_bad_input_sets_cell_is_refused_by_row_and_column(tmp_path, value, match):
+    out = tmp_path / "mp.csv"
+    profile("maxpool", out, variants=["numpy"], samples=3, progress=False, min_time=1e-3,
+            fresh_inputs=True)
+    rows = _rows(out)
+    rows[1]["input_sets"] = value
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    with pytest.raises(DataError, match=match) as e:
+        load_profiles([out])
+    assert f"row 3, column 'input_sets': {value!r}" in str(e.value)
