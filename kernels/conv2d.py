@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from annpred.spec.expr import group_passes
+from annpred.spec.expr import binary_passes
 from annpred.spec.kernel import Kernel, Param, Variant
 
 from . import _halide as H
@@ -59,8 +59,13 @@ def _np_run(s):
 # f = 3 costs about what f = 6 does). Development splits (experiments/dev_splits.py, 4
 # seeds), NN+C mean MAPE before -> after: AMD EPYC 1 thread 5.62 -> 4.13%, 2 threads 9.15 ->
 # 9.05%; Intel Xeon 1 thread 14.08 -> 14.11%, 2 threads 11.68 -> 11.22%. The passes over
-# o*o changed nothing in the residual scan that found it.
-_FILTER_PASSES = f"c*k**2*(n-k+1)**2*({group_passes('f', 4)})"
+# o*o changed nothing in the residual scan that found it. Since stop 43 the remainder runs
+# in halving chunks (f = 4q + 3: 2 + 1), as a sweep of matmul/numpy along m showed
+# (kernels/matmul.py): `binary_passes('f', 4)`. Development splits (5 seeds), 4-groups ->
+# binary: AMD EPYC legacy 4.04 -> 3.83%, 9.42 -> 9.30%; Zen 5 9.69 -> 9.58%, 20.46 -> 20.55%;
+# Intel Xeon 13.68 -> 13.77%, 11.22 -> 11.12% (within the seed spread; kept to agree with
+# matmul/numpy, the same library's same kernel).
+_FILTER_PASSES = f"c*k**2*(n-k+1)**2*({binary_passes('f', 4)})"
 
 
 # scipy: scipy.signal.correlate(mode="valid") of the (c,n,n) image with each (c,k,k) filter

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from annpred.spec.expr import group_passes
+from annpred.spec.expr import binary_passes
 from annpred.spec.kernel import Kernel, Param, Variant
 
 from . import _halide as H
@@ -85,10 +85,32 @@ _DENSE = {"flops": "m*n*k", "memory": "m*k + k*n + m*n"}
 #          (87 training points of a 175-point pool, two-pass floors of 20-60%)
 #   torch: AMD EPYC 1 thread 9.99 -> 6.01 -> 6.11%, 2 threads 26.15 -> 25.75 -> 26.08%;
 #          Intel Xeon 1 thread 13.58 -> 13.33 -> 13.58%, 2 threads 47.19 -> 45.32 -> 45.84%
-_COLUMN_PASSES = f"m*k*({group_passes('n', 4)})"
-_MKL = {"flops": _DENSE["flops"], "column_passes": _COLUMN_PASSES, "memory": _DENSE["memory"]}
-_OPENBLAS = {"flops": _DENSE["flops"], "column_passes": _COLUMN_PASSES,
-             "row_passes": f"n*k*({group_passes('m', 4)})", "memory": _DENSE["memory"]}
+# (Those were groups of 4 and the rest one by one, `group_passes`; since stop 43 the passes
+# follow the libraries' binary edges, below.)
+# MKL (torch), swept on the AMD EPYC Zen 5 (1 thread, m x k = 512 x 512, 96 x 700, 700 x 96,
+# 128 x 128, every n to 19 and 32-49; time / (m*k)): from n = 12 on, blocks of 16 columns
+# (about 320 ps each) and then the remainder in halving chunks of 8, 4, 2, 1 columns at about
+# 250 ps each whatever their width, so n = 16q + r costs by the set bits of r (n = 31: 1,407,
+# n = 32: 707); for 2 <= n <= 11 another path, about 800-1,150 ps whatever n (n = 2 and
+# n = 12: 812 and 572); n = 1 is a matrix-vector product (54). So the column passes are
+# binary (`binary_passes`), and `narrow` flags 2 <= n <= 11. Development splits
+# (experiments/dev_splits.py, 5 seeds, test points never used), NN+C mean MAPE, 4-groups ->
+# binary passes -> binary passes and narrow (the three sets fixed before the runs): AMD EPYC
+# legacy 1 thread 5.87 -> 5.31 -> 3.22%, 2 threads 25.21 -> 24.59 -> 23.41%; Zen 5 10.28 ->
+# 8.78 -> 8.28%, 25.09 -> 24.55 -> 20.84%; Intel Xeon 13.89 -> 14.42 -> 14.74% (one seed
+# of five moved: 12.11 -> 16.88%), 53.17 -> 52.16 -> 55.40% (two-pass floors of 20-60%).
+_MKL = {"flops": _DENSE["flops"], "column_passes": f"m*k*({binary_passes('n', 16)})",
+        "memory": _DENSE["memory"], "narrow": "min(max(12 - n, 0), 1)*min(max(n - 1, 0), 1)"}
+# OpenBLAS (numpy), the same sweep along n (512 x 512 times 512 x n) and along m: its sgemm
+# runs numpy's n (its M, the column-major result's rows) in blocks of 16 and the remainder in
+# chunks of 8, 4, 2, 1 (n = 47: 1,017 ps, n = 48: 861), and numpy's m (its N) in blocks of 4
+# and then 2, 1 (m = 35: 870, m = 36: 706): binary passes along both. Development splits, NN+C
+# mean MAPE, 4-groups -> binary (16 along n, 4 along m) -> binary (8 along n, 4 along m):
+# AMD EPYC legacy 1 thread 4.23 -> 2.98 -> 2.91%, 2 threads 12.83 -> 11.81 -> 12.09%; Zen 5
+# 8.46 -> 7.46 -> 7.32%, 13.19 -> 12.89 -> 12.97%; Intel Xeon 11.29 -> 13.20 -> 11.20%, 17.71
+# -> 15.81 -> 18.58%. The second (mean over the six 10.69%, against 11.29% and 10.85%).
+_OPENBLAS = {"flops": _DENSE["flops"], "column_passes": f"m*k*({binary_passes('n', 16)})",
+             "row_passes": f"n*k*({binary_passes('m', 4)})", "memory": _DENSE["memory"]}
 # The flops the Halide schedule computes: whole 2-vector x 4-row tiles (its inputs are padded
 # to one tile, larger extents end in a shifted-inwards tile). Development splits (250 + 250
 # points of the pool, 4 seeds, test points never used), NN+C mean MAPE, before -> after:

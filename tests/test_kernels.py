@@ -261,11 +261,7 @@ def test_halide_complexity_counts_the_padded_work(kernel, term):
 
 
 @pytest.mark.parametrize("kernel,variant,term,size,rest", [
-    ("matmul", "numpy", "column_passes", "n", {"m": 5, "k": 7}),
-    ("matmul", "numpy", "row_passes", "m", {"n": 5, "k": 7}),
-    ("matmul", "torch", "column_passes", "n", {"m": 5, "k": 7}),
     ("matvec", "numpy", "column_passes", "n", {"m": 5}),
-    ("conv2d", "numpy", "filter_passes", "f", {"n": 9, "k": 3, "c": 2}),
 ])
 def test_blas_pass_terms_count_groups_of_four_and_the_rest_one_by_one(kernel, variant, term,
                                                                       size, rest):
@@ -274,11 +270,48 @@ def test_blas_pass_terms_count_groups_of_four_and_the_rest_one_by_one(kernel, va
     from annpred.spec import expr
 
     text = KERNELS[kernel].complexity_for(variant)[term]
-    per = {"matmul": lambda: rest["m" if size == "n" else "n"] * rest["k"],
-           "matvec": lambda: rest["m"],
-           "conv2d": lambda: rest["c"] * rest["k"] ** 2 * (rest["n"] - rest["k"] + 1) ** 2,
-           }[kernel]()
+    per = {"matvec": lambda: rest["m"]}[kernel]()
     for v in range(1, 17):
         got = expr.evaluate(text, {size: np.array([float(v)]),
                                    **{k: np.array([float(x)]) for k, x in rest.items()}})[0]
         assert got == per * (v // 4 + v % 4), (term, v)
+
+
+@pytest.mark.parametrize("kernel,variant,term,size,block,rest", [
+    ("matmul", "numpy", "column_passes", "n", 16, {"m": 5, "k": 7}),
+    ("matmul", "numpy", "row_passes", "m", 4, {"n": 5, "k": 7}),
+    ("matmul", "torch", "column_passes", "n", 16, {"m": 5, "k": 7}),
+    ("conv2d", "numpy", "filter_passes", "f", 4, {"n": 9, "k": 3, "c": 2}),
+])
+def test_gemm_pass_terms_count_blocks_and_halving_remainder_chunks(kernel, variant, term,
+                                                                   size, block, rest):
+    """MKL's and OpenBLAS's GEMM edges: blocks of ``block``, then the remainder in chunks of
+    half, a quarter, ... (one pass per set bit), so 16q + 15 costs 4 passes more than 16q
+    and 16q + 16 one more than 16q."""
+    from annpred.spec import expr
+
+    text = KERNELS[kernel].complexity_for(variant)[term]
+    per = (rest["c"] * rest["k"] ** 2 * (rest["n"] - rest["k"] + 1) ** 2 if kernel == "conv2d"
+           else rest["m" if size == "n" else "n"] * rest["k"])
+    for v in range(1, 70):
+        got = expr.evaluate(text, {size: np.array([float(v)]),
+                                   **{k: np.array([float(x)]) for k, x in rest.items()}})[0]
+        assert got == per * (v // block + bin(v % block).count("1")), (kernel, term, v)
+
+
+def test_mkl_narrow_flags_its_own_path_for_2_to_11_columns():
+    from annpred.spec import expr
+
+    text = KERNELS["matmul"].complexity_for("torch")["narrow"]
+    n = np.arange(1, 40, dtype=float)
+    got = expr.evaluate(text, {"n": n, "m": np.ones_like(n), "k": np.ones_like(n)})
+    assert got.tolist() == [1.0 if 2 <= v <= 11 else 0.0 for v in n]
+
+
+def test_binary_passes_refuses_a_block_that_is_not_a_power_of_two():
+    from annpred.spec.expr import binary_passes
+
+    assert binary_passes("n", 4) == "n - floor(n/2) - floor(n/4)"
+    for bad in (1, 3, 12):
+        with pytest.raises(ValueError, match="power of two"):
+            binary_passes("n", bad)

@@ -307,6 +307,22 @@ def group_passes(size: str, group: int) -> str:
     return f"floor({size}/{group}) + {size} - {group}*floor({size}/{group})"
 
 
+def binary_passes(size: str, block: int) -> str:
+    """Text of the passes a kernel makes over ``size`` when it runs blocks of ``block`` (a
+    power of two) and then the remainder in halving chunks (8, 4, 2, 1 after blocks of 16):
+    ``floor(size/block) + popcount(size mod block)``, written with floors as ``size -
+    floor(size/2) - floor(size/4) - ... - floor(size/block)`` (MKL's and OpenBLAS's GEMM
+    edges; see kernels/matmul.py)."""
+    if block < 2 or block & (block - 1):
+        raise ValueError(f"binary_passes: block must be a power of two >= 2, got {block}")
+    halves = []
+    b = 2
+    while b <= block:
+        halves.append(f" - floor({size}/{b})")
+        b *= 2
+    return size + "".join(halves)
+
+
 def to_text(expr: sp.Expr) -> str:
     """Canonical text of an expression, parseable again by :func:`parse`."""
     return sp.sstr(expr).replace("Min(", "min(").replace("Max(", "max(")
