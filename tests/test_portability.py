@@ -395,7 +395,7 @@ def test_rows_record_the_machine_and_models_carry_it(tmp_path):
             w.write("toy", "cumsum", T1, {"n": int(n)}, runtime_s=float(toy_runtime(
                 "cumsum", n)), threads=1, point_id=i)
     header = next(csv.reader(open(csv_path)))
-    assert "machine" in header and header[-1] == "ref_s"  # ref_s: the newest optional column
+    assert "machine" in header and header[-1] == "input_sets"  # the newest optional column
     fp = hw.machine()["fingerprint"]
     assert read_machines(csv_path)[fp]["slug"] == hw.machine()["slug"]
     df = load_profiles([csv_path])

@@ -219,17 +219,21 @@ def test_cli_profile_toy_with_pr_sampler(toy_env, tmp_path, cli):
             "--min-time-ms", "1", "--quiet", "--out", out]
     r = cli(args, env=toy_env)
     assert r.returncode == 0, r.stderr
-    assert "30 rows measured" in r.stdout
     rows = _rows(out)
-    assert len(rows) == 30
+    # the budget caps the rows; the representatives' candidates follow the steps the sweeps
+    # found in measured (noisy) times, and can run out before it (seen once in a busy run:
+    # 23), so the count is what the summary says, not always 30
+    k = len(rows)
+    assert 15 <= k <= 30
+    assert f"{k} rows measured, 0 already there" in r.stdout
     assert {row["sampler"] for row in rows} == {"pr"}
-    assert len({row["n"] for row in rows}) == 30
-    assert sorted(int(row["point"]) for row in rows) == list(range(30))
+    assert len({row["n"] for row in rows}) == k
+    assert sorted(int(row["point"]) for row in rows) == list(range(k))
     # rerun: replayed from the CSV, nothing measured again
     r = cli(args, env=toy_env)
     assert r.returncode == 0, r.stderr
-    assert "0 rows measured, 30 already there" in r.stdout
-    assert len(_rows(out)) == 30
+    assert f"0 rows measured, {k} already there" in r.stdout
+    assert len(_rows(out)) == k
     r = cli(["train", out, "--out", tmp_path / "models"], env=toy_env)
     assert r.returncode == 0, r.stderr
     assert "toy/cumsum" in r.stdout
