@@ -4,7 +4,7 @@
 
 annpred's protocol repeats a call until it has at least 5 runs and 20 ms. By default every
 run gets the same input; a branch predictor then learns the outcomes of the data-dependent
-branches (a max-pooling window's comparisons, a sparse row's length) and replays them, which
+branches (a max-pooling window's comparisons) and replays them, which
 a program that calls the kernel on new data never sees. ``annpred profile --fresh-inputs``
 rotates the runs through distinct input sets instead
 (:func:`annpred.measure.protocol.input_sets`).

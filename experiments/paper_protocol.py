@@ -26,9 +26,9 @@ are trained and judged on raw and on corrected runtimes.
 
 ``measure --fresh-inputs`` rotates each point's runs through distinct input sets
 (``annpred profile --fresh-inputs``; their number in the ``input_sets`` column): repeating one
-input lets the branch predictor learn its data-dependent branches, so small max-pooling and
-sparse calls ran up to 3x faster than on new data (``experiments/input_reuse.py``). A run with
-it goes to its own ``--data`` folder.
+input lets the branch predictor learn its data-dependent branches, so small max-pooling
+calls ran up to 3.5x faster than on new data (``experiments/input_reuse.py``). A run with it
+goes to its own ``--data`` folder.
 
 ``measure`` appends to ``experiments/results/data/paper_protocol_<kernel>.csv`` and resumes
 (rerun the same command after an interruption); ``--max-minutes`` stops it cleanly.

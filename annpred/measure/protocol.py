@@ -5,8 +5,8 @@ up by one preempted run on a shared machine).
 
 Repeating a call on the same data lets the processor learn that data: a branch predictor
 replays the outcomes of data-dependent branches it has seen (a max-pooling window's
-comparisons, a sparse row's length), so a repeated small call can run several times faster
-than the same call on new data (torch's 2x2 max pooling of 10,000 outputs, 1 thread, AMD
+comparisons), so a repeated small call can run several times faster than the same call on
+new data (torch's 2x2 max pooling of 10,000 outputs, 1 thread, AMD
 EPYC Zen 5: 3.2x). :func:`measure` therefore also takes several calls, one per distinct
 input set, and runs them in turn (:func:`input_sets` says how many)."""
 from __future__ import annotations
