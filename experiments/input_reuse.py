@@ -60,7 +60,8 @@ def measure(n_points: int, path: Path) -> int:
         with open(path, newline="") as f:
             done = {(r["kernel"], r["variant"], int(r["point"])) for r in csv.DictReader(f)}
     rng = np.random.default_rng(SEED)
-    todo = [(k, i) for k in variants() for i in range(pp.N_TRAIN, pp.N_TRAIN + n_points)]
+    vmap = variants()
+    todo = [(k, i) for k in vmap for i in range(pp.N_TRAIN, pp.N_TRAIN + n_points)]
     new = not path.exists() or path.stat().st_size == 0
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", newline="") as f:
@@ -69,15 +70,15 @@ def measure(n_points: int, path: Path) -> int:
             w.writerow(head)
         for n, j in enumerate(rng.permutation(len(todo))):
             kname, i = todo[j]
-            vs = [v for v in variants()[kname] if (kname, v, i) not in done]
-            order = rng.permutation(len(variants()[kname]))  # drawn always: same order on resume
+            vs = [v for v in vmap[kname] if (kname, v, i) not in done]
+            order = rng.permutation(len(vmap[kname]))  # drawn always: same order on resume
             firsts = rng.integers(0, 2, size=(len(order), PAIRS))
             if not vs:
                 continue
             K = get_kernel(kname)
             p = pp.points(kname)[i]
             sets = input_sets_for(K, p, pp.SEED, i, True)
-            for o, vname in zip(firsts, np.asarray(variants()[kname])[order]):
+            for o, vname in zip(firsts, np.asarray(vmap[kname])[order]):
                 if vname not in vs:
                     continue
                 v = K.variant(str(vname))

@@ -104,13 +104,14 @@ def measure(kernels: list[str], max_minutes: float, fresh: bool = False) -> int:
         done = set()
         if path.exists() and path.stat().st_size:
             with open(path, newline="") as f:
-                r = csv.DictReader(f)
-                if r.fieldnames != cols:
-                    print(f"{path}: columns {r.fieldnames} are not this run's ({cols}); "
-                          f"measure {'with' if 'input_sets' in (r.fieldnames or []) else 'without'}"
+                reader = csv.DictReader(f)
+                have = reader.fieldnames or []
+                if have != cols:
+                    print(f"{path}: columns {have} are not this run's ({cols}); "
+                          f"measure {'with' if 'input_sets' in have else 'without'}"
                           " --fresh-inputs, or into another --data folder", file=sys.stderr)
                     return 2
-                done = {(r["variant"], int(r["point"]), int(r["pass"])) for r in r}
+                done = {(r["variant"], int(r["point"]), int(r["pass"])) for r in reader}
         rng = np.random.default_rng([SEED, 7])
         order0 = rng.permutation(len(pts))
         order1 = rng.permutation(np.arange(N_TRAIN, N_TRAIN + N_TEST))
