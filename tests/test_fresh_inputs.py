@@ -76,10 +76,46 @@ def test_profile_fresh_inputs_records_the_sets_and_checks_results(tmp_path):
     assert "input_sets" not in model["parameters"]
 
 
-def test_profile_without_fresh_inputs_leaves_the_column_empty(tmp_path):
+def test_same_inputs_leaves_the_column_empty(tmp_path):
     out = tmp_path / "mp.csv"
-    profile("maxpool", out, variants=["numpy"], samples=2, progress=False, min_time=1e-3)
+    profile("maxpool", out, variants=["numpy"], samples=2, progress=False, min_time=1e-3,
+            fresh_inputs=False)
     assert [r["input_sets"] for r in _rows(out)] == ["", ""]
+
+
+def test_a_new_file_follows_the_kernels_declaration(tmp_path, toy_env):
+    assert get_kernel("maxpool").fresh_inputs and not get_kernel("matmul").fresh_inputs
+    mp = tmp_path / "mp.csv"
+    res = profile("maxpool", mp, variants=["numpy"], samples=2, progress=False,
+                  min_time=1e-3)
+    assert res.fresh_inputs and "distinct input sets" in res.summary()
+    assert all(int(r["input_sets"]) >= 1 for r in _rows(mp))
+    toy = tmp_path / "toy.csv"  # a kernel that declares nothing: one input per point
+    r = run_cli(["profile", "toy", "--variant", "cumsum", "--samples", "2", "--out", toy,
+                 "--quiet", "--min-time-ms", "1"], env=toy_env)
+    assert r.returncode == 0, r.stderr
+    assert "distinct input sets" not in r.stdout
+    assert [row["input_sets"] for row in _rows(toy)] == ["", ""]
+
+
+@pytest.mark.parametrize("first, other", [("--same-inputs", "--fresh-inputs"),
+                                          ("--fresh-inputs", "--same-inputs")])
+def test_a_file_keeps_one_input_protocol(tmp_path, first, other):
+    out = tmp_path / "mp.csv"
+    base = ["profile", "maxpool", "--variant", "numpy", "--out", out, "--quiet",
+            "--min-time-ms", "1"]
+    assert run_cli(base + ["--samples", "2", first]).returncode == 0
+    before = out.read_text()
+    r = run_cli(base + ["--samples", "3", other])  # the other protocol: refused, unchanged
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert str(out) in r.stderr and other in r.stderr and "one protocol" in r.stderr
+    assert out.read_text() == before
+    r = run_cli(base + ["--samples", "3"])  # no flag: the file's own protocol, resumed
+    assert r.returncode == 0, r.stderr
+    rows = _rows(out)
+    assert len(rows) == 3 and "2 already there" in r.stdout
+    assert len({bool(row["input_sets"]) for row in rows}) == 1
+    assert bool(rows[-1]["input_sets"]) == (first == "--fresh-inputs")
 
 
 def test_fresh_inputs_into_an_older_file_is_refused_before_measuring(tmp_path, toy_env):

@@ -56,12 +56,18 @@ def register(sub) -> None:
     s.add_argument("--reference", action="store_true",
                    help="time a fixed reference kernel after every point and record it "
                         "(column ref_s) for drift correction (train --drift-correct)")
-    s.add_argument("--fresh-inputs", action="store_true",
-                   help="rotate each point's runs through distinct input sets (column "
-                        "input_sets), so that no run replays the data of the one before: "
-                        "repeating one input lets the branch predictor learn it, which makes "
-                        "small kernels with data-dependent branches (max pooling) run up "
-                        "to 3.5x faster than on new data")
+    inputs = s.add_mutually_exclusive_group()
+    inputs.add_argument("--fresh-inputs", action="store_true", default=None,
+                        help="rotate each point's runs through distinct input sets (column "
+                             "input_sets), so that no run replays the data of the one before: "
+                             "repeating one input lets the branch predictor learn it, which "
+                             "makes small kernels with data-dependent branches (max pooling) "
+                             "run up to 3.5x faster than on new data. Default: as the rows "
+                             "already in --out were measured; in a new file, as the kernel "
+                             "declares (on for maxpool)")
+    inputs.add_argument("--same-inputs", dest="fresh_inputs", action="store_false",
+                        help="time every run of a point on the same input (the opposite of "
+                             "--fresh-inputs)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--out", required=True, help="CSV to write (appended to / resumed)")
     s.add_argument("--hardware", default=None,

@@ -44,15 +44,18 @@ class ProfileResult:
     total: int
     pr: dict = field(default_factory=dict)  # sampler pr: variant -> PRResult (steps, points)
     stopped: bool = False  # the time budget ended the run before every planned point
+    fresh_inputs: bool = False  # the runs rotated distinct input sets
 
     def summary(self) -> str:
         """One line: what was measured, and what is left when the time budget ended it."""
         line = f"{self.path}: {self.written} rows measured, {self.skipped} already there"
+        inputs = "; each point's runs on distinct input sets" if self.fresh_inputs else ""
         if not self.stopped:
-            return line + f" (of {self.total} rows this run planned)"
+            return line + f" (of {self.total} rows this run planned){inputs}"
         left = (f"{self.total - self.written - self.skipped} of {self.total} planned rows "
                 "left" if not self.pr else "more planned")
-        return line + f"; the time budget ended the run ({left}: the same command continues)"
+        return line + (f"; the time budget ended the run ({left}: the same command "
+                       f"continues){inputs}")
 
 
 def measure_point(kernel: Kernel, v, inputs, point, *, min_runs: int, min_time: float,
@@ -92,6 +95,30 @@ def input_sets_for(kernel: Kernel, point, seed: int, idx: int, fresh: bool) -> l
         else 1
     return [first] + [kernel.make_inputs(point, np.random.default_rng([seed, idx, j]))
                       for j in range(1, k)]
+
+
+def input_protocol(kernel: Kernel, existing: list[dict], columns, fresh: bool | None, out,
+                   modelled: bool = False) -> bool:
+    """Whether a profiling run rotates distinct input sets: as asked (``fresh``), else as the
+    rows already in ``out`` were measured, else as the kernel declares. A file keeps one
+    protocol: asking for the other one on a file with rows is refused, before measuring."""
+    if modelled:
+        return False
+    if existing:
+        had = any(r.get("input_sets") for r in existing)
+        if fresh is not None and fresh != had:
+            now, flag = (("one repeated input per point (its input_sets column is "
+                          "empty or absent)", "--fresh-inputs") if not had else
+                         ("distinct input sets (column input_sets)", "--same-inputs"))
+            raise ParameterError(f"{out} holds rows measured on {now}; a file keeps one "
+                                 f"protocol: profile without {flag} to add to it, or with "
+                                 f"{flag} into a new --out file")
+        return had
+    fresh = kernel.fresh_inputs if fresh is None else fresh
+    if fresh and "input_sets" not in columns:
+        raise ParameterError(f"{out} was written before the input_sets column existed; "
+                             "profile with --fresh-inputs into a new --out file")
+    return fresh
 
 
 class _Stop(Exception):
@@ -206,7 +233,7 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
             check: bool = False, first: int | None = None,
             time_budget: float | None = None, hardware: str | None = None,
             accel_mode: str = "user", reference: bool = False,
-            fresh_inputs: bool = False) -> ProfileResult:
+            fresh_inputs: bool | None = None) -> ProfileResult:
     """Measure ``samples`` points of ``kernel_name`` for each variant into CSV ``out``.
 
     ``points`` (a DataFrame of parameter columns) replaces sampling when given. ``first``
@@ -220,7 +247,9 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
     (:func:`annpred.data.profiles.correct_drift`, ``annpred train --drift-correct``).
     ``fresh_inputs``: rotate each point's runs through distinct input sets, so that no run
     replays the data of the one before (:mod:`annpred.measure.protocol`); their number goes
-    to the ``input_sets`` column.
+    to the ``input_sets`` column. ``None`` (the default): as the rows already in ``out`` were
+    measured (a file keeps one protocol), in a new file as the kernel declares
+    (:attr:`Kernel.fresh_inputs`, e.g. max pooling).
     """
     from annpred import validate as _v
 
@@ -269,11 +298,11 @@ def profile(kernel_name: str, out, variants: Sequence[str] | None = None,
     writer = RowWriter(out, kernel.param_names)
     existing = writer.existing()  # takes the CSV's lock: a second profiler fails here
     try:
-        for on, col, flag in ((reference, "ref_s", "--reference"),
-                              (fresh_inputs, "input_sets", "--fresh-inputs")):
-            if on and col not in writer.columns:
-                raise ParameterError(f"{out} was written before the {col} column existed; "
-                                     f"profile with {flag} into a new --out file")
+        if reference and "ref_s" not in writer.columns:
+            raise ParameterError(f"{out} was written before the ref_s column existed; "
+                                 "profile with --reference into a new --out file")
+        fresh_inputs = input_protocol(kernel, existing, writer.columns, fresh_inputs, out,
+                                      modelled=hardware is not None)
         return _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed,
                     pass_id, progress, min_runs, min_time, points, check, first, time_budget,
                     planned, out, reference, fresh_inputs)
@@ -328,4 +357,4 @@ def _run(kernel, writer, existing, vlist, hws, n_threads, samples, sampler, seed
     finally:
         bar.close()
     return ProfileResult(Path(out), s.written, s.skipped, s.written + s.skipped if planned
-                         else len(tasks), results, stopped)
+                         else len(tasks), results, stopped, fresh_inputs)

@@ -190,7 +190,8 @@ class Kernel:
     operands, ``reference(inputs, params)`` the expected result; ``variants`` are
     :class:`Variant` objects. Optional: ``constraint`` (the joint domain),
     ``profile_constraint``, ``infer_params`` (operands -> parameters, for ``dispatch``; its
-    docstring describes the operands), ``defaults`` (values ``dispatch`` cannot infer).
+    docstring describes the operands), ``defaults`` (values ``dispatch`` cannot infer),
+    ``fresh_inputs`` (profile on new data by default: its variants branch on the values).
     Register one with :func:`annpred.register_kernel`.
     """
 
@@ -208,6 +209,10 @@ class Kernel:
     atol: float = 1e-5
     description: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)  # values for params dispatch can't infer
+    # time each point on distinct input sets unless told otherwise (``annpred profile``):
+    # for kernels whose variants branch on the data, which a repeated input lets the branch
+    # predictor learn (see annpred.measure.protocol.input_sets)
+    fresh_inputs: bool = False
 
     def __post_init__(self):
         names = self.param_names
