@@ -85,6 +85,9 @@ def test_same_inputs_leaves_the_column_empty(tmp_path):
 
 def test_a_new_file_follows_the_kernels_declaration(tmp_path, toy_env):
     assert get_kernel("maxpool").fresh_inputs and not get_kernel("matmul").fresh_inputs
+    listed = {d["name"]: d for d in json.loads(run_cli(["kernels", "--json"]).stdout)}
+    assert listed["maxpool"]["fresh_inputs"] is True
+    assert listed["matmul"]["fresh_inputs"] is False
     mp = tmp_path / "mp.csv"
     res = profile("maxpool", mp, variants=["numpy"], samples=2, progress=False,
                   min_time=1e-3)

@@ -32,6 +32,9 @@ def cmd_kernels(args) -> int:
             print(f"  param {p['name']:<8} {p['kind']:<5} [{lo:g}, {hi:g}] {p['sampling']}")
         for name, text in d["complexity"].items():
             print(f"  complexity {name} = {text}")
+        if d["fresh_inputs"]:
+            print("  profiled on distinct input sets by default (its variants branch on the "
+                  "data; profile --same-inputs to repeat one)")
         for v in d["variants"]:
             here = "runs here" if v["available_here"] else "not available here"
             extra = ("  complexity " + ", ".join(f"{a}={b}" for a, b in v["complexity"].items())

@@ -383,6 +383,7 @@ class Kernel:
             "description": self.description,
             "parameters": [p.to_dict() for p in self.params],
             "complexity": dict(self.complexity),
+            "fresh_inputs": self.fresh_inputs,
             "variants": [
                 {"name": v.name, "device": v.device, "description": v.description,
                  **({"complexity": dict(v.complexity)} if v.complexity else {})}
