@@ -180,3 +180,22 @@ def test_a_bad_input_sets_cell_is_refused_by_row_and_column(tmp_path, value, mat
     with pytest.raises(DataError, match=match) as e:
         load_profiles([out])
     assert f"row 3, column 'input_sets': {value!r}" in str(e.value)
+
+
+def test_rotation_bytes_study_times_every_amount_and_reports(tmp_path, capsys):
+    mod = experiment_script("rotation_bytes")
+    assert mod.main(["--rounds", "0", "--out", str(tmp_path)]) == 2
+    assert "--rounds" in capsys.readouterr().err
+    assert mod.main(["--report-only", "--out", str(tmp_path)]) == 2
+    mod.POINTS, mod.VARIANTS = [dict(n=8, w=2, s=2, c=1)], ("numpy",)
+    assert mod.main(["--rounds", "2", "--out", str(tmp_path)]) == 0
+    rows = _rows(tmp_path / "rotation_bytes.csv")
+    assert len(rows) == 2 * len(mod.AMOUNTS)
+    for r in rows:  # one input when nothing rotates, else as many sets as the amount asks
+        amount = int(r["rotate_bytes"])
+        assert int(r["input_sets"]) == (protocol.input_sets(4 * 8 * 8, amount) if amount
+                                        else 1)
+        assert float(r["runtime_s"]) > 0
+    assert not list(tmp_path.glob("*.part"))
+    text = (tmp_path / "rotation_bytes.md").read_text()
+    assert "| 8, 2, 2, 1 | 16 | numpy |" in text and "2 MiB" in text

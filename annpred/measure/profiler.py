@@ -86,12 +86,14 @@ def measure_point(kernel: Kernel, v, inputs, point, *, min_runs: int, min_time: 
     return timing
 
 
-def input_sets_for(kernel: Kernel, point, seed: int, idx: int, fresh: bool) -> list[dict]:
+def input_sets_for(kernel: Kernel, point, seed: int, idx: int, fresh: bool,
+                   rotate_bytes: int = _measure.ROTATE_BYTES) -> list[dict]:
     """The input sets of point number ``idx``: the first from ``[seed, idx]`` (the same as
     ever, so passes and resumed runs time the same data), and with ``fresh`` as many more
     as :func:`annpred.measure.protocol.input_sets` asks for, from ``[seed, idx, j]``."""
     first = kernel.make_inputs(point, np.random.default_rng([seed, idx]))
-    k = _measure.input_sets(sum(getattr(a, "nbytes", 0) for a in first.values())) if fresh \
+    k = _measure.input_sets(sum(getattr(a, "nbytes", 0) for a in first.values()),
+                            rotate_bytes) if fresh \
         else 1
     return [first] + [kernel.make_inputs(point, np.random.default_rng([seed, idx, j]))
                       for j in range(1, k)]

@@ -86,11 +86,13 @@ ROTATE_BYTES = 2 << 20
 MAX_INPUT_SETS = 1024
 
 
-def input_sets(input_bytes: int) -> int:
-    """How many distinct input sets of ``input_bytes`` each a measurement rotates through."""
+def input_sets(input_bytes: int, rotate_bytes: int = ROTATE_BYTES) -> int:
+    """How many distinct input sets of ``input_bytes`` each a measurement rotates through
+    (enough to hold ``rotate_bytes`` together; ``experiments/rotation_bytes.py`` compares
+    amounts)."""
     if input_bytes <= 0:
         return 1
-    return int(min(MAX_INPUT_SETS, max(1, -(-ROTATE_BYTES // int(input_bytes)))))
+    return int(min(MAX_INPUT_SETS, max(1, -(-int(rotate_bytes) // int(input_bytes)))))
 
 
 # -- drift: a fixed reference kernel timed beside each point -----------------------------------
