@@ -66,6 +66,7 @@ def register(sub) -> None:
                              "already in --out were measured; in a new file, as the kernel "
                              "declares (on for maxpool)")
     inputs.add_argument("--same-inputs", dest="fresh_inputs", action="store_false",
+                        default=None,
                         help="time every run of a point on the same input (the opposite of "
                              "--fresh-inputs)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
