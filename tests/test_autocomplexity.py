@@ -143,28 +143,39 @@ def test_edge_candidates_only_for_integer_sizes_off_the_group():
     cols = {"n": np.array([5., 8, 13, 64]), "b": np.array([4., 8, 16, 32]),
             "x": np.array([0.5, 1.5, 2.5, 3.5])}
     c = A.edge_candidates(cols, ["n", "b", "x"])
-    assert list(c) == ["edge4(n)"]  # b is always a multiple of 4, x is not an integer
+    # b is always a multiple of 4 (not of 8: 4), x is not an integer
+    assert list(c) == ["edge4(n)", "bin8(n)", "bin16(n)", "bin8(b)", "bin16(b)"]
+    # a tuning parameter named like a block gets the groups of 4, not the GEMM edges
+    assert list(A.edge_candidates({"block_size_y": np.array([1., 2, 3, 16])},
+                                  ["block_size_y"])) == ["edge4(block_size_y)"]
     got = A.feature_matrix(cols, ["n", "b", "x"], [c["edge4(n)"]])[:, -1]
     assert np.allclose(got, [(1 + 1) / 5, 2 / 8, (3 + 1) / 13, 16 / 64])
+    got = A.feature_matrix(cols, ["n", "b", "x"], [c["bin16(n)"]])[:, -1]
+    # 5 = 4 + 1, 8, 13 = 8 + 4 + 1, 64 = 4 x 16: the set bits below 16, plus whole blocks
+    assert np.allclose(got, [2 / 5, 1 / 8, 3 / 13, 4 / 64])
     # sizes from 53 up leave the ratio in 0.25-0.29: no candidate (it would extrapolate)
     assert A.edge_candidates({"n": np.array([53., 61, 99, 4001])}, ["n"]) == {}
 
 
-def _edged(n=300, seed=0):
-    """A product whose columns run in groups of 4 and the remainder one by one."""
+def _edged(n=300, seed=0, binary=False):
+    """A product whose columns run in groups of 4 and the remainder one by one, or (binary)
+    in blocks of 16 and the rest in chunks of 8, 4, 2, 1."""
     rng = np.random.default_rng(seed)
     m, k, c = (rng.integers(8, 512, n).astype(float) for _ in range(3))
-    y = 1e-9 * m * k * (np.floor(c / 4) + c % 4) * (1 + 0.005 * rng.standard_normal(n))
+    passes = (c - sum(np.floor(c / b) for b in (2, 4, 8, 16)) if binary
+              else np.floor(c / 4) + c % 4)
+    y = 1e-9 * m * k * passes * (1 + 0.005 * rng.standard_normal(n))
     return pd.DataFrame({"m": m, "k": k, "c": c}), y
 
 
-def test_auto_finds_the_edge_passes():
-    X, y = _edged()
-    Xt, yt = _edged(400, seed=1)
+@pytest.mark.parametrize("binary, term", [(False, "floor(c/4)"), (True, "floor(c/16)")])
+def test_auto_finds_the_edge_passes(binary, term):
+    X, y = _edged(binary=binary)
+    Xt, yt = _edged(400, seed=1, binary=binary)
     auto = AugmentedNNRegressor(complexity="auto", base_complexity={"flops": "m*k*c"},
                                 seed=0).fit(X, y)
     plain = AugmentedNNRegressor(complexity={"flops": "m*k*c"}, seed=0).fit(X, y)
-    assert any("floor(c/4)" in t for t in auto.complexity_.values()), auto.complexity_
+    assert any(term in t for t in auto.complexity_.values()), auto.complexity_
     err = lambda m: np.mean(np.abs(m.predict(Xt) - yt) / yt)
     assert err(auto) < 0.5 * err(plain)
 

@@ -13,8 +13,9 @@ Candidates (sympy text over the parameter names, see :func:`candidates`):
 * products, ratios and ``ceiling(a/b)`` of pairs of size-like (positive, varying) columns,
   and the padding ``ceiling(a/b)*b/a`` where ``b`` is named like a tile or block;
 * edge passes of integer sizes, ``(floor(a/4) + a mod 4)/a``: kernels that run a dimension
-  in groups of 4 and the remainder one by one (BLAS edge kernels; the catalog's
-  ``column_passes`` of matmul/numpy are this times the flops).
+  in groups of 4 and the remainder one by one (matrix-vector edges), and blocks of 8 or 16
+  with the remainder in halving chunks (GEMM edges; the catalog's ``column_passes`` of
+  matmul are ``binary_passes`` times the other sizes).
 
 Selection (:func:`select`) screens every candidate with a cheap model (least squares of the
 log runtime on the log inputs plus the candidate, scored on the validation rows) and then
@@ -31,7 +32,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from annpred.model.features import feature_matrix
-from annpred.spec.expr import group_passes
+from annpred.spec.expr import binary_passes, group_passes
 
 WARP_SIZES = (32, 64)  # NVIDIA warps, AMD wavefronts (RDNA runs 32 or 64, CDNA 64)
 _DIMS = ("x", "y", "z")
@@ -192,27 +193,35 @@ def pair_candidates(columns: Mapping[str, np.ndarray], params: Sequence[str],
 
 EDGE_GROUP = 4  # SIMD/BLAS kernels run a dimension in groups, the remainder one by one
 EDGE_SMALL = 4 * EDGE_GROUP  # edge candidates need data down to this size (see below)
+BINARY_BLOCKS = (8, 16)  # GEMM edges of MKL and OpenBLAS: blocks, then 8, 4, 2, 1 columns
 
 
 def edge_candidates(columns: Mapping[str, np.ndarray], params: Sequence[str]) -> dict:
-    """For each integer size column ``a`` not always a multiple of the group: the passes a
-    kernel makes over it per element, ``(floor(a/4) + a mod 4)/a`` (groups of 4, then the
-    remainder one by one, as BLAS edge kernels and batched FFTs do; with log inputs the
-    network multiplies it into the work).
+    """For each integer size column ``a``: the passes a kernel makes over it per element,
+    ``(floor(a/4) + a mod 4)/a`` (groups of 4, then the remainder one by one, as matrix-vector
+    kernels and batched FFTs do) and ``binary_passes(a, b)/a`` for blocks of 8 and 16 (then
+    the remainder in halving chunks, as MKL's and OpenBLAS's GEMM edges do; stop 43's sweeps,
+    kernels/matmul.py); each only where the data are not always a multiple of its block, the
+    binary ones only for problem extents (not for a column named like a block or tile: on a
+    tuning space they only fitted validation noise, e.g. ``bin8(block_size_y)``). With log
+    inputs the network multiplies it into the work.
 
     Only for columns whose data reach small sizes (at most ``EDGE_SMALL``): the ratio is
     1/4 + O(1/a), so on sizes from 53 up it spans 0.25-0.29 and the slope fitted there
     extrapolates wildly to a size of 5 (ratio 0.4: a test point of the paper protocol's
     matvec/sparse, predicted 1,157x too slow)."""
     out = {}
-    g = EDGE_GROUP
     for a in params:
         v = np.asarray(columns[a], float)
         v = v[np.isfinite(v)]
-        if not _sizelike(a, v) or not np.allclose(v, np.round(v)) or np.all(v % g == 0) \
-                or v.min() > EDGE_SMALL:
+        if not _sizelike(a, v) or not np.allclose(v, np.round(v)) or v.min() > EDGE_SMALL:
             continue
-        out[f"edge{g}({a})"] = f"({group_passes(a, g)})/{a}"
+        binary = [] if _BLOCKISH.search(a) else \
+            [(f"bin{b}", b, binary_passes(a, b)) for b in BINARY_BLOCKS]
+        for name, block, text in [(f"edge{EDGE_GROUP}", EDGE_GROUP,
+                                   group_passes(a, EDGE_GROUP))] + binary:
+            if not np.all(v % block == 0):
+                out[f"{name}({a})"] = f"({text})/{a}"
     return out
 
 
