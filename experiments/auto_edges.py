@@ -1,6 +1,6 @@
 """Does ``--complexity auto`` find the GEMM edges on a matrix-product CSV it knows nothing of?
 
-    python experiments/auto_edges.py
+    python experiments/auto_edges.py [--profiles 'cpu-*-t1'] [--seeds 2] [--out CSV]
 
 A user's own profile of ``C = A @ B`` with columns m, n, k and a runtime, no catalog entry:
 ``AugmentedNNRegressor(complexity="auto")`` on the sizes alone, with the edge candidates of
@@ -10,7 +10,7 @@ side on the same split. Data: the shipped 1-thread matmul profiles of every mach
 (``trained/cpu-*-t1/data/matmul.csv``, variants torch and numpy, first pass): 300 points of
 the second draw (seed 1) train, the first draw's points are held out (where a profile has
 one draw only: a fixed shuffle, 300 train and up to 350 held out). MAPE over all held-out
-points, mean of fit seeds 0 and 1. CPU only (about 3 minutes); writes
+points, mean of fit seeds 0 and 1 (``--seeds``). CPU only (about 3 minutes); writes
 ``experiments/results/auto_edges.csv`` and prints it.
 """
 from __future__ import annotations
@@ -31,7 +31,20 @@ def split(g):
     return g.iloc[:300], g.iloc[300:650]
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--profiles", default="cpu-*-t1",
+                    help="hardware folders under trained/ (a glob; default cpu-*-t1)")
+    ap.add_argument("--seeds", type=int, default=2, help="fit seeds (default 2)")
+    ap.add_argument("--out", default=str(OUT), help=f"CSV to write (default {OUT.name})")
+    a = ap.parse_args(argv)
+    files = sorted((ROOT / "trained").glob(f"{a.profiles}/data/matmul.csv"))
+    if a.seeds < 1 or not files:
+        print("--seeds must be at least 1" if a.seeds < 1 else
+              f"no matmul profiles under trained/{a.profiles}/data", file=sys.stderr)
+        return 2
     import numpy as np
     import pandas as pd
 
@@ -41,26 +54,28 @@ def main() -> int:
 
     warnings.filterwarnings("ignore")  # few-rows and feature-name warnings of the fits
     rows, library = [], A.BINARY_BLOCKS
-    for f in sorted((ROOT / "trained").glob("cpu-*-t1/data/matmul.csv")):
-        d = pd.read_csv(f)
-        for v in ("torch", "numpy"):
-            tr, te = split(d[(d["variant"] == v) & (d["pass"] == 0)])
-            for label, blocks in SETS.items():
-                A.BINARY_BLOCKS = library if blocks is None else blocks
-                errs, chosen = [], []
-                for seed in (0, 1):
-                    m = AugmentedNNRegressor(complexity="auto", seed=seed).fit(
-                        tr[["m", "n", "k"]], tr["runtime_s"].to_numpy(float))
-                    pred = m.predict(te[["m", "n", "k"]])
-                    errs.append(float(np.mean(np.abs(pred / te["runtime_s"] - 1)) * 100))
-                    chosen.append(" + ".join(m.complexity_))
-                rows.append({"hardware": f.parent.parent.name, "variant": v,
-                             "candidates": label, "n_train": len(tr), "n_test": len(te),
-                             "mape": round(float(np.mean(errs)), 3),
-                             "chosen": " | ".join(chosen)})
-                print(rows[-1], flush=True)
-    A.BINARY_BLOCKS = library
-    atomic_write_text(OUT, pd.DataFrame(rows).to_csv(index=False))
+    try:
+        for f in files:
+            d = pd.read_csv(f)
+            for v in ("torch", "numpy"):
+                tr, te = split(d[(d["variant"] == v) & (d["pass"] == 0)])
+                for label, blocks in SETS.items():
+                    A.BINARY_BLOCKS = library if blocks is None else blocks
+                    errs, chosen = [], []
+                    for seed in range(a.seeds):
+                        m = AugmentedNNRegressor(complexity="auto", seed=seed).fit(
+                            tr[["m", "n", "k"]], tr["runtime_s"].to_numpy(float))
+                        pred = m.predict(te[["m", "n", "k"]])
+                        errs.append(float(np.mean(np.abs(pred / te["runtime_s"] - 1)) * 100))
+                        chosen.append(" + ".join(m.complexity_))
+                    rows.append({"hardware": f.parent.parent.name, "variant": v,
+                                 "candidates": label, "n_train": len(tr), "n_test": len(te),
+                                 "mape": round(float(np.mean(errs)), 3),
+                                 "chosen": " | ".join(chosen)})
+                    print(rows[-1], flush=True)
+    finally:
+        A.BINARY_BLOCKS = library
+    atomic_write_text(a.out, pd.DataFrame(rows).to_csv(index=False))
     return 0
 
 

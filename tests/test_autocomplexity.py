@@ -196,3 +196,18 @@ def test_auto_with_too_few_rows_keeps_the_base():
     est = AugmentedNNRegressor(complexity="auto", max_epochs=30, n_init=1).fit(X, y)
     assert est.complexity_ == {}
     assert "too few" in est.auto_log_[0]["tried"]
+
+
+def test_auto_edges_study_compares_both_candidate_sets(tmp_path, capsys):
+    from conftest import experiment_script
+
+    mod = experiment_script("auto_edges")
+    assert mod.main(["--profiles", "no-such-machine"]) == 2
+    assert "no matmul profiles" in capsys.readouterr().err
+    before = A.BINARY_BLOCKS
+    out = tmp_path / "edges.csv"
+    assert mod.main(["--profiles", "cpu-amd-epyc-t1", "--seeds", "1", "--out", str(out)]) == 0
+    assert A.BINARY_BLOCKS == before  # the library's candidates are restored
+    rows = pd.read_csv(out)
+    assert sorted(rows["candidates"].unique()) == ["edge4 + binary", "edge4 only"]
+    assert len(rows) == 4 and (rows["mape"] > 0).all() and (rows["n_test"] > 0).all()
