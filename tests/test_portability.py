@@ -386,6 +386,30 @@ def test_calibrate_keeps_to_its_budget_when_inputs_are_slow_to_build(foreign_mod
     assert time.perf_counter() - t0 < budget + 2.0  # setup runs are outside the budget
 
 
+@pytest.mark.parametrize("fresh", [False, True])
+def test_calibrate_probes_on_new_data_where_the_kernel_asks(foreign_models, tmp_path,
+                                                            monkeypatch, fresh):
+    """A kernel whose variants branch on the data (Kernel.fresh_inputs) is profiled on new
+    data; its calibration probes must measure the same way, or they would pull a model back
+    to the times of a repeated input."""
+    from annpred.measure import calibrate as C
+    from annpred.spec.catalog import get_kernel
+
+    monkeypatch.setattr(get_kernel("toy"), "fresh_inputs", fresh)
+    calls, measure = [], C.protocol.measure
+
+    def counting(fn, **kw):
+        calls.append(len(fn))
+        return measure(fn, **kw)
+
+    monkeypatch.setattr(C.protocol, "measure", counting)
+    res = C.calibrate(["toy"], variants=["cumsum"], models=[foreign_models], budget=0.5,
+                      out=tmp_path / "user", progress=False, save=False)
+    assert res.targets and len(calls) == sum(len(t.probes) for t in res.targets) >= 2
+    # toy inputs are n float64 values: as many sets as hold 2 MiB, at most 1,024
+    assert (min(calls) > 1) if fresh else (set(calls) == {1})
+
+
 # -- profiling rows and model files ----------------------------------------------------------
 def test_rows_record_the_machine_and_models_carry_it(tmp_path):
     _toy()
