@@ -74,6 +74,9 @@ def test_profile_fresh_inputs_records_the_sets_and_checks_results(tmp_path):
     assert r.returncode == 0, r.stderr
     model = json.loads(next((tmp_path / "m").rglob("numpy.json")).read_text())
     assert "input_sets" not in model["parameters"]
+    # provenance: how the training rows were measured (predict/choose --json show it)
+    sets = [int(r["input_sets"]) for r in rows if r["variant"] == "numpy"]
+    assert 1 < model["train"]["measured"]["input_sets_median"] <= max(sets)
 
 
 def test_same_inputs_leaves_the_column_empty(tmp_path):
@@ -81,6 +84,11 @@ def test_same_inputs_leaves_the_column_empty(tmp_path):
     profile("maxpool", out, variants=["numpy"], samples=2, progress=False, min_time=1e-3,
             fresh_inputs=False)
     assert [r["input_sets"] for r in _rows(out)] == ["", ""]
+    import pandas as pd
+
+    from annpred.model.trainer import _measured  # one input per point: recorded as 1
+    assert _measured(pd.read_csv(out))["input_sets_median"] == 1
+    assert "input_sets_median" not in _measured(pd.read_csv(out).drop(columns="input_sets"))
 
 
 def test_a_new_file_follows_the_kernels_declaration(tmp_path, toy_env):

@@ -171,8 +171,9 @@ def _structure(g: pd.DataFrame, feats: list[str]) -> dict:
 
 
 def _measured(g: pd.DataFrame) -> dict:
-    """When and under what load the training rows were measured (provenance), where the
-    CSV says so: first and last timestamp, median 1-minute load average."""
+    """When and how the training rows were measured (provenance), where the CSV says so:
+    first and last timestamp, median 1-minute load average, and the median number of input
+    sets a point's runs rotated through (1: every run on one input; absent: not recorded)."""
     out = {}
     if "timestamp" in g.columns:
         ts = sorted(t for t in map(str, g["timestamp"].dropna().unique()) if t[:4].isdigit())
@@ -182,6 +183,9 @@ def _measured(g: pd.DataFrame) -> dict:
         la = pd.to_numeric(g["load_avg"], errors="coerce").dropna()
         if len(la):
             out["load_avg_median"] = round(float(la.median()), 2)
+    if "input_sets" in g.columns:
+        sets = pd.to_numeric(g["input_sets"], errors="coerce").fillna(1)
+        out["input_sets_median"] = int(sets.median()) if len(sets) else 1
     return out
 
 
