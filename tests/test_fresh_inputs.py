@@ -12,7 +12,7 @@ from annpred.errors import DataError, ParameterError
 from annpred.measure import protocol
 from annpred.measure.profiler import input_sets_for, profile
 from annpred.spec.catalog import get_kernel
-from conftest import experiment_script, run_cli
+from conftest import REPO, experiment_script, run_cli
 
 
 def _rows(path):
@@ -207,3 +207,27 @@ def test_rotation_bytes_study_times_every_amount_and_reports(tmp_path, capsys):
     assert not list(tmp_path.glob("*.part"))
     text = (tmp_path / "rotation_bytes.md").read_text()
     assert "| 8, 2, 2, 1 | 16 | numpy |" in text and "2 MiB" in text
+
+
+@pytest.mark.parametrize("kernel, params, hardware, noted", [
+    ("maxpool", ["n=64", "w=2", "s=2", "c=3"], "cpu-amd-epyc-t1", True),  # one-input data
+    ("maxpool", ["n=64", "w=2", "s=2", "c=3"], "cpu-amd-epyc-zen5-avx512-2.6ghz-t1", False),
+    ("matmul", ["m=64", "n=64", "k=64", "da=1", "db=1"], "cpu-amd-epyc-t1", False)])
+def test_predict_notes_models_trained_on_one_repeated_input(kernel, params, hardware, noted):
+    """The shipped legacy maxpool models were trained on one input per point; a kernel that
+    branches on its data gets a note saying so, one measured on new data or a kernel that
+    does not branch gets none."""
+    r = run_cli(["predict", kernel, *params, "--variant", "torch", "--hardware", hardware,
+                 "--models", REPO / "trained"])
+    assert r.returncode == 0, r.stderr
+    assert ("trained on one repeated input per point" in r.stderr) == noted, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_choose_notes_the_candidates_trained_on_one_repeated_input():
+    r = run_cli(["choose", "maxpool", "n=64", "w=2", "s=2", "c=3", "--models", REPO / "trained",
+                 "--candidate", "torch@cpu-amd-epyc-t1", "--candidate",
+                 "numpy@cpu-amd-epyc-zen5-avx512-2.6ghz-t1", "--trust-machine"])
+    assert r.returncode == 0, r.stderr
+    note = next(line for line in r.stderr.splitlines() if "repeated input" in line)
+    assert "torch@cpu-amd-epyc-t1" in note and "zen5" not in note

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from annpred.cli.common import (add_models_option, fmt_seconds, given, models_arg,
-                                parse_assignments, print_json)
+                                one_input_note, parse_assignments, print_json)
 
 
 def cmd_choose(args) -> int:
@@ -29,6 +29,9 @@ def cmd_choose(args) -> int:
             print(f" {mark} {str(c):<40} {fmt_seconds(s):>12}{note}")
         print(f"choice: {choice.variant} on {choice.hardware}"
               + (" (fallback default)" if choice.fallback else ""))
+    stale = one_input_note(choice.kernel, choice.provenance)
+    if stale:
+        print(f"note: {stale}", file=sys.stderr)
     if choice.fallback:
         print(f"annpred: warning: not trusting the predictions ({choice.reason}); chose the "
               f"default {choice.variant}@{choice.hardware}", file=sys.stderr)

@@ -89,6 +89,25 @@ def print_json(obj) -> None:
     print(json.dumps(json_safe(obj), indent=1, allow_nan=False, default=float))
 
 
+def one_input_note(kernel: str, provenance: dict) -> str | None:
+    """A note when ``kernel`` branches on its data (``Kernel.fresh_inputs``) and some of the
+    models in ``provenance`` (label -> provenance dict) were trained on rows that repeated
+    one input per point (``train.measured.input_sets_median`` 1 or not recorded): their
+    predictions are the times a branch predictor replays, which new data does not get."""
+    from annpred.runtime.predictor import catalog_kernel
+
+    k = catalog_kernel(kernel)
+    if k is None or not k.fresh_inputs:
+        return None
+    stale = [str(c) for c, p in provenance.items()
+             if p and ((p.get("measured") or {}).get("input_sets_median") or 1) <= 1]
+    if not stale:
+        return None
+    return (f"{', '.join(stale)}: trained on one repeated input per point; {kernel}'s "
+            "variants branch on the data, so calls on new data can run slower than predicted "
+            f"(up to 3x on small calls; `annpred profile {kernel}` measures new data)")
+
+
 def fmt_seconds(s: float | None) -> str:
     """A runtime for people: us below a millisecond, ms below a second."""
     if s is None:

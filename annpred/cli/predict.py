@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from annpred.cli.common import (add_models_option, fmt_seconds, models_arg, parse_assignments,
-                                print_json)
+from annpred.cli.common import (add_models_option, fmt_seconds, models_arg, one_input_note,
+                                parse_assignments, print_json)
 from annpred.errors import AnnpredError, ParameterError
 
 
@@ -41,6 +41,9 @@ def cmd_predict(args) -> int:
         print(f"{pred.kernel}/{pred.variant} on {pred.hardware}: {fmt_seconds(pred.seconds)}"
               f"{iv}  [{src} model {pred.provenance.get('model_file')}]"
               + (" (adapted to this machine by a calibration)" if pred.adapted else ""))
+    stale = one_input_note(pred.kernel, {f"{pred.variant}@{pred.hardware}": pred.provenance})
+    if stale:
+        print(f"note: {stale}", file=sys.stderr)
     if not pred.in_range:
         parts = ", ".join(f"{p}={v[0]:g} (trained on [{v[1][0]:g}, {v[1][1]:g}])"
                           for p, v in pred.out_of_range.items())
