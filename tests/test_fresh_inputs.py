@@ -231,3 +231,20 @@ def test_choose_notes_the_candidates_trained_on_one_repeated_input():
     assert r.returncode == 0, r.stderr
     note = next(line for line in r.stderr.splitlines() if "repeated input" in line)
     assert "torch@cpu-amd-epyc-t1" in note and "zen5" not in note
+
+
+@pytest.mark.parametrize("measured, calibration, noted", [
+    ({"input_sets_median": 1}, None, True),
+    (None, None, True),  # trained before the column existed
+    ({"input_sets_median": 37}, None, False),
+    ({"input_sets_median": 1}, {"input_sets_median": 37}, False),  # adapted on new data
+    ({"input_sets_median": 1}, {"input_sets_median": 1}, True),
+    ({"input_sets_median": 1}, {"input_sets_median": None}, True)])  # an older calibration
+def test_a_calibration_on_new_data_lifts_the_one_input_note(measured, calibration, noted):
+    """A one-input model adapted by probes that ran on new data predicts new data; the note
+    is for the models whose predictions still come from one repeated input."""
+    from annpred.cli.common import one_input_note
+
+    prov = {"torch@x": {"measured": measured, "calibration": calibration}}
+    assert (one_input_note("maxpool", prov) is not None) == noted
+    assert one_input_note("matmul", prov) is None  # a kernel that does not branch on data

@@ -408,6 +408,10 @@ def test_calibrate_probes_on_new_data_where_the_kernel_asks(foreign_models, tmp_
     assert res.targets and len(calls) == sum(len(t.probes) for t in res.targets) >= 2
     # toy inputs are n float64 values: as many sets as hold 2 MiB, at most 1,024
     assert (min(calls) > 1) if fresh else (set(calls) == {1})
+    # and the correction records it, as a model file records how its rows were measured
+    adapted = [t.correction for t in res.targets if t.correction is not None]
+    assert adapted, [t.note for t in res.targets]
+    assert all((c["input_sets_median"] > 1) == fresh for c in adapted)
 
 
 # -- profiling rows and model files ----------------------------------------------------------

@@ -92,15 +92,21 @@ def print_json(obj) -> None:
 def one_input_note(kernel: str, provenance: dict) -> str | None:
     """A note when ``kernel`` branches on its data (``Kernel.fresh_inputs``) and some of the
     models in ``provenance`` (label -> provenance dict) were trained on rows that repeated
-    one input per point (``train.measured.input_sets_median`` 1 or not recorded): their
-    predictions are the times a branch predictor replays, which new data does not get."""
+    one input per point (``train.measured.input_sets_median`` 1 or not recorded) and are not
+    adapted by a calibration whose probes ran on new data: their predictions are the times
+    a branch predictor replays, which new data does not get."""
     from annpred.runtime.predictor import catalog_kernel
 
     k = catalog_kernel(kernel)
     if k is None or not k.fresh_inputs:
         return None
+
+    def one_input(d: dict | None) -> bool:
+        return ((d or {}).get("input_sets_median") or 1) <= 1
+
     stale = [str(c) for c, p in provenance.items()
-             if p and ((p.get("measured") or {}).get("input_sets_median") or 1) <= 1]
+             if p and one_input(p.get("measured")) and (
+                 p.get("calibration") is None or one_input(p["calibration"]))]
     if not stale:
         return None
     return (f"{', '.join(stale)}: trained on one repeated input per point; {kernel}'s "

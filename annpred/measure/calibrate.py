@@ -209,6 +209,7 @@ def _probe(t: Target, model, share: float) -> None:
         t0 = time.perf_counter()
     runs = protocol.DEFAULT_MIN_RUNS + protocol.DEFAULT_WARMUP
     pending = list(enumerate(plan))
+    sets = []  # input sets each probe's runs rotated through (1: one repeated input)
     built = []  # (predicted s, seconds of building its inputs)
     ratio = largest = 0.0  # building s per predicted s near the largest built (the worst)
     while pending:
@@ -231,6 +232,7 @@ def _probe(t: Target, model, share: float) -> None:
         # (Kernel.fresh_inputs), the runs rotating through distinct input sets
         states = [v.prepare(inputs, point) for inputs in
                   input_sets_for(kernel, point, PROBE_SEED, j, kernel.fresh_inputs)]
+        sets.append(len(states))
         built.append((p_s, time.perf_counter() - tb))
         largest = max(largest, p_s)
         ratio = max(b / p for p, b in built if p >= largest / LADDER)
@@ -256,6 +258,9 @@ def _probe(t: Target, model, share: float) -> None:
     t.correction = {"kernel": t.kernel, "variant": t.variant, "hardware": t.hardware,
                     "model_digest": _corr.model_digest(model.meta), **fit,
                     "threads": t.threads, "seconds": round(t.seconds, 3),
+                    # how the probes were measured, as a model file records its rows
+                    # (train.measured.input_sets_median): 1 = one repeated input per probe
+                    "input_sets_median": int(np.median(sets)),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 

@@ -200,6 +200,9 @@ def check_one(c: Any, w: str, ids: bool = True) -> dict:
             raise ModelFormatError(f"{w}.{k} must be a finite number")
     if c["lo"] > c["hi"] or not (SLOPE_BOUNDS[0] <= c["slope"] <= SLOPE_BOUNDS[1]):
         raise ModelFormatError(f"{w}: needs lo <= hi and slope in {list(SLOPE_BOUNDS)}")
+    v = c.get("input_sets_median")  # absent in calibrations before it (stop 45)
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+        raise ModelFormatError(f"{w}.input_sets_median must be an integer >= 1")
     if c.get("weights") is not None:
         n = len(c["weights"]) if isinstance(c["weights"], list) else -1
         for k in ("weights", "center", "x_lo", "x_hi"):

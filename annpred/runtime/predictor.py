@@ -115,10 +115,15 @@ class LoadedModel:
         """Where this model comes from: file, source, hardware, when and under what load its
         data was measured (as recorded at training), how many rows it was trained on."""
         t = self.meta.get("train", {})
+        c = self.correction
         return {"model_file": None if self.path is None else str(self.path),
                 "source": self.source, "hardware": self.meta["hardware"],
                 "measured": t.get("measured"), "n_samples": t.get("n_samples"),
-                "interval_coverage": None if self.interval is None else self.interval[2]}
+                "interval_coverage": None if self.interval is None else self.interval[2],
+                # the calibration that adapts it to this machine, if any
+                "calibration": None if c is None else {
+                    "file": c.get("source"), "created": c.get("created"),
+                    "probes": c.get("n_probes"), "input_sets_median": c.get("input_sets_median")}}
 
     def interval_of(self, seconds):
         """(low, high) seconds around predicted ``seconds``, or None without an interval; a
