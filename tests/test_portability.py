@@ -201,6 +201,21 @@ def test_fit_correction_picks_the_form_the_data_support():
         corr.fit_correction([1e-3], [-1.0])
 
 
+@pytest.mark.parametrize("sets, ok", [(None, True), (1, True), (64, True), (0, False),
+                                      (2.5, False), (True, False), ("64", False)])
+def test_a_correction_records_its_probes_input_sets_as_a_positive_integer(sets, ok):
+    p = np.geomspace(1e-6, 1e-2, 12)
+    c = {**corr.fit_correction(p, 2.0 * p), "kernel": "k", "variant": "v", "hardware": "h",
+         "model_digest": "d"}
+    if sets is not None:
+        c["input_sets_median"] = sets
+    if ok:
+        assert corr.check_one(c, "c") is c
+    else:
+        with pytest.raises(ModelFormatError, match="c.input_sets_median"):
+            corr.check_one(c, "c")
+
+
 def _adapt(root, key, factor):
     """A calibration file of this machine correcting model ``key`` by ``factor``."""
     pred = load_models(root, reload=True)
