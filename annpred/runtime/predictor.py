@@ -120,8 +120,7 @@ class LoadedModel:
                 "source": self.source, "hardware": self.meta["hardware"],
                 "measured": t.get("measured"), "n_samples": t.get("n_samples"),
                 "interval_coverage": None if self.interval is None else self.interval[2],
-                # the calibration that adapts it to this machine, if any
-                "calibration": None if c is None else {
+                "calibration": None if c is None else {  # the one adapting it here, if any
                     "file": c.get("source"), "created": c.get("created"),
                     "probes": c.get("n_probes"), "input_sets_median": c.get("input_sets_median")}}
 
