@@ -92,9 +92,8 @@ def input_sets_for(kernel: Kernel, point, seed: int, idx: int, fresh: bool,
     ever, so passes and resumed runs time the same data), and with ``fresh`` as many more
     as :func:`annpred.measure.protocol.input_sets` asks for, from ``[seed, idx, j]``."""
     first = kernel.make_inputs(point, np.random.default_rng([seed, idx]))
-    k = _measure.input_sets(sum(getattr(a, "nbytes", 0) for a in first.values()),
-                            rotate_bytes) if fresh \
-        else 1
+    nbytes = sum(getattr(a, "nbytes", 0) for a in first.values())
+    k = _measure.input_sets(nbytes, rotate_bytes) if fresh else 1
     return [first] + [kernel.make_inputs(point, np.random.default_rng([seed, idx, j]))
                       for j in range(1, k)]
 
